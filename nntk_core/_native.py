@@ -1,0 +1,177 @@
+"""The one ctypes binding table of the native library, and its error check.
+
+Every C function is declared here once (argtypes, restype). Every function that
+returns an NNTKStatus is checked in one place (`_check_status`), and every
+constructor that returns NULL in another (`_check_handle`): both raise
+`NNTKError` carrying the library's own message, which names the C function and
+the offending argument.
+
+The library is `libnntk.so` installed inside this package (found through the
+package's import path), or the file named by the environment variable
+`NNTK_CORE_LIB` (a sanitizer build, the portable build, ...).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
+from pathlib import Path
+
+__all__ = ["NNTKError", "lib", "library_path", "LAYER_FUNCTIONS", "layer_function"]
+
+LIBRARY_ENV = "NNTK_CORE_LIB"
+_LIBRARY_NAMES = ("libnntk.so", "libnntk.dylib", "nntk.dll")
+
+# NNTKStatus values (nntk/status.h).
+STATUS_NAMES = {
+    0: "NNTK_OK",
+    1: "NNTK_ERROR_NULL_POINTER",
+    2: "NNTK_ERROR_INVALID_ARGUMENT",
+    3: "NNTK_ERROR_INVALID_STATE",
+    4: "NNTK_ERROR_OUT_OF_MEMORY",
+}
+
+
+class NNTKError(RuntimeError):
+    """A native call failed; `status` is the NNTKStatus name, the message the library's."""
+
+    def __init__(self, status: int, message: str):
+        self.status = STATUS_NAMES.get(status, f"status {status}")
+        self.message = message
+        super().__init__(f"{message} [{self.status}]")
+
+
+class TrainingConfig(ctypes.Structure):
+    """NNTKTrainingConfig (nntk/status.h)."""
+
+    _fields_ = [("max_batch", c_int64), ("max_steps", c_int64)]
+
+
+def library_path() -> Path:
+    """The shared library to load: $NNTK_CORE_LIB, else the one inside this package."""
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise OSError(f"{LIBRARY_ENV}={override!r} does not name a file")
+        return path
+    # Search every directory of the package: an editable install keeps the
+    # sources and the built library in different places.
+    from importlib import resources
+
+    candidates = [resources.files(__package__)]
+    import nntk_core
+
+    candidates += [Path(p) for p in getattr(nntk_core, "__path__", [])]
+    for directory in candidates:
+        for name in _LIBRARY_NAMES:
+            path = Path(str(directory)) / name
+            if path.is_file():
+                return path
+    raise OSError(
+        "the nntk native library is not built: run `pip install .` (or `pip install -e .`), "
+        f"or set {LIBRARY_ENV}=/path/to/libnntk.so"
+    )
+
+
+def _preload_openblas() -> None:
+    """Load the scipy-openblas32 wheel's library globally, so the default build's
+    dependency on it resolves wherever the two packages were installed."""
+    try:
+        import scipy_openblas32
+    except ImportError:  # the portable build needs no BLAS
+        return
+    path = Path(scipy_openblas32.get_lib_dir()) / f"lib{scipy_openblas32.get_library()}.so"
+    if path.is_file():
+        ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+
+
+def _check_status(result, func, args):
+    if result != 0:
+        raise NNTKError(result, lib.NNTKLastError().decode(errors="replace"))
+    return result
+
+
+def _check_handle(result, func, args):
+    if not result:
+        raise NNTKError(lib.NNTKLastStatus(), lib.NNTKLastError().decode(errors="replace"))
+    return result
+
+
+_FLOAT_PTR = POINTER(c_float)
+_FLOAT_PTR_PTR = POINTER(_FLOAT_PTR)
+_INT64_PTR = POINTER(c_int64)
+_STATUS = c_int32
+
+# The functions every layer L has (DESIGN.md §3), with the argument types that
+# follow the handle. ConfigCreate's arguments differ per layer (LAYERS below).
+_STANDARD = {
+    "ConfigDestroy": (None, [c_void_p]),
+    "CreateForInference": (c_void_p, [c_void_p]),
+    "CreateForTraining": (c_void_p, [c_void_p, POINTER(TrainingConfig)]),
+    "Destroy": (None, [c_void_p]),
+    "GetWeights": (_STATUS, [c_void_p, _FLOAT_PTR_PTR, _INT64_PTR]),
+    "OutputShape": (_STATUS, [c_void_p, c_int64, c_int64, _INT64_PTR, _INT64_PTR]),
+    "ApplyInference": (_STATUS, [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR]),
+    "ApplyTrainingBatch": (_STATUS, [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR]),
+    "GradientCreate": (c_void_p, [c_void_p]),
+    "GradientDestroy": (None, [c_void_p]),
+    "GradientGetWeights": (_STATUS, [c_void_p, _FLOAT_PTR_PTR, _INT64_PTR]),
+    "CalculateGradient": (_STATUS, [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR]),
+}
+
+# Layer name -> ConfigCreate argument types. Adding a layer = one line here
+# (plus any extra functions in EXTRA_FUNCTIONS).
+LAYERS: dict[str, list] = {
+    "Activation": [c_int32, c_int64],  # kind, features
+    "Dense": [c_int64, c_int64, c_int32, c_int32],  # input_dim, units, activation, use_bias
+    "TimeDistributedDense": [c_int64, c_int64, c_int32, c_int32],
+}
+
+# Functions outside the standard set: name -> (restype, argtypes).
+EXTRA_FUNCTIONS: dict[str, tuple] = {
+    "NNTKLastError": (c_char_p, []),
+    "NNTKLastStatus": (c_int32, []),
+    "NNTKClearError": (None, []),
+    "NNTKVersion": (c_char_p, []),
+    "NNTKBackend": (c_char_p, []),
+}
+
+# Every layer function's full name, for the API-coverage tests.
+LAYER_FUNCTIONS: dict[str, list[str]] = {
+    layer: [f"NNTK{layer}ConfigCreate"] + [f"NNTK{layer}{suffix}" for suffix in _STANDARD]
+    for layer in LAYERS
+}
+
+
+def _declare(cdll: ctypes.CDLL, name: str, restype, argtypes) -> None:
+    func = getattr(cdll, name)
+    func.restype = restype
+    func.argtypes = argtypes
+    if restype is _STATUS:
+        func.errcheck = _check_status
+    elif restype is c_void_p and name.endswith(
+        ("Create", "CreateForInference", "CreateForTraining")
+    ):
+        func.errcheck = _check_handle
+
+
+def _load() -> ctypes.CDLL:
+    _preload_openblas()
+    cdll = ctypes.CDLL(str(library_path()))
+    for name, (restype, argtypes) in EXTRA_FUNCTIONS.items():
+        _declare(cdll, name, restype, argtypes)
+    for layer, config_args in LAYERS.items():
+        _declare(cdll, f"NNTK{layer}ConfigCreate", c_void_p, config_args)
+        for suffix, (restype, argtypes) in _STANDARD.items():
+            _declare(cdll, f"NNTK{layer}{suffix}", restype, argtypes)
+    return cdll
+
+
+lib = _load()
+
+
+def layer_function(layer: str, suffix: str):
+    """The C function NNTK<layer><suffix>."""
+    return getattr(lib, f"NNTK{layer}{suffix}")

@@ -1,0 +1,67 @@
+/* Internal helpers shared by every layer: error reporting, argument checks,
+ * object tags, and allocation. Not part of the public API. */
+#ifndef NNTK_INTERNAL_H
+#define NNTK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nntk/status.h"
+
+/* Records the error for NNTKLastError() and returns `status`. The message
+ * must start with the public function's name. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+NNTKStatus nntk_fail(NNTKStatus status, const char *fmt, ...);
+
+/* For a layer that calls another layer's public function: when `status` is an
+ * error, prefixes the inner message with `fn` ("fn: inner message"). Returns
+ * `status`. */
+NNTKStatus nntk_relabel(const char *fn, NNTKStatus status);
+
+/* Every handle starts with a tag so a handle of the wrong kind (a Dense
+ * gradient passed to a Conv1d call, a freed or foreign pointer that still
+ * happens to be readable) is refused instead of misused. */
+#define NNTK_TAG(a, b, c, d) \
+    ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
+#define NNTK_TAG_DEAD NNTK_TAG('d', 'e', 'a', 'd')
+
+/* Checks `handle` is non-NULL and carries `tag`; names `arg` in the error. */
+NNTKStatus nntk_check_handle(const char *fn, const char *arg, const void *handle, uint32_t tag);
+
+/* Checks `p` is non-NULL. */
+NNTKStatus nntk_check_pointer(const char *fn, const char *arg, const void *p);
+
+/* Checks 1 <= value <= limit. */
+NNTKStatus nntk_check_size(const char *fn, const char *arg, int64_t value, int64_t limit);
+
+/* Checks batch, steps >= 1 and that batch*steps*width fits comfortably. */
+NNTKStatus nntk_check_batch(const char *fn, int64_t batch, int64_t steps, int64_t width);
+
+/* Reads an optional training config: *max_batch, *max_steps = the capacity to
+ * reserve at creation (both 0 when training_config is NULL or all-zero; a
+ * max_steps of 0 with a max_batch means 1 step). */
+NNTKStatus nntk_training_capacity(const char *fn, const NNTKTrainingConfig *training_config,
+                                  int64_t *max_batch, int64_t *max_steps);
+
+/* Checks that `kind` is a valid NNTKActivationKind. */
+NNTKStatus nntk_check_activation(const char *fn, const char *arg, int32_t kind);
+
+/* Largest size any single dimension may have: keeps every product of three
+ * dimensions far below INT64_MAX and BLAS's 32-bit int for one matrix side. */
+#define NNTK_MAX_DIM ((int64_t)1 << 24)
+/* Largest number of elements in one tensor (fits a 32-bit BLAS index). */
+#define NNTK_MAX_ELEMENTS ((int64_t)1 << 31)
+
+/* Zeroed allocation of n floats, or NULL (n == 0 returns NULL too). */
+float *nntk_alloc_floats(int64_t n);
+
+/* Ensures *buf holds at least `needed` floats (grows, never shrinks; the
+ * contents are not kept). Returns NNTK_OK or NNTK_ERROR_OUT_OF_MEMORY. */
+NNTKStatus nntk_reserve(const char *fn, float **buf, int64_t *capacity, int64_t needed);
+
+/* Copies n floats. */
+void nntk_copy(float *dst, const float *src, int64_t n);
+
+#endif /* NNTK_INTERNAL_H */

@@ -1,0 +1,36 @@
+/* The internal ops layer: every matrix product and every activation in the
+ * library goes through here, so a backend (BLAS or the portable C path) is
+ * swapped in one place. Row-major throughout. */
+#ifndef NNTK_OPS_H
+#define NNTK_OPS_H
+
+#include <stdint.h>
+
+#include "nntk/status.h"
+
+/* C (M, N) = alpha * op(A) · op(B) + beta * C, all row-major.
+ * op(A) is (M, K): A is (M, K) with leading dimension lda, or (K, M) when
+ * trans_a. op(B) is (K, N): B is (K, N), or (N, K) when trans_b.
+ * beta == 0 overwrites C (its old contents are never read). */
+void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc);
+
+/* out (N,) = sum over the `rows` rows of x (rows, N), or += when accumulate. */
+void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate);
+
+/* y (rows, dim) = act(x); y may equal x. `dim` is the last axis (softmax
+ * normalises over it; every other activation is elementwise). */
+void nntk_activation_forward(NNTKActivationKind kind, int64_t rows, int64_t dim, const float *x,
+                             float *y);
+
+/* dx (rows, dim) = dy · act'(x), given the pre-activation x and y = act(x);
+ * dx may equal dy. Follows TF's gradient conventions at kinks
+ * (relu'(0) = 0, hard_sigmoid'(±2.5) = 0.2, elu'(0) = 1). */
+void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim, const float *x,
+                              const float *y, const float *dy, float *dx);
+
+/* Keras name of an activation ("gelu", ...), or "unknown". */
+const char *nntk_activation_name(NNTKActivationKind kind);
+
+#endif /* NNTK_OPS_H */

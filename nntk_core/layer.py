@@ -1,0 +1,266 @@
+"""The Python side of a native layer: handle lifetime, argument checks, and the
+Keras-shaped API (`__call__`, `backward`, `get_weights`, `set_weights`).
+
+A concrete layer says which native layer it drives (`_native`), its
+ConfigCreate arguments, and its weights' Keras names and shapes; everything
+else is here.
+
+Inputs: any real numeric array-like is converted to a C-contiguous float32
+array (tf.keras likewise casts inputs to the layer's float32 dtype); complex,
+boolean, object and string arrays are rejected with TypeError. Rank 2 (B, F)
+and rank 3 (B, T, F) inputs are accepted unless a layer says otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+
+import numpy as np
+
+from nntk_core import _native
+from nntk_core._native import TrainingConfig, layer_function
+
+_FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
+
+
+def as_float32(array, name: str) -> np.ndarray:
+    """`array` as a C-contiguous float32 ndarray; TypeError naming `name` if it is not real numbers."""
+    arr = np.asarray(array)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers (float or int), got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def float_ptr(arr: np.ndarray | None):
+    """A float* into a float32 C-contiguous array (None -> NULL)."""
+    if arr is None:
+        return None
+    return arr.ctypes.data_as(_FLOAT_PTR)
+
+
+def check_positive_int(value, name: str) -> int:
+    """`value` as an int >= 1; TypeError/ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+class Layer:
+    """Base class of the native layers. Subclasses set `_native` and implement
+    `_config_args()`, `weight_names()` and `weight_shapes()`."""
+
+    _native: str = ""  # the C layer name: NNTK<_native>ConfigCreate ...
+    input_ranks: tuple[int, ...] = (2, 3)
+
+    def __init__(self, input_dim: int):
+        self.input_dim = check_positive_int(input_dim, "input_dim")
+        self._handle = None
+        self._gradient = None
+        self._last_training_shape: tuple[int, ...] | None = (
+            None  # output shape of the last training call
+        )
+        self._closed = False
+
+    # -- what a subclass provides ---------------------------------------------------------
+    def _config_args(self) -> tuple:
+        raise NotImplementedError
+
+    def weight_names(self) -> list[str]:
+        """Keras names of the weights, in get_weights() order (e.g. ["kernel", "bias"])."""
+        raise NotImplementedError
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the weights, in get_weights() order."""
+        raise NotImplementedError
+
+    def trainable_mask(self) -> list[bool]:
+        """Which weights are trainable (receive a gradient from backward); all by default."""
+        return [True] * len(self.weight_shapes())
+
+    # -- handle lifetime -------------------------------------------------------------------
+    def _fn(self, suffix: str):
+        return layer_function(self._native, suffix)
+
+    def _create(self) -> None:
+        config = self._fn("ConfigCreate")(*self._config_args())
+        try:
+            self._handle = self._fn("CreateForTraining")(config, ctypes.byref(TrainingConfig(0, 0)))
+        finally:
+            self._fn("ConfigDestroy")(config)
+        _, count = self._weights_view_raw()
+        expected = sum(int(np.prod(s)) for s in self.weight_shapes())
+        if count != expected:  # the Python and C descriptions of the weights disagree
+            raise RuntimeError(
+                f"{type(self).__name__}: native weight block has {count} floats, "
+                f"the declared shapes {self.weight_shapes()} hold {expected}"
+            )
+
+    def _live_handle(self):
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} was closed")
+        if self._handle is None:
+            self._create()
+        return self._handle
+
+    def close(self) -> None:
+        """Frees the native objects; the layer cannot be used afterwards."""
+        if self._gradient is not None:
+            self._fn("GradientDestroy")(self._gradient)
+            self._gradient = None
+        if self._handle is not None:
+            self._fn("Destroy")(self._handle)
+            self._handle = None
+        self._closed = True
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may already be gone
+            pass
+
+    # -- weights ---------------------------------------------------------------------------
+    def _weights_view_raw(self):
+        ptr = _FLOAT_PTR()
+        count = ctypes.c_int64()
+        self._fn("GetWeights")(self._handle, ctypes.byref(ptr), ctypes.byref(count))
+        return ptr, count.value
+
+    def _weights_view(self) -> np.ndarray:
+        """A float32 view of the native weight block (no copy)."""
+        handle = self._live_handle()
+        del handle
+        ptr, count = self._weights_view_raw()
+        if count == 0:
+            return np.zeros(0, dtype=np.float32)
+        return np.ctypeslib.as_array(ptr, shape=(count,))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights, in tf.keras get_weights() order and shapes."""
+        block = self._weights_view()
+        out, offset = [], 0
+        for shape in self.weight_shapes():
+            size = int(np.prod(shape))
+            out.append(block[offset : offset + size].reshape(shape).copy())
+            offset += size
+        return out
+
+    def set_weights(self, weights: Sequence) -> None:
+        """Sets the weights from arrays in tf.keras get_weights() order and shapes."""
+        shapes = self.weight_shapes()
+        names = self.weight_names()
+        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+            raise TypeError("weights must be a list of arrays in tf.keras get_weights() order")
+        if len(weights) != len(shapes):
+            raise ValueError(
+                f"{type(self).__name__}.set_weights: expected {len(shapes)} arrays "
+                f"({', '.join(names)}), got {len(weights)}"
+            )
+        arrays = []
+        for name, shape, w in zip(names, shapes, weights, strict=True):
+            arr = as_float32(w, f"weights[{name}]")
+            if arr.shape != tuple(shape):
+                raise ValueError(
+                    f"{type(self).__name__}.set_weights: {name} must have shape {tuple(shape)}, "
+                    f"got {arr.shape}"
+                )
+            arrays.append(arr.ravel())
+        block = self._weights_view()
+        if arrays:
+            block[:] = np.concatenate(arrays)
+
+    # -- forward / backward ----------------------------------------------------------------
+    def _prepare_input(self, x, name: str = "x") -> tuple[np.ndarray, int, int]:
+        """x as float32 (B, T, F) plus (B, T); checks rank and the feature size."""
+        arr = as_float32(x, name)
+        if arr.ndim not in self.input_ranks:
+            ranks = " or ".join(
+                {2: "(batch, features)", 3: "(batch, steps, features)"}[r] for r in self.input_ranks
+            )
+            raise ValueError(f"{name} must be {ranks}, got shape {arr.shape}")
+        if arr.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"{name} has {arr.shape[-1]} features (last axis) but the layer's input_dim "
+                f"is {self.input_dim}; shape {arr.shape}"
+            )
+        if arr.size == 0:
+            raise ValueError(f"{name} is empty (shape {arr.shape}): batch and steps must be >= 1")
+        batch = arr.shape[0]
+        steps = arr.shape[1] if arr.ndim == 3 else 1
+        return arr, batch, steps
+
+    def _output_shape(self, x_shape: tuple[int, ...], batch: int, steps: int) -> tuple[int, ...]:
+        out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
+        self._fn("OutputShape")(
+            self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
+        )
+        if len(x_shape) == 3:
+            return (batch, out_steps.value, out_features.value)
+        return (batch, out_features.value)
+
+    def __call__(self, x, training: bool = False) -> np.ndarray:
+        """y = layer(x); with training=True also keeps what backward() needs."""
+        training = check_bool(training, "training")
+        arr, batch, steps = self._prepare_input(x)
+        handle = self._live_handle()
+        out = np.empty(self._output_shape(arr.shape, batch, steps), dtype=np.float32)
+        if training:
+            self._last_training_shape = None
+            self._fn("ApplyTrainingBatch")(handle, batch, steps, float_ptr(arr), float_ptr(out))
+            self._last_training_shape = out.shape
+            self._last_input_shape = arr.shape
+        else:
+            self._fn("ApplyInference")(handle, batch, steps, float_ptr(arr), float_ptr(out))
+        return out
+
+    def backward(self, dy) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Gradients of the last training call for the upstream gradient dy:
+        (dx, [d weight for each trainable weight, in tf.keras trainable_weights order]),
+        summed over the batch, as tf.GradientTape.gradient(y, [x] + weights, dy) gives."""
+        if self._last_training_shape is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: no training call yet; call layer(x, training=True) first"
+            )
+        grad = as_float32(dy, "dy")
+        if grad.shape != self._last_training_shape:
+            raise ValueError(
+                f"dy must have the shape of the last training output {self._last_training_shape}, "
+                f"got {grad.shape}"
+            )
+        handle = self._live_handle()
+        if self._gradient is None:
+            self._gradient = self._fn("GradientCreate")(handle)
+        dx = np.empty(self._last_input_shape, dtype=np.float32)
+        self._fn("CalculateGradient")(handle, self._gradient, float_ptr(grad), float_ptr(dx))
+        ptr = _FLOAT_PTR()
+        count = ctypes.c_int64()
+        self._fn("GradientGetWeights")(self._gradient, ctypes.byref(ptr), ctypes.byref(count))
+        block = (
+            np.ctypeslib.as_array(ptr, shape=(count.value,))
+            if count.value
+            else np.zeros(0, np.float32)
+        )
+        grads, offset = [], 0
+        for shape, trainable in zip(self.weight_shapes(), self.trainable_mask(), strict=True):
+            size = int(np.prod(shape))
+            if trainable:
+                grads.append(block[offset : offset + size].reshape(shape).copy())
+            offset += size
+        return dx, grads
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._config_repr()})"
+
+    def _config_repr(self) -> str:
+        return f"input_dim={self.input_dim}"
+
+
+_ = _native  # the binding is loaded when the first layer module is imported
