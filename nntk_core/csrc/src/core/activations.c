@@ -57,7 +57,9 @@ static float forward_one(NNTKActivationKind kind, float x) {
     case NNTK_ACTIVATION_SWISH: return x * sigmoid(x);
     case NNTK_ACTIVATION_GELU: return 0.5f * x * erfcf(-x * INV_SQRT2);
     case NNTK_ACTIVATION_GELU_APPROXIMATE:
-        return 0.5f * x * (1.0f + tanhf(GELU_TANH_C * (x + GELU_TANH_K * x * x * x)));
+        /* 0.5·x·(1 + tanh(u)) = x·σ(2u): the same function without the
+         * cancellation of 1 + tanh(u) for large negative x. */
+        return x * sigmoid(2.0f * GELU_TANH_C * (x + GELU_TANH_K * x * x * x));
     case NNTK_ACTIVATION_EXPONENTIAL: return expf(x);
     case NNTK_ACTIVATION_SOFTMAX: /* row-wise, handled by the caller */
     case NNTK_ACTIVATION_COUNT_: break;
@@ -76,7 +78,8 @@ static float derivative_one(NNTKActivationKind kind, float x, float y) {
     case NNTK_ACTIVATION_HARD_SIGMOID: return (x >= -2.5f && x <= 2.5f) ? 0.2f : 0.0f;
     case NNTK_ACTIVATION_TANH: return 1.0f - y * y;
     case NNTK_ACTIVATION_ELU: return x > 0.0f ? 1.0f : y + 1.0f;
-    case NNTK_ACTIVATION_SELU: return x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA;
+    /* TF's SeluGrad takes the linear branch at x = 0 (elu's branches agree there). */
+    case NNTK_ACTIVATION_SELU: return x < 0.0f ? y + SELU_SCALE * SELU_ALPHA : SELU_SCALE;
     case NNTK_ACTIVATION_SOFTPLUS: return sigmoid(x);
     case NNTK_ACTIVATION_SOFTSIGN: {
         float d = 1.0f + fabsf(x);
@@ -88,10 +91,9 @@ static float derivative_one(NNTKActivationKind kind, float x, float y) {
     }
     case NNTK_ACTIVATION_GELU:
         return 0.5f * erfcf(-x * INV_SQRT2) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
-    case NNTK_ACTIVATION_GELU_APPROXIMATE: {
-        float t = tanhf(GELU_TANH_C * (x + GELU_TANH_K * x * x * x));
-        return 0.5f * (1.0f + t) +
-               0.5f * x * (1.0f - t * t) * GELU_TANH_C * (1.0f + 3.0f * GELU_TANH_K * x * x);
+    case NNTK_ACTIVATION_GELU_APPROXIMATE: { /* y = x·s, s = σ(2u), u = c(x + k x³) */
+        float s = sigmoid(2.0f * GELU_TANH_C * (x + GELU_TANH_K * x * x * x));
+        return s + x * s * (1.0f - s) * 2.0f * GELU_TANH_C * (1.0f + 3.0f * GELU_TANH_K * x * x);
     }
     case NNTK_ACTIVATION_EXPONENTIAL: return y;
     case NNTK_ACTIVATION_SOFTMAX:

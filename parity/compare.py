@@ -1,0 +1,153 @@
+"""Error metrics and the tolerance policy (DESIGN.md §5).
+
+A tolerance (atol, rtol, k) for a quantity q means, against the float64 referee:
+
+  elementwise:  |native_i - ref_i| <= rtol*|ref_i| + atol*scale_q,   scale_q = max(1, max_i |ref_i|)
+  tensor-level: max_i |native_i - ref_i| <= k * max_i |keras32_i - ref_i| + 16*eps32*scale_q
+
+The first bounds the error in absolute terms relative to the tensor's size (float32
+sums cancel, so a near-zero element of a large gradient cannot be held to a pure
+relative test); the second keeps us honest against TensorFlow's own float32 accuracy.
+Both margins are reported: the fraction of the elementwise tolerance used, and the
+error as a multiple of Keras float32's own error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EPS32 = float(np.finfo(np.float32).eps)  # 2**-23
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+    k: float = 8.0  # allowed multiple of Keras float32's own error
+    reason: str = ""
+
+
+@dataclass
+class Comparison:
+    """The comparison of one quantity of one case."""
+
+    quantity: str
+    shape: tuple[int, ...]
+    tolerance: Tolerance
+    passed: bool
+    max_error: float  # max |native - ref|
+    keras32_error: float  # max |keras32 - ref|
+    tolerance_used: float  # max_i err_i / allowed_i (1.0 = at the elementwise limit)
+    keras_multiple: float  # max_error / keras32_error (inf when Keras is exact and we are not)
+    tensor_bound: float  # k * keras32_error + 16 eps scale
+    scale: float
+    worst_index: tuple[int, ...] | None
+    worst_native: float = float("nan")
+    worst_reference: float = float("nan")
+    worst_keras32: float = float("nan")
+    problem: str = ""  # shape mismatch, NaN placement, missing quantity
+    worst_location: str = ""
+    errors_by_axis1: list[float] = field(default_factory=list)  # max error per time step
+
+    def describe(self) -> str:
+        tol = self.tolerance
+        if self.problem:
+            return f"{self.quantity}: {self.problem}"
+        status = "ok  " if self.passed else "FAIL"
+        multiple = "exact" if self.keras_multiple == 0 else f"{self.keras_multiple:.3g}x"
+        return (
+            f"{status} {self.quantity} {self.shape}: max err {self.max_error:.3g} "
+            f"({100 * self.tolerance_used:.1f}% of tolerance atol={tol.atol:g} rtol={tol.rtol:g}); "
+            f"{multiple} Keras float32's error {self.keras32_error:.3g} "
+            f"(bound {self.tensor_bound:.3g}, k={tol.k:g}); worst {self.worst_location}: "
+            f"nntk {self.worst_native:.9g}, float64 {self.worst_reference:.9g}, "
+            f"keras32 {self.worst_keras32:.9g}"
+        )
+
+
+def compare(
+    quantity: str,
+    native: np.ndarray | None,
+    reference: np.ndarray,
+    keras32: np.ndarray,
+    tolerance: Tolerance,
+) -> Comparison:
+    """Compares one quantity; `reference` is the float64 referee."""
+    ref = np.asarray(reference, dtype=np.float64)
+    k32 = np.asarray(keras32, dtype=np.float64)
+    shape = tuple(ref.shape)
+
+    def failed(problem: str) -> Comparison:
+        return Comparison(
+            quantity,
+            shape,
+            tolerance,
+            False,
+            float("inf"),
+            float("nan"),
+            float("inf"),
+            float("inf"),
+            float("nan"),
+            float("nan"),
+            None,
+            problem=problem,
+        )
+
+    if native is None:
+        return failed("the native side did not produce this quantity")
+    nat = np.asarray(native, dtype=np.float64)
+    if nat.shape != shape:
+        return failed(f"shape {nat.shape} differs from the reference's {shape}")
+    if ref.size == 0:
+        return Comparison(quantity, shape, tolerance, True, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, None)
+
+    # Non-finite values must sit where the float64 reference has them (tf.keras
+    # propagates NaN/Inf; so must we), and are excluded from the metrics.
+    ref_bad, nat_bad = ~np.isfinite(ref), ~np.isfinite(nat)
+    same_value = (np.isnan(ref) & np.isnan(nat)) | (ref == nat)
+    mismatched = (ref_bad != nat_bad) | (ref_bad & ~same_value)
+    if np.any(mismatched):
+        first = tuple(int(i) for i in np.argwhere(mismatched)[0])
+        return failed(
+            f"non-finite values differ from the reference's (first at {first}: "
+            f"nntk {nat[first]}, float64 {ref[first]})"
+        )
+    ok = ~ref_bad
+    k32_clean = np.where(ok & np.isfinite(k32), k32, ref)
+
+    scale = max(1.0, float(np.max(np.abs(ref[ok]), initial=0.0)))
+    err = np.where(ok, np.abs(nat - ref), 0.0)
+    allowed = tolerance.rtol * np.abs(np.where(ok, ref, 0.0)) + tolerance.atol * scale
+    ratio = err / allowed
+    worst = np.unravel_index(int(np.argmax(ratio)), shape)
+    max_error = float(err.max())
+    keras32_error = float(np.max(np.abs(k32_clean - np.where(ok, ref, 0.0)) * ok))
+    tensor_bound = tolerance.k * keras32_error + 16 * EPS32 * scale
+    tolerance_used = float(ratio.max())
+    if keras32_error > 0:
+        keras_multiple = max_error / keras32_error
+    else:
+        keras_multiple = 0.0 if max_error == 0 else float("inf")
+    passed = tolerance_used <= 1.0 and max_error <= tensor_bound
+    by_time = []
+    if err.ndim >= 2 and quantity.startswith(("output", "grad:input")):
+        by_time = [float(v) for v in err.reshape(err.shape[0], err.shape[1], -1).max(axis=(0, 2))]
+    return Comparison(
+        quantity=quantity,
+        shape=shape,
+        tolerance=tolerance,
+        passed=passed,
+        max_error=max_error,
+        keras32_error=keras32_error,
+        tolerance_used=tolerance_used,
+        keras_multiple=keras_multiple,
+        tensor_bound=tensor_bound,
+        scale=scale,
+        worst_index=tuple(int(i) for i in worst),
+        worst_native=float(nat[worst]),
+        worst_reference=float(ref[worst]),
+        worst_keras32=float(k32[worst]),
+        errors_by_axis1=by_time,
+    )

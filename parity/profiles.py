@@ -1,0 +1,30 @@
+"""Hypothesis profiles of the parity suite.
+
+- dev: quick local feedback (30 examples per layer), randomized.
+- ci: the regression gate: 200 examples per layer, derandomized (the same examples
+  every run, so a red CI is reproducible), no example database.
+- nightly: 2000 examples per layer, randomized, for long runs (spread over cores
+  with pytest-xdist: `pytest -n auto --hypothesis-profile=nightly`).
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+
+PROFILES = {
+    "dev": {"max_examples": 30, "derandomize": False},
+    "ci": {"max_examples": 200, "derandomize": True, "database": None},
+    "nightly": {"max_examples": 2000, "derandomize": False},
+}
+
+_COMMON = {
+    "deadline": None,  # TensorFlow's first call per layer takes seconds
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "print_blob": True,
+}
+
+
+def register() -> None:
+    for name, values in PROFILES.items():
+        settings.register_profile(name, **_COMMON, **values)
+    settings.load_profile("dev")

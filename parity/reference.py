@@ -1,0 +1,130 @@
+"""The tf.keras side: builds a case's data and runs the Keras layer in float32 and,
+as the referee, in float64 with the same (float32-valued) weights and inputs.
+
+TensorFlow is imported lazily, on the first call that needs it, after the
+reference settings (settings.py) are applied; nothing else in `parity` needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from parity import settings
+from parity.spec import SCALES, Case, LayerSpec
+
+
+@dataclass
+class CaseData:
+    """Everything both sides are given for one case."""
+
+    weight_names: list[str]
+    weights: list[np.ndarray]  # float32, tf.keras get_weights() order
+    x: np.ndarray  # float32 input
+    upstream: list[np.ndarray]  # float32 upstream gradient per output
+
+
+@dataclass
+class Reference:
+    data: CaseData
+    float64: dict[str, np.ndarray]  # the referee
+    float32: dict[str, np.ndarray]  # tf.keras float32, to measure its own error
+
+
+@lru_cache(maxsize=1)
+def tensorflow():
+    """The tensorflow module, imported once with the reference settings."""
+    settings.apply()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(
+            int(settings.REFERENCE_ENV["TF_NUM_INTRAOP_THREADS"])
+        )
+        tf.config.threading.set_inter_op_parallelism_threads(
+            int(settings.REFERENCE_ENV["TF_NUM_INTEROP_THREADS"])
+        )
+    except RuntimeError:  # already initialised by the caller: keep its settings
+        pass
+    return tf
+
+
+@lru_cache(maxsize=1)
+def keras():
+    """tf.keras as Keras 2 (the tf_keras package)."""
+    tensorflow()
+    import tf_keras
+
+    return tf_keras
+
+
+def versions() -> dict[str, str]:
+    tf = tensorflow()
+    return {
+        "tensorflow": tf.__version__,
+        "tf_keras": keras().__version__,
+        "numpy": np.__version__,
+    }
+
+
+@lru_cache(maxsize=256)
+def _keras_layer(spec_name: str, config_json: str, dtype: str):
+    from parity.specs import get_spec
+
+    spec = get_spec(spec_name)
+    return spec.build_keras(keras(), json.loads(config_json), dtype)
+
+
+def keras_layer(spec: LayerSpec, config: dict, dtype: str):
+    """The Keras layer for a config, built once and reused (weights are set per case)."""
+    return _keras_layer(spec.name, json.dumps(config, sort_keys=True), dtype)
+
+
+def _shapes(shape) -> list[tuple[int, ...]]:
+    """compute_output_shape's answer as a list of tuples."""
+    tf = tensorflow()
+    if isinstance(shape, (list, tuple)) and shape and not isinstance(shape[0], (int, type(None))):
+        return [tuple(tf.TensorShape(s).as_list()) for s in shape]
+    return [tuple(tf.TensorShape(shape).as_list())]
+
+
+def draw_case_data(spec: LayerSpec, case: Case) -> CaseData:
+    """The case's weights, input and upstream gradients, from its seed."""
+    layer32 = keras_layer(spec, case.config, "float32")
+    rng = np.random.default_rng(case.seed)
+    names = spec.weight_names(layer32)
+    scale = SCALES[case.scale]
+    weights = [
+        spec.draw_weight(name, tuple(w.shape), scale, rng)
+        for name, w in zip(names, layer32.get_weights(), strict=True)
+    ]
+    x = spec.draw_input(case, rng)
+    upstream = [
+        rng.standard_normal(shape).astype(np.float32)
+        for shape in _shapes(layer32.compute_output_shape(x.shape))
+    ]
+    return CaseData(names, weights, x, upstream)
+
+
+def run_keras(spec: LayerSpec, case: Case, data: CaseData, dtype: str) -> dict[str, np.ndarray]:
+    tf = tensorflow()
+    layer = keras_layer(spec, case.config, dtype)
+    np_dtype = np.float64 if dtype == "float64" else np.float32
+    layer.set_weights([w.astype(np_dtype) for w in data.weights])
+    quantities = spec.run_keras(
+        tf, layer, data.x.astype(np_dtype), [u.astype(np_dtype) for u in data.upstream]
+    )
+    return {k: np.asarray(v) for k, v in quantities.items()}
+
+
+def compute(spec: LayerSpec, case: Case) -> Reference:
+    """The case's data and both Keras results."""
+    data = draw_case_data(spec, case)
+    return Reference(
+        data=data,
+        float64=run_keras(spec, case, data, "float64"),
+        float32=run_keras(spec, case, data, "float32"),
+    )

@@ -1,0 +1,298 @@
+"""LayerSpec: how the suite sees a layer, and Case: one drawn example.
+
+A spec is data plus a few hooks: the option space (hypothesis strategies), how to
+build the tf.keras twin and the nntk layer, names for the axes of every quantity
+(so a failure reads `kernel grad [in=3, unit=7]`), and a declared tolerance with its
+reason for every quantity. The generic machinery (runner, tests, CLI) does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+from hypothesis import strategies as st
+
+from parity.compare import Tolerance
+
+# Weight draws: Glorot-like at the realistic scale, with a share of larger draws
+# to stress saturation and growth. Hypothesis shrinks toward the first entry.
+SCALES: dict[str, float] = {"realistic": 1.0, "large": 3.0}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One example: a layer config, an input shape and the seed of its data.
+
+    Its `id` is a self-contained string; `nntk-parity repro ID` reruns exactly it.
+    """
+
+    layer: str
+    config: dict[str, Any]
+    batch: int
+    steps: int
+    rank: int  # 2: (batch, features); 3: (batch, steps, features)
+    seed: int
+    scale: str = "realistic"
+    extra: dict[str, Any] = field(default_factory=dict)  # spec-specific draws
+
+    @property
+    def id(self) -> str:
+        fields = {
+            **{k: json.dumps(v) for k, v in sorted(self.config.items())},
+            "B": self.batch,
+            "T": self.steps,
+            "rank": self.rank,
+            "seed": self.seed,
+            "scale": self.scale,
+        }
+        fields.update({f"x.{k}": json.dumps(v) for k, v in sorted(self.extra.items())})
+        return f"{self.layer}?{urlencode(fields, safe=':,[]')}"
+
+    @classmethod
+    def from_id(cls, case_id: str) -> Case:
+        layer, _, query = case_id.strip().partition("?")
+        if not layer or not query:
+            raise ValueError(f"not a case id: {case_id!r} (expected 'layer?key=value&...')")
+        config, extra, meta = {}, {}, {}
+        for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=True):
+            if key in ("B", "T", "rank", "seed", "scale"):
+                meta[key] = value
+            elif key.startswith("x."):
+                extra[key[2:]] = json.loads(value)
+            else:
+                config[key] = json.loads(value)
+        missing = {"B", "T", "rank", "seed"} - set(meta)
+        if missing:
+            raise ValueError(f"case id {case_id!r} lacks {', '.join(sorted(missing))}")
+        return cls(
+            layer=layer,
+            config=config,
+            batch=int(meta["B"]),
+            steps=int(meta["T"]),
+            rank=int(meta["rank"]),
+            seed=int(meta["seed"]),
+            scale=meta.get("scale", "realistic"),
+            extra=extra,
+        )
+
+    def describe(self) -> str:
+        shape = f"B={self.batch}" + (f" T={self.steps}" if self.rank == 3 else " (2-D input)")
+        return f"{self.layer} {self.config} {shape} seed={self.seed} scale={self.scale}"
+
+
+class LayerSpec:
+    """Base spec. A subclass sets the class attributes and `config_strategy`, and
+    overrides hooks where its layer differs from a one-input one-output layer."""
+
+    name: str = ""  # registry key and case-id prefix, e.g. "dense"
+    layer_class: str = ""  # the nntk_core class it covers, e.g. "Dense"
+    ranks: tuple[int, ...] = (2, 3)  # input ranks to draw
+    batch_range: tuple[int, int] = (1, 8)
+    steps_range: tuple[int, int] = (1, 16)
+    # Options whose every value a run must exercise (attribute coverage).
+    options: dict[str, tuple] = {}
+    # Tolerances by quantity prefix ("output", "grad:input", "grad:kernel", "grad",
+    # "state"): the longest matching prefix wins. Each with its reason.
+    tolerances: dict[str, Tolerance] = {}
+
+    # -- what is drawn -----------------------------------------------------------------
+    def config_strategy(self) -> st.SearchStrategy[dict]:
+        raise NotImplementedError
+
+    def case_strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw):
+            config = draw(self.config_strategy())
+            rank = draw(st.sampled_from(self.ranks))
+            batch = draw(st.integers(*self.batch_range))
+            steps = draw(st.integers(*self.steps_range)) if rank == 3 else 1
+            seed = draw(st.integers(0, 2**31 - 1))
+            scale = draw(st.sampled_from(list(SCALES)))
+            extra = draw(self.extra_strategy(config))
+            return Case(self.name, config, batch, steps, rank, seed, scale, extra)
+
+        return cases()
+
+    # A typical config: the sweep (below) varies one declared option at a time from it.
+    base_config: dict[str, Any] = {}
+
+    def sweep_cases(self) -> list[Case]:
+        """One case per declared option value, run first in every profile, so that
+        attribute coverage does not depend on what hypothesis happens to draw."""
+        cases = []
+        for option, values in self.options.items():
+            for value in values:
+                config = dict(self.base_config)
+                rank = self.ranks[-1]
+                if option == "rank":
+                    rank = value
+                else:
+                    config[option] = value
+                config = self.adjust_sweep_config(config)
+                steps = min(5, self.steps_range[1]) if rank == 3 else 1
+                batch = min(3, self.batch_range[1])
+                seed = len(cases) + 1
+                cases.append(
+                    Case(
+                        self.name,
+                        config,
+                        batch,
+                        steps,
+                        rank,
+                        seed,
+                        "realistic",
+                        self.sweep_extra(config),
+                    )
+                )
+        return cases
+
+    def adjust_sweep_config(self, config: dict) -> dict:
+        """Makes a swept config valid where options interact (identity by default)."""
+        return config
+
+    def sweep_extra(self, config: dict) -> dict:
+        return {}
+
+    def extra_strategy(self, config: dict) -> st.SearchStrategy[dict]:
+        """Spec-specific draws stored in Case.extra (none by default)."""
+        return st.just({})
+
+    def input_features(self, config: dict) -> int:
+        return config["input_dim"]
+
+    def input_shape(self, case: Case) -> tuple[int, ...]:
+        features = self.input_features(case.config)
+        if case.rank == 3:
+            return (case.batch, case.steps, features)
+        return (case.batch, features)
+
+    def draw_input(self, case: Case, rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_normal(self.input_shape(case)).astype(np.float32)
+
+    def draw_weight(
+        self, name: str, shape: tuple[int, ...], scale: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Glorot-uniform-like for matrices (fan_in = shape[-2]·taps, fan_out = shape[-1]);
+        uniform(-0.5, 0.5) for vectors; times the case's scale."""
+        if len(shape) >= 2:
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+        else:
+            limit = 0.5
+        return (rng.uniform(-limit, limit, size=shape) * scale).astype(np.float32)
+
+    # -- the two implementations ---------------------------------------------------------
+    def build_keras(self, keras, config: dict, dtype: str):
+        """The tf.keras twin, built for the input's feature size, in `dtype`."""
+        raise NotImplementedError
+
+    def build_native(self, nn, config: dict):
+        raise NotImplementedError
+
+    def weight_names(self, keras_layer) -> list[str]:
+        """Names of the Keras layer's weights in get_weights() order."""
+        return self.weight_names_of(keras_layer.weights)
+
+    def output_names(self, config: dict, count: int) -> list[str]:
+        """Names of the layer's outputs (one for most layers)."""
+        return ["output"] if count == 1 else [f"output{i}" for i in range(count)]
+
+    def run_keras(self, tf, layer, x: np.ndarray, upstream: list[np.ndarray]) -> dict[str, Any]:
+        """Every quantity of the tf.keras side: the inference output, then under a
+        GradientTape the training output and the gradients of x and of every trainable
+        weight for `upstream`, then the non-trainable weights after the training call."""
+        xt = tf.constant(x)
+        outputs = tf.nest.flatten(layer(xt, training=False))
+        names = self.output_names(layer.get_config(), len(outputs))
+        quantities: dict[str, Any] = {
+            f"{n}:inference": y for n, y in zip(names, outputs, strict=True)
+        }
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            outputs = tf.nest.flatten(layer(xt, training=True))
+        quantities.update({f"{n}:training": y for n, y in zip(names, outputs, strict=True)})
+        sources = [xt] + list(layer.trainable_weights)
+        grads = tape.gradient(
+            outputs,
+            sources,
+            output_gradients=[tf.constant(u) for u in upstream],
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        quantities["grad:input"] = grads[0]
+        for name, grad in zip(
+            self.weight_names_of(layer.trainable_weights), grads[1:], strict=True
+        ):
+            quantities[f"grad:{name}"] = grad
+        for name, var in zip(
+            self.weight_names_of(layer.non_trainable_weights),
+            layer.non_trainable_weights,
+            strict=True,
+        ):
+            quantities[f"state:{name}"] = var
+        return quantities
+
+    def run_native(self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str]):
+        """The same quantities from the nntk layer. `names` are the Keras weight names."""
+        outputs = layer(x, training=False)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        out_names = self.output_names({}, len(outputs))
+        quantities: dict[str, Any] = {
+            f"{n}:inference": y for n, y in zip(out_names, outputs, strict=True)
+        }
+        outputs = layer(x, training=True)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        quantities.update({f"{n}:training": y for n, y in zip(out_names, outputs, strict=True)})
+        dx, dweights = layer.backward(upstream if len(upstream) > 1 else upstream[0])
+        quantities["grad:input"] = dx
+        mask = layer.trainable_mask()
+        trainable = [n for n, t in zip(names, mask, strict=True) if t]
+        for name, grad in zip(trainable, dweights, strict=True):
+            quantities[f"grad:{name}"] = grad
+        for name, value, t in zip(names, layer.get_weights(), mask, strict=True):
+            if not t:
+                quantities[f"state:{name}"] = value
+        return quantities
+
+    def weight_names_of(self, variables) -> list[str]:
+        """Names of Keras variables: the last path component ("dense/kernel:0" -> "kernel")."""
+        return [v.name.split("/")[-1].split(":")[0] for v in variables]
+
+    # -- reading results -------------------------------------------------------------------
+    def axis_names(self, quantity: str, config: dict, ndim: int) -> tuple[str, ...]:
+        """Names of the axes of a quantity, for locating an element in layer terms."""
+        if quantity.startswith(("output", "grad:input")):
+            last = "in" if quantity.startswith("grad:input") else "unit"
+            return ("b", "t", last)[-ndim:] if ndim == 3 else ("b", last)[-ndim:]
+        return tuple(f"axis{i}" for i in range(ndim))
+
+    def locate(self, quantity: str, index: tuple[int, ...], config: dict) -> str:
+        """`kernel grad [in=3, unit=7]`-style description of an element."""
+        names = self.axis_names(quantity, config, len(index))
+        label = quantity
+        if quantity.startswith("grad:"):
+            label = f"{quantity[5:]} grad"
+        elif quantity.startswith("state:"):
+            label = quantity[6:]
+        inside = ", ".join(f"{n}={i}" for n, i in zip(names, index, strict=False))
+        return f"{label} [{inside}]"
+
+    def tolerance(self, quantity: str) -> Tolerance:
+        best = ""
+        for prefix in self.tolerances:
+            if quantity.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        if not best:
+            raise KeyError(f"spec {self.name!r} declares no tolerance for {quantity!r}")
+        return self.tolerances[best]
+
+    def option_values(self, case: Case) -> dict[str, Any]:
+        """The option values a case exercises, for attribute coverage."""
+        values = {k: case.config[k] for k in self.options if k in case.config}
+        if "rank" in self.options:
+            values["rank"] = case.rank
+        return values

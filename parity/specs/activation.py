@@ -1,0 +1,67 @@
+"""Activation: tf.keras.layers.Activation(name) (KERAS_SEMANTICS.md §8)."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from nntk_core.activations import ACTIVATIONS
+from parity.compare import Tolerance
+from parity.spec import SCALES, LayerSpec
+from parity.specs.dense import keras_activation
+
+# Points where an activation has a kink or switches formula: TF's gradient
+# conventions there (relu'(0) = 0, hard_sigmoid'(±2.5) = 0.2, relu6'(6) = 0,
+# elu'(0) = 1, leaky_relu'(0) = alpha) and softplus's thresholds (±13.94).
+KINKS = np.array([0.0, 2.5, -2.5, 6.0, -6.0, 13.9424, -13.9424, 16.6355, -16.6355], np.float32)
+
+
+class ActivationSpec(LayerSpec):
+    name = "activation"
+    layer_class = "Activation"
+    ranks = (2, 3)
+    base_config = {"activation": "tanh", "input_dim": 6}
+    options = {"activation": ACTIVATIONS, "rank": (2, 3)}
+    tolerances = {
+        "output": Tolerance(
+            atol=1e-6, rtol=1e-5, reason="one libm float32 function per element (<= a few ulp)"
+        ),
+        "grad": Tolerance(
+            atol=1e-6,
+            rtol=1e-5,
+            reason="derivative from the forward value: a few float32 ulp per element",
+        ),
+    }
+
+    def config_strategy(self):
+        return st.fixed_dictionaries(
+            {"activation": st.sampled_from(ACTIVATIONS), "input_dim": st.integers(1, 32)}
+        )
+
+    def extra_strategy(self, config):
+        return st.fixed_dictionaries({"kinks": st.booleans()})
+
+    def sweep_extra(self, config):
+        return {"kinks": True}
+
+    def draw_input(self, case, rng):
+        """Inputs over the interesting range (N(0, 3), or N(0, 9) at the large scale);
+        with `kinks`, a fifth of them exactly at the kink and threshold points."""
+        x = rng.standard_normal(self.input_shape(case)) * 3.0 * SCALES[case.scale]
+        if case.extra.get("kinks"):
+            at_kink = rng.random(x.shape) < 0.2
+            x[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
+        return x.astype(np.float32)
+
+    def build_keras(self, keras, config, dtype):
+        layer = keras.layers.Activation(keras_activation(keras, config["activation"]), dtype=dtype)
+        layer.build((None, config["input_dim"]))
+        return layer
+
+    def build_native(self, nn, config):
+        return nn.Activation(config["activation"], input_dim=config["input_dim"])
+
+    def axis_names(self, quantity, config, ndim):
+        names = ("b", "t", "feature") if ndim == 3 else ("b", "feature")
+        return names
+
+
+SPEC = ActivationSpec()

@@ -1,0 +1,32 @@
+"""TimeDistributedDense: tf.keras TimeDistributed(Dense) on (B, T, D) (KERAS_SEMANTICS.md §7)."""
+
+from parity.specs.dense import DenseSpec, keras_activation
+
+
+class TimeDistributedDenseSpec(DenseSpec):
+    name = "time_distributed_dense"
+    layer_class = "TimeDistributedDense"
+    ranks = (3,)
+    options = {k: v for k, v in DenseSpec.options.items() if k != "rank"}
+
+    def build_keras(self, keras, config, dtype):
+        inner = keras.layers.Dense(
+            config["units"],
+            activation=keras_activation(keras, config["activation"]),
+            use_bias=config["use_bias"],
+            dtype=dtype,
+        )
+        layer = keras.layers.TimeDistributed(inner, dtype=dtype)
+        layer.build((None, None, config["input_dim"]))
+        return layer
+
+    def build_native(self, nn, config):
+        return nn.TimeDistributedDense(
+            config["units"],
+            input_dim=config["input_dim"],
+            activation=config["activation"],
+            use_bias=config["use_bias"],
+        )
+
+
+SPEC = TimeDistributedDenseSpec()
