@@ -25,7 +25,7 @@ _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
 
 def as_float32(array, name: str) -> np.ndarray:
-    """`array` as a C-contiguous float32 ndarray; TypeError naming `name` if it is not real numbers."""
+    """`array` as a C-contiguous float32 ndarray; TypeError naming `name` unless real numbers."""
     arr = np.asarray(array)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers (float or int), got dtype {arr.dtype}")
@@ -227,7 +227,8 @@ class Layer:
         summed over the batch, as tf.GradientTape.gradient(y, [x] + weights, dy) gives."""
         if self._last_training_shape is None:
             raise RuntimeError(
-                f"{type(self).__name__}.backward: no training call yet; call layer(x, training=True) first"
+                f"{type(self).__name__}.backward: no training call yet; "
+                "call layer(x, training=True) first"
             )
         grad = as_float32(dy, "dy")
         if grad.shape != self._last_training_shape:

@@ -10,7 +10,11 @@ from parity.spec import LayerSpec
 def keras_activation(keras, name: str):
     """The Keras activation for an nntk activation name."""
     if name == "gelu_approximate":
-        return lambda x: keras.activations.gelu(x, approximate=True)
+
+        def gelu_approximate(x):
+            return keras.activations.gelu(x, approximate=True)
+
+        return gelu_approximate
     return name
 
 

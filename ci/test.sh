@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#  1. lint (ruff) and the C build with -Werror (done by the install in env.sh);
+#  2. every test (parity properties in the ci profile, harness self-test, API and
+#     bad-input tests) against the default build (OpenBLAS);
+#  3. the same tests against the portable C build (-DNNTK_BLAS=OFF), loaded
+#     through NNTK_CORE_LIB.
+source "$(dirname "$0")/env.sh"
+ruff check .
+ruff format --check .
+
+echo "== tests: default build ($(python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
+pytest -q --hypothesis-profile=ci "$@"
+
+echo "== tests: portable C build"
+cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/portable -j2 >/dev/null
+NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q --hypothesis-profile=ci "$@"

@@ -1,0 +1,67 @@
+"""Pure unit tests of the harness's comparison and case ids (no TensorFlow, no native code)."""
+
+import numpy as np
+import pytest
+
+from parity.compare import EPS32, Tolerance, compare
+from parity.spec import Case
+
+TOL = Tolerance(atol=1e-5, rtol=1e-4, k=8)
+
+
+def test_identical_results_pass_with_zero_error():
+    ref = np.array([[1.0, -2.0], [3.0, 0.5]])
+    c = compare("grad:kernel", ref.astype(np.float32), ref, ref, TOL)
+    assert c.passed and c.max_error == 0 and c.tolerance_used == 0
+
+
+def test_elementwise_bound_is_relative_to_the_tensor_scale():
+    ref = np.array([100.0, 1e-3])
+    k32 = ref + np.array([0.0, 1e-3])  # Keras float32 itself is off by 1e-3 on the small one
+    ok = ref + np.array([0.0, 9e-4])  # within atol*scale = 1e-5*100 = 1e-3
+    bad = ref + np.array([0.0, 1.2e-3])
+    assert compare("g", ok, ref, k32, TOL).passed
+    c = compare("g", bad, ref, k32, TOL)
+    assert not c.passed and c.worst_index == (1,)
+
+
+def test_tensor_bound_holds_native_to_a_multiple_of_keras_error():
+    ref = np.ones(4)
+    k32 = ref + 1e-9  # Keras is almost exact
+    native = ref + 5e-6  # within atol but > 8x Keras's error + 16 eps
+    c = compare("g", native, ref, k32, TOL)
+    assert c.tolerance_used < 1 and not c.passed
+    assert c.tensor_bound == pytest.approx(8 * 1e-9 + 16 * EPS32, rel=1e-6)
+
+
+def test_zeros_fail_where_the_reference_is_not_zero():
+    ref = np.array([0.3, -0.2])
+    assert not compare("g", np.zeros(2), ref, ref, TOL).passed
+
+
+def test_shape_mismatch_and_missing_quantity_fail():
+    ref = np.ones((2, 3))
+    assert "shape" in compare("g", np.ones((3, 2)), ref, ref, TOL).problem
+    assert not compare("g", None, ref, ref, TOL).passed
+
+
+def test_non_finite_values_must_match_the_reference():
+    ref = np.array([np.nan, np.inf, 1.0])
+    assert compare("g", ref.copy(), ref, ref, TOL).passed
+    assert not compare("g", np.array([np.nan, -np.inf, 1.0]), ref, ref, TOL).passed
+    assert not compare("g", np.array([np.nan, np.inf, np.nan]), ref, ref, TOL).passed
+
+
+def test_case_id_round_trips():
+    case = Case(
+        "gru", {"units": 3, "activation": "tanh", "reset_after": False}, 2, 9, 3, 123, "large",
+        {"kinks": True},
+    )
+    again = Case.from_id(case.id)
+    assert again == case
+
+
+@pytest.mark.parametrize("bad", ["", "dense", "dense?B=1", "dense?units=%ZZ"])
+def test_malformed_case_ids_are_rejected(bad):
+    with pytest.raises(ValueError):
+        Case.from_id(bad)

@@ -1,0 +1,41 @@
+"""Coverage of the suite itself: every public native layer has a spec, and every
+function the C headers export is declared in the binding table."""
+
+import re
+from pathlib import Path
+
+import nntk_core
+from nntk_core import _native
+from parity.specs import all_specs
+
+HEADERS = Path(nntk_core.__file__).parent / "csrc" / "include" / "nntk"
+
+
+def exported_functions() -> set[str]:
+    """Every NNTK_API function declared in the public headers."""
+    names = set()
+    for header in HEADERS.glob("*.h"):
+        text = header.read_text()
+        names |= set(re.findall(r"NNTK_API\s+[^;(]*?\b(NNTK\w+)\s*\(", text))
+    return names
+
+
+def test_every_public_layer_has_a_spec():
+    covered = {spec.layer_class for spec in all_specs()}
+    missing = set(nntk_core.LAYER_CLASSES) - covered
+    assert not missing, f"public native layers without a parity spec: {sorted(missing)}"
+
+
+def test_every_spec_covers_a_public_layer():
+    unknown = {s.layer_class for s in all_specs()} - set(nntk_core.LAYER_CLASSES)
+    assert not unknown
+
+
+def test_every_exported_c_function_is_in_the_binding_table():
+    bound = set(_native.EXTRA_FUNCTIONS)
+    for functions in _native.LAYER_FUNCTIONS.values():
+        bound |= set(functions)
+    exported = exported_functions()
+    assert len(exported) > 40
+    assert exported - bound == set(), "exported but not declared in _native.py"
+    assert bound - exported == set(), "declared in _native.py but not exported by a header"
