@@ -252,7 +252,7 @@ def test_c_refuses_handles_of_the_wrong_kind_or_mode():
 
 
 def test_destroy_functions_accept_null():
-    for layer, functions in _native.LAYER_FUNCTIONS.items():
+    for functions in _native.LAYER_FUNCTIONS.values():
         for name in functions:
             if name.endswith("Destroy"):
                 getattr(lib, name)(None)
