@@ -46,8 +46,13 @@ def summary_table(runs, specs):
             used = 100 * s.worst_tolerance_used
             style = "red" if s.failures else ("yellow" if used > 50 else "")
             table.add_row(
-                run.spec, quantity, str(s.cases), f"{s.worst_error:.2e}", f"{used:.1f}%",
-                f"{s.worst_keras_multiple:.3g}", style=style,
+                run.spec,
+                quantity,
+                str(s.cases),
+                f"{s.worst_error:.2e}",
+                f"{used:.1f}%",
+                f"{s.worst_keras_multiple:.3g}",
+                style=style,
             )
     return table
 
@@ -66,7 +71,10 @@ def cmd_run(args) -> int:
     runs = []
     expected = settings().max_examples
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
         transient=True,
     ) as progress:
         for spec in specs:

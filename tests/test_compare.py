@@ -54,7 +54,13 @@ def test_non_finite_values_must_match_the_reference():
 
 def test_case_id_round_trips():
     case = Case(
-        "gru", {"units": 3, "activation": "tanh", "reset_after": False}, 2, 9, 3, 123, "large",
+        "gru",
+        {"units": 3, "activation": "tanh", "reset_after": False},
+        2,
+        9,
+        3,
+        123,
+        "large",
         {"kinks": True},
     )
     again = Case.from_id(case.id)
