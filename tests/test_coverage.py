@@ -8,7 +8,11 @@ import nntk_core
 from nntk_core import _native
 from parity.specs import all_specs
 
-HEADERS = Path(nntk_core.__file__).parent / "csrc" / "include" / "nntk"
+_PACKAGE = Path(nntk_core.__file__).parent
+# Installed: the headers CMake installs inside the package; in a source tree: csrc.
+HEADERS = next(
+    d for d in (_PACKAGE / "include" / "nntk", _PACKAGE / "csrc" / "include" / "nntk") if d.is_dir()
+)
 
 
 def exported_functions() -> set[str]:
