@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int32, c_int64, c_void_p
 from pathlib import Path
 
 __all__ = ["NNTKError", "lib", "library_path", "LAYER_FUNCTIONS", "layer_function"]
@@ -131,7 +131,7 @@ LAYERS: dict[str, list] = {
     # use_bias
     "Conv1d": [c_int64, c_int64, c_int64, c_int64, c_int32, c_int64, c_int32, c_int32],
     # input_dim, momentum, epsilon, center, scale
-    "BatchNorm": [c_int64, c_float, c_float, c_int32, c_int32],
+    "BatchNorm": [c_int64, c_double, c_double, c_int32, c_int32],
 }
 
 # Functions outside the standard set: name -> (restype, argtypes).

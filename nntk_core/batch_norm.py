@@ -52,8 +52,6 @@ class BatchNorm(Layer):
         self.epsilon = _check_real(epsilon, "epsilon")
         if self.epsilon <= 0.0:
             raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
-        if np.float32(self.epsilon) <= 0.0 or not np.isfinite(np.float32(self.epsilon)):
-            raise ValueError(f"epsilon={self.epsilon} is not a positive finite float32")
         self.center = check_bool(center, "center")
         self.scale = check_bool(scale, "scale")
 

@@ -22,8 +22,8 @@
 struct NNTKBatchNormConfig {
     uint32_t tag;
     int64_t input_dim; /* C */
-    float momentum;
-    float epsilon;
+    double momentum;
+    double epsilon;
     int32_t center;
     int32_t scale;
 };
@@ -73,19 +73,17 @@ static Parts parts(const NNTKBatchNormConfig *c, float *block) {
     return p;
 }
 
-NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, float momentum,
-                                                        float epsilon, int32_t center,
+NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, double momentum,
+                                                        double epsilon, int32_t center,
                                                         int32_t scale) {
     static const char fn[] = "NNTKBatchNormConfigCreate";
     if (nntk_check_size(fn, "input_dim", input_dim, NNTK_MAX_DIM) != NNTK_OK) return NULL;
-    if (!(momentum >= 0.0f && momentum <= 1.0f)) { /* also refuses NaN */
-        nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: momentum must be in [0, 1] (got %g)", fn,
-                  (double)momentum);
+    if (!(momentum >= 0.0 && momentum <= 1.0)) { /* also refuses NaN */
+        nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: momentum must be in [0, 1] (got %g)", fn, momentum);
         return NULL;
     }
-    if (!(epsilon > 0.0f) || isinf(epsilon)) {
-        nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: epsilon must be finite and > 0 (got %g)", fn,
-                  (double)epsilon);
+    if (!(epsilon > 0.0) || isinf(epsilon)) { /* also refuses NaN */
+        nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: epsilon must be finite and > 0 (got %g)", fn, epsilon);
         return NULL;
     }
     if (center != 0 && center != 1) {
@@ -235,7 +233,7 @@ static void normalize(int64_t rows, int64_t channels, int64_t c0, int64_t width,
 static void moving_statistics(const NNTKBatchNorm *f, int64_t c0, int64_t width, double *mean,
                               double *rstd) {
     const Parts w = parts(&f->config, f->weights);
-    const double eps = (double)f->config.epsilon;
+    const double eps = f->config.epsilon;
     for (int64_t i = 0; i < width; i++) {
         mean[i] = (double)w.moving_mean[c0 + i];
         rstd[i] = 1.0 / sqrt((double)w.moving_variance[c0 + i] + eps);
@@ -307,7 +305,8 @@ NNTK_API NNTKStatus NNTKBatchNormApplyTrainingBatch(NNTKBatchNorm *filter, int64
     /* moving −= (moving − batch statistic)·(1 − momentum), with the batch's
      * biased variance (tf.keras applies no Bessel correction for rank 2/3). */
     const Parts w = parts(&filter->config, filter->weights);
-    const double decay = (double)(1.0f - filter->config.momentum);
+    /* tf.keras: decay = float32(1 − momentum), also in a float64 layer. */
+    const double decay = (double)(float)(1.0 - filter->config.momentum);
     for (int64_t c = 0; c < channels; c++) {
         const double mm = (double)w.moving_mean[c], mv = (double)w.moving_variance[c];
         w.moving_mean[c] = (float)(mm - (mm - mean[c]) * decay);
@@ -315,7 +314,7 @@ NNTK_API NNTKStatus NNTKBatchNormApplyTrainingBatch(NNTKBatchNorm *filter, int64
     }
 
     /* y = x·inv + (β − μ·inv), inv = γ/√(σ²+ε). */
-    const double eps = (double)filter->config.epsilon;
+    const double eps = filter->config.epsilon;
     for (int64_t c = 0; c < channels; c++) filter->rstd[c] = 1.0 / sqrt(var[c] + eps);
     affine(filter, 0, channels, mean, filter->rstd, filter->scratch_a, filter->scratch_b);
     normalize(rows, channels, 0, channels, x, filter->scratch_a, filter->scratch_b, out);

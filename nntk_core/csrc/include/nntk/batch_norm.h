@@ -44,9 +44,15 @@ typedef struct NNTKBatchNorm NNTKBatchNorm;
 typedef struct NNTKBatchNormGradient NNTKBatchNormGradient;
 
 /* input_dim C >= 1, momentum finite in [0, 1], epsilon finite and > 0,
- * center and scale 0 or 1. NULL on error (see NNTKLastError). */
-NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, float momentum,
-                                                        float epsilon, int32_t center,
+ * center and scale 0 or 1. NULL on error (see NNTKLastError).
+ *
+ * momentum and epsilon are doubles, as the Python floats tf.keras is given:
+ * the decay is float32(1 − momentum), exactly as tf.keras rounds it. Taking a
+ * float momentum would round it first, and 1 − float32(momentum) loses the
+ * decay's precision near 1 (momentum 0.999: a 1.3e-5 relative error in the
+ * decay, so in every moving-statistics update). */
+NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, double momentum,
+                                                        double epsilon, int32_t center,
                                                         int32_t scale);
 NNTK_API void NNTKBatchNormConfigDestroy(NNTKBatchNormConfig *config);
 
