@@ -164,9 +164,17 @@ NNTK_API NNTKConv1dConfig *NNTKConv1dConfigCreate(int64_t input_dim, int64_t fil
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
-    *config = (NNTKConv1dConfig){CONFIG_TAG,    input_dim,     filters,
-                                 kernel_size,   strides,       (NNTKPadding)padding,
-                                 dilation_rate, (NNTKActivationKind)activation, use_bias};
+    *config = (NNTKConv1dConfig){
+        .tag = CONFIG_TAG,
+        .input_dim = input_dim,
+        .filters = filters,
+        .kernel_size = kernel_size,
+        .strides = strides,
+        .padding = (NNTKPadding)padding,
+        .dilation_rate = dilation_rate,
+        .activation = (NNTKActivationKind)activation,
+        .use_bias = use_bias,
+    };
     return config;
 }
 
@@ -277,13 +285,13 @@ NNTK_API NNTKStatus NNTKConv1dOutputShape(const NNTKConv1d *filter, int64_t batc
 static void convolve(const NNTKConv1d *f, const Geometry *g, int64_t batch, const float *x, float *pre) {
     const NNTKConv1dConfig *c = &f->config;
     const int64_t cin = c->input_dim, nf = c->filters, s = c->strides;
-    const float *kernel = f->weights;                               /* (k, C, F) */
-    const float *bias = f->weights + c->kernel_size * cin * nf;     /* (F,) */
+    const float *kernel = f->weights;                           /* (k, C, F) */
+    const float *bias = f->weights + c->kernel_size * cin * nf; /* (F,) */
     for (int64_t b = 0; b < batch; b++) {
         const float *x_b = x + b * g->steps * cin;    /* (L, C) */
         float *pre_b = pre + b * g->out_steps * nf;   /* (O, F) */
         for (int64_t o = 0; o < g->out_steps; o++)
-            for (int64_t j = 0; j < nf; j++) pre_b[o * nf + j] = c->use_bias ? bias[j] : 0.0f;
+            for (int64_t q = 0; q < nf; q++) pre_b[o * nf + q] = c->use_bias ? bias[q] : 0.0f;
         for (int64_t j = 0; j < c->kernel_size; j++) {
             int64_t o_lo, i_lo;
             const int64_t n = tap_range(c, g, j, &o_lo, &i_lo);
@@ -391,10 +399,10 @@ NNTK_API NNTKStatus NNTKConv1dCalculateGradient(NNTKConv1d *filter, NNTKConv1dGr
     Geometry g;
     if ((s = geometry(fn, c, filter->steps, &g)) != NNTK_OK) return s; /* cannot fail: it did before */
     const int64_t out_rows = batch * g.out_steps;
-    const float *kernel = filter->weights;                    /* (k, C, F) */
-    float *d_kernel = gradient->d_weights;                    /* (k, C, F) */
+    const float *kernel = filter->weights;                           /* (k, C, F) */
+    float *d_kernel = gradient->d_weights;                           /* (k, C, F) */
     float *d_bias = gradient->d_weights + c->kernel_size * cin * nf; /* (F,) */
-    float *delta = filter->delta;                             /* (B, O, F) d pre-activation */
+    float *delta = filter->delta; /* (B, O, F) d pre-activation */
 
     /* y = act(pre): delta = d_out ⊙ act'(pre). */
     nntk_activation_backward(c->activation, out_rows, nf, filter->pre, filter->y, d_out, delta);
