@@ -11,6 +11,8 @@ tf.keras semantics, and its Python binding (ctypes).
 from nntk_core._native import NNTKError, lib
 from nntk_core.activation import Activation
 from nntk_core.activations import ACTIVATIONS
+from nntk_core.batch_norm import BatchNorm
+from nntk_core.conv1d import Conv1d
 from nntk_core.dense import Dense, TimeDistributedDense
 from nntk_core.layer import Layer
 
@@ -21,6 +23,8 @@ BACKEND = lib.NNTKBackend().decode()
 # test checks that each has a spec).
 LAYER_CLASSES: dict[str, type[Layer]] = {
     "Activation": Activation,
+    "BatchNorm": BatchNorm,
+    "Conv1d": Conv1d,
     "Dense": Dense,
     "TimeDistributedDense": TimeDistributedDense,
 }
@@ -30,6 +34,8 @@ __all__ = [
     "BACKEND",
     "LAYER_CLASSES",
     "Activation",
+    "BatchNorm",
+    "Conv1d",
     "Dense",
     "Layer",
     "NNTKError",

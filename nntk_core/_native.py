@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int32, c_int64, c_void_p
 from pathlib import Path
 
 __all__ = ["NNTKError", "lib", "library_path", "LAYER_FUNCTIONS", "layer_function"]
@@ -127,6 +127,11 @@ LAYERS: dict[str, list] = {
     "Activation": [c_int32, c_int64],  # kind, features
     "Dense": [c_int64, c_int64, c_int32, c_int32],  # input_dim, units, activation, use_bias
     "TimeDistributedDense": [c_int64, c_int64, c_int32, c_int32],
+    # input_dim, filters, kernel_size, strides, padding (NNTKPadding), dilation_rate, activation,
+    # use_bias
+    "Conv1d": [c_int64, c_int64, c_int64, c_int64, c_int32, c_int64, c_int32, c_int32],
+    # input_dim, momentum, epsilon, center, scale
+    "BatchNorm": [c_int64, c_double, c_double, c_int32, c_int32],
 }
 
 # Functions outside the standard set: name -> (restype, argtypes).
@@ -136,6 +141,11 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKClearError": (None, []),
     "NNTKVersion": (c_char_p, []),
     "NNTKBackend": (c_char_p, []),
+    # Inference-mode forward that keeps what CalculateGradient needs (nntk/batch_norm.h).
+    "NNTKBatchNormApplyFrozenBatch": (
+        _STATUS,
+        [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR],
+    ),
 }
 
 # Every layer function's full name, for the API-coverage tests.

@@ -206,23 +206,35 @@ class Layer:
             return (batch, out_steps.value, out_features.value)
         return (batch, out_features.value)
 
+    def _keeps_for_backward(self, training: bool) -> bool:
+        """Whether a call with this `training` flag keeps what backward() needs.
+        Training calls do; a layer whose inference-mode call can keep it too
+        (BatchNorm) overrides this and `_apply`."""
+        return training
+
+    def _apply(self, handle, training: bool, batch: int, steps: int, arr, out) -> None:
+        """Runs the native forward pass for `training` (ApplyTrainingBatch / ApplyInference)."""
+        suffix = "ApplyTrainingBatch" if training else "ApplyInference"
+        self._fn(suffix)(handle, batch, steps, float_ptr(arr), float_ptr(out))
+
     def __call__(self, x, training: bool = False) -> np.ndarray:
         """y = layer(x); with training=True also keeps what backward() needs."""
         training = check_bool(training, "training")
         arr, batch, steps = self._prepare_input(x)
         handle = self._live_handle()
         out = np.empty(self._output_shape(arr.shape, batch, steps), dtype=np.float32)
-        if training:
-            self._last_training_shape = None
-            self._fn("ApplyTrainingBatch")(handle, batch, steps, float_ptr(arr), float_ptr(out))
+        keeps = self._keeps_for_backward(training)
+        if keeps:
+            self._last_training_shape = None  # the native side drops the old state first
+        self._apply(handle, training, batch, steps, arr, out)
+        if keeps:
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
-        else:
-            self._fn("ApplyInference")(handle, batch, steps, float_ptr(arr), float_ptr(out))
         return out
 
     def backward(self, dy) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Gradients of the last training call for the upstream gradient dy:
+        """Gradients of the last training call (for BatchNorm: of the last call, in its
+        mode) for the upstream gradient dy:
         (dx, [d weight for each trainable weight, in tf.keras trainable_weights order]),
         summed over the batch, as tf.GradientTape.gradient(y, [x] + weights, dy) gives."""
         if self._last_training_shape is None:

@@ -16,6 +16,8 @@
 #include "nntk/status.h"
 
 #include "nntk/activation.h"
+#include "nntk/batch_norm.h"
+#include "nntk/conv1d.h"
 #include "nntk/dense.h"
 #include "nntk/time_distributed_dense.h"
 
