@@ -17,6 +17,8 @@
 
 #include "nntk/activation.h"
 #include "nntk/dense.h"
+#include "nntk/loss.h"
+#include "nntk/optimizer.h"
 #include "nntk/time_distributed_dense.h"
 
 #endif /* NNTK_NNTK_H */
