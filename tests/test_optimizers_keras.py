@@ -213,6 +213,47 @@ def test_optimizers_hypothesis(tfk, kind, lr, a, b, eps, flag, seed):
     assert_bitwise(history, f"hyp {kind}")
 
 
+@pytest.mark.tf
+def test_training_loop_matches_keras(tfk):
+    """Loss, layer gradient and optimizer together: 20 Adam steps of a TimeDistributed
+    Dense under CategoricalCrossentropy(from_logits=True), nntk vs a Keras tape loop.
+    Not bitwise (the loss gradient is computed in double here, matmul orders differ),
+    so the weights are compared with a tolerance."""
+    tf, keras = tfk
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 5, 4)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (8, 5))]
+    k_layer = keras.layers.TimeDistributed(keras.layers.Dense(3))
+    k_layer.build((None, 5, 4))
+    weights = [
+        rng.standard_normal((4, 3)).astype(np.float32) * 0.5,
+        rng.standard_normal(3).astype(np.float32) * 0.1,
+    ]
+    k_layer.set_weights(weights)
+    layer = nn.TimeDistributedDense(3, input_dim=4)
+    layer.set_weights(weights)
+    loss = nn.losses.CategoricalCrossentropy(from_logits=True)
+    k_loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    opt, k_opt = nn.optimizers.Adam(0.01), keras.optimizers.Adam(0.01)
+    values, k_values = [], []
+    for _ in range(20):
+        value, d_logits = loss.gradient(y, layer(x, training=True))
+        _, grads = layer.backward(d_logits)
+        params = layer.get_weights()
+        opt.apply_gradients(zip(grads, params, strict=True))
+        layer.set_weights(params)
+        with tf.GradientTape() as tape:
+            k_value = k_loss(y, k_layer(x))
+        k_grads = tape.gradient(k_value, k_layer.trainable_weights)
+        k_opt.apply_gradients(zip(k_grads, k_layer.trainable_weights, strict=True))
+        values.append(value)
+        k_values.append(float(k_value))
+    assert values[-1] < values[0]  # it learned something
+    np.testing.assert_allclose(values, k_values, rtol=1e-5)
+    for w, k_w in zip(layer.get_weights(), k_layer.get_weights(), strict=True):
+        np.testing.assert_allclose(w, k_w, rtol=1e-5, atol=1e-6)
+
+
 def test_zz_report_worst_ulps():
     """Prints the worst ulp differences measured above (run with -s to see them)."""
     for label, worst in sorted(WORST_ULPS.items()):
