@@ -6,8 +6,14 @@ tf.keras semantics, and its Python binding (ctypes).
     layer.set_weights([kernel, bias])          # tf.keras get_weights() order
     y = layer(x, training=True)
     dx, (d_kernel, d_bias) = layer.backward(dy)
+
+    loss = nn.losses.CategoricalCrossentropy(from_logits=True)
+    value, d_y = loss.gradient(y_true, y)      # Keras's order: target, prediction
+    opt = nn.optimizers.Adam(learning_rate=1e-3)
+    opt.apply_gradients(zip(grads, params))     # float32 arrays, updated in place
 """
 
+from nntk_core import losses, optimizers
 from nntk_core._native import NNTKError, lib
 from nntk_core.activation import Activation
 from nntk_core.activations import ACTIVATIONS
@@ -40,4 +46,6 @@ __all__ = [
     "Layer",
     "NNTKError",
     "TimeDistributedDense",
+    "losses",
+    "optimizers",
 ]

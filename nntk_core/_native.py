@@ -146,6 +146,18 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
         _STATUS,
         [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR],
     ),
+    # Losses (nntk/loss.h): kind, from_logits, rows, classes, y_pred, y_true, loss, d_pred.
+    "NNTKLossCompute": (
+        _STATUS,
+        [c_int32, c_int32, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
+    # Optimizers (nntk/optimizer.h). Hyperparameters are doubles, as Keras's Python floats.
+    "NNTKOptimizerCreateSGD": (c_void_p, [c_double, c_double, c_int32]),
+    "NNTKOptimizerCreateAdam": (c_void_p, [c_double, c_double, c_double, c_double, c_int32]),
+    "NNTKOptimizerDestroy": (None, [c_void_p]),
+    "NNTKOptimizerStep": (_STATUS, [c_void_p, c_int64, _FLOAT_PTR_PTR, _FLOAT_PTR_PTR, _INT64_PTR]),
+    "NNTKOptimizerIterations": (_STATUS, [c_void_p, _INT64_PTR]),
+    "NNTKOptimizerSetLearningRate": (_STATUS, [c_void_p, c_double]),
 }
 
 # Every layer function's full name, for the API-coverage tests.
@@ -161,9 +173,7 @@ def _declare(cdll: ctypes.CDLL, name: str, restype, argtypes) -> None:
     func.argtypes = argtypes
     if restype is _STATUS:
         func.errcheck = _check_status
-    elif restype is c_void_p and name.endswith(
-        ("Create", "CreateForInference", "CreateForTraining")
-    ):
+    elif restype is c_void_p and "Create" in name:  # every constructor: NULL on error
         func.errcheck = _check_handle
 
 

@@ -19,6 +19,8 @@
 #include "nntk/batch_norm.h"
 #include "nntk/conv1d.h"
 #include "nntk/dense.h"
+#include "nntk/loss.h"
+#include "nntk/optimizer.h"
 #include "nntk/time_distributed_dense.h"
 
 #endif /* NNTK_NNTK_H */

@@ -1,0 +1,120 @@
+/* Losses: value and gradient w.r.t. the prediction, SUM_OVER_BATCH_SIZE
+ * reduction (the mean over the `rows` positions). Each loss is one function
+ * per row, value and gradient side by side; sums in double. See nntk/loss.h
+ * for the formulas. */
+#include <math.h>
+
+#include "core/internal.h"
+#include "nntk/loss.h"
+
+/* keras.backend.epsilon(): the clip of the probability cross-entropy. */
+#define CCE_EPSILON 1e-7
+
+/* Mean squared error of one row. Returns Σ_c (ŷ − y)² (the caller divides by
+ * rows·C); d (C,) = scale·2(ŷ − y) unless d is NULL. */
+static double mse_row(int64_t c, const float *y_pred /* (C,) */, const float *y_true /* (C,) */,
+                      double scale, float *d /* (C,) or NULL */) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < c; j++) {
+        const double diff = (double)y_pred[j] - (double)y_true[j];
+        sum += diff * diff;
+        if (d != NULL) d[j] = (float)(2.0 * diff * scale);
+    }
+    return sum;
+}
+
+/* Cross-entropy on probabilities, one row. Returns −Σ_c y_c log q̃_c with
+ * q = p/Σp and q̃ = clip(q, ε, 1 − ε); d (C,) = scale · d/dp unless NULL.
+ *
+ * Forward:  s = Σ p;  q = p/s;  q̃ = clip(q);  L = −Σ y log q̃.
+ * Backward: g = dL/dq = −y/q̃ where the clip passes (ε <= q <= 1 − ε, bounds
+ *           included, as TF's ClipByValue gradient), else 0;
+ *           dL/dp_j = Σ_k g_k (δ_jk − q_k)/s = (g_j − Σ_k g_k q_k)/s. */
+static double cce_probabilities_row(int64_t c, const float *p /* (C,) */, const float *y /* (C,) */,
+                                    double scale, float *d /* (C,) or NULL */) {
+    double s = 0.0;
+    for (int64_t j = 0; j < c; j++) s += (double)p[j];
+    double loss = 0.0, g_dot_q = 0.0;
+    for (int64_t j = 0; j < c; j++) {
+        const double q = (double)p[j] / s;
+        const double q_clipped = q < CCE_EPSILON ? CCE_EPSILON : (q > 1.0 - CCE_EPSILON ? 1.0 - CCE_EPSILON : q);
+        loss -= (double)y[j] * log(q_clipped);
+        /* where the clip passes, g_j q_j = (−y_j/q_j)·q_j = −y_j exactly */
+        if (q >= CCE_EPSILON && q <= 1.0 - CCE_EPSILON) g_dot_q -= (double)y[j];
+    }
+    if (d != NULL) {
+        for (int64_t j = 0; j < c; j++) {
+            const double q = (double)p[j] / s;
+            const double g = (q >= CCE_EPSILON && q <= 1.0 - CCE_EPSILON) ? -(double)y[j] / q : 0.0;
+            d[j] = (float)((g - g_dot_q) / s * scale);
+        }
+    }
+    return loss;
+}
+
+/* Cross-entropy on logits, one row. Returns Σ_c y_c (logsumexp(z) − z_c);
+ * d (C,) = scale·(softmax(z) − y) unless NULL (TF's kernel gradient). */
+static double cce_logits_row(int64_t c, const float *z /* (C,) */, const float *y /* (C,) */,
+                             double scale, float *d /* (C,) or NULL */) {
+    double max = (double)z[0];
+    for (int64_t j = 1; j < c; j++)
+        if ((double)z[j] > max) max = (double)z[j];
+    double sum_exp = 0.0;
+    for (int64_t j = 0; j < c; j++) sum_exp += exp((double)z[j] - max);
+    const double lse = max + log(sum_exp);
+    double loss = 0.0;
+    for (int64_t j = 0; j < c; j++) loss += (double)y[j] * (lse - (double)z[j]);
+    if (d != NULL)
+        for (int64_t j = 0; j < c; j++)
+            d[j] = (float)((exp((double)z[j] - max) / sum_exp - (double)y[j]) * scale);
+    return loss;
+}
+
+NNTK_API NNTKStatus NNTKLossCompute(int32_t kind, int32_t from_logits, int64_t rows, int64_t classes,
+                                    const float *y_pred, const float *y_true, float *loss,
+                                    float *d_pred) {
+    static const char fn[] = "NNTKLossCompute";
+    NNTKStatus s;
+    if (kind < 0 || kind >= NNTK_LOSS_COUNT_)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: kind = %d is not a known NNTKLossKind", fn,
+                         (int)kind);
+    if (from_logits != 0 && from_logits != 1)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: from_logits must be 0 or 1 (got %d)", fn,
+                         (int)from_logits);
+    if (from_logits && kind != NNTK_LOSS_CATEGORICAL_CROSSENTROPY)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
+                         "%s: from_logits = 1 is only meaningful for NNTK_LOSS_CATEGORICAL_CROSSENTROPY "
+                         "(kind = %d)",
+                         fn, (int)kind);
+    if ((s = nntk_check_size(fn, "rows", rows, NNTK_MAX_ELEMENTS)) != NNTK_OK) return s;
+    if ((s = nntk_check_size(fn, "classes", classes, NNTK_MAX_ELEMENTS)) != NNTK_OK) return s;
+    if (rows > NNTK_MAX_ELEMENTS / classes)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
+                         "%s: rows*classes = %lld*%lld exceeds the largest tensor (%lld elements)", fn,
+                         (long long)rows, (long long)classes, (long long)NNTK_MAX_ELEMENTS);
+    if ((s = nntk_check_pointer(fn, "y_pred", y_pred)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "y_true", y_true)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "loss", loss)) != NNTK_OK) return s;
+    if (d_pred != NULL && ((const float *)d_pred == y_pred || (const float *)d_pred == y_true))
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: d_pred must not be the same buffer as %s", fn,
+                         (const float *)d_pred == y_pred ? "y_pred" : "y_true");
+
+    /* SUM_OVER_BATCH_SIZE: the mean over the rows positions; MSE also takes the
+     * mean over the class axis first. */
+    const double row_scale = 1.0 / (double)rows;
+    const double scale = kind == NNTK_LOSS_MEAN_SQUARED_ERROR ? row_scale / (double)classes : row_scale;
+    double total = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *pred = y_pred + r * classes; /* (C,) */
+        const float *target = y_true + r * classes; /* (C,) */
+        float *d = d_pred != NULL ? d_pred + r * classes : NULL; /* (C,) */
+        if (kind == NNTK_LOSS_MEAN_SQUARED_ERROR)
+            total += mse_row(classes, pred, target, scale, d);
+        else if (from_logits)
+            total += cce_logits_row(classes, pred, target, scale, d);
+        else
+            total += cce_probabilities_row(classes, pred, target, scale, d);
+    }
+    *loss = (float)(total * scale);
+    return NNTK_OK;
+}
