@@ -71,16 +71,19 @@ def versions() -> dict[str, str]:
 
 
 @lru_cache(maxsize=256)
-def _keras_layer(spec_name: str, config_json: str, dtype: str):
+def _keras_layer(spec_name: str, config_json: str, dtype: str, input_shape: tuple):
     from parity.specs import get_spec
 
     spec = get_spec(spec_name)
-    return spec.build_keras(keras(), json.loads(config_json), dtype)
+    return spec.build_keras(keras(), json.loads(config_json), dtype, input_shape)
 
 
-def keras_layer(spec: LayerSpec, config: dict, dtype: str):
-    """The Keras layer for a config, built once and reused (weights are set per case)."""
-    return _keras_layer(spec.name, json.dumps(config, sort_keys=True), dtype)
+def keras_layer(spec: LayerSpec, case: Case, dtype: str):
+    """The Keras layer for a case's config and input rank, built once and reused
+    (weights are set per case)."""
+    features = spec.input_features(case.config)
+    input_shape = (None,) * (case.rank - 1) + (features,)
+    return _keras_layer(spec.name, json.dumps(case.config, sort_keys=True), dtype, input_shape)
 
 
 def _shapes(shape) -> list[tuple[int, ...]]:
@@ -93,7 +96,7 @@ def _shapes(shape) -> list[tuple[int, ...]]:
 
 def draw_case_data(spec: LayerSpec, case: Case) -> CaseData:
     """The case's weights, input and upstream gradients, from its seed."""
-    layer32 = keras_layer(spec, case.config, "float32")
+    layer32 = keras_layer(spec, case, "float32")
     rng = np.random.default_rng(case.seed)
     names = spec.weight_names(layer32)
     scale = SCALES[case.scale]
@@ -104,14 +107,14 @@ def draw_case_data(spec: LayerSpec, case: Case) -> CaseData:
     x = spec.draw_input(case, rng)
     upstream = [
         rng.standard_normal(shape).astype(np.float32)
-        for shape in _shapes(layer32.compute_output_shape(x.shape))
+        for shape in _shapes(layer32.compute_output_shape(spec.call_input_shape(x)))
     ]
     return CaseData(names, weights, x, upstream)
 
 
 def run_keras(spec: LayerSpec, case: Case, data: CaseData, dtype: str) -> dict[str, np.ndarray]:
     tf = tensorflow()
-    layer = keras_layer(spec, case.config, dtype)
+    layer = keras_layer(spec, case, dtype)
     np_dtype = np.float64 if dtype == "float64" else np.float32
     layer.set_weights([w.astype(np_dtype) for w in data.weights])
     quantities = spec.run_keras(

@@ -23,6 +23,10 @@ from parity.compare import Tolerance
 SCALES: dict[str, float] = {"realistic": 1.0, "large": 3.0}
 
 
+# The case-id keys that are not config options (so no config option may use them).
+CASE_FIELDS = ("B", "T", "rank", "seed", "draw")
+
+
 @dataclass(frozen=True)
 class Case:
     """One example: a layer config, an input shape and the seed of its data.
@@ -39,6 +43,11 @@ class Case:
     scale: str = "realistic"
     extra: dict[str, Any] = field(default_factory=dict)  # spec-specific draws
 
+    def __post_init__(self):
+        clash = set(self.config) & set(CASE_FIELDS)
+        if clash:
+            raise ValueError(f"config options may not be named {sorted(clash)}")
+
     @property
     def id(self) -> str:
         fields = {
@@ -47,7 +56,7 @@ class Case:
             "T": self.steps,
             "rank": self.rank,
             "seed": self.seed,
-            "scale": self.scale,
+            "draw": self.scale,
         }
         fields.update({f"x.{k}": json.dumps(v) for k, v in sorted(self.extra.items())})
         return f"{self.layer}?{urlencode(fields, safe=':,[]')}"
@@ -59,7 +68,7 @@ class Case:
             raise ValueError(f"not a case id: {case_id!r} (expected 'layer?key=value&...')")
         config, extra, meta = {}, {}, {}
         for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=True):
-            if key in ("B", "T", "rank", "seed", "scale"):
+            if key in CASE_FIELDS:
                 meta[key] = value
             elif key.startswith("x."):
                 extra[key[2:]] = json.loads(value)
@@ -75,7 +84,7 @@ class Case:
             steps=int(meta["T"]),
             rank=int(meta["rank"]),
             seed=int(meta["seed"]),
-            scale=meta.get("scale", "realistic"),
+            scale=meta.get("draw", "realistic"),
             extra=extra,
         )
 
@@ -109,7 +118,7 @@ class LayerSpec:
             config = draw(self.config_strategy())
             rank = draw(st.sampled_from(self.ranks))
             batch = draw(st.integers(*self.batch_range))
-            steps = draw(st.integers(*self.steps_range)) if rank == 3 else 1
+            steps = draw(self.steps_strategy(config)) if rank == 3 else 1
             seed = draw(st.integers(0, 2**31 - 1))
             scale = draw(st.sampled_from(list(SCALES)))
             extra = draw(self.extra_strategy(config))
@@ -133,7 +142,7 @@ class LayerSpec:
                 else:
                     config[option] = value
                 config = self.adjust_sweep_config(config)
-                steps = min(5, self.steps_range[1]) if rank == 3 else 1
+                steps = self.sweep_steps(config) if rank == 3 else 1
                 batch = min(3, self.batch_range[1])
                 seed = len(cases) + 1
                 cases.append(
@@ -150,6 +159,10 @@ class LayerSpec:
                 )
         return cases
 
+    def sweep_steps(self, config: dict) -> int:
+        """Sequence length of the sweep's cases."""
+        return min(5, self.steps_range[1])
+
     def adjust_sweep_config(self, config: dict) -> dict:
         """Makes a swept config valid where options interact (identity by default)."""
         return config
@@ -160,6 +173,15 @@ class LayerSpec:
     def extra_strategy(self, config: dict) -> st.SearchStrategy[dict]:
         """Spec-specific draws stored in Case.extra (none by default)."""
         return st.just({})
+
+    def steps_strategy(self, config: dict) -> st.SearchStrategy[int]:
+        """Sequence lengths to draw for a config (a layer may need a minimum)."""
+        return st.integers(*self.steps_range)
+
+    def call_input_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        """Shape of one call's input, given the drawn input (a spec drawing several
+        batches at once stacks them on a leading axis)."""
+        return x.shape
 
     def input_features(self, config: dict) -> int:
         return config["input_dim"]
@@ -187,8 +209,8 @@ class LayerSpec:
         return (rng.uniform(-limit, limit, size=shape) * scale).astype(np.float32)
 
     # -- the two implementations ---------------------------------------------------------
-    def build_keras(self, keras, config: dict, dtype: str):
-        """The tf.keras twin, built for the input's feature size, in `dtype`."""
+    def build_keras(self, keras, config: dict, dtype: str, input_shape: tuple):
+        """The tf.keras twin in `dtype`, built for `input_shape` ((None, ..., features))."""
         raise NotImplementedError
 
     def build_native(self, nn, config: dict):
@@ -233,7 +255,7 @@ class LayerSpec:
             layer.non_trainable_weights,
             strict=True,
         ):
-            quantities[f"state:{name}"] = var
+            quantities[f"state:{name}"] = var.numpy()  # a snapshot, not the live variable
         return quantities
 
     def run_native(self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str]):

@@ -142,3 +142,20 @@ def test_a_native_exception_fails_the_case():
 
     result = run_case(get_spec("dense"), dense_case(), FakeRaises())
     assert not result.passed and "boom" in result.failure_message()
+
+
+def test_catches_two_swapped_weight_gradients_of_equal_shape():
+    # BatchNorm's gamma and beta gradients are both (C,).
+    case = Case(
+        "batch_norm",
+        {"input_dim": 5, "momentum": 0.9, "epsilon": 1e-3, "center": True, "scale": True},
+        3,
+        4,
+        3,
+        5,
+        extra={"calls": 1, "inputs": "normal"},
+    )
+    spec = get_spec("batch_norm")
+    assert run_case(spec, case).passed
+    result = run_case(spec, case, FakeSwapGradients("grad:gamma", "grad:beta"))
+    assert failing_quantities(result) == {"grad:gamma", "grad:beta"}

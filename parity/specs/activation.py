@@ -51,9 +51,9 @@ class ActivationSpec(LayerSpec):
             x[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
         return x.astype(np.float32)
 
-    def build_keras(self, keras, config, dtype):
+    def build_keras(self, keras, config, dtype, input_shape):
         layer = keras.layers.Activation(keras_activation(keras, config["activation"]), dtype=dtype)
-        layer.build((None, config["input_dim"]))
+        layer.build(input_shape)
         return layer
 
     def build_native(self, nn, config):

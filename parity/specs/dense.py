@@ -51,14 +51,14 @@ class DenseSpec(LayerSpec):
             }
         )
 
-    def build_keras(self, keras, config, dtype):
+    def build_keras(self, keras, config, dtype, input_shape):
         layer = keras.layers.Dense(
             config["units"],
             activation=keras_activation(keras, config["activation"]),
             use_bias=config["use_bias"],
             dtype=dtype,
         )
-        layer.build((None, config["input_dim"]))
+        layer.build(input_shape)
         return layer
 
     def build_native(self, nn, config):

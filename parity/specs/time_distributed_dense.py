@@ -9,7 +9,7 @@ class TimeDistributedDenseSpec(DenseSpec):
     ranks = (3,)
     options = {k: v for k, v in DenseSpec.options.items() if k != "rank"}
 
-    def build_keras(self, keras, config, dtype):
+    def build_keras(self, keras, config, dtype, input_shape):
         inner = keras.layers.Dense(
             config["units"],
             activation=keras_activation(keras, config["activation"]),
@@ -17,7 +17,7 @@ class TimeDistributedDenseSpec(DenseSpec):
             dtype=dtype,
         )
         layer = keras.layers.TimeDistributed(inner, dtype=dtype)
-        layer.build((None, None, config["input_dim"]))
+        layer.build(input_shape)
         return layer
 
     def build_native(self, nn, config):

@@ -1,0 +1,184 @@
+"""BatchNorm: tf.keras.layers.BatchNormalization(axis=-1) on (B, T, C) and (B, C)
+(KERAS_SEMANTICS.md §6), over several consecutive training calls.
+
+A case draws `calls` (1-5) fresh batches: calls-1 training calls first, then on the
+last batch the inference output, the training output and gradients, the moving
+statistics, and the inference-mode ("frozen") output and gradients afterwards.
+"""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from parity.compare import Tolerance
+from parity.spec import SCALES, LayerSpec
+
+# (offset, spread) of the inputs: ordinary data, and a large common offset with a
+# small spread (the case that breaks one-pass variance).
+INPUT_KINDS = {"normal": (0.0, 1.0), "offset": (1000.0, 0.01)}
+
+
+class BatchNormSpec(LayerSpec):
+    name = "batch_norm"
+    layer_class = "BatchNorm"
+    ranks = (2, 3)
+    base_config = {"input_dim": 4, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True}
+    options = {"center": (True, False), "scale": (True, False), "rank": (2, 3)}
+    # Normalisation is elementwise after two reductions over N = B*T <= 128 values;
+    # nntk accumulates the statistics in double. Keras float32 computes
+    # x*inv + (beta - mean*inv), which cancels catastrophically for large offsets
+    # (1000 +- 0.01: Keras float32 is off by ~1e-3 there; the referee is float64).
+    tolerances = {
+        "output": Tolerance(atol=1e-6, rtol=1e-5, reason="elementwise after double statistics"),
+        "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums over N = B*T <= 128 positions"),
+        "state": Tolerance(atol=1e-6, rtol=1e-5, reason="a lerp of double-accumulated statistics"),
+    }
+
+    def config_strategy(self):
+        return st.fixed_dictionaries(
+            {
+                "input_dim": st.integers(1, 32),
+                "momentum": st.sampled_from((0.99, 0.9, 0.5, 0.0, 1.0))
+                | st.floats(0.0, 1.0, allow_subnormal=False),
+                "epsilon": st.sampled_from((1e-3, 1e-5, 0.1))
+                | st.floats(1e-6, 1.0, allow_subnormal=False),
+                "center": st.booleans(),
+                "scale": st.booleans(),
+            }
+        )
+
+    def extra_strategy(self, config):
+        return st.fixed_dictionaries(
+            {"calls": st.integers(1, 5), "inputs": st.sampled_from(tuple(INPUT_KINDS))}
+        )
+
+    def sweep_extra(self, config):
+        return {"calls": 2, "inputs": "normal"}
+
+    def sweep_cases(self):
+        cases = super().sweep_cases()
+        # The edges every profile runs: B*T = 1 (zero variance) and the large offset.
+        first = cases[0]
+        cases.append(
+            type(first)(
+                self.name,
+                dict(self.base_config),
+                1,
+                1,
+                3,
+                101,
+                "realistic",
+                {"calls": 3, "inputs": "normal"},
+            )
+        )
+        cases.append(
+            type(first)(
+                self.name,
+                dict(self.base_config),
+                4,
+                6,
+                3,
+                102,
+                "realistic",
+                {"calls": 3, "inputs": "offset"},
+            )
+        )
+        return cases
+
+    def draw_input(self, case, rng):
+        """`calls` batches stacked on a leading axis."""
+        offset, spread = INPUT_KINDS[case.extra.get("inputs", "normal")]
+        shape = (case.extra.get("calls", 1), *self.input_shape(case))
+        x = offset + spread * SCALES[case.scale] * rng.standard_normal(shape)
+        return x.astype(np.float32)
+
+    def call_input_shape(self, x):
+        return x.shape[1:]
+
+    def draw_weight(self, name, shape, scale, rng):
+        if name == "gamma":
+            return rng.uniform(0.5, 1.5, size=shape).astype(np.float32) * np.float32(scale)
+        if name == "moving_variance":
+            return rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
+        return super().draw_weight(name, shape, scale, rng)
+
+    def build_keras(self, keras, config, dtype, input_shape):
+        layer = keras.layers.BatchNormalization(
+            axis=-1,
+            momentum=config["momentum"],
+            epsilon=config["epsilon"],
+            center=config["center"],
+            scale=config["scale"],
+            dtype=dtype,
+        )
+        layer.build(input_shape)
+        return layer
+
+    def build_native(self, nn, config):
+        return nn.BatchNorm(
+            input_dim=config["input_dim"],
+            momentum=config["momentum"],
+            epsilon=config["epsilon"],
+            center=config["center"],
+            scale=config["scale"],
+        )
+
+    @staticmethod
+    def _store_state_as_float32(tf, layer):
+        """Rounds the moving statistics to float32 after each call, as nntk and Keras
+        float32 store them between calls.
+
+        The referee then carries the same stored state from call to call, and the
+        inference-mode quantities are computed from it; the state itself is compared
+        too (state:*). Without this the float64 referee's moving mean alone (e.g.
+        1000.00312 where float32 stores 1000.00311) moves an inference output by
+        |dmean| / sqrt(var + eps) ~ 1e-3 for inputs 1000 +- 0.01, which no float32
+        implementation can reproduce."""
+        for var in layer.non_trainable_weights:
+            var.assign(tf.cast(tf.cast(var, tf.float32), var.dtype))
+
+    def run_keras(self, tf, layer, x, upstream):
+        for batch in x[:-1]:
+            layer(tf.constant(batch), training=True)
+            self._store_state_as_float32(tf, layer)
+        quantities = super().run_keras(tf, layer, x[-1], upstream)
+        self._store_state_as_float32(tf, layer)
+        xt = tf.constant(x[-1])
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = layer(xt, training=False)
+        grads = tape.gradient(
+            y,
+            [xt] + list(layer.trainable_weights),
+            output_gradients=tf.constant(upstream[0]),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        quantities["output:frozen"] = y
+        quantities["grad_frozen:input"] = grads[0]
+        names = self.weight_names_of(layer.trainable_weights)
+        for name, grad in zip(names, grads[1:], strict=True):
+            quantities[f"grad_frozen:{name}"] = grad
+        return quantities
+
+    def run_native(self, layer, x, upstream, names):
+        for batch in x[:-1]:
+            layer(batch, training=True)
+        quantities = super().run_native(layer, x[-1], upstream, names)
+        quantities["output:frozen"] = layer(x[-1], training=False)
+        dx, dweights = layer.backward(upstream[0])
+        quantities["grad_frozen:input"] = dx
+        trainable = [n for n, t in zip(names, layer.trainable_mask(), strict=True) if t]
+        for name, grad in zip(trainable, dweights, strict=True):
+            quantities[f"grad_frozen:{name}"] = grad
+        return quantities
+
+    def axis_names(self, quantity, config, ndim):
+        if quantity.startswith(
+            ("state:", "grad:gamma", "grad:beta", "grad_frozen:gamma", "grad_frozen:beta")
+        ):
+            return ("channel",)
+        if ndim == 3:
+            return ("b", "t", "channel")
+        return ("b", "channel")
+
+
+SPEC = BatchNormSpec()

@@ -1,0 +1,116 @@
+"""Conv1d: tf.keras.layers.Conv1D, channels_last (KERAS_SEMANTICS.md §5)."""
+
+from hypothesis import strategies as st
+
+from nntk_core.activations import ACTIVATIONS
+from parity.compare import Tolerance
+from parity.spec import LayerSpec
+from parity.specs.dense import keras_activation
+
+PADDINGS = ("valid", "same", "causal")
+
+
+def effective_kernel(config: dict) -> int:
+    return (config["kernel_size"] - 1) * config["dilation_rate"] + 1
+
+
+class Conv1dSpec(LayerSpec):
+    name = "conv1d"
+    layer_class = "Conv1d"
+    ranks = (3,)
+    steps_range = (1, 16)
+    base_config = {
+        "filters": 4,
+        "input_dim": 3,
+        "kernel_size": 3,
+        "strides": 1,
+        "padding": "valid",
+        "dilation_rate": 1,
+        "activation": "linear",
+        "use_bias": True,
+    }
+    options = {
+        "padding": PADDINGS,
+        "strides": (1, 2, 3),
+        "dilation_rate": (1, 2, 3),
+        "kernel_size": (1, 2, 3, 4, 5),
+        "activation": ACTIVATIONS,
+        "use_bias": (True, False),
+    }
+    # A K = kernel_size*C_in <= 160 term dot product per output; weight gradients sum
+    # B*out_steps <= 128 such products (float32 cancellation, DESIGN.md §5).
+    tolerances = {
+        "output": Tolerance(atol=5e-6, rtol=5e-5, reason="K<=160 float32 dot product + activation"),
+        "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums of B*out_steps products"),
+    }
+
+    def config_strategy(self):
+        @st.composite
+        def configs(draw):
+            strides = draw(st.sampled_from((1, 2, 3)))
+            # Keras rejects strides > 1 together with dilation_rate > 1.
+            dilation = 1 if strides > 1 else draw(st.sampled_from((1, 2, 3)))
+            return {
+                "filters": draw(st.integers(1, 32)),
+                "input_dim": draw(st.integers(1, 32)),
+                "kernel_size": draw(st.integers(1, 5)),
+                "strides": strides,
+                "padding": draw(st.sampled_from(PADDINGS)),
+                "dilation_rate": dilation,
+                "activation": draw(st.sampled_from(ACTIVATIONS)),
+                "use_bias": draw(st.booleans()),
+            }
+
+        return configs()
+
+    def steps_strategy(self, config):
+        # valid padding needs at least the effective kernel; same/causal may be shorter
+        # than the kernel (an edge worth drawing).
+        low = effective_kernel(config) if config["padding"] == "valid" else 1
+        return st.integers(low, low + 15)
+
+    def sweep_steps(self, config):
+        return effective_kernel(config) + 4
+
+    def adjust_sweep_config(self, config):
+        if config["strides"] > 1:
+            config["dilation_rate"] = 1
+        return config
+
+    def build_keras(self, keras, config, dtype, input_shape):
+        layer = keras.layers.Conv1D(
+            config["filters"],
+            config["kernel_size"],
+            strides=config["strides"],
+            padding=config["padding"],
+            dilation_rate=config["dilation_rate"],
+            activation=keras_activation(keras, config["activation"]),
+            use_bias=config["use_bias"],
+            dtype=dtype,
+        )
+        layer.build(input_shape)
+        return layer
+
+    def build_native(self, nn, config):
+        return nn.Conv1d(
+            config["filters"],
+            config["kernel_size"],
+            input_dim=config["input_dim"],
+            strides=config["strides"],
+            padding=config["padding"],
+            dilation_rate=config["dilation_rate"],
+            activation=config["activation"],
+            use_bias=config["use_bias"],
+        )
+
+    def axis_names(self, quantity, config, ndim):
+        if quantity == "grad:kernel":
+            return ("tap", "in", "filter")
+        if quantity == "grad:bias":
+            return ("filter",)
+        if quantity.startswith("output"):
+            return ("b", "t", "filter")
+        return super().axis_names(quantity, config, ndim)
+
+
+SPEC = Conv1dSpec()
