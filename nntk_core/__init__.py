@@ -20,7 +20,8 @@ from nntk_core.activations import ACTIVATIONS
 from nntk_core.batch_norm import BatchNorm
 from nntk_core.conv1d import Conv1d
 from nntk_core.dense import Dense, TimeDistributedDense
-from nntk_core.layer import Layer
+from nntk_core.layer import Layer, set_random_seed
+from nntk_core.model import Sequential
 
 __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
@@ -45,7 +46,9 @@ __all__ = [
     "Dense",
     "Layer",
     "NNTKError",
+    "Sequential",
     "TimeDistributedDense",
     "losses",
+    "set_random_seed",
     "optimizers",
 ]

@@ -23,6 +23,14 @@ class Activation(Layer):
     def _config_args(self) -> tuple:
         return (activations.kind(self.activation), self.input_dim)
 
+    @property
+    def output_dim(self) -> int | None:
+        return self.input_dim if self._fixed_dim else None
+
+    @property
+    def adapts_input_dim(self) -> bool:
+        return not self._fixed_dim
+
     def weight_names(self) -> list[str]:
         return []
 

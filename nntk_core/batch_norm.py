@@ -58,6 +58,13 @@ class BatchNorm(Layer):
     def _config_args(self) -> tuple:
         return (self.input_dim, self.momentum, self.epsilon, int(self.center), int(self.scale))
 
+    def initial_weights(self):
+        return None  # the native layer starts at tf.keras's values (1, 0, 0, 1)
+
+    @property
+    def output_dim(self) -> int:
+        return self.input_dim
+
     def weight_names(self) -> list[str]:
         names = ["gamma"] if self.scale else []
         names += ["beta"] if self.center else []

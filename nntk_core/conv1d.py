@@ -82,6 +82,10 @@ class Conv1d(Layer):
             int(self.use_bias),
         )
 
+    @property
+    def output_dim(self) -> int:
+        return self.filters
+
     def weight_names(self) -> list[str]:
         return ["kernel", "bias"] if self.use_bias else ["kernel"]
 

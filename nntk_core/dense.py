@@ -25,6 +25,10 @@ class Dense(Layer):
     def _config_args(self) -> tuple:
         return (self.input_dim, self.units, activations.kind(self.activation), int(self.use_bias))
 
+    @property
+    def output_dim(self) -> int:
+        return self.units
+
     def weight_names(self) -> list[str]:
         return ["kernel", "bias"] if self.use_bias else ["kernel"]
 

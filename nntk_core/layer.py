@@ -54,6 +54,34 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
+_init_rng = np.random.default_rng()
+
+
+def set_random_seed(seed: int) -> None:
+    """Seeds the generator of the layers' initial weights (like keras.utils.set_random_seed)."""
+    global _init_rng
+    _init_rng = np.random.default_rng(seed)
+
+
+def glorot_uniform(shape: tuple[int, ...]) -> np.ndarray:
+    """Keras's default kernel initializer: U(±sqrt(6 / (fan_in + fan_out))), with the
+    receptive field (leading axes of a conv kernel) multiplied into both fans."""
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return _init_rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def orthogonal(shape: tuple[int, int]) -> np.ndarray:
+    """Keras's default recurrent initializer: a (semi-)orthogonal matrix."""
+    rows, cols = shape
+    a = _init_rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    q = q if rows >= cols else q.T
+    return q[:rows, :cols].astype(np.float32)
+
+
 class Layer:
     """Base class of the native layers. Subclasses set `_native` and implement
     `_config_args()`, `weight_names()` and `weight_shapes()`."""
@@ -86,6 +114,11 @@ class Layer:
         """Which weights are trainable (receive a gradient from backward); all by default."""
         return [True] * len(self.weight_shapes())
 
+    @property
+    def output_dim(self) -> int | None:
+        """Size of the output's last axis (None: the same as the input's)."""
+        raise NotImplementedError
+
     # -- handle lifetime -------------------------------------------------------------------
     def _fn(self, suffix: str):
         return layer_function(self._native, suffix)
@@ -103,6 +136,23 @@ class Layer:
                 f"{type(self).__name__}: native weight block has {count} floats, "
                 f"the declared shapes {self.weight_shapes()} hold {expected}"
             )
+        initial = self.initial_weights()
+        if initial is not None:
+            self.set_weights(initial)
+
+    def initial_weights(self) -> list[np.ndarray] | None:
+        """tf.keras's default initial weights (None: keep the native layer's own).
+        The default: glorot_uniform for "kernel", orthogonal for "recurrent_kernel",
+        zeros for everything else."""
+        weights = []
+        for name, shape in zip(self.weight_names(), self.weight_shapes(), strict=True):
+            if name.endswith("recurrent_kernel"):
+                weights.append(orthogonal(shape))
+            elif name.endswith("kernel"):
+                weights.append(glorot_uniform(shape))
+            else:
+                weights.append(np.zeros(shape, np.float32))
+        return weights
 
     def _live_handle(self):
         if self._closed:
@@ -152,6 +202,18 @@ class Layer:
             out.append(block[offset : offset + size].reshape(shape).copy())
             offset += size
         return out
+
+    def trainable_weight_views(self) -> list[np.ndarray]:
+        """Writeable float32 views onto the native trainable weights, in tf.keras
+        trainable_weights order: an optimizer updates them in place."""
+        block = self._weights_view()
+        views, offset = [], 0
+        for shape, trainable in zip(self.weight_shapes(), self.trainable_mask(), strict=True):
+            size = int(np.prod(shape))
+            if trainable:
+                views.append(block[offset : offset + size].reshape(shape))
+            offset += size
+        return views
 
     def set_weights(self, weights: Sequence) -> None:
         """Sets the weights from arrays in tf.keras get_weights() order and shapes."""
