@@ -11,8 +11,10 @@ tf.keras semantics, and its Python binding (ctypes).
 from nntk_core._native import NNTKError, lib
 from nntk_core.activation import Activation
 from nntk_core.activations import ACTIVATIONS
+from nntk_core.bidirectional import Bidirectional
 from nntk_core.dense import Dense, TimeDistributedDense
 from nntk_core.layer import Layer
+from nntk_core.recurrent import GRU, LSTM, RNN, RecurrentLayer
 
 __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
@@ -23,6 +25,10 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
     "Activation": Activation,
     "Dense": Dense,
     "TimeDistributedDense": TimeDistributedDense,
+    "RNN": RNN,
+    "GRU": GRU,
+    "LSTM": LSTM,
+    "Bidirectional": Bidirectional,
 }
 
 __all__ = [
@@ -30,8 +36,13 @@ __all__ = [
     "BACKEND",
     "LAYER_CLASSES",
     "Activation",
+    "Bidirectional",
     "Dense",
+    "GRU",
+    "LSTM",
     "Layer",
     "NNTKError",
+    "RNN",
+    "RecurrentLayer",
     "TimeDistributedDense",
 ]

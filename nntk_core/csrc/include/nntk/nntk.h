@@ -16,7 +16,11 @@
 #include "nntk/status.h"
 
 #include "nntk/activation.h"
+#include "nntk/bidirectional.h"
 #include "nntk/dense.h"
+#include "nntk/gru.h"
+#include "nntk/lstm.h"
+#include "nntk/rnn.h"
 #include "nntk/time_distributed_dense.h"
 
 #endif /* NNTK_NNTK_H */
