@@ -425,3 +425,35 @@ def test_c_errors(name):
     finally:
         fn("Destroy")(infer)
         fn("Destroy")(train)
+
+
+@pytest.mark.parametrize("name", ("RNN", "GRU", "LSTM"))
+def test_c_training_capacity_and_growth(name):
+    """A reserved capacity is honoured and a larger batch later still works;
+    a bad capacity is refused."""
+    from nntk_core._native import TrainingConfig
+
+    args = {
+        "RNN": (3, 2, 6, 1, 1, 0),
+        "GRU": (3, 2, 6, 4, 1, 0, 1, 0),
+        "LSTM": (3, 2, 6, 4, 1, 1, 0),
+    }
+    fn = lambda suffix: getattr(lib, f"NNTK{name}{suffix}")  # noqa: E731
+    config = fn("ConfigCreate")(*args[name])
+    try:
+        with pytest.raises(NNTKError, match="training_config.max_batch must be >= 1"):
+            fn("CreateForTraining")(config, ctypes.byref(TrainingConfig(-1, 3)))
+        train = fn("CreateForTraining")(config, ctypes.byref(TrainingConfig(2, 4)))
+    finally:
+        fn("ConfigDestroy")(config)
+    try:
+        for batch, steps in ((2, 4), (3, 10), (1, 1)):
+            x = np.ones((batch, steps, 3), np.float32)
+            out = np.zeros((batch, steps, 2), np.float32)
+            fn("ApplyTrainingBatch")(train, batch, steps, _ptr(x), _ptr(out))
+            grad = fn("GradientCreate")(train)
+            dx = np.zeros_like(x)
+            fn("CalculateGradient")(train, grad, _ptr(out), _ptr(dx))
+            fn("GradientDestroy")(grad)
+    finally:
+        fn("Destroy")(train)

@@ -242,7 +242,6 @@ static NNTKStatus apply(const char *fn, NNTKGRU *filter, int training, int64_t b
     if (training) {
         f->batch = batch;
         f->steps = steps;
-        f->had_initial_state = initial_state != NULL;
     }
     return NNTK_OK;
 }

@@ -207,7 +207,6 @@ static NNTKStatus apply(const char *fn, NNTKLSTM *filter, int training, int64_t 
     if (training) {
         f->batch = batch;
         f->steps = steps;
-        f->had_initial_state = initial_state != NULL;
     }
     return NNTK_OK;
 }

@@ -139,7 +139,6 @@ static NNTKStatus apply(const char *fn, NNTKRNN *filter, int training, int64_t b
     if (training) {
         f->batch = batch;
         f->steps = steps;
-        f->had_initial_state = initial_state != NULL;
     }
     return NNTK_OK;
 }

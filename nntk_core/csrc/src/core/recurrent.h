@@ -58,7 +58,6 @@ typedef struct NNTKRecurrentFilter {
     int64_t weight_count;
     /* The last training batch, kept for the gradient (batch = 0: none). */
     int64_t batch, steps;
-    int32_t had_initial_state; /* informational: 0 when it started from zeros */
     float *cache;              /* the layer's per-step values of that batch */
     int64_t cache_capacity;
     /* Per-call scratch of inference and of the gradient (never the cache, so
