@@ -18,10 +18,12 @@ from nntk_core._native import NNTKError, lib
 from nntk_core.activation import Activation
 from nntk_core.activations import ACTIVATIONS
 from nntk_core.batch_norm import BatchNorm
+from nntk_core.bidirectional import Bidirectional
 from nntk_core.conv1d import Conv1d
 from nntk_core.dense import Dense, TimeDistributedDense
 from nntk_core.layer import Layer, set_random_seed
 from nntk_core.model import Sequential
+from nntk_core.recurrent import GRU, LSTM, RNN, RecurrentLayer
 
 __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
@@ -34,21 +36,30 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
     "Conv1d": Conv1d,
     "Dense": Dense,
     "TimeDistributedDense": TimeDistributedDense,
+    "RNN": RNN,
+    "GRU": GRU,
+    "LSTM": LSTM,
+    "Bidirectional": Bidirectional,
 }
 
 __all__ = [
+    "Activation",
     "ACTIVATIONS",
     "BACKEND",
-    "LAYER_CLASSES",
-    "Activation",
     "BatchNorm",
+    "Bidirectional",
     "Conv1d",
     "Dense",
+    "GRU",
     "Layer",
-    "NNTKError",
-    "Sequential",
-    "TimeDistributedDense",
+    "LAYER_CLASSES",
     "losses",
-    "set_random_seed",
+    "LSTM",
+    "NNTKError",
     "optimizers",
+    "RecurrentLayer",
+    "RNN",
+    "Sequential",
+    "set_random_seed",
+    "TimeDistributedDense",
 ]

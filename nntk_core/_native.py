@@ -132,6 +132,16 @@ LAYERS: dict[str, list] = {
     "Conv1d": [c_int64, c_int64, c_int64, c_int64, c_int32, c_int64, c_int32, c_int32],
     # input_dim, momentum, epsilon, center, scale
     "BatchNorm": [c_int64, c_double, c_double, c_int32, c_int32],
+    # input_dim, units, activation, use_bias, return_sequences, go_backwards
+    "RNN": [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32],
+    # input_dim, units, activation, recurrent_activation, use_bias, reset_after,
+    # return_sequences, go_backwards
+    "GRU": [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32, c_int32, c_int32],
+    # input_dim, units, activation, recurrent_activation, use_bias, return_sequences, go_backwards
+    "LSTM": [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32, c_int32],
+    # layer kind, input_dim, units, activation, recurrent_activation, use_bias, reset_after,
+    # return_sequences, go_backwards, merge_mode
+    "Bidirectional": [c_int32, c_int64, c_int64] + [c_int32] * 7,
 }
 
 # Functions outside the standard set: name -> (restype, argtypes).
@@ -159,6 +169,19 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKOptimizerIterations": (_STATUS, [c_void_p, _INT64_PTR]),
     "NNTKOptimizerSetLearningRate": (_STATUS, [c_void_p, c_double]),
 }
+
+# The recurrent layers' state API: initial state in, final state out, and the
+# gradients of both (nntk/rnn.h, gru.h, lstm.h, bidirectional.h).
+for _layer in ("RNN", "GRU", "LSTM", "Bidirectional"):
+    # (filter, batch, steps, in, initial_state, out, final_state)
+    _with_state = [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR]
+    EXTRA_FUNCTIONS[f"NNTK{_layer}ApplyInferenceWithState"] = (_STATUS, _with_state)
+    EXTRA_FUNCTIONS[f"NNTK{_layer}ApplyTrainingBatchWithState"] = (_STATUS, _with_state)
+    # (filter, gradient, d_out, d_final_state, d_in, d_initial_state)
+    EXTRA_FUNCTIONS[f"NNTK{_layer}CalculateGradientWithState"] = (
+        _STATUS,
+        [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    )
 
 # Every layer function's full name, for the API-coverage tests.
 LAYER_FUNCTIONS: dict[str, list[str]] = {

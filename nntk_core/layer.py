@@ -311,10 +311,20 @@ class Layer:
                 f"got {grad.shape}"
             )
         handle = self._live_handle()
-        if self._gradient is None:
-            self._gradient = self._fn("GradientCreate")(handle)
         dx = np.empty(self._last_input_shape, dtype=np.float32)
-        self._fn("CalculateGradient")(handle, self._gradient, float_ptr(grad), float_ptr(dx))
+        self._fn("CalculateGradient")(
+            handle, self._gradient_handle(), float_ptr(grad), float_ptr(dx)
+        )
+        return dx, self._weight_gradients()
+
+    def _gradient_handle(self):
+        """The native gradient object (created on first use)."""
+        if self._gradient is None:
+            self._gradient = self._fn("GradientCreate")(self._live_handle())
+        return self._gradient
+
+    def _weight_gradients(self) -> list[np.ndarray]:
+        """Copies of the trainable weights' gradients from the native gradient block."""
         ptr = _FLOAT_PTR()
         count = ctypes.c_int64()
         self._fn("GradientGetWeights")(self._gradient, ctypes.byref(ptr), ctypes.byref(count))
@@ -329,7 +339,7 @@ class Layer:
             if trainable:
                 grads.append(block[offset : offset + size].reshape(shape).copy())
             offset += size
-        return dx, grads
+        return grads
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._config_repr()})"

@@ -17,10 +17,14 @@
 
 #include "nntk/activation.h"
 #include "nntk/batch_norm.h"
+#include "nntk/bidirectional.h"
 #include "nntk/conv1d.h"
 #include "nntk/dense.h"
+#include "nntk/gru.h"
 #include "nntk/loss.h"
+#include "nntk/lstm.h"
 #include "nntk/optimizer.h"
+#include "nntk/rnn.h"
 #include "nntk/time_distributed_dense.h"
 
 #endif /* NNTK_NNTK_H */
