@@ -35,11 +35,21 @@ def _select_specs(names: list[str] | None):
 
 
 def summary_table(runs, specs):
-    """Per layer and quantity: cases, worst error, % of tolerance used, x Keras's error."""
+    """Per layer and quantity: cases, worst error, % of tolerance used, x Keras's error,
+    and how many cases passed only by measured ill-conditioning (compare.py)."""
     from rich.table import Table
 
     table = Table(title="nntk vs tf.keras (float64 referee)")
-    for column in ("layer", "quantity", "cases", "worst error", "tolerance used", "x Keras f32"):
+    columns = (
+        "layer",
+        "quantity",
+        "cases",
+        "worst error",
+        "tolerance used",
+        "x Keras f32",
+        "ill-cond.",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("layer", "quantity") else "right")
     for run in runs:
         for quantity, s in sorted(run.stats.items()):
@@ -52,6 +62,7 @@ def summary_table(runs, specs):
                 f"{s.worst_error:.2e}",
                 f"{used:.1f}%",
                 f"{s.worst_keras_multiple:.3g}",
+                str(s.by_conditioning) if s.by_conditioning else "",
                 style=style,
             )
     return table

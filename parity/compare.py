@@ -10,6 +10,21 @@ sums cancel, so a near-zero element of a large gradient cannot be held to a pure
 relative test); the second keeps us honest against TensorFlow's own float32 accuracy.
 Both margins are reported: the fraction of the elementwise tolerance used, and the
 error as a multiple of Keras float32's own error.
+
+Ill-conditioned cases. Some drawn cases (a gated recurrence with large weights and a
+tanh gate, say) amplify a 1-ulp change of their float32 inputs into a change of 1e-3
+in the exact result: no float32 implementation can be held to 1e-5 there, and Keras
+float32 meets it only by luck. Only when a quantity fails both checks is the case's
+conditioning measured: the float64 referee is rerun with every float32 input
+(weights, x, states, upstream gradient) moved by a random +-1 ulp, and
+`sensitivity_i` = the largest move of element i. The quantity then passes if
+
+  |native_i - ref_i| <= rtol*|ref_i| + atol*scale_q + k*sensitivity_i     (elementwise)
+  max_i |native_i - ref_i| <= k * max(keras32 error, max_i sensitivity_i) + 16*eps32*scale_q
+
+and is reported as passing "by conditioning" with the sensitivity, so such passes are
+visible and counted, never silent. A well-conditioned case has sensitivity ~1e-7*scale
+and gains nothing from it.
 """
 
 from __future__ import annotations
@@ -48,6 +63,8 @@ class Comparison:
     worst_reference: float = float("nan")
     worst_keras32: float = float("nan")
     problem: str = ""  # shape mismatch, NaN placement, missing quantity
+    sensitivity: float = 0.0  # max move of the referee under 1-ulp input changes (if measured)
+    by_conditioning: bool = False  # passed only thanks to the measured sensitivity
     worst_location: str = ""
     errors_by_axis1: list[float] = field(default_factory=list)  # max error per time step
 
@@ -57,13 +74,20 @@ class Comparison:
             return f"{self.quantity}: {self.problem}"
         status = "ok  " if self.passed else "FAIL"
         multiple = "exact" if self.keras_multiple == 0 else f"{self.keras_multiple:.3g}x"
+        conditioning = ""
+        if self.sensitivity:
+            verdict = "passes by conditioning" if self.by_conditioning else "measured"
+            conditioning = (
+                f" [ill-conditioned case, {verdict}: the float64 result moves by "
+                f"{self.sensitivity:.3g} under 1-ulp input changes]"
+            )
         return (
             f"{status} {self.quantity} {self.shape}: max err {self.max_error:.3g} "
             f"({100 * self.tolerance_used:.1f}% of tolerance atol={tol.atol:g} rtol={tol.rtol:g}); "
             f"{multiple} Keras float32's error {self.keras32_error:.3g} "
             f"(bound {self.tensor_bound:.3g}, k={tol.k:g}); worst {self.worst_location}: "
             f"nntk {self.worst_native:.9g}, float64 {self.worst_reference:.9g}, "
-            f"keras32 {self.worst_keras32:.9g}"
+            f"keras32 {self.worst_keras32:.9g}{conditioning}"
         )
 
 
@@ -73,8 +97,10 @@ def compare(
     reference: np.ndarray,
     keras32: np.ndarray,
     tolerance: Tolerance,
+    sensitivity: np.ndarray | None = None,
 ) -> Comparison:
-    """Compares one quantity; `reference` is the float64 referee."""
+    """Compares one quantity; `reference` is the float64 referee. `sensitivity`
+    (elementwise, see the module doc) is given only for an ill-conditioned case."""
     ref = np.asarray(reference, dtype=np.float64)
     k32 = np.asarray(keras32, dtype=np.float64)
     shape = tuple(ref.shape)
@@ -122,11 +148,16 @@ def compare(
     scale = max(1.0, float(np.max(np.abs(ref))))
     err = np.abs(nat - ref)
     allowed = tolerance.rtol * np.abs(ref) + tolerance.atol * scale
+    sens = 0.0
+    if sensitivity is not None:
+        sens_i = np.where(ok, np.nan_to_num(np.asarray(sensitivity, np.float64), posinf=0.0), 0.0)
+        allowed = allowed + tolerance.k * sens_i
+        sens = float(sens_i.max())
     ratio = err / allowed
     worst = np.unravel_index(int(np.argmax(ratio)), shape)
     max_error = float(err.max())
     keras32_error = float(np.max(np.abs(k32 - ref)))
-    tensor_bound = tolerance.k * keras32_error + 16 * EPS32 * scale
+    tensor_bound = tolerance.k * max(keras32_error, sens) + 16 * EPS32 * scale
     tolerance_used = float(ratio.max())
     if keras32_error > 0:
         keras_multiple = max_error / keras32_error
@@ -152,4 +183,5 @@ def compare(
         worst_reference=float(ref[worst]),
         worst_keras32=float(k32[worst]),
         errors_by_axis1=by_time,
+        sensitivity=sens,
     )

@@ -8,13 +8,13 @@ reference settings (settings.py) are applied; nothing else in `parity` needs it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
 from parity import settings
-from parity.spec import SCALES, Case, LayerSpec
+from parity.spec import Case, LayerSpec
 
 
 @dataclass
@@ -25,6 +25,7 @@ class CaseData:
     weights: list[np.ndarray]  # float32, tf.keras get_weights() order
     x: np.ndarray  # float32 input
     upstream: list[np.ndarray]  # float32 upstream gradient per output
+    states: list[np.ndarray] = field(default_factory=list)  # extra inputs (initial states)
 
 
 @dataclass
@@ -99,28 +100,59 @@ def draw_case_data(spec: LayerSpec, case: Case) -> CaseData:
     layer32 = keras_layer(spec, case, "float32")
     rng = np.random.default_rng(case.seed)
     names = spec.weight_names(layer32)
-    scale = SCALES[case.scale]
+    scale = spec.scales[case.scale]
     weights = [
         spec.draw_weight(name, tuple(w.shape), scale, rng)
         for name, w in zip(names, layer32.get_weights(), strict=True)
     ]
     x = spec.draw_input(case, rng)
+    states = spec.draw_states(case, rng)
     upstream = [
         rng.standard_normal(shape).astype(np.float32)
         for shape in _shapes(layer32.compute_output_shape(spec.call_input_shape(x)))
     ]
-    return CaseData(names, weights, x, upstream)
+    return CaseData(names, weights, x, upstream, states)
 
 
 def run_keras(spec: LayerSpec, case: Case, data: CaseData, dtype: str) -> dict[str, np.ndarray]:
     tf = tensorflow()
     layer = keras_layer(spec, case, dtype)
     np_dtype = np.float64 if dtype == "float64" else np.float32
-    layer.set_weights([w.astype(np_dtype) for w in data.weights])
+    layer.set_weights([np.asarray(w, np_dtype) for w in data.weights])
     quantities = spec.run_keras(
-        tf, layer, data.x.astype(np_dtype), [u.astype(np_dtype) for u in data.upstream]
+        tf,
+        layer,
+        data.x.astype(np_dtype),
+        [u.astype(np_dtype) for u in data.upstream],
+        states=[s.astype(np_dtype) for s in data.states],
     )
     return {k: np.asarray(v) for k, v in quantities.items()}
+
+
+def sensitivity(spec: LayerSpec, case: Case, data: CaseData, trials: int = 2):
+    """How far the float64 referee moves when every float32 input moves by a random
+    +-1 ulp (relative 2**-24): per quantity, the elementwise max over `trials`."""
+    base = run_keras(spec, case, data, "float64")
+    rng = np.random.default_rng(case.seed ^ 0x5EED)
+
+    def nudge(a: np.ndarray) -> np.ndarray:
+        signs = rng.choice(np.array([-1.0, 1.0]), size=a.shape)
+        return a.astype(np.float64) * (1.0 + signs * 2.0**-24)
+
+    moved: dict[str, np.ndarray] = {}
+    for _ in range(trials):
+        nudged = CaseData(
+            data.weight_names,
+            [nudge(w) for w in data.weights],
+            nudge(data.x),
+            [nudge(u) for u in data.upstream],
+            [nudge(s) for s in data.states],
+        )
+        result = run_keras(spec, case, nudged, "float64")
+        for key, value in result.items():
+            change = np.abs(value - base[key])
+            moved[key] = change if key not in moved else np.maximum(moved[key], change)
+    return moved
 
 
 def compute(spec: LayerSpec, case: Case) -> Reference:

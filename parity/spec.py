@@ -104,6 +104,8 @@ class LayerSpec:
     steps_range: tuple[int, int] = (1, 16)
     # Options whose every value a run must exercise (attribute coverage).
     options: dict[str, tuple] = {}
+    # Weight-draw regimes (name -> multiple of the Glorot-like draw).
+    scales: dict[str, float] = SCALES
     # Tolerances by quantity prefix ("output", "grad:input", "grad:kernel", "grad",
     # "state"): the longest matching prefix wins. Each with its reason.
     tolerances: dict[str, Tolerance] = {}
@@ -120,7 +122,7 @@ class LayerSpec:
             batch = draw(st.integers(*self.batch_range))
             steps = draw(self.steps_strategy(config)) if rank == 3 else 1
             seed = draw(st.integers(0, 2**31 - 1))
-            scale = draw(st.sampled_from(list(SCALES)))
+            scale = draw(st.sampled_from(list(self.scales)))
             extra = draw(self.extra_strategy(config))
             return Case(self.name, config, batch, steps, rank, seed, scale, extra)
 
@@ -224,7 +226,13 @@ class LayerSpec:
         """Names of the layer's outputs (one for most layers)."""
         return ["output"] if count == 1 else [f"output{i}" for i in range(count)]
 
-    def run_keras(self, tf, layer, x: np.ndarray, upstream: list[np.ndarray]) -> dict[str, Any]:
+    def draw_states(self, case: Case, rng: np.random.Generator) -> list[np.ndarray]:
+        """Extra inputs of the call (a recurrent layer's initial state); none by default."""
+        return []
+
+    def run_keras(
+        self, tf, layer, x: np.ndarray, upstream: list[np.ndarray], states=()
+    ) -> dict[str, Any]:
         """Every quantity of the tf.keras side: the inference output, then under a
         GradientTape the training output and the gradients of x and of every trainable
         weight for `upstream`, then the non-trainable weights after the training call."""
@@ -258,7 +266,9 @@ class LayerSpec:
             quantities[f"state:{name}"] = var.numpy()  # a snapshot, not the live variable
         return quantities
 
-    def run_native(self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str]):
+    def run_native(
+        self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str], states=()
+    ):
         """The same quantities from the nntk layer. `names` are the Keras weight names."""
         outputs = layer(x, training=False)
         outputs = outputs if isinstance(outputs, list) else [outputs]

@@ -136,7 +136,7 @@ class BatchNormSpec(LayerSpec):
         for var in layer.non_trainable_weights:
             var.assign(tf.cast(tf.cast(var, tf.float32), var.dtype))
 
-    def run_keras(self, tf, layer, x, upstream):
+    def run_keras(self, tf, layer, x, upstream, states=()):
         for batch in x[:-1]:
             layer(tf.constant(batch), training=True)
             self._store_state_as_float32(tf, layer)
@@ -159,7 +159,7 @@ class BatchNormSpec(LayerSpec):
             quantities[f"grad_frozen:{name}"] = grad
         return quantities
 
-    def run_native(self, layer, x, upstream, names):
+    def run_native(self, layer, x, upstream, names, states=()):
         for batch in x[:-1]:
             layer(batch, training=True)
         quantities = super().run_native(layer, x[-1], upstream, names)

@@ -1,0 +1,122 @@
+"""Bidirectional: tf.keras.layers.Bidirectional around SimpleRNN, GRU or LSTM
+(KERAS_SEMANTICS.md §4): every merge mode, the backward sequence reversed back
+before merging, weights forward then backward, states forward then backward."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from parity.recurrent_spec import ACTIVATIONS, FLAGS, RECURRENT_ACTIVATIONS, RecurrentSpec
+from parity.specs.dense import keras_activation
+
+INNER_KERAS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
+INNER_NATIVE = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+GATES = {"rnn": ("",), "gru": ("z", "r", "h"), "lstm": ("i", "f", "c", "o")}
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _is_lstm(layer) -> bool:
+    """Whether a (Keras or nntk) Bidirectional wraps an LSTM."""
+    inner = getattr(layer, "forward_layer", None) or layer.layer
+    return type(inner).__name__ == "LSTM"
+
+
+class BidirectionalSpec(RecurrentSpec):
+    name = "bidirectional"
+    layer_class = "Bidirectional"
+    has_recurrent_activation = True
+    # A wrapped SimpleRNN is chaotic with large weights (see specs/rnn.py).
+    scales = {"realistic": 1.0, "large": 1.5}
+    base_config = {
+        "layer": "gru",
+        "merge_mode": "concat",
+        "units": 5,
+        "input_dim": 4,
+        "activation": "tanh",
+        "recurrent_activation": "sigmoid",
+        "use_bias": True,
+        "reset_after": True,
+        "return_sequences": True,
+        "go_backwards": False,
+        "return_state": False,
+    }
+    options = {
+        "layer": tuple(INNER_KERAS),
+        "merge_mode": MERGE_MODES,
+        "activation": ACTIVATIONS,
+        "recurrent_activation": RECURRENT_ACTIVATIONS,
+        "reset_after": (True, False),
+        **{flag: (True, False) for flag in FLAGS},
+    }
+
+    def more_options(self):
+        return {
+            "layer": st.sampled_from(tuple(INNER_KERAS)),
+            "merge_mode": st.sampled_from(MERGE_MODES),
+            "reset_after": st.booleans(),
+        }
+
+    def steps_strategy(self, config):
+        return st.integers(1, 12) | st.integers(13, 32)
+
+    def draw_states(self, case, rng):
+        if not case.extra.get("initial_state"):
+            return []
+        shape = (case.batch, case.config["units"])
+        count = 2 * (2 if case.config["layer"] == "lstm" else 1)
+        return [(0.5 * rng.standard_normal(shape)).astype(np.float32) for _ in range(count)]
+
+    def _inner_kwargs(self, config) -> dict:
+        kwargs = {"activation": config["activation"], **{f: config[f] for f in FLAGS}}
+        if config["layer"] != "rnn":
+            kwargs["recurrent_activation"] = config["recurrent_activation"]
+        if config["layer"] == "gru":
+            kwargs["reset_after"] = config["reset_after"]
+        return kwargs
+
+    def build_keras(self, keras, config, dtype, input_shape):
+        kwargs = self._inner_kwargs(config)
+        for key in ("activation", "recurrent_activation"):
+            if key in kwargs:
+                kwargs[key] = keras_activation(keras, kwargs[key])
+        inner_class = getattr(keras.layers, INNER_KERAS[config["layer"]])
+        inner = inner_class(config["units"], dtype=dtype, **kwargs)
+        layer = keras.layers.Bidirectional(inner, merge_mode=config["merge_mode"], dtype=dtype)
+        layer.build(input_shape)
+        return layer
+
+    def build_native(self, nn, config):
+        inner = getattr(nn, INNER_NATIVE[config["layer"]])(
+            config["units"], input_dim=config["input_dim"], **self._inner_kwargs(config)
+        )
+        return nn.Bidirectional(inner, merge_mode=config["merge_mode"])
+
+    def weight_names_of(self, variables):
+        names = []
+        for v in variables:
+            direction = "forward" if "/forward_" in f"/{v.name}" else "backward"
+            names.append(f"{direction}_{v.name.split('/')[-1].split(':')[0]}")
+        return names
+
+    def output_names_of(self, layer):
+        mains = (
+            ["output"] if layer.merge_mode is not None else ["output_forward", "output_backward"]
+        )
+        return mains + self.state_names_of(layer, "state")
+
+    def state_names_of(self, layer, prefix):
+        inner = ("h", "c") if _is_lstm(layer) else ("h",)
+        return [f"{prefix}_{d}_{n}" for d in ("forward", "backward") for n in inner]
+
+    def locate(self, quantity, index, config):
+        self.gates = GATES[config["layer"]]
+        if quantity.startswith("output:") and config["merge_mode"] == "concat":
+            units = config["units"]
+            *lead, unit = index
+            direction = "forward" if unit < units else "backward"
+            names = ("b", "t") if len(lead) == 2 else ("b",)
+            inside = ", ".join(f"{n}={i}" for n, i in zip(names, lead, strict=True))
+            return f"{quantity} [{inside}, direction={direction}, unit={unit % units}]"
+        return super().locate(quantity, index, config)
+
+
+SPEC = BidirectionalSpec()
