@@ -132,7 +132,6 @@ def cmd_run(args) -> int:
         from parity import report
 
         report.prepare(args.report)  # fail now, not after the run
-    _load_library()
     profiles.register()
     settings.load_profile(args.profile)
     console = _console()
@@ -176,7 +175,6 @@ def cmd_replay(args) -> int:
         from parity import report
 
         report.prepare(args.report)
-    _load_library()
     console = _console()
     manifest = load_manifest(directory)
     total = len(manifest["cases"])
@@ -291,7 +289,6 @@ def _repro_live(case_id: str) -> int:
         spec = get_spec(case.layer)
     except (ValueError, KeyError) as exc:
         raise UsageError(str(exc).strip('"')) from exc
-    _load_library()
     result = run_case(spec, case, keep_arrays=True)
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
@@ -304,7 +301,7 @@ def _repro_fixture(args) -> int:
     ident = args.case_id
     directory = Path(args.fixtures) if args.fixtures else default_dir()
     as_path = Path(ident)
-    if as_path.suffix == ".npz" or as_path.parent != Path("."):
+    if as_path.parent != Path("."):  # a path to a fixture file: its directory's manifest
         directory, ident = as_path.parent, as_path.name
     entry = find_entry(directory, ident)
     if entry is None:
@@ -312,7 +309,6 @@ def _repro_fixture(args) -> int:
             f"{args.case_id!r} is neither a case id ('layer?key=value&...') nor a fixture "
             f"listed in {directory / 'manifest.json'}"
         )
-    _load_library()
     result, spec = replay_entry(directory, entry, keep_arrays=True)
     print(f"fixture {directory / entry['file']} (origin: {entry.get('origin', '?')}), replayed")
     print(result.full_report(spec))
@@ -387,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        _load_library()  # every command reads the specs, which import nntk_core
         return args.func(args)
     except (UsageError, ReportError, RecordError) as exc:
         print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)

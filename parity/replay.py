@@ -128,6 +128,7 @@ def replay(
         layer = entry.get("layer") if isinstance(entry, dict) else None
         spec_run = run.runs.setdefault(str(layer), SpecRun(str(layer)))
         result = None
+        entry_start = time.perf_counter()
         try:
             result, spec = replay_entry(directory, entry, backend)
         except FixtureError as exc:
@@ -139,6 +140,7 @@ def replay(
                 message = result.failure_message()
                 message += f"\n  replay this fixture (no TensorFlow): {replay_command(entry)}"
                 spec_run.failure = "\n".join(filter(None, [spec_run.failure, message]))
+        spec_run.elapsed += time.perf_counter() - entry_start
         if on_case is not None:
             on_case(entry, result)
 
