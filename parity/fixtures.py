@@ -2,13 +2,14 @@
 
 A fixture directory holds one compressed `.npz` per case and `manifest.json`:
 
-- `<layer>-<hash>.npz`: the case's data (weights in tf.keras `get_weights()` order,
-  input x, upstream gradients), the float64 referee's quantities and tf.keras
-  float32's quantities, and a `meta` entry (JSON) with the case id, the weight and
-  quantity names and how the case was chosen (`origin`: sweep, bucket, random,
-  regression). The file name's hash is of the case id, so a case keeps its name
-  across recordings. Files are written deterministically (fixed zip timestamps):
-  recording the same references twice gives the same bytes.
+- `<layer>-<hash>.npz`: the case's data (every `CaseData` field: weights in
+  tf.keras `get_weights()` order, input x, upstream gradients, weight names), the
+  float64 referee's quantities and tf.keras float32's quantities, and a `meta` entry
+  (JSON) with the case id, the data layout, the quantity names and how the case was
+  chosen (`origin`: sweep, bucket, random, regression). The file name's hash is of
+  the case id, so a case keeps its name across recordings. Files are written
+  deterministically (fixed zip timestamps): recording the same references twice
+  gives the same bytes.
 - `manifest.json`: format, seed, the TensorFlow / tf_keras / numpy versions, the
   reference settings, the CPU, and per case its file, id, layer, origin and sha256.
 
@@ -18,6 +19,7 @@ library against them (without).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -70,25 +72,75 @@ def sha256_file(path: Path) -> str:
 
 
 # -- one fixture -------------------------------------------------------------------------
+def _pack_data(data: CaseData) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every CaseData field, generically (a field added to CaseData later is stored
+    too): arrays and lists/dicts of arrays as npy entries, anything else as JSON."""
+    layout: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(data):
+        value = getattr(data, f.name)
+        if isinstance(value, np.ndarray):
+            layout[f.name] = {"kind": "array"}
+            arrays[f"data.{f.name}"] = value
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, np.ndarray) for v in value)
+        ):
+            layout[f.name] = {"kind": "arrays", "count": len(value)}
+            arrays.update({f"data.{f.name}.{i}": v for i, v in enumerate(value)})
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, np.ndarray) for v in value.values())
+        ):
+            layout[f.name] = {"kind": "array_dict", "keys": list(value)}
+            arrays.update({f"data.{f.name}.{i}": v for i, v in enumerate(value.values())})
+        else:
+            try:
+                json.dumps(value)
+            except TypeError as exc:
+                raise FixtureError(
+                    f"CaseData.{f.name} ({type(value).__name__}) cannot be stored in a fixture"
+                ) from exc
+            layout[f.name] = {"kind": "json", "value": value}
+    return layout, arrays
+
+
+def _unpack_data(layout: dict, npz) -> CaseData:
+    values = {}
+    for name, item in layout.items():
+        kind = item["kind"]
+        if kind == "array":
+            values[name] = npz[f"data.{name}"]
+        elif kind == "arrays":
+            values[name] = [npz[f"data.{name}.{i}"] for i in range(int(item["count"]))]
+        elif kind == "array_dict":
+            values[name] = {k: npz[f"data.{name}.{i}"] for i, k in enumerate(item["keys"])}
+        elif kind == "json":
+            values[name] = item["value"]
+        else:
+            raise ValueError(f"unknown data kind {kind!r}")
+    return CaseData(**values)
+
+
 def fixture_bytes(fixture: Fixture) -> bytes:
     """The `.npz` file's bytes, deterministic for the same content."""
     names = sorted(fixture.float64)
+    layout, data_arrays = _pack_data(fixture.data)
     meta = {
         "format": FORMAT,
         "case_id": fixture.case_id,
         "layer": fixture.layer,
         "origin": fixture.origin,
-        "weight_names": list(fixture.data.weight_names),
-        "upstream": len(fixture.data.upstream),
+        "data": layout,
         "quantities": names,
     }
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
-    arrays["x"] = fixture.data.x
-    arrays.update({f"weight_{i}": w for i, w in enumerate(fixture.data.weights)})
-    arrays.update({f"upstream_{i}": u for i, u in enumerate(fixture.data.upstream)})
+    arrays.update(data_arrays)
     for i, name in enumerate(names):
-        arrays[f"float64_{i}"] = np.asarray(fixture.float64[name], dtype=np.float64)
-        arrays[f"float32_{i}"] = np.asarray(fixture.float32[name])
+        arrays[f"float64.{i}"] = np.asarray(fixture.float64[name], dtype=np.float64)
+        arrays[f"float32.{i}"] = np.asarray(fixture.float32[name])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for key, array in arrays.items():
@@ -121,20 +173,9 @@ def read_fixture(path: Path) -> Fixture:
                     "re-record with `nntk-parity record`"
                 )
             names = list(meta["quantities"])
-            data = CaseData(
-                weight_names=list(meta["weight_names"]),
-                weights=[npz[f"weight_{i}"] for i in range(len(meta["weight_names"]))],
-                x=npz["x"],
-                upstream=[npz[f"upstream_{i}"] for i in range(int(meta["upstream"]))],
-            )
-            float64 = {n: npz[f"float64_{i}"] for i, n in enumerate(names)}
-            float32 = {n: npz[f"float32_{i}"] for i, n in enumerate(names)}
-            extra = set(npz.files) - {"meta", "x"}
-            extra -= {f"weight_{i}" for i in range(len(data.weights))}
-            extra -= {f"upstream_{i}" for i in range(len(data.upstream))}
-            extra -= {f"float{b}_{i}" for b in (32, 64) for i in range(len(names))}
-            if extra:
-                raise FixtureError(f"{path}: unexpected entries {sorted(extra)}")
+            data = _unpack_data(meta["data"], npz)
+            float64 = {n: npz[f"float64.{i}"] for i, n in enumerate(names)}
+            float32 = {n: npz[f"float32.{i}"] for i, n in enumerate(names)}
             return Fixture(
                 case_id=str(meta["case_id"]),
                 layer=str(meta["layer"]),

@@ -288,3 +288,30 @@ def test_freshness_reports_drift_with_the_version_difference(tmp_path):
     text = "\n".join(messages)
     assert "reference drift" in text and entry["file"] in text and "tensorflow 2.0.0 ->" in text
     json.dumps(messages)
+
+
+def test_every_case_data_field_round_trips_through_a_fixture(tmp_path):
+    """A field added to CaseData later is stored and read back too (no silent drop)."""
+    import dataclasses
+
+    entries = manifest(FIXTURES)["cases"]
+    for n, entry in enumerate(entries[:: max(1, len(entries) // 5)]):
+        fixture = read_fixture(FIXTURES / entry["file"])
+        path = tmp_path / f"{n}.npz"
+        write_bytes(path, fixture_bytes(fixture))
+        again = read_fixture(path)
+        assert again.case_id == fixture.case_id and again.origin == fixture.origin
+        for f in dataclasses.fields(fixture.data):
+            a, b = getattr(fixture.data, f.name), getattr(again.data, f.name)
+            if isinstance(a, np.ndarray):
+                assert np.array_equal(a, b) and a.dtype == b.dtype
+            elif isinstance(a, list) and a and isinstance(a[0], np.ndarray):
+                assert all(
+                    np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b, strict=True)
+                )
+            else:
+                assert a == b, f.name
+        for name in fixture.float64:
+            assert again.float64[name].dtype == np.float64
+            assert np.array_equal(again.float64[name], fixture.float64[name])
+            assert np.array_equal(again.float32[name], fixture.float32[name])
