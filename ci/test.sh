@@ -14,7 +14,8 @@ ruff format --check .
 
 bash ci/replay-no-tf.sh
 
-echo "== tests: default build ($(python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
+# (from / so the installed package is imported, not ./nntk_core without its library)
+echo "== tests: default build ($(cd / && python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
 pytest -q --hypothesis-profile=ci "$@"
 
 echo "== tests: portable C build"
