@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
 #  1. lint (ruff) and the C build with -Werror (done by the install in env.sh);
-#  2. every test (parity properties in the ci profile, harness self-test, API and
-#     bad-input tests) against the default build (OpenBLAS);
-#  3. the same tests against the portable C build (-DNNTK_BLAS=OFF), loaded
+#  2. the golden fixtures replayed in a virtual environment WITHOUT TensorFlow
+#     (ci/replay-no-tf.sh: proves replay needs no TensorFlow, and takes <= 5 s);
+#  3. every test (live parity properties in the ci profile, fixture replay and its
+#     failure modes, freshness of the fixtures against tf.keras, reports, CLI,
+#     harness self-test, API and bad-input tests) against the default build (OpenBLAS);
+#  4. the same tests against the portable C build (-DNNTK_BLAS=OFF), loaded
 #     through NNTK_CORE_LIB.
 source "$(dirname "$0")/env.sh"
 ruff check .
 ruff format --check .
 
-echo "== tests: default build ($(python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
+bash ci/replay-no-tf.sh
+
+# (from / so the installed package is imported, not ./nntk_core without its library)
+echo "== tests: default build ($(cd / && python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
 pytest -q --hypothesis-profile=ci "$@"
 
 echo "== tests: portable C build"

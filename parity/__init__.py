@@ -4,5 +4,8 @@ what tf.keras computes (outputs and gradients), with a float64 referee.
 Layout: `specs/` describes each layer (the only place a layer is described to the
 suite); `reference.py` runs tf.keras (imported lazily: everything else works
 without TensorFlow); `compare.py` holds the tolerance policy; `runner.py` runs a
-case on both sides; `cli.py` is the `nntk-parity` command.
+case on both sides; `fixtures.py` is the golden-fixture format, `record.py` writes
+fixtures from tf.keras and `replay.py` checks the native library against them
+without TensorFlow; `report.py` writes JSON/Markdown/HTML/JUnit reports; `cli.py`
+is the `nntk-parity` command.
 """

@@ -1,24 +1,63 @@
 """`nntk-parity`: the parity suite's command line.
 
-    nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly]   live against tf.keras
-    nntk-parity repro 'CASE_ID'                                      rerun one case in full
-    nntk-parity list                                                 the layer specs
+    nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR]
+                                                    live against tf.keras
+    nntk-parity replay [--fixtures DIR] [--layer NAME ...] [--report DIR]
+                                                    the native library against the
+                                                    recorded fixtures (no TensorFlow)
+    nntk-parity record [--layer NAME ...] [--out DIR] [--seed N]
+                                                    (re)record the fixtures (TensorFlow)
+    nntk-parity record --from-failure 'CASE_ID'     add a failing case as a fixture
+    nntk-parity record --check                      freshness: are the fixtures still
+                                                    what tf.keras computes?
+    nntk-parity repro 'CASE_ID' | FIXTURE           rerun one case in full (a fixture
+                                                    id or file: replayed, no TensorFlow)
+    nntk-parity list                                the layer specs
 
-Exit status 0 only when everything passed; 1 on a parity failure; 2 on bad usage.
+Exit status 0 only when everything passed; 1 on a parity failure (or a missing,
+altered or corrupt fixture); 2 on bad usage (unknown layer, unwritable report
+directory, library not loadable).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line: a message and exit status 2."""
 
 
 def _console():
     from rich.console import Console
 
     return Console(highlight=False, width=max(120, Console().width))
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _load_library() -> None:
+    """Imports the native library up front, so a missing or broken build is one clear
+    message instead of a failure per case."""
+    try:
+        import nntk_core  # noqa: F401
+    except OSError as exc:
+        raise UsageError(f"cannot load the native library: {exc}") from exc
 
 
 def _select_specs(names: list[str] | None):
@@ -28,18 +67,16 @@ def _select_specs(names: list[str] | None):
         return all_specs()
     unknown = [n for n in names if n not in spec_names()]
     if unknown:
-        raise SystemExit(
-            f"nntk-parity: unknown layer {', '.join(unknown)}; known: {', '.join(spec_names())}"
-        )
+        raise UsageError(f"unknown layer {', '.join(unknown)}; known: {', '.join(spec_names())}")
     return [get_spec(n) for n in names]
 
 
-def summary_table(runs, specs):
+def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
     """Per layer and quantity: cases, worst error, % of tolerance used, x Keras's error,
     and how many cases passed only by measured ill-conditioning (compare.py)."""
     from rich.table import Table
 
-    table = Table(title="nntk vs tf.keras (float64 referee)")
+    table = Table(title=title)
     columns = (
         "layer",
         "quantity",
@@ -68,43 +105,70 @@ def summary_table(runs, specs):
     return table
 
 
+def _library_meta() -> dict:
+    import nntk_core
+    from nntk_core import _native
+    from parity.fixtures import cpu_model
+
+    return {
+        "nntk": nntk_core.__version__,
+        "backend": nntk_core.BACKEND,
+        "library": str(_native.library_path()),
+        "cpu": cpu_model(),
+    }
+
+
+def _coverage_gaps(console, runs, specs) -> bool:
+    failed = False
+    for run, spec in zip(runs, specs, strict=True):
+        missing = run.missing_coverage(spec)
+        buckets = run.missing_buckets(spec)
+        if missing:
+            failed = True
+            console.print(f"[red]{spec.name}: option values never exercised: {missing}[/red]")
+        if buckets:
+            failed = True
+            console.print(f"[red]{spec.name}: shape buckets never exercised: {buckets}[/red]")
+    return failed
+
+
 def cmd_run(args) -> int:
     from hypothesis import settings
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from parity import profiles
     from parity.runner import run_spec
 
-    profiles.register()
-    settings.load_profile(args.profile)
     specs = _select_specs(args.layer)
-    console = _console()
-    runs = []
-    expected = settings().max_examples
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        for spec in specs:
-            task = progress.add_task(spec.name, total=expected + len(spec.sweep_cases()))
-            runs.append(run_spec(spec, on_case=lambda _r, t=task: progress.advance(t)))
-    console.print(summary_table(runs, specs))
-    failed = False
-    for run, spec in zip(runs, specs, strict=True):
-        missing = run.missing_coverage(spec)
-        if run.failure:
-            failed = True
-            console.print(f"[red]{run.failure}[/red]")
-        if missing:
-            failed = True
-            console.print(f"[red]{spec.name}: option values never exercised: {missing}[/red]")
     if args.report:
         from parity import report
 
-        report.write(args.report, runs, specs, profile=args.profile)
+        report.prepare(args.report)  # fail now, not after the run
+    profiles.register()
+    settings.load_profile(args.profile)
+    console = _console()
+    runs = []
+    expected = settings().max_examples
+    with _progress(console) as progress:
+        for spec in specs:
+            task = progress.add_task(spec.name, total=expected + len(spec.coverage_cases()))
+            runs.append(run_spec(spec, on_case=lambda _r, t=task: progress.advance(t)))
+    console.print(summary_table(runs, specs))
+    failed = False
+    for run in runs:
+        if run.failure:
+            failed = True
+            console.print(f"[red]{run.failure}[/red]")
+    failed = _coverage_gaps(console, runs, specs) or failed
+    if args.report:
+        from parity import reference, report
+        from parity import settings as reference_settings
+
+        meta = {
+            "versions": reference.versions(),
+            "reference_settings": reference_settings.apply(),
+            **_library_meta(),
+        }
+        report.write(args.report, runs, specs, profile=args.profile, source="live", meta=meta)
         console.print(f"report written to {args.report}")
     total = sum(r.cases for r in runs)
     verdict = "FAILED" if failed else "passed"
@@ -112,19 +176,153 @@ def cmd_run(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_replay(args) -> int:
+    from parity.fixtures import default_dir, load_manifest
+    from parity.replay import replay
+
+    directory = Path(args.fixtures) if args.fixtures else default_dir()
+    specs = _select_specs(args.layer)
+    if args.report:
+        from parity import report
+
+        report.prepare(args.report)
+    console = _console()
+    manifest = load_manifest(directory)
+    total = len(manifest["cases"])
+    if args.layer:
+        total = sum(
+            1 for e in manifest["cases"] if isinstance(e, dict) and e.get("layer") in args.layer
+        )
+    start = time.perf_counter()
+    with _progress(console) as progress:
+        task = progress.add_task(f"replay {directory}", total=total)
+        run = replay(directory, args.layer, on_case=lambda _e, _r: progress.advance(task))
+    elapsed = time.perf_counter() - start
+    runs = list(run.runs.values())
+    console.print(summary_table(runs, title=f"nntk vs recorded tf.keras fixtures ({directory})"))
+    for spec_run in runs:
+        if spec_run.failure:
+            console.print(f"[red]{spec_run.failure}[/red]")
+    for problem in run.problems:
+        if not any(problem in r.failure for r in runs):
+            console.print(f"[red]{problem}[/red]")
+    if args.report:
+        from parity import report
+
+        meta = {
+            "versions": manifest.get("versions", {}),
+            "reference_settings": manifest.get("reference_settings", {}),
+            "fixtures": f"{directory} ({run.expected} cases, "
+            f"recorded on {manifest.get('cpu', '?')})",
+            "problems": run.problems,
+            **_library_meta(),
+        }
+        report.write(args.report, runs, specs, profile="fixtures", source="replay", meta=meta)
+        console.print(f"report written to {args.report}")
+    verdict = "passed" if run.passed else "FAILED"
+    console.print(
+        f"replayed {run.ran} of {run.expected} fixture cases from {directory} "
+        f"(references: {run.versions_line()}) in {elapsed:.2f} s: {verdict}"
+    )
+    return EXIT_OK if run.passed else EXIT_FAILED
+
+
+def cmd_record(args) -> int:
+    from parity import record
+    from parity.fixtures import MAX_TOTAL_BYTES, default_dir
+
+    directory = Path(args.out) if args.out else default_dir()
+    console = _console()
+    if args.check:
+        messages, checked = record.check_freshness(directory, args.sample, args.layer)
+        for message in messages:
+            console.print(f"[red]{message}[/red]")
+        state = "drift found" if messages else "fresh"
+        console.print(f"freshness: re-recorded {checked} fixture cases from {directory}: {state}")
+        return EXIT_FAILED if messages or not checked else EXIT_OK
+    if args.from_failure:
+        if args.layer:
+            raise UsageError("--from-failure records one case; drop --layer")
+        try:
+            entry, _ = record.record_failure(directory, args.from_failure)
+        except (ValueError, KeyError) as exc:
+            raise UsageError(str(exc).strip('"')) from exc
+        console.print(
+            f"added regression fixture {entry['file']} ({entry['bytes']} bytes) for\n"
+            f"  {entry['id']}\nto {directory / 'manifest.json'}; replay it with "
+            f"`nntk-parity repro {Path(entry['file']).stem}`"
+        )
+        return EXIT_OK
+    specs = _select_specs(args.layer) if args.layer else None
+    console.print(f"recording fixtures into {directory} (seed {args.seed}) ...")
+    with _progress(console) as progress:
+        task = progress.add_task("record", total=None)
+        manifest = record.record(
+            directory,
+            specs,
+            seed=args.seed,
+            random_count=args.random,
+            on_case=lambda _id: progress.advance(task),
+        )
+    size = sum((directory / e["file"]).stat().st_size for e in manifest["cases"])
+    size += (directory / "manifest.json").stat().st_size
+    layers = {}
+    for e in manifest["cases"]:
+        layers[e["layer"]] = layers.get(e["layer"], 0) + 1
+    per_layer = ", ".join(f"{k}: {v}" for k, v in layers.items())
+    console.print(
+        f"{len(manifest['cases'])} fixture cases ({per_layer}), "
+        f"{size / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
+    )
+    if size > MAX_TOTAL_BYTES:
+        console.print(
+            f"[red]the fixture set is {size / 2**20:.1f} MiB, over the "
+            f"{MAX_TOTAL_BYTES / 2**20:.0f} MiB budget: shrink the specs' shapes[/red]"
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_repro(args) -> int:
+    if "?" in args.case_id:
+        return _repro_live(args.case_id)
+    return _repro_fixture(args)
+
+
+def _repro_live(case_id: str) -> int:
+    from parity.record import parse_case_arg
     from parity.runner import run_case
     from parity.spec import Case
     from parity.specs import get_spec
 
     try:
-        case = Case.from_id(args.case_id)
+        case = Case.from_id(parse_case_arg(case_id))
         spec = get_spec(case.layer)
     except (ValueError, KeyError) as exc:
-        print(f"nntk-parity repro: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    result = run_case(spec, case)
-    print(result.full_report())
+        raise UsageError(str(exc).strip('"')) from exc
+    result = run_case(spec, case, keep_arrays=True)
+    print(result.full_report(spec))
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _repro_fixture(args) -> int:
+    from parity.fixtures import default_dir, find_entry
+    from parity.replay import replay_entry
+
+    ident = args.case_id
+    directory = Path(args.fixtures) if args.fixtures else default_dir()
+    as_path = Path(ident)
+    if as_path.parent != Path("."):  # a path to a fixture file: its directory's manifest
+        directory, ident = as_path.parent, as_path.name
+    entry = find_entry(directory, ident)
+    if entry is None:
+        raise UsageError(
+            f"{args.case_id!r} is neither a case id ('layer?key=value&...') nor a fixture "
+            f"listed in {directory / 'manifest.json'}"
+        )
+    result, spec = replay_entry(directory, entry, keep_arrays=True)
+    print(f"fixture {directory / entry['file']} (origin: {entry.get('origin', '?')}), replayed")
+    print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
@@ -138,6 +336,8 @@ def cmd_list(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from parity.record import DEFAULT_SEED, RANDOM_CASES
+
     parser = argparse.ArgumentParser(prog="nntk-parity", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the live parity suite against tf.keras")
@@ -145,8 +345,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=("dev", "ci", "nightly"), default="ci")
     run.add_argument("--report", metavar="DIR", help="write reports into DIR")
     run.set_defaults(func=cmd_run)
-    repro = sub.add_parser("repro", help="rerun one case and print every quantity in full")
-    repro.add_argument("case_id")
+
+    replay = sub.add_parser(
+        "replay", help="check the native library against the recorded fixtures (no TensorFlow)"
+    )
+    replay.add_argument("--fixtures", metavar="DIR", help="fixture directory (default: fixtures/)")
+    replay.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
+    replay.add_argument("--report", metavar="DIR", help="write reports into DIR")
+    replay.set_defaults(func=cmd_replay)
+
+    record = sub.add_parser("record", help="(re)record the golden fixtures from tf.keras")
+    record.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
+    record.add_argument("--out", metavar="DIR", help="fixture directory (default: fixtures/)")
+    record.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random cases")
+    record.add_argument(
+        "--random", type=int, default=RANDOM_CASES, help="random cases per layer (default 4)"
+    )
+    record.add_argument(
+        "--from-failure",
+        metavar="CASE_ID",
+        help="add this case (the id of a failure's rerun: line) as a regression fixture",
+    )
+    record.add_argument(
+        "--check",
+        action="store_true",
+        help="freshness: re-record a sample and report reference drift (writes nothing)",
+    )
+    record.add_argument("--sample", type=int, default=1, help="--check: fixtures per layer")
+    record.set_defaults(func=cmd_record)
+
+    repro = sub.add_parser(
+        "repro",
+        help="rerun one case and print every quantity in full: a case id (live, "
+        "TensorFlow), or a fixture id / .npz file (replayed, no TensorFlow)",
+    )
+    repro.add_argument("case_id", metavar="ID")
+    repro.add_argument("--fixtures", metavar="DIR", help="where fixture ids are looked up")
     repro.set_defaults(func=cmd_repro)
     listing = sub.add_parser("list", help="list the layer specs and their options")
     listing.set_defaults(func=cmd_list)
@@ -154,14 +388,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from parity.fixtures import FixtureError
+    from parity.record import RecordError
+    from parity.report import ReportError
+
     args = build_parser().parse_args(argv)
     try:
+        _load_library()  # every command reads the specs, which import nntk_core
         return args.func(args)
-    except SystemExit as exc:  # usage errors raised by helpers
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-            return EXIT_USAGE
-        raise
+    except (UsageError, ReportError, RecordError) as exc:
+        print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FixtureError as exc:
+        print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("nntk-parity: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

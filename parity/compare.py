@@ -165,7 +165,8 @@ def compare(
         keras_multiple = 0.0 if max_error == 0 else float("inf")
     passed = tolerance_used <= 1.0 and max_error <= tensor_bound
     by_time = []
-    if err.ndim >= 2 and quantity.startswith(("output", "grad:input")):
+    # (B, T, ...) quantities only: on a (B, D) tensor axis 1 is features, not time.
+    if err.ndim >= 3 and quantity.startswith(("output", "grad:input")):
         by_time = [float(v) for v in err.reshape(err.shape[0], err.shape[1], -1).max(axis=(0, 2))]
     return Comparison(
         quantity=quantity,
@@ -185,3 +186,40 @@ def compare(
         errors_by_axis1=by_time,
         sensitivity=sens,
     )
+
+
+def worst_elements(
+    native: np.ndarray,
+    reference: np.ndarray,
+    keras32: np.ndarray,
+    tolerance: Tolerance,
+    count: int = 5,
+) -> list[dict]:
+    """The `count` elements that use the most of the elementwise tolerance (the same
+    bound as `compare`), worst first: index, error, share of tolerance, the three values.
+    For printing after a Comparison; empty when the shapes differ."""
+    ref = np.asarray(reference, dtype=np.float64)
+    nat = np.asarray(native, dtype=np.float64)
+    k32 = np.asarray(keras32, dtype=np.float64)
+    if nat.shape != ref.shape or ref.size == 0:
+        return []
+    finite = np.isfinite(ref) & np.isfinite(nat)
+    scale = max(1.0, float(np.max(np.abs(np.where(np.isfinite(ref), ref, 0.0)))))
+    err = np.where(finite, np.abs(nat - ref), 0.0)
+    allowed = tolerance.rtol * np.abs(np.where(finite, ref, 0.0)) + tolerance.atol * scale
+    ratio = (err / allowed).ravel()
+    order = np.argsort(-ratio, kind="stable")[:count]
+    rows = []
+    for flat in order:
+        index = tuple(int(i) for i in np.unravel_index(int(flat), ref.shape))
+        rows.append(
+            {
+                "index": index,
+                "error": float(err[index]),
+                "tolerance_used": float(ratio[flat]),
+                "native": float(nat[index]),
+                "reference": float(ref[index]),
+                "keras32": float(k32[index]) if k32.shape == ref.shape else float("nan"),
+            }
+        )
+    return rows

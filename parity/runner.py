@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.compare import Comparison, compare
+from parity.compare import Comparison, compare, worst_elements
 from parity.spec import Case, LayerSpec
 
 
@@ -35,6 +36,8 @@ class CaseResult:
     case: Case
     comparisons: list[Comparison] = field(default_factory=list)
     error: str = ""  # the native side raised
+    # (float64, keras float32, native) quantities, kept only when asked (repro)
+    arrays: tuple[dict, dict, dict] | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -56,11 +59,30 @@ class CaseResult:
         lines.append(f"  rerun: {self.repro_command()}")
         return "\n".join(lines)
 
-    def full_report(self) -> str:
+    def full_report(self, spec: LayerSpec | None = None, worst: int = 5) -> str:
+        """Every quantity's comparison; with `spec` and kept arrays, also the `worst`
+        elements of each quantity in the layer's terms."""
         lines = [self.case.describe(), f"id: {self.case.id}"]
         if self.error:
             lines.append(f"the native side raised: {self.error}")
-        lines += ["  " + c.describe() for c in self.comparisons]
+        for c in self.comparisons:
+            lines.append("  " + c.describe())
+            if spec is not None and self.arrays is not None and worst > 0:
+                float64, float32, native = self.arrays
+                if c.quantity in float64 and c.quantity in native:
+                    for row in worst_elements(
+                        native[c.quantity],
+                        float64[c.quantity],
+                        float32[c.quantity],
+                        c.tolerance,
+                        worst,
+                    ):
+                        where = spec.locate(c.quantity, row["index"], self.case.config)
+                        lines.append(
+                            f"      {where}: err {row['error']:.3g} "
+                            f"({100 * row['tolerance_used']:.1f}%), nntk {row['native']:.9g}, "
+                            f"float64 {row['reference']:.9g}, keras32 {row['keras32']:.9g}"
+                        )
         lines.append("PASS" if self.passed else "FAIL")
         return "\n".join(lines)
 
@@ -95,27 +117,56 @@ def compare_quantities(
     return comparisons
 
 
-def run_case(spec: LayerSpec, case: Case, backend=None) -> CaseResult:
+def run_case(spec: LayerSpec, case: Case, backend=None, keep_arrays: bool = False) -> CaseResult:
     """Runs one case on tf.keras (float32 and the float64 referee) and on `backend`."""
     from parity import reference
 
-    backend = backend or NativeBackend()
     ref = reference.compute(spec, case)
+    return check_case(
+        spec,
+        case,
+        ref.data,
+        ref.float64,
+        ref.float32,
+        backend,
+        keep_arrays,
+        sensitivity=lambda: reference.sensitivity(spec, case, ref.data),
+    )
+
+
+def check_case(
+    spec: LayerSpec,
+    case: Case,
+    data,
+    float64: dict[str, np.ndarray],
+    float32: dict[str, np.ndarray],
+    backend=None,
+    keep_arrays: bool = False,
+    sensitivity=None,
+) -> CaseResult:
+    """Runs `backend` on a case's data and compares it with given reference quantities
+    (computed live, or read from a fixture: no TensorFlow needed here). `sensitivity`,
+    when given (live runs), measures the referee's conditioning for a case that fails
+    on numbers alone (compare.py); replay judges without it."""
+    backend = backend or NativeBackend()
     result = CaseResult(case)
     try:
-        native = backend.run(spec, case, ref.data)
+        native = backend.run(spec, case, data)
     except Exception as exc:  # a native error is a failed case, reported as such
         result.error = f"{type(exc).__name__}: {exc}"
         return result
-    result.comparisons = compare_quantities(spec, case, ref.float64, ref.float32, native)
-    if not result.passed and not any(c.problem for c in result.comparisons):
-        # Failed on numbers alone: measure the case's conditioning and judge again
-        # (compare.py explains the rule; such passes are reported as such).
-        moved = reference.sensitivity(spec, case, ref.data)
-        judged = compare_quantities(spec, case, ref.float64, ref.float32, native, moved)
-        for before, after in zip(result.comparisons, judged, strict=True):
-            after.by_conditioning = after.passed and not before.passed
-        result.comparisons = judged
+    result.comparisons = compare_quantities(spec, case, float64, float32, native)
+    if sensitivity is not None and not result.passed:
+        if not any(c.problem for c in result.comparisons):
+            # Failed on numbers alone: measure the case's conditioning and judge again
+            # (compare.py explains the rule; such passes are reported as such).
+            moved = sensitivity()
+            judged = compare_quantities(spec, case, float64, float32, native, moved)
+            for before, after in zip(result.comparisons, judged, strict=True):
+                after.by_conditioning = after.passed and not before.passed
+            result.comparisons = judged
+    if keep_arrays:
+        result.arrays = (float64, float32, native)
     return result
 
 
@@ -145,7 +196,9 @@ class SpecRun:
     failed_cases: int = 0
     stats: dict[str, QuantityStats] = field(default_factory=dict)
     coverage: dict[str, set] = field(default_factory=dict)
+    buckets: dict[str, int] = field(default_factory=dict)  # shape bucket -> cases in it
     failure: str = ""  # the minimal failing case's message, after shrinking
+    elapsed: float = 0.0  # seconds
 
     @property
     def passed(self) -> bool:
@@ -156,6 +209,8 @@ class SpecRun:
         self.failed_cases += not result.passed
         for option, value in spec.option_values(result.case).items():
             self.coverage.setdefault(option, set()).add(_hashable(value))
+        for bucket in spec.buckets_hit(result.case):
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
         for c in result.comparisons:
             s = self.stats.setdefault(c.quantity, QuantityStats(tolerance=c.tolerance))
             s.cases += 1
@@ -186,6 +241,10 @@ class SpecRun:
                 missing[option] = absent
         return missing
 
+    def missing_buckets(self, spec: LayerSpec) -> list[str]:
+        """Declared shape buckets (LayerSpec.shape_buckets) that no case exercised."""
+        return [b.name for b in spec.shape_buckets() if not self.buckets.get(b.name)]
+
 
 def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
@@ -208,12 +267,15 @@ def run_spec(spec: LayerSpec, backend=None, hypothesis_settings=None, on_case=No
         if not result.passed:
             raise AssertionError(result.failure_message())
 
-    for case in spec.sweep_cases():  # explicit examples: every declared option value
+    # Explicit examples: every declared option value and every shape bucket.
+    for case in spec.coverage_cases():
         check = example(case=case)(check)
     check = current_settings(chosen)(given(case=spec.case_strategy())(check))
 
+    start = time.perf_counter()
     try:
         check()
     except AssertionError as exc:
         run.failure = str(exc)
+    run.elapsed = time.perf_counter() - start
     return run

@@ -9,7 +9,8 @@ reason for every quantity. The generic machinery (runner, tests, CLI) does the r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -93,6 +94,27 @@ class Case:
         return f"{self.layer} {self.config} {shape} seed={self.seed} scale={self.scale}"
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """A shape bucket for attribute coverage: a named class of cases (`B=1`, `T=1`,
+    `units=1`) that a run must exercise. `make` turns any valid case into one in the
+    bucket (the spec's `adjust_sweep_config` is applied afterwards), so the bucket is
+    run as an explicit example and recorded as a fixture instead of left to chance."""
+
+    name: str
+    hit: Callable[[Case], bool]
+    make: Callable[[Case], Case] | None = None
+
+    @classmethod
+    def config(cls, key: str, value: Any) -> Bucket:
+        """The bucket of cases whose config has `key == value` (e.g. units=1)."""
+        return cls(
+            f"{key}={value}",
+            lambda case: case.config.get(key) == value,
+            lambda case: replace(case, config={**case.config, key: value}),
+        )
+
+
 class LayerSpec:
     """Base spec. A subclass sets the class attributes and `config_strategy`, and
     overrides hooks where its layer differs from a one-input one-output layer."""
@@ -164,6 +186,71 @@ class LayerSpec:
     def sweep_steps(self, config: dict) -> int:
         """Sequence length of the sweep's cases."""
         return min(5, self.steps_range[1])
+
+    def base_case(self) -> Case:
+        """The sweep's starting point: base_config at a small default shape."""
+        rank = self.ranks[-1]
+        config = self.adjust_sweep_config(dict(self.base_config))
+        return Case(
+            self.name,
+            config,
+            min(3, self.batch_range[1]),
+            self.sweep_steps(config) if rank == 3 else 1,
+            rank,
+            1,
+            "realistic",
+            self.sweep_extra(config),
+        )
+
+    def shape_buckets(self) -> list[Bucket]:
+        """Shape buckets a run must exercise: the smallest batch, the shortest and the
+        longest sequence, every input rank, plus the spec's `extra_buckets()`. A spec
+        whose shapes are constrained differently overrides this."""
+        b_lo = self.batch_range[0]
+        buckets = [Bucket(f"B={b_lo}", lambda c: c.batch == b_lo, lambda c: replace(c, batch=b_lo))]
+        if 3 in self.ranks:
+            for steps in dict.fromkeys(self.steps_range):
+                buckets.append(
+                    Bucket(
+                        f"T={steps}",
+                        lambda c, s=steps: c.rank == 3 and c.steps == s,
+                        lambda c, s=steps: replace(c, rank=3, steps=s),
+                    )
+                )
+        if len(self.ranks) > 1:
+            for rank in self.ranks:
+                buckets.append(
+                    Bucket(
+                        f"rank={rank}",
+                        lambda c, r=rank: c.rank == r,
+                        lambda c, r=rank: replace(c, rank=r, steps=c.steps if r == 3 else 1),
+                    )
+                )
+        return buckets + list(self.extra_buckets())
+
+    def extra_buckets(self) -> list[Bucket]:
+        """Spec-specific buckets, e.g. `[Bucket.config("units", 1)]` (none by default)."""
+        return []
+
+    def buckets_hit(self, case: Case) -> list[str]:
+        return [b.name for b in self.shape_buckets() if b.hit(case)]
+
+    def coverage_cases(self) -> list[Case]:
+        """The sweep, plus one case per shape bucket the sweep misses (made from the
+        base case): every declared option value and every bucket, deterministically."""
+        cases = self.sweep_cases()
+        start = self.base_case()
+        if not cases:
+            cases = [start]
+        for bucket in self.shape_buckets():
+            if bucket.make is None or any(bucket.hit(c) for c in cases):
+                continue
+            case = bucket.make(start)
+            config = self.adjust_sweep_config(dict(case.config))
+            case = replace(case, config=config, seed=len(cases) + 1)
+            if bucket.hit(case):
+                cases.append(case)
+        return cases
 
     def adjust_sweep_config(self, config: dict) -> dict:
         """Makes a swept config valid where options interact (identity by default)."""

@@ -17,3 +17,5 @@ def test_layer_matches_keras(spec):
     assert run.cases >= min(settings().max_examples, 10)
     missing = run.missing_coverage(spec)
     assert not missing, f"{spec.name}: option values never exercised: {missing}"
+    buckets = run.missing_buckets(spec)
+    assert not buckets, f"{spec.name}: shape buckets never exercised: {buckets}"

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import Tolerance
-from parity.spec import SCALES, LayerSpec
+from parity.spec import SCALES, Bucket, LayerSpec
 from parity.specs.dense import keras_activation
 
 # Points where an activation has a kink or switches formula: TF's gradient
@@ -50,6 +50,9 @@ class ActivationSpec(LayerSpec):
             at_kink = rng.random(x.shape) < 0.2
             x[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
         return x.astype(np.float32)
+
+    def extra_buckets(self):
+        return [Bucket.config("input_dim", 1)]  # softmax over one feature: 1, zero gradient
 
     def build_keras(self, keras, config, dtype, input_shape):
         layer = keras.layers.Activation(keras_activation(keras, config["activation"]), dtype=dtype)

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import Tolerance
-from parity.spec import LayerSpec
+from parity.spec import Bucket, LayerSpec
 
 
 def keras_activation(keras, name: str):
@@ -50,6 +50,10 @@ class DenseSpec(LayerSpec):
                 "use_bias": st.booleans(),
             }
         )
+
+    def extra_buckets(self):
+        # One unit (a (.., 1) output and kernel column) and one input feature.
+        return [Bucket.config("units", 1), Bucket.config("input_dim", 1)]
 
     def build_keras(self, keras, config, dtype, input_shape):
         layer = keras.layers.Dense(

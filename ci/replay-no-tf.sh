@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The fixture gate where TensorFlow cannot be installed: builds nntk into a virtual
+# environment that has NO TensorFlow (numpy, hypothesis, rich, scipy-openblas32 and
+# the project installed with --no-deps), proves TensorFlow is absent, then replays
+# every golden fixture against the native library. Fails if TensorFlow is importable,
+# if replay fails, or if replay takes longer than 5 s.
+# Usage: bash ci/replay-no-tf.sh   (NNTK_FRESH_VENV=1 rebuilds .venv-notf)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+VENV=.venv-notf
+if [ "${NNTK_FRESH_VENV:-0}" = 1 ] || [ ! -x "$VENV/bin/python" ]; then
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q "numpy>=1.26" "hypothesis>=6.100" "rich>=13" "scipy-openblas32>=0.3.27"
+"$VENV/bin/python" -m pip install -q --no-deps --force-reinstall . -Ccmake.define.NNTK_WERROR=ON
+
+if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('tensorflow', 'tf_keras')))"; then
+  echo "replay-no-tf: TensorFlow is importable in $VENV; this check needs an environment without it" >&2
+  exit 1
+fi
+echo "== replay without TensorFlow ($VENV has neither tensorflow nor tf_keras)"
+# Run from outside the checkout so the installed package (not ./parity) is used;
+# NNTK_CORE_LIB unset so the library built into the environment is the one checked.
+ROOT=$PWD
+start=${EPOCHREALTIME/./}
+(cd / && env -u NNTK_CORE_LIB "$ROOT/$VENV/bin/nntk-parity" replay \
+  --fixtures "$ROOT/fixtures" --report "$ROOT/build/replay-no-tf")
+elapsed_ms=$(( (${EPOCHREALTIME/./} - start) / 1000 ))
+echo "replay-no-tf: the replay command took ${elapsed_ms} ms (budget 5000 ms); report in build/replay-no-tf"
+if [ "$elapsed_ms" -gt 5000 ]; then
+  echo "replay-no-tf: replay took longer than 5 s" >&2
+  exit 1
+fi

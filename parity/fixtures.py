@@ -1,0 +1,263 @@
+"""Golden fixtures: the on-disk format (no TensorFlow here).
+
+A fixture directory holds one compressed `.npz` per case and `manifest.json`:
+
+- `<layer>-<hash>.npz`: the case's data (every `CaseData` field: weights in
+  tf.keras `get_weights()` order, input x, upstream gradients, weight names), the
+  float64 referee's quantities and tf.keras float32's quantities, and a `meta` entry
+  (JSON) with the case id, the data layout, the quantity names and how the case was
+  chosen (`origin`: sweep, bucket, random, regression). The file name's hash is of
+  the case id, so a case keeps its name across recordings. Files are written
+  deterministically (fixed zip timestamps): recording the same references twice
+  gives the same bytes.
+- `manifest.json`: format, seed, the TensorFlow / tf_keras / numpy versions, the
+  reference settings, the CPU, and per case its file, id, layer, origin and sha256.
+
+`parity.record` writes fixtures (with TensorFlow); `parity.replay` checks the native
+library against them (without).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import platform
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from parity.reference import CaseData  # a dataclass: importing it does not import TensorFlow
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+DEFAULT_DIR = "fixtures"
+FIXTURES_ENV = "NNTK_FIXTURES"
+MAX_TOTAL_BYTES = 5 * 2**20  # the whole committed set
+ORIGINS = ("sweep", "bucket", "random", "regression")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class FixtureError(Exception):
+    """A fixture or manifest that cannot be used (missing, altered, corrupt, unknown)."""
+
+
+@dataclass
+class Fixture:
+    case_id: str
+    layer: str
+    origin: str
+    data: CaseData
+    float64: dict[str, np.ndarray]  # the referee
+    float32: dict[str, np.ndarray]  # tf.keras float32
+
+
+def default_dir() -> Path:
+    """$NNTK_FIXTURES, else `fixtures/` in the current directory."""
+    return Path(os.environ.get(FIXTURES_ENV, DEFAULT_DIR))
+
+
+def fixture_stem(case_id: str) -> str:
+    """`dense-3f2a9c1b0e`: the layer and a hash of the case id (stable across records)."""
+    layer = case_id.partition("?")[0]
+    return f"{layer}-{hashlib.sha256(case_id.encode()).hexdigest()[:10]}"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- one fixture -------------------------------------------------------------------------
+def _pack_data(data: CaseData) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every CaseData field, generically (a field added to CaseData later is stored
+    too): arrays and lists/dicts of arrays as npy entries, anything else as JSON."""
+    layout: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(data):
+        value = getattr(data, f.name)
+        if isinstance(value, np.ndarray):
+            layout[f.name] = {"kind": "array"}
+            arrays[f"data.{f.name}"] = value
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, np.ndarray) for v in value)
+        ):
+            layout[f.name] = {"kind": "arrays", "count": len(value)}
+            arrays.update({f"data.{f.name}.{i}": v for i, v in enumerate(value)})
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, np.ndarray) for v in value.values())
+        ):
+            layout[f.name] = {"kind": "array_dict", "keys": list(value)}
+            arrays.update({f"data.{f.name}.{i}": v for i, v in enumerate(value.values())})
+        else:
+            try:
+                json.dumps(value)
+            except TypeError as exc:
+                raise FixtureError(
+                    f"CaseData.{f.name} ({type(value).__name__}) cannot be stored in a fixture"
+                ) from exc
+            layout[f.name] = {"kind": "json", "value": value}
+    return layout, arrays
+
+
+def _unpack_data(layout: dict, npz) -> CaseData:
+    values = {}
+    for name, item in layout.items():
+        kind = item["kind"]
+        if kind == "array":
+            values[name] = npz[f"data.{name}"]
+        elif kind == "arrays":
+            values[name] = [npz[f"data.{name}.{i}"] for i in range(int(item["count"]))]
+        elif kind == "array_dict":
+            values[name] = {k: npz[f"data.{name}.{i}"] for i, k in enumerate(item["keys"])}
+        elif kind == "json":
+            values[name] = item["value"]
+        else:
+            raise ValueError(f"unknown data kind {kind!r}")
+    return CaseData(**values)
+
+
+def fixture_bytes(fixture: Fixture) -> bytes:
+    """The `.npz` file's bytes, deterministic for the same content."""
+    names = sorted(fixture.float64)
+    layout, data_arrays = _pack_data(fixture.data)
+    meta = {
+        "format": FORMAT,
+        "case_id": fixture.case_id,
+        "layer": fixture.layer,
+        "origin": fixture.origin,
+        "data": layout,
+        "quantities": names,
+    }
+    arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    arrays.update(data_arrays)
+    for i, name in enumerate(names):
+        arrays[f"float64.{i}"] = np.asarray(fixture.float64[name], dtype=np.float64)
+        arrays[f"float32.{i}"] = np.asarray(fixture.float32[name])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, entry.getvalue(), compresslevel=9)
+    return buffer.getvalue()
+
+
+def write_bytes(path: Path, content: bytes) -> None:
+    """Writes atomically (a reader never sees half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+
+
+def read_fixture(path: Path) -> Fixture:
+    """Reads a fixture file; FixtureError (naming the file) if it is not a valid one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(npz["meta"].item())
+            if meta.get("format") != FORMAT:
+                raise FixtureError(
+                    f"{path}: fixture format {meta.get('format')!r}, expected {FORMAT}; "
+                    "re-record with `nntk-parity record`"
+                )
+            names = list(meta["quantities"])
+            data = _unpack_data(meta["data"], npz)
+            float64 = {n: npz[f"float64.{i}"] for i, n in enumerate(names)}
+            float32 = {n: npz[f"float32.{i}"] for i, n in enumerate(names)}
+            return Fixture(
+                case_id=str(meta["case_id"]),
+                layer=str(meta["layer"]),
+                origin=str(meta.get("origin", "")),
+                data=data,
+                float64=float64,
+                float32=float32,
+            )
+    except FixtureError:
+        raise
+    except FileNotFoundError as exc:
+        raise FixtureError(f"{path}: fixture file is missing") from exc
+    except Exception as exc:  # zip, npy header, JSON, missing key, zlib: all "corrupt"
+        raise FixtureError(
+            f"{path}: corrupt or truncated fixture ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+# -- the manifest ------------------------------------------------------------------------
+def load_manifest(directory: Path) -> dict:
+    path = Path(directory) / MANIFEST
+    if not Path(directory).is_dir():
+        raise FixtureError(
+            f"no fixture directory at {directory} (pass --fixtures DIR, or record them "
+            "with `nntk-parity record`)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise FixtureError(
+            f"{path} is missing (record fixtures with `nntk-parity record`)"
+        ) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FixtureError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
+        raise FixtureError(f"{path}: not a fixture manifest (no 'cases' list)")
+    if manifest.get("format") != FORMAT:
+        raise FixtureError(
+            f"{path}: manifest format {manifest.get('format')!r}, expected {FORMAT}; "
+            "re-record with `nntk-parity record`"
+        )
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=1, sort_keys=False) + "\n"
+    write_bytes(Path(directory) / MANIFEST, text.encode())
+
+
+def entry_problem(entry) -> str:
+    """What is wrong with a manifest entry's fields ('' if nothing)."""
+    if not isinstance(entry, dict):
+        return f"manifest entry {entry!r} is not an object"
+    missing = [k for k in ("file", "id", "layer", "sha256") if not isinstance(entry.get(k), str)]
+    if missing:
+        return f"manifest entry {entry.get('file', entry)!r} lacks {', '.join(missing)}"
+    if Path(entry["file"]).name != entry["file"]:
+        return f"manifest entry {entry['file']!r}: a fixture file name may not contain a path"
+    return ""
+
+
+def find_entry(directory: Path, ident: str) -> dict | None:
+    """The manifest entry whose file stem, file name or case id is `ident`."""
+    manifest = load_manifest(directory)
+    for entry in manifest["cases"]:
+        if entry_problem(entry):
+            continue
+        if ident in (Path(entry["file"]).stem, entry["file"], entry["id"]):
+            return entry
+    return None
+
+
+def environment() -> dict:
+    """The machine a recording ran on (for the manifest)."""
+    return {"cpu": cpu_model(), "machine": platform.machine(), "system": platform.system()}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -1,0 +1,383 @@
+"""Recording golden fixtures from tf.keras (needs TensorFlow), and checking that the
+recorded references are still what tf.keras computes (freshness).
+
+What is recorded for each layer spec, all from a fixed seed:
+
+- `spec.coverage_cases()`: one case per declared option value and one per shape
+  bucket the sweep misses (origin `sweep` / `bucket`);
+- `random` cases drawn from `spec.case_strategy()` by hypothesis with a seed derived
+  from `--seed` and the spec's name (origin `random`); draws whose fixture would be
+  larger than CASE_BUDGET bytes are skipped, keeping the set small;
+- every `regression` case of the existing manifest (added by `record --from-failure`),
+  recomputed, so a re-record never drops a captured bug.
+"""
+
+from __future__ import annotations
+
+import platform
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from parity import settings
+from parity.compare import compare
+from parity.fixtures import (
+    FORMAT,
+    MANIFEST,
+    Fixture,
+    FixtureError,
+    entry_problem,
+    environment,
+    fixture_bytes,
+    fixture_stem,
+    load_manifest,
+    read_fixture,
+    sha256_file,
+    write_bytes,
+    write_manifest,
+)
+from parity.spec import Case, LayerSpec
+
+DEFAULT_SEED = 20240611
+RANDOM_CASES = 4  # per layer spec
+CASE_BUDGET = 48 * 1024  # bytes per random case's file
+_CANDIDATES = 40  # hypothesis draws considered per spec for the random cases
+
+
+class RecordError(Exception):
+    """Recording refused (e.g. mixing references of different TensorFlow versions)."""
+
+
+def versions() -> dict[str, str]:
+    import hypothesis
+
+    from parity import reference
+
+    return {
+        **reference.versions(),
+        "hypothesis": hypothesis.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _blocking_versions(versions: dict) -> dict:
+    """The versions that must match to mix fixtures in one manifest."""
+    return {k: versions.get(k) for k in ("tensorflow", "tf_keras")}
+
+
+def drawn_cases(spec: LayerSpec, seed: int, count: int = _CANDIDATES) -> list[Case]:
+    """`count` cases drawn from the spec's strategy by hypothesis, deterministically
+    for a given seed and hypothesis version (the cases are stored by id, so a later
+    hypothesis drawing differently changes only what a re-record picks)."""
+    from hypothesis import HealthCheck, Phase, given
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import settings as hypothesis_settings
+
+    drawn: list[Case] = []
+
+    @hypothesis_seed(seed * 1_000_003 + zlib.crc32(spec.name.encode()))
+    @hypothesis_settings(
+        max_examples=count,
+        derandomize=False,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=spec.case_strategy())
+    def collect(case: Case) -> None:
+        drawn.append(case)
+
+    collect()
+    return drawn
+
+
+def make_fixture(spec: LayerSpec, case: Case, origin: str) -> Fixture:
+    from parity import reference
+
+    ref = reference.compute(spec, case)
+    return Fixture(case.id, spec.name, origin, ref.data, ref.float64, ref.float32)
+
+
+def _entry(directory: Path, fixture: Fixture, content: bytes) -> dict:
+    name = fixture_stem(fixture.case_id) + ".npz"
+    write_bytes(directory / name, content)
+    return {
+        "file": name,
+        "id": fixture.case_id,
+        "layer": fixture.layer,
+        "origin": fixture.origin,
+        "sha256": sha256_file(directory / name),
+        "bytes": len(content),
+    }
+
+
+def planned_cases(spec: LayerSpec, regressions: list[str]) -> list[tuple[Case, str]]:
+    """The deterministic part of a spec's recording: coverage cases, then regressions."""
+    sweep = {c.id for c in spec.sweep_cases()}
+    plan = [(c, "sweep" if c.id in sweep else "bucket") for c in spec.coverage_cases()]
+    plan += [(Case.from_id(case_id), "regression") for case_id in regressions]
+    return plan
+
+
+def record_spec(
+    spec: LayerSpec,
+    directory: Path,
+    seed: int,
+    random_count: int,
+    regressions: list[str],
+    on_case: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Records one spec's fixtures into `directory`; returns their manifest entries."""
+    entries: list[dict] = []
+    seen: set[str] = set()
+    for case, origin in planned_cases(spec, regressions):
+        if case.id in seen:
+            continue
+        seen.add(case.id)
+        fixture = make_fixture(spec, case, origin)
+        entries.append(_entry(directory, fixture, fixture_bytes(fixture)))
+        if on_case:
+            on_case(case.id)
+    taken = 0
+    for case in drawn_cases(spec, seed) if random_count else []:
+        if taken >= random_count:
+            break
+        if case.id in seen:
+            continue
+        seen.add(case.id)
+        fixture = make_fixture(spec, case, "random")
+        content = fixture_bytes(fixture)
+        if len(content) > CASE_BUDGET:
+            continue
+        entries.append(_entry(directory, fixture, content))
+        taken += 1
+        if on_case:
+            on_case(case.id)
+    return entries
+
+
+def _new_manifest(seed: int, random_count: int, current: dict) -> dict:
+    return {
+        "format": FORMAT,
+        "generated_by": "nntk-parity record",
+        "seed": seed,
+        "random_cases_per_layer": random_count,
+        "versions": current,
+        "reference_settings": settings.apply(),
+        **environment(),
+        "total_bytes": 0,
+        "cases": [],
+    }
+
+
+def _existing(directory: Path) -> dict | None:
+    if not (directory / MANIFEST).exists():
+        return None
+    return load_manifest(directory)
+
+
+def _check_compatible(existing: dict, current: dict, what: str) -> None:
+    old, new = _blocking_versions(existing.get("versions", {})), _blocking_versions(current)
+    if old != new:
+        raise RecordError(
+            f"the fixtures were recorded with {_fmt(old)}, this environment has {_fmt(new)}: "
+            f"{what} would mix references of two TensorFlow versions in one manifest. "
+            "Re-record everything with `nntk-parity record` (or install the manifest's versions)."
+        )
+    old_settings = existing.get("reference_settings")
+    if old_settings is not None and old_settings != settings.apply():
+        raise RecordError(
+            f"the fixtures were recorded with reference settings {old_settings}, this "
+            f"environment has {settings.apply()}: re-record everything with `nntk-parity record`"
+        )
+
+
+def _fmt(versions: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in versions.items())
+
+
+def record(
+    directory: Path,
+    specs: list[LayerSpec] | None = None,
+    seed: int = DEFAULT_SEED,
+    random_count: int = RANDOM_CASES,
+    on_case: Callable[[str], None] | None = None,
+) -> dict:
+    """(Re)records fixtures. With `specs`, only those layers' fixtures are replaced and
+    the rest of the manifest is kept (same TensorFlow versions required); without,
+    the whole set is rewritten and files no longer listed are removed. Regression
+    cases of the existing manifest are always recomputed and kept."""
+    from parity.specs import all_specs
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = specs is not None
+    specs = list(specs) if partial else all_specs()
+    current = versions()
+    existing = _existing(directory)
+    if partial and existing is not None:
+        _check_compatible(existing, current, "recording only some layers")
+    old_entries = [e for e in (existing or {}).get("cases", []) if not entry_problem(e)]
+    manifest = _new_manifest(seed, random_count, current)
+    if partial and existing is not None:
+        manifest["seed"] = existing.get("seed", seed)
+        manifest["random_cases_per_layer"] = existing.get("random_cases_per_layer", random_count)
+
+    chosen = {s.name for s in specs}
+    order = [s.name for s in all_specs()]
+    layers = order + [e["layer"] for e in old_entries if e["layer"] not in order]
+    entries: list[dict] = []
+    for layer in dict.fromkeys(layers):
+        if layer in chosen:
+            spec = next(s for s in specs if s.name == layer)
+            regressions = [
+                e["id"]
+                for e in old_entries
+                if e["layer"] == layer and e.get("origin") == "regression"
+            ]
+            entries += record_spec(spec, directory, seed, random_count, regressions, on_case)
+        elif partial:
+            entries += [e for e in old_entries if e["layer"] == layer]
+    manifest["cases"] = entries
+    manifest["total_bytes"] = sum(int(e.get("bytes", 0)) for e in entries)
+    write_manifest(directory, manifest)
+    listed = {e["file"] for e in entries}
+    for path in sorted(directory.glob("*.npz")):  # fixtures no longer in the manifest
+        if path.name not in listed:
+            path.unlink()
+    return manifest
+
+
+def record_failure(directory: Path, case_arg: str) -> tuple[dict, Fixture]:
+    """Adds one case (a failure's case id) as a `regression` fixture and updates the
+    manifest (creating it if needed). A later full `record` keeps it."""
+    from parity.specs import get_spec
+
+    directory = Path(directory)
+    case = Case.from_id(parse_case_arg(case_arg))
+    spec = get_spec(case.layer)
+    current = versions()
+    existing = _existing(directory)
+    if existing is not None:
+        _check_compatible(existing, current, "adding a regression case")
+        manifest = existing
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = _new_manifest(DEFAULT_SEED, RANDOM_CASES, current)
+    fixture = make_fixture(spec, case, "regression")
+    entry = _entry(directory, fixture, fixture_bytes(fixture))
+    cases = [e for e in manifest["cases"] if not isinstance(e, dict) or e.get("id") != case.id]
+    same_layer = [
+        i for i, e in enumerate(cases) if isinstance(e, dict) and e.get("layer") == spec.name
+    ]
+    cases.insert(same_layer[-1] + 1 if same_layer else len(cases), entry)
+    manifest["cases"] = cases
+    manifest["total_bytes"] = sum(int(e.get("bytes", 0)) for e in cases if isinstance(e, dict))
+    write_manifest(directory, manifest)
+    return entry, fixture
+
+
+def parse_case_arg(text: str) -> str:
+    """A case id as given on the command line; also accepts the whole `rerun:` line
+    (`rerun: nntk-parity repro 'dense?...'`)."""
+    import shlex
+
+    text = text.strip()
+    if text.startswith("rerun:"):
+        text = text[len("rerun:") :].strip()
+    if text.startswith("nntk-parity repro"):
+        parts = shlex.split(text)
+        text = parts[-1] if len(parts) >= 3 else ""
+    return text
+
+
+# -- freshness ---------------------------------------------------------------------------
+def check_freshness(
+    directory: Path, per_layer: int = 1, layers: list[str] | None = None
+) -> tuple[list[str], int]:
+    """Re-records a sample (the first `per_layer` fixtures of each layer) and compares
+    with the stored ones. Returns (drift messages, cases checked). Reference drift: the
+    float64 referee or tf.keras float32 now differs from the fixture beyond the spec's
+    tolerance. Data drift: the spec now draws different data for the case id (the
+    fixture stays valid, but a re-record would change it)."""
+    from parity import reference
+    from parity.specs import get_spec
+
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    recorded = manifest.get("versions", {})
+    now = versions()
+    changed = {k: (recorded.get(k), v) for k, v in now.items() if recorded.get(k) != v}
+    version_note = (
+        "versions differ from the manifest: "
+        + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+        if changed
+        else f"same versions as the manifest ({_fmt(_blocking_versions(now))})"
+    )
+    counts: dict[str, int] = {}
+    messages: list[str] = []
+    checked = 0
+    for entry in manifest["cases"]:
+        if entry_problem(entry) or (layers and entry["layer"] not in layers):
+            continue
+        if counts.get(entry["layer"], 0) >= per_layer:
+            continue
+        counts[entry["layer"]] = counts.get(entry["layer"], 0) + 1
+        try:
+            spec = get_spec(entry["layer"])
+            fixture = read_fixture(directory / entry["file"])
+        except (KeyError, FixtureError) as exc:
+            messages.append(f"{entry['file']}: {exc}")
+            continue
+        case = Case.from_id(fixture.case_id)
+        checked += 1
+        where = f"{entry['file']} ({case.id})"
+        fresh = reference.draw_case_data(spec, case)
+        stored = fixture.data
+        same_data = (
+            fresh.weight_names == stored.weight_names
+            and len(fresh.weights) == len(stored.weights)
+            and all(
+                np.array_equal(a, b) for a, b in zip(fresh.weights, stored.weights, strict=True)
+            )
+            and np.array_equal(fresh.x, stored.x)
+            and len(fresh.upstream) == len(stored.upstream)
+            and all(
+                np.array_equal(a, b) for a, b in zip(fresh.upstream, stored.upstream, strict=True)
+            )
+        )
+        if not same_data:
+            messages.append(
+                f"data drift in {where}: the spec now draws different weights, input or "
+                f"upstream gradients for this case id (the fixture is still valid; "
+                f"`nntk-parity record` would change it); {version_note}"
+            )
+        # The references, recomputed from the stored data: only TensorFlow can drift here.
+        f64 = reference.run_keras(spec, case, stored, "float64")
+        f32 = reference.run_keras(spec, case, stored, "float32")
+        if set(f64) != set(fixture.float64):
+            messages.append(
+                f"reference drift in {where}: tf.keras now gives quantities {sorted(f64)}, "
+                f"the fixture holds {sorted(fixture.float64)}; {version_note}"
+            )
+            continue
+        for quantity in sorted(f64):
+            tol = spec.tolerance(quantity)
+            for label, new in (("float64 referee", f64), ("tf.keras float32", f32)):
+                c = compare(
+                    quantity,
+                    new[quantity],
+                    fixture.float64[quantity],
+                    fixture.float32[quantity],
+                    tol,
+                )
+                if not c.passed:
+                    messages.append(
+                        f"reference drift in {where}: {label} {quantity} now differs from the "
+                        f"recorded float64 by {c.max_error:.3g} "
+                        f"({100 * c.tolerance_used:.0f}% of tolerance); {version_note}"
+                    )
+    return messages, checked

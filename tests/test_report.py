@@ -1,0 +1,136 @@
+"""Reports: report.json, report.md, report.html (with plots), junit.xml, from replayed
+fixtures (no TensorFlow), passing and failing, with coverage gaps flagged."""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from helpers import FIXTURES
+
+from parity import report
+from parity.replay import replay
+from parity.runner import NativeBackend
+from parity.specs import all_specs, get_spec
+
+
+def strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def junit_cases(path):
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    return {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}, root
+
+
+@pytest.fixture(scope="module")
+def passing_runs():
+    run = replay(FIXTURES)
+    assert run.passed
+    return list(run.runs.values())
+
+
+def test_writes_the_four_files_with_one_testcase_per_spec_and_quantity(tmp_path, passing_runs):
+    paths = report.write(tmp_path, passing_runs, all_specs(), profile="fixtures", source="replay")
+    assert sorted(p.name for p in paths) == sorted(report.FILES)
+    cases, root = junit_cases(tmp_path / "junit.xml")
+    quantity_cases = {(c, n) for c, n in cases if n not in ("coverage", "run")}
+    expected = {(f"parity.{r.spec}", q) for r in passing_runs for q in r.stats}
+    assert quantity_cases == expected
+    assert len(cases) == len(expected) + 2 * len(passing_runs)  # + coverage and run per spec
+    assert root.get("failures") == "0" and int(root.get("tests")) == len(cases)
+    assert not any(case.find("failure") is not None for case in cases.values())
+
+    data = strict_json(tmp_path / "report.json")
+    assert data["passed"] and data["source"] == "replay"
+    dense = next(layer for layer in data["layers"] if layer["layer"] == "dense")
+    assert dense["quantities"]["grad:kernel"]["tolerance"]["reason"]
+    assert dense["coverage"]["options"]["activation"]["gelu"] is True
+    assert dense["coverage"]["buckets"]["B=1"] >= 1 and not dense["coverage"]["never_hit"]
+
+    md = (tmp_path / "report.md").read_text()
+    assert "PASSED" in md and "| dense | grad:kernel |" in md and "shape buckets" in md
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(passing_runs)  # one figure per layer
+    assert "error along the time axis" not in html  # the title is inside the PNG
+    for run in passing_runs:
+        assert (tmp_path / "plots" / f"{run.spec}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"plots/{run.spec}.png" in md
+
+
+def test_a_failing_quantity_gets_a_failure_element(tmp_path):
+    class FakeZeroBiasGradient(NativeBackend):
+        def run(self, spec, case, data):
+            q = super().run(spec, case, data)
+            if "grad:bias" in q:
+                q["grad:bias"] = np.zeros_like(q["grad:bias"])
+            return q
+
+    run = replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient())
+    runs = list(run.runs.values())
+    report.write(tmp_path, runs, [get_spec("dense")], source="replay", meta={"problems": []})
+    cases, root = junit_cases(tmp_path / "junit.xml")
+    failure = cases[("parity.dense", "grad:bias")].find("failure")
+    assert failure is not None and "bias grad [" in failure.get("message")
+    assert "nntk-parity repro" in failure.text
+    assert cases[("parity.dense", "grad:kernel")].find("failure") is None
+    assert cases[("parity.dense", "run")].find("failure") is None  # attributed to grad:bias
+    assert root.get("failures") == "1"
+    assert not strict_json(tmp_path / "report.json")["passed"]
+    assert "FAILED" in (tmp_path / "report.md").read_text()
+    assert "<h2>Failures</h2>" in (tmp_path / "report.html").read_text()
+
+
+def test_coverage_gaps_and_run_failures_are_flagged(tmp_path, passing_runs):
+    import copy
+
+    runs = copy.deepcopy(passing_runs)
+    dense = next(r for r in runs if r.spec == "dense")
+    dense.buckets.pop("B=1")
+    dense.coverage["activation"].discard("selu")
+    activation = next(r for r in runs if r.spec == "activation")
+    activation.failure = "parity failure: activation ...\n  the native side raised: boom"
+    report.write(tmp_path, runs, all_specs())
+    cases, _ = junit_cases(tmp_path / "junit.xml")
+    coverage = cases[("parity.dense", "coverage")].find("failure")
+    assert coverage is not None and "B=1" in coverage.get("message")
+    assert "selu" in coverage.get("message")
+    run_failure = cases[("parity.activation", "run")].find("failure")
+    assert run_failure is not None and "boom" in run_failure.text
+    data = strict_json(tmp_path / "report.json")
+    never = next(x for x in data["layers"] if x["layer"] == "dense")["coverage"]["never_hit"]
+    assert never == {"activation": ["selu"], "shape buckets": ["B=1"]}
+    md = (tmp_path / "report.md").read_text()
+    assert "**Never exercised:**" in md and "B=1" in md
+    assert 'class="miss">B=1 (never)' in (tmp_path / "report.html").read_text()
+
+
+def test_non_finite_numbers_stay_strict_json(tmp_path, passing_runs):
+    import copy
+
+    runs = copy.deepcopy(passing_runs)
+    next(iter(runs[0].stats.values())).worst_keras_multiple = float("inf")
+    report.write(tmp_path, runs, all_specs())
+    strict_json(tmp_path / "report.json")
+
+
+def test_reports_without_matplotlib_say_so(tmp_path, passing_runs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    report.write(tmp_path, passing_runs, all_specs())
+    assert "no plots: matplotlib is not installed" in (tmp_path / "report.html").read_text()
+    assert not (tmp_path / "plots").exists()
+
+
+def test_an_unwritable_report_directory_is_a_clear_error(tmp_path, passing_runs):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(report.ReportError, match="cannot write the report to"):
+        report.write(blocker / "reports", passing_runs, all_specs())
