@@ -81,6 +81,13 @@ class Bidirectional(RecurrentLayer):
             MERGE_MODES[self.merge_mode],
         )
 
+    @property
+    def output_dim(self) -> int | None:
+        """2U for concat, U for sum/mul/ave; None when merge_mode is None (two outputs)."""
+        if self.merge_mode is None:
+            return None
+        return 2 * self.units if self.merge_mode == "concat" else self.units
+
     def state_names(self) -> list[str]:
         inner = self.layer.state_names()
         return [f"forward_{n}" for n in inner] + [f"backward_{n}" for n in inner]

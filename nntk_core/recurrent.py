@@ -53,6 +53,10 @@ class RecurrentLayer(Layer):
         super().__init__(input_dim)
         self._last_had_state = False  # the last training call was given an initial_state
 
+    @property
+    def output_dim(self) -> int:
+        return self.units
+
     # -- what a subclass may override ------------------------------------------------------
     def state_names(self) -> list[str]:
         """Names of the state tensors, in Keras order (each (batch, units))."""

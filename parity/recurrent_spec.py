@@ -18,6 +18,23 @@ from parity.specs.dense import keras_activation
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "hard_sigmoid", "linear", "softsign", "elu", "swish")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "softsign")
 
+# Gate functions with values in [0, 1] make every step a convex blend; the others
+# (tanh, softsign: negative gates) and unbounded output activations let a recurrence
+# grow without bound. Those "wild" configs are drawn at the realistic weight scale
+# and T <= 16 only, where the exact result is still well-conditioned: with large
+# weights over long sequences they are chaotic (the float64 result moves by more
+# than the tolerance under 1-ulp input changes) and compare noise with noise.
+BOUNDED_GATES = ("sigmoid", "hard_sigmoid")
+BOUNDED_ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "softsign")
+
+
+def is_wild(config: dict) -> bool:
+    return (
+        config["activation"] not in BOUNDED_ACTIVATIONS
+        or config.get("recurrent_activation", "sigmoid") not in BOUNDED_GATES
+    )
+
+
 FLAGS = ("use_bias", "return_sequences", "go_backwards", "return_state")
 
 # Gradients through time: T <= 64 products of U <= 32 terms, with the weight
@@ -60,7 +77,14 @@ class RecurrentSpec(LayerSpec):
 
     def steps_strategy(self, config):
         # Mostly short sequences (fast, and where off-by-one bugs show), some long.
-        return st.integers(1, 12) | st.integers(13, 64)
+        if is_wild(config):
+            return st.integers(1, 16)
+        return st.integers(1, 12) | st.integers(13, self.steps_range[1])
+
+    def scale_strategy(self, config):
+        if is_wild(config):
+            return st.just("realistic")
+        return super().scale_strategy(config)
 
     def extra_strategy(self, config):
         return st.fixed_dictionaries({"initial_state": st.booleans()})

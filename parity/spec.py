@@ -144,7 +144,7 @@ class LayerSpec:
             batch = draw(st.integers(*self.batch_range))
             steps = draw(self.steps_strategy(config)) if rank == 3 else 1
             seed = draw(st.integers(0, 2**31 - 1))
-            scale = draw(st.sampled_from(list(self.scales)))
+            scale = draw(self.scale_strategy(config))
             extra = draw(self.extra_strategy(config))
             return Case(self.name, config, batch, steps, rank, seed, scale, extra)
 
@@ -262,6 +262,10 @@ class LayerSpec:
     def extra_strategy(self, config: dict) -> st.SearchStrategy[dict]:
         """Spec-specific draws stored in Case.extra (none by default)."""
         return st.just({})
+
+    def scale_strategy(self, config: dict) -> st.SearchStrategy[str]:
+        """Weight-draw regimes for a config (a spec may keep some configs realistic)."""
+        return st.sampled_from(list(self.scales))
 
     def steps_strategy(self, config: dict) -> st.SearchStrategy[int]:
         """Sequence lengths to draw for a config (a layer may need a minimum)."""

@@ -26,6 +26,7 @@ class BidirectionalSpec(RecurrentSpec):
     has_recurrent_activation = True
     # A wrapped SimpleRNN is chaotic with large weights (see specs/rnn.py).
     scales = {"realistic": 1.0, "large": 1.5}
+    steps_range = (1, 32)
     base_config = {
         "layer": "gru",
         "merge_mode": "concat",
@@ -54,9 +55,6 @@ class BidirectionalSpec(RecurrentSpec):
             "merge_mode": st.sampled_from(MERGE_MODES),
             "reset_after": st.booleans(),
         }
-
-    def steps_strategy(self, config):
-        return st.integers(1, 12) | st.integers(13, 32)
 
     def draw_states(self, case, rng):
         if not case.extra.get("initial_state"):
