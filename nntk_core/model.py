@@ -4,6 +4,12 @@ model trained with GradientTape + optimizer.apply_gradients.
     model = nn.Sequential([nn.Conv1d(64, 5, input_dim=40), nn.BatchNorm(64), ...])
     model.set_weights(keras_model.get_weights())          # Keras model order
     loss = model.train_step(x, y, nn.losses.CategoricalCrossentropy(), nn.optimizers.Adam())
+
+Every argument is checked before anything runs: a wrong input or target shape, a
+layer whose sizes do not chain, an optimizer already bound to another model raise
+an exception naming the argument and the layer (`layers[3] (GRU)`), and a failed
+train_step changes nothing (no weight, no BatchNorm moving statistic, no
+optimizer slot).
 """
 
 from __future__ import annotations
@@ -12,62 +18,172 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nntk_core.layer import Layer, check_bool
+from nntk_core._native import NNTKError
+from nntk_core.activation import Activation
+from nntk_core.dense import Dense, TimeDistributedDense
+from nntk_core.layer import Layer, as_float32, check_bool
+from nntk_core.losses import CategoricalCrossentropy
+from nntk_core.recurrent import RecurrentLayer
+
+_RANK_FORMS = {2: "(batch, features)", 3: "(batch, steps, features)"}
+
+
+def _name(index: int, layer) -> str:
+    return f"layers[{index}] ({type(layer).__name__})"
 
 
 class Sequential:
     """Layers applied in order. Weights are the layers' weights concatenated in layer
-    order (tf.keras Model.get_weights() order); trainable variables likewise."""
+    order (tf.keras Model.get_weights() order); trainable variables likewise.
+
+    The loss in train_step follows tf.keras, including its implicit switch
+    (KERAS_SEMANTICS.md §9): when the last layer is an Activation("softmax") or a
+    Dense(activation="softmax"), Keras's CategoricalCrossentropy() computes the loss
+    from that softmax's logits (no renormalisation, no clipping) and so does
+    train_step; a TimeDistributedDense(softmax) output is a reshape in Keras, carries
+    no logits, and takes the probability path (renormalise, clip to [1e-7, 1 - 1e-7]),
+    in both. `uses_logits(loss)` says which path a loss takes."""
 
     def __init__(self, layers: Sequence):
         if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
             raise TypeError("layers must be a non-empty list of nntk layers")
         for i, layer in enumerate(layers):
-            if not hasattr(layer, "backward") or not hasattr(layer, "get_weights"):
+            if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] is not an nntk layer: {layer!r}")
+            for j in range(i):
+                if layers[j] is layer:
+                    raise ValueError(
+                        f"{_name(i, layer)} is the same object as layers[{j}]: a layer keeps "
+                        "only its last training call, so it cannot appear twice (create "
+                        "another layer)"
+                    )
+            if isinstance(layer, RecurrentLayer):
+                if layer.return_state:
+                    raise ValueError(
+                        f"{_name(i, layer)} has return_state=True: a layer in a Sequential "
+                        "must return a single tensor"
+                    )
+                if layer.output_dim is None:
+                    raise ValueError(
+                        f"{_name(i, layer)} has merge_mode=None (two outputs): a layer in a "
+                        "Sequential must return a single tensor"
+                    )
         # Sizes must chain: each layer's input_dim is the size the layers before it
-        # produce (an Activation without input_dim passes its input's size through).
-        produced, producer = None, None
+        # produce (an Activation without input_dim passes its input's size through),
+        # and a (batch, features) output (return_sequences=False) can only feed a layer
+        # that takes one.
+        produced, producer, rank = None, None, 3
         for i, layer in enumerate(layers):
             wanted = None if getattr(layer, "adapts_input_dim", False) else layer.input_dim
             if produced is not None and wanted is not None and produced != wanted:
                 raise ValueError(
-                    f"layers[{i}] ({layer!r}) expects input_dim={wanted} but "
-                    f"layers[{producer}] ({layers[producer]!r}) produces {produced} features"
+                    f"{_name(i, layer)} expects input_dim={wanted} but "
+                    f"{_name(producer, layers[producer])} produces {produced} features: "
+                    f"layers {producer} and {i} do not chain ({layers[producer]!r} -> {layer!r})"
+                )
+            if i > 0 and rank not in layer.input_ranks:
+                raise ValueError(
+                    f"{_name(i, layer)} takes {_RANK_FORMS[layer.input_ranks[0]]} inputs but "
+                    f"{_name(i - 1, layers[i - 1])} returns {_RANK_FORMS[rank]} "
+                    "(return_sequences=False drops the time axis)"
                 )
             if layer.output_dim is not None:
                 produced, producer = layer.output_dim, i
+            if isinstance(layer, RecurrentLayer) and not layer.return_sequences:
+                rank = 2
         self.layers = list(layers)
+        self._logits_twin: Dense | None = None  # see _logits_head
 
     # -- weights -----------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights: Sequence) -> None:
+        """Sets every layer's weights from one list in tf.keras Model.get_weights() order
+        (BatchNorm's moving statistics included). Nothing changes on an error."""
         counts = [len(layer.weight_shapes()) for layer in self.layers]
         if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-            raise TypeError("weights must be a list of arrays in tf.keras model order")
+            raise TypeError(
+                "Sequential.set_weights: weights must be a list of arrays in tf.keras model "
+                f"order, got {type(weights).__name__}"
+            )
         if len(weights) != sum(counts):
+            per_layer = ", ".join(
+                f"{_name(i, layer)}: {c}"
+                for i, (layer, c) in enumerate(zip(self.layers, counts, strict=True))
+                if c
+            )
             raise ValueError(
-                f"Sequential.set_weights: expected {sum(counts)} arrays "
-                f"({' + '.join(str(c) for c in counts)} for the {len(counts)} layers), "
+                f"Sequential.set_weights: expected {sum(counts)} arrays ({per_layer}), "
                 f"got {len(weights)}"
             )
+        # Check every array first, so that a bad one leaves all layers unchanged.
         start = 0
         for i, (layer, count) in enumerate(zip(self.layers, counts, strict=True)):
-            try:
-                layer.set_weights(list(weights[start : start + count]))
-            except (ValueError, TypeError) as exc:
-                raise type(exc)(f"layers[{i}] ({type(layer).__name__}): {exc}") from None
+            described = zip(layer.weight_names(), layer.weight_shapes(), strict=True)
+            for j, (name, shape) in enumerate(described):
+                arr = np.asarray(weights[start + j])
+                where = f"weights[{start + j}] ({_name(i, layer)} {name})"
+                if arr.dtype.kind not in "fiu":
+                    raise TypeError(
+                        f"Sequential.set_weights: {where} must hold real numbers, got {arr.dtype}"
+                    )
+                if arr.shape != tuple(shape):
+                    raise ValueError(
+                        f"Sequential.set_weights: {where} must have shape {tuple(shape)}, "
+                        f"got {arr.shape}"
+                    )
+            start += count
+        start = 0
+        for layer, count in zip(self.layers, counts, strict=True):
+            layer.set_weights(list(weights[start : start + count]))
             start += count
 
     def trainable_variables(self) -> list[np.ndarray]:
-        """Views onto the layers' native trainable weights (updated in place by an optimizer)."""
+        """Views onto the layers' native trainable weights (updated in place by an optimizer).
+        BatchNorm's moving statistics are weights but not trainable: they are not here."""
         return [v for layer in self.layers for v in layer.trainable_weight_views()]
+
+    # -- shapes ------------------------------------------------------------------------
+    def compute_output_shape(self, input_shape) -> tuple[int, ...]:
+        """The output shape for an input of `input_shape`, layer by layer, without
+        running anything; raises naming the layer that cannot take its input."""
+        shape = tuple(int(d) for d in input_shape)
+        for i, layer in enumerate(self.layers):
+            shape = self._layer_output_shape(i, layer, shape)
+        return shape
+
+    def _layer_output_shape(self, i: int, layer, shape: tuple[int, ...]) -> tuple[int, ...]:
+        where = "x" if i == 0 else f"the output of {_name(i - 1, self.layers[i - 1])}"
+        if len(shape) not in layer.input_ranks:
+            forms = " or ".join(_RANK_FORMS[r] for r in layer.input_ranks)
+            raise ValueError(f"{_name(i, layer)} takes {forms}; {where} has shape {shape}")
+        if getattr(layer, "adapts_input_dim", False):
+            return shape
+        if shape[-1] != layer.input_dim:
+            raise ValueError(
+                f"{_name(i, layer)} has input_dim={layer.input_dim} but {where} has "
+                f"{shape[-1]} features (shape {shape})"
+            )
+        if min(shape) < 1:
+            raise ValueError(f"{where} is empty (shape {shape}): batch and steps must be >= 1")
+        batch, steps = shape[0], shape[1] if len(shape) == 3 else 1
+        if isinstance(layer, RecurrentLayer):
+            features = layer.output_dim
+            return (batch, steps, features) if layer.return_sequences else (batch, features)
+        try:
+            return tuple(layer._output_shape(shape, batch, steps))
+        except NNTKError as exc:  # e.g. a sequence shorter than a "valid" convolution's kernel
+            raise ValueError(f"{_name(i, layer)} cannot take {where}: {exc.message}") from None
 
     # -- forward / backward ------------------------------------------------------------
     def __call__(self, x, training: bool = False):
+        """The model's output for x (batch, steps, features); training=True runs
+        every layer in training mode (BatchNorm: batch statistics, moving statistics
+        updated) and keeps what backward() needs."""
         training = check_bool(training, "training")
+        x = as_float32(x, "x")
+        self.compute_output_shape(x.shape)
         for layer in self.layers:
             x = layer(x, training=training)
         return x
@@ -81,22 +197,128 @@ class Sequential:
             grads_per_layer.append(grads)
         return dy, [g for grads in reversed(grads_per_layer) for g in grads]
 
+    def uses_logits(self, loss) -> bool:
+        """Whether tf.keras computes `loss` from the logits of the last layer's softmax
+        rather than from its output: CategoricalCrossentropy(from_logits=False) after
+        an Activation("softmax") or a Dense(activation="softmax") (not a
+        TimeDistributedDense, whose Keras output is a reshape). KERAS_SEMANTICS.md §9."""
+        last = self.layers[-1]
+        return (
+            isinstance(loss, CategoricalCrossentropy)
+            and not loss.from_logits
+            and isinstance(last, (Activation, Dense))
+            and not isinstance(last, TimeDistributedDense)
+            and last.activation == "softmax"
+        )
+
+    def _logits_head(self) -> Dense:
+        """The last Dense(softmax) as a linear Dense with the same weights: its output
+        is the softmax's logits (the same products, the activation left out)."""
+        last = self.layers[-1]
+        twin = self._logits_twin
+        if twin is None:
+            twin = Dense(
+                last.units, input_dim=last.input_dim, activation=None, use_bias=last.use_bias
+            )
+            self._logits_twin = twin
+        twin.set_weights(last.get_weights())
+        return twin
+
     def train_step(self, x, y, loss, optimizer) -> float:
-        """One step: forward (training=True), loss, backward, optimizer update.
-        Returns the loss value (before the update), as tf.keras's train step does."""
-        checks = (("loss", loss, "gradient"), ("optimizer", optimizer, "apply_gradients"))
-        for name, obj, method in checks:
-            if not hasattr(obj, method):
-                raise TypeError(f"{name} must be an nntk {name} (with .{method}), got {obj!r}")
+        """One step: forward (training=True), loss, backward, optimizer update, as a
+        tf.keras custom training step (GradientTape + apply_gradients). Returns the
+        loss value before the update, as Keras does. x (batch, steps, features); y the
+        target, with the model output's shape. Everything is checked before any layer
+        runs, so an error leaves the model and the optimizer unchanged."""
+        if not hasattr(loss, "gradient"):
+            raise TypeError(
+                f"loss must be an nntk loss (nntk_core.losses, with .gradient), got {loss!r}"
+            )
+        if not hasattr(optimizer, "apply_gradients"):
+            raise TypeError(
+                "optimizer must be an nntk optimizer (nntk_core.optimizers, with "
+                f".apply_gradients), got {optimizer!r}"
+            )
+        x = as_float32(x, "x")
+        target = as_float32(y, "y")
+        out_shape = self.compute_output_shape(x.shape)
+        self._check_target(x.shape, target.shape, out_shape)
+        variables = self.trainable_variables()
+        if not variables:
+            raise ValueError("Sequential.train_step: the model has no trainable weights")
+        bound = getattr(optimizer, "variable_shapes", None)
+        shapes = [v.shape for v in variables]
+        if bound is not None and bound != shapes:
+            raise ValueError(
+                f"optimizer: {optimizer!r} already updates {len(bound)} variables of other "
+                f"shapes (its slots are keyed by position); this model has {len(shapes)}: "
+                "create one optimizer per model"
+            )
+
+        if self.uses_logits(loss):
+            return self._train_step_from_logits(x, target, optimizer, variables)
         prediction = self(x, training=True)
-        value, d_prediction = loss.gradient(y, prediction)
+        value, d_prediction = loss.gradient(target, prediction)
         _, grads = self.backward(d_prediction)
-        optimizer.apply_gradients(zip(grads, self.trainable_variables(), strict=True))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return value
+
+    def _train_step_from_logits(self, x, target, optimizer, variables) -> float:
+        """Keras's implicit logits path: the cross-entropy of the last softmax's logits
+        (softmax_cross_entropy_with_logits), the gradient flowing into the logits."""
+        body, last = self.layers[:-1], self.layers[-1]
+        for layer in body:
+            x = layer(x, training=True)
+        logits_loss = CategoricalCrossentropy(from_logits=True)
+        if isinstance(last, Activation):
+            value, d_logits = logits_loss.gradient(target, x)
+            head_grads: list[np.ndarray] = []
+        else:
+            head = self._logits_head()
+            logits = head(x, training=True)
+            value, d_logits = logits_loss.gradient(target, logits)
+            d_logits, head_grads = head.backward(d_logits)
+        grads_per_layer = [head_grads]
+        dy = d_logits
+        for layer in reversed(body):
+            dy, grads = layer.backward(dy)
+            grads_per_layer.append(grads)
+        grads = [g for layer_grads in reversed(grads_per_layer) for g in layer_grads]
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return value
+
+    def _check_target(self, x_shape, y_shape, out_shape) -> None:
+        last = _name(len(self.layers) - 1, self.layers[-1])
+        if len(y_shape) != len(out_shape):
+            form = "(batch, steps, classes)" if len(out_shape) == 3 else "(batch, classes)"
+            raise ValueError(
+                f"y (the target) must have the rank of the model's output, {len(out_shape)}: "
+                f"{form} = {out_shape} for x of shape {x_shape}; got y of shape {y_shape}"
+            )
+        if y_shape != out_shape:
+            hint = ""
+            if len(out_shape) == 3 and out_shape[1] != x_shape[1]:
+                changed = [
+                    _name(i, layer)
+                    for i, layer in enumerate(self.layers)
+                    if getattr(layer, "padding", "same") == "valid"
+                    or getattr(layer, "strides", 1) != 1
+                ]
+                if changed:
+                    hint = (
+                        f" ({', '.join(changed)} changes the number of steps: "
+                        f"{x_shape[1]} in, {out_shape[1]} out)"
+                    )
+            raise ValueError(
+                f"y (the target) has shape {y_shape} but the model's output ({last}) has "
+                f"shape {out_shape} for x of shape {x_shape}{hint}"
+            )
 
     def close(self) -> None:
         for layer in self.layers:
             layer.close()
+        if self._logits_twin is not None:
+            self._logits_twin.close()
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

@@ -41,6 +41,12 @@ def _check_learning_rate(value) -> float:
     value = _check_real(value, "learning_rate")
     if value <= 0.0:
         raise ValueError(f"learning_rate must be > 0, got {value}")
+    as32 = float(np.float32(value)) if value < 3.5e38 else float("inf")
+    if as32 == 0.0 or not math.isfinite(as32):
+        raise ValueError(
+            f"learning_rate = {value!r} is not a positive finite float32 (it is stored as "
+            "float32, as in Keras)"
+        )
     return value
 
 
@@ -48,6 +54,10 @@ def _check_beta(value, name: str) -> float:
     value = _check_real(value, name)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if np.float32(value) == 1.0:
+        raise ValueError(
+            f"{name} = {value!r} rounds to 1 in float32 (the bias correction would divide by 0)"
+        )
     return value
 
 
@@ -71,6 +81,12 @@ class Optimizer:
         count = ctypes.c_int64()
         lib.NNTKOptimizerIterations(self._live_handle(), ctypes.byref(count))
         return count.value
+
+    @property
+    def variable_shapes(self) -> list[tuple[int, ...]] | None:
+        """The shapes of the variables this optimizer updates (fixed by its first
+        apply_gradients: its slots are keyed by position), or None before the first."""
+        return None if self._shapes is None else list(self._shapes)
 
     @property
     def learning_rate(self) -> float:

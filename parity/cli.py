@@ -13,6 +13,13 @@
     nntk-parity repro 'CASE_ID' | FIXTURE           rerun one case in full (a fixture
                                                     id or file: replayed, no TensorFlow)
     nntk-parity list                                the layer specs
+    nntk-parity model [NETWORK ...] [--optimizer NAME] [--full]
+                                                    whole-model training parity: per
+                                                    step, the worst error of the loss,
+                                                    every weight and moving statistic
+    nntk-parity example personalize [--tiny]        the worked example: on-device
+                                                    training of the keyword detector
+                                                    beside the same run in tf.keras
 
 Exit status 0 only when everything passed; 1 on a parity failure (or a missing,
 altered or corrupt fixture); 2 on bad usage (unknown layer, unwritable report
@@ -335,6 +342,125 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+_SHORT_KERAS = {
+    "Conv1D": "conv",
+    "BatchNormalization": "bn",
+    "Activation": "act",
+    "GRU": "gru",
+    "LSTM": "lstm",
+    "Bidirectional": "bidi",
+    "TimeDistributed": "tdd",
+}
+
+
+def _short_quantity(quantity: str) -> str:
+    """'layer 4 (BatchNormalization) moving_mean' -> '4 bn moving_mean'."""
+    import re
+
+    match = re.fullmatch(r"layer (\d+) \((\w+)\) (.+)", quantity)
+    if not match:
+        return quantity
+    index, kind, weight = match.groups()
+    return f"{index} {_SHORT_KERAS.get(kind, kind)} {weight}"
+
+
+def model_table(result, title: str):
+    """The per-step table of a model-parity run (parity.models.ModelParity): errors
+    are max|nntk - float64| / max(1, max|float64|) of a tensor."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in (
+        "step",
+        "loss err",
+        "worst err",
+        "in (layer, weight)",
+        "Keras f32 err",
+        "tol. used",
+        "noise-only",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("step", "in (layer, weight)") else "right"
+        )
+    for s in result.by_step():
+        table.add_row(
+            s.label + ("" if s.passed else " FAIL"),
+            "" if s.loss_error != s.loss_error else f"{s.loss_error:.2e}",
+            f"{s.worst_error:.2e}",
+            _short_quantity(s.worst_quantity),
+            f"{s.keras32_error:.2e}",
+            f"{100 * s.tolerance_used:.1f}%",
+            "" if s.noise_error != s.noise_error else f"{s.noise_error:.2e}",
+            style="" if s.passed else "red",
+        )
+    return table
+
+
+def cmd_model(args) -> int:
+    from parity import models
+
+    networks = args.network or ["keyword", "bidirectional"]
+    unknown = [n for n in networks if n not in models.NETWORKS]
+    if unknown:
+        raise UsageError(
+            f"unknown network {', '.join(unknown)}; known: {', '.join(models.NETWORKS)}"
+        )
+    optimizers = args.optimizer or sorted(models.OPTIMIZERS)
+    for name, value in (
+        ("--steps", args.steps),
+        ("--batch", args.batch),
+        ("--length", args.length),
+    ):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
+    console = _console()
+    failed = False
+    tol = models.STEP_TOLERANCE
+    for network in networks:
+        net = models.NETWORKS[network]
+        sizes = net.full if args.full else net.small
+        batch = args.batch or (net.full_batch if args.full else 4)
+        length = args.length or (net.full_length if args.full else 12)
+        for optimizer in optimizers:
+            with console.status(f"{network} / {optimizer}: training nntk and tf.keras ..."):
+                result = models.run_network(
+                    network,
+                    optimizer,
+                    full=args.full,
+                    steps=args.steps,
+                    batch=batch,
+                    length=length,
+                    seed=args.seed,
+                )
+            sized = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            title = (
+                f"{network} ({sized}; batch {batch}, length {length}), "
+                f"{optimizer} {models.OPTIMIZERS[optimizer]}, seed {args.seed}"
+            )
+            console.print(model_table(result, title))
+            sec = result.seconds
+            console.print(
+                "  err = max|nntk - float64| / max(1, max|float64|) of a tensor, worst over "
+                f"the loss and every weight and moving statistic;\n  tolerance per step "
+                f"atol={tol.atol:g} rtol={tol.rtol:g} (noise-only: the conv bias before "
+                f"BatchNorm, gradient 0 in exact arithmetic).\n  Training time: nntk "
+                f"{sec['nntk']:.2f} s, tf.keras eager float32 {sec['keras32']:.2f} s, "
+                f"float64 {sec['keras64']:.2f} s"
+            )
+            if not result.passed:
+                failed = True
+                console.print(f"[red]{result.failures()}[/red]")
+    verdict = "FAILED" if failed else "passed"
+    console.print(f"model parity ({', '.join(networks)} x {', '.join(optimizers)}): {verdict}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_example(args) -> int:
+    from parity import example
+
+    return example.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from parity.record import DEFAULT_SEED, RANDOM_CASES
 
@@ -384,6 +510,44 @@ def build_parser() -> argparse.ArgumentParser:
     repro.set_defaults(func=cmd_repro)
     listing = sub.add_parser("list", help="list the layer specs and their options")
     listing.set_defaults(func=cmd_list)
+
+    model = sub.add_parser(
+        "model",
+        help="whole-model training parity (nntk vs tf.keras, float64 referee): "
+        "a per-step table of the worst errors",
+    )
+    model.add_argument(
+        "network",
+        nargs="*",
+        metavar="NETWORK",
+        help="keyword, bidirectional or conv_head (default: keyword bidirectional)",
+    )
+    model.add_argument(
+        "--optimizer",
+        action="append",
+        choices=("adam", "sgd_momentum"),
+        help="only this optimizer (repeatable; default: both)",
+    )
+    model.add_argument(
+        "--full",
+        action="store_true",
+        help="the full sizes (40->64, GRU(64) / LSTM(32); batch 8, length 50)",
+    )
+    model.add_argument("--steps", type=int, default=10, help="training steps (default 10)")
+    model.add_argument("--batch", type=int, help="batch size (default 4, --full 8)")
+    model.add_argument("--length", type=int, help="sequence length (default 12, --full 50)")
+    model.add_argument("--seed", type=int, default=0, help="initial weights and data (default 0)")
+    model.set_defaults(func=cmd_model)
+
+    example = sub.add_parser("example", help="worked examples")
+    example.add_argument("name", choices=("personalize",), help="the example to run")
+    example.add_argument(
+        "--tiny", action="store_true", help="a tiny, fast configuration (what the test runs)"
+    )
+    example.add_argument("--epochs", type=int, help="training epochs")
+    example.add_argument("--seed", type=int, default=0, help="data and initial weights")
+    example.add_argument("--no-keras", action="store_true", help="nntk only (no TensorFlow needed)")
+    example.set_defaults(func=cmd_example)
     return parser
 
 

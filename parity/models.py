@@ -3,11 +3,18 @@
 
 A model is described as a list of (spec name, config) pairs; each side is built
 by that layer's spec (the same code the layer parity tests use), so a model here
-is exactly the layers verified one by one there.
+is exactly the layers verified one by one there. The networks of the issue
+(the keyword detector and its bidirectional variant) are in `NETWORKS`, with
+their full sizes.
+
+    nntk-parity model keyword --full          # per-step table of the worst errors
+    python -m parity.models bidirectional     # the same command
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,17 +53,197 @@ OPTIMIZERS = {
 }
 
 
+# -- the networks ------------------------------------------------------------------------
+def conv_bn_relu(input_dim: int, filters: int, kernel: int, padding: str = "valid"):
+    """Conv1d(input_dim -> filters, kernel) -> BatchNorm -> Activation("relu")."""
+    return [
+        (
+            "conv1d",
+            {
+                "filters": filters,
+                "input_dim": input_dim,
+                "kernel_size": kernel,
+                "strides": 1,
+                "padding": padding,
+                "dilation_rate": 1,
+                "activation": "linear",
+                "use_bias": True,
+            },
+        ),
+        batch_norm(filters),
+        ("activation", {"activation": "relu", "input_dim": filters}),
+    ]
+
+
+def batch_norm(input_dim: int):
+    """BatchNorm with tf.keras's defaults."""
+    return (
+        "batch_norm",
+        {"input_dim": input_dim, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True},
+    )
+
+
+def softmax_head(input_dim: int, classes: int):
+    """TimeDistributedDense(classes, activation="softmax")."""
+    return [
+        (
+            "time_distributed_dense",
+            {"units": classes, "input_dim": input_dim, "activation": "softmax", "use_bias": True},
+        )
+    ]
+
+
+def _recurrent_config(input_dim: int, units: int) -> dict:
+    return {
+        "units": units,
+        "input_dim": input_dim,
+        "activation": "tanh",
+        "recurrent_activation": "sigmoid",
+        "use_bias": True,
+        "return_sequences": True,
+        "go_backwards": False,
+        "return_state": False,
+    }
+
+
+def gru(input_dim: int, units: int):
+    """GRU(units, return_sequences=True) with tf.keras's defaults (reset_after=True)."""
+    return ("gru", {**_recurrent_config(input_dim, units), "reset_after": True})
+
+
+def bidirectional_lstm(input_dim: int, units: int):
+    """Bidirectional(LSTM(units, return_sequences=True)), merge_mode="concat"."""
+    config = {**_recurrent_config(input_dim, units), "reset_after": False}
+    return ("bidirectional", {"layer": "lstm", "merge_mode": "concat", **config})
+
+
+def keyword_detector(
+    input_dim: int = 40,
+    filters: int = 64,
+    kernel: int = 5,
+    units: int = 64,
+    classes: int = 2,
+    padding: str = "same",
+):
+    """Conv1d -> BatchNorm -> relu -> GRU -> BatchNorm -> GRU -> TimeDistributedDense(softmax)."""
+    return [
+        *conv_bn_relu(input_dim, filters, kernel, padding),
+        gru(filters, units),
+        batch_norm(units),
+        gru(units, units),
+        *softmax_head(units, classes),
+    ]
+
+
+def bidirectional_detector(
+    input_dim: int = 40,
+    filters: int = 64,
+    kernel: int = 5,
+    units: int = 32,
+    classes: int = 2,
+    padding: str = "same",
+):
+    """Conv1d -> BatchNorm -> relu -> Bidirectional(LSTM) -> TimeDistributedDense(softmax)."""
+    return [
+        *conv_bn_relu(input_dim, filters, kernel, padding),
+        bidirectional_lstm(filters, units),
+        *softmax_head(2 * units, classes),
+    ]
+
+
+def conv_head(
+    input_dim: int = 40,
+    filters: int = 64,
+    kernel: int = 5,
+    classes: int = 2,
+    padding: str = "valid",
+):
+    """Conv1d -> BatchNorm -> relu -> TimeDistributedDense(softmax): no recurrence."""
+    return conv_bn_relu(input_dim, filters, kernel, padding) + softmax_head(filters, classes)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A model of the issue: how to build its layer list, its full sizes (and the
+    batch and sequence length they are trained on), and the weights whose true
+    gradient is zero (see NOISE_ONLY_TOLERANCE)."""
+
+    name: str
+    build: Callable[..., list]
+    full: dict
+    small: dict  # the default of `nntk-parity model` without --full
+    noise_only: frozenset[tuple[int, str]]
+    description: str
+    full_batch: int = 8
+    full_length: int = 50
+
+    def layers(self, **sizes) -> list[tuple[str, dict]]:
+        return self.build(**sizes)
+
+
+# The conv bias (layer 0) feeds BatchNorm: its true gradient is zero.
+_CONV_BIAS = frozenset({(0, "bias")})
+
+NETWORKS = {
+    "keyword": Network(
+        "keyword",
+        keyword_detector,
+        {"input_dim": 40, "filters": 64, "kernel": 5, "units": 64, "classes": 2},
+        {"input_dim": 8, "filters": 8, "kernel": 5, "units": 6, "classes": 2},
+        _CONV_BIAS,
+        "Conv1d(40->64, k5) BN relu GRU(64) BN GRU(64) TimeDistributedDense(2, softmax)",
+    ),
+    "bidirectional": Network(
+        "bidirectional",
+        bidirectional_detector,
+        {"input_dim": 40, "filters": 64, "kernel": 5, "units": 32, "classes": 2},
+        {"input_dim": 8, "filters": 8, "kernel": 5, "units": 5, "classes": 3},
+        _CONV_BIAS,
+        "Conv1d(40->64, k5) BN relu Bidirectional(LSTM(32)) TimeDistributedDense(2, softmax)",
+    ),
+    "conv_head": Network(
+        "conv_head",
+        conv_head,
+        {"input_dim": 40, "filters": 64, "kernel": 5, "classes": 2},
+        {"input_dim": 8, "filters": 8, "kernel": 5, "classes": 3},
+        _CONV_BIAS,
+        "Conv1d(40->64, k5) BN relu TimeDistributedDense(2, softmax)",
+    ),
+}
+
+
+# -- running -----------------------------------------------------------------------------
 @dataclass
 class TrainingRun:
     losses: list[float] = field(default_factory=list)
     weights: list[list[np.ndarray]] = field(default_factory=list)  # after each step
     inference: np.ndarray | None = None  # inference output after training
+    seconds: float = 0.0  # wall time of the training steps and the inference call
+
+
+@dataclass
+class StepSummary:
+    """The worst figures of one step (or of the inference after training) over every
+    compared tensor. Errors are max|nntk - float64| / scale (scale = max(1, max|ref|)),
+    the same normalisation as the tolerance's atol term."""
+
+    label: str  # "step 3" or "inference"
+    passed: bool
+    loss_error: float  # |nntk loss - float64 loss| (nan for inference)
+    worst_error: float  # over the step's tensors held to STEP_TOLERANCE, error / scale
+    worst_quantity: str  # where worst_error is
+    tolerance_used: float  # the largest share of its elementwise tolerance a tensor used
+    tolerance_quantity: str  # where tolerance_used is
+    keras32_error: float  # Keras float32's own worst error / scale (same tensors)
+    noise_error: float  # the worst error / scale of the noise-only weights (nan: none)
 
 
 @dataclass
 class ModelParity:
     steps: int
     comparisons: list[Comparison] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # the step of each comparison
+    seconds: dict[str, float] = field(default_factory=dict)  # per side
 
     @property
     def passed(self) -> bool:
@@ -65,24 +252,60 @@ class ModelParity:
     def failures(self) -> str:
         return "\n".join(c.describe() for c in self.comparisons if not c.passed)
 
-    def worst_by_step(self) -> dict[int, float]:
+    def add(self, label: str, comparison: Comparison) -> None:
+        if not comparison.worst_location and comparison.worst_index is not None:
+            comparison.worst_location = f"element {list(comparison.worst_index)}"
+        self.labels.append(label)
+        self.comparisons.append(comparison)
+
+    def by_step(self) -> list[StepSummary]:
+        """One summary per step, then one for the inference output after training."""
+        order = list(dict.fromkeys(self.labels))
+        summaries = []
+        for label in order:
+            items = [
+                c for lab, c in zip(self.labels, self.comparisons, strict=True) if lab == label
+            ]
+            strict = [c for c in items if c.tolerance is not NOISE_ONLY_TOLERANCE]
+            noisy = [c.max_error / c.scale for c in items if c.tolerance is NOISE_ONLY_TOLERANCE]
+            relative = [c.max_error / c.scale for c in strict]
+            worst = int(np.argmax(relative))
+            most_used = max(items, key=lambda c: c.tolerance_used)
+            loss = [c for c in items if c.quantity.endswith(": loss")]
+            summaries.append(
+                StepSummary(
+                    label=label,
+                    passed=all(c.passed for c in items),
+                    loss_error=loss[0].max_error if loss else float("nan"),
+                    worst_error=relative[worst],
+                    worst_quantity=_short(strict[worst].quantity),
+                    tolerance_used=most_used.tolerance_used,
+                    tolerance_quantity=_short(most_used.quantity),
+                    keras32_error=max(c.keras32_error / c.scale for c in strict),
+                    noise_error=max(noisy) if noisy else float("nan"),
+                )
+            )
+        return summaries
+
+    def worst_by_step(self) -> dict[str, float]:
         """Worst error / scale per step over every compared tensor."""
-        worst: dict[int, float] = {}
-        for c in self.comparisons:
-            step = int(c.quantity.split("step ")[1].split(":")[0]) if "step " in c.quantity else -1
-            worst[step] = max(worst.get(step, 0.0), c.max_error / c.scale)
-        return worst
+        return {s.label: s.worst_error for s in self.by_step()}
 
 
-def _keras_optimizer(keras, name: str):
-    kwargs = OPTIMIZERS[name]
+def _short(quantity: str) -> str:
+    """'step 3: layer 3 (GRU) kernel' -> 'layer 3 (GRU) kernel'."""
+    return quantity.split(": ", 1)[-1]
+
+
+def _keras_optimizer(keras, name: str, overrides: dict | None = None):
+    kwargs = {**OPTIMIZERS[name], **(overrides or {})}
     if name == "adam":
         return keras.optimizers.Adam(**kwargs)
     return keras.optimizers.SGD(**kwargs)
 
 
-def _native_optimizer(nn, name: str):
-    kwargs = OPTIMIZERS[name]
+def _native_optimizer(nn, name: str, overrides: dict | None = None):
+    kwargs = {**OPTIMIZERS[name], **(overrides or {})}
     if name == "adam":
         return nn.optimizers.Adam(**kwargs)
     return nn.optimizers.SGD(**kwargs)
@@ -112,12 +335,20 @@ def build_native_model(layers: list[tuple[str, dict]]):
 
 
 def train_keras(model, data, optimizer: str, dtype) -> TrainingRun:
+    """Keras's custom training loop: GradientTape + optimizer.apply_gradients, eager.
+
+    The loss is keras.losses.CategoricalCrossentropy() on the model's output. For a
+    TimeDistributed(Dense(softmax)) head that output is a reshape of the softmax and
+    carries no `_keras_logits`, so Keras takes the probability path (renormalise,
+    clip to [1e-7, 1 - 1e-7]): the path nntk's CategoricalCrossentropy() takes
+    (tests/test_model_keras.py checks both paths)."""
     from parity import reference
 
     tf, keras = reference.tensorflow(), reference.keras()
     opt = _keras_optimizer(keras, optimizer)
     loss_fn = keras.losses.CategoricalCrossentropy()
     run = TrainingRun()
+    start = time.perf_counter()
     for x, y in data["batches"]:
         x, y = tf.constant(x.astype(dtype)), tf.constant(y.astype(dtype))
         with tf.GradientTape() as tape:
@@ -127,19 +358,23 @@ def train_keras(model, data, optimizer: str, dtype) -> TrainingRun:
         run.losses.append(float(loss))
         run.weights.append([w.copy() for w in model.get_weights()])
     run.inference = model(tf.constant(data["test"].astype(dtype)), training=False).numpy()
+    run.seconds = time.perf_counter() - start
     return run
 
 
-def train_native(model, data, optimizer: str) -> TrainingRun:
+def train_native(model, data, optimizer: str, overrides: dict | None = None) -> TrainingRun:
     import nntk_core as nn
 
-    opt = _native_optimizer(nn, optimizer)
+    opt = _native_optimizer(nn, optimizer, overrides)
     loss = nn.losses.CategoricalCrossentropy()
     run = TrainingRun()
+    start = time.perf_counter()
     for x, y in data["batches"]:
         run.losses.append(model.train_step(x, y, loss, opt))
         run.weights.append(model.get_weights())
     run.inference = model(data["test"], training=False)
+    run.seconds = time.perf_counter() - start
+    opt.close()
     return run
 
 
@@ -154,6 +389,177 @@ def draw_data(rng, steps: int, batch: int, length: int, input_dim: int, classes:
     return {"batches": batches, "test": test}
 
 
+def weight_labels(keras_model) -> list[str]:
+    """'layer 3 (gru) recurrent_kernel' for every weight of the Keras model, in
+    get_weights() order (Bidirectional: forward_kernel, backward_kernel, ...)."""
+    from parity.specs import get_spec
+
+    labels = []
+    for index, layer in enumerate(keras_model.layers):
+        spec_name = _SPEC_OF_KERAS.get(type(layer).__name__, "")
+        names = (
+            get_spec(spec_name).weight_names_of(layer.weights)
+            if spec_name
+            else [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
+        )
+        kind = type(layer).__name__
+        labels.extend(f"layer {index} ({kind}) {n}" for n in names)
+    return labels
+
+
+_SPEC_OF_KERAS = {"Bidirectional": "bidirectional"}
+
+
+@dataclass
+class KerasReference:
+    """The tf.keras side of a model-parity run: the initial weights (Keras float32
+    initializers), the data's output shape, and the float32 and float64 runs."""
+
+    initial: list[np.ndarray]
+    labels: list[str]  # weight_labels() of the Keras model
+    out_len: int
+    classes: int
+    run32: TrainingRun
+    run64: TrainingRun
+
+
+# The Keras side depends only on the model, the optimizer, the sizes, the seed and the
+# reference stack, never on nntk; ci/test.sh sets this variable so the second pass
+# (the portable build) reuses the first pass's tf.keras runs instead of recomputing
+# them (every CI run still computes each reference live, once).
+CACHE_ENV = "NNTK_MODEL_REFERENCE_CACHE"
+_CACHE_FORMAT = 1
+
+
+def _cache_key(layers, optimizer, steps, batch, length, seed) -> str:
+    import hashlib
+    import json
+    from importlib import metadata
+
+    from parity import settings
+
+    versions = {}
+    for dist in ("tensorflow", "tf-keras", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "absent"
+    payload = {
+        "format": _CACHE_FORMAT,
+        "layers": layers,
+        "optimizer": [optimizer, OPTIMIZERS[optimizer]],
+        "sizes": [steps, batch, length, seed],
+        "versions": versions,
+        "settings": settings.REFERENCE_ENV,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _save_reference(path, ref: KerasReference) -> None:
+    import json
+
+    arrays = {f"initial_{i}": w for i, w in enumerate(ref.initial)}
+    for tag, run in (("f32", ref.run32), ("f64", ref.run64)):
+        arrays[f"{tag}_losses"] = np.array(run.losses)
+        arrays[f"{tag}_inference"] = run.inference
+        arrays[f"{tag}_seconds"] = np.array(run.seconds)
+        for step, weights in enumerate(run.weights):
+            arrays.update({f"{tag}_w{step}_{i}": w for i, w in enumerate(weights)})
+    meta = {"labels": ref.labels, "out_len": ref.out_len, "classes": ref.classes}
+    arrays["meta"] = np.array(json.dumps(meta))
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _load_reference(path) -> KerasReference | None:
+    import json
+
+    try:
+        with np.load(path) as f:
+            meta = json.loads(str(f["meta"]))
+            count = len(meta["labels"])
+            runs = []
+            for tag in ("f32", "f64"):
+                losses = [float(v) for v in f[f"{tag}_losses"]]
+                weights = [
+                    [f[f"{tag}_w{step}_{i}"] for i in range(count)] for step in range(len(losses))
+                ]
+                runs.append(
+                    TrainingRun(losses, weights, f[f"{tag}_inference"], float(f[f"{tag}_seconds"]))
+                )
+            initial = [f[f"initial_{i}"] for i in range(count)]
+    except (OSError, KeyError, ValueError):
+        return None  # missing or unreadable: recompute
+    return KerasReference(initial, meta["labels"], meta["out_len"], meta["classes"], *runs)
+
+
+def keras_reference(
+    layers: list[tuple[str, dict]],
+    optimizer: str,
+    *,
+    steps: int,
+    batch: int,
+    length: int,
+    seed: int,
+) -> KerasReference:
+    """Runs tf.keras (float32, and float64 as the referee) for a model-parity run,
+    or reads the run from the cache directory named by $NNTK_MODEL_REFERENCE_CACHE."""
+    import os
+    from pathlib import Path
+
+    key = _cache_key(layers, optimizer, steps, batch, length, seed)
+    if key in _MEMO:
+        return _MEMO[key]
+    cache = os.environ.get(CACHE_ENV)
+    path = None
+    if cache:
+        path = Path(cache) / f"{key}.npz"
+        cached = _load_reference(path) if path.exists() else None
+        if cached is not None:
+            return _remember(key, cached)
+
+    from parity import reference
+    from parity.specs import get_spec
+
+    reference.keras().utils.set_random_seed(seed)
+    input_dim = get_spec(layers[0][0]).input_features(layers[0][1])
+    keras32 = build_keras_model(layers, "float32", input_dim)
+    keras64 = build_keras_model(layers, "float64", input_dim)
+    initial = keras32.get_weights()
+    keras64.set_weights([w.astype(np.float64) for w in initial])
+    out_shape = keras32.compute_output_shape((batch, length, input_dim))
+    out_len, classes = int(out_shape[1]), int(out_shape[2])
+    data = model_data(seed, steps, batch, length, input_dim, classes, out_len)
+    ref = KerasReference(
+        initial,
+        weight_labels(keras32),
+        out_len,
+        classes,
+        train_keras(keras32, data, optimizer, np.float32),
+        train_keras(keras64, data, optimizer, np.float64),
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_reference(path, ref)
+    return _remember(key, ref)
+
+
+_MEMO: dict[str, KerasReference] = {}  # the last few runs of this process
+
+
+def _remember(key: str, ref: KerasReference) -> KerasReference:
+    while len(_MEMO) >= 4:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = ref
+    return ref
+
+
+def model_data(seed: int, steps: int, batch: int, length: int, input_dim, classes, out_len):
+    """The batches of a model-parity run: a function of the seed and the sizes only."""
+    return draw_data(np.random.default_rng(seed), steps, batch, length, input_dim, classes, out_len)
+
+
 def run_model_parity(
     layers: list[tuple[str, dict]],
     optimizer: str,
@@ -163,69 +569,101 @@ def run_model_parity(
     length: int = 12,
     seed: int = 0,
     noise_only: frozenset[tuple[int, str]] = frozenset(),
+    native_layers: list[tuple[str, dict]] | None = None,
+    native_optimizer: dict | None = None,
 ) -> ModelParity:
     """Trains the model `steps` steps on random batches on all three sides (initial
     weights drawn once, from the Keras float32 model's initializers) and compares
     the loss, every weight (BatchNorm moving statistics included) after every step,
     and the inference output after training. `noise_only` names (layer index, weight
-    name) pairs whose true gradient is zero (see NOISE_ONLY_TOLERANCE)."""
-    from parity import reference
+    name) pairs whose true gradient is zero (see NOISE_ONLY_TOLERANCE).
+
+    `native_layers` / `native_optimizer` (harness self-test only) give the nntk side
+    a different layer list or optimizer arguments, to prove a wrong model is caught."""
     from parity.specs import get_spec
 
-    reference.keras().utils.set_random_seed(seed)
-    first = get_spec(layers[0][0])
-    input_dim = first.input_features(layers[0][1])
-    keras32 = build_keras_model(layers, "float32", input_dim)
-    keras64 = build_keras_model(layers, "float64", input_dim)
-    native = build_native_model(layers)
-    initial = keras32.get_weights()
-    keras64.set_weights([w.astype(np.float64) for w in initial])
-    native.set_weights(initial)
-
-    rng = np.random.default_rng(seed)
-    probe = keras32(np.zeros((1, length, input_dim), np.float32))
-    out_len, classes = probe.shape[1], probe.shape[2]
-    data = draw_data(rng, steps, batch, length, input_dim, classes, out_len)
-
-    run32 = train_keras(keras32, data, optimizer, np.float32)
-    run64 = train_keras(keras64, data, optimizer, np.float64)
-    ours = train_native(native, data, optimizer)
+    ref = keras_reference(layers, optimizer, steps=steps, batch=batch, length=length, seed=seed)
+    input_dim = get_spec(layers[0][0]).input_features(layers[0][1])
+    data = model_data(seed, steps, batch, length, input_dim, ref.classes, ref.out_len)
+    native = build_native_model(native_layers or layers)
+    native.set_weights(ref.initial)
+    ours = train_native(native, data, optimizer, native_optimizer)
     native.close()
+    run32, run64 = ref.run32, ref.run64
 
-    result = ModelParity(steps)
-    names, tolerances = [], []
-    for index, layer in enumerate(keras32.layers):
-        for w in layer.weights:
-            short = w.name.split("/")[-1].split(":")[0]
-            names.append(f"layer {index} {short}")
-            noisy = (index, short) in noise_only
-            tolerances.append(NOISE_ONLY_TOLERANCE if noisy else STEP_TOLERANCE)
+    result = ModelParity(
+        steps, seconds={"nntk": ours.seconds, "keras32": run32.seconds, "keras64": run64.seconds}
+    )
+    tolerances = []
+    for label in ref.labels:
+        index = int(label.split()[1])
+        short = label.split()[-1]
+        noisy = (index, short) in noise_only
+        tolerances.append(NOISE_ONLY_TOLERANCE if noisy else STEP_TOLERANCE)
     for step in range(steps):
-        result.comparisons.append(
+        label = f"step {step + 1}"
+        result.add(
+            label,
             compare(
-                f"step {step}: loss",
+                f"{label}: loss",
                 np.array(ours.losses[step]),
                 np.array(run64.losses[step]),
                 np.array(run32.losses[step]),
                 STEP_TOLERANCE,
-            )
+            ),
         )
         for name, tol, n, r, k in zip(
-            names,
+            ref.labels,
             tolerances,
             ours.weights[step],
             run64.weights[step],
             run32.weights[step],
             strict=True,
         ):
-            result.comparisons.append(compare(f"step {step}: {name}", n, r, k, tol))
-    result.comparisons.append(
+            result.add(label, compare(f"{label}: {name}", n, r, k, tol))
+    result.add(
+        "inference",
         compare(
-            "inference after training",
+            "inference: output after training",
             ours.inference,
             run64.inference,
             run32.inference,
             STEP_TOLERANCE,
-        )
+        ),
     )
     return result
+
+
+def run_network(
+    network: str,
+    optimizer: str,
+    *,
+    full: bool = False,
+    sizes: dict | None = None,
+    steps: int = 10,
+    batch: int | None = None,
+    length: int | None = None,
+    seed: int = 0,
+) -> ModelParity:
+    """run_model_parity for one of NETWORKS: at its full sizes (batch 8, 50 steps
+    long), or at its small sizes updated with `sizes` (keyword arguments of its
+    builder; batch 4, 12 steps long)."""
+    net = NETWORKS[network]
+    chosen = dict(net.full) if full else {**net.small, **(sizes or {})}
+    return run_model_parity(
+        net.layers(**chosen),
+        optimizer,
+        steps=steps,
+        batch=batch or (net.full_batch if full else 4),
+        length=length or (net.full_length if full else 12),
+        seed=seed,
+        noise_only=net.noise_only,
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    from parity.cli import main
+
+    sys.exit(main(["model", *sys.argv[1:]]))
