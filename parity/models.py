@@ -54,7 +54,9 @@ OPTIMIZERS = {
 
 
 # -- the networks ------------------------------------------------------------------------
-def conv_bn_relu(input_dim: int, filters: int, kernel: int, padding: str = "valid"):
+def conv_bn_relu(
+    input_dim: int, filters: int, kernel: int, padding: str = "valid", momentum: float = 0.99
+):
     """Conv1d(input_dim -> filters, kernel) -> BatchNorm -> Activation("relu")."""
     return [
         (
@@ -70,16 +72,22 @@ def conv_bn_relu(input_dim: int, filters: int, kernel: int, padding: str = "vali
                 "use_bias": True,
             },
         ),
-        batch_norm(filters),
+        batch_norm(filters, momentum),
         ("activation", {"activation": "relu", "input_dim": filters}),
     ]
 
 
-def batch_norm(input_dim: int):
-    """BatchNorm with tf.keras's defaults."""
+def batch_norm(input_dim: int, momentum: float = 0.99):
+    """BatchNorm with tf.keras's defaults (momentum 0.99)."""
     return (
         "batch_norm",
-        {"input_dim": input_dim, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True},
+        {
+            "input_dim": input_dim,
+            "momentum": momentum,
+            "epsilon": 1e-3,
+            "center": True,
+            "scale": True,
+        },
     )
 
 
@@ -124,12 +132,14 @@ def keyword_detector(
     units: int = 64,
     classes: int = 2,
     padding: str = "same",
+    momentum: float = 0.99,
 ):
-    """Conv1d -> BatchNorm -> relu -> GRU -> BatchNorm -> GRU -> TimeDistributedDense(softmax)."""
+    """Conv1d -> BatchNorm -> relu -> GRU -> BatchNorm -> GRU -> TimeDistributedDense(softmax)
+    (`momentum`: the BatchNorms')."""
     return [
-        *conv_bn_relu(input_dim, filters, kernel, padding),
+        *conv_bn_relu(input_dim, filters, kernel, padding, momentum),
         gru(filters, units),
-        batch_norm(units),
+        batch_norm(units, momentum),
         gru(units, units),
         *softmax_head(units, classes),
     ]

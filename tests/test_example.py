@@ -1,0 +1,43 @@
+"""The worked example `nntk-parity example personalize`, at a tiny size."""
+
+import pytest
+
+from parity import example
+from parity.cli import main
+
+
+@pytest.mark.tf
+def test_tiny_personalisation_falls_and_agrees_with_keras(capsys, monkeypatch):
+    """The command itself (--tiny): the loss falls on both sides and the nntk and
+    tf.keras columns agree (same initial weights and batches)."""
+    runs = []
+    run = example.run
+    monkeypatch.setattr(example, "run", lambda *a, **k: runs.append(run(*a, **k)) or runs[-1])
+    assert main(["example", "personalize", "--tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "tf.keras" in out and "word detected" in out and "agree" in out
+    assert out.count("│") > 10  # the side-by-side table
+
+    (result,) = runs
+    assert result.sides == ["nntk", "tf.keras"]
+    assert len(result.epochs) == example.TINY.epochs
+    assert result.loss_fell("nntk") and result.loss_fell("tf.keras")
+    assert result.largest_loss_difference() < 1e-5
+    for e in result.epochs:
+        assert e.frame_accuracy["nntk"] == pytest.approx(e.frame_accuracy["tf.keras"], abs=0.02)
+        assert e.detection_accuracy["nntk"] == e.detection_accuracy["tf.keras"]
+    assert result.initial_loss["nntk"] == pytest.approx(result.initial_loss["tf.keras"], rel=1e-5)
+
+
+def test_tiny_personalisation_without_keras_learns():
+    result = example.run(example.TINY, keras=False)
+    assert result.sides == ["nntk"]
+    losses = [e.loss["nntk"] for e in result.epochs]
+    assert losses[-1] < 0.75 * losses[0]
+
+
+def test_bad_example_arguments_are_usage_errors(capsys):
+    assert main(["example", "personalize", "--tiny", "--epochs", "0", "--no-keras"]) == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["example", "nosuch"])
