@@ -268,3 +268,30 @@ def test_keras_softmax_output_takes_the_logits_path_and_so_does_train_step(kind)
             np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     # Inference still returns probabilities.
     np.testing.assert_allclose(native(x), model(x).numpy(), rtol=1e-5, atol=1e-7)
+
+
+# -- the per-step report --------------------------------------------------------------------
+def test_model_command_prints_a_per_step_table(capsys):
+    from parity.cli import main
+
+    args = ["model", "keyword", "--optimizer", "sgd_momentum", "--steps", "3", "--length", "8"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for text in ("step 1", "step 3", "inference", "worst err", "Keras f32 err", "passed"):
+        assert text in out
+    assert "step 4" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model", "nosuch"], "unknown network nosuch"),
+        (["model", "keyword", "--steps", "0"], "--steps must be >= 1"),
+        (["model", "keyword", "--batch", "-1"], "--batch must be >= 1"),
+    ],
+)
+def test_model_command_usage_errors(capsys, args, message):
+    from parity.cli import main
+
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
