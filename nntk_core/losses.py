@@ -109,7 +109,12 @@ class CategoricalCrossentropy(Loss):
     softmax(z) − y (per position, then averaged).
 
     Keras switches to the logits path by itself when y_pred came out of a Keras
-    softmax; here the caller says which path with from_logits.
+    softmax (Dense(activation="softmax"), Activation("softmax")): the tensor carries
+    its logits. A TimeDistributed(Dense(softmax)) output is a reshape of the softmax
+    and carries none, so Keras takes the probability path there (checked in eager
+    mode, in model.fit/evaluate and with a fixed batch size). Called directly, this
+    loss takes the path from_logits says; Sequential.train_step picks the path Keras
+    would for the model's last layer (Sequential.uses_logits).
     """
 
     _kind = _CATEGORICAL_CROSSENTROPY
