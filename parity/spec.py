@@ -228,6 +228,11 @@ class LayerSpec:
                 )
         return buckets + list(self.extra_buckets())
 
+    def adjust_case(self, case: Case) -> Case:
+        """Makes a constructed coverage case valid where shape and config interact
+        (identity by default)."""
+        return case
+
     def extra_buckets(self) -> list[Bucket]:
         """Spec-specific buckets, e.g. `[Bucket.config("units", 1)]` (none by default)."""
         return []
@@ -247,7 +252,7 @@ class LayerSpec:
                 continue
             case = bucket.make(start)
             config = self.adjust_sweep_config(dict(case.config))
-            case = replace(case, config=config, seed=len(cases) + 1)
+            case = self.adjust_case(replace(case, config=config, seed=len(cases) + 1))
             if bucket.hit(case):
                 cases.append(case)
         return cases
