@@ -16,9 +16,9 @@ bash ci/replay-no-tf.sh
 
 # (from / so the installed package is imported, not ./nntk_core without its library)
 echo "== tests: default build ($(cd / && python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
-pytest -q --hypothesis-profile=ci "$@"
+pytest -q -n 2 --hypothesis-profile=ci "$@"
 
 echo "== tests: portable C build"
 cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/portable -j2 >/dev/null
-NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q --hypothesis-profile=ci "$@"
+NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
