@@ -72,9 +72,19 @@ class Case:
             if key in CASE_FIELDS:
                 meta[key] = value
             elif key.startswith("x."):
-                extra[key[2:]] = json.loads(value)
+                try:
+                    extra[key[2:]] = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        f"case id {case_id!r}: the value of {key!r} is not JSON: {value!r}"
+                    ) from None
             else:
-                config[key] = json.loads(value)
+                try:
+                    config[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        f"case id {case_id!r}: the value of {key!r} is not JSON: {value!r}"
+                    ) from None
         missing = {"B", "T", "rank", "seed"} - set(meta)
         if missing:
             raise ValueError(f"case id {case_id!r} lacks {', '.join(sorted(missing))}")
