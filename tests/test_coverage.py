@@ -8,7 +8,8 @@ import nntk_core
 from nntk_core import _native
 from parity.specs import all_specs
 
-HEADERS = Path(nntk_core.__file__).parent / "csrc" / "include" / "nntk"
+# The checkout's headers (an installed nntk_core carries only the built library).
+HEADERS = Path(__file__).resolve().parents[1] / "nntk_core" / "csrc" / "include" / "nntk"
 
 
 def exported_functions() -> set[str]:
