@@ -60,15 +60,25 @@ fi
 
 if [ "$what" = all ] || [ "$what" = valgrind ]; then
   command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
-  VALGRIND=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
-    --show-leak-kinds=definite --num-callers=30)
+  memcheck() { # program args...: valgrind, then its summary lines (the whole log on failure)
+    local log rc=0
+    log=$(mktemp)
+    valgrind --log-file="$log" --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+      --show-leak-kinds=definite --num-callers=30 "$@" || rc=$?
+    if [ $rc -ne 0 ]; then cat "$log"; else
+      grep -hE "in use at exit|definitely lost|All heap blocks were freed|ERROR SUMMARY" "$log" |
+        sed 's/^==[0-9]*== /  valgrind: /'
+    fi
+    rm -f "$log"
+    return $rc
+  }
   for backend in portable openblas; do
     dir=build/valgrind-$backend
     configure "$dir" -DNNTK_BLAS=$([ $backend = openblas ] && echo ON || echo OFF)
     echo "== valgrind ($backend): C smoke test, 10k create/destroy cycles"
-    "${VALGRIND[@]}" "$dir/nntk_smoke" 31
+    memcheck "$dir/nntk_smoke" 31
     echo "== valgrind ($backend): fuzz-corpus replay"
-    "${VALGRIND[@]}" "$dir/nntk_fuzz_replay" "$CORPUS"/*
+    memcheck "$dir/nntk_fuzz_replay" "$CORPUS"/*
   done
   echo "== valgrind (portable): native-only pytest files"
   log=$(mktemp)
