@@ -286,10 +286,13 @@ class LayerSpec:
         """Sequence lengths to draw for a config (a layer may need a minimum)."""
         return st.integers(*self.steps_range)
 
+    def call_input(self, x: np.ndarray) -> np.ndarray:
+        """One call's input, given the drawn input (a spec drawing several batches at
+        once stacks them on a leading axis and returns the last)."""
+        return x
+
     def call_input_shape(self, x: np.ndarray) -> tuple[int, ...]:
-        """Shape of one call's input, given the drawn input (a spec drawing several
-        batches at once stacks them on a leading axis)."""
-        return x.shape
+        return self.call_input(x).shape
 
     def input_features(self, config: dict) -> int:
         return config["input_dim"]
