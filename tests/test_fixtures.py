@@ -31,7 +31,6 @@ def test_replay_passes_on_the_committed_fixtures():
     run = replay(FIXTURES)
     assert run.passed, problems_text(run)
     assert run.ran == run.expected == len(manifest(FIXTURES)["cases"])
-    assert run.elapsed < 5.0, f"replay of all fixtures took {run.elapsed:.2f} s (budget 5 s)"
 
 
 def test_every_layer_spec_has_fixtures_covering_every_option_value_and_bucket():
