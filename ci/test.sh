@@ -8,28 +8,47 @@
 #     pkg-config, run, its loss must fall);
 #  3. every test (live parity properties in the ci profile, fixture replay and its
 #     failure modes, freshness of the fixtures against tf.keras, reports, CLI,
-#     harness self-test, API and bad-input tests) against the default build (OpenBLAS);
+#     harness self-test, API, C-API invalid-argument, bad-input and determinism
+#     tests) against the default build (OpenBLAS), on both cores (pytest-xdist);
 #  4. the same tests against the portable C build (-DNNTK_BLAS=OFF), loaded
-#     through NNTK_CORE_LIB.
-# Slow tests (full-size model parity) run too. The tf.keras side of a model-parity
-# run does not depend on nntk: the first pass records it in build/model-reference-cache
-# (emptied here first, so every CI run computes each reference live, once) and the
-# second pass reuses it.
+#     through NNTK_CORE_LIB;
+#  5. ASan+UBSan and valgrind (ci/sanitize.sh);
+#  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60).
+# NNTK_SKIP_HARDENING=1 skips 5 and 6 (a quick local run). Extra arguments go
+# to pytest in 3 and 4.
+# Slow tests (full-size model parity) run in 3 and 4. The tf.keras side of a
+# model-parity run does not depend on nntk: pass 3 records it in
+# build/model-reference-cache (emptied first, so every CI run computes each
+# reference live, once) and pass 4 reuses it.
 source "$(dirname "$0")/env.sh"
+stage() { echo "== [$(date +%T), ${SECONDS}s] $*"; }
+
+stage "lint"
 ruff check .
 ruff format --check .
 
+stage "replay without TensorFlow"
 bash ci/replay-no-tf.sh
+
+stage "C example against the installed library"
 bash ci/c-example.sh
 
 rm -rf build/model-reference-cache
 export NNTK_MODEL_REFERENCE_CACHE="$PWD/build/model-reference-cache"
 
-# (from / so the installed package is imported, not ./nntk_core without its library)
-echo "== tests: default build ($(cd / && python -c 'import nntk_core; print(nntk_core.BACKEND)'))"
-pytest -q --hypothesis-profile=ci "$@"
+# -P: import the installed nntk_core, not the checkout's (which has no library)
+stage "tests: default build ($(python -P -c 'import nntk_core; print(nntk_core.BACKEND)'))"
+pytest -q -n 2 --hypothesis-profile=ci "$@"
 
-echo "== tests: portable C build"
+stage "tests: portable C build"
 cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/portable -j2 >/dev/null
-NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q --hypothesis-profile=ci "$@"
+NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
+
+if [ "${NNTK_SKIP_HARDENING:-0}" != 1 ]; then
+  stage "sanitizers and valgrind"
+  bash ci/sanitize.sh
+  stage "fuzzing"
+  bash ci/fuzz.sh
+fi
+stage "done"

@@ -26,7 +26,10 @@ _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
 def as_float32(array, name: str) -> np.ndarray:
     """`array` as a C-contiguous float32 ndarray; TypeError naming `name` unless real numbers."""
-    arr = np.asarray(array)
+    try:
+        arr = np.asarray(array)
+    except (TypeError, ValueError) as e:  # ragged nested lists, ...
+        raise type(e)(f"{name} is not an array of real numbers: {e}") from e
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers (float or int), got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)

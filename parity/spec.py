@@ -72,9 +72,19 @@ class Case:
             if key in CASE_FIELDS:
                 meta[key] = value
             elif key.startswith("x."):
-                extra[key[2:]] = json.loads(value)
+                try:
+                    extra[key[2:]] = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        f"case id {case_id!r}: the value of {key!r} is not JSON: {value!r}"
+                    ) from None
             else:
-                config[key] = json.loads(value)
+                try:
+                    config[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        f"case id {case_id!r}: the value of {key!r} is not JSON: {value!r}"
+                    ) from None
         missing = {"B", "T", "rank", "seed"} - set(meta)
         if missing:
             raise ValueError(f"case id {case_id!r} lacks {', '.join(sorted(missing))}")
@@ -228,6 +238,11 @@ class LayerSpec:
                 )
         return buckets + list(self.extra_buckets())
 
+    def adjust_case(self, case: Case) -> Case:
+        """Makes a constructed coverage case valid where shape and config interact
+        (identity by default)."""
+        return case
+
     def extra_buckets(self) -> list[Bucket]:
         """Spec-specific buckets, e.g. `[Bucket.config("units", 1)]` (none by default)."""
         return []
@@ -247,7 +262,7 @@ class LayerSpec:
                 continue
             case = bucket.make(start)
             config = self.adjust_sweep_config(dict(case.config))
-            case = replace(case, config=config, seed=len(cases) + 1)
+            case = self.adjust_case(replace(case, config=config, seed=len(cases) + 1))
             if bucket.hit(case):
                 cases.append(case)
         return cases
@@ -271,10 +286,13 @@ class LayerSpec:
         """Sequence lengths to draw for a config (a layer may need a minimum)."""
         return st.integers(*self.steps_range)
 
+    def call_input(self, x: np.ndarray) -> np.ndarray:
+        """One call's input, given the drawn input (a spec drawing several batches at
+        once stacks them on a leading axis and returns the last)."""
+        return x
+
     def call_input_shape(self, x: np.ndarray) -> tuple[int, ...]:
-        """Shape of one call's input, given the drawn input (a spec drawing several
-        batches at once stacks them on a leading axis)."""
-        return x.shape
+        return self.call_input(x).shape
 
     def input_features(self, config: dict) -> int:
         return config["input_dim"]

@@ -71,3 +71,8 @@ def test_case_id_round_trips():
 def test_malformed_case_ids_are_rejected(bad):
     with pytest.raises(ValueError):
         Case.from_id(bad)
+
+
+def test_a_config_value_that_is_not_json_names_the_key():
+    with pytest.raises(ValueError, match="'units' is not JSON"):
+        Case.from_id("dense?units=large&B=1&T=1&rank=2&seed=0")

@@ -8,11 +8,8 @@ import nntk_core
 from nntk_core import _native
 from parity.specs import all_specs
 
-_PACKAGE = Path(nntk_core.__file__).parent
-# Installed: the headers CMake installs inside the package; in a source tree: csrc.
-HEADERS = next(
-    d for d in (_PACKAGE / "include" / "nntk", _PACKAGE / "csrc" / "include" / "nntk") if d.is_dir()
-)
+# The checkout's headers (an installed nntk_core carries only the built library).
+HEADERS = Path(__file__).resolve().parents[1] / "nntk_core" / "csrc" / "include" / "nntk"
 
 
 def exported_functions() -> set[str]:

@@ -31,7 +31,6 @@ def test_replay_passes_on_the_committed_fixtures():
     run = replay(FIXTURES)
     assert run.passed, problems_text(run)
     assert run.ran == run.expected == len(manifest(FIXTURES)["cases"])
-    assert run.elapsed < 5.0, f"replay of all fixtures took {run.elapsed:.2f} s (budget 5 s)"
 
 
 def test_every_layer_spec_has_fixtures_covering_every_option_value_and_bucket():
@@ -251,7 +250,7 @@ def test_record_from_failure_adds_a_regression_fixture_that_a_rerecord_keeps(tmp
     directory = copy_fixtures(tmp_path)
     case_id = (
         "dense?activation=%22elu%22&input_dim=7&units=2&use_bias=false"
-        "&B=2&T=3&rank=3&seed=99&scale=large"
+        "&B=2&T=3&rank=3&seed=99&draw=large"
     )
     # the whole rerun: line of a failure message is accepted too
     entry, _ = record.record_failure(directory, f"  rerun: nntk-parity repro '{case_id}'")

@@ -1,10 +1,12 @@
 """Conv1d: tf.keras.layers.Conv1D, channels_last (KERAS_SEMANTICS.md §5)."""
 
+from dataclasses import replace
+
 from hypothesis import strategies as st
 
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import Tolerance
-from parity.spec import LayerSpec
+from parity.spec import Bucket, LayerSpec
 from parity.specs.dense import keras_activation
 
 PADDINGS = ("valid", "same", "causal")
@@ -76,6 +78,38 @@ class Conv1dSpec(LayerSpec):
         if config["strides"] > 1:
             config["dilation_rate"] = 1
         return config
+
+    def adjust_case(self, case):
+        # valid padding cannot take an input shorter than the effective kernel
+        if case.config["padding"] == "valid" and case.steps < effective_kernel(case.config):
+            return replace(case, config={**case.config, "padding": "same"})
+        return case
+
+    def extra_buckets(self):
+        def kernel_longer(case):
+            return case.config["padding"] != "valid" and case.steps < effective_kernel(case.config)
+
+        def output_length_one(case):
+            c = case.config
+            n = case.steps - effective_kernel(c) + 1 if c["padding"] == "valid" else case.steps
+            return -(-n // c["strides"]) == 1
+
+        return [
+            Bucket(
+                "kernel > length",
+                kernel_longer,
+                lambda c: replace(
+                    c, steps=2, config={**c.config, "padding": "causal", "kernel_size": 4}
+                ),
+            ),
+            Bucket(
+                "output length 1",
+                output_length_one,
+                lambda c: replace(
+                    c, steps=effective_kernel(c.config), config={**c.config, "padding": "valid"}
+                ),
+            ),
+        ]
 
     def build_keras(self, keras, config, dtype, input_shape):
         layer = keras.layers.Conv1D(

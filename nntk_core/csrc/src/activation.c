@@ -197,13 +197,15 @@ NNTK_API NNTKStatus NNTKActivationCalculateGradient(NNTKActivation *filter,
     if ((s = nntk_check_handle(fn, "filter", filter, FILTER_TAG)) != NNTK_OK) return s;
     if ((s = nntk_check_handle(fn, "gradient", gradient, GRADIENT_TAG)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "d_out", d_out)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "d_in", d_in)) != NNTK_OK) return s;
     if (gradient->filter != filter)
         return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: gradient was created for another filter", fn);
     if (filter->rows == 0)
         return nntk_fail(NNTK_ERROR_INVALID_STATE,
                          "%s: no training batch yet (call NNTKActivationApplyTrainingBatch first)", fn);
-    nntk_activation_backward(filter->config.kind, filter->rows, filter->config.features, filter->x,
-                             filter->y, d_out, d_in);
+    /* No weights: with d_in NULL (the standard contract allows it) there is
+     * nothing to compute. */
+    if (d_in != NULL)
+        nntk_activation_backward(filter->config.kind, filter->rows, filter->config.features,
+                                 filter->x, filter->y, d_out, d_in);
     return NNTK_OK;
 }

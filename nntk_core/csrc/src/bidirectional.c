@@ -186,6 +186,10 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
                   (int)merge_mode);
         return NULL;
     }
+    /* Checked for every layer kind, although an RNN has no gates: an out-of-range
+     * value is a caller's mistake, not a "don't care". */
+    if (nntk_check_activation(fn, "recurrent_activation", recurrent_activation) != NNTK_OK)
+        return NULL;
     if (reset_after != 0 && layer != NNTK_RECURRENT_GRU) {
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: reset_after must be 0 unless layer is GRU (got %d)",
                   fn, (int)reset_after);

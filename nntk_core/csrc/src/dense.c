@@ -148,7 +148,11 @@ NNTK_API NNTKStatus NNTKDenseOutputShape(const NNTKDense *filter, int64_t batch,
     if ((s = nntk_check_handle(fn, "filter", filter, FILTER_TAG)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "out_steps", out_steps)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "out_features", out_features)) != NNTK_OK) return s;
-    if ((s = nntk_check_batch(fn, batch, steps, filter->config.input_dim)) != NNTK_OK) return s;
+    /* The same bound as the Apply functions (the wider of input and output), so
+     * OutputShape accepts exactly the sizes they accept. */
+    const int64_t widest = filter->config.input_dim > filter->config.units ? filter->config.input_dim
+                                                                           : filter->config.units;
+    if ((s = nntk_check_batch(fn, batch, steps, widest)) != NNTK_OK) return s;
     *out_steps = steps;
     *out_features = filter->config.units;
     return NNTK_OK;

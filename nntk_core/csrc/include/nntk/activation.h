@@ -25,6 +25,7 @@ NNTK_API NNTKActivationConfig *NNTKActivationConfigCreate(int32_t kind, int64_t 
 NNTK_API void NNTKActivationConfigDestroy(NNTKActivationConfig *config);
 
 NNTK_API NNTKActivation *NNTKActivationCreateForInference(const NNTKActivationConfig *config);
+/* training_config may be NULL (defaults). */
 NNTK_API NNTKActivation *NNTKActivationCreateForTraining(const NNTKActivationConfig *config,
                                                          const NNTKTrainingConfig *training_config);
 NNTK_API void NNTKActivationDestroy(NNTKActivation *filter);
@@ -48,7 +49,8 @@ NNTK_API void NNTKActivationGradientDestroy(NNTKActivationGradient *gradient);
 NNTK_API NNTKStatus NNTKActivationGradientGetWeights(NNTKActivationGradient *gradient,
                                                      float **weights, int64_t *count);
 
-/* d_out (batch, steps, F) of the last training batch -> d_in (batch, steps, F). */
+/* d_out (batch, steps, F) of the last training batch -> d_in (batch, steps, F);
+ * d_in may be NULL (there are no weight gradients: nothing is computed). */
 NNTK_API NNTKStatus NNTKActivationCalculateGradient(NNTKActivation *filter,
                                                     NNTKActivationGradient *gradient,
                                                     const float *d_out, float *d_in);

@@ -29,6 +29,7 @@ NNTK_API void NNTKTimeDistributedDenseConfigDestroy(NNTKTimeDistributedDenseConf
 
 NNTK_API NNTKTimeDistributedDense *NNTKTimeDistributedDenseCreateForInference(
     const NNTKTimeDistributedDenseConfig *config);
+/* training_config may be NULL (defaults). */
 NNTK_API NNTKTimeDistributedDense *NNTKTimeDistributedDenseCreateForTraining(
     const NNTKTimeDistributedDenseConfig *config, const NNTKTrainingConfig *training_config);
 NNTK_API void NNTKTimeDistributedDenseDestroy(NNTKTimeDistributedDense *filter);

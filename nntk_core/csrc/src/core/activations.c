@@ -41,8 +41,9 @@ static inline float softplus(float x) {
 static float forward_one(NNTKActivationKind kind, float x) {
     switch (kind) {
     case NNTK_ACTIVATION_LINEAR: return x;
-    case NNTK_ACTIVATION_RELU: return x > 0.0f ? x : 0.0f;
-    case NNTK_ACTIVATION_RELU6: return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
+    /* relu(NaN) = relu6(NaN) = NaN, as TF's max(x, 0) / min(max(x, 0), 6). */
+    case NNTK_ACTIVATION_RELU: return x <= 0.0f ? 0.0f : x;
+    case NNTK_ACTIVATION_RELU6: return x <= 0.0f ? 0.0f : (x >= 6.0f ? 6.0f : x);
     case NNTK_ACTIVATION_LEAKY_RELU: return x > 0.0f ? x : LEAKY_RELU_ALPHA * x;
     case NNTK_ACTIVATION_SIGMOID: return sigmoid(x);
     case NNTK_ACTIVATION_HARD_SIGMOID: {
@@ -75,9 +76,13 @@ static float derivative_one(NNTKActivationKind kind, float x, float y) {
     case NNTK_ACTIVATION_RELU6: return (x > 0.0f && x < 6.0f) ? 1.0f : 0.0f;
     case NNTK_ACTIVATION_LEAKY_RELU: return x > 0.0f ? 1.0f : LEAKY_RELU_ALPHA;
     case NNTK_ACTIVATION_SIGMOID: return y * (1.0f - y);
-    case NNTK_ACTIVATION_HARD_SIGMOID: return (x >= -2.5f && x <= 2.5f) ? 0.2f : 0.0f;
+    case NNTK_ACTIVATION_HARD_SIGMOID: { /* inside the clip, as computed (see backward) */
+        const float t = x * 0.2f + 0.5f;
+        return (t >= 0.0f && t <= 1.0f) ? 0.2f : 0.0f;
+    }
     case NNTK_ACTIVATION_TANH: return 1.0f - y * y;
-    case NNTK_ACTIVATION_ELU: return x > 0.0f ? 1.0f : y + 1.0f;
+    /* TF's EluGrad selects on x < 0 (so elu'(NaN) = 1, as TF). */
+    case NNTK_ACTIVATION_ELU: return x < 0.0f ? y + 1.0f : 1.0f;
     /* TF's SeluGrad takes the linear branch at x = 0 (elu's branches agree there). */
     case NNTK_ACTIVATION_SELU: return x < 0.0f ? y + SELU_SCALE * SELU_ALPHA : SELU_SCALE;
     case NNTK_ACTIVATION_SOFTPLUS: return sigmoid(x);
@@ -138,6 +143,17 @@ void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim
             float dot = 0.0f;
             for (int64_t j = 0; j < dim; j++) dot += dyr[j] * yr[j];
             for (int64_t j = 0; j < dim; j++) dxr[j] = yr[j] * (dyr[j] - dot);
+        }
+        return;
+    }
+    if (kind == NNTK_ACTIVATION_HARD_SIGMOID) {
+        /* Keras: clip(0.2x + 0.5, 0, 1) as min/max, whose gradients *select*:
+         * dy passes where 0 <= 0.2x + 0.5 <= 1 in float32 (one ulp beyond
+         * ±2.5 still rounds inside) and is dropped elsewhere, NaN dy and NaN x
+         * included. */
+        for (int64_t i = 0; i < rows * dim; i++) {
+            const float t = x[i] * 0.2f + 0.5f;
+            dx[i] = (t >= 0.0f && t <= 1.0f) ? dy[i] * 0.2f : 0.0f;
         }
         return;
     }

@@ -91,6 +91,14 @@ NNTKStatus nntk_training_capacity(const char *fn, const NNTKTrainingConfig *trai
         return s;
     int64_t steps = training_config->max_steps == 0 ? 1 : training_config->max_steps;
     if ((s = nntk_check_size(fn, "training_config.max_steps", steps, NNTK_MAX_DIM)) != NNTK_OK) return s;
+    /* Both < 2^24, so the product cannot overflow; bounding it keeps every
+     * rows * width a layer reserves from it far below INT64_MAX. */
+    if (training_config->max_batch * steps > NNTK_MAX_ELEMENTS)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
+                         "%s: training_config.max_batch*max_steps = %lld*%lld exceeds the largest tensor "
+                         "(%lld elements)",
+                         fn, (long long)training_config->max_batch, (long long)steps,
+                         (long long)NNTK_MAX_ELEMENTS);
     *max_batch = training_config->max_batch;
     *max_steps = steps;
     return NNTK_OK;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Memory and undefined-behaviour checking (issue #7). Any report fails the run.
+#
+#  1. ASan + UBSan (gcc): the library built with -DNNTK_SANITIZE=ON, portable C
+#     path (OpenBLAS is not instrumented, so only there does ASan see every
+#     access) and OpenBLAS path. The whole pytest suite (hypothesis profile
+#     $NNTK_SANITIZE_PROFILE, default ci: the live parity tests included) runs in
+#     the uninstrumented Python with the sanitizer runtime preloaded; leak
+#     detection is off there (CPython itself leaks at exit) and done by valgrind
+#     below. The C smoke test and the fuzz-corpus replay run instrumented, with
+#     LeakSanitizer on.
+#  2. valgrind memcheck: the C smoke test (10k create/destroy cycles over every
+#     layer and config) and the fuzz-corpus replay, on both builds, with
+#     --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite; and
+#     the native-only pytest files (no TensorFlow: far too slow under valgrind),
+#     whose log must hold no error and no definite leak involving nntk
+#     (ci/valgrind_check.py: CPython and numpy's own exit-time leaks are ignored).
+#
+# Usage: bash ci/sanitize.sh [asan|valgrind]   (default: both)
+# Needs gcc with libasan/libubsan and valgrind (ci/system-packages.sh).
+source "$(dirname "$0")/env.sh"
+what=${1:-all}
+PROFILE=${NNTK_SANITIZE_PROFILE:-ci}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+configure() { # build dir, extra cmake args...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DNNTK_WERROR=ON -DNNTK_BUILD_C_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPython_EXECUTABLE="$(command -v python)" "$@" >/dev/null
+  cmake --build "$dir" -j"$JOBS" >/dev/null
+}
+
+NATIVE_TESTS=(tests/test_c_api_invalid.py tests/test_api.py tests/test_bad_input.py
+  tests/test_determinism.py)
+CORPUS=$(mktemp -d)
+trap 'rm -rf "$CORPUS"' EXIT
+cp fuzz/corpus/* "$CORPUS"/
+python fuzz/make_corpus.py "$CORPUS" # seeds for layers newer than the committed corpus
+
+if [ "$what" = all ] || [ "$what" = asan ]; then
+  ASAN_RT=$(gcc -print-file-name=libasan.so)
+  UBSAN_RT=$(gcc -print-file-name=libubsan.so)
+  [ -f "$ASAN_RT" ] && [ -f "$UBSAN_RT" ] || { echo "gcc's libasan/libubsan not found" >&2; exit 1; }
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  for backend in portable openblas; do
+    dir=build/asan-$backend
+    configure "$dir" -DNNTK_SANITIZE=ON -DNNTK_BLAS=$([ $backend = openblas ] && echo ON || echo OFF)
+    echo "== ASan+UBSan ($backend): C smoke test and fuzz-corpus replay (LeakSanitizer on)"
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_smoke" 3
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_replay" "$CORPUS"/*
+    echo "== ASan+UBSan ($backend): pytest, hypothesis profile $PROFILE"
+    # The runtime must come first in the process: preloaded into the uninstrumented
+    # Python. Leaks: CPython leaks at exit by design; valgrind checks ours below.
+    LD_PRELOAD="$ASAN_RT $UBSAN_RT" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+      NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -n 2 -p no:cacheprovider \
+      --hypothesis-profile="$PROFILE"
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = valgrind ]; then
+  command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
+  memcheck() { # program args...: valgrind, then its summary lines (the whole log on failure)
+    local log rc=0
+    log=$(mktemp)
+    valgrind --log-file="$log" --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+      --show-leak-kinds=definite --num-callers=30 "$@" || rc=$?
+    if [ $rc -ne 0 ]; then cat "$log"; else
+      grep -hE "in use at exit|definitely lost|All heap blocks were freed|ERROR SUMMARY" "$log" |
+        sed 's/^==[0-9]*== /  valgrind: /'
+    fi
+    rm -f "$log"
+    return $rc
+  }
+  for backend in portable openblas; do
+    dir=build/valgrind-$backend
+    configure "$dir" -DNNTK_BLAS=$([ $backend = openblas ] && echo ON || echo OFF)
+    echo "== valgrind ($backend): C smoke test, 10k create/destroy cycles"
+    memcheck "$dir/nntk_smoke" 31
+    echo "== valgrind ($backend): fuzz-corpus replay"
+    memcheck "$dir/nntk_fuzz_replay" "$CORPUS"/*
+  done
+  echo "== valgrind (portable): native-only pytest files"
+  log=$(mktemp)
+  # -k: the RSS test measures valgrind's own memory; -m: no TensorFlow.
+  PYTHONMALLOC=malloc NNTK_CORE_LIB="$PWD/build/valgrind-portable/libnntk.so" \
+    valgrind --log-file="$log" --leak-check=full --show-leak-kinds=definite --num-callers=40 \
+    python -m pytest -q -p no:cacheprovider -m "not tf" -k "not grow_the_process" \
+    "${NATIVE_TESTS[@]}"
+  python ci/valgrind_check.py "$log"
+  rm -f "$log"
+fi

@@ -1,0 +1,271 @@
+"""Determinism and threads (issue #7), for every class in `nntk_core.LAYER_CLASSES`
+(built from its parity spec, see test_bad_input.make):
+
+- the same call twice, and a fresh layer with the same weights, give bitwise-equal
+  outputs and gradients (no hidden state, no uninitialised memory in the result);
+- the results do not depend on OpenBLAS's thread count (1 vs 2 vs 4, set through
+  `scipy_openblas_set_num_threads` on the loaded OpenBLAS, and through
+  OPENBLAS_NUM_THREADS in a fresh process);
+- distinct layer objects used from several Python threads at once (ctypes releases
+  the GIL, so the C code really runs concurrently) give what serial use gives, and
+  each thread sees its own NNTKLastError();
+- the C library has no mutable global state besides the thread-local error: no
+  writable data symbol outside .tdata/.tbss but the toolchain's own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import c_api
+import numpy as np
+import pytest
+from test_bad_input import NAMES, as_list, backward, make, run, upstream_for
+
+import nntk_core as nn
+from nntk_core import _native
+
+RESULT_KEYS = ("inference", "training", "dx", "dweights")
+
+
+def results(layer, x, seed=1):
+    y_inf, y_train, dx, dw = run(layer, x, seed)
+    return {"inference": y_inf, "training": y_train, "dx": [dx], "dweights": dw}
+
+
+def assert_bitwise(a: dict, b: dict, what: str):
+    for key in RESULT_KEYS:
+        assert len(a[key]) == len(b[key])
+        for i, (u, v) in enumerate(zip(a[key], b[key], strict=True)):
+            assert u.shape == v.shape
+            assert u.tobytes() == v.tobytes(), f"{what}: {key}[{i}] differs"
+
+
+def big_input(name: str, seed: int = 0):
+    """The layer and an input with many rows (B=32, T=16 where it has time)."""
+    layer, x, _ = make(name, seed)
+    rng = np.random.default_rng(seed + 100)
+    shape = (32, 16, x.shape[-1]) if x.ndim == 3 else (64, x.shape[-1])
+    return layer, (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+
+# -- repeatability ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_same_call_twice_is_bitwise_equal(name):
+    layer, x = big_input(name)
+    first = results(layer, x)
+    assert_bitwise(first, results(layer, x), f"{name} called twice")
+    # an unrelated call in between leaves no trace in the next result
+    results(layer, x[: max(1, x.shape[0] // 3)] * 3 + 1, seed=9)
+    assert_bitwise(first, results(layer, x), f"{name} after another call")
+    # a fresh layer with the same weights: no state carried by the object
+    fresh, _, _ = make(name)
+    fresh.set_weights(layer.get_weights())
+    assert_bitwise(first, results(fresh, x), f"{name} fresh layer")
+
+
+# -- BLAS threads -----------------------------------------------------------------------
+def _openblas():
+    """The scipy-openblas32 library the binding preloaded, or None."""
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return None
+    path = Path(scipy_openblas32.get_lib_dir()) / f"lib{scipy_openblas32.get_library()}.so"
+    lib = ctypes.CDLL(str(path))
+    lib.scipy_openblas_set_num_threads.argtypes = [ctypes.c_int]
+    lib.scipy_openblas_get_num_threads.restype = ctypes.c_int
+    return lib
+
+
+needs_openblas = pytest.mark.skipif(
+    nn.BACKEND != "openblas", reason=f"the {nn.BACKEND} backend has no BLAS threads"
+)
+
+
+def _wide_layers():
+    """Every layer class at B·T = 512, and a 256-wide Dense whose products are
+    large enough for OpenBLAS to split them over threads."""
+    cases = [(name, *big_input(name)) for name in NAMES]
+    rng = np.random.default_rng(7)
+    dense = nn.Dense(256, input_dim=256, activation="tanh")
+    dense.set_weights([rng.uniform(-0.1, 0.1, (256, 256)), rng.uniform(-0.1, 0.1, 256)])
+    cases.append(("Dense 256x256", dense, rng.standard_normal((8, 64, 256)).astype(np.float32)))
+    return cases
+
+
+@needs_openblas
+def test_results_do_not_depend_on_blas_threads():
+    openblas = _openblas()
+    before = openblas.scipy_openblas_get_num_threads()
+    cases = _wide_layers()
+    try:
+        reference = {}
+        for threads in (1, 2, 4):
+            openblas.scipy_openblas_set_num_threads(threads)
+            assert openblas.scipy_openblas_get_num_threads() == threads
+            for label, layer, x in cases:
+                got = results(layer, x)
+                if label in reference:
+                    assert_bitwise(reference[label], got, f"{label}: {threads} BLAS threads vs 1")
+                else:
+                    reference[label] = got
+    finally:
+        openblas.scipy_openblas_set_num_threads(before)
+
+
+_CHILD = """
+import hashlib, json, sys
+sys.path[:0] = sys.argv[1:3]  # the parent's tests/ and the directory its nntk_core came from
+import test_determinism as t
+out = {"threads": t._openblas().scipy_openblas_get_num_threads()}
+for label, layer, x in t._wide_layers():
+    r = t.results(layer, x)
+    data = b"".join(a.tobytes() for k in t.RESULT_KEYS for a in r[k])
+    out[label] = hashlib.sha256(data).hexdigest()
+print(json.dumps(out))
+"""
+
+
+@needs_openblas
+def test_results_do_not_depend_on_openblas_num_threads_env():
+    """The same in fresh processes started with OPENBLAS_NUM_THREADS=1 and =2."""
+    digests = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads}
+        package_dir = str(Path(nn.__file__).resolve().parents[1])
+        out = subprocess.run(
+            # -P: not the current directory's nntk_core (a checkout has no library)
+            [sys.executable, "-P", "-c", _CHILD, str(Path(__file__).parent), package_dir],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        digest = json.loads(out.strip().splitlines()[-1])
+        assert digest.pop("threads") == int(threads)
+        digests.append(digest)
+    assert digests[0] == digests[1]
+
+
+# -- Python threads ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_layers_in_concurrent_threads_match_serial_use(name):
+    threads, rounds = 4, 12
+    layers, inputs = [], []
+    for i in range(threads):
+        layer, x = big_input(name, seed=i)
+        layers.append(layer)
+        inputs.append([x * (1 + 0.1 * r) for r in range(rounds)])
+    serial = [[results(layers[i], x) for x in inputs[i]] for i in range(threads)]
+    barrier = threading.Barrier(threads)
+
+    def work(i):
+        barrier.wait()  # start together
+        return [results(layers[i], x) for x in inputs[i]]
+
+    with ThreadPoolExecutor(threads) as pool:
+        concurrent = list(pool.map(work, range(threads)))
+    for i in range(threads):
+        for r in range(rounds):
+            assert_bitwise(serial[i][r], concurrent[i][r], f"{name} thread {i} round {r}")
+
+
+def test_each_thread_sees_its_own_last_error():
+    lib = _native.lib
+    raw = ctypes.CDLL(str(_native.library_path()))  # without the binding's errcheck
+    layer = nn.Dense(3, input_dim=4)
+    layer(np.zeros((1, 4)))
+    handle = layer._handle
+    apply = raw.NNTKDenseApplyInference
+    apply.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                      ctypes.c_void_p]  # fmt: skip
+    x = np.zeros(4 * 8, np.float32)
+    y = np.zeros(3 * 8, np.float32)
+    threads = 6
+    barrier = threading.Barrier(threads)
+
+    def work(i):
+        barrier.wait()
+        seen = []
+        for _ in range(300):
+            status = apply(handle, -(i + 1), 1, x.ctypes.data, y.ctypes.data)
+            seen.append((status, lib.NNTKLastError().decode()))
+        lib.NNTKClearError()
+        return seen, lib.NNTKLastError().decode()
+
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = list(pool.map(work, range(threads)))
+    for i, (seen, cleared) in enumerate(outcomes):
+        assert {s for s, _ in seen} == {2}
+        assert {m for _, m in seen} == {
+            f"NNTKDenseApplyInference: batch must be >= 1 (got {-(i + 1)})"
+        }, f"thread {i} saw another thread's error"
+        assert cleared == ""
+
+
+# -- global state -----------------------------------------------------------------------
+# Writable objects every shared library has (crtstuff, the dynamic linker's tables).
+TOOLCHAIN_OBJECTS = {
+    "completed.0",
+    "completed.1",
+    "__dso_handle",
+    "__TMC_END__",
+    "_DYNAMIC",
+    "_GLOBAL_OFFSET_TABLE_",
+    "__do_global_dtors_aux_fini_array_entry",
+    "__frame_dummy_init_array_entry",
+}
+TOOLCHAIN_SECTIONS = {".init_array", ".fini_array", ".got", ".got.plt", ".dynamic"}
+
+
+def test_no_mutable_global_state():
+    library = _native.library_path()
+    if not c_api.has_symbol_table(library):
+        pytest.skip(f"{library} is stripped (the cmake builds in CI are not)")
+    found = [
+        (name, section, bind)
+        for name, section, bind in c_api.writable_objects(library)
+        if name not in TOOLCHAIN_OBJECTS
+        and section not in TOOLCHAIN_SECTIONS
+        and not name.startswith(("__asan", "__ubsan", "__sancov", ".L", "__odr_asan"))
+    ]
+    assert not found, (
+        "writable global data besides the thread-local error (a static cache, counter, "
+        f"buffer?): {found}"
+    )
+
+
+def test_last_error_is_thread_local():
+    """The one piece of state the library keeps is in .tbss/.tdata."""
+    library = _native.library_path()
+    text = subprocess.run(
+        ["readelf", "-SW", str(library)], check=True, capture_output=True, text=True
+    ).stdout
+    assert ".tbss" in text or ".tdata" in text
+
+
+def test_backward_of_one_layer_is_independent_of_another():
+    """Two layers of the same kind interleaved give what each gives alone."""
+    for name in NAMES:
+        a, xa, _ = make(name, 1)
+        b, xb, _ = make(name, 2)
+        alone_a, alone_b = results(a, xa), results(b, xb)
+        ya = as_list(a(xa, training=True))
+        yb = as_list(b(xb, training=True))
+        rng = np.random.default_rng(1)
+        dya, dyb = upstream_for(ya, rng), upstream_for(yb, np.random.default_rng(1))
+        dxb, dwb = backward(b, dyb)
+        dxa, dwa = backward(a, dya)
+        assert dxa.tobytes() == alone_a["dx"][0].tobytes()
+        assert dxb.tobytes() == alone_b["dx"][0].tobytes()
+        assert all(
+            u.tobytes() == v.tobytes() for u, v in zip(dwa, alone_a["dweights"], strict=True)
+        )
