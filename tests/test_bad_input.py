@@ -146,9 +146,7 @@ def test_wrong_feature_size_names_x(name):
             layer(bad)
 
 
-@pytest.mark.parametrize(
-    ("name", "axis"), [(n, 0) for n in NAMES] + [(n, 1) for n in WITH_TIME]
-)
+@pytest.mark.parametrize(("name", "axis"), [(n, 0) for n in NAMES] + [(n, 1) for n in WITH_TIME])
 def test_empty_batch_or_time_is_a_value_error(name, axis):
     """B = 0 or T = 0: a defined ValueError (the C API refuses sizes < 1)."""
     layer, x, _ = make(name)
