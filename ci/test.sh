@@ -46,6 +46,8 @@ cmake --build build/portable -j2 >/dev/null
 NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
 
 if [ "${NNTK_SKIP_HARDENING:-0}" != 1 ]; then
+  stage "system tools for the hardening gates (installs only what is missing)"
+  bash ci/system-packages.sh
   stage "sanitizers and valgrind"
   bash ci/sanitize.sh
   stage "fuzzing"
