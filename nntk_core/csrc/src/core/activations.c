@@ -4,7 +4,9 @@
 #include <float.h>
 #include <math.h>
 
+#include "core/kernels.h"
 #include "core/ops.h"
+#include "core/vmath.h"
 
 #define LEAKY_RELU_ALPHA 0.2f /* the string "leaky_relu" is tf.nn.leaky_relu(alpha=0.2) */
 #define SELU_ALPHA 1.6732632423543772848170429916717f
@@ -44,12 +46,12 @@ static float forward_one(NNTKActivationKind kind, float x) {
     case NNTK_ACTIVATION_RELU: return x > 0.0f ? x : 0.0f;
     case NNTK_ACTIVATION_RELU6: return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
     case NNTK_ACTIVATION_LEAKY_RELU: return x > 0.0f ? x : LEAKY_RELU_ALPHA * x;
-    case NNTK_ACTIVATION_SIGMOID: return sigmoid(x);
+    case NNTK_ACTIVATION_SIGMOID: return nntk_sigmoid(x); /* TF's float32 form, core/vmath.h */
     case NNTK_ACTIVATION_HARD_SIGMOID: {
         float y = x * 0.2f + 0.5f;
         return y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
     }
-    case NNTK_ACTIVATION_TANH: return tanhf(x);
+    case NNTK_ACTIVATION_TANH: return nntk_tanh(x); /* TF's float32 form, core/vmath.h */
     case NNTK_ACTIVATION_ELU: return x > 0.0f ? x : expf(x) - 1.0f; /* exp(x)-1, not expm1, as Keras */
     case NNTK_ACTIVATION_SELU: return x > 0.0f ? SELU_SCALE * x : (SELU_SCALE * SELU_ALPHA) * (expf(x) - 1.0f);
     case NNTK_ACTIVATION_SOFTPLUS: return softplus(x);
@@ -117,6 +119,14 @@ void nntk_activation_forward(NNTKActivationKind kind, int64_t rows, int64_t dim,
             }
             for (int64_t j = 0; j < dim; j++) yr[j] /= sum;
         }
+        return;
+    }
+    if (kind == NNTK_ACTIVATION_SIGMOID) { /* vectorised, same bits as forward_one */
+        nntk_kernels()->sigmoid(rows * dim, x, y);
+        return;
+    }
+    if (kind == NNTK_ACTIVATION_TANH) {
+        nntk_kernels()->tanh(rows * dim, x, y);
         return;
     }
     if (kind == NNTK_ACTIVATION_LINEAR) {
