@@ -40,7 +40,7 @@ static inline float softplus(float x) {
     return log1pf(expf(x));
 }
 
-static float forward_one(NNTKActivationKind kind, float x) {
+static inline float forward_one(NNTKActivationKind kind, float x) {
     switch (kind) {
     case NNTK_ACTIVATION_LINEAR: return x;
     case NNTK_ACTIVATION_RELU: return x > 0.0f ? x : 0.0f;
@@ -70,7 +70,7 @@ static float forward_one(NNTKActivationKind kind, float x) {
 }
 
 /* d act / dx at x, given y = act(x). */
-static float derivative_one(NNTKActivationKind kind, float x, float y) {
+static inline float derivative_one(NNTKActivationKind kind, float x, float y) {
     switch (kind) {
     case NNTK_ACTIVATION_LINEAR: return 1.0f;
     case NNTK_ACTIVATION_RELU: return x > 0.0f ? 1.0f : 0.0f;
@@ -134,6 +134,18 @@ void nntk_activation_forward(NNTKActivationKind kind, int64_t rows, int64_t dim,
             for (int64_t i = 0; i < rows * dim; i++) y[i] = x[i];
         return;
     }
+    /* The cheap kinds with the kind a constant, so the loop vectorises. */
+#define FORWARD_CASE(K) \
+    case K: for (int64_t i = 0; i < rows * dim; i++) y[i] = forward_one(K, x[i]); return;
+    switch (kind) {
+        FORWARD_CASE(NNTK_ACTIVATION_RELU)
+        FORWARD_CASE(NNTK_ACTIVATION_RELU6)
+        FORWARD_CASE(NNTK_ACTIVATION_LEAKY_RELU)
+        FORWARD_CASE(NNTK_ACTIVATION_HARD_SIGMOID)
+        FORWARD_CASE(NNTK_ACTIVATION_SOFTSIGN)
+    default: break;
+    }
+#undef FORWARD_CASE
     for (int64_t i = 0; i < rows * dim; i++) y[i] = forward_one(kind, x[i]);
 }
 
@@ -151,5 +163,21 @@ void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim
         }
         return;
     }
+#define BACKWARD_CASE(K)                                                                         \
+    case K:                                                                                      \
+        for (int64_t i = 0; i < rows * dim; i++) dx[i] = dy[i] * derivative_one(K, x[i], y[i]); \
+        return;
+    switch (kind) {
+        BACKWARD_CASE(NNTK_ACTIVATION_LINEAR)
+        BACKWARD_CASE(NNTK_ACTIVATION_RELU)
+        BACKWARD_CASE(NNTK_ACTIVATION_RELU6)
+        BACKWARD_CASE(NNTK_ACTIVATION_LEAKY_RELU)
+        BACKWARD_CASE(NNTK_ACTIVATION_SIGMOID)
+        BACKWARD_CASE(NNTK_ACTIVATION_HARD_SIGMOID)
+        BACKWARD_CASE(NNTK_ACTIVATION_TANH)
+        BACKWARD_CASE(NNTK_ACTIVATION_EXPONENTIAL)
+    default: break;
+    }
+#undef BACKWARD_CASE
     for (int64_t i = 0; i < rows * dim; i++) dx[i] = dy[i] * derivative_one(kind, x[i], y[i]);
 }
