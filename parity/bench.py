@@ -54,7 +54,7 @@ WORKLOADS = {
 }
 FRAMEWORKS = ("nntk", "nntk-py", "onnxruntime", "tflite", "torch", "tf", "tf-xla")
 T, D, U, F, K = 100, 40, 64, 64, 5  # steps, input features, units, conv filters, kernel
-O = T - K + 1  # conv output steps (valid)
+O = T - K + 1  # noqa: E741 (conv output steps, valid padding)
 CLASSES = 2
 TRAIN_B = 32
 INFER_TOL = 1e-4
@@ -138,7 +138,8 @@ def make_weights(seed: int = 0) -> Weights:
         ]
 
     y = np.zeros((TRAIN_B, O, CLASSES), np.float32)
-    y[np.arange(TRAIN_B)[:, None], np.arange(O)[None, :], rng.integers(0, CLASSES, (TRAIN_B, O))] = 1
+    labels = rng.integers(0, CLASSES, (TRAIN_B, O))
+    y[np.arange(TRAIN_B)[:, None], np.arange(O)[None, :], labels] = 1
     return Weights(
         gru=gru(D),
         lstm=[uni((D, 4 * U), D, 4 * U), rec(U, 4 * U), small((4 * U,))],
@@ -249,8 +250,9 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         src, steps = w.x1, T
         for layer, buf in zip(model.layers, bufs, strict=True):
             f = raw.fn(f"NNTK{layer._native}ApplyInference", 5)
-            calls.append((f, _args(layer._live_handle(), c_int(1), c_int(steps), _ptr(src),
-                                   _ptr(buf))))
+            calls.append(
+                (f, _args(layer._live_handle(), c_int(1), c_int(steps), _ptr(src), _ptr(buf)))
+            )
             src, steps = buf, O
         for f, args in calls:
             check(f(*args), "W3")
@@ -350,8 +352,13 @@ def _nntk_train_runner(raw: _NNTKRaw, model, w: Weights, check) -> Runner:
             getattr(nn.lib, f"NNTK{layer._native}GradientGetWeights")(
                 grad, ctypes.byref(gp), ctypes.byref(gc)
             )
-            params.append((ctypes.cast(wp, ctypes.c_void_p).value,
-                           ctypes.cast(gp, ctypes.c_void_p).value, n_train))
+            params.append(
+                (
+                    ctypes.cast(wp, ctypes.c_void_p).value,
+                    ctypes.cast(gp, ctypes.c_void_p).value,
+                    n_train,
+                )
+            )
         src, steps = out, O
     backward.reverse()
     n = len(params)
@@ -361,11 +368,24 @@ def _nntk_train_runner(raw: _NNTKRaw, model, w: Weights, check) -> Runner:
     opt = nn.lib.NNTKOptimizerCreateAdam(1e-3, 0.9, 0.999, 1e-7, 0)
     loss_fn = raw.fn("NNTKLossCompute", 8)
     loss_value = ctypes.c_float()
-    loss_args = _args(ctypes.c_int32(1), ctypes.c_int32(0), c_int(TRAIN_B * O), c_int(CLASSES),
-                      _ptr(outs[-1]), _ptr(w.y32), ctypes.addressof(loss_value), _ptr(douts[-1]))
+    loss_args = _args(
+        ctypes.c_int32(1),
+        ctypes.c_int32(0),
+        c_int(TRAIN_B * O),
+        c_int(CLASSES),
+        _ptr(outs[-1]),
+        _ptr(w.y32),
+        ctypes.addressof(loss_value),
+        _ptr(douts[-1]),
+    )
     step_fn = raw.fn("NNTKOptimizerStep", 5)
-    step_args = _args(opt, c_int(n), ctypes.addressof(param_ptrs), ctypes.addressof(grad_ptrs),
-                      ctypes.addressof(sizes))
+    step_args = _args(
+        opt,
+        c_int(n),
+        ctypes.addressof(param_ptrs),
+        ctypes.addressof(grad_ptrs),
+        ctypes.addressof(sizes),
+    )
 
     def train_step():
         for f, args in forward:
@@ -417,22 +437,26 @@ def _tf():
 def keras_models(w: Weights, batch: int | None):
     tf = _tf()
     keras = tf.keras
-    gru = keras.Sequential([keras.Input((T, D), batch_size=batch),
-                            keras.layers.GRU(U, return_sequences=True)])
+    gru = keras.Sequential(
+        [keras.Input((T, D), batch_size=batch), keras.layers.GRU(U, return_sequences=True)]
+    )
     gru.set_weights(w.gru)
-    lstm = keras.Sequential([keras.Input((T, D), batch_size=batch),
-                             keras.layers.LSTM(U, return_sequences=True)])
+    lstm = keras.Sequential(
+        [keras.Input((T, D), batch_size=batch), keras.layers.LSTM(U, return_sequences=True)]
+    )
     lstm.set_weights(w.lstm)
-    kws = keras.Sequential([
-        keras.Input((T, D), batch_size=batch),
-        keras.layers.Conv1D(F, K),
-        keras.layers.BatchNormalization(epsilon=1e-3),
-        keras.layers.Activation("relu"),
-        keras.layers.GRU(U, return_sequences=True),
-        keras.layers.BatchNormalization(epsilon=1e-3),
-        keras.layers.GRU(U, return_sequences=True),
-        keras.layers.TimeDistributed(keras.layers.Dense(CLASSES, activation="softmax")),
-    ])
+    kws = keras.Sequential(
+        [
+            keras.Input((T, D), batch_size=batch),
+            keras.layers.Conv1D(F, K),
+            keras.layers.BatchNormalization(epsilon=1e-3),
+            keras.layers.Activation("relu"),
+            keras.layers.GRU(U, return_sequences=True),
+            keras.layers.BatchNormalization(epsilon=1e-3),
+            keras.layers.GRU(U, return_sequences=True),
+            keras.layers.TimeDistributed(keras.layers.Dense(CLASSES, activation="softmax")),
+        ]
+    )
     kws.set_weights(w.kws())
     return gru, lstm, kws
 
@@ -457,7 +481,7 @@ def tf_runners(w: Weights, xla: bool) -> dict[str, Runner]:
         with tf.GradientTape() as tape:
             loss = loss_fn(y, tmodel(x, training=True))
         grads = tape.gradient(loss, tmodel.trainable_variables)
-        opt.apply_gradients(zip(grads, tmodel.trainable_variables))
+        opt.apply_gradients(zip(grads, tmodel.trainable_variables, strict=True))
         return loss
 
     _, _, fresh = keras_models(w, None)
@@ -560,7 +584,8 @@ def onnx_models(w: Weights):
         rn, inits, y = rnn_nodes("r", op, "x_tbd", weights, U)
         nodes += rn + [helper.make_node("Transpose", [y], ["y"], perm=[1, 0, 2])]
         graph = helper.make_graph(
-            nodes, name,
+            nodes,
+            name,
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, T, D])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, T, U])],
             inits + [axis1],
@@ -575,8 +600,12 @@ def onnx_models(w: Weights):
     nodes = [
         helper.make_node("Transpose", ["x"], ["x_bdt"], perm=[0, 2, 1]),
         helper.make_node("Conv", ["x_bdt", "conv_W", "conv_B"], ["conv"], kernel_shape=[K]),
-        helper.make_node("BatchNormalization", ["conv", "bn1_g", "bn1_b", "bn1_m", "bn1_v"],
-                         ["bn1"], epsilon=1e-3),
+        helper.make_node(
+            "BatchNormalization",
+            ["conv", "bn1_g", "bn1_b", "bn1_m", "bn1_v"],
+            ["bn1"],
+            epsilon=1e-3,
+        ),
         helper.make_node("Relu", ["bn1"], ["relu"]),
         helper.make_node("Transpose", ["relu"], ["g1_in"], perm=[2, 0, 1]),
     ]
@@ -585,8 +614,12 @@ def onnx_models(w: Weights):
     inits += i1
     nodes += [
         helper.make_node("Transpose", [y1], ["bn2_in"], perm=[1, 2, 0]),
-        helper.make_node("BatchNormalization", ["bn2_in", "bn2_g", "bn2_b", "bn2_m", "bn2_v"],
-                         ["bn2"], epsilon=1e-3),
+        helper.make_node(
+            "BatchNormalization",
+            ["bn2_in", "bn2_g", "bn2_b", "bn2_m", "bn2_v"],
+            ["bn2"],
+            epsilon=1e-3,
+        ),
         helper.make_node("Transpose", ["bn2"], ["g2_in"], perm=[2, 0, 1]),
     ]
     n2, i2, y2 = rnn_nodes("g2", "GRU", "g2_in", _onnx_gru_weights(*w.gru2), U)
@@ -599,7 +632,8 @@ def onnx_models(w: Weights):
         helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
     ]
     models["W3"] = helper.make_graph(
-        nodes, "W3",
+        nodes,
+        "W3",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, T, D])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, O, CLASSES])],
         inits,
@@ -677,8 +711,9 @@ def torch_runners(w: Weights) -> dict[str, Runner]:
     def torch_bn(c, weights):
         bn = nn.BatchNorm1d(c, eps=1e-3, momentum=0.01)
         with torch.no_grad():
-            for p, a in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), weights,
-                            strict=True):
+            for p, a in zip(
+                (bn.weight, bn.bias, bn.running_mean, bn.running_var), weights, strict=True
+            ):
                 p.copy_(t(a))
         return bn
 
@@ -788,7 +823,7 @@ def time_interleaved(runners: dict[str, Runner], rounds: int, target: float, war
     inner = {name: _calibrate(runners[name].fn, target) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn, n = runners[name].fn, inner[name]
             t0 = time.perf_counter()
@@ -808,18 +843,40 @@ def measure_peak(size: int) -> float:
     try:
         import scipy_openblas32
 
-        so = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
-                                      f"lib{scipy_openblas32.get_library()}.so"))
+        so = ctypes.CDLL(
+            os.path.join(scipy_openblas32.get_lib_dir(), f"lib{scipy_openblas32.get_library()}.so")
+        )
         so.scipy_openblas_set_num_threads(1)
         gemm = so.scipy_cblas_sgemm
         gemm.restype = None
-        gemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
-                                              ctypes.c_void_p, ctypes.c_int, ctypes.c_float,
-                                              ctypes.c_void_p, ctypes.c_int]
+        gemm.argtypes = [ctypes.c_int] * 6 + [
+            ctypes.c_float,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_float,
+            ctypes.c_void_p,
+            ctypes.c_int,
+        ]
 
         def run():
-            gemm(101, 111, 111, size, size, size, 1.0, a.ctypes.data, size, b.ctypes.data, size,
-                 0.0, c.ctypes.data, size)
+            gemm(
+                101,
+                111,
+                111,
+                size,
+                size,
+                size,
+                1.0,
+                a.ctypes.data,
+                size,
+                b.ctypes.data,
+                size,
+                0.0,
+                c.ctypes.data,
+                size,
+            )
     except (ImportError, OSError, AttributeError):
 
         def run():
@@ -852,8 +909,16 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for dist in ("numpy", "tensorflow", "tf-keras", "torch", "onnxruntime", "onnx",
-                 "ai-edge-litert", "scipy-openblas32"):
+    for dist in (
+        "numpy",
+        "tensorflow",
+        "tf-keras",
+        "torch",
+        "onnxruntime",
+        "onnx",
+        "ai-edge-litert",
+        "scipy-openblas32",
+    ):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -897,8 +962,10 @@ def memory_report() -> dict:
     layers = []
     for layer, create_config, args in specs:
         config = create_config(*args)
-        for mode, extra in (("inference", ()), ("training", (ctypes.byref(
-                _native.TrainingConfig(TRAIN_B, T)),))):
+        for mode, extra in (
+            ("inference", ()),
+            ("training", (ctypes.byref(_native.TrainingConfig(TRAIN_B, T)),)),
+        ):
             before, _ = stats()
             handle = getattr(nn.lib, f"NNTK{layer}CreateFor{mode.capitalize()}")(config, *extra)
             after, _ = stats()
@@ -914,13 +981,18 @@ def memory_report() -> dict:
     end, peak_bytes = stats()
     return {
         "create": layers,
-        "w4_step": {"allocated_before": base, "allocated_after": end,
-                    "peak_during_step": peak_bytes, "grew_during_step": peak_bytes - base},
+        "w4_step": {
+            "allocated_before": base,
+            "allocated_after": end,
+            "peak_during_step": peak_bytes,
+            "grew_during_step": peak_bytes - base,
+        },
     }
 
 
-def run_bench(frameworks: list[str], workloads: list[str], quick: bool, out_dir: Path | None,
-              log=print) -> dict:
+def run_bench(
+    frameworks: list[str], workloads: list[str], quick: bool, out_dir: Path | None, log=print
+) -> dict:
     try:
         from threadpoolctl import threadpool_limits
 
@@ -971,15 +1043,25 @@ def run_bench(frameworks: list[str], workloads: list[str], quick: bool, out_dir:
             q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
             med = statistics.median(ms)
             info = entry["frameworks"][fw]
-            info.update(median_ms=med, p25_ms=q[0], p75_ms=q[2], iqr_ms=q[2] - q[0], min_ms=ms[0],
-                        samples=len(ms), gflops=entry["flops"] / (med * 1e-3) / 1e9)
+            info.update(
+                median_ms=med,
+                p25_ms=q[0],
+                p75_ms=q[2],
+                iqr_ms=q[2] - q[0],
+                min_ms=ms[0],
+                samples=len(ms),
+                gflops=entry["flops"] / (med * 1e-3) / 1e9,
+            )
             info["pct_peak"] = 100.0 * info["gflops"] / peak
         base = entry["frameworks"].get("nntk")
         for fw, info in entry["frameworks"].items():
             if base and fw != "nntk" and info["check"] == "ok":
                 info["nntk_ratio"] = base["median_ms"] / info["median_ms"]
-        peers = [i["median_ms"] for fw, i in entry["frameworks"].items()
-                 if not fw.startswith("nntk") and i["check"] == "ok"]
+        peers = [
+            i["median_ms"]
+            for fw, i in entry["frameworks"].items()
+            if not fw.startswith("nntk") and i["check"] == "ok"
+        ]
         if base and peers:
             entry["fastest_peer_ms"] = min(peers)
             entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
@@ -989,20 +1071,34 @@ def run_bench(frameworks: list[str], workloads: list[str], quick: bool, out_dir:
     import nntk_core
 
     report = {
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                    "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-                    "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE")},
-        "nntk": {"backend": nntk_core.BACKEND, "kernels": _kernel_isa(),
-                 "library": nntk_core.lib._name},
+        "machine": {
+            "cpu": _cpu(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+        },
+        "nntk": {
+            "backend": nntk_core.BACKEND,
+            "kernels": _kernel_isa(),
+            "library": nntk_core.lib._name,
+        },
         "versions": _versions(),
         "threads": "1 everywhere: threadpoolctl limits BLAS/OpenMP pools to 1, torch "
-                   "set_num_threads(1), ORT intra/inter_op 1, TF intra/inter_op 1, TFLite "
-                   "num_threads=1, nntk's OpenBLAS 1",
-        "settings": {"quick": quick, "rounds": rounds, "sample_target_s": target,
-                     "warmup": warmup, "inference_tolerance_abs": INFER_TOL,
-                     "loss_rtol": LOSS_RTOL, "gradient_tolerance_rel_max": GRAD_TOL,
-                     "reference": ref_fw},
+        "set_num_threads(1), ORT intra/inter_op 1, TF intra/inter_op 1, TFLite "
+        "num_threads=1, nntk's OpenBLAS 1",
+        "settings": {
+            "quick": quick,
+            "rounds": rounds,
+            "sample_target_s": target,
+            "warmup": warmup,
+            "inference_tolerance_abs": INFER_TOL,
+            "loss_rtol": LOSS_RTOL,
+            "gradient_tolerance_rel_max": GRAD_TOL,
+            "reference": ref_fw,
+        },
         "peak_gflops": peak,
         "notes": notes,
         "workloads": results,
@@ -1033,14 +1129,18 @@ def _kernel_isa() -> str:
 
 
 def format_workload(wl: str, entry: dict) -> str:
-    lines = [f"\n{wl}  {entry['description']}  ({entry['flops'] / 1e6:.1f} MFLOP)",
-             f"  {'framework':12s} {'median ms':>10s} {'IQR ms':>8s} {'min ms':>8s} "
-             f"{'GFLOP/s':>8s} {'%peak':>6s} {'nntk/x':>7s}  check"]
+    lines = [
+        f"\n{wl}  {entry['description']}  ({entry['flops'] / 1e6:.1f} MFLOP)",
+        f"  {'framework':12s} {'median ms':>10s} {'IQR ms':>8s} {'min ms':>8s} "
+        f"{'GFLOP/s':>8s} {'%peak':>6s} {'nntk/x':>7s}  check",
+    ]
     for fw, i in sorted(entry["frameworks"].items(), key=lambda kv: kv[1].get("median_ms", 1e9)):
         ratio = f"{i['nntk_ratio']:.2f}" if "nntk_ratio" in i else "-"
-        lines.append(f"  {fw:12s} {i['median_ms']:10.3f} {i['iqr_ms']:8.3f} {i['min_ms']:8.3f} "
-                     f"{i['gflops']:8.1f} {i['pct_peak']:6.1f} {ratio:>7s}  {i['check']} "
-                     f"({i['check_detail']})")
+        lines.append(
+            f"  {fw:12s} {i['median_ms']:10.3f} {i['iqr_ms']:8.3f} {i['min_ms']:8.3f} "
+            f"{i['gflops']:8.1f} {i['pct_peak']:6.1f} {ratio:>7s}  {i['check']} "
+            f"({i['check_detail']})"
+        )
     if "nntk_vs_fastest_peer" in entry:
         lines.append(f"  nntk / fastest peer = {entry['nntk_vs_fastest_peer']:.2f}")
     return "\n".join(lines)
@@ -1071,11 +1171,15 @@ def plot(report: dict, path: Path) -> None:
         ax.bar(xs, ys, width, yerr=[lo, hi], label=fw, capsize=2)
     ax.set_yscale("log")
     ax.set_xticks(range(len(wls)))
-    ax.set_xticklabels([f"{wl}\n{report['workloads'][wl]['description']}" for wl in wls],
-                       fontsize=7)
+    ax.set_xticklabels(
+        [f"{wl}\n{report['workloads'][wl]['description']}" for wl in wls], fontsize=7
+    )
     ax.set_ylabel("median ms per call (log; bars: IQR)")
-    ax.set_title(f"nntk vs peers, one thread, {report['machine']['cpu']} "
-                 f"(sgemm peak {report['peak_gflops']:.0f} GFLOP/s)", fontsize=9)
+    ax.set_title(
+        f"nntk vs peers, one thread, {report['machine']['cpu']} "
+        f"(sgemm peak {report['peak_gflops']:.0f} GFLOP/s)",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -1088,19 +1192,27 @@ def main(args) -> int:
     workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
     unknown += [w for w in workloads if w not in WORKLOADS]
     if unknown:
-        print(f"nntk-parity bench: unknown framework or workload: {', '.join(unknown)} "
-              f"(frameworks: {', '.join(FRAMEWORKS)}; workloads: {', '.join(WORKLOADS)})",
-              file=sys.stderr)
+        print(
+            f"nntk-parity bench: unknown framework or workload: {', '.join(unknown)} "
+            f"(frameworks: {', '.join(FRAMEWORKS)}; workloads: {', '.join(WORKLOADS)})",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out) if args.out else None
     report = run_bench(frameworks, workloads, args.quick, out)
     mem = report.get("memory", {})
     if "w4_step" in mem:
-        print(f"\nnntk memory: W4 step peak {mem['w4_step']['peak_during_step']} bytes "
-              f"allocated; per layer at Create: "
-              + ", ".join(f"{m['layer']}/{m['mode']} {m['bytes']}" for m in mem["create"]))
+        print(
+            f"\nnntk memory: W4 step peak {mem['w4_step']['peak_during_step']} bytes "
+            f"allocated; per layer at Create: "
+            + ", ".join(f"{m['layer']}/{m['mode']} {m['bytes']}" for m in mem["create"])
+        )
     if out is not None:
         print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
-    bad = [(wl, fw) for wl, e in report["workloads"].items() for fw, i in e["frameworks"].items()
-           if i["check"] != "ok"]
+    bad = [
+        (wl, fw)
+        for wl, e in report["workloads"].items()
+        for fw, i in e["frameworks"].items()
+        if i["check"] != "ok"
+    ]
     return 1 if any(fw.startswith("nntk") for _, fw in bad) else 0
