@@ -242,8 +242,8 @@ NNTK_API NNTKConv1d *NNTKConv1dCreateForTraining(const NNTKConv1dConfig *config,
 NNTK_API void NNTKConv1dDestroy(NNTKConv1d *filter) {
     if (filter == NULL || filter->tag != FILTER_TAG) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->weights);
-    free(filter->workspace);
+    nntk_free(filter->weights);
+    nntk_free(filter->workspace);
     free(filter);
 }
 
@@ -403,7 +403,7 @@ NNTK_API NNTKConv1dGradient *NNTKConv1dGradientCreate(const NNTKConv1d *filter) 
     float *block = nntk_alloc_floats(filter->weight_count);
     if (g == NULL || block == NULL) {
         free(g);
-        free(block);
+        nntk_free(block);
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
@@ -414,7 +414,7 @@ NNTK_API NNTKConv1dGradient *NNTKConv1dGradientCreate(const NNTKConv1d *filter) 
 NNTK_API void NNTKConv1dGradientDestroy(NNTKConv1dGradient *gradient) {
     if (gradient == NULL || gradient->tag != GRADIENT_TAG) return;
     gradient->tag = NNTK_TAG_DEAD;
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 

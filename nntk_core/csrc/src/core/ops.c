@@ -12,6 +12,7 @@
 #include "core/internal.h"
 #include "core/kernels.h"
 #include "core/ops.h"
+#include "nntk/runtime.h"
 
 #ifdef NNTK_USE_BLAS
 #include <cblas.h>

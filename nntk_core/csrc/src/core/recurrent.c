@@ -133,9 +133,9 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
 void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag) {
     if (filter == NULL || filter->tag != tag) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->weights);
-    free(filter->cache);
-    free(filter->scratch);
+    nntk_free(filter->weights);
+    nntk_free(filter->cache);
+    nntk_free(filter->scratch);
     free(filter);
 }
 
@@ -180,7 +180,7 @@ NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
     float *block = nntk_alloc_floats(filter->weight_count);
     if (g == NULL || block == NULL) {
         free(g);
-        free(block);
+        nntk_free(block);
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
@@ -191,7 +191,7 @@ NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
 void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t tag) {
     if (gradient == NULL || gradient->tag != tag) return;
     gradient->tag = NNTK_TAG_DEAD;
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 
