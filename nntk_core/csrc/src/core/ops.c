@@ -6,6 +6,7 @@
  * their streaming) and for every small product. nntk_gemm sends the large
  * products of training to OpenBLAS (the scipy-openblas32 wheel) when built
  * with NNTK_BLAS, and everything else to the own kernel. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,12 +50,12 @@ static const NNTKKernels *choose_kernels(void) {
 }
 
 const NNTKKernels *nntk_kernels(void) {
-    /* Chosen once; a race between first callers stores the same pointer. */
-    static const NNTKKernels *volatile chosen = NULL;
-    const NNTKKernels *k = chosen;
+    /* Chosen once; first callers racing both store the same pointer. */
+    static _Atomic(const NNTKKernels *) chosen = NULL;
+    const NNTKKernels *k = atomic_load_explicit(&chosen, memory_order_acquire);
     if (k == NULL) {
         k = choose_kernels();
-        chosen = k;
+        atomic_store_explicit(&chosen, k, memory_order_release);
     }
     return k;
 }
@@ -82,12 +83,11 @@ extern void scipy_openblas_set_num_threads(int);
  * products are small and sequential, and its thread start-up costs more than
  * it brings (GRU B=1 T=200 U=32 inference: 0.55 ms threaded, 0.24 ms not). */
 static void blas_threads_once(void) {
-    static volatile int done = 0;
-    if (done) return;
+    static atomic_int done = 0;
+    if (atomic_exchange(&done, 1)) return;
     const char *env = getenv("NNTK_BLAS_THREADS");
     int threads = env ? atoi(env) : 1;
     if (threads >= 1) scipy_openblas_set_num_threads(threads);
-    done = 1;
 }
 #endif
 
