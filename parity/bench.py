@@ -1198,9 +1198,14 @@ def plot(report: dict, path: Path) -> None:
         ax.bar(xs, ys, width, yerr=[lo, hi], label=fw, capsize=2)
     ax.set_yscale("log")
     ax.set_xticks(range(len(wls)))
-    ax.set_xticklabels(
-        [f"{wl}\n{report['workloads'][wl]['description']}" for wl in wls], fontsize=7
-    )
+    short = {
+        "W1": "GRU inference\nB=1",
+        "W2": "LSTM inference\nB=1",
+        "W3": "keyword detector\ninference B=1",
+        "W4": "keyword detector\ntrain step B=32",
+        "W5": "GRU fwd+bwd\nB=32",
+    }
+    ax.set_xticklabels([f"{wl}: {short.get(wl, wl)}" for wl in wls], fontsize=8)
     ax.set_ylabel("median ms per call (log; bars: IQR)")
     ax.set_title(
         f"nntk vs peers, one thread, {report['machine']['cpu']} "
