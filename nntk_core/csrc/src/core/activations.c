@@ -167,9 +167,15 @@ void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim
     case K:                                                                                      \
         for (int64_t i = 0; i < rows * dim; i++) dx[i] = dy[i] * derivative_one(K, x[i], y[i]); \
         return;
+    if (kind == NNTK_ACTIVATION_RELU) { /* dy · relu'(x), the mask a separate select so it vectorises */
+        for (int64_t i = 0; i < rows * dim; i++) {
+            const float mask = x[i] > 0.0f ? 1.0f : 0.0f;
+            dx[i] = dy[i] * mask;
+        }
+        return;
+    }
     switch (kind) {
         BACKWARD_CASE(NNTK_ACTIVATION_LINEAR)
-        BACKWARD_CASE(NNTK_ACTIVATION_RELU)
         BACKWARD_CASE(NNTK_ACTIVATION_RELU6)
         BACKWARD_CASE(NNTK_ACTIVATION_LEAKY_RELU)
         BACKWARD_CASE(NNTK_ACTIVATION_SIGMOID)
