@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
+import tempfile
 
 import numpy as np
 import pytest
+from helpers import _env, cli
 
 import nntk_core as nn
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Run in a child process with NNTK_ISA set: prints the table's name, then a JSON list of
 # outputs (as lists) for the cases, after asserting the bitwise properties itself.
@@ -57,13 +55,13 @@ print(json.dumps(out))
 
 
 def _run_child(isa: str) -> dict:
-    env = dict(os.environ, NNTK_ISA=isa)
+    env = dict(_env(), NNTK_ISA=isa)  # the same packages and library as this process
     proc = subprocess.run(
         [sys.executable, "-c", CHILD],
         env=env,
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tempfile.gettempdir(),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -109,24 +107,7 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
     """`nntk-parity bench --quick` for nntk (C API and Python API): every workload runs,
     both drive the same computation (outputs checked), the JSON and plot are written, and
     a training step allocates nothing. Timing itself is not asserted."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parity",
-            "bench",
-            "--quick",
-            "--frameworks",
-            "nntk,nntk-py",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    proc = cli("bench", "--quick", "--frameworks", "nntk,nntk-py", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "bench.json").read_text())
     assert set(report["workloads"]) == {"W1", "W2", "W3", "W4", "W5"}
