@@ -151,6 +151,10 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKClearError": (None, []),
     "NNTKVersion": (c_char_p, []),
     "NNTKBackend": (c_char_p, []),
+    # Kernels and memory (nntk/runtime.h).
+    "NNTKKernelISA": (c_char_p, []),
+    "NNTKMemoryStats": (_STATUS, [_INT64_PTR, _INT64_PTR]),
+    "NNTKMemoryResetPeak": (None, []),
     # Inference-mode forward that keeps what CalculateGradient needs (nntk/batch_norm.h).
     "NNTKBatchNormApplyFrozenBatch": (
         _STATUS,

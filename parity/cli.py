@@ -461,6 +461,23 @@ def cmd_example(args) -> int:
     return example.main(args)
 
 
+def cmd_bench(args) -> int:
+    import os
+
+    from parity import bench
+
+    rc = bench.main(args)
+    # With TF, PyTorch, TFLite and ONNX Runtime all loaded in one process, their native
+    # teardown at interpreter exit sometimes crashes (seen: SIGSEGV / "munmap_chunk():
+    # invalid pointer" after everything was written; never with nntk alone or with any
+    # two of them). The results are on disk and printed: leave without that teardown.
+    if any(fw not in ("nntk", "nntk-py") for fw in (args.frameworks or "all").split(",")):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
+
+
 def build_parser() -> argparse.ArgumentParser:
     from parity.record import DEFAULT_SEED, RANDOM_CASES
 
@@ -508,6 +525,21 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("case_id", metavar="ID")
     repro.add_argument("--fixtures", metavar="DIR", help="where fixture ids are looked up")
     repro.set_defaults(func=cmd_repro)
+    bench = sub.add_parser(
+        "bench",
+        help="time nntk against ONNX Runtime, TFLite, PyTorch and TF (+XLA) on workloads "
+        "W1-W5, one thread each, after checking all compute the same outputs",
+    )
+    bench.add_argument("--quick", action="store_true", help="a short smoke run")
+    bench.add_argument(
+        "--frameworks",
+        metavar="LIST",
+        help="comma-separated subset of nntk,nntk-py,onnxruntime,tflite,torch,tf,tf-xla "
+        "(default: all; a peer that is not installed is skipped with a note)",
+    )
+    bench.add_argument("--workloads", metavar="LIST", help="comma-separated subset of W1..W5")
+    bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR")
+    bench.set_defaults(func=cmd_bench)
     listing = sub.add_parser("list", help="list the layer specs and their options")
     listing.set_defaults(func=cmd_list)
 

@@ -92,7 +92,7 @@ NNTK_API NNTKActivation *NNTKActivationCreateForTraining(const NNTKActivationCon
 NNTK_API void NNTKActivationDestroy(NNTKActivation *filter) {
     if (filter == NULL || filter->tag != FILTER_TAG) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->workspace);
+    nntk_free(filter->workspace);
     free(filter);
 }
 

@@ -144,7 +144,7 @@ static NNTKBatchNorm *create(const char *fn, const NNTKBatchNormConfig *config, 
         w.moving_variance[c] = 1.0f;
     }
     if (training) {
-        f->mean = calloc((size_t)(4 * n), sizeof(double));
+        f->mean = nntk_alloc_bytes(4 * n * (int64_t)sizeof(double));
         if (f->mean == NULL) {
             nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
             NNTKBatchNormDestroy(f);
@@ -175,9 +175,9 @@ NNTK_API NNTKBatchNorm *NNTKBatchNormCreateForTraining(const NNTKBatchNormConfig
 NNTK_API void NNTKBatchNormDestroy(NNTKBatchNorm *filter) {
     if (filter == NULL || filter->tag != FILTER_TAG) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->weights);
-    free(filter->workspace);
-    free(filter->mean);
+    nntk_free(filter->weights);
+    nntk_free(filter->workspace);
+    nntk_free(filter->mean);
     free(filter);
 }
 
@@ -348,7 +348,7 @@ NNTK_API NNTKBatchNormGradient *NNTKBatchNormGradientCreate(const NNTKBatchNorm 
     float *block = nntk_alloc_floats(filter->weight_count);
     if (g == NULL || block == NULL) {
         free(g);
-        free(block);
+        nntk_free(block);
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
@@ -359,7 +359,7 @@ NNTK_API NNTKBatchNormGradient *NNTKBatchNormGradientCreate(const NNTKBatchNorm 
 NNTK_API void NNTKBatchNormGradientDestroy(NNTKBatchNormGradient *gradient) {
     if (gradient == NULL || gradient->tag != GRADIENT_TAG) return;
     gradient->tag = NNTK_TAG_DEAD;
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 

@@ -303,9 +303,9 @@ NNTK_API void NNTKBidirectionalDestroy(NNTKBidirectional *filter) {
     filter->tag = NNTK_TAG_DEAD;
     inner_destroy(filter->kind, filter->forward);
     inner_destroy(filter->kind, filter->backward);
-    free(filter->weights);
-    free(filter->kept);
-    free(filter->scratch);
+    nntk_free(filter->weights);
+    nntk_free(filter->kept);
+    nntk_free(filter->scratch);
     free(filter);
 }
 
@@ -544,7 +544,7 @@ NNTK_API void NNTKBidirectionalGradientDestroy(NNTKBidirectionalGradient *gradie
     gradient->tag = NNTK_TAG_DEAD;
     inner_gradient_destroy(gradient->kind, gradient->forward);
     inner_gradient_destroy(gradient->kind, gradient->backward);
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 

@@ -242,8 +242,8 @@ NNTK_API NNTKConv1d *NNTKConv1dCreateForTraining(const NNTKConv1dConfig *config,
 NNTK_API void NNTKConv1dDestroy(NNTKConv1d *filter) {
     if (filter == NULL || filter->tag != FILTER_TAG) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->weights);
-    free(filter->workspace);
+    nntk_free(filter->weights);
+    nntk_free(filter->workspace);
     free(filter);
 }
 
@@ -281,25 +281,75 @@ NNTK_API NNTKStatus NNTKConv1dOutputShape(const NNTKConv1d *filter, int64_t batc
     return NNTK_OK;
 }
 
-/* pre (B, O, F) = bias + Σ_j x_tap_j · kernel[j], from x (B, L, C). */
+/* The output rows [*o1, *o2) whose whole window lies inside the input, for
+ * dilation_rate 1 (*o1 = *o2 = 0 otherwise): row o reads the k·C consecutive
+ * floats of x from step o·s − pad_left on, a row of an overlapping matrix
+ * with leading dimension s·C. Returns the count. */
+static int64_t full_rows(const NNTKConv1dConfig *c, const Geometry *g, int64_t *o1, int64_t *o2) {
+    *o1 = *o2 = 0;
+    if (c->dilation_rate != 1) return 0;
+    const int64_t s = c->strides, k = c->kernel_size;
+    const int64_t lo = (g->pad_left + s - 1) / s; /* o·s >= pad_left */
+    const int64_t last = g->steps - k + g->pad_left; /* o·s <= last */
+    if (last < 0) return 0;
+    int64_t hi = last / s + 1;
+    if (hi > g->out_steps) hi = g->out_steps;
+    if (hi <= lo) return 0;
+    *o1 = lo;
+    *o2 = hi;
+    return hi - lo;
+}
+
+/* pre (B, O, F) = Σ_j x_tap_j · kernel[j] + bias, from x (B, L, C). Every
+ * element is one sequential chain over (j, c) in that order (the zero
+ * padding's terms skipped), then + bias, as Keras's conv then bias_add:
+ * full-window rows in one product over the overlapping windows, the rows at
+ * a padded edge tap by tap (the chain continuing through pre). */
 static void convolve(const NNTKConv1d *f, const Geometry *g, int64_t batch, const float *x, float *pre) {
     const NNTKConv1dConfig *c = &f->config;
     const int64_t cin = c->input_dim, nf = c->filters, s = c->strides;
     const float *kernel = f->weights;                           /* (k, C, F) */
-    const float *bias = f->weights + c->kernel_size * cin * nf; /* (F,) */
+    const float *bias = c->use_bias ? f->weights + c->kernel_size * cin * nf : NULL; /* (F,) */
+    int64_t o1, o2;
+    const int64_t n_full = full_rows(c, g, &o1, &o2);
     for (int64_t b = 0; b < batch; b++) {
         const float *x_b = x + b * g->steps * cin;    /* (L, C) */
         float *pre_b = pre + b * g->out_steps * nf;   /* (O, F) */
-        for (int64_t o = 0; o < g->out_steps; o++)
-            for (int64_t q = 0; q < nf; q++) pre_b[o * nf + q] = c->use_bias ? bias[q] : 0.0f;
+        if (n_full > 0)
+            nntk_matmul(0, n_full, nf, c->kernel_size * cin, x_b + (o1 * s - g->pad_left) * cin,
+                        s * cin, kernel, nf, bias, 0, pre_b + o1 * nf, nf);
+        if (n_full == g->out_steps) continue;
+        /* Edge rows [0, o1) and [o2, O): zero, the taps in order, then the bias. */
+        for (int64_t o = 0; o < g->out_steps; o++) {
+            if (o == o1 && n_full > 0) o = o2;
+            if (o >= g->out_steps) break;
+            for (int64_t q = 0; q < nf; q++) pre_b[o * nf + q] = 0.0f;
+        }
         for (int64_t j = 0; j < c->kernel_size; j++) {
             int64_t o_lo, i_lo;
             const int64_t n = tap_range(c, g, j, &o_lo, &i_lo);
-            if (n == 0) continue;
-            /* pre_b[o_lo:o_lo+n] (n, F) += x_b[i_lo::s] (n, C; row stride s·C) · kernel[j] (C, F) */
-            nntk_gemm(0, 0, n, nf, cin, 1.0f, x_b + i_lo * cin, s * cin, kernel + j * cin * nf, nf, 1.0f,
-                      pre_b + o_lo * nf, nf);
+            /* the part of [o_lo, o_lo + n) outside [o1, o2) */
+            const int64_t ranges[2][2] = {{o_lo, o_lo + n < o1 ? o_lo + n : o1},
+                                          {o_lo > o2 ? o_lo : o2, o_lo + n}};
+            for (int r = 0; r < 2; r++) {
+                int64_t lo = ranges[r][0], hi = ranges[r][1];
+                if (n_full == 0) { /* no full rows: the whole tap range, once */
+                    if (r == 1) break;
+                    lo = o_lo;
+                    hi = o_lo + n;
+                }
+                if (hi <= lo) continue;
+                /* pre_b[lo:hi] (F) += x_b[i::s] (C; row stride s·C) · kernel[j] (C, F) */
+                nntk_matmul(0, hi - lo, nf, cin, x_b + (i_lo + (lo - o_lo) * s) * cin, s * cin,
+                            kernel + j * cin * nf, nf, NULL, 1, pre_b + lo * nf, nf);
+            }
         }
+        if (bias)
+            for (int64_t o = 0; o < g->out_steps; o++) {
+                if (o == o1 && n_full > 0) o = o2;
+                if (o >= g->out_steps) break;
+                for (int64_t q = 0; q < nf; q++) pre_b[o * nf + q] = pre_b[o * nf + q] + bias[q];
+            }
     }
 }
 
@@ -353,7 +403,7 @@ NNTK_API NNTKConv1dGradient *NNTKConv1dGradientCreate(const NNTKConv1d *filter) 
     float *block = nntk_alloc_floats(filter->weight_count);
     if (g == NULL || block == NULL) {
         free(g);
-        free(block);
+        nntk_free(block);
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
@@ -364,7 +414,7 @@ NNTK_API NNTKConv1dGradient *NNTKConv1dGradientCreate(const NNTKConv1d *filter) 
 NNTK_API void NNTKConv1dGradientDestroy(NNTKConv1dGradient *gradient) {
     if (gradient == NULL || gradient->tag != GRADIENT_TAG) return;
     gradient->tag = NNTK_TAG_DEAD;
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 
@@ -413,16 +463,34 @@ NNTK_API NNTKStatus NNTKConv1dCalculateGradient(NNTKConv1d *filter, NNTKConv1dGr
     if (c->use_bias) nntk_sum_rows(out_rows, nf, delta, d_bias, 0);
     if (d_in != NULL)
         for (int64_t i = 0; i < batch * g.steps * cin; i++) d_in[i] = 0.0f;
+    int64_t o1, o2;
+    const int64_t n_full = full_rows(c, &g, &o1, &o2);
     for (int64_t b = 0; b < batch; b++) {
         const float *x_b = filter->x + b * g.steps * cin;   /* (L, C) */
         const float *delta_b = delta + b * g.out_steps * nf; /* (O, F) */
+        /* Full-window rows: d_kernel (k·C, F) += windowsᵀ (k·C, n) · delta_b[o1:o2] (n, F),
+         * the windows read in place (overlapping, leading dimension s·C). */
+        if (n_full > 0)
+            nntk_matmul(1, c->kernel_size * cin, nf, n_full, x_b + (o1 * s_ - g.pad_left) * cin,
+                        s_ * cin, delta_b + o1 * nf, nf, NULL, 1, d_kernel, nf);
         for (int64_t j = 0; j < c->kernel_size; j++) {
             int64_t o_lo, i_lo;
             const int64_t n = tap_range(c, &g, j, &o_lo, &i_lo);
             if (n == 0) continue;
-            /* d_kernel[j] (C, F) += x_b[i_lo::s]ᵀ (C, n) · delta_b[o_lo:o_lo+n] (n, F) */
-            nntk_gemm(1, 0, cin, nf, n, 1.0f, x_b + i_lo * cin, s_ * cin, delta_b + o_lo * nf, nf, 1.0f,
-                      d_kernel + j * cin * nf, nf);
+            /* d_kernel[j] (C, F) += x_tapᵀ · delta over the tap's rows outside [o1, o2) */
+            const int64_t ranges[2][2] = {{o_lo, o_lo + n < o1 ? o_lo + n : o1},
+                                          {o_lo > o2 ? o_lo : o2, o_lo + n}};
+            for (int r = 0; r < 2; r++) {
+                int64_t lo = ranges[r][0], hi = ranges[r][1];
+                if (n_full == 0) {
+                    if (r == 1) break;
+                    lo = o_lo;
+                    hi = o_lo + n;
+                }
+                if (hi <= lo) continue;
+                nntk_gemm(1, 0, cin, nf, hi - lo, 1.0f, x_b + (i_lo + (lo - o_lo) * s_) * cin,
+                          s_ * cin, delta_b + lo * nf, nf, 1.0f, d_kernel + j * cin * nf, nf);
+            }
             /* d_in_b[i_lo::s] (n, C; row stride s·C) += delta_b[o_lo:o_lo+n] (n, F) · kernel[j]ᵀ (F, C) */
             if (d_in != NULL)
                 nntk_gemm(0, 1, n, cin, nf, 1.0f, delta_b + o_lo * nf, nf, kernel + j * cin * nf, nf, 1.0f,

@@ -125,8 +125,8 @@ NNTK_API NNTKDense *NNTKDenseCreateForTraining(const NNTKDenseConfig *config,
 NNTK_API void NNTKDenseDestroy(NNTKDense *filter) {
     if (filter == NULL || filter->tag != FILTER_TAG) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->weights);
-    free(filter->workspace);
+    nntk_free(filter->weights);
+    nntk_free(filter->workspace);
     free(filter);
 }
 
@@ -219,7 +219,7 @@ NNTK_API NNTKDenseGradient *NNTKDenseGradientCreate(const NNTKDense *filter) {
     float *block = nntk_alloc_floats(filter->weight_count);
     if (g == NULL || block == NULL) {
         free(g);
-        free(block);
+        nntk_free(block);
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
@@ -230,7 +230,7 @@ NNTK_API NNTKDenseGradient *NNTKDenseGradientCreate(const NNTKDense *filter) {
 NNTK_API void NNTKDenseGradientDestroy(NNTKDenseGradient *gradient) {
     if (gradient == NULL || gradient->tag != GRADIENT_TAG) return;
     gradient->tag = NNTK_TAG_DEAD;
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/kernels.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 #include "nntk/gru.h"
@@ -23,37 +24,45 @@
 
 /* --- the cell ----------------------------------------------------------------------------- */
 
+/* The fused cell (core/kernels.h) covers the Keras default: reset_after with
+ * sigmoid gates and a tanh candidate. Other configurations run the generic
+ * cell below, which computes the same expressions with any activation. */
+static int fused(const NNTKRecurrentSpec *s) {
+    return s->reset_after && s->recurrent_activation == NNTK_ACTIVATION_SIGMOID &&
+           s->activation == NNTK_ACTIVATION_TANH;
+}
+
 /* One step's values (the cache slots of step k, or inference scratch). */
 typedef struct {
-    float *pre; /* (B, 3U) pre-activations [z | r | h] */
+    float *pre; /* (B, 3U) pre-activations [z | r | h] (generic cell only) */
     float *act; /* (B, 3U) activations [z | r | ĥ] */
     float *rec; /* (B, U) reset_after: hh = (h_prev·R + b_rec)[:, h block];
                  *        else: r ⊙ h_prev (what multiplies R[:, 2U:]) */
 } Step;
 
-/* One step forward. x_t holds B rows of D spaced ldx apart; h_prev, h (B, U);
- * xp, hp (B, 3U) scratch. */
-static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *x_t,
-                         int64_t ldx, const float *h_prev, float *xp, float *hp, Step st,
+/* One step forward. xp: B rows of the input projection x_t·W + b_in (3U
+ * each) spaced ldxp apart; h_prev, h (B, U); hp (B, 3U) scratch; keep: write
+ * the Step (training) or not (inference; the generic cell always does). */
+static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *xp,
+                         int64_t ldxp, const float *h_prev, float *hp, Step st, int keep,
                          float *h) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units, g3 = 3 * u;
+    const int64_t u = f->spec.units, g3 = 3 * u;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
-    const float *b_in = w.bias;                                            /* (3U,) or NULL */
     const float *b_rec = (w.bias && f->spec.reset_after) ? w.bias + g3 : NULL; /* (3U,) or NULL */
-    /* xp = x_t · W + b_in */
-    nntk_gemm(0, 0, batch, g3, d, 1.0f, x_t, ldx, w.kernel, g3, 0.0f, xp, g3);
-    if (b_in)
-        for (int64_t b = 0; b < batch; b++)
-            for (int64_t j = 0; j < g3; j++) xp[b * g3 + j] = xp[b * g3 + j] + b_in[j];
     /* hp = h_prev · R + b_rec (reset_after), else only the z, r blocks: h_prev · R[:, :2U] */
-    nntk_gemm(0, 0, batch, f->spec.reset_after ? g3 : 2 * u, u, 1.0f, h_prev, u, w.recurrent, g3,
-              0.0f, hp, g3);
-    if (b_rec)
+    nntk_matmul(0, batch, f->spec.reset_after ? g3 : 2 * u, u, h_prev, u, w.recurrent, g3, b_rec, 0,
+                hp, g3);
+    if (fused(&f->spec)) {
+        const NNTKKernels *kern = nntk_kernels();
         for (int64_t b = 0; b < batch; b++)
-            for (int64_t j = 0; j < g3; j++) hp[b * g3 + j] = hp[b * g3 + j] + b_rec[j];
+            kern->gru_forward(u, xp + b * ldxp, hp + b * g3, h_prev + b * u,
+                              keep ? st.act + b * g3 : NULL, keep ? st.rec + b * u : NULL,
+                              h + b * u);
+        return;
+    }
     /* z = σ(xz + hz), r = σ(xr + hr) */
     for (int64_t b = 0; b < batch; b++)
-        for (int64_t j = 0; j < 2 * u; j++) st.pre[b * g3 + j] = xp[b * g3 + j] + hp[b * g3 + j];
+        for (int64_t j = 0; j < 2 * u; j++) st.pre[b * g3 + j] = xp[b * ldxp + j] + hp[b * g3 + j];
     nntk_recurrent_activate(f->spec.recurrent_activation, batch, u, g3, st.pre, st.act);
     nntk_recurrent_activate(f->spec.recurrent_activation, batch, u, g3, st.pre + u, st.act + u);
     if (f->spec.reset_after) {
@@ -62,16 +71,16 @@ static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const floa
             for (int64_t j = 0; j < u; j++) {
                 const float hh = hp[b * g3 + 2 * u + j], r = st.act[b * g3 + u + j];
                 st.rec[b * u + j] = hh;
-                st.pre[b * g3 + 2 * u + j] = xp[b * g3 + 2 * u + j] + r * hh;
+                st.pre[b * g3 + 2 * u + j] = xp[b * ldxp + 2 * u + j] + r * hh;
             }
     } else {
         /* ĥ = act(xh + (r ⊙ h_prev) · R[:, 2U:]) */
         for (int64_t b = 0; b < batch; b++)
             for (int64_t j = 0; j < u; j++) st.rec[b * u + j] = st.act[b * g3 + u + j] * h_prev[b * u + j];
-        nntk_gemm(0, 0, batch, u, u, 1.0f, st.rec, u, w.recurrent + 2 * u, g3, 0.0f, hp + 2 * u, g3);
+        nntk_matmul(0, batch, u, u, st.rec, u, w.recurrent + 2 * u, g3, NULL, 0, hp + 2 * u, g3);
         for (int64_t b = 0; b < batch; b++)
             for (int64_t j = 0; j < u; j++)
-                st.pre[b * g3 + 2 * u + j] = xp[b * g3 + 2 * u + j] + hp[b * g3 + 2 * u + j];
+                st.pre[b * g3 + 2 * u + j] = xp[b * ldxp + 2 * u + j] + hp[b * g3 + 2 * u + j];
     }
     nntk_recurrent_activate(f->spec.activation, batch, u, g3, st.pre + 2 * u, st.act + 2 * u);
     /* h = z ⊙ h_prev + (1 - z) ⊙ ĥ, evaluated in exactly this form (as Keras) */
@@ -82,88 +91,74 @@ static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const floa
         }
 }
 
-/* Gradient pointers into the gradient block. */
-typedef struct {
-    float *kernel;    /* (D, 3U) */
-    float *recurrent; /* (U, 3U) */
-    float *b_in;      /* (3U,) input bias (reset_after = 0: the only bias), or NULL */
-    float *b_rec;     /* (3U,) recurrent bias (reset_after = 1), or NULL */
-} Grads;
-
-/* Backward scratch, (B, 3U) each. */
-typedef struct {
-    float *d_act; /* d of the activations [z | r | ĥ] */
-    float *a_x;   /* d of the input-side pre-activations [xz | xr | xh] */
-    float *a_h;   /* d of the recurrent-side projection [hz | hr | hh] (reset_after) */
-} Scratch;
-
-/* One step backward. dh (B, U) is the whole upstream gradient of h_t.
- * Accumulates the weight gradients, writes d_x_t (B rows of D spaced ldx
- * apart, unless NULL) and dh_prev (B, U). */
-static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const float *x_t,
-                          int64_t ldx, const float *h_prev, Step st, const float *dh, Scratch sc,
-                          Grads g, float *d_x_t, float *dh_prev) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units, g3 = 3 * u;
-    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+/* One step backward. g (B, U) is the whole upstream gradient of h_t. Writes
+ * the input-side pre-activation gradient ax = [δz | δr | δĥ] and (reset_after)
+ * the recurrent-side ah = [δz | δr | δĥ ⊙ r], both (B, 3U), and
+ * dh_prev (B, U) including the recurrent product. rt (3U, U) = Rᵀ;
+ * d_act (B, 3U) and q (B, U) scratch. The weight gradients are formed from
+ * ax and ah of all steps after the loop. */
+static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const float *h_prev, Step st,
+                          const float *g, const float *rt, float *d_act, float *q, float *ax,
+                          float *ah, float *dh_prev) {
+    const int64_t u = f->spec.units, g3 = 3 * u;
+    if (fused(&f->spec)) {
+        const NNTKKernels *kern = nntk_kernels();
+        for (int64_t b = 0; b < batch; b++)
+            kern->gru_backward(u, g + b * u, st.act + b * g3, st.rec + b * u, h_prev + b * u,
+                               ax + b * g3, ah + b * g3, dh_prev + b * u);
+        /* dh_prev += ah · Rᵀ */
+        nntk_matmul(0, batch, u, g3, ah, g3, rt, u, NULL, 1, dh_prev, u);
+        return;
+    }
     /* h = z ⊙ h_prev + (1 - z) ⊙ ĥ */
     for (int64_t b = 0; b < batch; b++)
         for (int64_t j = 0; j < u; j++) {
-            const float gr = dh[b * u + j], z = st.act[b * g3 + j], hc = st.act[b * g3 + 2 * u + j];
-            sc.d_act[b * g3 + j] = gr * h_prev[b * u + j] - gr * hc; /* dz */
-            sc.d_act[b * g3 + 2 * u + j] = gr * (1.0f - z);        /* dĥ */
+            const float gr = g[b * u + j], z = st.act[b * g3 + j], hc = st.act[b * g3 + 2 * u + j];
+            d_act[b * g3 + j] = gr * h_prev[b * u + j] - gr * hc; /* dz */
+            d_act[b * g3 + 2 * u + j] = gr * (1.0f - z);        /* dĥ */
             dh_prev[b * u + j] = gr * z;
         }
     /* ĥ = act(pre_h) */
     nntk_recurrent_activate_backward(f->spec.activation, batch, u, g3, st.pre + 2 * u,
-                                     st.act + 2 * u, sc.d_act + 2 * u, sc.a_x + 2 * u);
+                                     st.act + 2 * u, d_act + 2 * u, ax + 2 * u);
     if (f->spec.reset_after) {
         /* pre_h = xh + r ⊙ hh: dr = δ ⊙ hh, d hh = δ ⊙ r */
         for (int64_t b = 0; b < batch; b++)
             for (int64_t j = 0; j < u; j++) {
-                const float delta = sc.a_x[b * g3 + 2 * u + j];
-                sc.d_act[b * g3 + u + j] = delta * st.rec[b * u + j];
-                sc.a_h[b * g3 + 2 * u + j] = delta * st.act[b * g3 + u + j];
+                const float delta = ax[b * g3 + 2 * u + j];
+                d_act[b * g3 + u + j] = delta * st.rec[b * u + j];
+                ah[b * g3 + 2 * u + j] = delta * st.act[b * g3 + u + j];
             }
     } else {
-        /* pre_h = xh + (r ⊙ h_prev) · R_h: q = δ · R_hᵀ, dr = q ⊙ h_prev, dh_prev += q ⊙ r,
-         * dR_h += (r ⊙ h_prev)ᵀ · δ. a_h's h block holds q. */
-        float *q = sc.a_h + 2 * u; /* (B, U) spaced 3U apart */
-        nntk_gemm(0, 1, batch, u, u, 1.0f, sc.a_x + 2 * u, g3, w.recurrent + 2 * u, g3, 0.0f, q, g3);
+        /* pre_h = xh + (r ⊙ h_prev) · R_h: q = δ · R_hᵀ, dr = q ⊙ h_prev, dh_prev += q ⊙ r
+         * (dR_h = Σ (r ⊙ h_prev)ᵀ · δ after the loop). */
+        nntk_matmul(0, batch, u, u, ax + 2 * u, g3, rt + 2 * u * u, u, NULL, 0, q, u);
         for (int64_t b = 0; b < batch; b++)
             for (int64_t j = 0; j < u; j++) {
-                sc.d_act[b * g3 + u + j] = q[b * g3 + j] * h_prev[b * u + j];
-                dh_prev[b * u + j] = dh_prev[b * u + j] + q[b * g3 + j] * st.act[b * g3 + u + j];
+                d_act[b * g3 + u + j] = q[b * u + j] * h_prev[b * u + j];
+                dh_prev[b * u + j] = dh_prev[b * u + j] + q[b * u + j] * st.act[b * g3 + u + j];
             }
-        nntk_gemm(1, 0, u, u, batch, 1.0f, st.rec, u, sc.a_x + 2 * u, g3, 1.0f, g.recurrent + 2 * u, g3);
     }
     /* z = σ(pre_z), r = σ(pre_r) */
     nntk_recurrent_activate_backward(f->spec.recurrent_activation, batch, u, g3, st.pre, st.act,
-                                     sc.d_act, sc.a_x);
+                                     d_act, ax);
     nntk_recurrent_activate_backward(f->spec.recurrent_activation, batch, u, g3, st.pre + u,
-                                     st.act + u, sc.d_act + u, sc.a_x + u);
-    /* Input side: xp = x_t · W + b_in. */
-    nntk_gemm(1, 0, d, g3, batch, 1.0f, x_t, ldx, sc.a_x, g3, 1.0f, g.kernel, g3);
-    if (g.b_in) nntk_sum_rows(batch, g3, sc.a_x, g.b_in, 1);
-    if (d_x_t) nntk_gemm(0, 1, batch, d, g3, 1.0f, sc.a_x, g3, w.kernel, g3, 0.0f, d_x_t, ldx);
-    /* Recurrent side. */
+                                     st.act + u, d_act + u, ax + u);
     if (f->spec.reset_after) {
         /* hp = h_prev · R + b_rec; its gradient is [δz | δr | δ ⊙ r]. */
         for (int64_t b = 0; b < batch; b++)
-            for (int64_t j = 0; j < 2 * u; j++) sc.a_h[b * g3 + j] = sc.a_x[b * g3 + j];
-        nntk_gemm(1, 0, u, g3, batch, 1.0f, h_prev, u, sc.a_h, g3, 1.0f, g.recurrent, g3);
-        if (g.b_rec) nntk_sum_rows(batch, g3, sc.a_h, g.b_rec, 1);
-        nntk_gemm(0, 1, batch, u, g3, 1.0f, sc.a_h, g3, w.recurrent, g3, 1.0f, dh_prev, u);
+            for (int64_t j = 0; j < 2 * u; j++) ah[b * g3 + j] = ax[b * g3 + j];
+        nntk_matmul(0, batch, u, g3, ah, g3, rt, u, NULL, 1, dh_prev, u);
     } else {
         /* [hz | hr] = h_prev · R[:, :2U]; gradient [δz | δr]. */
-        nntk_gemm(1, 0, u, 2 * u, batch, 1.0f, h_prev, u, sc.a_x, g3, 1.0f, g.recurrent, g3);
-        nntk_gemm(0, 1, batch, u, 2 * u, 1.0f, sc.a_x, g3, w.recurrent, g3, 1.0f, dh_prev, u);
+        nntk_matmul(0, batch, u, 2 * u, ax, g3, rt, u, NULL, 1, dh_prev, u);
     }
 }
 
 /* --- the sequence ------------------------------------------------------------------------- */
 
-/* Training cache (processing order):
- *   x   (B, T, D)    the input
+/* Training cache (processing order k, then batch row):
+ *   x   (T, B, D)    the input, x[k] = in[:, position(k), :]
  *   h   (T+1, B, U)  h[0] = initial state, h[k+1] = state after step k
  *   pre (T, B, 3U), act (T, B, 3U), rec (T, B, U): Step of every k */
 typedef struct {
@@ -190,35 +185,64 @@ static Step cache_step(Cache c, int64_t k, int64_t bu) {
     return (Step){c.pre + 3 * k * bu, c.act + 3 * k * bu, c.rec + k * bu};
 }
 
+/* Scratch of a forward pass: xp (B·T, 3U) the input projection of every
+ * step, hp (B, 3U); inference also two states (2, B, U) and one Step. */
+static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps, int training) {
+    const int64_t bu = batch * s->units;
+    return 3 * steps * bu + 3 * bu + (training ? 0 : 9 * bu);
+}
+
+/* The larger of the forward (training) and backward scratch: reserved at
+ * creation for a training capacity. */
+static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    const int64_t u = s->units, g3 = 3 * u, bu = batch * u;
+    const int64_t fwd = forward_scratch(s, batch, steps, 1);
+    const int64_t bwd = g3 * u + g3 * s->input_dim + 6 * bu + 2 * steps * batch * g3;
+    return fwd > bwd ? fwd : bwd;
+}
+
 /* Runs the whole sequence from h0 (B, U) (NULL = zeros). training: keeps
- * every step in the cache (whose x already holds the input); otherwise two
- * states and one Step live in the scratch. */
+ * every step in the cache (whose x already holds the input in processing
+ * order); otherwise two states and one Step live in the scratch.
+ *
+ * The input projections of all steps are one product before the loop. Its
+ * rows are computed independently of each other (nntk_matmul), so a row's
+ * bits do not depend on the layout or the number of steps: inference, training
+ * and streaming chunk by chunk give the same bits. */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *h0, float *out,
                           float *final_state) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
+    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u, g3 = 3 * u;
     float *scratch;
-    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, training ? 6 * bu : 15 * bu, &scratch);
+    NNTKStatus s = nntk_recurrent_reserve_scratch(
+        fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
     if (s != NNTK_OK) return s;
-    float *xp = scratch, *hp = xp + 3 * bu; /* (B, 3U) each */
-    float *hs;                              /* states */
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    float *xp = scratch;            /* (B·T, 3U) */
+    float *hp = xp + steps * 3 * bu; /* (B, 3U) */
+    float *hs;                      /* states */
     Cache c = {0};
     Step one = {0};
     if (training) {
         c = cache_layout(f, batch, steps);
-        in = c.x;
         hs = c.h;
+        /* x (T, B, D) in processing order: row k·B + b */
+        nntk_matmul(0, steps * batch, g3, d, c.x, d, w.kernel, g3, w.bias, 0, xp, g3);
     } else {
         hs = hp + 3 * bu; /* (2, B, U): ping-pong */
         one = (Step){hs + 2 * bu, hs + 5 * bu, hs + 8 * bu};
+        /* in (B, T, D): row b·T + t */
+        nntk_matmul(0, batch * steps, g3, d, in, d, w.kernel, g3, w.bias, 0, xp, g3);
     }
     nntk_recurrent_load_state(batch, u, h0, hs);
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         const float *h_prev = hs + (training ? k : k % 2) * bu; /* (B, U) */
         float *h = hs + (training ? k + 1 : (k + 1) % 2) * bu;   /* (B, U) */
-        cell_forward(f, batch, in + t * d, steps * d, h_prev, xp, hp,
-                     training ? cache_step(c, k, bu) : one, h);
+        const float *xp_k = training ? xp + k * batch * g3 : xp + t * g3; /* B rows */
+        const int64_t ldxp = training ? g3 : steps * g3;
+        cell_forward(f, batch, xp_k, ldxp, h_prev, hp, training ? cache_step(c, k, bu) : one,
+                     training, h);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, h, out);
     }
     if (final_state) nntk_copy(final_state, hs + (training ? steps : steps % 2) * bu, bu);
@@ -235,7 +259,7 @@ static NNTKStatus apply(const char *fn, NNTKGRU *filter, int training, int64_t b
         f->batch = 0; /* invalid until this batch is complete */
         if ((s = nntk_recurrent_reserve_cache(fn, f, cache_size(&f->spec, batch, steps))) != NNTK_OK)
             return s;
-        nntk_copy(cache_layout(f, batch, steps).x, in, batch * steps * f->spec.input_dim);
+        nntk_recurrent_gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
     }
     if ((s = forward(fn, f, training, batch, steps, in, initial_state, out, final_state)) != NNTK_OK)
         return s;
@@ -246,33 +270,61 @@ static NNTKStatus apply(const char *fn, NNTKGRU *filter, int training, int64_t b
     return NNTK_OK;
 }
 
-/* BPTT over the kept batch, last processing step first. */
+/* BPTT over the kept batch, last processing step first. The loop carries
+ * only what is sequential (the state gradient through Rᵀ); the weight
+ * gradients and the input gradient are large products over all steps after
+ * it. Scratch: rt (3U, U) = Rᵀ, wt (3U, D) = Wᵀ, dh, carry, q (B, U),
+ * d_act (B, 3U), ax (T, B, 3U), ah (T, B, 3U). */
 static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrentGradient *gradient,
                            const float *d_out, const float *d_final_state, float *d_in,
                            float *d_initial_state) {
     const int64_t batch = f->batch, steps = f->steps, d = f->spec.input_dim, u = f->spec.units;
-    const int64_t bu = batch * u, g3 = 3 * u;
+    const int64_t bu = batch * u, g3 = 3 * u, rows = steps * batch;
     float *scratch;
-    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, 11 * bu, &scratch);
+    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, training_scratch(&f->spec, batch, steps),
+                                                  &scratch);
     if (s != NNTK_OK) return s;
-    float *dh = scratch, *carry = dh + bu; /* (B, U) each */
-    Scratch sc = {carry + bu, carry + 4 * bu, carry + 7 * bu};
+    float *rt = scratch, *wt = rt + g3 * u;
+    float *dh = wt + g3 * d, *carry = dh + bu, *q = carry + bu; /* (B, U) each */
+    float *d_act = q + bu;                                      /* (B, 3U) */
+    float *ax = d_act + 3 * bu, *ah = ax + rows * g3;           /* (T, B, 3U) each */
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    nntk_transpose(u, g3, w.recurrent, rt);
     const Cache c = cache_layout(f, batch, steps);
-    memset(gradient->d_weights, 0, (size_t)gradient->count * sizeof(float));
-    Grads g;
-    g.kernel = gradient->d_weights;
-    g.recurrent = g.kernel + d * g3;
-    g.b_in = f->spec.use_bias ? g.recurrent + u * g3 : NULL;
-    g.b_rec = (f->spec.use_bias && f->spec.reset_after) ? g.b_in + g3 : NULL;
     const float *incoming = d_final_state; /* gradient reaching h after step k (besides d_out) */
     for (int64_t k = steps - 1; k >= 0; k--) {
-        const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         nntk_recurrent_output_gradient(&f->spec, batch, steps, k, d_out, incoming, dh);
-        cell_backward(f, batch, c.x + t * d, steps * d, c.h + k * bu, cache_step(c, k, bu), dh, sc,
-                      g, d_in ? d_in + t * d : NULL, carry);
+        cell_backward(f, batch, c.h + k * bu, cache_step(c, k, bu), dh, rt, d_act, q,
+                      ax + k * batch * g3, ah + k * batch * g3, carry);
         incoming = carry;
     }
     if (d_initial_state) nntk_copy(d_initial_state, carry, bu);
+    /* Weight gradients, summed over all steps and rows (processing order):
+     *   dW = xᵀ·ax, db_in = Σ ax; reset_after: dR = h_prevᵀ·ah, db_rec = Σ ah;
+     *   else dR[:, :2U] = h_prevᵀ·ax[:, :2U], dR[:, 2U:] = (r ⊙ h_prev)ᵀ·ax[:, 2U:]. */
+    float *g_kernel = gradient->d_weights;      /* (D, 3U) */
+    float *g_recurrent = g_kernel + d * g3;     /* (U, 3U) */
+    nntk_gemm(1, 0, d, g3, rows, 1.0f, c.x, d, ax, g3, 0.0f, g_kernel, g3);
+    if (f->spec.reset_after) {
+        nntk_gemm(1, 0, u, g3, rows, 1.0f, c.h, u, ah, g3, 0.0f, g_recurrent, g3);
+    } else {
+        nntk_gemm(1, 0, u, 2 * u, rows, 1.0f, c.h, u, ax, g3, 0.0f, g_recurrent, g3);
+        nntk_gemm(1, 0, u, u, rows, 1.0f, c.rec, u, ax + 2 * u, g3, 0.0f, g_recurrent + 2 * u, g3);
+    }
+    if (f->spec.use_bias) {
+        float *g_bias = g_recurrent + u * g3; /* (3U,) or (2, 3U) */
+        nntk_sum_rows(rows, g3, ax, g_bias, 0);
+        if (f->spec.reset_after) nntk_sum_rows(rows, g3, ah, g_bias + g3, 0);
+    }
+    /* dx = ax · Wᵀ, step by step into d_in (B, T, D) at the step's position. */
+    if (d_in) {
+        nntk_transpose(d, g3, w.kernel, wt);
+        for (int64_t k = 0; k < steps; k++) {
+            const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+            nntk_gemm(0, 0, batch, d, g3, 1.0f, ax + k * batch * g3, g3, wt, d, 0.0f, d_in + t * d,
+                      steps * d);
+        }
+    }
     return NNTK_OK;
 }
 
@@ -298,14 +350,15 @@ NNTK_API void NNTKGRUConfigDestroy(NNTKGRUConfig *config) {
 NNTK_API NNTKGRU *NNTKGRUCreateForInference(const NNTKGRUConfig *config) {
     return (NNTKGRU *)nntk_recurrent_create("NNTKGRUCreateForInference",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                            FILTER_TAG, 0, NULL, cache_size);
+                                            FILTER_TAG, 0, NULL, cache_size, training_scratch);
 }
 
 NNTK_API NNTKGRU *NNTKGRUCreateForTraining(const NNTKGRUConfig *config,
                                            const NNTKTrainingConfig *training_config) {
     return (NNTKGRU *)nntk_recurrent_create("NNTKGRUCreateForTraining",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                            FILTER_TAG, 1, training_config, cache_size);
+                                            FILTER_TAG, 1, training_config, cache_size,
+                                            training_scratch);
 }
 
 NNTK_API void NNTKGRUDestroy(NNTKGRU *filter) { nntk_recurrent_destroy(F(filter), FILTER_TAG); }

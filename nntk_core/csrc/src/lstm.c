@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/kernels.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 #include "nntk/lstm.h"
@@ -24,27 +25,42 @@
 
 /* --- the cell ----------------------------------------------------------------------------- */
 
+/* The fused cell (core/kernels.h) covers the Keras default: sigmoid gates
+ * and tanh. Other activations run the generic cell below (same expressions). */
+static int fused(const NNTKRecurrentSpec *s) {
+    return s->recurrent_activation == NNTK_ACTIVATION_SIGMOID &&
+           s->activation == NNTK_ACTIVATION_TANH;
+}
+
 /* One step's values (the cache slots of step k, or inference scratch). */
 typedef struct {
-    float *pre; /* (B, 4U) pre-activations z = [zi | zf | zc | zo] */
+    float *pre; /* (B, 4U) pre-activations z = [zi | zf | zc | zo] (generic cell only) */
     float *act; /* (B, 4U) activations [i | f | g | o] */
     float *tc;  /* (B, U) act(c_t) */
 } Step;
 
-/* One step forward. x_t holds B rows of D spaced ldx apart; h_prev, c_prev,
- * h, c (B, U); xp, hp (B, 4U) scratch. */
-static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *x_t,
-                         int64_t ldx, const float *h_prev, const float *c_prev, float *xp,
-                         float *hp, Step st, float *h, float *c) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units, g4 = 4 * u;
+/* One step forward. xp: B rows of x_t·W (4U each, no bias) spaced ldxp
+ * apart; h_prev, c_prev, h, c (B, U); hp (B, 4U) scratch; keep: write the
+ * Step (training; the generic cell always does). */
+static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *xp,
+                         int64_t ldxp, const float *h_prev, const float *c_prev, float *hp,
+                         Step st, int keep, float *h, float *c) {
+    const int64_t u = f->spec.units, g4 = 4 * u;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
     const NNTKActivationKind ra = f->spec.recurrent_activation;
-    nntk_gemm(0, 0, batch, g4, d, 1.0f, x_t, ldx, w.kernel, g4, 0.0f, xp, g4);   /* x_t · W */
-    nntk_gemm(0, 0, batch, g4, u, 1.0f, h_prev, u, w.recurrent, g4, 0.0f, hp, g4); /* h · R */
+    nntk_matmul(0, batch, g4, u, h_prev, u, w.recurrent, g4, NULL, 0, hp, g4); /* h · R */
+    if (fused(&f->spec)) {
+        const NNTKKernels *kern = nntk_kernels();
+        for (int64_t b = 0; b < batch; b++)
+            kern->lstm_forward(u, xp + b * ldxp, hp + b * g4, w.bias, c_prev + b * u,
+                               keep ? st.act + b * g4 : NULL, keep ? st.tc + b * u : NULL,
+                               c + b * u, h + b * u);
+        return;
+    }
     /* z = (x_t · W + h_prev · R) + b: the bias is added last, as Keras. */
     for (int64_t b = 0; b < batch; b++)
         for (int64_t j = 0; j < g4; j++) {
-            float z = xp[b * g4 + j] + hp[b * g4 + j];
+            float z = xp[b * ldxp + j] + hp[b * g4 + j];
             st.pre[b * g4 + j] = w.bias ? z + w.bias[j] : z;
         }
     nntk_recurrent_activate(ra, batch, u, g4, st.pre, st.act);                                /* i */
@@ -63,24 +79,24 @@ static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const floa
         for (int64_t j = 0; j < u; j++) h[b * u + j] = st.act[b * g4 + 3 * u + j] * st.tc[b * u + j];
 }
 
-/* Gradient pointers into the gradient block. */
-typedef struct {
-    float *kernel;    /* (D, 4U) */
-    float *recurrent; /* (U, 4U) */
-    float *bias;      /* (4U,) or NULL */
-} Grads;
-
 /* One step backward. dh (B, U) is the whole upstream gradient of h_t and dc
- * (B, U) that of c_t arriving from the next step (overwritten). Accumulates
- * the weight gradients, writes d_x_t (B rows of D spaced ldx apart, unless
- * NULL), dh_prev and dc_prev (B, U). d_act, a (B, 4U) scratch. */
-static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const float *x_t,
-                          int64_t ldx, const float *h_prev, const float *c_prev, const float *c,
-                          Step st, const float *dh, float *dc, float *d_act, float *a, Grads g,
-                          float *d_x_t, float *dh_prev, float *dc_prev) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units, g4 = 4 * u;
-    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+ * (B, U) that of c_t arriving from the next step (overwritten). Writes the
+ * pre-activation gradient a (B, 4U), dh_prev (B, U) = a · Rᵀ (rt (4U, U) = Rᵀ)
+ * and dc_prev (B, U). d_act (B, 4U) scratch. The weight gradients are formed
+ * from a of all steps after the loop. */
+static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const float *c_prev,
+                          const float *c, Step st, const float *dh, float *dc, const float *rt,
+                          float *d_act, float *a, float *dh_prev, float *dc_prev) {
+    const int64_t u = f->spec.units, g4 = 4 * u;
     const NNTKActivationKind ra = f->spec.recurrent_activation;
+    if (fused(&f->spec)) {
+        const NNTKKernels *kern = nntk_kernels();
+        for (int64_t b = 0; b < batch; b++)
+            kern->lstm_backward(u, dh + b * u, st.act + b * g4, st.tc + b * u, c_prev + b * u,
+                                dc + b * u, a + b * g4, dc_prev + b * u);
+        nntk_matmul(0, batch, u, g4, a, g4, rt, u, NULL, 0, dh_prev, u);
+        return;
+    }
     /* h = o ⊙ act(c): d act(c) = dh ⊙ o (into dh_prev as scratch), do = dh ⊙ act(c) */
     for (int64_t b = 0; b < batch; b++)
         for (int64_t j = 0; j < u; j++) {
@@ -109,18 +125,14 @@ static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const flo
                                      st.act + 2 * u, d_act + 2 * u, a + 2 * u);
     nntk_recurrent_activate_backward(ra, batch, u, g4, st.pre + 3 * u, st.act + 3 * u,
                                      d_act + 3 * u, a + 3 * u);
-    /* z = (x_t · W + h_prev · R) + b */
-    nntk_gemm(1, 0, d, g4, batch, 1.0f, x_t, ldx, a, g4, 1.0f, g.kernel, g4);
-    nntk_gemm(1, 0, u, g4, batch, 1.0f, h_prev, u, a, g4, 1.0f, g.recurrent, g4);
-    if (g.bias) nntk_sum_rows(batch, g4, a, g.bias, 1);
-    if (d_x_t) nntk_gemm(0, 1, batch, d, g4, 1.0f, a, g4, w.kernel, g4, 0.0f, d_x_t, ldx);
-    nntk_gemm(0, 1, batch, u, g4, 1.0f, a, g4, w.recurrent, g4, 0.0f, dh_prev, u);
+    /* z = (x_t · W + h_prev · R) + b: dh_prev = a · Rᵀ */
+    nntk_matmul(0, batch, u, g4, a, g4, rt, u, NULL, 0, dh_prev, u);
 }
 
 /* --- the sequence ------------------------------------------------------------------------- */
 
-/* Training cache (processing order):
- *   x   (B, T, D)    the input
+/* Training cache (processing order k, then batch row):
+ *   x   (T, B, D)    the input, x[k] = in[:, position(k), :]
  *   h   (T+1, B, U)  h[0] = initial h, h[k+1] = h after step k
  *   c   (T+1, B, U)  likewise for c
  *   pre (T, B, 4U), act (T, B, 4U), tc (T, B, U): Step of every k */
@@ -149,37 +161,61 @@ static Step cache_step(Cache c, int64_t k, int64_t bu) {
     return (Step){c.pre + 4 * k * bu, c.act + 4 * k * bu, c.tc + k * bu};
 }
 
+/* Scratch of a forward pass: xp (B·T, 4U), hp (B, 4U); inference also the
+ * states (2, 2, B, U) and one Step. */
+static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps, int training) {
+    const int64_t bu = batch * s->units;
+    return 4 * steps * bu + 4 * bu + (training ? 0 : 13 * bu);
+}
+
+/* Backward scratch: rt (4U, U), wt (4U, D), dh, dc, dh_prev, dc_prev (B, U),
+ * d_act (B, 4U), a (T, B, 4U). */
+static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    const int64_t u = s->units, g4 = 4 * u, bu = batch * u;
+    const int64_t fwd = forward_scratch(s, batch, steps, 1);
+    const int64_t bwd = g4 * u + g4 * s->input_dim + 8 * bu + steps * batch * g4;
+    return fwd > bwd ? fwd : bwd;
+}
+
 /* Runs the whole sequence from state0 (2, B, U) (NULL = zeros). training:
- * keeps every step in the cache (whose x already holds the input); otherwise
- * two states and one Step live in the scratch. */
+ * keeps every step in the cache (whose x already holds the input in
+ * processing order); otherwise two states and one Step live in the scratch.
+ * The input projections of all steps are one row-independent product before
+ * the loop (see gru.c: inference, training and streaming give the same bits). */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *state0, float *out,
                           float *final_state) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
+    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u, g4 = 4 * u;
     float *scratch;
-    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, training ? 8 * bu : 21 * bu, &scratch);
+    NNTKStatus s = nntk_recurrent_reserve_scratch(
+        fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
     if (s != NNTK_OK) return s;
-    float *xp = scratch, *hp = xp + 4 * bu; /* (B, 4U) each */
-    float *hs, *cs;                         /* states */
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    float *xp = scratch;             /* (B·T, 4U) */
+    float *hp = xp + steps * 4 * bu; /* (B, 4U) */
+    float *hs, *cs;                  /* states */
     Cache c = {0};
     Step one = {0};
     if (training) {
         c = cache_layout(f, batch, steps);
-        in = c.x;
         hs = c.h;
         cs = c.c;
+        nntk_matmul(0, steps * batch, g4, d, c.x, d, w.kernel, g4, NULL, 0, xp, g4);
     } else {
         hs = hp + 4 * bu; /* (2, B, U): ping-pong */
         cs = hs + 2 * bu; /* (2, B, U) */
         one = (Step){cs + 2 * bu, cs + 6 * bu, cs + 10 * bu};
+        nntk_matmul(0, batch * steps, g4, d, in, d, w.kernel, g4, NULL, 0, xp, g4);
     }
     nntk_recurrent_load_state(batch, u, state0, hs);
     nntk_recurrent_load_state(batch, u, state0 ? state0 + bu : NULL, cs);
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         const int64_t prev = (training ? k : k % 2) * bu, next = (training ? k + 1 : (k + 1) % 2) * bu;
-        cell_forward(f, batch, in + t * d, steps * d, hs + prev, cs + prev, xp, hp,
-                     training ? cache_step(c, k, bu) : one, hs + next, cs + next);
+        const float *xp_k = training ? xp + k * batch * g4 : xp + t * g4; /* B rows */
+        const int64_t ldxp = training ? g4 : steps * g4;
+        cell_forward(f, batch, xp_k, ldxp, hs + prev, cs + prev, hp,
+                     training ? cache_step(c, k, bu) : one, training, hs + next, cs + next);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, hs + next, out);
     }
     if (final_state) {
@@ -200,7 +236,7 @@ static NNTKStatus apply(const char *fn, NNTKLSTM *filter, int training, int64_t 
         f->batch = 0; /* invalid until this batch is complete */
         if ((s = nntk_recurrent_reserve_cache(fn, f, cache_size(&f->spec, batch, steps))) != NNTK_OK)
             return s;
-        nntk_copy(cache_layout(f, batch, steps).x, in, batch * steps * f->spec.input_dim);
+        nntk_recurrent_gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
     }
     if ((s = forward(fn, f, training, batch, steps, in, initial_state, out, final_state)) != NNTK_OK)
         return s;
@@ -211,39 +247,53 @@ static NNTKStatus apply(const char *fn, NNTKLSTM *filter, int training, int64_t 
     return NNTK_OK;
 }
 
-/* BPTT over the kept batch, last processing step first. */
+/* BPTT over the kept batch, last processing step first; the weight and
+ * input gradients are large products over all steps after the loop. */
 static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrentGradient *gradient,
                            const float *d_out, const float *d_final_state, float *d_in,
                            float *d_initial_state) {
     const int64_t batch = f->batch, steps = f->steps, d = f->spec.input_dim, u = f->spec.units;
-    const int64_t bu = batch * u, g4 = 4 * u;
+    const int64_t bu = batch * u, g4 = 4 * u, rows = steps * batch;
     float *scratch;
-    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, 13 * bu, &scratch);
+    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, training_scratch(&f->spec, batch, steps),
+                                                  &scratch);
     if (s != NNTK_OK) return s;
-    float *dh = scratch;                        /* (B, U) upstream gradient of h_t */
+    float *rt = scratch, *wt = rt + g4 * u;     /* (4U, U), (4U, D) */
+    float *dh = wt + g4 * d;                    /* (B, U) upstream gradient of h_t */
     float *dc = dh + bu;                        /* (B, U) gradient of c_t from the next step */
     float *dh_prev = dc + bu, *dc_prev = dh_prev + bu; /* (B, U) each */
-    float *d_act = dc_prev + bu, *a = d_act + 4 * bu;  /* (B, 4U) each */
+    float *d_act = dc_prev + bu;                /* (B, 4U) */
+    float *a = d_act + 4 * bu;                  /* (T, B, 4U) */
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    nntk_transpose(u, g4, w.recurrent, rt);
     const Cache c = cache_layout(f, batch, steps);
-    memset(gradient->d_weights, 0, (size_t)gradient->count * sizeof(float));
-    Grads g;
-    g.kernel = gradient->d_weights;
-    g.recurrent = g.kernel + d * g4;
-    g.bias = f->spec.use_bias ? g.recurrent + u * g4 : NULL;
     const float *incoming = d_final_state; /* gradient reaching h after step k (besides d_out) */
     nntk_recurrent_load_state(batch, u, d_final_state ? d_final_state + bu : NULL, dc);
     for (int64_t k = steps - 1; k >= 0; k--) {
-        const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         nntk_recurrent_output_gradient(&f->spec, batch, steps, k, d_out, incoming, dh);
-        cell_backward(f, batch, c.x + t * d, steps * d, c.h + k * bu, c.c + k * bu,
-                      c.c + (k + 1) * bu, cache_step(c, k, bu), dh, dc, d_act, a, g,
-                      d_in ? d_in + t * d : NULL, dh_prev, dc_prev);
+        cell_backward(f, batch, c.c + k * bu, c.c + (k + 1) * bu, cache_step(c, k, bu), dh, dc, rt,
+                      d_act, a + k * batch * g4, dh_prev, dc_prev);
         nntk_copy(dc, dc_prev, bu);
         incoming = dh_prev;
     }
     if (d_initial_state) {
         nntk_copy(d_initial_state, dh_prev, bu);
         nntk_copy(d_initial_state + bu, dc, bu);
+    }
+    /* dW = xᵀ·a, dR = h_prevᵀ·a, db = Σ a over all steps and rows. */
+    float *g_kernel = gradient->d_weights;  /* (D, 4U) */
+    float *g_recurrent = g_kernel + d * g4; /* (U, 4U) */
+    nntk_gemm(1, 0, d, g4, rows, 1.0f, c.x, d, a, g4, 0.0f, g_kernel, g4);
+    nntk_gemm(1, 0, u, g4, rows, 1.0f, c.h, u, a, g4, 0.0f, g_recurrent, g4);
+    if (f->spec.use_bias) nntk_sum_rows(rows, g4, a, g_recurrent + u * g4, 0);
+    /* dx = a · Wᵀ, step by step into d_in (B, T, D) at the step's position. */
+    if (d_in) {
+        nntk_transpose(d, g4, w.kernel, wt);
+        for (int64_t k = 0; k < steps; k++) {
+            const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+            nntk_gemm(0, 0, batch, d, g4, 1.0f, a + k * batch * g4, g4, wt, d, 0.0f, d_in + t * d,
+                      steps * d);
+        }
     }
     return NNTK_OK;
 }
@@ -270,14 +320,15 @@ NNTK_API void NNTKLSTMConfigDestroy(NNTKLSTMConfig *config) {
 NNTK_API NNTKLSTM *NNTKLSTMCreateForInference(const NNTKLSTMConfig *config) {
     return (NNTKLSTM *)nntk_recurrent_create("NNTKLSTMCreateForInference",
                                              (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                             FILTER_TAG, 0, NULL, cache_size);
+                                             FILTER_TAG, 0, NULL, cache_size, training_scratch);
 }
 
 NNTK_API NNTKLSTM *NNTKLSTMCreateForTraining(const NNTKLSTMConfig *config,
                                              const NNTKTrainingConfig *training_config) {
     return (NNTKLSTM *)nntk_recurrent_create("NNTKLSTMCreateForTraining",
                                              (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                             FILTER_TAG, 1, training_config, cache_size);
+                                             FILTER_TAG, 1, training_config, cache_size,
+                                              training_scratch);
 }
 
 NNTK_API void NNTKLSTMDestroy(NNTKLSTM *filter) { nntk_recurrent_destroy(F(filter), FILTER_TAG); }

@@ -22,53 +22,36 @@
 
 /* --- the cell ----------------------------------------------------------------------------- */
 
-/* One step: pre (B, U) = (x_t · kernel + bias) + h_prev · recurrent_kernel,
- * h (B, U) = act(pre). x_t holds B rows of D spaced ldx apart. */
-static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *x_t,
-                         int64_t ldx, const float *h_prev, float *xp, float *hp, float *pre,
-                         float *h) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units;
+/* One step: pre (B, U) = xp + h_prev · recurrent_kernel, h (B, U) = act(pre),
+ * where xp (B rows of U spaced ldxp apart) = x_t · kernel + bias was
+ * projected for all steps before the loop. hp (B, U) scratch. */
+static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *xp,
+                         int64_t ldxp, const float *h_prev, float *hp, float *pre, float *h) {
+    const int64_t u = f->spec.units;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
-    nntk_gemm(0, 0, batch, u, d, 1.0f, x_t, ldx, w.kernel, u, 0.0f, xp, u);   /* xp (B, U) */
-    nntk_gemm(0, 0, batch, u, u, 1.0f, h_prev, u, w.recurrent, u, 0.0f, hp, u); /* hp (B, U) */
+    nntk_matmul(0, batch, u, u, h_prev, u, w.recurrent, u, NULL, 0, hp, u); /* hp (B, U) */
     for (int64_t b = 0; b < batch; b++)
-        for (int64_t j = 0; j < u; j++) {
-            float a = xp[b * u + j];
-            if (w.bias) a = a + w.bias[j];
-            pre[b * u + j] = a + hp[b * u + j];
-        }
+        for (int64_t j = 0; j < u; j++) pre[b * u + j] = xp[b * ldxp + j] + hp[b * u + j];
     nntk_activation_forward(f->spec.activation, batch, u, pre, h);
 }
 
-/* Gradient pointers into the gradient block. */
-typedef struct {
-    float *kernel;    /* (D, U) */
-    float *recurrent; /* (U, U) */
-    float *bias;      /* (U,) or NULL */
-} Grads;
-
 /* The step's backward: dh (B, U) is the whole upstream gradient of h_t.
- * Accumulates the weight gradients, writes d_x_t (B rows of D spaced ldx
- * apart, unless NULL) and dh_prev (B, U). delta (B, U) is scratch. */
-static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const float *x_t,
-                          int64_t ldx, const float *h_prev, const float *pre, const float *h,
-                          const float *dh, float *delta, Grads g, float *d_x_t, float *dh_prev) {
-    const int64_t d = f->spec.input_dim, u = f->spec.units;
-    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+ * Writes delta (B, U) = d pre and dh_prev (B, U) = delta · Rᵀ (rt = Rᵀ). The
+ * weight and input gradients are formed from delta of all steps after the
+ * loop. */
+static void cell_backward(const NNTKRecurrentFilter *f, int64_t batch, const float *pre,
+                          const float *h, const float *dh, const float *rt, float *delta,
+                          float *dh_prev) {
+    const int64_t u = f->spec.units;
     /* h = act(pre): delta = dh ⊙ act'(pre). */
     nntk_activation_backward(f->spec.activation, batch, u, pre, h, dh, delta);
-    /* pre = (x·W + b) + h_prev·R. */
-    nntk_gemm(1, 0, d, u, batch, 1.0f, x_t, ldx, delta, u, 1.0f, g.kernel, u);
-    nntk_gemm(1, 0, u, u, batch, 1.0f, h_prev, u, delta, u, 1.0f, g.recurrent, u);
-    if (g.bias) nntk_sum_rows(batch, u, delta, g.bias, 1);
-    if (d_x_t) nntk_gemm(0, 1, batch, d, u, 1.0f, delta, u, w.kernel, u, 0.0f, d_x_t, ldx);
-    nntk_gemm(0, 1, batch, u, u, 1.0f, delta, u, w.recurrent, u, 0.0f, dh_prev, u);
+    nntk_matmul(0, batch, u, u, delta, u, rt, u, NULL, 0, dh_prev, u);
 }
 
 /* --- the sequence ------------------------------------------------------------------------- */
 
-/* Training cache (processing order):
- *   x   (B, T, D)    the input
+/* Training cache (processing order k, then batch row):
+ *   x   (T, B, D)    the input, x[k] = in[:, position(k), :]
  *   h   (T+1, B, U)  h[0] = initial state, h[k+1] = state after step k
  *   pre (T, B, U)    pre-activations */
 typedef struct {
@@ -88,26 +71,46 @@ static Cache cache_layout(const NNTKRecurrentFilter *f, int64_t batch, int64_t s
     return c;
 }
 
+/* Forward scratch: xp (B·T, U), hp (B, U); inference also two states and
+ * one pre-activation. */
+static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps, int training) {
+    const int64_t bu = batch * s->units;
+    return steps * bu + bu + (training ? 0 : 3 * bu);
+}
+
+/* Backward scratch: rt (U, U), wt (U, D), dh, carry (B, U), delta (T, B, U). */
+static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    const int64_t u = s->units, bu = batch * u;
+    const int64_t fwd = forward_scratch(s, batch, steps, 1);
+    const int64_t bwd = u * u + u * s->input_dim + 2 * bu + steps * bu;
+    return fwd > bwd ? fwd : bwd;
+}
+
 /* Runs the whole sequence from h0 (B, U) (NULL = zeros). training: keeps
- * every step in the cache (whose x already holds the input); otherwise only
- * two states and one pre-activation live in the scratch. */
+ * every step in the cache (whose x already holds the input in processing
+ * order); otherwise only two states and one pre-activation live in the
+ * scratch. The input projections of all steps are one row-independent
+ * product before the loop (see gru.c). */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *h0, float *out,
                           float *final_state) {
     const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
     float *scratch;
-    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, training ? 2 * bu : 5 * bu, &scratch);
+    NNTKStatus s = nntk_recurrent_reserve_scratch(
+        fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
     if (s != NNTK_OK) return s;
-    float *xp = scratch, *hp = xp + bu; /* (B, U) each */
-    float *hs, *pres;                   /* states and pre-activations */
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    float *xp = scratch, *hp = xp + steps * bu; /* (B·T, U), (B, U) */
+    float *hs, *pres;                           /* states and pre-activations */
     if (training) {
         Cache c = cache_layout(f, batch, steps);
-        in = c.x;
         hs = c.h;
         pres = c.pre;
+        nntk_matmul(0, steps * batch, u, d, c.x, d, w.kernel, u, w.bias, 0, xp, u);
     } else {
-        hs = hp + bu;     /* (2, B, U): ping-pong */
+        hs = hp + bu;       /* (2, B, U): ping-pong */
         pres = hs + 2 * bu; /* (B, U) */
+        nntk_matmul(0, batch * steps, u, d, in, d, w.kernel, u, w.bias, 0, xp, u);
     }
     nntk_recurrent_load_state(batch, u, h0, hs);
     for (int64_t k = 0; k < steps; k++) {
@@ -115,7 +118,8 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         const float *h_prev = hs + (training ? k : k % 2) * bu; /* (B, U) */
         float *h = hs + (training ? k + 1 : (k + 1) % 2) * bu;   /* (B, U) */
         float *pre = pres + (training ? k : 0) * bu;             /* (B, U) */
-        cell_forward(f, batch, in + t * d, steps * d, h_prev, xp, hp, pre, h);
+        const float *xp_k = training ? xp + k * bu : xp + t * u; /* B rows */
+        cell_forward(f, batch, xp_k, training ? u : steps * u, h_prev, hp, pre, h);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, h, out);
     }
     if (final_state) nntk_copy(final_state, hs + (training ? steps : steps % 2) * bu, bu);
@@ -132,7 +136,7 @@ static NNTKStatus apply(const char *fn, NNTKRNN *filter, int training, int64_t b
         f->batch = 0; /* invalid until this batch is complete */
         if ((s = nntk_recurrent_reserve_cache(fn, f, cache_size(&f->spec, batch, steps))) != NNTK_OK)
             return s;
-        nntk_copy(cache_layout(f, batch, steps).x, in, batch * steps * f->spec.input_dim);
+        nntk_recurrent_gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
     }
     if ((s = forward(fn, f, training, batch, steps, in, initial_state, out, final_state)) != NNTK_OK)
         return s;
@@ -143,31 +147,44 @@ static NNTKStatus apply(const char *fn, NNTKRNN *filter, int training, int64_t b
     return NNTK_OK;
 }
 
-/* BPTT over the kept batch, last processing step first. */
+/* BPTT over the kept batch, last processing step first; the weight and
+ * input gradients are large products over all steps after the loop. */
 static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrentGradient *gradient,
                            const float *d_out, const float *d_final_state, float *d_in,
                            float *d_initial_state) {
     const int64_t batch = f->batch, steps = f->steps, d = f->spec.input_dim, u = f->spec.units;
-    const int64_t bu = batch * u;
+    const int64_t bu = batch * u, rows = steps * batch;
     float *scratch;
-    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, 3 * bu, &scratch);
+    NNTKStatus s = nntk_recurrent_reserve_scratch(fn, f, training_scratch(&f->spec, batch, steps),
+                                                  &scratch);
     if (s != NNTK_OK) return s;
-    float *dh = scratch, *delta = dh + bu, *carry = delta + bu; /* (B, U) each */
+    float *rt = scratch, *wt = rt + u * u;                 /* (U, U), (U, D) */
+    float *dh = wt + u * d, *carry = dh + bu;              /* (B, U) each */
+    float *delta = carry + bu;                             /* (T, B, U) */
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    nntk_transpose(u, u, w.recurrent, rt);
     const Cache c = cache_layout(f, batch, steps);
-    memset(gradient->d_weights, 0, (size_t)gradient->count * sizeof(float));
-    Grads g;
-    g.kernel = gradient->d_weights;
-    g.recurrent = g.kernel + d * u;
-    g.bias = f->spec.use_bias ? g.recurrent + u * u : NULL;
     const float *incoming = d_final_state; /* gradient reaching h after step k (besides d_out) */
     for (int64_t k = steps - 1; k >= 0; k--) {
-        const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         nntk_recurrent_output_gradient(&f->spec, batch, steps, k, d_out, incoming, dh);
-        cell_backward(f, batch, c.x + t * d, steps * d, c.h + k * bu, c.pre + k * bu,
-                      c.h + (k + 1) * bu, dh, delta, g, d_in ? d_in + t * d : NULL, carry);
+        cell_backward(f, batch, c.pre + k * bu, c.h + (k + 1) * bu, dh, rt, delta + k * bu, carry);
         incoming = carry;
     }
     if (d_initial_state) nntk_copy(d_initial_state, carry, bu);
+    /* pre = (x·W + b) + h_prev·R: dW = xᵀ·delta, dR = h_prevᵀ·delta, db = Σ delta. */
+    float *g_kernel = gradient->d_weights; /* (D, U) */
+    float *g_recurrent = g_kernel + d * u; /* (U, U) */
+    nntk_gemm(1, 0, d, u, rows, 1.0f, c.x, d, delta, u, 0.0f, g_kernel, u);
+    nntk_gemm(1, 0, u, u, rows, 1.0f, c.h, u, delta, u, 0.0f, g_recurrent, u);
+    if (f->spec.use_bias) nntk_sum_rows(rows, u, delta, g_recurrent + u * u, 0);
+    if (d_in) {
+        nntk_transpose(d, u, w.kernel, wt);
+        for (int64_t k = 0; k < steps; k++) {
+            const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+            nntk_gemm(0, 0, batch, d, u, 1.0f, delta + k * bu, u, wt, d, 0.0f, d_in + t * d,
+                      steps * d);
+        }
+    }
     return NNTK_OK;
 }
 
@@ -191,14 +208,15 @@ NNTK_API void NNTKRNNConfigDestroy(NNTKRNNConfig *config) {
 NNTK_API NNTKRNN *NNTKRNNCreateForInference(const NNTKRNNConfig *config) {
     return (NNTKRNN *)nntk_recurrent_create("NNTKRNNCreateForInference",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                            FILTER_TAG, 0, NULL, cache_size);
+                                            FILTER_TAG, 0, NULL, cache_size, training_scratch);
 }
 
 NNTK_API NNTKRNN *NNTKRNNCreateForTraining(const NNTKRNNConfig *config,
                                            const NNTKTrainingConfig *training_config) {
     return (NNTKRNN *)nntk_recurrent_create("NNTKRNNCreateForTraining",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                            FILTER_TAG, 1, training_config, cache_size);
+                                            FILTER_TAG, 1, training_config, cache_size,
+                                            training_scratch);
 }
 
 NNTK_API void NNTKRNNDestroy(NNTKRNN *filter) { nntk_recurrent_destroy(F(filter), FILTER_TAG); }

@@ -26,5 +26,6 @@
 #include "nntk/optimizer.h"
 #include "nntk/rnn.h"
 #include "nntk/time_distributed_dense.h"
+#include "nntk/runtime.h"
 
 #endif /* NNTK_NNTK_H */

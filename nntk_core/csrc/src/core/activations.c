@@ -4,7 +4,9 @@
 #include <float.h>
 #include <math.h>
 
+#include "core/kernels.h"
 #include "core/ops.h"
+#include "core/vmath.h"
 
 #define LEAKY_RELU_ALPHA 0.2f /* the string "leaky_relu" is tf.nn.leaky_relu(alpha=0.2) */
 #define SELU_ALPHA 1.6732632423543772848170429916717f
@@ -38,19 +40,19 @@ static inline float softplus(float x) {
     return log1pf(expf(x));
 }
 
-static float forward_one(NNTKActivationKind kind, float x) {
+static inline float forward_one(NNTKActivationKind kind, float x) {
     switch (kind) {
     case NNTK_ACTIVATION_LINEAR: return x;
     /* relu(NaN) = relu6(NaN) = NaN, as TF's max(x, 0) / min(max(x, 0), 6). */
     case NNTK_ACTIVATION_RELU: return x <= 0.0f ? 0.0f : x;
     case NNTK_ACTIVATION_RELU6: return x <= 0.0f ? 0.0f : (x >= 6.0f ? 6.0f : x);
     case NNTK_ACTIVATION_LEAKY_RELU: return x > 0.0f ? x : LEAKY_RELU_ALPHA * x;
-    case NNTK_ACTIVATION_SIGMOID: return sigmoid(x);
+    case NNTK_ACTIVATION_SIGMOID: return nntk_sigmoid(x); /* TF's float32 form, core/vmath.h */
     case NNTK_ACTIVATION_HARD_SIGMOID: {
         float y = x * 0.2f + 0.5f;
         return y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
     }
-    case NNTK_ACTIVATION_TANH: return tanhf(x);
+    case NNTK_ACTIVATION_TANH: return nntk_tanh(x); /* TF's float32 form, core/vmath.h */
     case NNTK_ACTIVATION_ELU: return x > 0.0f ? x : expf(x) - 1.0f; /* exp(x)-1, not expm1, as Keras */
     case NNTK_ACTIVATION_SELU: return x > 0.0f ? SELU_SCALE * x : (SELU_SCALE * SELU_ALPHA) * (expf(x) - 1.0f);
     case NNTK_ACTIVATION_SOFTPLUS: return softplus(x);
@@ -69,7 +71,7 @@ static float forward_one(NNTKActivationKind kind, float x) {
 }
 
 /* d act / dx at x, given y = act(x). */
-static float derivative_one(NNTKActivationKind kind, float x, float y) {
+static inline float derivative_one(NNTKActivationKind kind, float x, float y) {
     switch (kind) {
     case NNTK_ACTIVATION_LINEAR: return 1.0f;
     case NNTK_ACTIVATION_RELU: return x > 0.0f ? 1.0f : 0.0f;
@@ -124,11 +126,31 @@ void nntk_activation_forward(NNTKActivationKind kind, int64_t rows, int64_t dim,
         }
         return;
     }
+    if (kind == NNTK_ACTIVATION_SIGMOID) { /* vectorised, same bits as forward_one */
+        nntk_kernels()->sigmoid(rows * dim, x, y);
+        return;
+    }
+    if (kind == NNTK_ACTIVATION_TANH) {
+        nntk_kernels()->tanh(rows * dim, x, y);
+        return;
+    }
     if (kind == NNTK_ACTIVATION_LINEAR) {
         if (y != x)
             for (int64_t i = 0; i < rows * dim; i++) y[i] = x[i];
         return;
     }
+    /* The cheap kinds with the kind a constant, so the loop vectorises. */
+#define FORWARD_CASE(K) \
+    case K: for (int64_t i = 0; i < rows * dim; i++) y[i] = forward_one(K, x[i]); return;
+    switch (kind) {
+        FORWARD_CASE(NNTK_ACTIVATION_RELU)
+        FORWARD_CASE(NNTK_ACTIVATION_RELU6)
+        FORWARD_CASE(NNTK_ACTIVATION_LEAKY_RELU)
+        FORWARD_CASE(NNTK_ACTIVATION_HARD_SIGMOID)
+        FORWARD_CASE(NNTK_ACTIVATION_SOFTSIGN)
+    default: break;
+    }
+#undef FORWARD_CASE
     for (int64_t i = 0; i < rows * dim; i++) y[i] = forward_one(kind, x[i]);
 }
 
@@ -157,5 +179,26 @@ void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim
         }
         return;
     }
+#define BACKWARD_CASE(K)                                                                         \
+    case K:                                                                                      \
+        for (int64_t i = 0; i < rows * dim; i++) dx[i] = dy[i] * derivative_one(K, x[i], y[i]); \
+        return;
+    if (kind == NNTK_ACTIVATION_RELU) { /* dy · relu'(x), the mask a separate select so it vectorises */
+        for (int64_t i = 0; i < rows * dim; i++) {
+            const float mask = x[i] > 0.0f ? 1.0f : 0.0f;
+            dx[i] = dy[i] * mask;
+        }
+        return;
+    }
+    switch (kind) {
+        BACKWARD_CASE(NNTK_ACTIVATION_LINEAR)
+        BACKWARD_CASE(NNTK_ACTIVATION_RELU6)
+        BACKWARD_CASE(NNTK_ACTIVATION_LEAKY_RELU)
+        BACKWARD_CASE(NNTK_ACTIVATION_SIGMOID)
+        BACKWARD_CASE(NNTK_ACTIVATION_TANH)
+        BACKWARD_CASE(NNTK_ACTIVATION_EXPONENTIAL)
+    default: break;
+    }
+#undef BACKWARD_CASE
     for (int64_t i = 0; i < rows * dim; i++) dx[i] = dy[i] * derivative_one(kind, x[i], y[i]);
 }

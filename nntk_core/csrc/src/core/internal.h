@@ -54,8 +54,15 @@ NNTKStatus nntk_check_activation(const char *fn, const char *arg, int32_t kind);
 /* Largest number of elements in one tensor (fits a 32-bit BLAS index). */
 #define NNTK_MAX_ELEMENTS ((int64_t)1 << 31)
 
-/* Zeroed allocation of n floats, or NULL (n == 0 returns NULL too). */
+/* Zeroed allocation of n floats, 64-byte aligned, or NULL (n == 0 returns
+ * NULL too). Counted (NNTKMemoryStats): free it with nntk_free. */
 float *nntk_alloc_floats(int64_t n);
+
+/* Zeroed, aligned, counted allocation of `bytes` (> 0), or NULL. */
+void *nntk_alloc_bytes(int64_t bytes);
+
+/* Frees what nntk_alloc_floats / nntk_alloc_bytes / nntk_reserve returned (NULL: nothing). */
+void nntk_free(void *p);
 
 /* Ensures *buf holds at least `needed` floats (grows, never shrinks; the
  * contents are not kept). Returns NNTK_OK or NNTK_ERROR_OUT_OF_MEMORY. */

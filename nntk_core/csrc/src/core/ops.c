@@ -1,9 +1,19 @@
-/* Matrix products: OpenBLAS (the scipy-openblas32 wheel) when built with
- * NNTK_BLAS, otherwise a portable C loop with the same contract. */
+/* Matrix products and the kernel dispatch.
+ *
+ * nntk_matmul is always the library's own kernel (core/kernels_impl.inc):
+ * a fixed, row-independent summation order, used wherever bits must not
+ * depend on how many rows are batched (the recurrent layers' projections,
+ * their streaming) and for every small product. nntk_gemm sends the large
+ * products of training to OpenBLAS (the scipy-openblas32 wheel) when built
+ * with NNTK_BLAS, and everything else to the own kernel. */
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/kernels.h"
 #include "core/ops.h"
+#include "nntk/runtime.h"
 
 #ifdef NNTK_USE_BLAS
 #include <cblas.h>
@@ -20,7 +30,91 @@ NNTK_API const char *NNTKBackend(void) {
 #endif
 }
 
-#ifndef NNTK_USE_BLAS
+/* --- kernel table ------------------------------------------------------------------------- */
+
+static const NNTKKernels *choose_kernels(void) {
+    const NNTKKernels *best = &nntk_kernels_generic;
+#if defined(__x86_64__) && defined(NNTK_X86_KERNELS) && defined(__GNUC__)
+    __builtin_cpu_init();
+    const int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const int has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
+                           __builtin_cpu_supports("avx512vl") &&
+                           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+    const char *forced = getenv("NNTK_ISA");
+    if (has_avx512 && !(forced && (strcmp(forced, "avx2") == 0 || strcmp(forced, "generic") == 0)))
+        best = &nntk_kernels_avx512;
+    else if (has_avx2 && !(forced && strcmp(forced, "generic") == 0))
+        best = &nntk_kernels_avx2;
+#endif
+    return best;
+}
+
+const NNTKKernels *nntk_kernels(void) {
+    /* Chosen once; first callers racing both store the same pointer. */
+    static _Atomic(const NNTKKernels *) chosen = NULL;
+    const NNTKKernels *k = atomic_load_explicit(&chosen, memory_order_acquire);
+    if (k == NULL) {
+        k = choose_kernels();
+        atomic_store_explicit(&chosen, k, memory_order_release);
+    }
+    return k;
+}
+
+NNTK_API const char *NNTKKernelISA(void) { return nntk_kernels()->name; }
+
+void nntk_matmul(int trans_a, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                 const float *b, int64_t ldb, const float *bias, int accumulate, float *c,
+                 int64_t ldc) {
+    nntk_kernels()->matmul(trans_a, m, n, k, a, lda, b, ldb, bias, accumulate, c, ldc);
+}
+
+/* --- nntk_gemm ------------------------------------------------------------------------------ */
+
+#ifdef NNTK_USE_BLAS
+/* Products with at least this many multiply-adds go to OpenBLAS. Below it
+ * (every per-step product of the recurrent layers, every inference product
+ * of the workloads nntk targets) OpenBLAS's call and threading overhead
+ * dominate, and the own kernel is as fast. */
+#define BLAS_MIN_MACS ((int64_t)1 << 21)
+
+extern void scipy_openblas_set_num_threads(int);
+
+/* OpenBLAS runs on one thread unless NNTK_BLAS_THREADS says otherwise: nntk's
+ * products are small and sequential, and its thread start-up costs more than
+ * it brings (GRU B=1 T=200 U=32 inference: 0.55 ms threaded, 0.24 ms not). */
+static void blas_threads_once(void) {
+    static atomic_int done = 0;
+    if (atomic_exchange(&done, 1)) return;
+    const char *env = getenv("NNTK_BLAS_THREADS");
+    int threads = env ? atoi(env) : 1;
+    if (threads >= 1) scipy_openblas_set_num_threads(threads);
+}
+#endif
+
+/* Own-kernel product with op(B) = Bᵀ: B (N, K) is packed a panel at a time
+ * into a stack buffer (no allocation), the K chunks continuing each
+ * element's chain through C. */
+#define PACK_N 64
+#define PACK_K 128
+static void matmul_trans_b(int trans_a, int64_t m, int64_t n, int64_t k, const float *a,
+                           int64_t lda, const float *b, int64_t ldb, int accumulate, float *c,
+                           int64_t ldc) {
+    float panel[PACK_K * PACK_N]; /* (kc, w) */
+    const int64_t a_col = trans_a ? lda : 1;
+    for (int64_t j0 = 0; j0 < n; j0 += PACK_N) {
+        const int64_t w = n - j0 < PACK_N ? n - j0 : PACK_N;
+        for (int64_t p0 = 0; p0 < k; p0 += PACK_K) {
+            const int64_t kc = k - p0 < PACK_K ? k - p0 : PACK_K;
+            for (int64_t jj = 0; jj < w; jj++) {
+                const float *src = b + (j0 + jj) * ldb + p0; /* (kc,) */
+                for (int64_t p = 0; p < kc; p++) panel[p * w + jj] = src[p];
+            }
+            nntk_matmul(trans_a, m, w, kc, a + p0 * a_col, lda, panel, w, NULL,
+                        p0 == 0 ? accumulate : 1, c + j0, ldc);
+        }
+    }
+}
+
 /* Portable path. Loop order i-p-j keeps the inner loop contiguous in B and C
  * (row-major) so the compiler can vectorise it; each C element is accumulated
  * in k order. */
@@ -45,7 +139,6 @@ static void gemm_portable(int trans_a, int trans_b, int64_t m, int64_t n, int64_
         }
     }
 }
-#endif
 
 void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
@@ -57,12 +150,21 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
         return;
     }
 #ifdef NNTK_USE_BLAS
-    NNTK_SGEMM(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+    if (m * n * k >= BLAS_MIN_MACS) {
+        blas_threads_once();
+        NNTK_SGEMM(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c,
                (blasint)ldc);
-#else
-    gemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
 #endif
+    if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) {
+        gemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else if (trans_b) {
+        matmul_trans_b(trans_a, m, n, k, a, lda, b, ldb, beta == 1.0f, c, ldc);
+    } else {
+        nntk_matmul(trans_a, m, n, k, a, lda, b, ldb, NULL, beta == 1.0f, c, ldc);
+    }
 }
 
 void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate) {
@@ -71,4 +173,9 @@ void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accu
         const float *row = x + r * n; /* (N,) */
         for (int64_t j = 0; j < n; j++) out[j] += row[j];
     }
+}
+
+void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
 }

@@ -89,15 +89,15 @@ NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f
                                           float **scratch) {
     NNTKStatus s = nntk_reserve(fn, &f->scratch, &f->scratch_capacity, floats);
     if (s != NNTK_OK) return s;
-    memset(f->scratch, 0, (size_t)floats * sizeof(float));
-    *scratch = f->scratch;
+    *scratch = f->scratch; /* not cleared: every user writes before it reads */
     return NNTK_OK;
 }
 
 NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
                                            uint32_t config_tag, uint32_t filter_tag, int training,
                                            const NNTKTrainingConfig *training_config,
-                                           NNTKRecurrentSizeFn cache_size) {
+                                           NNTKRecurrentSizeFn cache_size,
+                                           NNTKRecurrentSizeFn scratch_size) {
     if (nntk_check_handle(fn, "config", config, config_tag) != NNTK_OK) return NULL;
     int64_t max_batch = 0, max_steps = 0;
     if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK)
@@ -121,7 +121,9 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
         return NULL;
     }
     if (max_batch > 0 &&
-        nntk_recurrent_reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK) {
+        (nntk_recurrent_reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK ||
+         nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                      scratch_size(spec, max_batch, max_steps)) != NNTK_OK)) {
         nntk_recurrent_destroy(f, filter_tag);
         return NULL;
     }
@@ -131,9 +133,9 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
 void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag) {
     if (filter == NULL || filter->tag != tag) return;
     filter->tag = NNTK_TAG_DEAD;
-    free(filter->weights);
-    free(filter->cache);
-    free(filter->scratch);
+    nntk_free(filter->weights);
+    nntk_free(filter->cache);
+    nntk_free(filter->scratch);
     free(filter);
 }
 
@@ -178,7 +180,7 @@ NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
     float *block = nntk_alloc_floats(filter->weight_count);
     if (g == NULL || block == NULL) {
         free(g);
-        free(block);
+        nntk_free(block);
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
         return NULL;
     }
@@ -189,7 +191,7 @@ NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
 void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t tag) {
     if (gradient == NULL || gradient->tag != tag) return;
     gradient->tag = NNTK_TAG_DEAD;
-    free(gradient->d_weights);
+    nntk_free(gradient->d_weights);
     free(gradient);
 }
 
@@ -262,6 +264,15 @@ void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch
             float v = has_output ? d[j] : 0.0f;
             row[j] = c ? v + c[j] : v;
         }
+    }
+}
+
+void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
+                                 const float *in, float *x) {
+    const int64_t d = spec->input_dim;
+    for (int64_t k = 0; k < steps; k++) {
+        const int64_t t = nntk_recurrent_position(spec, k, steps);
+        for (int64_t b = 0; b < batch; b++) nntk_copy(x + (k * batch + b) * d, in + (b * steps + t) * d, d);
     }
 }
 

@@ -90,11 +90,13 @@ NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
 void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag);
 
 /* Creates a filter from a config (checked against config_tag). Training
- * filters reserve the cache for training_config's capacity. */
+ * filters reserve the cache and the scratch for training_config's capacity
+ * (so that no call up to that size allocates). */
 NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
                                            uint32_t config_tag, uint32_t filter_tag, int training,
                                            const NNTKTrainingConfig *training_config,
-                                           NNTKRecurrentSizeFn cache_size);
+                                           NNTKRecurrentSizeFn cache_size,
+                                           NNTKRecurrentSizeFn scratch_size);
 void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag);
 NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
                                       float **weights, int64_t *count);
@@ -122,7 +124,8 @@ NNTKStatus nntk_recurrent_check_gradient(const char *fn, const NNTKRecurrentFilt
                                          uint32_t gradient_tag, const float *d_out,
                                          const char *apply_name);
 
-/* Reserves `floats` of the filter's scratch; *scratch points at it. */
+/* Reserves `floats` of the filter's scratch (grows only; contents are not
+ * kept or cleared); *scratch points at it. */
 NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_t floats,
                                           float **scratch);
 /* Reserves the training cache for (batch, steps). */
@@ -145,6 +148,10 @@ void nntk_recurrent_store_output(const NNTKRecurrentSpec *spec, int64_t batch, i
  * + carry (B, U) (may be NULL). The mirror of nntk_recurrent_store_output. */
 void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
                                     int64_t k, const float *d_out, const float *carry, float *dh);
+
+/* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
+void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
+                                 const float *in, float *x);
 
 /* dst (B, U) = state (B, U), or zeros when state is NULL. */
 void nntk_recurrent_load_state(int64_t batch, int64_t units, const float *state, float *dst);

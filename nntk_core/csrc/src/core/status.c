@@ -1,10 +1,13 @@
 /* Thread-local error state, argument checks and allocation helpers. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "nntk/runtime.h"
 
 #ifndef NNTK_VERSION_STRING
 #define NNTK_VERSION_STRING "0.0.0"
@@ -111,9 +114,56 @@ NNTKStatus nntk_check_activation(const char *fn, const char *arg, int32_t kind) 
     return NNTK_OK;
 }
 
+/* Counted, 64-byte aligned allocations: a 64-byte header in front of each
+ * block keeps the pointer malloc returned and the size, so nntk_free can
+ * subtract it. The counters are process-wide (atomic). */
+static _Atomic int64_t allocated_now = 0;
+static _Atomic int64_t allocated_peak = 0;
+
+#define HEADER 64
+typedef struct {
+    void *raw;
+    int64_t bytes;
+} Header;
+
+void *nntk_alloc_bytes(int64_t bytes) {
+    if (bytes <= 0 || bytes > NNTK_MAX_ELEMENTS * 16) return NULL;
+    unsigned char *raw = malloc((size_t)bytes + 2 * HEADER);
+    if (raw == NULL) return NULL;
+    unsigned char *p = (unsigned char *)(((uintptr_t)raw + 2 * HEADER - 1) & ~(uintptr_t)(HEADER - 1));
+    Header h = {raw, bytes};
+    memcpy(p - sizeof h, &h, sizeof h);
+    memset(p, 0, (size_t)bytes);
+    const int64_t now = atomic_fetch_add(&allocated_now, bytes) + bytes;
+    int64_t peak = atomic_load(&allocated_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&allocated_peak, &peak, now)) {
+    }
+    return p;
+}
+
+void nntk_free(void *p) {
+    if (p == NULL) return;
+    Header h;
+    memcpy(&h, (unsigned char *)p - sizeof h, sizeof h);
+    atomic_fetch_sub(&allocated_now, h.bytes);
+    free(h.raw);
+}
+
+NNTK_API NNTKStatus NNTKMemoryStats(int64_t *current_bytes, int64_t *peak_bytes) {
+    static const char fn[] = "NNTKMemoryStats";
+    NNTKStatus s;
+    if ((s = nntk_check_pointer(fn, "current_bytes", current_bytes)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "peak_bytes", peak_bytes)) != NNTK_OK) return s;
+    *current_bytes = atomic_load(&allocated_now);
+    *peak_bytes = atomic_load(&allocated_peak);
+    return NNTK_OK;
+}
+
+NNTK_API void NNTKMemoryResetPeak(void) { atomic_store(&allocated_peak, atomic_load(&allocated_now)); }
+
 float *nntk_alloc_floats(int64_t n) {
     if (n <= 0 || n > NNTK_MAX_ELEMENTS * 4) return NULL;
-    return (float *)calloc((size_t)n, sizeof(float));
+    return (float *)nntk_alloc_bytes(n * (int64_t)sizeof(float));
 }
 
 NNTKStatus nntk_reserve(const char *fn, float **buf, int64_t *capacity, int64_t needed) {
@@ -122,7 +172,7 @@ NNTKStatus nntk_reserve(const char *fn, float **buf, int64_t *capacity, int64_t 
     if (grown == NULL)
         return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory allocating %lld floats", fn,
                          (long long)needed);
-    free(*buf);
+    nntk_free(*buf);
     *buf = grown;
     *capacity = needed;
     return NNTK_OK;

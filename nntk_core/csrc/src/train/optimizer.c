@@ -123,7 +123,7 @@ NNTK_API void NNTKOptimizerDestroy(NNTKOptimizer *optimizer) {
     if (optimizer == NULL || optimizer->tag != OPTIMIZER_TAG) return;
     optimizer->tag = NNTK_TAG_DEAD;
     free(optimizer->sizes);
-    free(optimizer->slots);
+    nntk_free(optimizer->slots);
     free(optimizer);
 }
 
@@ -211,7 +211,7 @@ static NNTKStatus create_slots(const char *fn, NNTKOptimizer *opt, int64_t n_par
     float *slots = nntk_alloc_floats(total * opt->slot_count);
     if (kept == NULL || slots == NULL) {
         free(kept);
-        free(slots);
+        nntk_free(slots);
         return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld slot values", fn,
                          (long long)(total * opt->slot_count));
     }

@@ -1,0 +1,30 @@
+/* nntk: what the library runs on and what it holds: the compute kernels chosen
+ * for this CPU and the memory the library has allocated. */
+#ifndef NNTK_RUNTIME_H
+#define NNTK_RUNTIME_H
+
+#include "nntk/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The kernel table in use: "avx512", "avx2" (x86-64, chosen at run time from
+ * the CPU; NNTK_ISA=generic|avx2 in the environment forces a lower one) or
+ * "generic" (plain C, vectorised by the compiler for the build's target). */
+NNTK_API const char *NNTKKernelISA(void);
+
+/* Bytes the library has allocated for weights, gradients, caches and
+ * workspaces, now and at most since the start (or since the last
+ * NNTKMemoryResetPeak). Process-wide, thread-safe. Handle structs of a few
+ * dozen bytes are not counted. */
+NNTK_API NNTKStatus NNTKMemoryStats(int64_t *current_bytes, int64_t *peak_bytes);
+
+/* Starts a new peak measurement: peak = current. */
+NNTK_API void NNTKMemoryResetPeak(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NNTK_RUNTIME_H */

@@ -1,0 +1,7 @@
+/* The generic kernel table (see kernels.h, kernels_impl.inc). Baseline flags:
+ * runs on any CPU the library is built for. */
+
+#define NNTK_ISA_NAME generic
+#define NNTK_ISA_STRING "generic"
+#include "core/kernels_impl.inc"
+

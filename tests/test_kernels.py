@@ -1,0 +1,125 @@
+"""The compute kernels (nntk_core/csrc/src/core/kernels*.{h,inc,c}) on every instruction set
+this machine has, each forced with NNTK_ISA in its own process (the table is chosen once
+per process): streaming is bit for bit the whole-sequence call, training forward is bit
+for bit inference, and the tables agree with each other to float32 rounding. Shapes
+include the workloads' (units 64, input 40) and odd ones that end in masked tails. Also
+the memory counter (NNTKMemoryStats) and `nntk-parity bench --quick` for nntk alone."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from helpers import _env, cli
+
+import nntk_core as nn
+
+# Run in a child process with NNTK_ISA set: prints the table's name, then a JSON list of
+# outputs (as lists) for the cases, after asserting the bitwise properties itself.
+CHILD = r"""
+import json, sys
+import numpy as np
+import nntk_core as nn
+
+def make(kind, units, d, **kw):
+    cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[kind]
+    return cls(units, input_dim=d, return_sequences=True, return_state=True, **kw)
+
+out = {"isa": nn.lib.NNTKKernelISA().decode(), "cases": []}
+rng = np.random.default_rng(0)
+for kind in ("rnn", "gru", "lstm"):
+    for units, d, batch, steps in ((64, 40, 1, 30), (37, 5, 3, 17), (5, 70, 7, 9)):
+        layer = make(kind, units, d)
+        layer.set_weights([rng.uniform(-0.4, 0.4, w.shape).astype(np.float32)
+                           for w in layer.get_weights()])
+        x = rng.uniform(-1, 1, (batch, steps, d)).astype(np.float32)
+        whole, *state = layer(x)
+        trained, *_ = layer(x, training=True)
+        assert np.array_equal(trained, whole), (kind, units, "training != inference")
+        cut = [1, steps // 2, steps - 1]
+        s, parts = None, []
+        for chunk in np.split(x, cut, axis=1):
+            o, s = layer.stream(chunk, s)
+            parts.append(o)
+        assert np.array_equal(np.concatenate(parts, axis=1), whole), (kind, units, "stream")
+        dy = rng.standard_normal(whole.shape).astype(np.float32)
+        dx, grads = layer.backward([dy, None] + ([None] if kind == "lstm" else []))[:2]
+        out["cases"].append([whole.tolist(), dx.tolist(), [g.tolist() for g in grads]])
+print(json.dumps(out))
+"""
+
+
+def _run_child(isa: str) -> dict:
+    env = dict(_env(), NNTK_ISA=isa)  # the same packages and library as this process
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_kernel_table_streams_bitwise_and_agrees():
+    results = {isa: _run_child(isa) for isa in ("generic", "avx2", "avx512")}
+    names = {isa: r["isa"] for isa, r in results.items()}
+    assert names["generic"] == "generic"
+    # a table is used only where the CPU has it; forcing a lower one must work
+    assert names["avx2"] in ("generic", "avx2")
+    reference = results["generic"]["cases"]
+    for isa, r in results.items():
+        for case, ref in zip(r["cases"], reference, strict=True):
+            whole, dx, grads = case
+            ref_whole, ref_dx, ref_grads = ref
+            for got, want in zip([whole, dx, *grads], [ref_whole, ref_dx, *ref_grads], strict=True):
+                g, w = np.asarray(got, np.float64), np.asarray(want, np.float64)
+                scale = max(1.0, float(np.max(np.abs(w))))
+                assert float(np.max(np.abs(g - w))) <= 1e-5 * scale, (isa, names[isa])
+
+
+def test_memory_counter_tracks_create_and_destroy():
+    current, peak = ctypes.c_int64(), ctypes.c_int64()
+    nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
+    before = current.value
+    layer = nn.GRU(64, input_dim=40, return_sequences=True)
+    layer(np.zeros((2, 10, 40), np.float32), training=True)
+    nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
+    assert current.value - before >= 4 * (40 * 192 + 64 * 192 + 2 * 192)  # at least the weights
+    assert peak.value >= current.value
+    layer.close()
+    nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
+    assert current.value == before
+    nn.lib.NNTKMemoryResetPeak()
+    nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
+    assert peak.value == current.value
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_nntk_alone(tmp_path):
+    """`nntk-parity bench --quick` for nntk (C API and Python API): every workload runs,
+    both drive the same computation (outputs checked), the JSON and plot are written, and
+    a training step allocates nothing. Timing itself is not asserted."""
+    proc = cli("bench", "--quick", "--frameworks", "nntk,nntk-py", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert set(report["workloads"]) == {"W1", "W2", "W3", "W4", "W5"}
+    assert report["peak_gflops"] > 0
+    for wl, entry in report["workloads"].items():
+        assert entry["flops"] > 0
+        for fw in ("nntk", "nntk-py"):
+            info = entry["frameworks"][fw]
+            assert info["check"] == "ok", (wl, fw, info)
+            assert info["median_ms"] > 0 and info["gflops"] > 0 and info["samples"] >= 3
+    assert report["memory"]["w4"]["allocated_during_step"] == 0
+    assert report["memory"]["w4"]["resident_bytes"] > 0
+    assert {m["layer"] for m in report["memory"]["create"]} >= {"Conv1d", "GRU", "BatchNorm"}
+    if (tmp_path / "bench.png").exists():
+        assert (tmp_path / "bench.png").stat().st_size > 1000
