@@ -32,9 +32,12 @@ def make(kind, units, d, **kw):
 
 out = {"isa": nn.lib.NNTKKernelISA().decode(), "cases": []}
 rng = np.random.default_rng(0)
-for kind in ("rnn", "gru", "lstm"):
-    for units, d, batch, steps in ((64, 40, 1, 30), (37, 5, 3, 17), (5, 70, 7, 9)):
-        layer = make(kind, units, d)
+# batch 1 and >= 8 steps read the recurrent kernel from its panels (core/recurrent.c);
+# 37 units end in a partial panel, GRU reset_after=False uses the panels for 2U columns
+configs = [(kind, {}) for kind in ("rnn", "gru", "lstm")] + [("gru", {"reset_after": False})]
+for kind, options in configs:
+    for units, d, batch, steps in ((64, 40, 1, 30), (37, 5, 1, 17), (37, 5, 3, 17), (5, 70, 7, 9)):
+        layer = make(kind, units, d, **options)
         layer.set_weights([rng.uniform(-0.4, 0.4, w.shape).astype(np.float32)
                            for w in layer.get_weights()])
         x = rng.uniform(-1, 1, (batch, steps, d)).astype(np.float32)

@@ -43,15 +43,14 @@ typedef struct {
 /* One step forward. xp: B rows of the input projection x_t·W + b_in (3U
  * each) spaced ldxp apart; h_prev, h (B, U); hp (B, 3U) scratch; keep: write
  * the Step (training) or not (inference; the generic cell always does). */
-static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *xp,
+static void cell_forward(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, const float *xp,
                          int64_t ldxp, const float *h_prev, float *hp, Step st, int keep,
                          float *h) {
     const int64_t u = f->spec.units, g3 = 3 * u;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
     const float *b_rec = (w.bias && f->spec.reset_after) ? w.bias + g3 : NULL; /* (3U,) or NULL */
     /* hp = h_prev · R + b_rec (reset_after), else only the z, r blocks: h_prev · R[:, :2U] */
-    nntk_matmul(0, batch, f->spec.reset_after ? g3 : 2 * u, u, h_prev, u, w.recurrent, g3, b_rec, 0,
-                hp, g3);
+    nntk_recurrent_product(f, k, batch, f->spec.reset_after ? g3 : 2 * u, h_prev, b_rec, hp, g3);
     if (fused(&f->spec)) {
         const NNTKKernels *kern = nntk_kernels();
         for (int64_t b = 0; b < batch; b++)
@@ -235,13 +234,14 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         nntk_matmul(0, batch * steps, g3, d, in, d, w.kernel, g3, w.bias, 0, xp, g3);
     }
     nntk_recurrent_load_state(batch, u, h0, hs);
+    nntk_recurrent_prepare_product(f, batch, steps);
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         const float *h_prev = hs + (training ? k : k % 2) * bu; /* (B, U) */
         float *h = hs + (training ? k + 1 : (k + 1) % 2) * bu;   /* (B, U) */
         const float *xp_k = training ? xp + k * batch * g3 : xp + t * g3; /* B rows */
         const int64_t ldxp = training ? g3 : steps * g3;
-        cell_forward(f, batch, xp_k, ldxp, h_prev, hp, training ? cache_step(c, k, bu) : one,
+        cell_forward(f, k, batch, xp_k, ldxp, h_prev, hp, training ? cache_step(c, k, bu) : one,
                      training, h);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, h, out);
     }

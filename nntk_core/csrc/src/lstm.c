@@ -42,13 +42,13 @@ typedef struct {
 /* One step forward. xp: B rows of x_t·W (4U each, no bias) spaced ldxp
  * apart; h_prev, c_prev, h, c (B, U); hp (B, 4U) scratch; keep: write the
  * Step (training; the generic cell always does). */
-static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *xp,
+static void cell_forward(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, const float *xp,
                          int64_t ldxp, const float *h_prev, const float *c_prev, float *hp,
                          Step st, int keep, float *h, float *c) {
     const int64_t u = f->spec.units, g4 = 4 * u;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
     const NNTKActivationKind ra = f->spec.recurrent_activation;
-    nntk_matmul(0, batch, g4, u, h_prev, u, w.recurrent, g4, NULL, 0, hp, g4); /* h · R */
+    nntk_recurrent_product(f, k, batch, g4, h_prev, NULL, hp, g4); /* h · R */
     if (fused(&f->spec)) {
         const NNTKKernels *kern = nntk_kernels();
         for (int64_t b = 0; b < batch; b++)
@@ -209,12 +209,13 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
     }
     nntk_recurrent_load_state(batch, u, state0, hs);
     nntk_recurrent_load_state(batch, u, state0 ? state0 + bu : NULL, cs);
+    nntk_recurrent_prepare_product(f, batch, steps);
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         const int64_t prev = (training ? k : k % 2) * bu, next = (training ? k + 1 : (k + 1) % 2) * bu;
         const float *xp_k = training ? xp + k * batch * g4 : xp + t * g4; /* B rows */
         const int64_t ldxp = training ? g4 : steps * g4;
-        cell_forward(f, batch, xp_k, ldxp, hs + prev, cs + prev, hp,
+        cell_forward(f, k, batch, xp_k, ldxp, hs + prev, cs + prev, hp,
                      training ? cache_step(c, k, bu) : one, training, hs + next, cs + next);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, hs + next, out);
     }

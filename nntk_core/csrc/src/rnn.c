@@ -25,11 +25,10 @@
 /* One step: pre (B, U) = xp + h_prev · recurrent_kernel, h (B, U) = act(pre),
  * where xp (B rows of U spaced ldxp apart) = x_t · kernel + bias was
  * projected for all steps before the loop. hp (B, U) scratch. */
-static void cell_forward(const NNTKRecurrentFilter *f, int64_t batch, const float *xp,
+static void cell_forward(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, const float *xp,
                          int64_t ldxp, const float *h_prev, float *hp, float *pre, float *h) {
     const int64_t u = f->spec.units;
-    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
-    nntk_matmul(0, batch, u, u, h_prev, u, w.recurrent, u, NULL, 0, hp, u); /* hp (B, U) */
+    nntk_recurrent_product(f, k, batch, u, h_prev, NULL, hp, u); /* hp (B, U) */
     for (int64_t b = 0; b < batch; b++)
         for (int64_t j = 0; j < u; j++) pre[b * u + j] = xp[b * ldxp + j] + hp[b * u + j];
     nntk_activation_forward(f->spec.activation, batch, u, pre, h);
@@ -113,13 +112,14 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         nntk_matmul(0, batch * steps, u, d, in, d, w.kernel, u, w.bias, 0, xp, u);
     }
     nntk_recurrent_load_state(batch, u, h0, hs);
+    nntk_recurrent_prepare_product(f, batch, steps);
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
         const float *h_prev = hs + (training ? k : k % 2) * bu; /* (B, U) */
         float *h = hs + (training ? k + 1 : (k + 1) % 2) * bu;   /* (B, U) */
         float *pre = pres + (training ? k : 0) * bu;             /* (B, U) */
         const float *xp_k = training ? xp + k * bu : xp + t * u; /* B rows */
-        cell_forward(f, batch, xp_k, training ? u : steps * u, h_prev, hp, pre, h);
+        cell_forward(f, k, batch, xp_k, training ? u : steps * u, h_prev, hp, pre, h);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, h, out);
     }
     if (final_state) nntk_copy(final_state, hs + (training ? steps : steps % 2) * bu, bu);

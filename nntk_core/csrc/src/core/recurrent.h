@@ -64,6 +64,11 @@ typedef struct NNTKRecurrentFilter {
      * an inference call between a training batch and its gradient is safe). */
     float *scratch;
     int64_t scratch_capacity;
+    /* recurrent_kernel copied into column panels for the batch-1 product
+     * (nntk_recurrent_product); valid during a forward call that set
+     * use_panels, stale otherwise (the weights may change between calls). */
+    float *panels; /* (ceil(GU / PANEL) panels of (U, width)) */
+    int32_t use_panels;
 } NNTKRecurrentFilter;
 
 typedef struct NNTKRecurrentGradient {
@@ -130,6 +135,22 @@ NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f
                                           float **scratch);
 /* Reserves the training cache for (batch, steps). */
 NNTKStatus nntk_recurrent_reserve_cache(const char *fn, NNTKRecurrentFilter *f, int64_t floats);
+
+/* --- the recurrent product ------------------------------------------------------------- */
+/* Column panel width of the packed recurrent kernel (floats). */
+#define NNTK_RECURRENT_PANEL 64
+
+/* Called by a layer's forward before its loop: packs recurrent_kernel into
+ * f->panels and sets f->use_panels when the batch is 1 and the sequence long
+ * enough to repay the copy; clears use_panels otherwise. */
+void nntk_recurrent_prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps);
+
+/* hp (B, n) with row stride ldc = h (B, U) · recurrent_kernel[:, :n] [+ bias (n,)]
+ * for processing step k: the same bits as nntk_matmul on the unpacked kernel
+ * (every element is one sequential chain over U), read from the panels in an
+ * order that alternates with k when f->use_panels. */
+void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, int64_t n,
+                            const float *h, const float *bias, float *hp, int64_t ldc);
 
 /* --- the sequence ------------------------------------------------------------------------ */
 /* Input position of processing step k. */
