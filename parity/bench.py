@@ -1139,6 +1139,7 @@ def run_bench(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
+        (out_dir / "bench.md").write_text(markdown(report))
         plot(report, out_dir / "bench.png")
     return report
 
@@ -1171,6 +1172,37 @@ def format_workload(wl: str, entry: dict) -> str:
     if "nntk_vs_fastest_peer" in entry:
         lines.append(f"  nntk / fastest peer = {entry['nntk_vs_fastest_peer']:.2f}")
     return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    """The run as a Markdown table (what docs/bench/README.md shows), one row per
+    workload and framework, fastest first."""
+    m, k = report["machine"], report["nntk"]
+    load = "/".join(f"{x[0]:.2f}" for x in (m["load_average_before"], m["load_average_after"]))
+    lines = [
+        f"nntk `{k['backend']}` backend, `{k['kernels']}` kernels; {m['cpu']}, {m['cores']} "
+        f"cores, one thread per framework; measured sgemm peak {report['peak_gflops']:.1f} "
+        f"GFLOP/s; load average before/after {load}.",
+        "",
+        "| workload | framework | median ms | IQR ms | GFLOP/s | % peak | nntk / framework |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    ratios = []
+    for wl, entry in report["workloads"].items():
+        by_time = sorted(entry["frameworks"].items(), key=lambda kv: kv[1].get("median_ms", 1e9))
+        for fw, i in by_time:
+            ratio = f"{i['nntk_ratio']:.2f}" if "nntk_ratio" in i and fw != "nntk" else "—"
+            if i["check"] != "ok":
+                ratio = f"MISMATCH ({i['check_detail']})"
+            lines.append(
+                f"| {wl} | {fw} | {i['median_ms']:.3f} | {i['iqr_ms']:.3f} | {i['gflops']:.1f} "
+                f"| {i['pct_peak']:.1f} | {ratio} |"
+            )
+        if "nntk_vs_fastest_peer" in entry:
+            ratios.append(f"{wl} {entry['nntk_vs_fastest_peer']:.2f}")
+    if ratios:
+        lines += ["", "nntk / fastest peer: " + ", ".join(ratios)]
+    return "\n".join(lines) + "\n"
 
 
 def plot(report: dict, path: Path) -> None:

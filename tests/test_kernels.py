@@ -124,5 +124,8 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
     assert report["memory"]["w4"]["allocated_during_step"] == 0
     assert report["memory"]["w4"]["resident_bytes"] > 0
     assert {m["layer"] for m in report["memory"]["create"]} >= {"Conv1d", "GRU", "BatchNorm"}
+    table = (tmp_path / "bench.md").read_text()
+    for wl in ("W1", "W2", "W3", "W4", "W5"):
+        assert f"| {wl} | nntk | " in table and f"| {wl} | nntk-py | " in table
     if (tmp_path / "bench.png").exists():
         assert (tmp_path / "bench.png").stat().st_size > 1000
