@@ -10,7 +10,8 @@
 #     failure modes, freshness of the fixtures against tf.keras, reports, CLI,
 #     harness self-test, API, C-API invalid-argument, bad-input and determinism
 #     tests) against the default build (OpenBLAS), on both cores (pytest-xdist);
-#  4. the same tests against the portable C build (-DNNTK_BLAS=OFF), loaded
+#  4. the same tests against the portable C build (-DNNTK_BLAS=OFF -DNNTK_SIMD=OFF:
+#     plain C, no BLAS, no intrinsics), loaded
 #     through NNTK_CORE_LIB;
 #  5. ASan+UBSan and valgrind (ci/sanitize.sh);
 #  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60).
@@ -41,7 +42,7 @@ stage "tests: default build ($(python -P -c 'import nntk_core; print(nntk_core.B
 pytest -q -n 2 --hypothesis-profile=ci "$@"
 
 stage "tests: portable C build"
-cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_SIMD=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/portable -j2 >/dev/null
 NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
 
