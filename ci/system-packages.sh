@@ -2,7 +2,8 @@
 # System tools the hardening gates need beyond Python and a C compiler
 # (Debian/Ubuntu): clang with libFuzzer (ci/fuzz.sh), valgrind and readelf/nm
 # (ci/sanitize.sh, tests/test_determinism.py, tests/test_c_api_invalid.py), and
-# gcc's sanitizer runtimes. Installs only what is missing; a no-op when all is there.
+# gcc's sanitizer runtimes, an aarch64 cross compiler and qemu-user (ci/aarch64.sh).
+# Installs only what is missing; a no-op when all is there.
 set -euo pipefail
 missing=()
 command -v clang >/dev/null || missing+=(clang)
@@ -22,6 +23,9 @@ if command -v gcc >/dev/null && { [ ! -f "$(gcc -print-file-name=libasan.so)" ] 
   [ ! -f "$(gcc -print-file-name=libubsan.so)" ]; }; then
   missing+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
 fi
+# the aarch64 cross compiler and qemu user-mode emulation (ci/aarch64.sh)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing: ${missing[*]}"
 SUDO=""

@@ -14,8 +14,10 @@
 #     plain C, no BLAS, no intrinsics), loaded
 #     through NNTK_CORE_LIB;
 #  5. ASan+UBSan and valgrind (ci/sanitize.sh);
-#  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60).
-# NNTK_SKIP_HARDENING=1 skips 5 and 6 (a quick local run). Extra arguments go
+#  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60);
+#  7. the plain-C kernels cross-compiled for aarch64 (NEON) and run under qemu: the
+#     smoke test, and recurrent outputs bitwise equal to x86-64's (ci/aarch64.sh).
+# NNTK_SKIP_HARDENING=1 skips 5 to 7 (a quick local run). Extra arguments go
 # to pytest in 3 and 4.
 # Slow tests (full-size model parity) run in 3 and 4. The tf.keras side of a
 # model-parity run does not depend on nntk: pass 3 records it in
@@ -53,5 +55,7 @@ if [ "${NNTK_SKIP_HARDENING:-0}" != 1 ]; then
   bash ci/sanitize.sh
   stage "fuzzing"
   bash ci/fuzz.sh
+  stage "aarch64 (NEON) build under qemu"
+  bash ci/aarch64.sh
 fi
 stage "done"
