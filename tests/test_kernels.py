@@ -129,3 +129,117 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
         assert f"| {wl} | nntk | " in table and f"| {wl} | nntk-py | " in table
     if (tmp_path / "bench.png").exists():
         assert (tmp_path / "bench.png").stat().st_size > 1000
+
+
+# One of each layer as the keyword detectors use them; every inference handle must
+# reserve at Create what a batch-1 inference call of any length needs.
+INFERENCE_LAYERS = {
+    "Conv1d": lambda: nn.Conv1d(64, 5, input_dim=40),
+    "BatchNorm": lambda: nn.BatchNorm(input_dim=64),
+    "Activation": lambda: nn.Activation("relu", input_dim=64),
+    "Dense": lambda: nn.Dense(2, input_dim=64, activation="softmax"),
+    "TimeDistributedDense": lambda: nn.TimeDistributedDense(2, input_dim=64),
+    "RNN": lambda: nn.RNN(64, input_dim=40, return_sequences=True),
+    "GRU": lambda: nn.GRU(64, input_dim=40, return_sequences=True),
+    "GRU reset_before backwards": lambda: nn.GRU(
+        37, input_dim=40, reset_after=False, go_backwards=True, return_sequences=True
+    ),
+    "LSTM": lambda: nn.LSTM(64, input_dim=40, return_sequences=True),
+    "Bidirectional(LSTM)": lambda: nn.Bidirectional(
+        nn.LSTM(32, input_dim=40, return_sequences=True)
+    ),
+    "Bidirectional(GRU) sum": lambda: nn.Bidirectional(
+        nn.GRU(32, input_dim=40, return_sequences=True), merge_mode="sum"
+    ),
+}
+
+
+def _memory() -> tuple[int, int]:
+    current, peak = ctypes.c_int64(), ctypes.c_int64()
+    nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
+    return current.value, peak.value
+
+
+def _raw_handle(layer, capacity: tuple[int, int] | None):
+    """A C handle of `layer`'s configuration: CreateForInference, or CreateForTraining
+    with a capacity (batch, steps); its weights filled with values in [0.1, 0.5] (valid
+    for every layer, BatchNorm's variance included)."""
+    config = layer._fn("ConfigCreate")(*layer._config_args())
+    if capacity is None:
+        handle = layer._fn("CreateForInference")(config)
+    else:
+        handle = layer._fn("CreateForTraining")(
+            config, ctypes.byref(nn._native.TrainingConfig(*capacity))
+        )
+    layer._fn("ConfigDestroy")(config)
+    assert handle, nn.lib.NNTKLastError().decode()
+    weights, count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
+    assert layer._fn("GetWeights")(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
+    if count.value:  # Activation has no weights
+        block = np.ctypeslib.as_array(weights, (count.value,))
+        block[:] = np.random.default_rng(1).uniform(0.1, 0.5, count.value)
+    return handle
+
+
+def _apply(layer, handle, suffix: str, x: np.ndarray, out: np.ndarray) -> None:
+    floats = ctypes.POINTER(ctypes.c_float)
+    status = layer._fn(suffix)(
+        handle, x.shape[0], x.shape[1], x.ctypes.data_as(floats), out.ctypes.data_as(floats)
+    )
+    assert status == 0, nn.lib.NNTKLastError().decode()
+
+
+@pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
+@pytest.mark.parametrize("steps", [5, 33, 100, 500])  # 5: Conv1d's kernel (valid padding)
+def test_inference_call_allocates_nothing_after_create(name, steps):
+    """A handle from CreateForInference reserves at Create what a batch-1 ApplyInference
+    of any length needs, so the call allocates nothing (NNTKMemoryStats: neither the
+    current bytes nor the peak move). Bidirectional keeps both directions' whole
+    outputs to merge them: its buffer is sized on the first call of a longer input and
+    kept, so there the second call of the length is the one that must not allocate."""
+    layer = INFERENCE_LAYERS[name]()
+    handle = _raw_handle(layer, None)
+    try:
+        x = np.random.default_rng(0).uniform(-1, 1, (1, steps, layer.input_dim))
+        x = x.astype(np.float32)
+        out = np.zeros(4 * steps * 128, np.float32)  # larger than any output here
+        if name.startswith("Bidirectional"):
+            _apply(layer, handle, "ApplyInference", x, out)
+        before = _memory()[0]
+        nn.lib.NNTKMemoryResetPeak()
+        _apply(layer, handle, "ApplyInference", x, out)
+        assert _memory() == (before, before), (name, steps)
+        assert np.any(out != 0)  # it did compute
+    finally:
+        layer._fn("Destroy")(handle)
+
+
+@pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
+def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
+    """CreateForTraining with a capacity (4, 60) reserves everything: a training batch,
+    its gradient, an inference call and a second batch, each at or below the capacity,
+    allocate nothing."""
+    layer = INFERENCE_LAYERS[name]()
+    handle = _raw_handle(layer, (4, 60))
+    gradient = layer._fn("GradientCreate")(handle)
+    assert gradient, nn.lib.NNTKLastError().decode()
+    floats = ctypes.POINTER(ctypes.c_float)
+    try:
+        rng = np.random.default_rng(0)
+        before = _memory()[0]
+        nn.lib.NNTKMemoryResetPeak()
+        for batch, steps in ((4, 60), (2, 17)):
+            x = rng.uniform(-1, 1, (batch, steps, layer.input_dim)).astype(np.float32)
+            out = np.zeros(4 * batch * steps * 128, np.float32)
+            _apply(layer, handle, "ApplyTrainingBatch", x, out)
+            d_out = rng.standard_normal(out.size).astype(np.float32)
+            d_in = np.zeros(x.size, np.float32)
+            status = layer._fn("CalculateGradient")(
+                handle, gradient, d_out.ctypes.data_as(floats), d_in.ctypes.data_as(floats)
+            )
+            assert status == 0, nn.lib.NNTKLastError().decode()
+            _apply(layer, handle, "ApplyInference", x, out)
+        assert _memory() == (before, before), name
+    finally:
+        layer._fn("GradientDestroy")(gradient)
+        layer._fn("Destroy")(handle)

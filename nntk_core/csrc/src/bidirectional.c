@@ -285,6 +285,25 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
         NNTKBidirectionalDestroy(f);
         return NULL;
     }
+    /* A training capacity reserves the two directions' outputs (kept for the
+     * gradient, or the inference buffer: 2·B·T'·U) and the gradient's scratch
+     * (2·B·T'·U + B·T·D), so no call up to that size allocates. Inference
+     * handles have no capacity: their buffer grows on the first call of a
+     * larger (B, T) and is kept. */
+    int64_t max_batch = 0, max_steps = 0;
+    if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK) {
+        NNTKBidirectionalDestroy(f);
+        return NULL;
+    }
+    if (max_batch > 0) {
+        const int64_t one = max_batch * (f->return_sequences ? max_steps : 1) * f->units;
+        const int64_t dx = max_batch * max_steps * f->input_dim;
+        if (nntk_reserve(fn, &f->kept, &f->kept_capacity, 2 * one) != NNTK_OK ||
+            nntk_reserve(fn, &f->scratch, &f->scratch_capacity, 2 * one + dx) != NNTK_OK) {
+            NNTKBidirectionalDestroy(f);
+            return NULL;
+        }
+    }
     return f;
 }
 

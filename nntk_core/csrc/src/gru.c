@@ -184,11 +184,15 @@ static Step cache_step(Cache c, int64_t k, int64_t bu) {
     return (Step){c.pre + 3 * k * bu, c.act + 3 * k * bu, c.rec + k * bu};
 }
 
-/* Scratch of a forward pass: xp (B·T, 3U) the input projection of every
- * step, hp (B, 3U); inference also two states (2, B, U) and one Step. */
+/* Scratch of a forward pass: xp the input projection (training: (T·B, 3U),
+ * every step; inference: (B, block, 3U), one block of steps), hp (B, 3U);
+ * inference also two states (2, B, U) and one Step. */
 static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps, int training) {
     const int64_t bu = batch * s->units;
-    return 3 * steps * bu + 3 * bu + (training ? 0 : 9 * bu);
+    return 3 * nntk_recurrent_projected_steps(steps, training) * bu + 3 * bu + (training ? 0 : 9 * bu);
+}
+static int64_t inference_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    return forward_scratch(s, batch, steps, 0);
 }
 
 /* The larger of the forward (training) and backward scratch: reserved at
@@ -204,10 +208,12 @@ static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64
  * every step in the cache (whose x already holds the input in processing
  * order); otherwise two states and one Step live in the scratch.
  *
- * The input projections of all steps are one product before the loop. Its
- * rows are computed independently of each other (nntk_matmul), so a row's
- * bits do not depend on the layout or the number of steps: inference, training
- * and streaming chunk by chunk give the same bits. */
+ * The input projections are one product for all steps before the loop
+ * (training), or one per block of NNTK_RECURRENT_PROJECTION_STEPS steps inside
+ * it (inference: the scratch does not grow with T). Rows are computed
+ * independently of each other (nntk_matmul), so a row's bits do not depend on
+ * the layout or the number of steps: inference, training and streaming chunk
+ * by chunk give the same bits. */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *h0, float *out,
                           float *final_state) {
@@ -217,8 +223,9 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
     if (s != NNTK_OK) return s;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
-    float *xp = scratch;            /* (B·T, 3U) */
-    float *hp = xp + steps * 3 * bu; /* (B, 3U) */
+    const int64_t block = nntk_recurrent_projected_steps(steps, training);
+    float *xp = scratch;             /* training (T·B, 3U); inference (B, block, 3U) */
+    float *hp = xp + block * 3 * bu; /* (B, 3U) */
     float *hs;                      /* states */
     Cache c = {0};
     Step one = {0};
@@ -230,17 +237,20 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
     } else {
         hs = hp + 3 * bu; /* (2, B, U): ping-pong */
         one = (Step){hs + 2 * bu, hs + 5 * bu, hs + 8 * bu};
-        /* in (B, T, D): row b·T + t */
-        nntk_matmul(0, batch * steps, g3, d, in, d, w.kernel, g3, w.bias, 0, xp, g3);
     }
     nntk_recurrent_load_state(batch, u, h0, hs);
     nntk_recurrent_prepare_product(f, batch, steps);
+    int64_t n = 0, t_lo = 0; /* inference: the projected block's steps and first position */
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+        if (!training && k % block == 0) {
+            n = steps - k < block ? steps - k : block;
+            t_lo = nntk_recurrent_project_block(f, batch, steps, k, n, in, w.bias, xp);
+        }
         const float *h_prev = hs + (training ? k : k % 2) * bu; /* (B, U) */
         float *h = hs + (training ? k + 1 : (k + 1) % 2) * bu;   /* (B, U) */
-        const float *xp_k = training ? xp + k * batch * g3 : xp + t * g3; /* B rows */
-        const int64_t ldxp = training ? g3 : steps * g3;
+        const float *xp_k = training ? xp + k * batch * g3 : xp + (t - t_lo) * g3; /* B rows */
+        const int64_t ldxp = training ? g3 : n * g3;
         cell_forward(f, k, batch, xp_k, ldxp, h_prev, hp, training ? cache_step(c, k, bu) : one,
                      training, h);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, h, out);
@@ -350,7 +360,8 @@ NNTK_API void NNTKGRUConfigDestroy(NNTKGRUConfig *config) {
 NNTK_API NNTKGRU *NNTKGRUCreateForInference(const NNTKGRUConfig *config) {
     return (NNTKGRU *)nntk_recurrent_create("NNTKGRUCreateForInference",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                            FILTER_TAG, 0, NULL, cache_size, training_scratch);
+                                            FILTER_TAG, 0, NULL, cache_size, training_scratch,
+                                            inference_scratch);
 }
 
 NNTK_API NNTKGRU *NNTKGRUCreateForTraining(const NNTKGRUConfig *config,
@@ -358,7 +369,7 @@ NNTK_API NNTKGRU *NNTKGRUCreateForTraining(const NNTKGRUConfig *config,
     return (NNTKGRU *)nntk_recurrent_create("NNTKGRUCreateForTraining",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
                                             FILTER_TAG, 1, training_config, cache_size,
-                                            training_scratch);
+                                            training_scratch, inference_scratch);
 }
 
 NNTK_API void NNTKGRUDestroy(NNTKGRU *filter) { nntk_recurrent_destroy(F(filter), FILTER_TAG); }

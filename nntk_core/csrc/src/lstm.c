@@ -161,11 +161,15 @@ static Step cache_step(Cache c, int64_t k, int64_t bu) {
     return (Step){c.pre + 4 * k * bu, c.act + 4 * k * bu, c.tc + k * bu};
 }
 
-/* Scratch of a forward pass: xp (B·T, 4U), hp (B, 4U); inference also the
- * states (2, 2, B, U) and one Step. */
+/* Scratch of a forward pass: xp the input projection (training: (T·B, 4U);
+ * inference: (B, block, 4U), one block of steps), hp (B, 4U); inference also
+ * the states (2, 2, B, U) and one Step. */
 static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps, int training) {
     const int64_t bu = batch * s->units;
-    return 4 * steps * bu + 4 * bu + (training ? 0 : 13 * bu);
+    return 4 * nntk_recurrent_projected_steps(steps, training) * bu + 4 * bu + (training ? 0 : 13 * bu);
+}
+static int64_t inference_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    return forward_scratch(s, batch, steps, 0);
 }
 
 /* Backward scratch: rt (4U, U), wt (4U, D), dh, dc, dh_prev, dc_prev (B, U),
@@ -180,8 +184,9 @@ static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64
 /* Runs the whole sequence from state0 (2, B, U) (NULL = zeros). training:
  * keeps every step in the cache (whose x already holds the input in
  * processing order); otherwise two states and one Step live in the scratch.
- * The input projections of all steps are one row-independent product before
- * the loop (see gru.c: inference, training and streaming give the same bits). */
+ * The input projections are one row-independent product before the loop
+ * (training) or per block of steps (inference); see gru.c: inference, training
+ * and streaming give the same bits. */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *state0, float *out,
                           float *final_state) {
@@ -191,8 +196,9 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
     if (s != NNTK_OK) return s;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
-    float *xp = scratch;             /* (B·T, 4U) */
-    float *hp = xp + steps * 4 * bu; /* (B, 4U) */
+    const int64_t block = nntk_recurrent_projected_steps(steps, training);
+    float *xp = scratch;             /* training (T·B, 4U); inference (B, block, 4U) */
+    float *hp = xp + block * 4 * bu; /* (B, 4U) */
     float *hs, *cs;                  /* states */
     Cache c = {0};
     Step one = {0};
@@ -205,16 +211,20 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         hs = hp + 4 * bu; /* (2, B, U): ping-pong */
         cs = hs + 2 * bu; /* (2, B, U) */
         one = (Step){cs + 2 * bu, cs + 6 * bu, cs + 10 * bu};
-        nntk_matmul(0, batch * steps, g4, d, in, d, w.kernel, g4, NULL, 0, xp, g4);
     }
     nntk_recurrent_load_state(batch, u, state0, hs);
     nntk_recurrent_load_state(batch, u, state0 ? state0 + bu : NULL, cs);
     nntk_recurrent_prepare_product(f, batch, steps);
+    int64_t n = 0, t_lo = 0; /* inference: the projected block's steps and first position */
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+        if (!training && k % block == 0) {
+            n = steps - k < block ? steps - k : block;
+            t_lo = nntk_recurrent_project_block(f, batch, steps, k, n, in, NULL, xp);
+        }
         const int64_t prev = (training ? k : k % 2) * bu, next = (training ? k + 1 : (k + 1) % 2) * bu;
-        const float *xp_k = training ? xp + k * batch * g4 : xp + t * g4; /* B rows */
-        const int64_t ldxp = training ? g4 : steps * g4;
+        const float *xp_k = training ? xp + k * batch * g4 : xp + (t - t_lo) * g4; /* B rows */
+        const int64_t ldxp = training ? g4 : n * g4;
         cell_forward(f, k, batch, xp_k, ldxp, hs + prev, cs + prev, hp,
                      training ? cache_step(c, k, bu) : one, training, hs + next, cs + next);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, hs + next, out);
@@ -321,7 +331,8 @@ NNTK_API void NNTKLSTMConfigDestroy(NNTKLSTMConfig *config) {
 NNTK_API NNTKLSTM *NNTKLSTMCreateForInference(const NNTKLSTMConfig *config) {
     return (NNTKLSTM *)nntk_recurrent_create("NNTKLSTMCreateForInference",
                                              (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                             FILTER_TAG, 0, NULL, cache_size, training_scratch);
+                                             FILTER_TAG, 0, NULL, cache_size, training_scratch,
+                                             inference_scratch);
 }
 
 NNTK_API NNTKLSTM *NNTKLSTMCreateForTraining(const NNTKLSTMConfig *config,
@@ -329,7 +340,7 @@ NNTK_API NNTKLSTM *NNTKLSTMCreateForTraining(const NNTKLSTMConfig *config,
     return (NNTKLSTM *)nntk_recurrent_create("NNTKLSTMCreateForTraining",
                                              (const NNTKRecurrentConfig *)config, CONFIG_TAG,
                                              FILTER_TAG, 1, training_config, cache_size,
-                                              training_scratch);
+                                             training_scratch, inference_scratch);
 }
 
 NNTK_API void NNTKLSTMDestroy(NNTKLSTM *filter) { nntk_recurrent_destroy(F(filter), FILTER_TAG); }

@@ -70,11 +70,15 @@ static Cache cache_layout(const NNTKRecurrentFilter *f, int64_t batch, int64_t s
     return c;
 }
 
-/* Forward scratch: xp (B·T, U), hp (B, U); inference also two states and
+/* Forward scratch: xp the input projection (training: (T·B, U); inference:
+ * (B, block, U), one block of steps), hp (B, U); inference also two states and
  * one pre-activation. */
 static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps, int training) {
     const int64_t bu = batch * s->units;
-    return steps * bu + bu + (training ? 0 : 3 * bu);
+    return nntk_recurrent_projected_steps(steps, training) * bu + bu + (training ? 0 : 3 * bu);
+}
+static int64_t inference_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    return forward_scratch(s, batch, steps, 0);
 }
 
 /* Backward scratch: rt (U, U), wt (U, D), dh, carry (B, U), delta (T, B, U). */
@@ -88,8 +92,8 @@ static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64
 /* Runs the whole sequence from h0 (B, U) (NULL = zeros). training: keeps
  * every step in the cache (whose x already holds the input in processing
  * order); otherwise only two states and one pre-activation live in the
- * scratch. The input projections of all steps are one row-independent
- * product before the loop (see gru.c). */
+ * scratch. The input projections are one row-independent product before the
+ * loop (training) or per block of steps (inference); see gru.c. */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *h0, float *out,
                           float *final_state) {
@@ -99,7 +103,8 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
     if (s != NNTK_OK) return s;
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
-    float *xp = scratch, *hp = xp + steps * bu; /* (B·T, U), (B, U) */
+    const int64_t block = nntk_recurrent_projected_steps(steps, training);
+    float *xp = scratch, *hp = xp + block * bu; /* training (T·B, U), inference (B, block, U); (B, U) */
     float *hs, *pres;                           /* states and pre-activations */
     if (training) {
         Cache c = cache_layout(f, batch, steps);
@@ -109,17 +114,21 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
     } else {
         hs = hp + bu;       /* (2, B, U): ping-pong */
         pres = hs + 2 * bu; /* (B, U) */
-        nntk_matmul(0, batch * steps, u, d, in, d, w.kernel, u, w.bias, 0, xp, u);
     }
     nntk_recurrent_load_state(batch, u, h0, hs);
     nntk_recurrent_prepare_product(f, batch, steps);
+    int64_t n = 0, t_lo = 0; /* inference: the projected block's steps and first position */
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+        if (!training && k % block == 0) {
+            n = steps - k < block ? steps - k : block;
+            t_lo = nntk_recurrent_project_block(f, batch, steps, k, n, in, w.bias, xp);
+        }
         const float *h_prev = hs + (training ? k : k % 2) * bu; /* (B, U) */
         float *h = hs + (training ? k + 1 : (k + 1) % 2) * bu;   /* (B, U) */
         float *pre = pres + (training ? k : 0) * bu;             /* (B, U) */
-        const float *xp_k = training ? xp + k * bu : xp + t * u; /* B rows */
-        cell_forward(f, k, batch, xp_k, training ? u : steps * u, h_prev, hp, pre, h);
+        const float *xp_k = training ? xp + k * bu : xp + (t - t_lo) * u; /* B rows */
+        cell_forward(f, k, batch, xp_k, training ? u : n * u, h_prev, hp, pre, h);
         nntk_recurrent_store_output(&f->spec, batch, steps, k, h, out);
     }
     if (final_state) nntk_copy(final_state, hs + (training ? steps : steps % 2) * bu, bu);
@@ -208,7 +217,8 @@ NNTK_API void NNTKRNNConfigDestroy(NNTKRNNConfig *config) {
 NNTK_API NNTKRNN *NNTKRNNCreateForInference(const NNTKRNNConfig *config) {
     return (NNTKRNN *)nntk_recurrent_create("NNTKRNNCreateForInference",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
-                                            FILTER_TAG, 0, NULL, cache_size, training_scratch);
+                                            FILTER_TAG, 0, NULL, cache_size, training_scratch,
+                                            inference_scratch);
 }
 
 NNTK_API NNTKRNN *NNTKRNNCreateForTraining(const NNTKRNNConfig *config,
@@ -216,7 +226,7 @@ NNTK_API NNTKRNN *NNTKRNNCreateForTraining(const NNTKRNNConfig *config,
     return (NNTKRNN *)nntk_recurrent_create("NNTKRNNCreateForTraining",
                                             (const NNTKRecurrentConfig *)config, CONFIG_TAG,
                                             FILTER_TAG, 1, training_config, cache_size,
-                                            training_scratch);
+                                            training_scratch, inference_scratch);
 }
 
 NNTK_API void NNTKRNNDestroy(NNTKRNN *filter) { nntk_recurrent_destroy(F(filter), FILTER_TAG); }

@@ -97,7 +97,8 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
                                            uint32_t config_tag, uint32_t filter_tag, int training,
                                            const NNTKTrainingConfig *training_config,
                                            NNTKRecurrentSizeFn cache_size,
-                                           NNTKRecurrentSizeFn scratch_size) {
+                                           NNTKRecurrentSizeFn scratch_size,
+                                           NNTKRecurrentSizeFn inference_scratch) {
     if (nntk_check_handle(fn, "config", config, config_tag) != NNTK_OK) return NULL;
     int64_t max_batch = 0, max_steps = 0;
     if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK)
@@ -121,10 +122,14 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
         nntk_recurrent_destroy(f, filter_tag);
         return NULL;
     }
-    if (max_batch > 0 &&
-        (nntk_recurrent_reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK ||
-         nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
-                      scratch_size(spec, max_batch, max_steps)) != NNTK_OK)) {
+    const int64_t inference_batch = max_batch > 0 ? max_batch : 1;
+    if (nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                     inference_scratch(spec, inference_batch, NNTK_RECURRENT_PROJECTION_STEPS)) !=
+            NNTK_OK ||
+        (max_batch > 0 &&
+         (nntk_recurrent_reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK ||
+          nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                       scratch_size(spec, max_batch, max_steps)) != NNTK_OK))) {
         nntk_recurrent_destroy(f, filter_tag);
         return NULL;
     }
@@ -344,4 +349,16 @@ void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t bat
         nntk_matmul(0, 1, width, u, h, u, f->panels + j0 * u, stored, bias ? bias + j0 : NULL, 0,
                     hp + j0, ldc);
     }
+}
+
+int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
+                                     int64_t k0, int64_t n, const float *in, const float *bias,
+                                     float *xp) {
+    const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
+    const int64_t t_lo = f->spec.go_backwards ? steps - k0 - n : k0;
+    const float *kernel = nntk_recurrent_weights(f).kernel; /* (D, GU) */
+    for (int64_t b = 0; b < batch; b++) /* the block's rows of sample b are contiguous in `in` */
+        nntk_matmul(0, n, gu, d, in + (b * steps + t_lo) * d, d, kernel, gu, bias, 0,
+                    xp + b * n * gu, gu);
+    return t_lo;
 }

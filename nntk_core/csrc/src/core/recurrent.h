@@ -94,14 +94,30 @@ NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
                                                   const NNTKRecurrentSpec *spec);
 void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag);
 
-/* Creates a filter from a config (checked against config_tag). Training
- * filters reserve the cache and the scratch for training_config's capacity
- * (so that no call up to that size allocates). */
+/* Inference projects the input NNTK_RECURRENT_PROJECTION_STEPS processing steps
+ * at a time (nntk_recurrent_project_block), so its scratch does not grow with the
+ * sequence length: it is reserved at Create for batch 1 (and for the capacity's
+ * batch on a training handle), and no inference call of that batch allocates. */
+#define NNTK_RECURRENT_PROJECTION_STEPS 32
+
+/* Steps whose projection a forward pass holds at once: all of them when
+ * training (the cache keeps them), else at most one block. */
+static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training) {
+    return training || steps < NNTK_RECURRENT_PROJECTION_STEPS ? steps
+                                                               : NNTK_RECURRENT_PROJECTION_STEPS;
+}
+
+/* Creates a filter from a config (checked against config_tag). Every filter
+ * reserves inference_scratch(spec, B, NNTK_RECURRENT_PROJECTION_STEPS) for
+ * B = 1 or the capacity's batch; training filters also reserve the cache and
+ * the scratch for training_config's capacity (so that no call up to that size
+ * allocates). */
 NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
                                            uint32_t config_tag, uint32_t filter_tag, int training,
                                            const NNTKTrainingConfig *training_config,
                                            NNTKRecurrentSizeFn cache_size,
-                                           NNTKRecurrentSizeFn scratch_size);
+                                           NNTKRecurrentSizeFn scratch_size,
+                                           NNTKRecurrentSizeFn inference_scratch);
 void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag);
 NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
                                       float **weights, int64_t *count);
@@ -169,6 +185,16 @@ void nntk_recurrent_store_output(const NNTKRecurrentSpec *spec, int64_t batch, i
  * + carry (B, U) (may be NULL). The mirror of nntk_recurrent_store_output. */
 void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
                                     int64_t k, const float *d_out, const float *carry, float *dh);
+
+/* The input projection of processing steps k0 .. k0+n-1 for inference:
+ * xp (B, n, G·U), row j of sample b = in[b, t_lo + j] · kernel [+ bias (G·U,)],
+ * where t_lo is the first input position of the block (returned): k0, or
+ * T-k0-n with go_backwards. Step k's row is position(k) - t_lo. Rows are
+ * computed independently (nntk_matmul), so the bits are those of one product
+ * over the whole sequence. */
+int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
+                                     int64_t k0, int64_t n, const float *in, const float *bias,
+                                     float *xp);
 
 /* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
 void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
