@@ -137,7 +137,7 @@ struct NNTKBidirectionalConfig {
     NNTKRecurrentKind kind;
     NNTKMergeMode merge;
     int64_t input_dim, units, states; /* D, U, S */
-    int32_t return_sequences;
+    int32_t return_sequences, go_backwards;
     void *forward, *backward; /* the inner layers' configs (backward: go_backwards negated) */
 };
 
@@ -146,7 +146,7 @@ struct NNTKBidirectional {
     NNTKRecurrentKind kind;
     NNTKMergeMode merge;
     int64_t input_dim, units, states;
-    int32_t return_sequences, training;
+    int32_t return_sequences, go_backwards, training;
     void *forward, *backward; /* the inner filters */
     float *weights;           /* forward block, then backward block */
     int64_t half;             /* floats in one inner block */
@@ -237,6 +237,7 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
                                         units,
                                         layer == NNTK_RECURRENT_LSTM ? 2 : 1,
                                         return_sequences,
+                                        go_backwards,
                                         inner[0],
                                         inner[1]};
     return config;
@@ -248,6 +249,91 @@ NNTK_API void NNTKBidirectionalConfigDestroy(NNTKBidirectionalConfig *config) {
     inner_config_destroy(config->kind, config->forward);
     inner_config_destroy(config->kind, config->backward);
     free(config);
+}
+
+/* --- inference, streamed ----------------------------------------------------------------- */
+/* Inference with return_sequences streams each direction through the sequence
+ * CHUNK_STEPS steps at a time (the inner layers' WithState calls carry the
+ * state, and streaming gives the whole-sequence bits) and merges each chunk's
+ * outputs into `out` as they come: the backward direction first, stored where
+ * the merge puts it, then the forward direction combined with it (the merge
+ * operations are commutative, so the bits are those of merge_forward). The
+ * scratch then does not grow with T: it is reserved at Create. */
+enum { CHUNK_STEPS = 32 };
+
+/* Scratch of an inference call: without return_sequences the two outputs
+ * (2, B, U); with it a gathered input chunk (B, C, D) when B > 1, one chunk's
+ * output (B, C, U) and two states (S, B, U). */
+static int64_t inference_scratch(const NNTKBidirectional *f, int64_t batch) {
+    const int64_t bu = batch * f->units;
+    if (!f->return_sequences) return 2 * bu;
+    return (batch > 1 ? batch * CHUNK_STEPS * f->input_dim : 0) + CHUNK_STEPS * bu +
+           2 * f->states * bu;
+}
+
+/* Puts v (U,), the value of direction `dir` (0 forward, 1 backward) at merged
+ * position p of sample b, into out; the backward direction's comes first. */
+static void merge_streamed(const NNTKBidirectional *f, int dir, int64_t batch, int64_t steps,
+                           int64_t b, int64_t p, const float *v, float *out) {
+    const int64_t u = f->units, row = b * steps + p;
+    float *o;
+    switch (f->merge) {
+    case NNTK_MERGE_CONCAT: nntk_copy(out + row * 2 * u + dir * u, v, u); return;
+    case NNTK_MERGE_NONE: nntk_copy(out + (dir * batch * steps + row) * u, v, u); return;
+    default: break;
+    }
+    o = out + row * u; /* (U,): the backward value, then the merge */
+    if (dir == 1) {
+        nntk_copy(o, v, u);
+        return;
+    }
+    for (int64_t j = 0; j < u; j++) {
+        switch (f->merge) {
+        case NNTK_MERGE_SUM: o[j] = v[j] + o[j]; break;
+        case NNTK_MERGE_MUL: o[j] = v[j] * o[j]; break;
+        case NNTK_MERGE_AVE: o[j] = (v[j] + o[j]) / 2.0f; break;
+        default: break;
+        }
+    }
+}
+
+static NNTKStatus apply_streamed(const char *fn, NNTKBidirectional *f, int64_t batch, int64_t steps,
+                                 const float *in, const float *initial_state, float *out,
+                                 float *final_state) {
+    const int64_t u = f->units, d = f->input_dim, state = f->states * batch * u; /* S·B·U */
+    NNTKStatus s = nntk_reserve(fn, &f->scratch, &f->scratch_capacity, inference_scratch(f, batch));
+    if (s != NNTK_OK) return s;
+    float *x = f->scratch;                                /* (B, C, D), batch > 1 */
+    float *y = x + (batch > 1 ? batch * CHUNK_STEPS * d : 0); /* (B, C, U) */
+    float *states[2] = {y + batch * CHUNK_STEPS * u, y + batch * CHUNK_STEPS * u + state};
+    for (int dir = 1; dir >= 0; dir--) { /* backward direction first */
+        void *inner = dir ? f->backward : f->forward;
+        const int backwards = dir ? !f->go_backwards : f->go_backwards; /* the inner layer's */
+        const float *carry = initial_state ? initial_state + dir * state : NULL; /* (S, B, U) */
+        int64_t chunk = 0;
+        for (int64_t k0 = 0; k0 < steps; k0 += CHUNK_STEPS, chunk++) {
+            const int64_t n = steps - k0 < CHUNK_STEPS ? steps - k0 : CHUNK_STEPS;
+            const int64_t lo = backwards ? steps - k0 - n : k0; /* the chunk's first position */
+            const float *xc = in + lo * d;                      /* (1, n, D) */
+            if (batch > 1) {
+                for (int64_t b = 0; b < batch; b++) nntk_copy(x + b * n * d, in + (b * steps + lo) * d, n * d);
+                xc = x;
+            }
+            float *next = states[chunk % 2];
+            s = inner_apply(f->kind, inner, 0, batch, n, xc, carry, y, next);
+            if (s != NNTK_OK) return relabel(fn, s);
+            carry = next;
+            /* y[b, j] is the inner layer's processing step k0 + j: merged position
+             * k0 + j for the forward layer, T-1-(k0+j) for the backward one. */
+            for (int64_t b = 0; b < batch; b++)
+                for (int64_t j = 0; j < n; j++) {
+                    const int64_t p = dir ? steps - 1 - (k0 + j) : k0 + j;
+                    merge_streamed(f, dir, batch, steps, b, p, y + (b * n + j) * u, out);
+                }
+        }
+        if (final_state) nntk_copy(final_state + dir * state, carry, state);
+    }
+    return NNTK_OK;
 }
 
 static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *config,
@@ -265,6 +351,7 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
     f->units = config->units;
     f->states = config->states;
     f->return_sequences = config->return_sequences;
+    f->go_backwards = config->go_backwards;
     f->training = training;
     f->forward = inner_create(f->kind, config->forward, training, training_config);
     f->backward = f->forward ? inner_create(f->kind, config->backward, training, training_config) : NULL;
@@ -285,13 +372,18 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
         NNTKBidirectionalDestroy(f);
         return NULL;
     }
-    /* A training capacity reserves the two directions' outputs (kept for the
-     * gradient, or the inference buffer: 2·B·T'·U) and the gradient's scratch
-     * (2·B·T'·U + B·T·D), so no call up to that size allocates. Inference
-     * handles have no capacity: their buffer grows on the first call of a
-     * larger (B, T) and is kept. */
+    /* Every handle reserves the inference scratch for batch 1 (any length:
+     * see apply_streamed); a training capacity also reserves the two
+     * directions' outputs kept for the gradient (2·B·T'·U), the gradient's
+     * scratch (2·B·T'·U + B·T·D) and the inference scratch of its batch, so no
+     * call up to that size allocates. */
     int64_t max_batch = 0, max_steps = 0;
     if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK) {
+        NNTKBidirectionalDestroy(f);
+        return NULL;
+    }
+    if (nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                     inference_scratch(f, max_batch > 0 ? max_batch : 1)) != NNTK_OK) {
         NNTKBidirectionalDestroy(f);
         return NULL;
     }
@@ -465,6 +557,10 @@ static NNTKStatus apply(const char *fn, NNTKBidirectional *filter, int training,
         return s;
     if (training && !filter->training)
         return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
+    if (!training && filter->return_sequences) {
+        if ((s = sync_weights(fn, filter)) != NNTK_OK) return s;
+        return apply_streamed(fn, filter, batch, steps, in, initial_state, out, final_state);
+    }
     const int64_t one = batch * (filter->return_sequences ? steps : 1) * filter->units; /* B·T'·U */
     const int64_t state = filter->states * batch * filter->units;                       /* S·B·U */
     float *buf;
