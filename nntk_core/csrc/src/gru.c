@@ -327,14 +327,7 @@ static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrent
         if (f->spec.reset_after) nntk_sum_rows(rows, g3, ah, g_bias + g3, 0);
     }
     /* dx = ax · Wᵀ, step by step into d_in (B, T, D) at the step's position. */
-    if (d_in) {
-        nntk_transpose(d, g3, w.kernel, wt);
-        for (int64_t k = 0; k < steps; k++) {
-            const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
-            nntk_gemm(0, 0, batch, d, g3, 1.0f, ax + k * batch * g3, g3, wt, d, 0.0f, d_in + t * d,
-                      steps * d);
-        }
-    }
+    if (d_in) nntk_recurrent_input_gradient(f, batch, steps, ax, wt, d_in);
     return NNTK_OK;
 }
 

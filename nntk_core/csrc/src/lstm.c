@@ -298,14 +298,7 @@ static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrent
     nntk_gemm(1, 0, u, g4, rows, 1.0f, c.h, u, a, g4, 0.0f, g_recurrent, g4);
     if (f->spec.use_bias) nntk_sum_rows(rows, g4, a, g_recurrent + u * g4, 0);
     /* dx = a · Wᵀ, step by step into d_in (B, T, D) at the step's position. */
-    if (d_in) {
-        nntk_transpose(d, g4, w.kernel, wt);
-        for (int64_t k = 0; k < steps; k++) {
-            const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
-            nntk_gemm(0, 0, batch, d, g4, 1.0f, a + k * batch * g4, g4, wt, d, 0.0f, d_in + t * d,
-                      steps * d);
-        }
-    }
+    if (d_in) nntk_recurrent_input_gradient(f, batch, steps, a, wt, d_in);
     return NNTK_OK;
 }
 

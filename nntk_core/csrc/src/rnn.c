@@ -186,14 +186,7 @@ static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrent
     nntk_gemm(1, 0, d, u, rows, 1.0f, c.x, d, delta, u, 0.0f, g_kernel, u);
     nntk_gemm(1, 0, u, u, rows, 1.0f, c.h, u, delta, u, 0.0f, g_recurrent, u);
     if (f->spec.use_bias) nntk_sum_rows(rows, u, delta, g_recurrent + u * u, 0);
-    if (d_in) {
-        nntk_transpose(d, u, w.kernel, wt);
-        for (int64_t k = 0; k < steps; k++) {
-            const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
-            nntk_gemm(0, 0, batch, d, u, 1.0f, delta + k * bu, u, wt, d, 0.0f, d_in + t * d,
-                      steps * d);
-        }
-    }
+    if (d_in) nntk_recurrent_input_gradient(f, batch, steps, delta, wt, d_in);
     return NNTK_OK;
 }
 

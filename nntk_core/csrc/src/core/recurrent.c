@@ -362,3 +362,14 @@ int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch
                     xp + b * n * gu, gu);
     return t_lo;
 }
+
+void nntk_recurrent_input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
+                                   const float *a, float *wt, float *d_in) {
+    const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
+    nntk_transpose(d, gu, nntk_recurrent_weights(f).kernel, wt);
+    for (int64_t k = 0; k < steps; k++) {
+        const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+        nntk_gemm(0, 0, batch, d, gu, 1.0f, a + k * batch * gu, gu, wt, d, 0.0f, d_in + t * d,
+                  steps * d);
+    }
+}

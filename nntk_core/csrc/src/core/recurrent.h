@@ -196,6 +196,12 @@ int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch
                                      int64_t k0, int64_t n, const float *in, const float *bias,
                                      float *xp);
 
+/* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
+ * a (T, B, G·U) the input-side pre-activation gradients in processing order;
+ * wt (G·U, D) scratch for kernelᵀ. */
+void nntk_recurrent_input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
+                                   const float *a, float *wt, float *d_in);
+
 /* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
 void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
                                  const float *in, float *x);
