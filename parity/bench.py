@@ -28,6 +28,14 @@ large one-thread OpenBLAS sgemm), and the ratio nntk / framework.
 nntk is driven through its C API (ctypes, preallocated buffers, as an app would call
 it); "nntk-py" is the same through the Python layer classes, to show the binding's
 cost. Peers are driven through their Python APIs.
+
+Processes: nntk and nntk-py run in this process; every peer runs in a process of its
+own (`Worker`, multiprocessing spawn), so no two native runtimes (TensorFlow, PyTorch,
+ONNX Runtime, TFLite) ever share a process: loaded together they can crash at import or
+at exit (seen: TensorFlow and triton, and the teardown of all four). The TFLite worker
+gets its models converted by TensorFlow in a short-lived process of their own. This
+process sends the requests (warm up, calibrate, time one sample) to one framework at a
+time, so the frameworks still take turns and only one of them runs at any moment.
 """
 
 from __future__ import annotations
@@ -420,18 +428,15 @@ def _nntk_first_loss(w: Weights, python_api: bool) -> float:
 
 # --- tf.keras (also the reference and the source of the TFLite models) -------------------------
 def _tf():
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """TensorFlow with the reference settings: tf.keras is Keras 2, one thread."""
+    from parity import settings
+
+    # TF as it ships (oneDNN on) for the timings; the parity reference turns oneDNN off.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     try:
-        import tensorflow as tf
+        return settings.import_tensorflow()
     except ImportError as exc:
         raise Skip(f"tensorflow not installed ({exc})") from None
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised: the counts set before stay
-        pass
-    return tf
 
 
 def keras_models(w: Weights, batch: int | None):
@@ -530,12 +535,15 @@ def tflite_runners(w: Weights) -> dict[str, Runner]:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
         raise Skip(f"ai-edge-litert not installed ({exc})") from None
-    tf = _tf()
-    gru, lstm, kws = keras_models(w, 1)
+    import concurrent.futures
+    import multiprocessing
+
+    # TensorFlow converts the models in a process of its own: it and LiteRT never share one.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        blobs = pool.submit(tflite_models, w).result()
     runners: dict[str, Runner] = {}
-    for name, model in (("W1", gru), ("W2", lstm), ("W3", kws)):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        blob = converter.convert()
+    for name, blob in blobs.items():
         interp = Interpreter(model_content=blob, num_threads=1)
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]["index"]
@@ -548,6 +556,16 @@ def tflite_runners(w: Weights) -> dict[str, Runner]:
 
         runners[name] = Runner(run, run)
     return runners
+
+
+def tflite_models(w: Weights) -> dict[str, bytes]:
+    """W1-W3's Keras models converted to TFLite flatbuffers (needs TensorFlow)."""
+    tf = _tf()
+    gru, lstm, kws = keras_models(w, 1)
+    return {
+        name: tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        for name, model in (("W1", gru), ("W2", lstm), ("W3", kws))
+    }
 
 
 # --- ONNX Runtime, inference (graphs built with onnx.helper) ----------------------------------
@@ -687,7 +705,9 @@ def torch_runners(w: Weights) -> dict[str, Runner]:
     try:
         import torch
     except ImportError as exc:
-        raise Skip(f"torch not installed ({exc})") from None
+        raise Skip(
+            f"torch not installed ({exc}); install its CPU build on its own: README, Benchmark"
+        ) from None
     torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
@@ -830,21 +850,154 @@ def _calibrate(fn, target: float) -> int:
     return max(1, min(10000, int(target / max(dt, 1e-7))))
 
 
-def time_interleaved(runners: dict[str, Runner], rounds: int, target: float, warmup: int):
-    names = list(runners)
+class Local:
+    """A framework's runners in this process. `Worker` offers the same methods for a
+    framework in a process of its own."""
+
+    def __init__(self, runners: dict[str, Runner]):
+        self.runners = runners
+
+    def ready(self) -> dict[str, str]:
+        """workload -> note, for every workload the framework runs."""
+        return {wl: getattr(r, "note", "") for wl, r in self.runners.items()}
+
+    def result(self, wl: str):
+        return self.runners[wl].result()
+
+    def warmup(self, wl: str, calls: int) -> None:
+        for _ in range(calls):
+            self.runners[wl].fn()
+
+    def calibrate(self, wl: str, target: float) -> int:
+        return _calibrate(self.runners[wl].fn, target)
+
+    def sample(self, wl: str, calls: int) -> float:
+        """Seconds per call, the mean of `calls` back-to-back calls."""
+        fn = self.runners[wl].fn
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - t0) / calls
+
+    def close(self) -> None:
+        pass
+
+
+class Worker:
+    """A peer framework in a process of its own (spawned, so it imports only what it
+    needs): it builds its runners there and answers `Local`'s methods over a pipe."""
+
+    def __init__(self, framework: str):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.framework = framework
+        self.conn, child = context.Pipe()
+        # Not a daemon: TFLite's worker starts a process of its own (the conversion). If
+        # this process dies, the worker's next recv() ends it (EOFError).
+        self.process = context.Process(target=_serve, args=(framework, child))
+        self.process.start()
+        child.close()
+
+    def ready(self) -> dict[str, str]:
+        """Waits for the runners: workload -> note; raises Skip if the framework is not
+        there or its process died."""
+        status, value = self._receive()
+        if status == "skip":
+            raise Skip(value)
+        return value
+
+    def _receive(self):
+        try:
+            status, value = self.conn.recv()
+        except EOFError:
+            self.process.join(10)
+            raise Skip(
+                f"its process died (exit status {self.process.exitcode}); rerun with "
+                f"--frameworks {self.framework} to see its output"
+            ) from None
+        if status == "error":
+            raise RuntimeError(f"{self.framework}: {value}")
+        return status, value
+
+    def _call(self, method: str, *args):
+        self.conn.send((method, args))
+        return self._receive()[1]
+
+    def result(self, wl: str):
+        return self._call("result", wl)
+
+    def warmup(self, wl: str, calls: int) -> None:
+        self._call("warmup", wl, calls)
+
+    def calibrate(self, wl: str, target: float) -> int:
+        return self._call("calibrate", wl, target)
+
+    def sample(self, wl: str, calls: int) -> float:
+        return self._call("sample", wl, calls)
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            try:
+                self.conn.send(("quit", ()))
+            except OSError:
+                pass
+            self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+        self.conn.close()
+
+
+def _serve(framework: str, conn) -> None:
+    """A Worker's process: build the framework's runners, then answer requests."""
+    from parity import settings
+
+    settings.quiet_tensorflow()
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    try:
+        local = Local(BUILDERS[framework](make_weights()))
+    except Skip as exc:
+        conn.send(("skip", str(exc)))
+    except Exception as exc:  # a peer that fails to build its models: say so, go on
+        conn.send(("skip", f"{type(exc).__name__}: {exc}"))
+    else:
+        conn.send(("ready", local.ready()))
+        while True:
+            try:
+                method, args = conn.recv()
+            except EOFError:  # the parent is gone
+                break
+            if method == "quit":
+                break
+            try:
+                conn.send(("ok", getattr(local, method)(*args)))
+            except Exception as exc:
+                conn.send(("error", f"{method}{args}: {type(exc).__name__}: {exc}"))
+    conn.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the runtime's native teardown at exit: it has nothing left to write, and a
+    # crash there (seen with TensorFlow) would only add noise to the bench's output.
+    os._exit(0)
+
+
+def time_interleaved(frameworks: dict, wl: str, rounds: int, target: float, warmup: int):
+    """Per framework (a Local or a Worker), `rounds` samples of workload wl in seconds
+    per call; the rounds visit the frameworks in a rotating order."""
+    names = list(frameworks)
     for name in names:
-        for _ in range(warmup):
-            runners[name].fn()
-    inner = {name: _calibrate(runners[name].fn, target) for name in names}
+        frameworks[name].warmup(wl, warmup)
+    inner = {name: frameworks[name].calibrate(wl, target) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            fn, n = runners[name].fn, inner[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / n)
+            samples[name].append(frameworks[name].sample(wl, inner[name]))
     return samples
 
 
@@ -911,6 +1064,7 @@ def _timed(fn) -> float:
 
 
 # --- the run -------------------------------------------------------------------------------------
+IN_PROCESS = ("nntk", "nntk-py")  # the frameworks run in this process; each peer in its own
 BUILDERS = {
     "nntk": lambda w: nntk_runners(w, python_api=False),
     "nntk-py": lambda w: nntk_runners(w, python_api=True),
@@ -1031,69 +1185,34 @@ def run_bench(
     load_before = os.getloadavg()
     peak = measure_peak(512 if quick else 2048)
     log(f"single-core sgemm peak: {peak:.1f} GFLOP/s")
+    log(LEGEND)
 
-    runners: dict[str, dict[str, Runner]] = {}
+    # Every peer starts its process now (they build their models side by side); nntk's
+    # runners are built here. Timing starts when all are ready.
+    workers = {fw: Worker(fw) for fw in frameworks if fw not in IN_PROCESS}
+    ran: dict[str, Local | Worker] = {}  # the frameworks that run
+    offered: dict[str, dict[str, str]] = {}  # framework -> its workloads -> note
     notes: dict[str, str] = {}
     for fw in frameworks:
+        runner = workers.get(fw)
         try:
-            runners[fw] = BUILDERS[fw](w)
+            runner = runner or Local(BUILDERS[fw](w))
+            offered[fw] = runner.ready()
+            ran[fw] = runner
         except Skip as exc:
             notes[fw] = f"skipped: {exc}"
             log(f"{fw}: {notes[fw]}")
-        except Exception as exc:  # a peer that fails to build its model: say so, go on
-            if fw == "nntk":
-                raise
-            notes[fw] = f"skipped: {type(exc).__name__}: {exc}"
-            log(f"{fw}: {notes[fw]}")
-
+            if runner is not None:
+                runner.close()
     # reference outputs: tf.keras when present (the spec), else nntk
-    ref_fw = "tf" if "tf" in runners else ("nntk" if "nntk" in runners else None)
-    results: dict[str, dict] = {}
-    for wl in workloads:
-        entry = {"description": WORKLOADS[wl], "flops": workload_flops(wl), "frameworks": {}}
-        present = {fw: r[wl] for fw, r in runners.items() if wl in r}
-        ref = present[ref_fw].result() if ref_fw in present else None
-        for fw, runner in present.items():
-            if ref is None or fw == ref_fw:
-                ok, detail = True, "reference" if fw == ref_fw else "no reference"
-            else:
-                ok, detail = compare(wl, runner.result(), ref)
-            entry["frameworks"][fw] = {"check": "ok" if ok else "MISMATCH", "check_detail": detail}
-            if not ok:
-                log(f"{wl} {fw}: MISMATCH ({detail})")
-        samples = time_interleaved(present, rounds, target, warmup)
-        for fw, s in samples.items():
-            ms = sorted(x * 1e3 for x in s)
-            q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
-            med = statistics.median(ms)
-            info = entry["frameworks"][fw]
-            info.update(
-                median_ms=med,
-                p25_ms=q[0],
-                p75_ms=q[2],
-                iqr_ms=q[2] - q[0],
-                min_ms=ms[0],
-                samples=len(ms),
-                gflops=entry["flops"] / (med * 1e-3) / 1e9,
-            )
-            info["pct_peak"] = 100.0 * info["gflops"] / peak
-        base = entry["frameworks"].get("nntk")
-        for fw, info in entry["frameworks"].items():
-            if base and fw != "nntk" and info["check"] == "ok":
-                info["nntk_ratio"] = base["median_ms"] / info["median_ms"]
-        peers = [
-            i["median_ms"]
-            for fw, i in entry["frameworks"].items()
-            if not fw.startswith("nntk") and i["check"] == "ok"
-        ]
-        if base and peers:
-            entry["fastest_peer_ms"] = min(peers)
-            entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
-        for fw, runner in present.items():
-            if getattr(runner, "note", ""):
-                entry["frameworks"][fw]["note"] = runner.note
-        results[wl] = entry
-        log(format_workload(wl, entry))
+    reference = "tf" if "tf" in ran else ("nntk" if "nntk" in ran else None)
+    try:
+        results = _run_workloads(
+            ran, offered, reference, workloads, rounds, target, warmup, peak, log
+        )
+    finally:
+        for runner in ran.values():
+            runner.close()
 
     import nntk_core
 
@@ -1124,7 +1243,7 @@ def run_bench(
             "inference_tolerance_abs": INFER_TOL,
             "loss_rtol": LOSS_RTOL,
             "gradient_tolerance_rel_max": GRAD_TOL,
-            "reference": ref_fw,
+            "reference": reference,
         },
         "peak_gflops": peak,
         "notes": notes,
@@ -1144,6 +1263,57 @@ def run_bench(
     return report
 
 
+def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log) -> dict:
+    """Per workload: every framework's outputs checked against ref_fw's, then timed."""
+    results: dict[str, dict] = {}
+    for wl in workloads:
+        entry = {"description": WORKLOADS[wl], "flops": workload_flops(wl), "frameworks": {}}
+        present = {fw: runner for fw, runner in ran.items() if wl in offered[fw]}
+        ref = present[ref_fw].result(wl) if ref_fw in present else None
+        for fw, runner in present.items():
+            if ref is None or fw == ref_fw:
+                ok, detail = True, "reference" if fw == ref_fw else "no reference"
+            else:
+                ok, detail = compare(wl, runner.result(wl), ref)
+            entry["frameworks"][fw] = {"check": "ok" if ok else "MISMATCH", "check_detail": detail}
+            if not ok:
+                log(f"{wl} {fw}: MISMATCH ({detail})")
+        samples = time_interleaved(present, wl, rounds, target, warmup)
+        for fw, s in samples.items():
+            ms = sorted(x * 1e3 for x in s)
+            q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
+            med = statistics.median(ms)
+            info = entry["frameworks"][fw]
+            info.update(
+                median_ms=med,
+                p25_ms=q[0],
+                p75_ms=q[2],
+                iqr_ms=q[2] - q[0],
+                min_ms=ms[0],
+                samples=len(ms),
+                gflops=entry["flops"] / (med * 1e-3) / 1e9,
+            )
+            info["pct_peak"] = 100.0 * info["gflops"] / peak
+        base = entry["frameworks"].get("nntk")
+        for fw, info in entry["frameworks"].items():
+            if base and fw != "nntk" and info["check"] == "ok":
+                info["nntk_ratio"] = base["median_ms"] / info["median_ms"]
+        peers = [
+            i["median_ms"]
+            for fw, i in entry["frameworks"].items()
+            if not fw.startswith("nntk") and i["check"] == "ok"
+        ]
+        if base and peers:
+            entry["fastest_peer_ms"] = min(peers)
+            entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
+        for fw in present:
+            if offered[fw][wl]:
+                entry["frameworks"][fw]["note"] = offered[fw][wl]
+        results[wl] = entry
+        log(format_workload(wl, entry))
+    return results
+
+
 def _kernel_isa() -> str:
     import nntk_core as nn
 
@@ -1154,6 +1324,15 @@ def _kernel_isa() -> str:
         return f().decode()
     except AttributeError:
         return "n/a"
+
+
+# What the columns mean (printed once before the workloads, and under bench.md's table).
+LEGEND = (
+    "median / IQR / min: milliseconds per call (IQR = p75 - p25 over the samples); "
+    "GFLOP/s and %peak: the matrix products' rate, and as a share of the measured one-thread "
+    "sgemm peak (higher is better); nntk/x: nntk's median time / this framework's "
+    "(below 1: nntk is faster); check: outputs against the reference before timing."
+)
 
 
 def format_workload(wl: str, entry: dict) -> str:
@@ -1170,7 +1349,11 @@ def format_workload(wl: str, entry: dict) -> str:
             f"({i['check_detail']})"
         )
     if "nntk_vs_fastest_peer" in entry:
-        lines.append(f"  nntk / fastest peer = {entry['nntk_vs_fastest_peer']:.2f}")
+        ratio = entry["nntk_vs_fastest_peer"]
+        lines.append(
+            f"  nntk time / fastest peer's = {ratio:.2f} "
+            f"({'nntk faster' if ratio < 1 else 'nntk slower'}; lower is better for nntk)"
+        )
     return "\n".join(lines)
 
 
@@ -1201,7 +1384,8 @@ def markdown(report: dict) -> str:
         if "nntk_vs_fastest_peer" in entry:
             ratios.append(f"{wl} {entry['nntk_vs_fastest_peer']:.2f}")
     if ratios:
-        lines += ["", "nntk / fastest peer: " + ", ".join(ratios)]
+        lines += ["", "nntk time / fastest peer's (below 1: nntk is faster): " + ", ".join(ratios)]
+    lines += ["", LEGEND.replace("nntk/x", "nntk / framework")]
     return "\n".join(lines) + "\n"
 
 
@@ -1273,7 +1457,8 @@ def main(args) -> int:
             + ", ".join(f"{m['layer']}/{m['mode']} {m['bytes']}" for m in mem["create"])
         )
     if out is not None:
-        print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
+        written = [out / name for name in ("bench.json", "bench.md", "bench.png")]
+        print("\nwrote " + ", ".join(str(path) for path in written if path.exists()))
     bad = [
         (wl, fw)
         for wl, e in report["workloads"].items()

@@ -462,20 +462,9 @@ def cmd_example(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import os
-
     from parity import bench
 
-    rc = bench.main(args)
-    # With TF, PyTorch, TFLite and ONNX Runtime all loaded in one process, their native
-    # teardown at interpreter exit sometimes crashes (seen: SIGSEGV / "munmap_chunk():
-    # invalid pointer" after everything was written; never with nntk alone or with any
-    # two of them). The results are on disk and printed: leave without that teardown.
-    if any(fw not in ("nntk", "nntk-py") for fw in (args.frameworks or "all").split(",")):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
-    return rc
+    return bench.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -580,15 +569,21 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--seed", type=int, default=0, help="data and initial weights")
     example.add_argument("--no-keras", action="store_true", help="nntk only (no TensorFlow needed)")
     example.set_defaults(func=cmd_example)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--verbose", action="store_true", help="show TensorFlow's own start-up and log lines"
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from parity import settings
     from parity.fixtures import FixtureError
     from parity.record import RecordError
     from parity.report import ReportError
 
     args = build_parser().parse_args(argv)
+    settings.set_verbose(args.verbose)
     try:
         _load_library()  # every command reads the specs, which import nntk_core
         return args.func(args)

@@ -37,20 +37,8 @@ class Reference:
 
 @lru_cache(maxsize=1)
 def tensorflow():
-    """The tensorflow module, imported once with the reference settings."""
-    settings.apply()
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(
-            int(settings.REFERENCE_ENV["TF_NUM_INTRAOP_THREADS"])
-        )
-        tf.config.threading.set_inter_op_parallelism_threads(
-            int(settings.REFERENCE_ENV["TF_NUM_INTEROP_THREADS"])
-        )
-    except RuntimeError:  # already initialised by the caller: keep its settings
-        pass
-    return tf
+    """The tensorflow module, imported once with the reference settings (quietly)."""
+    return settings.import_tensorflow()
 
 
 @lru_cache(maxsize=1)
