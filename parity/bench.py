@@ -554,6 +554,7 @@ def tflite_runners(w: Weights) -> dict[str, Runner]:
             interp.invoke()
             return interp.get_tensor(out)
 
+        run()  # LiteRT sets up its delegate (and says so) on the first call
         runners[name] = Runner(run, run)
     return runners
 
@@ -960,7 +961,10 @@ def _serve(framework: str, conn) -> None:
     except ImportError:
         pass
     try:
-        local = Local(BUILDERS[framework](make_weights()))
+        # A runtime's start-up lines (LiteRT: "Created TensorFlow Lite XNNPACK delegate")
+        # are shown only with --verbose or when the build fails.
+        with settings.stderr_captured():
+            local = Local(BUILDERS[framework](make_weights()))
     except Skip as exc:
         conn.send(("skip", str(exc)))
     except Exception as exc:  # a peer that fails to build its models: say so, go on
@@ -1185,7 +1189,6 @@ def run_bench(
     load_before = os.getloadavg()
     peak = measure_peak(512 if quick else 2048)
     log(f"single-core sgemm peak: {peak:.1f} GFLOP/s")
-    log(LEGEND)
 
     # Every peer starts its process now (they build their models side by side); nntk's
     # runners are built here. Timing starts when all are ready.
@@ -1265,6 +1268,7 @@ def run_bench(
 
 def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log) -> dict:
     """Per workload: every framework's outputs checked against ref_fw's, then timed."""
+    log(LEGEND)
     results: dict[str, dict] = {}
     for wl in workloads:
         entry = {"description": WORKLOADS[wl], "flops": workload_flops(wl), "frameworks": {}}

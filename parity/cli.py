@@ -238,7 +238,7 @@ def cmd_record(args) -> int:
     from parity import record
     from parity.fixtures import MAX_TOTAL_BYTES, default_dir
 
-    directory = Path(args.out) if args.out else default_dir()
+    directory = Path(args.out) if args.out else default_dir(writing=True)
     console = _console()
     if args.check:
         messages, checked = record.check_freshness(directory, args.sample, args.layer)
@@ -481,14 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser(
         "replay", help="check the native library against the recorded fixtures (no TensorFlow)"
     )
-    replay.add_argument("--fixtures", metavar="DIR", help="fixture directory (default: fixtures/)")
+    replay.add_argument(
+        "--fixtures",
+        metavar="DIR",
+        help="fixture directory (default: the checkout's fixtures/, else the installed copy)",
+    )
     replay.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
     replay.add_argument("--report", metavar="DIR", help="write reports into DIR")
     replay.set_defaults(func=cmd_replay)
 
     record = sub.add_parser("record", help="(re)record the golden fixtures from tf.keras")
     record.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
-    record.add_argument("--out", metavar="DIR", help="fixture directory (default: fixtures/)")
+    record.add_argument(
+        "--out", metavar="DIR", help="fixture directory (default: the checkout's fixtures/)"
+    )
     record.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random cases")
     record.add_argument(
         "--random", type=int, default=RANDOM_CASES, help="random cases per layer (default 4)"

@@ -56,9 +56,33 @@ class Fixture:
     float32: dict[str, np.ndarray]  # tf.keras float32
 
 
-def default_dir() -> Path:
-    """$NNTK_FIXTURES, else `fixtures/` in the current directory."""
-    return Path(os.environ.get(FIXTURES_ENV, DEFAULT_DIR))
+def checkout_dir() -> Path | None:
+    """The fixtures/ of the nntk checkout holding the current directory (searched
+    upwards, as git finds its repository), or None outside one."""
+    for directory in (Path.cwd(), *Path.cwd().parents):
+        if (directory / DEFAULT_DIR / MANIFEST).is_file() and (directory / "parity").is_dir():
+            return directory / DEFAULT_DIR
+    return None
+
+
+def default_dir(writing: bool = False) -> Path:
+    """Where the fixtures are unless a command names a directory: $NNTK_FIXTURES, else
+    the fixtures/ of the checkout holding the current directory, else (for reading) the
+    copy installed with this package (pyproject.toml puts it in the wheel as
+    parity/fixtures/), so `nntk-parity replay` works from any directory. Writing
+    (`record`) needs a checkout: the installed copy is never changed."""
+    if FIXTURES_ENV in os.environ:
+        return Path(os.environ[FIXTURES_ENV])
+    found = checkout_dir()
+    if found is not None:
+        return found
+    installed = Path(__file__).resolve().parent / DEFAULT_DIR
+    if not writing and (installed / MANIFEST).is_file():
+        return installed
+    raise FixtureError(
+        "no fixture directory: run this inside the nntk checkout, or name one with "
+        f"--fixtures / --out DIR or ${FIXTURES_ENV}"
+    )
 
 
 def fixture_stem(case_id: str) -> str:

@@ -10,9 +10,9 @@ Quiet by default: TensorFlow's start-up lines ("All log messages before
 absl::InitializeLog() ...", "Could not find cuda drivers ...", "failed call to
 cuInit ...") are written by its C++ side straight to file descriptor 2, some of them
 whatever TF_CPP_MIN_LOG_LEVEL says. `import_tensorflow()` sends that descriptor to a
-temporary file while TensorFlow loads and sets up its devices, and shows what was
-written only if the import fails. `NNTK_VERBOSE=1` (`nntk-parity --verbose`) shows
-everything, as TensorFlow prints it.
+temporary file while TensorFlow loads and sets up its devices (`stderr_captured`),
+and shows what was written only if the import fails. `NNTK_VERBOSE=1`
+(`nntk-parity --verbose`) shows everything, as TensorFlow prints it.
 """
 
 from __future__ import annotations
@@ -88,18 +88,28 @@ def import_tensorflow():
         import tensorflow as tf
 
         return tf
+    with stderr_captured():
+        tf = _load_tensorflow()
+    if not verbose():
+        tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+@contextlib.contextmanager
+def stderr_captured():
+    """Unless verbose: what the block writes to file descriptor 2 (C++ code's stderr,
+    not only Python's) goes to a temporary file, shown only if the block raises."""
     if verbose():
-        return _load_tensorflow()
+        yield
+        return
     with tempfile.TemporaryFile("w+") as log:
         try:
             with _stderr_into(log):
-                tf = _load_tensorflow()
+                yield
         except BaseException:
             log.seek(0)
             sys.stderr.write(log.read())
             raise
-    tf.get_logger().setLevel("ERROR")
-    return tf
 
 
 def _load_tensorflow():
