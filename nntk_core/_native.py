@@ -69,9 +69,35 @@ def library_path() -> Path:
             path = Path(str(directory)) / name
             if path.is_file():
                 return path
-    raise OSError(
-        "the nntk native library is not built: run `pip install .` (or `pip install -e .`), "
-        f"or set {LIBRARY_ENV}=/path/to/libnntk.so"
+    raise OSError(_not_built_message(Path(str(candidates[0]))))
+
+
+def _not_built_message(package_dir: Path) -> str:
+    """Why no library was found, and what to do: most often nntk_core was imported from
+    the source tree (Python puts the current directory first on sys.path), which holds
+    the sources but not the library the install built."""
+    if not (package_dir / "csrc").is_dir():
+        return (
+            f"the nntk native library is not in {package_dir}: reinstall with `pip install .` "
+            f"from the nntk checkout, or set {LIBRARY_ENV}=/path/to/libnntk.so"
+        )
+    from importlib import metadata
+
+    try:
+        installed = Path(str(metadata.distribution("nntk").locate_file("nntk_core")))
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed is None or not installed.is_dir() or installed.resolve() == package_dir.resolve():
+        return (
+            f"nntk_core was imported from the source tree {package_dir}, and no built nntk is "
+            "installed: run `bash ci/parity-gate.sh` or `pip install .` in the checkout "
+            f"(then import from another directory), or set {LIBRARY_ENV}=/path/to/libnntk.so"
+        )
+    return (
+        f"nntk_core was imported from the source tree {package_dir} (Python puts the "
+        "current directory first on sys.path), which holds the sources, not the built "
+        f"library; the installed nntk_core, with its library, is {installed}. Run Python "
+        "from another directory, or as `python -P` (the current directory not on sys.path)."
     )
 
 
