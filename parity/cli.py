@@ -238,6 +238,7 @@ def cmd_record(args) -> int:
     from parity import record
     from parity.fixtures import MAX_TOTAL_BYTES, default_dir
 
+    specs = _select_specs(args.layer) if args.layer else None
     directory = Path(args.out) if args.out else default_dir(writing=True)
     console = _console()
     if args.check:
@@ -260,7 +261,6 @@ def cmd_record(args) -> int:
             f"`nntk-parity repro {Path(entry['file']).stem}`"
         )
         return EXIT_OK
-    specs = _select_specs(args.layer) if args.layer else None
     console.print(f"recording fixtures into {directory} (seed {args.seed}) ...")
     with _progress(console) as progress:
         task = progress.add_task("record", total=None)
