@@ -19,7 +19,7 @@ fi
 . .venv/bin/activate
 # pip runs quietly (-q): say what it is doing, as its lines would not.
 echo "== set-up: .venv <- nntk built from this checkout (-Werror) and its test extras" \
-  "(TensorFlow included: 2.3 GB; 3-4 min, longer while pip downloads)"
+  "(the first time: TensorFlow included, 2.3 GB, 3-4 min or more while pip downloads)"
 python -m pip install -q --upgrade pip
 # Non-editable install: the tests import the installed package and library.
 python -m pip install -q ".[dev]" -Ccmake.define.NNTK_WERROR=ON
