@@ -914,8 +914,8 @@ class Worker:
         except EOFError:
             self.process.join(10)
             raise Skip(
-                f"its process died (exit status {self.process.exitcode}); rerun with "
-                f"--frameworks {self.framework} to see its output"
+                f"its process died (exit status {self.process.exitcode}); "
+                f"`nntk-parity bench --verbose --frameworks {self.framework}` shows its output"
             ) from None
         if status == "error":
             raise RuntimeError(f"{self.framework}: {value}")
