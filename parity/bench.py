@@ -428,10 +428,11 @@ def _nntk_first_loss(w: Weights, python_api: bool) -> float:
 
 # --- tf.keras (also the reference and the source of the TFLite models) -------------------------
 def _tf():
-    """TensorFlow with the reference settings: tf.keras is Keras 2, one thread."""
+    """TensorFlow, imported quietly: tf.keras is Keras 2, one thread (the reference
+    settings), but oneDNN on, as TF ships: the timings are TF's own (the parity reference
+    turns oneDNN off, for reproducible bits)."""
     from parity import settings
 
-    # TF as it ships (oneDNN on) for the timings; the parity reference turns oneDNN off.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     try:
         return settings.import_tensorflow()
