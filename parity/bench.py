@@ -555,8 +555,13 @@ def tflite_runners(w: Weights) -> dict[str, Runner]:
             interp.invoke()
             return interp.get_tensor(out)
 
-        run()  # LiteRT sets up its delegate (and says so) on the first call
-        runners[name] = Runner(run, run)
+        def result(interp=interp, run=run):
+            # The fused LSTM keeps its state in variable tensors from one invoke to the
+            # next: the output compared is that of a fresh sequence.
+            interp.reset_all_variables()
+            return run()
+
+        runners[name] = Runner(run, result)
     return runners
 
 
@@ -961,34 +966,40 @@ def _serve(framework: str, conn) -> None:
         threadpool_limits(1)
     except ImportError:
         pass
-    try:
-        # A runtime's start-up lines (LiteRT: "Created TensorFlow Lite XNNPACK delegate")
-        # are shown only with --verbose or when the build fails.
-        with settings.stderr_captured():
-            local = Local(BUILDERS[framework](make_weights()))
-    except Skip as exc:
-        conn.send(("skip", str(exc)))
-    except Exception as exc:  # a peer that fails to build its models: say so, go on
-        conn.send(("skip", f"{type(exc).__name__}: {exc}"))
-    else:
-        conn.send(("ready", local.ready()))
-        while True:
-            try:
-                method, args = conn.recv()
-            except EOFError:  # the parent is gone
-                break
-            if method == "quit":
-                break
-            try:
-                conn.send(("ok", getattr(local, method)(*args)))
-            except Exception as exc:
-                conn.send(("error", f"{method}{args}: {type(exc).__name__}: {exc}"))
+    # A runtime's own lines on file descriptor 2 (LiteRT: "Created TensorFlow Lite XNNPACK
+    # delegate"; XLA: "slow_operation_alarm ... Constant folding") are shown only with
+    # --verbose; a failure reaches the parent as a skip note or an error.
+    with settings.stderr_captured():
+        _answer(framework, conn)
     conn.close()
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip the runtime's native teardown at exit: it has nothing left to write, and a
     # crash there (seen with TensorFlow) would only add noise to the bench's output.
     os._exit(0)
+
+
+def _answer(framework: str, conn) -> None:
+    try:
+        local = Local(BUILDERS[framework](make_weights()))
+    except Skip as exc:
+        conn.send(("skip", str(exc)))
+        return
+    except Exception as exc:  # a peer that fails to build its models: say so, go on
+        conn.send(("skip", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", local.ready()))
+    while True:
+        try:
+            method, args = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if method == "quit":
+            return
+        try:
+            conn.send(("ok", getattr(local, method)(*args)))
+        except Exception as exc:
+            conn.send(("error", f"{method}{args}: {type(exc).__name__}: {exc}"))
 
 
 def time_interleaved(frameworks: dict, wl: str, rounds: int, target: float, warmup: int):
