@@ -76,9 +76,11 @@ def default_dir(writing: bool = False) -> Path:
     found = checkout_dir()
     if found is not None:
         return found
-    installed = Path(__file__).resolve().parent / DEFAULT_DIR
-    if not writing and (installed / MANIFEST).is_file():
-        return installed
+    package = Path(__file__).resolve().parent
+    # the copy installed with the package; or, parity imported from a checkout, its own
+    for beside in (package / DEFAULT_DIR, package.parent / DEFAULT_DIR):
+        if not writing and (beside / MANIFEST).is_file():
+            return beside
     raise FixtureError(
         "no fixture directory: run this inside the nntk checkout, or name one with "
         f"--fixtures / --out DIR or ${FIXTURES_ENV}"
