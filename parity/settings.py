@@ -51,10 +51,11 @@ def verbose() -> bool:
 
 
 def set_verbose(on: bool) -> None:
-    """`--verbose`: TensorFlow's own logging comes back, here and in child processes."""
+    """`--verbose`: TensorFlow's own lines come back, here and in child processes (as
+    many as TF_CPP_MIN_LOG_LEVEL lets through: it is a reference setting, recorded in
+    every manifest, so --verbose leaves it alone)."""
     if on:
         os.environ[VERBOSE_ENV] = "1"
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
 def quiet_tensorflow() -> None:
