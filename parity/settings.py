@@ -59,12 +59,12 @@ def set_verbose(on: bool) -> None:
 
 
 def quiet_tensorflow() -> None:
-    """The environment for a quiet TensorFlow (unless verbose); child processes (a
-    test's CLI run, a bench worker) inherit it."""
+    """The environment TensorFlow is imported in (verbose or not, so that --verbose
+    changes what is printed, never what runs); child processes (a test's CLI run, a
+    bench worker) inherit it."""
     apply()
-    if not verbose():
-        for key, value in QUIET_ENV.items():
-            os.environ.setdefault(key, value)
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 @contextlib.contextmanager
