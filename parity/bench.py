@@ -886,9 +886,6 @@ class Local:
             fn()
         return (time.perf_counter() - t0) / calls
 
-    def close(self) -> None:
-        pass
-
 
 class Worker:
     """A peer framework in a process of its own (spawned, so it imports only what it
@@ -1208,26 +1205,24 @@ def run_bench(
     ran: dict[str, Local | Worker] = {}  # the frameworks that run
     offered: dict[str, dict[str, str]] = {}  # framework -> its workloads -> note
     notes: dict[str, str] = {}
-    for fw in frameworks:
-        runner = workers.get(fw)
-        try:
-            runner = runner or Local(BUILDERS[fw](w))
-            offered[fw] = runner.ready()
-            ran[fw] = runner
-        except Skip as exc:
-            notes[fw] = f"skipped: {exc}"
-            log(f"{fw}: {notes[fw]}")
-            if runner is not None:
-                runner.close()
-    # reference outputs: tf.keras when present (the spec), else nntk
-    reference = "tf" if "tf" in ran else ("nntk" if "nntk" in ran else None)
     try:
+        for fw in frameworks:
+            runner = workers.get(fw)
+            try:
+                runner = runner or Local(BUILDERS[fw](w))
+                offered[fw] = runner.ready()
+                ran[fw] = runner
+            except Skip as exc:
+                notes[fw] = f"skipped: {exc}"
+                log(f"{fw}: {notes[fw]}")
+        # reference outputs: tf.keras when present (the spec), else nntk
+        reference = "tf" if "tf" in ran else ("nntk" if "nntk" in ran else None)
         results = _run_workloads(
             ran, offered, reference, workloads, rounds, target, warmup, peak, log
         )
-    finally:
-        for runner in ran.values():
-            runner.close()
+    finally:  # whatever happened: no worker outlives the run
+        for worker in workers.values():
+            worker.close()
 
     import nntk_core
 
