@@ -602,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nntk-parity: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped early (`| head`): no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        return EXIT_OK
 
 
 if __name__ == "__main__":
