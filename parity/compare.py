@@ -1,4 +1,4 @@
-"""Error metrics and the tolerance policy (DESIGN.md §5).
+"""Error metrics and the tolerance policy (docs/DESIGN.md §5).
 
 A tolerance (atol, rtol, k) for a quantity q means, against the float64 referee:
 
