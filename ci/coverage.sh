@@ -6,9 +6,11 @@
 #                                          ~1 min with the build. --check: CI's floor (below).
 #   bash ci/coverage.sh ci                 the live ci profile against tf.keras (nntk-parity run
 #                                          --profile ci, the CPU's own table); ~10 min: nightly.
+#   bash ci/coverage.sh <mode> --report-only   the table and reports again from the counters of
+#                                          that mode's last run (e.g. after editing exclusions).
 #
-# Builds the library with gcov counters (-DNNTK_COVERAGE=ON) into build/coverage, loads it
-# through NNTK_CORE_LIB, runs the suite, then prints the per-file line and branch table and
+# Builds the library with gcov counters (-DNNTK_COVERAGE=ON) into build/coverage/<mode>, loads
+# it through NNTK_CORE_LIB, runs the suite, then prints the per-file line and branch table and
 # writes build/coverage-report/<mode>/: index.html (every file but the kernel tables,
 # uncovered lines and branches marked), kernels-<table>/index.html (core/kernels_impl.inc
 # and core/vmath.h as that table ran them), table.md and summary.json.
@@ -32,28 +34,36 @@ FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-85.0}
 TABLES=(generic avx2 avx512)
 
 mode=${1:-replay}
-check=0
-[ "${2:-}" = --check ] && check=1
+check=0 run=1
+case ${2:-} in --check) check=1 ;; --report-only) run=0 ;; "") ;; *) mode=bad ;; esac
 case $mode in replay | ci) ;; *)
-  echo "usage: bash ci/coverage.sh replay [--check] | ci" >&2
+  echo "usage: bash ci/coverage.sh replay|ci [--check|--report-only]" >&2
   exit 2
   ;;
 esac
-BUILD=build/coverage
+BUILD=build/coverage/$mode
 REPORT=build/coverage-report/$mode
 OBJ=$BUILD/CMakeFiles/nntk.dir/nntk_core/csrc/src/core
-
-cmake -S . -B $BUILD -DNNTK_COVERAGE=ON -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DPython_EXECUTABLE="$(command -v python)" >/dev/null
-cmake --build $BUILD -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
-find $BUILD -name '*.gcda' -delete # counters from an earlier run would add up
-rm -rf "$REPORT"
-mkdir -p "$REPORT"
 export NNTK_CORE_LIB="$PWD/$BUILD/libnntk.so"
+
 isa_of() { NNTK_ISA=$1 python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())"; }
 
-ran=()
-if [ "$mode" = replay ]; then
+measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT/tables
+  cmake -S . -B $BUILD -DNNTK_COVERAGE=ON -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPython_EXECUTABLE="$(command -v python)" >/dev/null
+  cmake --build $BUILD -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+  find $BUILD -name '*.gcda' -delete # counters from an earlier run would add up
+  rm -rf "$REPORT"
+  mkdir -p "$REPORT"
+  if [ "$mode" = ci ]; then
+    local used
+    used=$(isa_of "")
+    echo "== coverage: nntk-parity run --profile ci ($used table)"
+    nntk-parity run --profile ci >"$REPORT/run.log" || { tail -n 60 "$REPORT/run.log"; exit 1; }
+    tail -n 3 "$REPORT/run.log"
+    echo "$used" >"$REPORT/tables"
+    return
+  fi
   for table in "${TABLES[@]}"; do
     used=$(isa_of "$table")
     if [ "$used" != "$table" ]; then
@@ -65,16 +75,12 @@ if [ "$mode" = replay ]; then
     NNTK_ISA=$table nntk-parity replay --fixtures fixtures >"$REPORT/replay-$table.log" ||
       { cat "$REPORT/replay-$table.log"; exit 1; }
     tail -n 2 "$REPORT/replay-$table.log"
-    ran+=("$table")
+    echo "$table" >>"$REPORT/tables"
   done
-else
-  used=$(isa_of "")
-  echo "== coverage: nntk-parity run --profile ci ($used table)"
-  nntk-parity run --profile ci >"$REPORT/run.log" || { tail -n 60 "$REPORT/run.log"; exit 1; }
-  tail -n 3 "$REPORT/run.log"
-  ran+=("$used")
-fi
+}
 
+[ $run = 1 ] && measure
+mapfile -t ran <"$REPORT/tables"
 # The kernel tables' units (kernels_<table>.c: kernels_impl.inc and the vmath.h it
 # includes) are reported per table, from that table's own counters; every other unit
 # together (its vmath.h is activations.c's).

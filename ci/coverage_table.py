@@ -3,8 +3,9 @@
 gcovr counts; this only arranges its figures: the files of every unit but the kernel
 tables (files.json), then those of each kernel table's unit (kernels_<table>.c:
 core/kernels_impl.inc and core/vmath.h), counted from that table's own counters
-(kernels-<table>.json). The total is the sum of the rows. Prints the table, writes it as table.md and the totals as summary.json, and with
---floor-branch / --floor-line exits 1 when a total is below its floor.
+(kernels-<table>.json). The total is the sum of the rows. Prints the table, writes it as
+table.md and the totals as summary.json, and with --floor-branch / --floor-line exits 1
+when a total is below its floor.
 """
 
 import argparse
@@ -51,9 +52,8 @@ def main() -> int:
     md = ["| file | lines | line % | branches | branch % |", "|---|---:|---:|---:|---:|"]
     for r in table + [{"file": "**total**", **total}]:
         (lc, lt), (bc, bt) = r["lines"], r["branches"]
-        md.append(
-            f"| {r['file']} | {lc}/{lt} | {percent(lc, lt):.1f} | {bc}/{bt} | {percent(bc, bt):.1f} |"
-        )
+        line_pct, branch_pct = percent(lc, lt), percent(bc, bt)
+        md.append(f"| {r['file']} | {lc}/{lt} | {line_pct:.1f} | {bc}/{bt} | {branch_pct:.1f} |")
     text = "\n".join(md) + "\n"
     (args.report / "table.md").write_text(text)
     print(f"coverage ({args.mode}; kernel tables run: {', '.join(args.tables) or 'none'}):")
