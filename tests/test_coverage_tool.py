@@ -5,10 +5,14 @@ allocation failures: by the patterns in ci/gcovr.cfg and by GCOVR_EXCL_BR_START/
 regions in the C. These tests read the sources (no build, no gcov) and prove that every line
 a pattern selects is an `if` whose statement is an error exit, that every pattern still
 selects something, and that every region is closed, short and gives its reason. So an
-exclusion cannot grow over computation unnoticed.
+exclusion cannot grow over computation unnoticed. The last test runs the table script
+(ci/coverage_table.py) on small fake gcovr summaries.
 """
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +101,48 @@ def test_exclusion_regions_are_closed_short_and_give_their_reason(path):
         elif "GCOVR_EXCL" in line:
             raise AssertionError(f"{where}: unexpected marker {line.strip()}")
     assert start is None, f"{path.relative_to(ROOT)}:{start}: region never closed"
+
+
+def _summary(*files):  # a gcovr --json-summary with the given (name, lines, branches) rows
+    return {
+        "files": [
+            {
+                "filename": name,
+                "line_covered": lines[0],
+                "line_total": lines[1],
+                "branch_covered": branches[0],
+                "branch_total": branches[1],
+            }
+            for name, lines, branches in files
+        ]
+    }
+
+
+def test_the_table_counts_each_kernel_table_apart_and_gates_on_the_sum(tmp_path):
+    """ci/coverage_table.py on small fake gcovr summaries (no build)."""
+    inc = "nntk_core/csrc/src/core/kernels_impl.inc"
+    (tmp_path / "files.json").write_text(
+        json.dumps(_summary(("nntk_core/csrc/src/dense.c", (8, 10), (3, 4))))
+    )
+    for table, covered in (("generic", 1), ("avx2", 2)):
+        (tmp_path / f"kernels-{table}.json").write_text(
+            json.dumps(_summary((inc, (covered, 2), (covered, 2))))
+        )
+
+    def run(*floors):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "ci" / "coverage_table.py"), "--mode", "replay"]
+            + ["--report", str(tmp_path), "--tables", "generic", "avx2", *floors],
+            capture_output=True,
+            text=True,
+        )
+
+    ok = run("--floor-branch", "75", "--floor-line", "78")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "| src/core/kernels_impl.inc [generic] | 1/2 | 50.0 | 1/2 | 50.0 |" in ok.stdout
+    assert "| src/core/kernels_impl.inc [avx2] | 2/2 | 100.0 | 2/2 | 100.0 |" in ok.stdout
+    assert "| **total** | 11/14 | 78.6 | 6/8 | 75.0 |" in ok.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["branch_percent"], summary["line_percent"]) == (75.0, 78.57)
+    low = run("--floor-branch", "75.1")
+    assert low.returncode == 1 and "branch 75.00% is below the floor 75.10%" in low.stdout
