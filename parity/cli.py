@@ -311,37 +311,39 @@ def cmd_repro(args) -> int:
 
 
 def _repro_live(case_id: str) -> int:
+    from parity import runner, training
     from parity.record import parse_case_arg
-    from parity.runner import run_case
     from parity.spec import Case
     from parity.specs import get_spec
 
     try:
         case = Case.from_id(parse_case_arg(case_id))
-        spec = get_spec(case.layer)
+        is_training = case.layer in training.spec_names()  # a loss, optimizer, train_step
+        spec = (training.get_spec if is_training else get_spec)(case.layer)
     except (ValueError, KeyError) as exc:
         raise UsageError(str(exc).strip('"')) from exc
-    result = run_case(spec, case, keep_arrays=True)
+    result = (training.run_case if is_training else runner.run_case)(spec, case, keep_arrays=True)
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
 def _repro_fixture(args) -> int:
-    from parity.fixtures import default_dir, find_entry
-    from parity.replay import replay_entry
+    from parity.fixtures import default_dir
+    from parity.replay import find_fixture, replay_entry
 
     ident = args.case_id
     directory = Path(args.fixtures) if args.fixtures else default_dir()
     as_path = Path(ident)
     if as_path.parent != Path("."):  # a path to a fixture file: its directory's manifest
         directory, ident = as_path.parent, as_path.name
-    entry = find_entry(directory, ident)
-    if entry is None:
+    found = find_fixture(directory, ident)  # a layer or a training fixture
+    if found is None:
         raise UsageError(
             f"{args.case_id!r} is neither a case id ('layer?key=value&...') nor a fixture "
             f"listed in {directory / 'manifest.json'}"
         )
-    result, spec = replay_entry(directory, entry, keep_arrays=True)
+    kind, directory, entry = found
+    result, spec = replay_entry(directory, entry, keep_arrays=True, kind=kind)
     print(f"fixture {directory / entry['file']} (origin: {entry.get('origin', '?')}), replayed")
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED

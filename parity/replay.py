@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from parity.fixtures import (
+    MANIFEST,
     FixtureError,
     entry_problem,
+    find_entry,
     load_manifest,
     read_fixture,
     sha256_file,
@@ -81,6 +83,19 @@ def fixture_kinds() -> list[FixtureKind]:
 def kind_of(name: str) -> FixtureKind | None:
     """The kind whose specs include `name`."""
     return next((k for k in fixture_kinds() if name in k.spec_names()), None)
+
+
+def find_fixture(directory: Path, ident: str) -> tuple[FixtureKind, Path, dict] | None:
+    """The fixture whose file stem, file name or case id is `ident`, in `directory` or
+    in its kinds' subdirectories: (its kind, the directory of its manifest, its entry)."""
+    for kind in fixture_kinds():
+        where = Path(directory) / kind.subdir
+        if not (where / MANIFEST).is_file():
+            continue
+        entry = find_entry(where, ident)
+        if entry is not None:
+            return kind_of(str(entry.get("layer"))) or kind, where, entry
+    return None
 
 
 def count_cases(directory: Path, layers: list[str] | None = None) -> int:

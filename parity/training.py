@@ -569,6 +569,12 @@ def check_case(spec, case, data, float64, float32, backend=None, keep_arrays=Fal
     )
 
 
+def run_case(spec: TrainingSpec, case: Case, backend=None, keep_arrays: bool = False):
+    """One case live: tf.keras on freshly drawn data, then the native side."""
+    data, float64, float32 = spec.reference(case)
+    return check_case(spec, case, data, float64, float32, backend, keep_arrays)
+
+
 def freshness(spec: TrainingSpec, case: Case, stored: ArrayData, float64: dict, float32: dict):
     """Drift messages for one recorded case: data drift (the spec now draws other data)
     and reference drift (tf.keras on the stored data now differs beyond tolerance)."""
