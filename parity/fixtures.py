@@ -165,9 +165,8 @@ def fixture_bytes(fixture: Fixture) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for key, array in arrays.items():
             entry = io.BytesIO()
-            # ascontiguousarray makes a 0-d array 1-d: keep the shape (a loss value is 0-d)
-            contiguous = np.ascontiguousarray(array).reshape(np.shape(array))
-            np.lib.format.write_array(entry, contiguous, allow_pickle=False)
+            # (stored at least 1-d: ascontiguousarray makes a 0-d array 1-d)
+            np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

@@ -239,7 +239,7 @@ class LossSpec(TrainingSpec):
             tape.watch(pred)
             value = loss(tf.constant(data.arrays["y_true"].astype(dtype)), pred)
         return {
-            "value": np.asarray(value.numpy()),
+            "value": np.reshape(value.numpy(), 1),  # 1-d: fixtures store arrays at least 1-d
             "grad:y_pred": tape.gradient(value, pred).numpy(),
         }
 
@@ -250,7 +250,7 @@ class LossSpec(TrainingSpec):
         else:
             loss = nn.losses.CategoricalCrossentropy(from_logits=c["from_logits"])
         value, grad = loss.gradient(data.arrays["y_true"], data.arrays["y_pred"])
-        return {"value": np.asarray(value, np.float32), "grad:y_pred": grad}
+        return {"value": np.full(1, value, np.float32), "grad:y_pred": grad}
 
 
 # -- optimizers --------------------------------------------------------------------------------
