@@ -112,7 +112,7 @@ class TrainingSpec:
     def locate(self, quantity: str, index: tuple[int, ...], config: dict) -> str:
         names = self.axis_names(quantity, config, len(index))
         inside = ", ".join(f"{n}={i}" for n, i in zip(names, index, strict=False))
-        return f"{quantity} [{inside}]"
+        return f"{quantity} [{inside}]" if inside else quantity
 
     def missing_pairs(self, cases: list[Case]) -> list[str]:
         """Option value pairs that some valid combination has and no case exercises
@@ -182,7 +182,9 @@ class LossSpec(TrainingSpec):
         return not (config["loss"] == "mean_squared_error" and config["from_logits"])
 
     def axis_names(self, quantity, case_config, ndim):
-        return ["b", "t", "class"][-ndim:] if ndim == 3 else ["b", "class"][:ndim]
+        if quantity == "value":
+            return []  # a scalar, stored as (1,)
+        return ["b", "t", "class"] if ndim == 3 else ["b", "class"]
 
     def draw(self, case: Case) -> ArrayData:
         rng = np.random.default_rng(case.seed)
@@ -209,6 +211,7 @@ class LossSpec(TrainingSpec):
                 y_pred = rng.uniform(-90.0, 90.0, flat)
                 y_pred[0] = [150.0, -150.0, 0.0, 40.0]
                 y_pred[1] = 500.0  # all equal and large: a uniform softmax
+                y_pred[3] = 1e30  # the loss is log C: lost if max + log Σ is formed first
                 y_pred[2, 0] = -1e3
         else:
             z = rng.normal(0.0, 2.0, flat)
