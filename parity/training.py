@@ -13,10 +13,11 @@ Three kinds of spec, each a grid of options:
   the same gradients on three variables (so bias correction and step counts matter).
   Quantities: each variable after every step (axis 0 = step), the iteration count.
 - `train_step`: nn.Sequential.train_step over a few steps: a conv (Conv1d, BatchNorm,
-  relu) or GRU body, three heads (TimeDistributedDense softmax: Keras's probability
-  path; Dense softmax: Keras's implicit logits path; linear), every loss and both
-  optimizers. Quantities: the loss per step, every weight (BatchNorm moving statistics
-  included) after every step, the inference output after training.
+  relu) or GRU body, four heads (TimeDistributedDense softmax: Keras's probability
+  path; Dense softmax and linear + Activation softmax: Keras's implicit logits path,
+  two branches of train_step; linear), every loss and both optimizers. Quantities:
+  the loss per step, every weight (BatchNorm moving statistics included) after every
+  step, the inference output after training.
 
 Each spec's fixtures are the full product of its valid option combinations, so no
 option has a single value across a spec's fixtures, alone or together with any other
@@ -382,14 +383,18 @@ class TrainStepSpec(TrainingSpec):
     description = "nn.Sequential.train_step over 3 steps against a tf.keras training loop"
     options = {
         "body": ("conv", "gru"),
-        "head": ("time_distributed_softmax", "dense_softmax", "linear"),
+        "head": ("time_distributed_softmax", "dense_softmax", "activation_softmax", "linear"),
         "loss": (
             "categorical_crossentropy",
             "categorical_crossentropy_from_logits",
             "mean_squared_error",
         ),
         "optimizer": ("adam", "sgd_momentum"),  # parity/models.py's OPTIMIZERS
+        # the head's initial kernel x100: a saturated softmax, probabilities clipped at
+        # 1e-7 and 1 - 1e-7, where Keras's probability and logits paths part ways
+        "confident": (False, True),
     }
+    confident_scale = 100.0
     batch, steps, rank = 3, 7, 3  # batch and sequence length of every training step
     train_steps = 3
     input_dim, width, classes, kernel = 3, 4, 3, 3
@@ -401,6 +406,13 @@ class TrainStepSpec(TrainingSpec):
         return {"": STEP_TOLERANCE}
 
     def valid(self, config):
+        if config["confident"] and config["loss"] != "categorical_crossentropy":
+            return False  # saturation matters only where the two paths differ
+        if config["confident"] and config["body"] == "conv":
+            # The conv bias's true gradient is 0 (it feeds BatchNorm): Adam turns its float32
+            # noise into moves that reach the inference output, x100 here. Measured at x30: Keras
+            # float32 itself is then off by 2.2e-3 there (nntk 0.05-0.35x that).
+            return False
         # cross-entropy on probabilities needs a softmax head; from_logits a linear one
         if config["loss"] == "categorical_crossentropy":
             return config["head"] != "linear"
@@ -420,7 +432,11 @@ class TrainStepSpec(TrainingSpec):
             return body + [("time_distributed_dense", {**head, "activation": "softmax"})]
         if config["head"] == "dense_softmax":
             return body + [("dense", {**head, "activation": "softmax"})]
-        return body + [("time_distributed_dense", {**head, "activation": "linear"})]
+        linear = ("time_distributed_dense", {**head, "activation": "linear"})
+        if config["head"] == "activation_softmax":
+            softmax = ("activation", {"activation": "softmax", "input_dim": self.classes})
+            return body + [linear, softmax]
+        return body + [linear]
 
     def tolerance(self, quantity):
         from parity.models import NOISE_ONLY_TOLERANCE
@@ -453,11 +469,17 @@ class TrainStepSpec(TrainingSpec):
             self.classes,
             int(out[1]),
         )
+        labels = models.weight_labels(keras32)
         arrays = {f"initial.{i}": w for i, w in enumerate(keras32.get_weights())}
+        if case.config["confident"]:
+            head = len(layers) - (2 if case.config["head"] == "activation_softmax" else 1)
+            i = labels.index(next(x for x in labels if x.startswith(f"layer {head} ")))
+            assert labels[i].endswith("kernel"), labels[i]
+            arrays[f"initial.{i}"] = arrays[f"initial.{i}"] * np.float32(self.confident_scale)
         arrays["x"] = np.stack([x for x, _ in data["batches"]])  # (train_steps, B, T, D)
         arrays["y"] = np.stack([y for _, y in data["batches"]])
         arrays["test"] = data["test"]
-        settings = {"labels": models.weight_labels(keras32), "train_steps": self.train_steps}
+        settings = {"labels": labels, "train_steps": self.train_steps}
         return ArrayData(arrays, settings)
 
     def _initial(self, data: ArrayData) -> list[np.ndarray]:

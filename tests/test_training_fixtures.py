@@ -286,6 +286,27 @@ def test_replay_catches_adam_bias_correction_off_by_one_step():
     assert adam_steps == {r.case.id for r in run.failed_cases if r.case.layer == "train_step"}
 
 
+class FakeSequentialNeverFromLogits(nn.Sequential):
+    """A Sequential that always takes the probability path of the cross-entropy, where
+    Keras takes a Dense / Activation softmax's logits (KERAS_SEMANTICS.md §9)."""
+
+    def uses_logits(self, loss) -> bool:
+        return False
+
+
+def test_replay_catches_train_step_taking_the_probability_path_after_a_softmax_layer():
+    run = replay_with(FakeNN(Sequential=FakeSequentialNeverFromLogits), ["train_step"])
+    assert not run.passed and not run.problems
+    failed = {r.case.id for r in run.failed_cases}
+    saturated = {
+        e["id"]
+        for e in entries("train_step")
+        if "confident=true" in e["id"] and "time_distributed_softmax" not in e["id"]
+    }
+    assert saturated and saturated <= failed
+    assert all("dense_softmax" in i or "activation_softmax" in i for i in failed)
+
+
 # -- recording and freshness (TensorFlow) ------------------------------------------------------
 @pytest.mark.tf
 def test_training_fixtures_are_fresh():
