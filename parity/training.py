@@ -7,7 +7,8 @@ Three kinds of spec, each a grid of options:
 - `loss`: every nntk loss (MeanSquaredError, CategoricalCrossentropy both ways) on
   ordinary values and on extreme ones (probabilities exactly 0 and 1, logits spread
   over 100 apart, predictions 1e3 off), one-hot and soft targets, (B, C) and (B, T, C).
-  Quantities: the loss value and its gradient w.r.t. y_pred.
+  Quantities: the loss value (alone, and alongside the gradient) and its gradient
+  w.r.t. y_pred.
 - `sgd`, `adam`: every optimizer option (learning rate, momentum, nesterov; betas,
   epsilon, amsgrad) and a learning rate assigned between steps, over STEPS steps of
   the same gradients on three variables (so bias correction and step counts matter).
@@ -183,7 +184,7 @@ class LossSpec(TrainingSpec):
         return not (config["loss"] == "mean_squared_error" and config["from_logits"])
 
     def axis_names(self, quantity, case_config, ndim):
-        if quantity == "value":
+        if quantity.startswith("value"):
             return []  # a scalar, stored as (1,)
         return ["b", "t", "class"] if ndim == 3 else ["b", "class"]
 
@@ -238,12 +239,15 @@ class LossSpec(TrainingSpec):
             loss = keras.losses.MeanSquaredError()
         else:
             loss = keras.losses.CategoricalCrossentropy(from_logits=c["from_logits"])
+        true = tf.constant(data.arrays["y_true"].astype(dtype))
         pred = tf.constant(data.arrays["y_pred"].astype(dtype))
         with tf.GradientTape() as tape:
             tape.watch(pred)
-            value = loss(tf.constant(data.arrays["y_true"].astype(dtype)), pred)
+            value = loss(true, pred)
+        # 1-d values: fixtures store arrays at least 1-d
         return {
-            "value": np.reshape(value.numpy(), 1),  # 1-d: fixtures store arrays at least 1-d
+            "value": np.reshape(loss(true, pred).numpy(), 1),  # a plain call
+            "value:with_gradient": np.reshape(value.numpy(), 1),
             "grad:y_pred": tape.gradient(value, pred).numpy(),
         }
 
@@ -253,8 +257,13 @@ class LossSpec(TrainingSpec):
             loss = nn.losses.MeanSquaredError()
         else:
             loss = nn.losses.CategoricalCrossentropy(from_logits=c["from_logits"])
-        value, grad = loss.gradient(data.arrays["y_true"], data.arrays["y_pred"])
-        return {"value": np.full(1, value, np.float32), "grad:y_pred": grad}
+        y_true, y_pred = data.arrays["y_true"], data.arrays["y_pred"]
+        value, grad = loss.gradient(y_true, y_pred)
+        return {
+            "value": np.full(1, loss(y_true, y_pred), np.float32),  # the value-only path
+            "value:with_gradient": np.full(1, value, np.float32),
+            "grad:y_pred": grad,
+        }
 
 
 # -- optimizers --------------------------------------------------------------------------------
