@@ -99,9 +99,8 @@ def test_a_removed_training_fixture_fails(tmp_path):
     entry = entries("sgd")[2]
     (directory / training.SUBDIR / entry["file"]).unlink()
     run = replay(directory, layers=["sgd"])
-    assert not run.passed
-    assert any("missing" in p and entry["file"] in p for p in run.problems), run.problems
-    assert any(f"only {run.expected - 1} of the {run.expected}" in p for p in run.problems)
+    assert_problem(run, "missing", entry["file"])
+    assert_problem(run, f"only {run.expected - 1} of the {run.expected}")
 
 
 def test_an_altered_training_fixture_fails(tmp_path):
@@ -112,42 +111,37 @@ def test_an_altered_training_fixture_fails(tmp_path):
     content[len(content) // 2] ^= 0x01
     path.write_bytes(bytes(content))
     run = replay(directory, kinds=["training"])
+    assert_problem(run, "altered", entry["id"])
+
+
+def replay_keeping(tmp_path, keep, **kwargs):
+    """Replays a copy of the fixtures whose training manifest keeps only `keep(entry)`."""
+    directory = copy_fixtures(tmp_path)
+    m = manifest(directory / training.SUBDIR)
+    m["cases"] = [e for e in m["cases"] if keep(e)]
+    save_manifest(directory / training.SUBDIR, m)
+    return replay(directory, **kwargs)
+
+
+def assert_problem(run, *needles: str) -> None:
+    """The run failed with a fixture-level problem that says every one of `needles`."""
     assert not run.passed
-    assert any("altered" in p and entry["id"] in p for p in run.problems), run.problems
+    assert any(all(n in p for n in needles) for p in run.problems), run.problems
 
 
 def test_a_training_spec_without_fixtures_fails(tmp_path):
-    directory = copy_fixtures(tmp_path)
-    m = manifest(directory / training.SUBDIR)
-    m["cases"] = [e for e in m["cases"] if e["layer"] != "train_step"]
-    save_manifest(directory / training.SUBDIR, m)
-    run = replay(directory)  # the whole replay: the layer fixtures pass, this fails it
-    assert not run.passed
-    assert any(
-        "'train_step' has no fixtures" in p and "nntk-parity record --training" in p
-        for p in run.problems
-    ), run.problems
+    # the whole replay: the layer fixtures pass, this fails it
+    run = replay_keeping(tmp_path, lambda e: e["layer"] != "train_step")
+    assert_problem(run, "'train_step' has no fixtures", "nntk-parity record --training")
 
 
 def test_fixtures_missing_an_option_pair_fail(tmp_path):
-    directory = copy_fixtures(tmp_path)
-    m = manifest(directory / training.SUBDIR)
-    m["cases"] = [
-        e
-        for e in m["cases"]
-        if not (
-            e["layer"] == "sgd"
-            and Case.from_id(e["id"]).config["nesterov"]
-            and Case.from_id(e["id"]).config["lr_change"]
-        )
-    ]
-    save_manifest(directory / training.SUBDIR, m)
-    run = replay(directory, layers=["sgd"])
-    assert not run.passed
-    assert any(
-        "never exercise option pairs" in p and "nesterov=True with lr_change=True" in p
-        for p in run.problems
-    ), run.problems
+    def keep(entry):
+        config = Case.from_id(entry["id"]).config
+        return not (entry["layer"] == "sgd" and config["nesterov"] and config["lr_change"])
+
+    run = replay_keeping(tmp_path, keep, layers=["sgd"])
+    assert_problem(run, "never exercise option pairs", "nesterov=True with lr_change=True")
 
 
 def test_a_missing_training_directory_is_an_error(tmp_path):
