@@ -8,6 +8,7 @@
     nntk-parity record [--layer NAME ...] [--out DIR] [--seed N]
                                                     (re)record the fixtures (TensorFlow)
     nntk-parity record --from-failure 'CASE_ID'     add a failing case as a fixture
+    nntk-parity record --training                   (re)record the training fixtures
     nntk-parity record --check                      freshness: are the fixtures still
                                                     what tf.keras computes?
     nntk-parity repro 'CASE_ID' | FIXTURE           rerun one case in full (a fixture
@@ -184,22 +185,22 @@ def cmd_run(args) -> int:
 
 
 def cmd_replay(args) -> int:
+    from parity import training
     from parity.fixtures import default_dir, load_manifest
-    from parity.replay import replay
+    from parity.replay import count_cases, replay
 
     directory = Path(args.fixtures) if args.fixtures else default_dir()
-    specs = _select_specs(args.layer)
+    # --layer may name layer specs and training specs (parity/training.py)
+    layer_names = [n for n in args.layer or [] if n not in training.spec_names()]
+    specs = _select_specs(layer_names) if layer_names or not args.layer else []
+    specs += [s for s in training.all_specs() if not args.layer or s.name in args.layer]
     if args.report:
         from parity import report
 
         report.prepare(args.report)
     console = _console()
     manifest = load_manifest(directory)
-    total = len(manifest["cases"])
-    if args.layer:
-        total = sum(
-            1 for e in manifest["cases"] if isinstance(e, dict) and e.get("layer") in args.layer
-        )
+    total = count_cases(directory, args.layer)
     start = time.perf_counter()
     with _progress(console) as progress:
         task = progress.add_task(f"replay {directory}", total=total)
@@ -237,11 +238,15 @@ def cmd_replay(args) -> int:
 def cmd_record(args) -> int:
     from parity import record
     from parity.fixtures import MAX_TOTAL_BYTES, default_dir
+    from parity.training import SUBDIR
 
     directory = Path(args.out) if args.out else default_dir()
     console = _console()
     if args.check:
         messages, checked = record.check_freshness(directory, args.sample, args.layer)
+        if not args.layer:  # and the training fixtures (parity/training.py)
+            more, count = record.check_training_freshness(directory / SUBDIR, args.sample)
+            messages, checked = messages + more, checked + count
         for message in messages:
             console.print(f"[red]{message}[/red]")
         state = "drift found" if messages else "fresh"
@@ -258,6 +263,15 @@ def cmd_record(args) -> int:
             f"added regression fixture {entry['file']} ({entry['bytes']} bytes) for\n"
             f"  {entry['id']}\nto {directory / 'manifest.json'}; replay it with "
             f"`nntk-parity repro {Path(entry['file']).stem}`"
+        )
+        return EXIT_OK
+    if args.training:
+        target = directory / SUBDIR
+        console.print(f"recording the training fixtures into {target} ...")
+        manifest = record.record_training(target)
+        console.print(
+            f"{len(manifest['cases'])} training fixture cases, "
+            f"{manifest['total_bytes'] / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
         )
         return EXIT_OK
     specs = _select_specs(args.layer) if args.layer else None
@@ -297,37 +311,39 @@ def cmd_repro(args) -> int:
 
 
 def _repro_live(case_id: str) -> int:
+    from parity import runner, training
     from parity.record import parse_case_arg
-    from parity.runner import run_case
     from parity.spec import Case
     from parity.specs import get_spec
 
     try:
         case = Case.from_id(parse_case_arg(case_id))
-        spec = get_spec(case.layer)
+        is_training = case.layer in training.spec_names()  # a loss, optimizer, train_step
+        spec = (training.get_spec if is_training else get_spec)(case.layer)
     except (ValueError, KeyError) as exc:
         raise UsageError(str(exc).strip('"')) from exc
-    result = run_case(spec, case, keep_arrays=True)
+    result = (training.run_case if is_training else runner.run_case)(spec, case, keep_arrays=True)
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
 def _repro_fixture(args) -> int:
-    from parity.fixtures import default_dir, find_entry
-    from parity.replay import replay_entry
+    from parity.fixtures import default_dir
+    from parity.replay import find_fixture, replay_entry
 
     ident = args.case_id
     directory = Path(args.fixtures) if args.fixtures else default_dir()
     as_path = Path(ident)
     if as_path.parent != Path("."):  # a path to a fixture file: its directory's manifest
         directory, ident = as_path.parent, as_path.name
-    entry = find_entry(directory, ident)
-    if entry is None:
+    found = find_fixture(directory, ident)  # a layer or a training fixture
+    if found is None:
         raise UsageError(
             f"{args.case_id!r} is neither a case id ('layer?key=value&...') nor a fixture "
             f"listed in {directory / 'manifest.json'}"
         )
-    result, spec = replay_entry(directory, entry, keep_arrays=True)
+    kind, directory, entry = found
+    result, spec = replay_entry(directory, entry, keep_arrays=True, kind=kind)
     print(f"fixture {directory / entry['file']} (origin: {entry.get('origin', '?')}), replayed")
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
@@ -515,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="freshness: re-record a sample and report reference drift (writes nothing)",
     )
     record.add_argument("--sample", type=int, default=1, help="--check: fixtures per layer")
+    record.add_argument(
+        "--training",
+        action="store_true",
+        help="(re)record the training fixtures (losses, optimizers, train_step) into DIR/training/",
+    )
     record.set_defaults(func=cmd_record)
 
     repro = sub.add_parser(
