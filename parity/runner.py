@@ -489,11 +489,23 @@ def _hashable(value):
 
 
 def findings_message(spec_name: str, findings: list[Finding]) -> str:
-    """The failure text of a live run: every finding, numeric ones first."""
-    count = len(findings)
-    lines = [f"{spec_name}: {count} distinct failure{'s' if count != 1 else ''}"]
-    for i, finding in enumerate(findings, 1):
-        lines.append(f"[{i}/{count}] {finding.describe()}")
+    """The failure text of a live run: every distinct failure, then, apart, what the
+    native side said it does not support."""
+    failures = [f for f in findings if f.kind != "unsupported"]
+    unsupported = [f for f in findings if f.kind == "unsupported"]
+    lines = []
+    for title, group in (
+        ("distinct failure", failures),
+        ("unsupported case group (apart from the numeric failures)", unsupported),
+    ):
+        if not group:
+            continue
+        count = len(group)
+        noun = title.replace("failure", "failures" if count != 1 else "failure", 1)
+        noun = noun.replace("group", "groups" if count != 1 else "group", 1)
+        lines.append(f"{spec_name}: {count} {noun}")
+        for i, finding in enumerate(group, 1):
+            lines.append(f"[{i}/{count}] {finding.describe()}")
     return "\n".join(lines)
 
 
@@ -604,6 +616,9 @@ def run_spec(
             shrinking["target"] = None
     run.findings = run.diagnose(frozenset(shrunk))
     if run.findings:
-        run.failure = findings_message(spec.name, run.findings)
+        run.failure = findings_message(spec.name, run.findings) + (
+            f"\n(hypothesis search seed {seed}: `nntk-parity run --layer {spec.name} "
+            f"--seed {seed}` with the same --profile repeats this search)"
+        )
     run.elapsed = time.perf_counter() - start
     return run
