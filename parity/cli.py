@@ -43,7 +43,10 @@ class UsageError(Exception):
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, width=max(120, Console().width))
+    terminal = Console()
+    # A log (not a terminal) gets wide lines rather than a squeezed table.
+    width = max(120, terminal.width) if terminal.is_terminal else 160
+    return Console(highlight=False, width=width)
 
 
 class Progress:
@@ -168,7 +171,9 @@ def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
     for column in report.SUMMARY_COLUMNS:
         numeric = column in report.NUMERIC_COLUMNS
         table.add_column(
-            column, justify="right" if numeric else "left", no_wrap=column == "quantity"
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=column in ("layer", "quantity", "worst element"),
         )
     styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
     for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):

@@ -64,6 +64,17 @@ def _coverage(run, spec) -> dict:
     return {"options": options, "buckets": buckets, "never_hit": never}
 
 
+def _declared_order(spec, key) -> tuple:
+    """Sorts (option, value) as the spec declares them (else by name)."""
+    option, value = key
+    options = list(getattr(spec, "options", {}))
+    if option not in options:
+        return (len(options), option, 0, str(value))
+    values = [tuple(v) if isinstance(v, list) else v for v in spec.options[option]]
+    position = values.index(value) if value in values else len(values)
+    return (options.index(option), option, position, str(value))
+
+
 def build(runs, specs, profile: str = "", source: str = "live", meta: dict | None = None) -> dict:
     """The content of report.json."""
     by_name = {s.name: s for s in specs}
@@ -104,7 +115,9 @@ def build(runs, specs, profile: str = "", source: str = "live", meta: dict | Non
                 "findings": [f.to_json() for f in run.findings],
                 "matrix": [
                     {"option": option, "value": value, "columns": columns}
-                    for (option, value), columns in run.matrix().items()
+                    for (option, value), columns in sorted(
+                        run.matrix().items(), key=lambda item: _declared_order(spec, item[0])
+                    )
                 ],
                 "failing_columns": run.failing_columns(),
                 "coverage": coverage,

@@ -4,6 +4,7 @@ every distinct failure with its own minimal case (`run_spec`, `Finding`)."""
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import time
@@ -256,7 +257,8 @@ class Finding:
     def describe(self) -> str:
         plural = "s" if self.failing_cases != 1 else ""
         clean = "; ".join(
-            f"{len(values)} other {option} value{'s' if len(values) != 1 else ''} never fail"
+            f"{option} = {', '.join(_show(v) for v in values)} never "
+            f"fail{'s' if len(values) == 1 else ''}"
             for option, values in self.clean.items()
         )
         origin = (
@@ -461,27 +463,32 @@ class SpecRun:
         return [b.name for b in spec.shape_buckets() if not self.buckets.get(b.name)]
 
 
-# How sure "this option value never fails" must be before an option is said to matter.
+# How unlikely by chance the clean values of an option must be before the option is
+# said to matter, and the least share of the cases they must hold.
 CLEAN_SIGNIFICANCE = 0.01
+CLEAN_SHARE = 0.25
 
 
 def _clean_values(counts: dict[Any, list[int]]) -> tuple[list, float]:
-    """The values of an option that provably never fail a column, given value ->
-    [cases, failing cases]: none of its n cases failed, where at the failing values'
-    pooled failure rate r that would happen by chance with probability (1 - r)**n <=
-    CLEAN_SIGNIFICANCE / (number of values). So a fault in one value (r = 1) is pinned
-    to it at once, while a fault that depends on the shape (units > 32, say) fails a
-    share of every value's cases and implicates no option. Empty: the option does not
-    explain the failures. Also returns the strongest evidence: the smallest such
-    probability."""
-    failing = [(n, f) for n, f in counts.values() if f]
-    if not failing:
+    """The values of an option that never fail a column, when that is evidence that the
+    option matters, given value -> [cases, failing cases]; else none. Evidence: the
+    clean values hold at least CLEAN_SHARE of the N cases, and the f failures would all
+    miss their n_clean cases by chance (failures placed at random among the cases) with
+    probability C(N - n_clean, f) / C(N, f) <= CLEAN_SIGNIFICANCE. So a fault in one
+    value of an option is pinned to it, while a fault that depends on the shape (units
+    > 32, say) strikes a share of every value's cases and implicates no option (a few
+    rarely drawn values may pass by chance, but they hold too few cases). Also returns
+    that probability (1.0: no evidence)."""
+    total = sum(n for n, _ in counts.values())
+    failures = sum(f for _, f in counts.values())
+    if not failures:
         return [], 1.0
-    rate = sum(f for _, f in failing) / sum(n for n, _ in failing)
-    alpha = CLEAN_SIGNIFICANCE / len(counts)
-    chance = {v: (1 - rate) ** n for v, (n, f) in counts.items() if n and not f}
-    clean = [v for v, p in chance.items() if p <= alpha]
-    return clean, min((chance[v] for v in clean), default=1.0)
+    clean = [v for v, (n, f) in counts.items() if n and not f]
+    n_clean = sum(counts[v][0] for v in clean)
+    chance = math.comb(total - n_clean, failures) / math.comb(total, failures)
+    if n_clean < CLEAN_SHARE * total or chance > CLEAN_SIGNIFICANCE:
+        return [], 1.0
+    return clean, chance
 
 
 def _hashable(value):

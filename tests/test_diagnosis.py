@@ -86,7 +86,7 @@ def test_every_distinct_failure_is_reported_with_its_own_shrunk_case():
 
 def test_the_failure_matrix_makes_the_faulty_option_stand_out():
     backend = FakeFaultyBackend({"grad:kernel": lambda c: c.config["activation"] == "elu"})
-    run = run_dense(backend, examples=30)
+    run = run_dense(backend, examples=150)  # enough elu cases to pin the fault on it
     assert run.failing_columns() == ["grad:kernel"]
     for (option, value), row in run.matrix().items():
         cases, failures = row["grad:kernel"]
