@@ -381,9 +381,10 @@ class SpecRun:
 
     def implicated(self, column: str) -> dict[str, list]:
         """The options a column's failures go with -> their values that never fail it,
-        strongest evidence first. Conditional, like a decision tree: once an option is
-        implicated, the next is looked for among the cases with its failing values only
-        (so an option is not implicated merely because it never met the faulty value)."""
+        the most specific first (fewest failing values, then the strongest evidence).
+        Conditional, like a decision tree: once an option is implicated, the next is
+        looked for among the cases with its failing values only (so an option is not
+        implicated merely because it never met the faulty value)."""
         rows = [(v, o) for v, o in self.outcomes if column in o]
         found: dict[str, list] = {}
         while True:
@@ -394,8 +395,9 @@ class SpecRun:
                     counts_by_option.setdefault(option, {})[value] = row[column]
             for option, counts in sorted(counts_by_option.items()):
                 clean, evidence = _clean_values(counts)
-                if clean and (best is None or evidence < best[2]):
-                    best = (option, clean, evidence)
+                failing_values = sum(1 for _, f in counts.values() if f)
+                if clean and (best is None or (failing_values, evidence) < best[2]):
+                    best = (option, clean, (failing_values, evidence))
             if best is None:
                 return found
             option, clean, _ = best
@@ -404,16 +406,19 @@ class SpecRun:
 
     def diagnose(self, shrunk: frozenset[str] = frozenset()) -> list[Finding]:
         """Groups the failing cases into distinct failures (Finding): per failing column,
-        the implicated options (`implicated`) key its failing cases by their values; the
-        columns failing under the same key and error kind are one finding. Its minimal
-        case: a hypothesis-shrunk one (ids in `shrunk`) if any, else the smallest failing
-        case seen."""
+        the most strongly implicated option (`implicated`) keys its failing cases by
+        their value; the columns failing under the same key and error kind are one
+        finding. Its minimal case: a hypothesis-shrunk one (ids in `shrunk`) if any, else
+        the smallest failing case seen."""
         clean = {column: self.implicated(column) for column in self.failing_columns()}
         groups: dict[tuple, dict] = {}
         for result in self.failed:
             values = self.option_values[result.case.id]
             for column in result.failing_columns():
-                key_options = {o: values.get(o) for o in clean[column]}
+                # Keyed by the strongest implicated option only (the others are noted):
+                # one fault whose effect on a quantity also depends on another option
+                # stays one finding.
+                key_options = {o: values.get(o) for o in list(clean[column])[:1]}
                 kind = {RAISED: "raised", UNSUPPORTED: "unsupported"}.get(column, "numeric")
                 key = (kind, tuple(key_options.items()))
                 group = groups.setdefault(
@@ -421,8 +426,8 @@ class SpecRun:
                 )
                 group["columns"][column] = None
                 group["cases"][result.case.id] = result
-                for option in key_options:
-                    group["clean"][option] = clean[column][option]
+                for option, never in clean[column].items():
+                    group["clean"].setdefault(option, never)
         findings = []
         for (kind, _), group in groups.items():
             cases = list(group["cases"].values())
