@@ -132,3 +132,65 @@ def test_run_with_a_report_writes_the_four_files(tmp_path):
     )
     html = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in html and "tensorflow=" in html
+
+
+def _fake_zero_bias_gradient_runs():
+    """Replayed dense fixtures on a fake native side whose bias gradient is zero."""
+    import numpy as np
+
+    from parity.replay import replay
+    from parity.runner import NativeBackend
+
+    class FakeZeroBiasGradient(NativeBackend):
+        def run(self, spec, case, data):
+            quantities = super().run(spec, case, data)
+            quantities["grad:bias"] = np.zeros_like(quantities["grad:bias"])
+            return quantities
+
+    return list(replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient()).runs.values())
+
+
+def test_the_console_prints_element_locations_and_the_failure_matrix():
+    """`[unit=3]` must not be taken for rich markup and deleted."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from parity import cli
+    from parity.specs import get_spec
+
+    runs = _fake_zero_bias_gradient_runs()
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, highlight=False)
+    console.print(cli.summary_table(runs, [get_spec("dense")]))
+    cli.print_failures(console, runs, [get_spec("dense")])
+    out = buffer.getvalue()
+    locations = re.findall(r"worst bias grad \[unit=\d+\]", runs[0].failure)
+    assert locations and all(where in out for where in locations)
+    assert re.search(r"│ \[unit=\d+\] +│ FAIL", out)  # the table's worst element column
+    assert "failure matrix: dense" in out and "A value whose cases all fail" in out
+    use_bias_true = next(line for line in out.splitlines() if "use_bias" in line and "true" in line)
+    cases = int(use_bias_true.split("│")[3])
+    assert f"{cases}/{cases}" in use_bias_true  # every case with a bias fails its gradient
+
+
+def test_progress_lines_appear_in_a_log():
+    import io
+
+    from rich.console import Console
+
+    from parity.cli import Progress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200)  # not a terminal: a log
+    with Progress(console, "run (ci)", 9) as progress:
+        progress.LOG_EVERY = 0.0
+        progress.layer(3, "gru")
+        progress.stage("hypothesis search", 200)
+        for _ in range(50):
+            progress.advance()
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].startswith("run (ci) | layer 3/9 gru | hypothesis search: 0/200 cases")
+    assert "50/200 cases | elapsed 0:00 | ETA 0:0" in lines[-1]
+    assert lines[-1].endswith("for this stage")
