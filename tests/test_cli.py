@@ -78,6 +78,7 @@ def test_repro_of_a_fixture_prints_every_quantity_with_its_worst_elements():
     for quantity in ("output:inference", "output:training", "grad:input", "grad:kernel"):
         assert f"ok   {quantity}" in out
     assert out.count("kernel grad [in=") >= 5  # the worst elements, in the layer's terms
+    assert "ranked by the share of the elementwise tolerance they use" in out  # said, not implied
     # a path to the file works too
     result = cli("repro", str(FIXTURES / entry["file"]), no_tf=True)
     assert result.returncode == 0 and entry["id"] in result.stdout
@@ -134,33 +135,18 @@ def test_run_with_a_report_writes_the_four_files(tmp_path):
     assert "data:image/png;base64," in html and "tensorflow=" in html
 
 
-def _fake_zero_bias_gradient_runs():
-    """Replayed dense fixtures on a fake native side whose bias gradient is zero."""
-    import numpy as np
-
-    from parity.replay import replay
-    from parity.runner import NativeBackend
-
-    class FakeZeroBiasGradient(NativeBackend):
-        def run(self, spec, case, data):
-            quantities = super().run(spec, case, data)
-            quantities["grad:bias"] = np.zeros_like(quantities["grad:bias"])
-            return quantities
-
-    return list(replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient()).runs.values())
-
-
 def test_the_console_prints_element_locations_and_the_failure_matrix():
     """`[unit=3]` must not be taken for rich markup and deleted."""
     import io
     import re
 
     from rich.console import Console
+    from test_report import failing_dense_runs  # a fake zero bias gradient on dense
 
     from parity import cli
     from parity.specs import get_spec
 
-    runs = _fake_zero_bias_gradient_runs()
+    runs = failing_dense_runs()
     buffer = io.StringIO()
     console = Console(file=buffer, width=200, highlight=False)
     console.print(cli.summary_table(runs, [get_spec("dense")]))

@@ -30,6 +30,21 @@ def junit_cases(path):
     return {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}, root
 
 
+class FakeZeroBiasGradient(NativeBackend):
+    """A fake native side: the real library, but a zero bias gradient."""
+
+    def run(self, spec, case, data):
+        q = super().run(spec, case, data)
+        if "grad:bias" in q:
+            q["grad:bias"] = np.zeros_like(q["grad:bias"])
+        return q
+
+
+def failing_dense_runs():
+    """The dense fixtures replayed on FakeZeroBiasGradient (also used by test_cli.py)."""
+    return list(replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient()).runs.values())
+
+
 @pytest.fixture(scope="module")
 def passing_runs():
     run = replay(FIXTURES)
@@ -66,15 +81,7 @@ def test_writes_the_four_files_with_one_testcase_per_spec_and_quantity(tmp_path,
 
 
 def test_a_failing_quantity_gets_a_failure_element(tmp_path):
-    class FakeZeroBiasGradient(NativeBackend):
-        def run(self, spec, case, data):
-            q = super().run(spec, case, data)
-            if "grad:bias" in q:
-                q["grad:bias"] = np.zeros_like(q["grad:bias"])
-            return q
-
-    run = replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient())
-    runs = list(run.runs.values())
+    runs = failing_dense_runs()
     report.write(tmp_path, runs, [get_spec("dense")], source="replay", meta={"problems": []})
     cases, root = junit_cases(tmp_path / "junit.xml")
     failure = cases[("parity.dense", "grad:bias")].find("failure")
@@ -137,14 +144,7 @@ def test_an_unwritable_report_directory_is_a_clear_error(tmp_path, passing_runs)
 
 
 def test_markdown_and_html_carry_the_same_columns_a_legend_the_matrix_and_reruns(tmp_path):
-    class FakeZeroBiasGradient(NativeBackend):
-        def run(self, spec, case, data):
-            q = super().run(spec, case, data)
-            if "grad:bias" in q:
-                q["grad:bias"] = np.zeros_like(q["grad:bias"])
-            return q
-
-    runs = list(replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient()).runs.values())
+    runs = failing_dense_runs()
     report.write(tmp_path, runs, [get_spec("dense")], source="replay")
     md = (tmp_path / "report.md").read_text()
     page = (tmp_path / "report.html").read_text()
