@@ -124,7 +124,8 @@ class Progress:
         if self.total and 0 < self.done < self.total:
             rate = (now - self.stage_start) / self.done
             parts.append(f"ETA {_clock(rate * (self.total - self.done))} for this stage")
-        self.console.print(" | ".join(filter(None, parts)), markup=False, highlight=False)
+        line = " | ".join(filter(None, parts))
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         self.console.file.flush()
 
 
@@ -214,7 +215,8 @@ def print_failures(console, runs, specs=None) -> None:
         console.print(report.MATRIX_LEGEND, markup=False, highlight=False)
     for run in runs:
         if run.failure:
-            console.print(run.failure, style="red", markup=False, highlight=False)
+            # soft_wrap: long lines (a rerun command) stay whole, to copy and paste
+            console.print(run.failure, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _library_meta() -> dict:
