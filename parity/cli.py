@@ -1,7 +1,9 @@
 """`nntk-parity`: the parity suite's command line.
 
-    nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR]
-                                                    live against tf.keras
+    nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR] [--seed N]
+                                                    live against tf.keras; keeps going
+                                                    after a failure and reports every
+                                                    distinct one with its minimal case
     nntk-parity replay [--fixtures DIR] [--layer NAME ...] [--report DIR]
                                                     the native library against the
                                                     recorded fixtures (no TensorFlow)
