@@ -121,7 +121,8 @@ class Progress:
         now = time.monotonic()
         self.last_line = now
         cases = f"{self.done}/{self.total}" if self.total else str(self.done)
-        parts = [self.command, self.layer_label, f"{self.stage_name}: {cases} cases"]
+        noun = "case" if self.total == 1 or (not self.total and self.done == 1) else "cases"
+        parts = [self.command, self.layer_label, f"{self.stage_name}: {cases} {noun}"]
         parts.append(f"elapsed {_clock(now - self.start)}")
         if self.total and 0 < self.done < self.total:
             rate = (now - self.stage_start) / self.done
@@ -339,7 +340,7 @@ def cmd_replay(args) -> int:
         meta = {
             "versions": manifest.get("versions", {}),
             "reference_settings": manifest.get("reference_settings", {}),
-            "fixtures": f"{directory} ({run.expected} cases, "
+            "fixtures": f"{directory} ({plural(run.expected, 'case')}, "
             f"recorded on {manifest.get('cpu', '?')})",
             "problems": run.problems,
             **_library_meta(),
@@ -366,7 +367,9 @@ def cmd_record(args) -> int:
         for message in messages:
             console.print(message, style="red", markup=False)
         state = "drift found" if messages else "fresh"
-        console.print(f"freshness: re-recorded {checked} fixture cases from {directory}: {state}")
+        console.print(
+            f"freshness: re-recorded {plural(checked, 'fixture case')} from {directory}: {state}"
+        )
         return EXIT_FAILED if messages or not checked else EXIT_OK
     if args.from_failure:
         if args.layer:
@@ -399,7 +402,7 @@ def cmd_record(args) -> int:
         layers[e["layer"]] = layers.get(e["layer"], 0) + 1
     per_layer = ", ".join(f"{k}: {v}" for k, v in layers.items())
     console.print(
-        f"{len(manifest['cases'])} fixture cases ({per_layer}), "
+        f"{plural(len(manifest['cases']), 'fixture case')} ({per_layer}), "
         f"{size / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
     )
     if size > MAX_TOTAL_BYTES:
