@@ -103,12 +103,13 @@ def test_a_passing_run_has_no_findings_and_no_shrinking():
 
 
 def test_shrinking_is_bounded():
-    calls = []
-    backend = FakeFaultyBackend({"grad:input": lambda c: calls.append(c) or c.batch > 1})
-    run = run_dense(backend, examples=40, shrink_cases=3)
+    backend = FakeFaultyBackend({"grad:input": lambda c: c.batch > 1})
     searched = 40 + len(get_spec("dense").coverage_cases())
-    assert searched <= run.cases <= searched + 3  # at most 3 new cases to shrink it
-    assert len(run.findings) == 1
+    bounded = run_dense(backend, examples=40, shrink_cases=3)
+    assert searched < bounded.cases <= searched + 3  # at most 3 new cases to shrink it
+    assert len(bounded.findings) == 1 and bounded.findings[0].shrunk
+    free = run_dense(backend, examples=40)  # the default budget reaches the boundary
+    assert free.findings[0].minimal.case.batch == 2 and free.cases > searched + 3
 
 
 @pytest.mark.parametrize(
