@@ -251,8 +251,9 @@ class Finding:
         )
         if self.kind == "unsupported":
             return f"unsupported {where}"
-        raised = " (the native side raised)" if self.kind == "raised" else ""
-        return f"{', '.join(self.columns)} {where}{raised}"
+        if self.kind == "raised":
+            return f"the native side raised {where}"
+        return f"{', '.join(self.columns)} {where}"
 
     def describe(self) -> str:
         plural = "s" if self.failing_cases != 1 else ""

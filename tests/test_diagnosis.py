@@ -112,6 +112,23 @@ def test_shrinking_is_bounded():
     assert free.findings[0].minimal.case.batch == 2 and free.cases > searched + 3
 
 
+def test_an_error_is_a_finding_of_its_own_and_hides_no_numeric_failure():
+    class FakeRaisingBackend(FakeFaultyBackend):
+        def run(self, spec, case, data):
+            if not case.config["use_bias"]:
+                raise RuntimeError("fake: out of memory")
+            return super().run(spec, case, data)
+
+    backend = FakeRaisingBackend({"grad:kernel": lambda c: c.config["activation"] == "tanh"})
+    run = run_dense(backend, examples=150)
+    titles = [f.title() for f in run.findings]
+    assert titles == [
+        "grad:kernel with activation='tanh'",
+        "the native side raised with use_bias=False",
+    ], titles
+    assert "the native side raised: RuntimeError: fake: out of memory" in run.failure
+
+
 @pytest.mark.parametrize(
     ("exc", "unsupported"),
     [
