@@ -24,8 +24,8 @@ SELF = Path(__file__).resolve()
 ROOT = SELF.parent.parent
 
 # `.md` names that are not documents of the repository: files the tools write into
-# a run's output directory (parity/report.py, the benchmark).
-GENERATED_NAMES = {"report.md", "bench.md"}
+# a run's output directory (parity/report.py, the benchmark, ci/coverage.sh).
+GENERATED_NAMES = {"report.md", "bench.md", "table.md"}
 
 REFERENCE = re.compile(
     r"(?<![\w/.-])"  # not the tail of a longer name or a URL path

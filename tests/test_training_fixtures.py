@@ -282,7 +282,7 @@ def test_replay_catches_adam_bias_correction_off_by_one_step():
 
 class FakeSequentialNeverFromLogits(nn.Sequential):
     """A Sequential that always takes the probability path of the cross-entropy, where
-    Keras takes a Dense / Activation softmax's logits (KERAS_SEMANTICS.md §9)."""
+    Keras takes a Dense / Activation softmax's logits (docs/KERAS_SEMANTICS.md §9)."""
 
     def uses_logits(self, loss) -> bool:
         return False
