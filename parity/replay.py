@@ -174,6 +174,11 @@ def replay(
                     f"re-record with `nntk-parity record --layer {spec.name}`",
                 )
 
+    # The recorded call sequences (<directory>/sequences, parity/sequences.py).
+    from parity.sequences import replay_sequences
+
+    run.problems += replay_sequences(directory, layers, backend, check_coverage).problems
+
     if run.expected == 0:
         where = f" for layer {', '.join(layers)}" if layers else ""
         run.problems.append(f"no fixture cases{where} in {directory / 'manifest.json'}")

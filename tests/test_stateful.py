@@ -1,0 +1,178 @@
+"""Call sequences (issue 12 §3): for every layer spec, a hypothesis rule-based state
+machine drives one nntk layer and its tf.keras twin through random sequences of
+calls (parity/sequences.py): training and inference calls at changing batch sizes
+and lengths, backward after either, set_weights, initial states and (RNN, GRU,
+LSTM) stream chunks carrying their state. Every step's outputs, states and
+gradients are compared with the float64 referee under the spec's tolerances.
+
+CI runs a small seeded sample: SAMPLES["ci"] (derandomized: the same sequences
+every run). The full run is the nightly job:
+
+    NNTK_SEQUENCES=nightly pytest tests/test_stateful.py -n auto
+
+The recorded sequences (fixtures/sequences/) are replayed without TensorFlow at
+the end, as `nntk-parity replay` does.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl
+
+import pytest
+from helpers import FIXTURES
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from parity.fixtures import load_manifest
+from parity.sequences import (
+    MAX_STREAM_STEPS,
+    SEQUENCES_DIR,
+    LiveSequence,
+    can_stream,
+    is_recurrent,
+    replay_sequences,
+)
+from parity.specs import all_specs
+
+# Sequences per layer spec and calls per sequence. ci: ~30 s for all specs on one core.
+SAMPLES = {
+    "ci": {"max_examples": 5, "stateful_step_count": 10, "derandomize": True, "database": None},
+    "nightly": {"max_examples": 200, "stateful_step_count": 30, "derandomize": False},
+}
+SAMPLE_ENV = "NNTK_SEQUENCES"
+SEEDS = st.integers(0, 2**31 - 1)
+
+
+def sample_settings() -> settings:
+    name = os.environ.get(SAMPLE_ENV, "ci")
+    if name not in SAMPLES:
+        raise ValueError(f"{SAMPLE_ENV}={name!r}: expected one of {', '.join(SAMPLES)}")
+    return settings(
+        **SAMPLES[name],
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+def machine_for(spec, backend=None) -> type[RuleBasedStateMachine]:
+    """The state machine of one layer spec. `backend`: see parity.sequences.native_layer
+    (the harness self-test passes fakes)."""
+
+    class SequenceMachine(RuleBasedStateMachine):
+        seq: LiveSequence | None = None
+
+        @initialize(data=st.data(), seed=SEEDS)
+        def start(self, data, seed):
+            config = data.draw(spec.config_strategy(), label="config")
+            rank = data.draw(st.sampled_from(spec.ranks), label="rank")
+            scale = data.draw(spec.scale_strategy(config), label="scale")
+            self.seq = LiveSequence(spec, config, rank, scale, backend=backend)
+            self.seq.set_weights(seed)
+
+        def _shape(self, data) -> tuple[int, int]:
+            batch = data.draw(st.integers(*spec.batch_range), label="batch")
+            steps = 1
+            if self.seq.rank == 3:
+                steps = data.draw(spec.steps_strategy(self.seq.config), label="steps")
+            return batch, steps
+
+        # set_weights is a flag of the call rule, not a rule of its own: hypothesis
+        # chooses among rules evenly, and sequences of set_weights alone check little.
+        @rule(
+            data=st.data(),
+            seed=SEEDS,
+            training=st.booleans(),
+            with_state=st.booleans(),
+            new_weights=st.booleans(),
+        )
+        def call(self, data, seed, training, with_state, new_weights):
+            if new_weights:
+                self.seq.set_weights(seed + 1)
+            batch, steps = self._shape(data)
+            extra = data.draw(spec.extra_strategy(self.seq.config), label="extra")
+            self.seq.call(seed, batch, steps, training, with_state and is_recurrent(spec), extra)
+
+        @precondition(lambda self: self.seq.pending_shapes is not None)
+        @rule(seed=SEEDS)
+        def backward(self, seed):
+            self.seq.backward(seed)
+
+        if can_stream(spec):
+
+            @rule(
+                data=st.data(),
+                seed=SEEDS,
+                steps=st.integers(1, MAX_STREAM_STEPS // 2),
+                state=st.sampled_from(("carried", "none", "given")),
+            )
+            def stream(self, data, seed, steps, state):
+                seq = self.seq
+                if state == "carried" and seq.stream_batch:
+                    batch = seq.stream_batch  # continue the stream
+                else:
+                    batch = data.draw(st.integers(*spec.batch_range), label="batch")
+                if state == "carried" and not seq.can_carry(batch, steps):
+                    state = "none"  # no stream to continue, or long enough: a new one
+                seq.stream(seed, batch, steps, state)
+
+        def teardown(self):
+            if self.seq is not None:
+                self.seq.close()
+
+    SequenceMachine.__name__ = SequenceMachine.__qualname__ = f"{spec.name}_sequences"
+    return SequenceMachine
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
+def test_call_sequences_match_keras(spec):
+    run_state_machine_as_test(machine_for(spec), settings=sample_settings())
+
+
+# -- the recorded sequences (no TensorFlow) ----------------------------------------------------
+def recorded_steps() -> list[dict]:
+    """Every recorded step's id fields, with its layer and sequence."""
+    steps = []
+    for entry in load_manifest(FIXTURES / SEQUENCES_DIR)["cases"]:
+        fields = dict(parse_qsl(entry["id"].partition("?")[2]))
+        steps.append({**fields, "layer": entry["layer"], "sequence": entry["sequence"]})
+    return steps
+
+
+def test_recorded_sequences_replay():
+    result = replay_sequences(FIXTURES)
+    assert not result.problems, "\n".join(result.problems)
+    assert result.sequences == len({s["sequence"] for s in recorded_steps()})
+    assert result.steps == len(recorded_steps())
+    assert set(result.by_layer) == {s.name for s in all_specs()}
+
+
+def test_recorded_sequences_hold_the_call_patterns_that_hide_bugs():
+    """Per layer spec: a batch size that changes between training calls, backward after
+    an inference call; streams carrying their state (RNN, GRU, LSTM); initial states
+    (recurrent)."""
+    by_sequence: dict[str, list[dict]] = {}
+    for step in recorded_steps():
+        by_sequence.setdefault(step["sequence"], []).append(step)
+    for spec in all_specs():
+        sequences = [s for s in by_sequence.values() if s[0]["layer"] == spec.name]
+        ops = [[(s["op"], s["training"], s["state"]) for s in seq] for seq in sequences]
+        assert any(
+            ("call", "0", "none") == a and b[0] == "backward"
+            for o in ops
+            for a, b in zip(o, o[1:], strict=False)
+        ), f"{spec.name}: no backward right after an inference call"
+        assert any(o.count(("backward", "0", "none")) >= 2 for o in ops), spec.name
+        assert any(o.count(("call", "1", "none")) >= 2 for o in ops), spec.name
+        if can_stream(spec):
+            assert any(("stream", "0", "carried") in o for o in ops), spec.name
+        if is_recurrent(spec):
+            assert any(("call", "1", "given") in o for o in ops), spec.name
