@@ -37,8 +37,11 @@ from parity.sequences import (
     SEQUENCES_DIR,
     LiveSequence,
     can_stream,
+    extra_plans,
     is_recurrent,
+    plans,
     replay_sequences,
+    run_plan,
 )
 from parity.specs import all_specs
 
@@ -135,6 +138,22 @@ def machine_for(spec, backend=None) -> type[RuleBasedStateMachine]:
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
 def test_call_sequences_match_keras(spec):
     run_state_machine_as_test(machine_for(spec), settings=sample_settings())
+
+
+def all_plans() -> list[tuple]:
+    return [(spec, plan) for spec in all_specs() for plan in plans(spec) + extra_plans(spec)]
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(
+    "spec, plan", all_plans(), ids=[f"{s.name}-{p.name}" for s, p in all_plans()]
+)
+def test_recorded_plans_match_keras_live(spec, plan):
+    """The recorded sequences' plans, live: part of the gate (they reach faults the
+    random sample may miss: above 64 units, logits spread beyond exp's range), and a
+    freshness check of the fixtures' references."""
+    seq = run_plan(spec, plan)  # raises SequenceFailure at a failing step
+    assert all(step.float64 for step in seq.steps if step.op.kind != "set_weights")
 
 
 # -- the recorded sequences (no TensorFlow) ----------------------------------------------------
