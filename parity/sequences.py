@@ -69,6 +69,7 @@ from parity.runner import compare_quantities
 from parity.spec import Case, LayerSpec
 
 SEQUENCES_DIR = "sequences"  # under the fixture directory
+MAX_TOTAL_BYTES = 2 * 2**20  # the committed sequence set (the wide layers' gradients dominate)
 OPS = ("set_weights", "call", "stream", "backward")
 STATES = ("none", "given", "carried")
 # Streamed chunks carried from one to the next add up to one long sequence; every

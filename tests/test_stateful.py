@@ -17,6 +17,8 @@ the end, as `nntk-parity replay` does.
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
@@ -31,9 +33,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from parity.fixtures import load_manifest
+from parity.fixtures import (
+    fixture_bytes,
+    load_manifest,
+    read_fixture,
+    sha256_file,
+    write_bytes,
+    write_manifest,
+)
 from parity.sequences import (
     MAX_STREAM_STEPS,
+    MAX_TOTAL_BYTES,
     SEQUENCES_DIR,
     LiveSequence,
     can_stream,
@@ -158,11 +168,13 @@ def test_recorded_plans_match_keras_live(spec, plan):
 
 # -- the recorded sequences (no TensorFlow) ----------------------------------------------------
 def recorded_steps() -> list[dict]:
-    """Every recorded step's id fields, with its layer and sequence."""
+    """Every recorded step's id fields, with its layer, sequence and input shape."""
+    directory = FIXTURES / SEQUENCES_DIR
     steps = []
-    for entry in load_manifest(FIXTURES / SEQUENCES_DIR)["cases"]:
+    for entry in load_manifest(directory)["cases"]:
         fields = dict(parse_qsl(entry["id"].partition("?")[2]))
-        steps.append({**fields, "layer": entry["layer"], "sequence": entry["sequence"]})
+        shape = read_fixture(directory / entry["file"]).data.x.shape
+        steps.append({**fields, **entry, "shape": shape})
     return steps
 
 
@@ -175,23 +187,85 @@ def test_recorded_sequences_replay():
 
 
 def test_recorded_sequences_hold_the_call_patterns_that_hide_bugs():
-    """Per layer spec: a batch size that changes between training calls, backward after
-    an inference call; streams carrying their state (RNN, GRU, LSTM); initial states
-    (recurrent)."""
+    """Per layer spec: training calls whose batch size changes, backward right after an
+    inference call, two backward calls of one training call; streams carrying their
+    state (RNN, GRU, LSTM); calls with initial states (recurrent)."""
     by_sequence: dict[str, list[dict]] = {}
     for step in recorded_steps():
         by_sequence.setdefault(step["sequence"], []).append(step)
     for spec in all_specs():
         sequences = [s for s in by_sequence.values() if s[0]["layer"] == spec.name]
         ops = [[(s["op"], s["training"], s["state"]) for s in seq] for seq in sequences]
+        training_batches = [
+            {s["shape"][0] for s in seq if s["op"] == "call" and s["training"] == "1"}
+            for seq in sequences
+        ]
+        assert any(len(b) >= 3 for b in training_batches), f"{spec.name}: batch never changes"
         assert any(
             ("call", "0", "none") == a and b[0] == "backward"
             for o in ops
             for a, b in zip(o, o[1:], strict=False)
         ), f"{spec.name}: no backward right after an inference call"
-        assert any(o.count(("backward", "0", "none")) >= 2 for o in ops), spec.name
-        assert any(o.count(("call", "1", "none")) >= 2 for o in ops), spec.name
+        assert any(
+            a[0] == b[0] == "backward" for o in ops for a, b in zip(o, o[1:], strict=False)
+        ), f"{spec.name}: no second backward of one call"
         if can_stream(spec):
             assert any(("stream", "0", "carried") in o for o in ops), spec.name
         if is_recurrent(spec):
             assert any(("call", "1", "given") in o for o in ops), spec.name
+
+
+def test_the_sequence_fixture_set_is_small():
+    total = sum(p.stat().st_size for p in (FIXTURES / SEQUENCES_DIR).iterdir())
+    assert total < MAX_TOTAL_BYTES, f"sequence fixtures take {total / 2**20:.2f} MiB"
+
+
+def _copy(tmp_path) -> Path:
+    target = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES / SEQUENCES_DIR, target / SEQUENCES_DIR)
+    return target
+
+
+def test_an_altered_or_missing_step_fails_replay(tmp_path):
+    directory = _copy(tmp_path)
+    entries = load_manifest(directory / SEQUENCES_DIR)["cases"]
+    altered, removed = entries[3], entries[-1]
+    path = directory / SEQUENCES_DIR / altered["file"]
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    path.write_bytes(bytes(content))
+    (directory / SEQUENCES_DIR / removed["file"]).unlink()
+    problems = "\n".join(replay_sequences(directory).problems)
+    assert altered["file"] in problems and "altered" in problems
+    assert removed["file"] in problems and "missing" in problems
+
+
+def test_a_layer_without_a_sequence_or_no_sequence_set_fails_replay(tmp_path):
+    directory = _copy(tmp_path)
+    manifest = load_manifest(directory / SEQUENCES_DIR)
+    manifest["cases"] = [e for e in manifest["cases"] if e["layer"] != "conv1d"]
+    write_manifest(directory / SEQUENCES_DIR, manifest)
+    problems = replay_sequences(directory).problems
+    assert problems == [
+        f"layer spec 'conv1d' has no recorded call sequence in {directory / SEQUENCES_DIR}"
+    ]
+    shutil.rmtree(directory / SEQUENCES_DIR)
+    assert "no call-sequence fixtures" in replay_sequences(directory).problems[0]
+    assert replay_sequences(directory, required=False).problems == []
+
+
+def test_a_wrong_reference_fails_the_step_and_names_it(tmp_path):
+    """Replay really compares: a step whose float64 reference is off fails, naming the
+    step, the quantity and the element."""
+    directory = _copy(tmp_path)
+    where = directory / SEQUENCES_DIR
+    manifest = load_manifest(where)
+    entry = next(e for e in manifest["cases"] if e["layer"] == "gru" and "&op=backward" in e["id"])
+    fixture = read_fixture(where / entry["file"])
+    fixture.float64["grad:recurrent_kernel"] = fixture.float64["grad:recurrent_kernel"] * (1 + 1e-3)
+    write_bytes(where / entry["file"], fixture_bytes(fixture))
+    entry["sha256"] = sha256_file(where / entry["file"])
+    write_manifest(where, manifest)
+    [problem] = replay_sequences(directory, layers=["gru"]).problems
+    assert f"step {entry['step']}: backward(dy" in problem
+    assert "FAIL grad:recurrent_kernel" in problem and "recurrent_kernel grad [row=" in problem
