@@ -655,6 +655,46 @@ def record(directory: Path, specs: list[LayerSpec] | None = None, on_sequence=No
     return manifest
 
 
+def check_freshness(directory: Path, seq: LiveSequence) -> list[str]:
+    """The recorded steps of a plan that `seq` ran live, against what it computed now:
+    the same op inputs (data drift: the spec now draws differently) and the same
+    references within the spec's tolerance (reference drift: TensorFlow changed).
+    Returns the drift messages."""
+    from parity.compare import compare
+
+    where = Path(directory) / SEQUENCES_DIR
+    seq_id = sequence_id(seq.spec.name, seq.config, seq.rank, seq.name)
+    entries = [e for e in load_manifest(where)["cases"] if e.get("sequence") == seq_id]
+    if len(entries) != len(seq.steps):
+        return [f"{seq_id}: {len(entries)} recorded steps, the plan now has {len(seq.steps)}"]
+    messages = []
+    for entry, step in zip(sorted(entries, key=lambda e: e["step"]), seq.steps, strict=True):
+        fixture = _read_step(where, entry)
+        old, new = fixture.data, step.op.data
+        arrays = [(old.x, new.x), *zip(old.weights, new.weights, strict=False)]
+        arrays += [*zip(old.upstream, new.upstream, strict=False)]
+        arrays += [*zip(old.states, new.states, strict=False)]
+        if step_id(seq_id, entry["step"], step.op) != entry["id"] or not all(
+            np.array_equal(a, b) for a, b in arrays
+        ):
+            messages.append(f"data drift in {entry['file']} ({entry['id']})")
+            continue
+        if set(fixture.float64) != set(step.float64):
+            messages.append(f"reference drift in {entry['file']}: other quantities now")
+            continue
+        for quantity, recorded in fixture.float64.items():
+            tolerance = seq.spec.tolerance(quantity)
+            c = compare(
+                quantity, step.float64[quantity], recorded, fixture.float32[quantity], tolerance
+            )
+            if not c.passed:
+                messages.append(
+                    f"reference drift in {entry['file']} ({entry['id']}): the float64 referee's "
+                    f"{quantity} now differs from the recorded one by {c.max_error:.3g}"
+                )
+    return messages
+
+
 @dataclass
 class SequenceReplay:
     problems: list[str] = field(default_factory=list)

@@ -47,6 +47,7 @@ from parity.sequences import (
     SEQUENCES_DIR,
     LiveSequence,
     can_stream,
+    check_freshness,
     extra_plans,
     is_recurrent,
     plans,
@@ -158,12 +159,14 @@ def all_plans() -> list[tuple]:
 @pytest.mark.parametrize(
     "spec, plan", all_plans(), ids=[f"{s.name}-{p.name}" for s, p in all_plans()]
 )
-def test_recorded_plans_match_keras_live(spec, plan):
+def test_recorded_plans_match_keras_live_and_their_fixtures_are_fresh(spec, plan):
     """The recorded sequences' plans, live: part of the gate (they reach faults the
-    random sample may miss: above 64 units, logits spread beyond exp's range), and a
-    freshness check of the fixtures' references."""
+    random sample may miss: above 64 units, logits spread beyond exp's range); and
+    the recorded fixtures still hold what they compute now (freshness)."""
     seq = run_plan(spec, plan)  # raises SequenceFailure at a failing step
     assert all(step.float64 for step in seq.steps if step.op.kind != "set_weights")
+    drift = check_freshness(FIXTURES, seq)
+    assert not drift, "\n".join(drift) + "\nre-record: python -m parity.sequences record"
 
 
 # -- the recorded sequences (no TensorFlow) ----------------------------------------------------
@@ -269,3 +272,22 @@ def test_a_wrong_reference_fails_the_step_and_names_it(tmp_path):
     [problem] = replay_sequences(directory, layers=["gru"]).problems
     assert f"step {entry['step']}: backward(dy" in problem
     assert "FAIL grad:recurrent_kernel" in problem and "recurrent_kernel grad [row=" in problem
+
+
+@pytest.mark.tf
+def test_freshness_reports_a_recorded_reference_that_drifted(tmp_path):
+    spec = next(s for s in all_specs() if s.name == "dense")
+    plan = next(p for p in plans(spec) if p.name == "batch-change")
+    directory = _copy(tmp_path)
+    where = directory / SEQUENCES_DIR
+    manifest = load_manifest(where)
+    entry = next(
+        e for e in manifest["cases"] if e["layer"] == "dense" and "&op=backward" in e["id"]
+    )
+    fixture = read_fixture(where / entry["file"])
+    fixture.float64["grad:kernel"] = fixture.float64["grad:kernel"] + 1e-3
+    write_bytes(where / entry["file"], fixture_bytes(fixture))
+    entry["sha256"] = sha256_file(where / entry["file"])
+    write_manifest(where, manifest)
+    [message] = check_freshness(directory, run_plan(spec, plan))
+    assert "reference drift" in message and entry["file"] in message and "grad:kernel" in message
