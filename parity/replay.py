@@ -231,6 +231,16 @@ def replay(
         if not entries:
             where = f" for {', '.join(layers)}" if layers else ""
             run.problems.append(f"no fixture cases{where} in {kind_dir / 'manifest.json'}")
+    if kinds is None or "sequences" in kinds:
+        # The recorded call sequences (<directory>/sequences, parity/sequences.py) of the
+        # selected layer specs.
+        from parity.sequences import replay_sequences
+        from parity.specs import spec_names
+
+        seq_layers = [n for n in layers if n in spec_names()] if layers else None
+        if seq_layers != []:
+            sequences = replay_sequences(directory, seq_layers, backend, check_coverage)
+            run.problems += sequences.problems
     if run.expected and run.ran < run.expected:
         run.problems.append(
             f"only {run.ran} of the {run.expected} fixture cases the manifests list ran"
