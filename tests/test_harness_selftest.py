@@ -9,6 +9,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from training_fakes import (
+    FakeAdamBiasCorrectionOffByOne,
+    FakeLossMissingInverseBatch,
+    FakeNN,
+    fake_losses,
+    fake_optimizers,
+    replay_with,
+)
 
 from parity.runner import NativeBackend, run_case
 from parity.spec import Case
@@ -365,37 +373,6 @@ class FakeWrongWithGoBackwards(FakeLayer):
         return outputs if isinstance(result, list) else outputs[0]
 
 
-class FakeLossMissingInverseBatch:
-    """A loss whose derivative misses the 1/N of the mean over the batch positions."""
-
-    def __init__(self, real):
-        self.real = real
-
-    def gradient(self, y_true, y_pred):
-        value, d_pred = self.real.gradient(y_true, y_pred)
-        return value, d_pred * np.float32(d_pred.size // d_pred.shape[-1])
-
-
-class FakeAdamBiasCorrectionOffByOne:
-    """Adam whose bias correction uses step t+1 instead of t: the real update, rescaled
-    by alpha(t+1)/alpha(t), alpha(t) = sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
-
-    def __init__(self, real, beta_1: float, beta_2: float):
-        self.real, self.beta_1, self.beta_2 = real, beta_1, beta_2
-
-    def _alpha(self, t: int) -> float:
-        return np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-
-    def apply_gradients(self, pairs):
-        pairs = list(pairs)
-        before = [var.copy() for _, var in pairs]
-        t = self.real.apply_gradients(pairs)
-        scale = np.float32(self._alpha(t + 1) / self._alpha(t))
-        for (_, var), old in zip(pairs, before, strict=True):
-            var[...] = old + (var - old) * scale
-        return t
-
-
 LAYER_FAKES = {
     # fake: (layers whose fixtures replay it, the quantity the failure must name)
     FakeAccumulatedWeightGradients: (["dense", "batch_norm"], "grad:"),
@@ -414,7 +391,7 @@ def located_failures(text: str) -> set[str]:
     <location> [axis=i, ...]`, or a non-finite mismatch `q: non-finite ... first at (i, ...)`."""
     found = set()
     for line in text.splitlines():
-        m = re.search(r"FAIL (\S+) \(.*worst .*\[\w+=\d+", line) or re.search(
+        m = re.search(r"FAIL (.+?) \([\d, ]*\):.*worst .*\[\w+=\d+", line) or re.search(
             r"(\S+): non-finite values differ .*first at \(\d+", line
         )
         if m:
@@ -527,8 +504,8 @@ def test_live_gate_catches_a_planted_layer_fault(fake):
     assert_caught(text, LAYER_FAKES[fake][1])
 
 
-# Losses and optimizers: no recorded training fixtures on this branch yet (issue 12 §5,
-# another branch), so these two are checked live, with the suite's comparator.
+# Losses and optimizers: the fakes of tests/training_fakes.py, caught by the training
+# fixtures' replay and by a live check against tf.keras with the suite's comparator.
 def _located(comparison, names: tuple[str, ...]) -> str:
     index = comparison.worst_index or ()
     inside = ", ".join(f"{n}={i}" for n, i in zip(names[-len(index) :], index, strict=True))
@@ -560,12 +537,18 @@ def _loss_check(loss) -> str:
     return "" if c.passed else _located(c, ("b", "t", "class"))
 
 
+def test_replay_catches_a_loss_derivative_missing_one_over_batch():
+    assert replay_with(FakeNN(losses=fake_losses(faulty=False)), ["loss"]).passed
+    run = replay_with(FakeNN(losses=fake_losses(faulty=True)), ["loss"])
+    assert_caught(replay_text(run), "grad:y_pred")
+
+
 def test_live_check_catches_a_loss_derivative_missing_one_over_batch():
     import nntk_core as nn
 
     real = nn.losses.CategoricalCrossentropy(from_logits=True)
     assert _loss_check(real) == ""
-    text = _loss_check(FakeLossMissingInverseBatch(real))
+    text = _loss_check(FakeLossMissingInverseBatch(real, faulty=True))
     assert_caught(text, "grad:y_pred")
 
 
@@ -592,11 +575,16 @@ def _adam_check(make) -> str:
     return ""
 
 
+def test_replay_catches_an_adam_bias_correction_off_by_one_step():
+    assert replay_with(FakeNN(optimizers=fake_optimizers(0)), ["adam"]).passed
+    run = replay_with(FakeNN(optimizers=fake_optimizers(1)), ["adam"])
+    assert_caught(replay_text(run), "variable")
+
+
 def test_live_check_catches_an_adam_bias_correction_off_by_one_step():
     import nntk_core as nn
 
     assert _adam_check(lambda: nn.optimizers.Adam(learning_rate=0.01)) == ""
-    text = _adam_check(
-        lambda: FakeAdamBiasCorrectionOffByOne(nn.optimizers.Adam(learning_rate=0.01), 0.9, 0.999)
-    )
+    assert _adam_check(lambda: FakeAdamBiasCorrectionOffByOne(0, learning_rate=0.01)) == ""
+    text = _adam_check(lambda: FakeAdamBiasCorrectionOffByOne(1, learning_rate=0.01))
     assert_caught(text, "variable:kernel@step1")
