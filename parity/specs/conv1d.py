@@ -1,4 +1,4 @@
-"""Conv1d: tf.keras.layers.Conv1D, channels_last (KERAS_SEMANTICS.md §5)."""
+"""Conv1d: tf.keras.layers.Conv1D, channels_last (docs/KERAS_SEMANTICS.md §5)."""
 
 from dataclasses import replace
 
@@ -40,7 +40,7 @@ class Conv1dSpec(LayerSpec):
         "use_bias": (True, False),
     }
     # A K = kernel_size*C_in <= 160 term dot product per output; weight gradients sum
-    # B*out_steps <= 128 such products (float32 cancellation, DESIGN.md §5).
+    # B*out_steps <= 128 such products (float32 cancellation, docs/DESIGN.md §5).
     tolerances = {
         "output": Tolerance(atol=5e-6, rtol=5e-5, reason="K<=160 float32 dot product + activation"),
         "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums of B*out_steps products"),
