@@ -3,8 +3,8 @@
 # installed, as README "Benchmark" tells a user to install them: PyTorch's CPU build on
 # its own first, then the bench extra. Fails if any framework is skipped, fails its
 # output check or crashes, or if the CUDA stack came along with torch.
-# About 1 min of install with the wheels cached (+~1 GB in .venv) and 1 min of bench on
-# 2 cores.
+# A few minutes on 2 cores (5m53s measured on a busy machine, the wheels cached: the
+# installs, +~1 GB in .venv, then the bench).
 #   NNTK_TORCH_INSTALL: what `pip install` gets for PyTorch's CPU build (default
 #   torch==2.13.0, a local CPU wheel on the project's machines; elsewhere e.g.
 #   "torch --index-url https://download.pytorch.org/whl/cpu").
