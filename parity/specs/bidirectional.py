@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from parity.recurrent_spec import ACTIVATIONS, FLAGS, RECURRENT_ACTIVATIONS, RecurrentSpec
+from parity.spec import Bucket, kernel_constants
 from parity.specs.dense import keras_activation
 
 INNER_KERAS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
@@ -55,6 +56,36 @@ class BidirectionalSpec(RecurrentSpec):
             "merge_mode": st.sampled_from(MERGE_MODES),
             "reset_after": st.booleans(),
         }
+
+    directions = 2
+
+    def gates_count(self, config):
+        return len(GATES[config["layer"]])
+
+    def step_blocks(self):
+        # inference streams each direction bidirectional_chunk_steps at a time
+        const = kernel_constants()
+        return [const["recurrent_projection_steps"], const["bidirectional_chunk_steps"]]
+
+    def step_buckets(self):
+        # and a sequence longer than one chunk at batch > 1 (its input is gathered)
+        chunk = kernel_constants()["bidirectional_chunk_steps"]
+        return super().step_buckets() + [
+            Bucket.shape(
+                f"B=3, T={chunk + 1}",
+                lambda c: c.batch == 3 and c.steps == chunk + 1,
+                batch=3,
+                steps=chunk + 1,
+            )
+        ]
+
+    # The rows and columns of the products are the inner layers' C code, bucketed by
+    # their own specs (rnn, gru, lstm).
+    def row_buckets(self):
+        return []
+
+    def column_buckets(self):
+        return []
 
     def draw_states(self, case, rng):
         if not case.extra.get("initial_state"):
