@@ -87,6 +87,21 @@ def around(values: Iterable[int], step: int = 1) -> list[int]:
     return sorted(n for n in sizes_ if n >= 1)
 
 
+def float32_range(quantities: dict[str, Any]) -> dict[str, Any]:
+    """Keras quantities with every value too large for float32 made ±inf. The float64
+    referee has the wider range: exp(88.7229) = 3.4028245e38 is finite there, but
+    every float32 implementation (IEEE rounding) must give inf. A no-op for float32."""
+    out = {}
+    for name, value in quantities.items():
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            with np.errstate(over="ignore"):
+                narrow = array.astype(np.float32)
+            array = np.where(np.isinf(narrow) & np.isfinite(array), narrow, array)
+        out[name] = array
+    return out
+
+
 @dataclass(frozen=True)
 class Case:
     """One example: a layer config, an input shape and the seed of its data.
@@ -264,22 +279,49 @@ class LayerSpec:
         return list(self.__dict__["_sweep"])
 
     def _make_sweep(self) -> list[Case]:
+        paired = self.paired_options()
+        # The other options rotate through their values in the cases that set a
+        # paired option, so that none keeps its base value among, say, the cases
+        # without initial_state.
+        others = {k: v for k, v in self.options.items() if k not in paired}
+        turns = itertools.count(1)
         cases = []
         for option, values in {**self.options, **self.extra_options}.items():
             for value in values:
-                cases.append(self.case_with({option: value}, seed=len(cases) + 1))
-        paired = self.paired_options()
+                rotated = {}
+                if option in paired:
+                    turn = next(turns)
+                    rotated = {k: v[turn % len(v)] for k, v in others.items()}
+                cases.append(self.case_with({**rotated, option: value}, seed=len(cases) + 1))
         candidates = []
         for combo in itertools.product(*paired.values()):
-            case = self.case_with(dict(zip(paired, combo, strict=True)), seed=0)
-            candidates.append((case, self.pairs_of(case)))
+            values = dict(zip(paired, combo, strict=True))
+            candidates.append((values, self.pairs_of(self.case_with(values, seed=0))))
         needed = set().union(*(pairs for _, pairs in candidates))
         for case in cases:
             needed -= self.pairs_of(case)
-        while needed:
-            case, pairs = max(candidates, key=lambda item: len(item[1] & needed))
-            cases.append(replace(case, seed=len(cases) + 1))
-            needed -= pairs
+        for turn in turns:
+            if not needed:
+                break
+            values, _ = max(candidates, key=lambda item: len(item[1] & needed))
+            rotated = {k: v[turn % len(v)] for k, v in others.items()}
+            case = self.case_with({**rotated, **values}, seed=len(cases) + 1)
+            if not self.pairs_of(case) & needed:  # the rotation made the pair invalid
+                case = self.case_with(values, seed=len(cases) + 1)
+            needed -= self.pairs_of(case)
+            cases.append(case)
+        # Every value of a paired option with two values of every other option.
+        for option, values in paired.items():
+            for value in values:
+                group = [c for c in cases if self.variety_values(c).get(option) == value]
+                if not others or all(
+                    len({hashable(self.variety_values(c).get(k)) for c in group}) > 1
+                    for k in others
+                ):
+                    continue
+                turn = next(turns)
+                rotated = {k: v[turn % len(v)] for k, v in others.items()}
+                cases.append(self.case_with({**rotated, option: value}, seed=len(cases) + 1))
         return cases
 
     def paired_options(self) -> dict[str, tuple]:
@@ -291,7 +333,7 @@ class LayerSpec:
         """The (option, value) pairs of paired options that a case exercises."""
         values = self.variety_values(case)
         items = sorted(
-            ((k, _hashable(v)) for k, v in values.items() if k in self.paired_options()),
+            ((k, hashable(v)) for k, v in values.items() if k in self.paired_options()),
             key=repr,
         )
         return set(itertools.combinations(items, 2))
@@ -499,7 +541,7 @@ class LayerSpec:
             strict=True,
         ):
             quantities[f"state:{name}"] = var.numpy()  # a snapshot, not the live variable
-        return quantities
+        return float32_range(quantities)
 
     def run_native(
         self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str], states=()
@@ -565,5 +607,5 @@ class LayerSpec:
         return values
 
 
-def _hashable(value):
+def hashable(value):
     return tuple(value) if isinstance(value, list) else value

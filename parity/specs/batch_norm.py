@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from parity.compare import Tolerance
-from parity.spec import SCALES, Bucket, LayerSpec, around, kernel_constants, sizes
+from parity.spec import SCALES, Bucket, LayerSpec, around, float32_range, kernel_constants, sizes
 
 # (offset, spread) of the inputs: ordinary data, a large common offset with a
 # small spread (the case that breaks one-pass variance), and a larger negative
@@ -25,7 +25,14 @@ class BatchNormSpec(LayerSpec):
     layer_class = "BatchNorm"
     ranks = (2, 3)
     base_config = {"input_dim": 4, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True}
-    options = {"center": (True, False), "scale": (True, False), "rank": (2, 3)}
+    options = {
+        "center": (True, False),
+        "scale": (True, False),
+        "rank": (2, 3),
+        # no update and a full overwrite of the moving statistics; a large epsilon
+        "momentum": (0.99, 0.0, 1.0),
+        "epsilon": (1e-3, 0.1),
+    }
     # Normalisation is elementwise after two reductions over N = B*T <= 128 values;
     # nntk accumulates the statistics in double. Keras float32 computes
     # x*inv + (beta - mean*inv), which cancels catastrophically for large offsets
@@ -169,7 +176,7 @@ class BatchNormSpec(LayerSpec):
         names = self.weight_names_of(layer.trainable_weights)
         for name, grad in zip(names, grads[1:], strict=True):
             quantities[f"grad_frozen:{name}"] = grad
-        return quantities
+        return float32_range(quantities)
 
     def run_native(self, layer, x, upstream, names, states=()):
         for batch in x[:-1]:

@@ -2,11 +2,13 @@
 (KERAS_SEMANTICS.md §4): every merge mode, the backward sequence reversed back
 before merging, weights forward then backward, states forward then backward."""
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
 from parity.recurrent_spec import ACTIVATIONS, FLAGS, RECURRENT_ACTIVATIONS, RecurrentSpec
-from parity.spec import Bucket, kernel_constants
+from parity.spec import Bucket, around, boundaries, kernel_constants
 from parity.specs.dense import keras_activation
 
 INNER_KERAS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
@@ -80,12 +82,19 @@ class BidirectionalSpec(RecurrentSpec):
         ]
 
     # The rows and columns of the products are the inner layers' C code, bucketed by
-    # their own specs (rnn, gru, lstm).
+    # their own specs (rnn, gru, lstm); here only an LSTM's 4·units columns around a
+    # recurrent panel, for the merge and the states at other widths.
     def row_buckets(self):
         return []
 
     def column_buckets(self):
-        return []
+        units = around(boundaries("recurrent_panel"), step=len(GATES["lstm"]))
+        return Bucket.sizes(
+            "units",
+            units,
+            lambda c: self.lean(replace(c, config={**c.config, "layer": "lstm"})),
+            ("B=1", lambda c: c.batch == 1),
+        )
 
     def draw_states(self, case, rng):
         if not case.extra.get("initial_state"):
