@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from parity.compare import Tolerance
 from parity.spec import (
+    SMALL_SIZE,
     Bucket,
     Case,
     LayerSpec,
@@ -84,15 +85,25 @@ class RecurrentSpec(LayerSpec):
     # -- drawing ---------------------------------------------------------------------------
     def config_strategy(self):
         fields = {
-            "units": sizes(),
-            "input_dim": sizes(),
             "activation": st.sampled_from(ACTIVATIONS),
             **{flag: st.booleans() for flag in FLAGS},
         }
         if self.has_recurrent_activation:
             fields["recurrent_activation"] = st.sampled_from(RECURRENT_ACTIVATIONS)
         fields.update(self.more_options())
-        return st.fixed_dictionaries(fields)
+
+        def with_sizes(config):
+            # Wild configs keep to small sizes too: a growing recurrence over more
+            # terms amplifies float32 rounding beyond any input's ulp (measured: GRU,
+            # linear activation, tanh gates, 26 units, 56 inputs, T=13: Keras float32
+            # off by 0.14 and nntk by 0.26 on gradients of 20; the float64 result
+            # barely moves under 1-ulp input changes). Bounded configs draw up to 160.
+            size = st.integers(1, SMALL_SIZE) if is_wild(config) else sizes()
+            return st.fixed_dictionaries({"units": size, "input_dim": size}).map(
+                lambda drawn: {**drawn, **config}
+            )
+
+        return st.fixed_dictionaries(fields).flatmap(with_sizes)
 
     def more_options(self) -> dict:
         return {}

@@ -82,8 +82,8 @@ class BidirectionalSpec(RecurrentSpec):
         ]
 
     # The rows and columns of the products are the inner layers' C code, bucketed by
-    # their own specs (rnn, gru, lstm); here only an LSTM's 4·units columns around a
-    # recurrent panel, for the merge and the states at other widths.
+    # their own specs (rnn, gru, lstm); here only an LSTM's 4·units columns past a
+    # recurrent panel, for the merge and the states at another width.
     def row_buckets(self):
         return []
 
@@ -91,7 +91,7 @@ class BidirectionalSpec(RecurrentSpec):
         units = around(boundaries("recurrent_panel"), step=len(GATES["lstm"]))
         return Bucket.sizes(
             "units",
-            units,
+            units[-1:],  # two panels; the boundary itself is the LSTM spec's bucket
             lambda c: self.lean(replace(c, config={**c.config, "layer": "lstm"})),
             ("B=1", lambda c: c.batch == 1),
         )
