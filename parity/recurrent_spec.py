@@ -60,12 +60,13 @@ LONG_STEPS = 201
 # large cases (`large_buckets`) and the Dense spec.
 BUCKET_KERNEL_FLOATS = 3000
 
-# Gradients through time: T <= 64 products of U <= 32 terms, with the weight
-# gradients summed over B*T <= 512 steps (measured worst: 5.4% of this bound).
+# Gradients through time: T <= 64 products of U <= 160 terms (T <= 201 at batch
+# 1), with the weight gradients summed over B*T <= 512 steps (measured worst before
+# the sizes grew from 32 to 160: 5.4% of this bound; see the commit for after).
 TOLERANCES = {
-    "output": Tolerance(atol=1e-5, rtol=1e-4, reason="T<=64 recurrent steps of float32 products"),
+    "output": Tolerance(atol=1e-5, rtol=1e-4, reason="T<=201 recurrent steps of float32 products"),
     "state": Tolerance(atol=1e-5, rtol=1e-4, reason="the last step of the recurrence"),
-    "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="BPTT over T<=64 steps, sums over B*T"),
+    "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="BPTT over T<=201 steps, sums over B*T"),
 }
 
 

@@ -45,10 +45,11 @@ class Conv1dSpec(LayerSpec):
         "activation": ACTIVATIONS,
         "use_bias": (True, False),
     }
-    # A K = kernel_size*C_in <= 160 term dot product per output; weight gradients sum
-    # B*out_steps <= 128 such products (float32 cancellation, DESIGN.md §5).
+    # A K = kernel_size*C_in <= 800 term dot product per output (5 taps of up to 160
+    # channels); weight gradients sum B*out_steps <= 224 such products (float32
+    # cancellation, DESIGN.md §5).
     tolerances = {
-        "output": Tolerance(atol=5e-6, rtol=5e-5, reason="K<=160 float32 dot product + activation"),
+        "output": Tolerance(atol=5e-6, rtol=5e-5, reason="K<=800 float32 dot product + activation"),
         "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums of B*out_steps products"),
     }
 
