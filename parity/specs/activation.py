@@ -86,6 +86,21 @@ class ActivationSpec(LayerSpec):
     def build_native(self, nn, config):
         return nn.Activation(config["activation"], input_dim=config["input_dim"])
 
+    def run_keras(self, tf, layer, x, upstream, states=()):
+        """The exponential's gradient is dy·y with y = exp(x) (Keras, nntk): where y
+        overflows float32 (x >= log(FLT_MAX)) it is dy·inf in float32 even when the
+        float64 referee's dy·exp(x) would fit (exp(88.72284)·0.74 = 2.5e38), so
+        there the referee's gradient is dy·inf too (nan where dy = 0, as Keras)."""
+        quantities = super().run_keras(tf, layer, x, upstream, states)
+        if layer.get_config()["activation"] == "exponential":
+            y = quantities["output:training"]
+            overflowed = np.isinf(y) & np.isfinite(np.asarray(x, np.float64))
+            with np.errstate(invalid="ignore"):
+                quantities["grad:input"] = np.where(
+                    overflowed, y * upstream[0], quantities["grad:input"]
+                )
+        return quantities
+
     def axis_names(self, quantity, config, ndim):
         names = ("b", "t", "feature") if ndim == 3 else ("b", "feature")
         return names
