@@ -67,12 +67,16 @@ class ActivationSpec(LayerSpec):
 
     def draw_input(self, case, rng):
         """Inputs over the interesting range (N(0, 3), or N(0, 9) at the large scale);
-        with `kinks`, a fifth of them exactly at the kink, threshold and overflow
-        points (so a softmax row mixes logits over 100 apart)."""
+        with `kinks`, every kink, threshold and overflow point once (as many as the
+        input holds) at random places, and a fifth of the rest at such points too
+        (so a softmax row mixes logits over 100 apart)."""
         x = rng.standard_normal(self.input_shape(case)) * 3.0 * SCALES[case.scale]
         if case.extra.get("kinks"):
-            at_kink = rng.random(x.shape) < 0.2
-            x[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
+            flat = x.reshape(-1)
+            at_kink = rng.random(flat.shape) < 0.2
+            flat[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
+            count = min(len(KINKS), flat.size)
+            flat[rng.choice(flat.size, count, replace=False)] = rng.permutation(KINKS)[:count]
         return x.astype(np.float32)
 
     def extra_buckets(self):
