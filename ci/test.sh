@@ -15,6 +15,8 @@
 #  4. the same tests against the portable C build (-DNNTK_BLAS=OFF -DNNTK_SIMD=OFF:
 #     plain C, no BLAS, no intrinsics), loaded
 #     through NNTK_CORE_LIB;
+#  4b. C coverage of the fixture replay under every kernel table, against its floor
+#     (ci/coverage.sh replay --check, ~1 min; docs/coverage.md);
 #  5. ASan+UBSan and valgrind (ci/sanitize.sh);
 #  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60);
 #  7. the plain-C kernels cross-compiled for aarch64 (NEON) and run under qemu: the
@@ -52,6 +54,9 @@ stage "tests: portable C build"
 cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_SIMD=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/portable -j2 >/dev/null
 NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
+
+stage "C coverage of the fixture replay (every kernel table) against its floor"
+bash ci/coverage.sh replay --check
 
 if [ "${NNTK_SKIP_HARDENING:-0}" != 1 ]; then
   stage "system tools for the hardening gates (installs only what is missing)"

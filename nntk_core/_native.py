@@ -104,7 +104,7 @@ _FLOAT_PTR_PTR = POINTER(_FLOAT_PTR)
 _INT64_PTR = POINTER(c_int64)
 _STATUS = c_int32
 
-# The functions every layer L has (DESIGN.md §3), with the argument types that
+# The functions every layer L has (docs/DESIGN.md §3), with the argument types that
 # follow the handle. ConfigCreate's arguments differ per layer (LAYERS below).
 _STANDARD = {
     "ConfigDestroy": (None, [c_void_p]),

@@ -99,6 +99,10 @@ class Bidirectional(RecurrentLayer):
     def weight_shapes(self) -> list[tuple[int, ...]]:
         return self.layer.weight_shapes() * 2
 
+    def initial_weights(self) -> list[np.ndarray]:
+        """The inner layer's initial weights, drawn once per direction."""
+        return self.layer.initial_weights() + self.layer.initial_weights()
+
     def stream(self, chunk, state=None):
         raise TypeError(
             "Bidirectional cannot stream: its backward direction needs the whole sequence "

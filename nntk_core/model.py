@@ -37,7 +37,7 @@ class Sequential:
     order (tf.keras Model.get_weights() order); trainable variables likewise.
 
     The loss in train_step follows tf.keras, including its implicit switch
-    (KERAS_SEMANTICS.md §9): when the last layer is an Activation("softmax") or a
+    (docs/KERAS_SEMANTICS.md §9): when the last layer is an Activation("softmax") or a
     Dense(activation="softmax"), Keras's CategoricalCrossentropy() computes the loss
     from that softmax's logits (no renormalisation, no clipping) and so does
     train_step; a TimeDistributedDense(softmax) output is a reshape in Keras, carries
@@ -201,7 +201,7 @@ class Sequential:
         """Whether tf.keras computes `loss` from the logits of the last layer's softmax
         rather than from its output: CategoricalCrossentropy(from_logits=False) after
         an Activation("softmax") or a Dense(activation="softmax") (not a
-        TimeDistributedDense, whose Keras output is a reshape). KERAS_SEMANTICS.md §9."""
+        TimeDistributedDense, whose Keras output is a reshape). docs/KERAS_SEMANTICS.md §9."""
         last = self.layers[-1]
         return (
             isinstance(loss, CategoricalCrossentropy)

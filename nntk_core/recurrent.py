@@ -419,6 +419,13 @@ class LSTM(_Cell):
     def state_names(self) -> list[str]:
         return ["h", "c"]
 
+    def initial_weights(self) -> list[np.ndarray]:
+        """Keras's unit_forget_bias=True: the forget gate's bias block starts at one."""
+        weights = super().initial_weights()
+        if self.use_bias:
+            weights[2][self.units : 2 * self.units] = 1.0
+        return weights
+
     def _config_args(self) -> tuple:
         return (
             self.input_dim,

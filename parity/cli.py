@@ -1,13 +1,16 @@
 """`nntk-parity`: the parity suite's command line.
 
-    nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR]
-                                                    live against tf.keras
+    nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR] [--seed N]
+                                                    live against tf.keras; keeps going
+                                                    after a failure and reports every
+                                                    distinct one with its minimal case
     nntk-parity replay [--fixtures DIR] [--layer NAME ...] [--report DIR]
                                                     the native library against the
                                                     recorded fixtures (no TensorFlow)
     nntk-parity record [--layer NAME ...] [--out DIR] [--seed N]
                                                     (re)record the fixtures (TensorFlow)
     nntk-parity record --from-failure 'CASE_ID'     add a failing case as a fixture
+    nntk-parity record --training                   (re)record the training fixtures
     nntk-parity record --check                      freshness: are the fixtures still
                                                     what tf.keras computes?
     nntk-parity repro 'CASE_ID' | FIXTURE           rerun one case in full (a fixture
@@ -43,19 +46,101 @@ class UsageError(Exception):
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, width=max(120, Console().width))
+    terminal = Console()
+    # A log (not a terminal) gets wide lines rather than a squeezed table.
+    width = max(120, terminal.width) if terminal.is_terminal else 160
+    return Console(highlight=False, width=width)
 
 
-def _progress(console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+class Progress:
+    """Progress of a long command: stage, layer k/N, cases done, elapsed time and ETA.
+    On a terminal, a live bar; otherwise (CI, a file, a pipe) plain lines, one when a
+    stage starts and then one every LOG_EVERY seconds, so a log shows signs of life."""
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    )
+    LOG_EVERY = 15.0  # seconds between log lines within a stage
+
+    def __init__(self, console, command: str, layers: int = 0):
+        self.console, self.command, self.layers = console, command, layers
+        self.start = time.monotonic()
+        self.layer_label = ""
+        self.stage_name, self.total, self.done = "", None, 0
+        self.stage_start = self.last_line = self.start
+        self.bar = self.task = None
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("cases, elapsed"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def layer(self, index: int, name: str) -> None:
+        """Layer `index` (1-based) of the command's `layers` starts."""
+        self.layer_label = f"layer {index}/{self.layers} {name}"
+
+    def stage(self, name: str, total: int | None) -> None:
+        self.stage_name, self.total, self.done = name, total, 0
+        self.stage_start = time.monotonic()
+        description = ", ".join(filter(None, [self.command, self.layer_label, name]))
+        if self.bar is not None:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(description, total=total)
+        else:
+            self._line()
+
+    def advance(self, *_ignored) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        elif time.monotonic() - self.last_line >= self.LOG_EVERY:
+            self._line()
+
+    def _line(self) -> None:
+        now = time.monotonic()
+        self.last_line = now
+        cases = f"{self.done}/{self.total}" if self.total else str(self.done)
+        noun = "case" if self.total == 1 or (not self.total and self.done == 1) else "cases"
+        parts = [self.command, self.layer_label, f"{self.stage_name}: {cases} {noun}"]
+        parts.append(f"elapsed {_clock(now - self.start)}")
+        if self.total and 0 < self.done < self.total:
+            rate = (now - self.stage_start) / self.done
+            parts.append(f"ETA {_clock(rate * (self.total - self.done))} for this stage")
+        line = " | ".join(filter(None, parts))
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.file.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 layer', '2 layers'."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def _load_library() -> None:
@@ -79,37 +164,63 @@ def _select_specs(names: list[str] | None):
 
 
 def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
-    """Per layer and quantity: cases, worst error, % of tolerance used, x Keras's error,
-    and how many cases passed only by measured ill-conditioning (compare.py)."""
+    """Per layer and quantity, the columns of report.SUMMARY_COLUMNS (the same as in
+    report.md and report.html); cells are plain text (no rich markup: an element
+    location reads `[b=2, t=1, unit=3]`)."""
     from rich.table import Table
+    from rich.text import Text
+
+    from parity import report
 
     table = Table(title=title)
-    columns = (
-        "layer",
-        "quantity",
-        "cases",
-        "worst error",
-        "tolerance used",
-        "x Keras f32",
-        "ill-cond.",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("layer", "quantity") else "right")
-    for run in runs:
-        for quantity, s in sorted(run.stats.items()):
-            used = 100 * s.worst_tolerance_used
-            style = "red" if s.failures else ("yellow" if used > 50 else "")
-            table.add_row(
-                run.spec,
-                quantity,
-                str(s.cases),
-                f"{s.worst_error:.2e}",
-                f"{used:.1f}%",
-                f"{s.worst_keras_multiple:.3g}",
-                str(s.by_conditioning) if s.by_conditioning else "",
-                style=style,
-            )
+    for column in report.SUMMARY_COLUMNS:
+        numeric = column in report.NUMERIC_COLUMNS
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=column in ("layer", "quantity", "worst element"),
+        )
+    styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
+    for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):
+        table.add_row(*(Text(c) for c in cells), style=styles[status])
     return table
+
+
+def print_legend(console) -> None:
+    from parity import report
+
+    console.print("Legend:", markup=False)
+    for line in report.legend_lines():
+        console.print(f"  {line}", markup=False, highlight=False)
+
+
+def print_failures(console, runs, specs=None) -> None:
+    """The failure matrix of each failing layer, then its failures in full. Printed
+    without markup, so element locations like `[b=2, t=1, unit=3]` stay."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from parity import report
+
+    data = report.build(runs, specs or [])
+    shown = False
+    for layer in data["layers"]:
+        header, rows = report.matrix_table(layer)
+        if not header:
+            continue
+        table = Table(title=f"failure matrix: {layer['layer']}")
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i < 2 else "right")
+        for cells, failing in rows:
+            table.add_row(*(Text(c) for c in cells), style="red" if failing else "")
+        console.print(table)
+        shown = True
+    if shown:
+        console.print(report.MATRIX_LEGEND, markup=False, highlight=False)
+    for run in runs:
+        if run.failure:
+            # soft_wrap: long lines (a rerun command) stay whole, to copy and paste
+            console.print(run.failure, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _library_meta() -> dict:
@@ -132,10 +243,14 @@ def _coverage_gaps(console, runs, specs) -> bool:
         buckets = run.missing_buckets(spec)
         if missing:
             failed = True
-            console.print(f"[red]{spec.name}: option values never exercised: {missing}[/red]")
+            console.print(
+                f"{spec.name}: option values never exercised: {missing}", style="red", markup=False
+            )
         if buckets:
             failed = True
-            console.print(f"[red]{spec.name}: shape buckets never exercised: {buckets}[/red]")
+            console.print(
+                f"{spec.name}: shape buckets never exercised: {buckets}", style="red", markup=False
+            )
     return failed
 
 
@@ -154,17 +269,16 @@ def cmd_run(args) -> int:
     settings.load_profile(args.profile)
     console = _console()
     runs = []
-    expected = settings().max_examples
-    with _progress(console) as progress:
-        for spec in specs:
-            task = progress.add_task(spec.name, total=expected + len(spec.coverage_cases()))
-            runs.append(run_spec(spec, on_case=lambda _r, t=task: progress.advance(t)))
+    with Progress(console, f"run ({args.profile})", len(specs)) as progress:
+        for index, spec in enumerate(specs, 1):
+            progress.layer(index, spec.name)
+            runs.append(
+                run_spec(spec, on_case=progress.advance, on_stage=progress.stage, seed=args.seed)
+            )
     console.print(summary_table(runs, specs))
-    failed = False
-    for run in runs:
-        if run.failure:
-            failed = True
-            console.print(f"[red]{run.failure}[/red]")
+    print_legend(console)
+    print_failures(console, runs, specs)
+    failed = any(run.failure for run in runs)
     failed = _coverage_gaps(console, runs, specs) or failed
     if args.report:
         from parity import reference, report
@@ -179,47 +293,55 @@ def cmd_run(args) -> int:
         console.print(f"report written to {args.report}")
     total = sum(r.cases for r in runs)
     verdict = "FAILED" if failed else "passed"
-    console.print(f"{len(specs)} layers, {total} cases ({args.profile} profile): {verdict}")
+    failing = [r for r in runs if r.failure]
+    if failing:
+        found = sum(len(r.findings) for r in failing)
+        names = ", ".join(r.spec for r in failing)
+        verdict += f": {plural(found, 'distinct failure')} in {names}"
+    console.print(
+        f"{plural(len(specs), 'layer')}, {plural(total, 'case')} ({args.profile} profile): "
+        f"{verdict}",
+        markup=False,
+    )
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_replay(args) -> int:
+    from parity import training
     from parity.fixtures import default_dir, load_manifest
-    from parity.replay import replay
+    from parity.replay import count_cases, replay
 
     directory = Path(args.fixtures) if args.fixtures else default_dir()
-    specs = _select_specs(args.layer)
+    # --layer may name layer specs and training specs (parity/training.py)
+    layer_names = [n for n in args.layer or [] if n not in training.spec_names()]
+    specs = _select_specs(layer_names) if layer_names or not args.layer else []
+    specs += [s for s in training.all_specs() if not args.layer or s.name in args.layer]
     if args.report:
         from parity import report
 
         report.prepare(args.report)
     console = _console()
     manifest = load_manifest(directory)
-    total = len(manifest["cases"])
-    if args.layer:
-        total = sum(
-            1 for e in manifest["cases"] if isinstance(e, dict) and e.get("layer") in args.layer
-        )
+    total = count_cases(directory, args.layer)
     start = time.perf_counter()
-    with _progress(console) as progress:
-        task = progress.add_task(f"replay {directory}", total=total)
-        run = replay(directory, args.layer, on_case=lambda _e, _r: progress.advance(task))
+    with Progress(console, "replay") as progress:
+        progress.stage(f"fixtures in {directory}", total)
+        run = replay(directory, args.layer, on_case=progress.advance)
     elapsed = time.perf_counter() - start
     runs = list(run.runs.values())
     console.print(summary_table(runs, title=f"nntk vs recorded tf.keras fixtures ({directory})"))
-    for spec_run in runs:
-        if spec_run.failure:
-            console.print(f"[red]{spec_run.failure}[/red]")
+    print_legend(console)
+    print_failures(console, runs)
     for problem in run.problems:
         if not any(problem in r.failure for r in runs):
-            console.print(f"[red]{problem}[/red]")
+            console.print(problem, style="red", markup=False)
     if args.report:
         from parity import report
 
         meta = {
             "versions": manifest.get("versions", {}),
             "reference_settings": manifest.get("reference_settings", {}),
-            "fixtures": f"{directory} ({run.expected} cases, "
+            "fixtures": f"{directory} ({plural(run.expected, 'case')}, "
             f"recorded on {manifest.get('cpu', '?')})",
             "problems": run.problems,
             **_library_meta(),
@@ -228,8 +350,9 @@ def cmd_replay(args) -> int:
         console.print(f"report written to {args.report}")
     verdict = "passed" if run.passed else "FAILED"
     console.print(
-        f"replayed {run.ran} of {run.expected} fixture cases from {directory} "
-        f"(references: {run.versions_line()}) in {elapsed:.2f} s: {verdict}"
+        f"replayed {run.ran} of {plural(run.expected, 'fixture case')} from {directory} "
+        f"(references: {run.versions_line()}) in {elapsed:.2f} s: {verdict}",
+        markup=False,
     )
     return EXIT_OK if run.passed else EXIT_FAILED
 
@@ -237,15 +360,21 @@ def cmd_replay(args) -> int:
 def cmd_record(args) -> int:
     from parity import record
     from parity.fixtures import MAX_TOTAL_BYTES, default_dir
+    from parity.training import SUBDIR
 
     directory = Path(args.out) if args.out else default_dir()
     console = _console()
     if args.check:
         messages, checked = record.check_freshness(directory, args.sample, args.layer)
+        if not args.layer:  # and the training fixtures (parity/training.py)
+            more, count = record.check_training_freshness(directory / SUBDIR, args.sample)
+            messages, checked = messages + more, checked + count
         for message in messages:
-            console.print(f"[red]{message}[/red]")
+            console.print(message, style="red", markup=False)
         state = "drift found" if messages else "fresh"
-        console.print(f"freshness: re-recorded {checked} fixture cases from {directory}: {state}")
+        console.print(
+            f"freshness: re-recorded {plural(checked, 'fixture case')} from {directory}: {state}"
+        )
         return EXIT_FAILED if messages or not checked else EXIT_OK
     if args.from_failure:
         if args.layer:
@@ -260,16 +389,25 @@ def cmd_record(args) -> int:
             f"`nntk-parity repro {Path(entry['file']).stem}`"
         )
         return EXIT_OK
+    if args.training:
+        target = directory / SUBDIR
+        console.print(f"recording the training fixtures into {target} ...")
+        manifest = record.record_training(target)
+        console.print(
+            f"{len(manifest['cases'])} training fixture cases, "
+            f"{manifest['total_bytes'] / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
+        )
+        return EXIT_OK
     specs = _select_specs(args.layer) if args.layer else None
     console.print(f"recording fixtures into {directory} (seed {args.seed}) ...")
-    with _progress(console) as progress:
-        task = progress.add_task("record", total=None)
+    with Progress(console, "record") as progress:
+        progress.stage("recording fixture cases", None)
         manifest = record.record(
             directory,
             specs,
             seed=args.seed,
             random_count=args.random,
-            on_case=lambda _id: progress.advance(task),
+            on_case=progress.advance,
         )
     size = sum((directory / e["file"]).stat().st_size for e in manifest["cases"])
     size += (directory / "manifest.json").stat().st_size
@@ -278,7 +416,7 @@ def cmd_record(args) -> int:
         layers[e["layer"]] = layers.get(e["layer"], 0) + 1
     per_layer = ", ".join(f"{k}: {v}" for k, v in layers.items())
     console.print(
-        f"{len(manifest['cases'])} fixture cases ({per_layer}), "
+        f"{plural(len(manifest['cases']), 'fixture case')} ({per_layer}), "
         f"{size / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
     )
     if size > MAX_TOTAL_BYTES:
@@ -297,37 +435,39 @@ def cmd_repro(args) -> int:
 
 
 def _repro_live(case_id: str) -> int:
+    from parity import runner, training
     from parity.record import parse_case_arg
-    from parity.runner import run_case
     from parity.spec import Case
     from parity.specs import get_spec
 
     try:
         case = Case.from_id(parse_case_arg(case_id))
-        spec = get_spec(case.layer)
+        is_training = case.layer in training.spec_names()  # a loss, optimizer, train_step
+        spec = (training.get_spec if is_training else get_spec)(case.layer)
     except (ValueError, KeyError) as exc:
         raise UsageError(str(exc).strip('"')) from exc
-    result = run_case(spec, case, keep_arrays=True)
+    result = (training.run_case if is_training else runner.run_case)(spec, case, keep_arrays=True)
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
 def _repro_fixture(args) -> int:
-    from parity.fixtures import default_dir, find_entry
-    from parity.replay import replay_entry
+    from parity.fixtures import default_dir
+    from parity.replay import find_fixture, replay_entry
 
     ident = args.case_id
     directory = Path(args.fixtures) if args.fixtures else default_dir()
     as_path = Path(ident)
     if as_path.parent != Path("."):  # a path to a fixture file: its directory's manifest
         directory, ident = as_path.parent, as_path.name
-    entry = find_entry(directory, ident)
-    if entry is None:
+    found = find_fixture(directory, ident)  # a layer or a training fixture
+    if found is None:
         raise UsageError(
             f"{args.case_id!r} is neither a case id ('layer?key=value&...') nor a fixture "
             f"listed in {directory / 'manifest.json'}"
         )
-    result, spec = replay_entry(directory, entry, keep_arrays=True)
+    kind, directory, entry = found
+    result, spec = replay_entry(directory, entry, keep_arrays=True, kind=kind)
     print(f"fixture {directory / entry['file']} (origin: {entry.get('origin', '?')}), replayed")
     print(result.full_report(spec))
     return EXIT_OK if result.passed else EXIT_FAILED
@@ -449,7 +589,7 @@ def cmd_model(args) -> int:
             )
             if not result.passed:
                 failed = True
-                console.print(f"[red]{result.failures()}[/red]")
+                console.print(result.failures(), style="red", markup=False)
     verdict = "FAILED" if failed else "passed"
     console.print(f"model parity ({', '.join(networks)} x {', '.join(optimizers)}): {verdict}")
     return EXIT_FAILED if failed else EXIT_OK
@@ -487,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
     run.add_argument("--profile", choices=("dev", "ci", "nightly"), default="ci")
     run.add_argument("--report", metavar="DIR", help="write reports into DIR")
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the hypothesis search (default: fixed per layer in the derandomized "
+        "ci profile, random in dev and nightly; a failing run prints it)",
+    )
     run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser(
@@ -515,6 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="freshness: re-record a sample and report reference drift (writes nothing)",
     )
     record.add_argument("--sample", type=int, default=1, help="--check: fixtures per layer")
+    record.add_argument(
+        "--training",
+        action="store_true",
+        help="(re)record the training fixtures (losses, optimizers, train_step) into DIR/training/",
+    )
     record.set_defaults(func=cmd_record)
 
     repro = sub.add_parser(

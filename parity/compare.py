@@ -1,4 +1,4 @@
-"""Error metrics and the tolerance policy (DESIGN.md §5).
+"""Error metrics and the tolerance policy (docs/DESIGN.md §5).
 
 A tolerance (atol, rtol, k) for a quantity q means, against the float64 referee:
 
@@ -68,6 +68,12 @@ class Comparison:
     worst_location: str = ""
     errors_by_axis1: list[float] = field(default_factory=list)  # max error per time step
 
+    @property
+    def explained_by_conditioning(self) -> bool:
+        """Does the measured sensitivity account for the error: is the error within
+        what the quantity's k allows for that sensitivity (the module doc's rule)?"""
+        return self.sensitivity > 0 and self.max_error <= self.tolerance.k * self.sensitivity
+
     def describe(self) -> str:
         tol = self.tolerance
         if self.problem:
@@ -75,11 +81,17 @@ class Comparison:
         status = "ok  " if self.passed else "FAIL"
         multiple = "exact" if self.keras_multiple == 0 else f"{self.keras_multiple:.3g}x"
         conditioning = ""
-        if self.sensitivity:
-            verdict = "passes by conditioning" if self.by_conditioning else "measured"
+        if self.by_conditioning or (not self.passed and self.explained_by_conditioning):
+            verdict = "passes by conditioning" if self.by_conditioning else "fails even so"
             conditioning = (
-                f" [ill-conditioned case, {verdict}: the float64 result moves by "
-                f"{self.sensitivity:.3g} under 1-ulp input changes]"
+                f" (ill-conditioned case, {verdict}: the float64 result moves by "
+                f"{self.sensitivity:.3g} under 1-ulp input changes)"
+            )
+        elif self.sensitivity and not self.passed:
+            conditioning = (
+                f" (well-conditioned: 1-ulp input changes move the float64 result by only "
+                f"{self.sensitivity:.3g}, {self.max_error / self.sensitivity:.3g}x less than "
+                "the error)"
             )
         return (
             f"{status} {self.quantity} {self.shape}: max err {self.max_error:.3g} "

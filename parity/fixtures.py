@@ -13,6 +13,11 @@ A fixture directory holds one compressed `.npz` per case and `manifest.json`:
 - `manifest.json`: format, seed, the TensorFlow / tf_keras / numpy versions, the
   reference settings, the CPU, and per case its file, id, layer, origin and sha256.
 
+Fixtures that are not one layer's case (the training fixtures of `parity.training`,
+in their own directory with its own manifest) hold an `ArrayData` instead of a
+`CaseData`: named arrays and JSON settings, in the same file format (their `meta`
+says `data_type`; a layer fixture's bytes are unchanged by this).
+
 `parity.record` writes fixtures (with TensorFlow); `parity.replay` checks the native
 library against them (without).
 """
@@ -42,6 +47,19 @@ ORIGINS = ("sweep", "bucket", "random", "regression")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+@dataclass
+class ArrayData:
+    """The data of a fixture that is not one layer's case: named arrays (inputs,
+    initial values, per-step data) and JSON-able settings."""
+
+    arrays: dict[str, np.ndarray]
+    settings: dict
+
+
+# The dataclasses a fixture's data may be; a fixture without `data_type` holds a CaseData.
+_DATA_TYPES = {"CaseData": CaseData, "ArrayData": ArrayData}
+
+
 class FixtureError(Exception):
     """A fixture or manifest that cannot be used (missing, altered, corrupt, unknown)."""
 
@@ -51,7 +69,7 @@ class Fixture:
     case_id: str
     layer: str
     origin: str
-    data: CaseData
+    data: CaseData | ArrayData
     float64: dict[str, np.ndarray]  # the referee
     float32: dict[str, np.ndarray]  # tf.keras float32
 
@@ -72,8 +90,8 @@ def sha256_file(path: Path) -> str:
 
 
 # -- one fixture -------------------------------------------------------------------------
-def _pack_data(data: CaseData) -> tuple[dict, dict[str, np.ndarray]]:
-    """Every CaseData field, generically (a field added to CaseData later is stored
+def _pack_data(data: CaseData | ArrayData) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every field of the data, generically (a field added to CaseData later is stored
     too): arrays and lists/dicts of arrays as npy entries, anything else as JSON."""
     layout: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
@@ -107,7 +125,7 @@ def _pack_data(data: CaseData) -> tuple[dict, dict[str, np.ndarray]]:
     return layout, arrays
 
 
-def _unpack_data(layout: dict, npz) -> CaseData:
+def _unpack_data(layout: dict, npz, data_type: str = "CaseData") -> CaseData | ArrayData:
     values = {}
     for name, item in layout.items():
         kind = item["kind"]
@@ -121,7 +139,7 @@ def _unpack_data(layout: dict, npz) -> CaseData:
             values[name] = item["value"]
         else:
             raise ValueError(f"unknown data kind {kind!r}")
-    return CaseData(**values)
+    return _DATA_TYPES[data_type](**values)
 
 
 def fixture_bytes(fixture: Fixture) -> bytes:
@@ -136,6 +154,8 @@ def fixture_bytes(fixture: Fixture) -> bytes:
         "data": layout,
         "quantities": names,
     }
+    if not isinstance(fixture.data, CaseData):
+        meta["data_type"] = type(fixture.data).__name__
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
     arrays.update(data_arrays)
     for i, name in enumerate(names):
@@ -145,6 +165,7 @@ def fixture_bytes(fixture: Fixture) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for key, array in arrays.items():
             entry = io.BytesIO()
+            # (stored at least 1-d: ascontiguousarray makes a 0-d array 1-d)
             np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -173,7 +194,7 @@ def read_fixture(path: Path) -> Fixture:
                     "re-record with `nntk-parity record`"
                 )
             names = list(meta["quantities"])
-            data = _unpack_data(meta["data"], npz)
+            data = _unpack_data(meta["data"], npz, meta.get("data_type", "CaseData"))
             float64 = {n: npz[f"float64.{i}"] for i, n in enumerate(names)}
             float32 = {n: npz[f"float32.{i}"] for i, n in enumerate(names)}
             return Fixture(

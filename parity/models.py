@@ -22,7 +22,7 @@ import numpy as np
 from parity.compare import Comparison, Tolerance, compare
 
 # Per step, against the float64 referee, relative to each tensor's largest value
-# (DESIGN.md §5): the bound for whole-model training.
+# (docs/DESIGN.md §5): the bound for whole-model training.
 STEP_TOLERANCE = Tolerance(
     atol=1e-5,
     rtol=1e-4,

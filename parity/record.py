@@ -381,3 +381,59 @@ def check_freshness(
                         f"({100 * c.tolerance_used:.0f}% of tolerance); {version_note}"
                     )
     return messages, checked
+
+
+# -- training fixtures (parity/training.py) -------------------------------------------------------
+def record_training(directory: Path, on_case: Callable[[str], None] | None = None) -> dict:
+    """(Re)records every training fixture (losses, optimizers, train_step) into
+    `directory` (normally fixtures/training/) with its own manifest; files no longer
+    listed are removed. The cases are the specs' full option grids (no random draws)."""
+    from parity import training
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = _new_manifest(training.SEED, 0, versions())
+    manifest["generated_by"] = "nntk-parity record --training"
+    entries = []
+    for spec in training.all_specs():
+        for case in spec.cases():
+            data, float64, float32 = spec.reference(case)
+            fixture = Fixture(case.id, spec.name, "sweep", data, float64, float32)
+            entries.append(_entry(directory, fixture, fixture_bytes(fixture)))
+            if on_case:
+                on_case(case.id)
+    manifest["cases"] = entries
+    manifest["total_bytes"] = sum(e["bytes"] for e in entries)
+    write_manifest(directory, manifest)
+    listed = {e["file"] for e in entries}
+    for path in sorted(directory.glob("*.npz")):
+        if path.name not in listed:
+            path.unlink()
+    return manifest
+
+
+def check_training_freshness(directory: Path, per_spec: int = 1) -> tuple[list[str], int]:
+    """check_freshness for the training fixtures: re-runs tf.keras on the stored data
+    of the first `per_spec` fixtures of each training spec."""
+    from parity import training
+
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    counts: dict[str, int] = {}
+    messages: list[str] = []
+    for entry in manifest["cases"]:
+        if entry_problem(entry) or counts.get(entry["layer"], 0) >= per_spec:
+            continue
+        counts[entry["layer"]] = counts.get(entry["layer"], 0) + 1
+        try:
+            spec = training.get_spec(entry["layer"])
+            fixture = read_fixture(directory / entry["file"])
+        except (KeyError, FixtureError) as exc:
+            messages.append(f"{entry['file']}: {exc}")
+            continue
+        case = Case.from_id(fixture.case_id)
+        for message in training.freshness(
+            spec, case, fixture.data, fixture.float64, fixture.float32
+        ):
+            messages.append(f"{entry['file']} ({case.id}): {message}")
+    return messages, sum(counts.values())

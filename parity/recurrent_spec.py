@@ -1,5 +1,5 @@
 """The shared spec of the recurrent layers (RNN, GRU, LSTM) and Bidirectional
-(KERAS_SEMANTICS.md §1-§4): options, initial states, the list forms of outputs
+(docs/KERAS_SEMANTICS.md §1-§4): options, initial states, the list forms of outputs
 and gradients, and error locations in gate terms."""
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ class RecurrentSpec(LayerSpec):
                 tape.watch(s)
             outputs = tf.nest.flatten(layer(xt, initial_state=initial, training=True))
         # Without dropout a tf.keras recurrent layer computes the same in both modes
-        # (KERAS_SEMANTICS.md §1: `training` only matters when dropout > 0), so the
+        # (docs/KERAS_SEMANTICS.md §1: `training` only matters when dropout > 0), so the
         # Keras side is run once (the slowest part of a case); nntk's inference and
         # training calls are both run and each compared with it.
         for mode in ("inference", "training"):

@@ -4,9 +4,13 @@ Each fixture holds a case's data and the tf.keras references (float64 referee an
 float32); replay runs the spec's native side on that data and compares with the same
 `compare_quantities` and spec tolerances as the live suite. It fails when a case
 fails, when a file is missing, altered (sha256) or corrupt, when the manifest names
-an unknown spec, when a layer spec has no fixtures or its fixtures miss a declared
-option value or shape bucket, and when fewer cases ran than the manifest lists
-(zero cases included).
+an unknown spec, when a spec has no fixtures or its fixtures miss a declared option
+value, shape bucket or (training specs) pair of option values, and when fewer cases
+ran than a manifest lists (zero cases included).
+
+The fixtures come in kinds (`fixture_kinds()`), each a directory with its own
+manifest and its own specs: the layer fixtures (fixtures/), the training fixtures
+(fixtures/training/, parity/training.py). A new kind is one more FixtureKind.
 
 Nothing here imports TensorFlow (tests/test_fixtures.py runs it with TensorFlow
 made unimportable; ci/replay-no-tf.sh in a virtual environment without it).
@@ -18,10 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from parity.fixtures import (
+    MANIFEST,
     FixtureError,
     entry_problem,
+    find_entry,
     load_manifest,
     read_fixture,
     sha256_file,
@@ -30,14 +37,96 @@ from parity.runner import CaseResult, SpecRun, check_case
 from parity.spec import Case
 
 
+@dataclass(frozen=True)
+class FixtureKind:
+    """One kind of fixture: where its manifest is (relative to the fixture directory),
+    its specs, how one case is checked and what its fixtures must cover."""
+
+    name: str
+    subdir: str  # "" for the fixture directory itself
+    specs: Callable[[], list]  # every spec of the kind
+    get_spec: Callable[[str], Any]  # KeyError if unknown
+    check: Callable[..., CaseResult]  # (spec, case, data, float64, float32, backend, keep)
+    record_command: str  # how to (re)record one spec's fixtures; {name}: the spec
+    gaps: Callable[[Any, list[Case]], list[str]] = lambda spec, cases: []  # beyond values
+
+    def spec_names(self) -> list[str]:
+        return [s.name for s in self.specs()]
+
+
+def fixture_kinds() -> list[FixtureKind]:
+    from parity import specs, training
+
+    return [
+        FixtureKind(
+            "layers",
+            "",
+            specs.all_specs,
+            specs.get_spec,
+            check_case,
+            "nntk-parity record --layer {name}",
+        ),
+        FixtureKind(
+            "training",
+            training.SUBDIR,
+            training.all_specs,
+            training.get_spec,
+            training.check_case,
+            "nntk-parity record --training",
+            lambda spec, cases: (
+                [f"option pairs {spec.missing_pairs(cases)}"] if spec.missing_pairs(cases) else []
+            ),
+        ),
+    ]
+
+
+def kind_of(name: str) -> FixtureKind | None:
+    """The kind whose specs include `name`."""
+    return next((k for k in fixture_kinds() if name in k.spec_names()), None)
+
+
+def find_fixture(directory: Path, ident: str) -> tuple[FixtureKind, Path, dict] | None:
+    """The fixture whose file stem, file name or case id is `ident`, in `directory` or
+    in its kinds' subdirectories: (its kind, the directory of its manifest, its entry)."""
+    for kind in fixture_kinds():
+        where = Path(directory) / kind.subdir
+        if not (where / MANIFEST).is_file():
+            continue
+        entry = find_entry(where, ident)
+        if entry is not None:
+            return kind_of(str(entry.get("layer"))) or kind, where, entry
+    return None
+
+
+def count_cases(directory: Path, layers: list[str] | None = None) -> int:
+    """How many cases replay(directory, layers) will run (for a progress bar)."""
+    total = 0
+    for kind in _selected(layers):
+        entries = load_manifest(Path(directory) / kind.subdir)["cases"]
+        total += sum(1 for e in entries if _wanted(e, layers))
+    return total
+
+
+def _selected(layers: list[str] | None, kinds: list[str] | None = None) -> list[FixtureKind]:
+    chosen = [k for k in fixture_kinds() if kinds is None or k.name in kinds]
+    if layers:
+        chosen = [k for k in chosen if set(layers) & set(k.spec_names())] or chosen[:1]
+    return chosen
+
+
+def _wanted(entry, layers: list[str] | None) -> bool:
+    return not layers or (isinstance(entry, dict) and entry.get("layer") in layers)
+
+
 @dataclass
 class ReplayRun:
     directory: Path
-    manifest: dict
-    expected: int = 0  # cases the manifest lists (for the selected layers)
+    manifest: dict  # the layer fixtures' manifest (versions, CPU)
+    expected: int = 0  # cases the manifests list (for the selected specs)
     runs: dict[str, SpecRun] = field(default_factory=dict)  # by layer, manifest order
     results: list[CaseResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # fixture-level failures
+    cases_by_spec: dict[str, list[Case]] = field(default_factory=dict)  # the cases that ran
     elapsed: float = 0.0
 
     @property
@@ -62,23 +151,28 @@ def replay_command(entry: dict) -> str:
 
 
 def replay_entry(
-    directory: Path, entry: dict, backend=None, keep_arrays: bool = False
+    directory: Path,
+    entry: dict,
+    backend=None,
+    keep_arrays: bool = False,
+    kind: FixtureKind | None = None,
 ) -> tuple[CaseResult, object]:
-    """Replays one manifest entry: checks the file (present, sha256, readable, the case
-    the manifest says) and runs the native side. FixtureError on a fixture problem;
-    KeyError if the layer spec is unknown. Returns the result and the spec."""
-    from parity.specs import get_spec, spec_names
-
+    """Replays one manifest entry of `directory` (a `kind`'s directory; default: the
+    layer fixtures): checks the file (present, sha256, readable, the case the manifest
+    says) and runs the native side. FixtureError on a fixture problem, an unknown spec
+    included. Returns the result and the spec."""
+    kind = kind or fixture_kinds()[0]
     problem = entry_problem(entry)
     if problem:
         raise FixtureError(problem)
     name = f"{entry['file']} ({entry['id']})"
     try:
-        spec = get_spec(entry["layer"])
+        spec = kind.get_spec(entry["layer"])
     except KeyError:
+        what = "layer spec" if kind.name == "layers" else f"{kind.name} spec"
         raise FixtureError(
-            f"{name}: the manifest names layer spec {entry['layer']!r}, which does not exist "
-            f"(known: {', '.join(spec_names())})"
+            f"{name}: the manifest names {what} {entry['layer']!r}, which does not exist "
+            f"(known: {', '.join(kind.spec_names())})"
         ) from None
     path = Path(directory) / entry["file"]
     if not path.is_file():
@@ -100,7 +194,7 @@ def replay_entry(
         raise FixtureError(f"{name}: {exc}") from exc
     if case.layer != entry["layer"]:
         raise FixtureError(f"{name}: the case is of layer {case.layer!r}, not {entry['layer']!r}")
-    result = check_case(
+    result = kind.check(
         spec, case, fixture.data, fixture.float64, fixture.float32, backend, keep_arrays
     )
     return result, spec
@@ -112,30 +206,63 @@ def replay(
     backend=None,
     on_case: Callable[[dict, CaseResult | None], None] | None = None,
     check_coverage: bool = True,
+    kinds: list[str] | None = None,
+    backends: dict | None = None,
 ) -> ReplayRun:
-    """Replays every fixture in `directory` (only `layers` when given). Raises
-    FixtureError when the manifest itself is unusable."""
-    from parity.specs import all_specs, get_spec
-
+    """Replays every fixture in `directory` and its kinds' subdirectories (only the specs
+    named in `layers`, only the kinds named in `kinds`, when given). `backend` runs the
+    layer fixtures, `backends` any kind by name (harness tests' fakes). Raises
+    FixtureError when a manifest itself is unusable."""
     directory = Path(directory)
-    manifest = load_manifest(directory)
-    entries = manifest["cases"]
-    if layers:
-        entries = [e for e in entries if isinstance(e, dict) and e.get("layer") in layers]
-    run = ReplayRun(directory, manifest, expected=len(entries))
+    selected = _selected(layers, kinds)
+    manifests = {k.name: load_manifest(directory / k.subdir) for k in selected}
+    main = manifests.get("layers") or next(iter(manifests.values()))
+    run = ReplayRun(directory, main)
+    backends = {"layers": backend, **(backends or {})}
     start = time.perf_counter()
+    for kind in selected:
+        kind_dir = directory / kind.subdir
+        entries = [e for e in manifests[kind.name]["cases"] if _wanted(e, layers)]
+        run.expected += len(entries)
+        _replay_kind(run, kind, kind_dir, entries, backends.get(kind.name), on_case)
+        names = [n for n in layers if n in kind.spec_names()] if layers else None
+        if check_coverage and names != []:  # [] : only unknown names asked for
+            _check_coverage(run, kind, kind_dir, names)
+        if not entries:
+            where = f" for {', '.join(layers)}" if layers else ""
+            run.problems.append(f"no fixture cases{where} in {kind_dir / 'manifest.json'}")
+    if kinds is None or "sequences" in kinds:
+        # The recorded call sequences (<directory>/sequences, parity/sequences.py) of the
+        # selected layer specs.
+        from parity.sequences import replay_sequences
+        from parity.specs import spec_names
+
+        seq_layers = [n for n in layers if n in spec_names()] if layers else None
+        if seq_layers != []:
+            sequences = replay_sequences(directory, seq_layers, backend, check_coverage)
+            run.problems += sequences.problems
+    if run.expected and run.ran < run.expected:
+        run.problems.append(
+            f"only {run.ran} of the {run.expected} fixture cases the manifests list ran"
+        )
+    run.elapsed = time.perf_counter() - start
+    return run
+
+
+def _replay_kind(run: ReplayRun, kind: FixtureKind, directory: Path, entries, backend, on_case):
     for entry in entries:
         layer = entry.get("layer") if isinstance(entry, dict) else None
         spec_run = run.runs.setdefault(str(layer), SpecRun(str(layer)))
         result = None
         entry_start = time.perf_counter()
         try:
-            result, spec = replay_entry(directory, entry, backend)
+            result, spec = replay_entry(directory, entry, backend, kind=kind)
         except FixtureError as exc:
             _fail(run, spec_run, str(exc))
         else:
             run.results.append(result)
             spec_run.record(spec, result)
+            run.cases_by_spec.setdefault(spec.name, []).append(result.case)
             if not result.passed:
                 message = result.failure_message()
                 message += f"\n  replay this fixture (no TensorFlow): {replay_command(entry)}"
@@ -144,45 +271,38 @@ def replay(
         if on_case is not None:
             on_case(entry, result)
 
-    if check_coverage:
-        specs = [get_spec(n) for n in layers] if layers else all_specs()
-        for spec in specs:
-            spec_run = run.runs.get(spec.name)
-            if spec_run is None:
-                run.runs[spec.name] = spec_run = SpecRun(spec.name)
-                _fail(
-                    run,
-                    spec_run,
-                    f"layer spec {spec.name!r} has no fixtures in {directory}: record them "
-                    f"with `nntk-parity record --layer {spec.name}`",
-                )
-                continue
-            if not spec_run.cases:
-                continue  # its fixtures failed to load: already a problem
-            gaps = []
-            missing = spec_run.missing_coverage(spec)
-            if missing:
-                gaps.append(f"option values {missing}")
-            buckets = spec_run.missing_buckets(spec)
-            if buckets:
-                gaps.append(f"shape buckets {buckets}")
-            if gaps:
-                _fail(
-                    run,
-                    spec_run,
-                    f"the fixtures of {spec.name!r} never exercise {' and '.join(gaps)}: "
-                    f"re-record with `nntk-parity record --layer {spec.name}`",
-                )
 
-    if run.expected == 0:
-        where = f" for layer {', '.join(layers)}" if layers else ""
-        run.problems.append(f"no fixture cases{where} in {directory / 'manifest.json'}")
-    elif run.ran < run.expected:
-        run.problems.append(
-            f"only {run.ran} of the {run.expected} fixture cases the manifest lists ran"
-        )
-    run.elapsed = time.perf_counter() - start
-    return run
+def _check_coverage(run: ReplayRun, kind: FixtureKind, directory: Path, names) -> None:
+    specs = [kind.get_spec(n) for n in names] if names else kind.specs()
+    for spec in specs:
+        record = kind.record_command.format(name=spec.name)
+        spec_run = run.runs.get(spec.name)
+        if spec_run is None:
+            run.runs[spec.name] = spec_run = SpecRun(spec.name)
+            _fail(
+                run,
+                spec_run,
+                f"{'layer ' if kind.name == 'layers' else ''}spec {spec.name!r} has no "
+                f"fixtures in {directory}: record them with `{record}`",
+            )
+            continue
+        if not spec_run.cases:
+            continue  # its fixtures failed to load: already a problem
+        gaps = []
+        missing = spec_run.missing_coverage(spec)
+        if missing:
+            gaps.append(f"option values {missing}")
+        buckets = spec_run.missing_buckets(spec)
+        if buckets:
+            gaps.append(f"shape buckets {buckets}")
+        gaps += kind.gaps(spec, run.cases_by_spec.get(spec.name, []))
+        if gaps:
+            _fail(
+                run,
+                spec_run,
+                f"the fixtures of {spec.name!r} never exercise {' and '.join(gaps)}: "
+                f"re-record with `{record}`",
+            )
 
 
 def _fail(run: ReplayRun, spec_run: SpecRun, message: str) -> None:

@@ -64,6 +64,17 @@ def _coverage(run, spec) -> dict:
     return {"options": options, "buckets": buckets, "never_hit": never}
 
 
+def _declared_order(spec, key) -> tuple:
+    """Sorts (option, value) as the spec declares them (else by name)."""
+    option, value = key
+    options = list(getattr(spec, "options", {}))
+    if option not in options:
+        return (len(options), option, 0, str(value))
+    values = [tuple(v) if isinstance(v, list) else v for v in spec.options[option]]
+    position = values.index(value) if value in values else len(values)
+    return (options.index(option), option, position, str(value))
+
+
 def build(runs, specs, profile: str = "", source: str = "live", meta: dict | None = None) -> dict:
     """The content of report.json."""
     by_name = {s.name: s for s in specs}
@@ -81,6 +92,7 @@ def build(runs, specs, profile: str = "", source: str = "live", meta: dict | Non
                 "worst_keras_multiple": s.worst_keras_multiple,
                 "worst_case": s.worst_case,
                 "worst_location": s.worst_location,
+                "by_conditioning": s.by_conditioning,
                 "tolerance": (
                     {"atol": tol.atol, "rtol": tol.rtol, "k": tol.k, "reason": tol.reason}
                     if tol is not None
@@ -99,6 +111,15 @@ def build(runs, specs, profile: str = "", source: str = "live", meta: dict | Non
                 "failed_cases": run.failed_cases,
                 "seconds": run.elapsed,
                 "failure": run.failure,
+                "seed": run.seed,
+                "findings": [f.to_json() for f in run.findings],
+                "matrix": [
+                    {"option": option, "value": value, "columns": columns}
+                    for (option, value), columns in sorted(
+                        run.matrix().items(), key=lambda item: _declared_order(spec, item[0])
+                    )
+                ],
+                "failing_columns": run.failing_columns(),
                 "coverage": coverage,
                 "quantities": quantities,
             }
@@ -184,11 +205,131 @@ def _num(value, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, float) else str(value)
 
 
-def _rows(report: dict):
+# The summary table's columns, the same in the console, report.md and report.html,
+# each with its legend line: what it holds and which direction is good.
+SUMMARY_COLUMNS = {
+    "layer": "",
+    "quantity": "what is compared: an output (inference / training call), the gradient of "
+    "the input or of a weight, or a state after the training call",
+    "cases": "cases that compared it; failed: those where it failed",
+    "failed": "",
+    "worst error": "the largest |nntk - float64 referee| over every element of every case, "
+    "in the quantity's own units. It is absolute: a gradient summed over many steps, or "
+    "an activation at large inputs, has large values and so can show a large error and "
+    "still pass, since the tolerance grows with the quantity's size",
+    "tolerance used": "the worst element's error as a share of its elementwise tolerance, "
+    "rtol*|float64| + atol*max(1, max|float64|) from the layer's spec; up to 100% "
+    "passes, lower is better",
+    "x Keras f32": "nntk's error over tf.keras float32's own error on the same case "
+    "(worst over cases); lower is better, below 1 nntk is closer to the exact result "
+    "than Keras. A case fails above k times (8 by default) plus the float32 rounding floor "
+    "16*eps*max(1, max|float64|): so a large multiple of a tiny Keras error can pass",
+    "ill-cond.": "cases that passed only because the referee itself moves that much "
+    "under 1-ulp input changes (measured; parity/compare.py)",
+    "worst element": "where the worst tolerance use happened, in the layer's axis names "
+    "(b: batch, t: time step, ...; its case: report.json, worst_case)",
+    "status": "FAIL when any case failed the quantity; warn: over 50% of tolerance used",
+}
+NUMERIC_COLUMNS = ("cases", "failed", "worst error", "tolerance used", "x Keras f32", "ill-cond.")
+
+
+def legend_lines() -> list[str]:
+    """The summary table's legend, one line per column."""
+    lines = [
+        f"{column}: {text}" if column != "cases" else f"cases / failed: {text}"
+        for column, text in SUMMARY_COLUMNS.items()
+        if text
+    ]
+    return lines + [
+        "A quantity passes a case when every element is within its tolerance AND the "
+        "worst error is within the Keras bound; the row shows the worst over all cases."
+    ]
+
+
+def _status(s: dict) -> str:
+    used = s["worst_tolerance_used"]
+    if s["failures"]:
+        return "FAIL"
+    return "warn" if isinstance(used, float) and used > 0.5 else "ok"
+
+
+def _element(location: str) -> str:
+    """`kernel grad [in=3, unit=7]` -> `[in=3, unit=7]`: the quantity has its own column."""
+    location = str(location or "")
+    return location[location.index(" [") + 1 :] if " [" in location else location
+
+
+def summary_rows(report: dict):
+    """(cells in SUMMARY_COLUMNS order, status, worst case id) per layer and quantity."""
     for layer in report["layers"]:
         for q, s in layer["quantities"].items():
-            status = "FAIL" if s["failures"] else "ok"
-            yield layer["layer"], q, s, status
+            status = _status(s)
+            cells = [
+                layer["layer"],
+                q,
+                str(s["cases"]),
+                str(s["failures"]) if s["failures"] else "",
+                _num(s["worst_error"], ".2e"),
+                _pct(s["worst_tolerance_used"]),
+                _num(s["worst_keras_multiple"], ".3g"),
+                str(s.get("by_conditioning") or ""),
+                _element(s["worst_location"]),
+                status,
+            ]
+            yield cells, status, s["worst_case"]
+
+
+MATRIX_LEGEND = (
+    "Failure matrix: one row per option value; a cell is failing cases / cases run with "
+    "that value, for that quantity (only quantities that failed somewhere are shown; "
+    "(raised): the native side raised an error, (unsupported): it said it does not "
+    "support the case). A value whose cases all fail while the other values pass points "
+    "at the faulty option."
+)
+
+
+def matrix_table(layer: dict) -> tuple[list[str], list[tuple[list[str], bool]]]:
+    """A failing layer's failure matrix: the header, then (cells, has a failure) per
+    option value. Empty when nothing failed."""
+    columns = layer.get("failing_columns") or []
+    if not columns:
+        return [], []
+    header = ["option", "value", "cases"] + columns
+    rows = []
+    for entry in layer["matrix"]:
+        counts = entry["columns"]
+        cases = max((n for n, _ in counts.values()), default=0)
+        cells = [entry["option"], json.dumps(entry["value"]), str(cases)]
+        failing = False
+        for column in columns:
+            if column in counts:
+                n, f = counts[column]
+                cells.append(f"{f}/{n}")
+                failing = failing or f > 0
+            else:
+                cells.append("-")
+        rows.append((cells, failing))
+    return header, rows
+
+
+def failing_quantities(report: dict):
+    """(layer, quantity, failing cases, cases, worst case id, worst location, repro)."""
+    import shlex
+
+    for layer in report["layers"]:
+        for q, s in layer["quantities"].items():
+            if s["failures"]:
+                case = s["worst_case"]
+                repro = f"nntk-parity repro {shlex.quote(case)}" if case else "-"
+                yield (
+                    layer["layer"],
+                    q,
+                    s["failures"],
+                    s["cases"],
+                    case or "-",
+                    s["worst_location"] or "-",
+                    repro,
+                )
 
 
 def _header_lines(report: dict) -> list[str]:
@@ -205,21 +346,47 @@ def _header_lines(report: dict) -> list[str]:
     return lines
 
 
+def _md(text: str) -> str:
+    """A Markdown table cell: pipes escaped."""
+    return str(text).replace("|", "\\|")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def markdown(report: dict, plots: dict[str, str]) -> str:
     verdict = "PASSED" if report["passed"] else "FAILED"
     out = [f"# nntk parity report: {verdict}", ""]
     out += [f"- {line}" for line in _header_lines(report)]
     out += ["", "## Summary", ""]
-    out.append("| layer | quantity | cases | worst error | tolerance used | x Keras f32 | status |")
-    out.append("|---|---|---:|---:|---:|---:|---|")
-    for layer, q, s, status in _rows(report):
-        out.append(
-            f"| {layer} | {q} | {s['cases']} | {_num(s['worst_error'], '.2e')} | "
-            f"{_pct(s['worst_tolerance_used'])} | {_num(s['worst_keras_multiple'], '.3g')} "
-            f"| {status} |"
-        )
+    out.append("| " + " | ".join(SUMMARY_COLUMNS) + " |")
+    out.append(
+        "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in SUMMARY_COLUMNS) + "|"
+    )
+    for cells, _, _ in summary_rows(report):
+        out.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    out += ["", "Legend:", ""] + [f"- {_md(line)}" for line in legend_lines()]
     if report["problems"]:
         out += ["", "## Problems", ""] + [f"- {p}" for p in report["problems"]]
+    failing = list(failing_quantities(report))
+    if failing:
+        out += ["", "## Failing quantities", ""]
+        out.append("| layer | quantity | failed | worst case | worst element | rerun |")
+        out.append("|---|---|---:|---|---|---|")
+        for layer, q, f, n, case, where, repro in failing:
+            out.append(f"| {layer} | {q} | {f} of {n} | `{case}` | {_md(where)} | `{repro}` |")
+    for layer in report["layers"]:
+        header, rows = matrix_table(layer)
+        if not header:
+            continue
+        out += ["", f"## Failure matrix: {layer['layer']}", ""]
+        out.append("| " + " | ".join(_md(h) for h in header) + " |")
+        out.append("|---|---|" + "---:|" * (len(header) - 2))
+        for cells, failing_row in rows:
+            shown = [f"**{c}**" if failing_row and i < 2 else c for i, c in enumerate(cells)]
+            out.append("| " + " | ".join(_md(c) for c in shown) + " |")
+        out += ["", MATRIX_LEGEND]
     failures = [layer for layer in report["layers"] if layer["failure"]]
     if failures:
         out += ["", "## Failures", ""]
@@ -228,7 +395,7 @@ def markdown(report: dict, plots: dict[str, str]) -> str:
     out += ["", "## Attribute coverage", ""]
     for layer in report["layers"]:
         cov = layer["coverage"]
-        out += [f"### {layer['layer']} ({layer['cases']} cases)", ""]
+        out += [f"### {layer['layer']} ({_plural(layer['cases'], 'case')})", ""]
         out += ["| option | exercised | never hit |", "|---|---|---|"]
         for option, values in cov["options"].items():
             hit = [v for v, ok in values.items() if ok]
@@ -258,6 +425,7 @@ tr.fail td { background: #fde2e2; } tr.warn td { background: #fff6d6; }
 .passed { color: #1a7f37; } .failed { color: #c62828; }
 pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 .miss { color: #c62828; font-weight: bold; }
+td.bad { color: #c62828; font-weight: bold; }
 """
 
 
@@ -270,28 +438,52 @@ def to_html(report: dict, images: dict[str, bytes]) -> str:
         f"<title>nntk parity report: {verdict}</title><style>{_CSS}</style></head><body>",
         f'<h1>nntk parity report: <span class="{verdict.lower()}">{verdict}</span></h1>',
         "<ul>" + "".join(f"<li>{e(line)}</li>" for line in _header_lines(report)) + "</ul>",
-        "<h2>Summary</h2><table><tr><th>layer</th><th>quantity</th><th>cases</th>"
-        "<th>worst error</th><th>tolerance used</th><th>x Keras f32</th>"
-        "<th>worst element</th></tr>",
+        "<h2>Summary</h2><table><tr>"
+        + "".join(f"<th>{e(c)}</th>" for c in SUMMARY_COLUMNS)
+        + "</tr>",
     ]
-    for layer, q, s, status in _rows(report):
-        used = s["worst_tolerance_used"]
-        cls = (
-            "fail"
-            if status == "FAIL"
-            else ("warn" if isinstance(used, float) and used > 0.5 else "")
-        )
-        out.append(
-            f'<tr class="{cls}"><td>{e(layer)}</td><td>{e(q)}</td><td class="n">{s["cases"]}</td>'
-            f'<td class="n">{_num(s["worst_error"], ".2e")}</td><td class="n">{_pct(used)}</td>'
-            f'<td class="n">{_num(s["worst_keras_multiple"], ".3g")}</td>'
-            f'<td title="{e(str(s["worst_case"]))}">{e(str(s["worst_location"]))}</td></tr>'
-        )
-    out.append("</table>")
+    for cells, status, case in summary_rows(report):
+        tds = [
+            f'<td class="n">{e(c)}</td>' if column in NUMERIC_COLUMNS else f"<td>{e(c)}</td>"
+            for column, c in zip(SUMMARY_COLUMNS, cells, strict=True)
+        ]
+        where = list(SUMMARY_COLUMNS).index("worst element")
+        tds[where] = f'<td title="{e(str(case))}">{e(cells[where])}</td>'
+        css = {"FAIL": "fail", "warn": "warn"}.get(status, "")
+        out.append(f'<tr class="{css}">' + "".join(tds) + "</tr>")
+    out.append("</table><p>Legend:</p><ul>")
+    out += [f"<li>{e(line)}</li>" for line in legend_lines()]
+    out.append("</ul>")
     if report["problems"]:
         out.append("<h2>Problems</h2><ul>")
         out += [f'<li class="failed">{e(p)}</li>' for p in report["problems"]]
         out.append("</ul>")
+    failing = list(failing_quantities(report))
+    if failing:
+        out.append(
+            "<h2>Failing quantities</h2><table><tr><th>layer</th><th>quantity</th>"
+            "<th>failed</th><th>worst case</th><th>worst element</th><th>rerun</th></tr>"
+        )
+        for layer, q, f, n, case, where, repro in failing:
+            out.append(
+                f'<tr class="fail"><td>{e(layer)}</td><td>{e(q)}</td><td class="n">{f} of '
+                f"{n}</td><td><code>{e(case)}</code></td><td>{e(where)}</td>"
+                f"<td><code>{e(repro)}</code></td></tr>"
+            )
+        out.append("</table>")
+    for layer in report["layers"]:
+        header, rows = matrix_table(layer)
+        if not header:
+            continue
+        out.append(f"<h2>Failure matrix: {e(layer['layer'])}</h2><table><tr>")
+        out.append("".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        for cells, failing_row in rows:
+            tds = [f"<td>{e(c)}</td>" for c in cells[:2]]
+            for c in cells[2:]:
+                bad = "/" in c and not c.startswith("0/")
+                tds.append(f'<td class="n{" bad" if bad else ""}">{e(c)}</td>')
+            out.append(f'<tr class="{"fail" if failing_row else ""}">' + "".join(tds) + "</tr>")
+        out.append(f"</table><p>{e(MATRIX_LEGEND)}</p>")
     failures = [layer for layer in report["layers"] if layer["failure"]]
     if failures:
         out.append("<h2>Failures</h2>")
@@ -300,7 +492,7 @@ def to_html(report: dict, images: dict[str, bytes]) -> str:
     out.append("<h2>Attribute coverage</h2>")
     for layer in report["layers"]:
         cov = layer["coverage"]
-        out.append(f"<h3>{e(layer['layer'])} ({layer['cases']} cases)</h3><table>")
+        out.append(f"<h3>{e(layer['layer'])} ({_plural(layer['cases'], 'case')})</h3><table>")
         out.append("<tr><th>option</th><th>values (never hit in red)</th></tr>")
         for option, values in cov["options"].items():
             cells = [

@@ -1,6 +1,6 @@
 """Reference settings for tf.keras, applied before TensorFlow is first imported.
 
-KERAS_SEMANTICS.md §11: the most reproducible CPU reference is oneDNN off, fixed
+docs/KERAS_SEMANTICS.md §11: the most reproducible CPU reference is oneDNN off, fixed
 thread counts, eager execution. `TF_USE_LEGACY_KERAS=1` makes tf.keras the
 Keras 2 implementation (the tf_keras package). Recorded in every report and
 fixture manifest.

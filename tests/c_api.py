@@ -3,7 +3,7 @@
 Every `NNTK_API` declaration in `nntk_core/csrc/include/nntk/*.h` becomes a
 `Function` with its return kind, its parameters (C type, name, kind) and the
 comment that documents it. The layers are the names `L` with an exported
-`NNTK<L>ConfigCreate`; their standard function set is DESIGN.md §3.
+`NNTK<L>ConfigCreate`; their standard function set is docs/DESIGN.md §3.
 
 Used by tests/test_c_api_invalid.py, tests/test_determinism.py and
 tests/c/gen_api_table.py (the table the C smoke test and the fuzzer are built
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 HEADERS = REPO / "nntk_core" / "csrc" / "include" / "nntk"
 
-# The functions every layer L has (DESIGN.md §3, docs/ADDING_A_LAYER.md).
+# The functions every layer L has (docs/DESIGN.md §3, docs/ADDING_A_LAYER.md).
 STANDARD_SUFFIXES = (
     "ConfigCreate",
     "ConfigDestroy",

@@ -54,7 +54,7 @@ def keras_cell(layer: nn.RNN | nn.GRU | nn.LSTM, dtype: str = "float64"):
 
 def keras_twin(layer, dtype: str = "float64"):
     """The tf.keras twin of any nntk recurrent layer (not built). For float64 the
-    dtype goes on both the inner layer and the wrapper (KERAS_SEMANTICS §4)."""
+    dtype goes on both the inner layer and the wrapper (docs/KERAS_SEMANTICS.md §4)."""
     if isinstance(layer, nn.Bidirectional):
         return keras.layers.Bidirectional(
             keras_cell(layer.layer, dtype), merge_mode=layer.merge_mode, dtype=dtype

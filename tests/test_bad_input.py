@@ -477,7 +477,7 @@ def test_activation_edges_match_keras_float32(activation):
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.8, -88.8, 1e-30], np.float32)
     assert special.size == 8  # dy is NaN at these in the second row
     x = np.concatenate([special, kinks, up, down]).astype(np.float32)
-    # TensorFlow flushes subnormals to zero on CPU; the suite draws none (DESIGN.md §5)
+    # TensorFlow flushes subnormals to zero on CPU; the suite draws none (docs/DESIGN.md §5)
     x = x[~((x != 0) & (np.abs(x) < np.finfo(np.float32).tiny))]
     x = np.concatenate([x, x]).reshape(2, -1)
     dy = np.ones_like(x)

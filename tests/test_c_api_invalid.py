@@ -581,7 +581,7 @@ def test_every_function_with_parameters_has_invalid_argument_cases():
 
 @pytest.mark.parametrize("layer", API.layers)
 def test_standard_function_set(layer):
-    """Every layer has DESIGN.md §3's functions, with the parameter kinds and names
+    """Every layer has docs/DESIGN.md §3's functions, with the parameter kinds and names
     the generic tests, the C smoke test and the fuzzer rely on."""
     expected = {
         "ConfigDestroy": [("handle", "config")],

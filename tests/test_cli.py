@@ -78,6 +78,7 @@ def test_repro_of_a_fixture_prints_every_quantity_with_its_worst_elements():
     for quantity in ("output:inference", "output:training", "grad:input", "grad:kernel"):
         assert f"ok   {quantity}" in out
     assert out.count("kernel grad [in=") >= 5  # the worst elements, in the layer's terms
+    assert "ranked by the share of the elementwise tolerance they use" in out  # said, not implied
     # a path to the file works too
     result = cli("repro", str(FIXTURES / entry["file"]), no_tf=True)
     assert result.returncode == 0 and entry["id"] in result.stdout
@@ -132,3 +133,50 @@ def test_run_with_a_report_writes_the_four_files(tmp_path):
     )
     html = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in html and "tensorflow=" in html
+
+
+def test_the_console_prints_element_locations_and_the_failure_matrix():
+    """`[unit=3]` must not be taken for rich markup and deleted."""
+    import io
+    import re
+
+    from rich.console import Console
+    from test_report import failing_dense_runs  # a fake zero bias gradient on dense
+
+    from parity import cli
+    from parity.specs import get_spec
+
+    runs = failing_dense_runs()
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, highlight=False)
+    console.print(cli.summary_table(runs, [get_spec("dense")]))
+    cli.print_failures(console, runs, [get_spec("dense")])
+    out = buffer.getvalue()
+    locations = re.findall(r"worst bias grad \[unit=\d+\]", runs[0].failure)
+    assert locations and all(where in out for where in locations)
+    assert re.search(r"│ \[unit=\d+\] +│ FAIL", out)  # the table's worst element column
+    assert "failure matrix: dense" in out and "A value whose cases all fail" in out
+    use_bias_true = next(line for line in out.splitlines() if "use_bias" in line and "true" in line)
+    cases = int(use_bias_true.split("│")[3])
+    assert f"{cases}/{cases}" in use_bias_true  # every case with a bias fails its gradient
+
+
+def test_progress_lines_appear_in_a_log():
+    import io
+
+    from rich.console import Console
+
+    from parity.cli import Progress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200)  # not a terminal: a log
+    with Progress(console, "run (ci)", 9) as progress:
+        progress.LOG_EVERY = 0.0
+        progress.layer(3, "gru")
+        progress.stage("hypothesis search", 200)
+        for _ in range(50):
+            progress.advance()
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].startswith("run (ci) | layer 3/9 gru | hypothesis search: 0/200 cases")
+    assert "50/200 cases | elapsed 0:00 | ETA 0:0" in lines[-1]
+    assert lines[-1].endswith("for this stage")

@@ -76,3 +76,21 @@ def test_malformed_case_ids_are_rejected(bad):
 def test_a_config_value_that_is_not_json_names_the_key():
     with pytest.raises(ValueError, match="'units' is not JSON"):
         Case.from_id("dense?units=large&B=1&T=1&rank=2&seed=0")
+
+
+def test_the_ill_conditioned_label_only_where_the_sensitivity_explains_the_error():
+    ref = np.array([1.0, 2.0])
+    k32 = ref + 1e-8
+    # A sensitivity as large as the error: the case passes by conditioning, labelled.
+    moved = ref + np.array([0.0, 1e-3])
+    c = compare("g", moved, ref, k32, TOL, sensitivity=np.array([0.0, 2e-4]))
+    assert c.passed and c.by_conditioning is False  # set by check_case, which compares twice
+    c.by_conditioning = True
+    assert "ill-conditioned case, passes by conditioning" in c.describe()
+    # A sensitivity a millionth of the error: a real failure, said to be well-conditioned.
+    c = compare("g", moved, ref, k32, TOL, sensitivity=np.array([0.0, 1e-9]))
+    assert not c.passed and "ill-conditioned" not in c.describe()
+    assert "well-conditioned" in c.describe() and "1e+06x less than the error" in c.describe()
+    # A passing quantity of a measured case carries no label at all.
+    c = compare("g", ref + 1e-9, ref, k32, TOL, sensitivity=np.array([1e-9, 1e-9]))
+    assert c.passed and "conditioned" not in c.describe()

@@ -4,8 +4,19 @@ The backends here are fakes (named so): each wraps the real native backend and
 corrupts one thing. The comparison runs against real tf.keras, as in the suite.
 """
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from training_fakes import (
+    FakeAdamBiasCorrectionOffByOne,
+    FakeLossMissingInverseBatch,
+    FakeNN,
+    fake_losses,
+    fake_optimizers,
+    replay_with,
+)
 
 from parity.runner import NativeBackend, run_case
 from parity.spec import Case
@@ -159,3 +170,414 @@ def test_catches_two_swapped_weight_gradients_of_equal_shape():
     assert run_case(spec, case).passed
     result = run_case(spec, case, FakeSwapGradients("grad:gamma", "grad:beta"))
     assert failing_quantities(result) == {"grad:gamma", "grad:beta"}
+
+
+# -- a catalogue of planted faults (issue 12 §8) ------------------------------------------------
+# Each fake wraps the real nntk layer (or loss, or optimizer) and plants one common bug.
+# Each must be caught by replay (the recorded layer and call-sequence fixtures, no
+# TensorFlow) and by the live gate (the spec's cases, the sequence state machine or
+# the recorded plans, against tf.keras), with a message naming the quantity and
+# the element.
+
+
+class FakeLayer:
+    """A real nntk layer behind a wrapper; a subclass corrupts one thing."""
+
+    def __init__(self, real, config: dict):
+        self._real = real
+        self._config = config
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def __call__(self, x, training=False, **kwargs):
+        return self._real(x, training=training, **kwargs)
+
+    def backward(self, dy):
+        return self._real.backward(dy)
+
+    def stream(self, chunk, state=None):
+        return self._real.stream(chunk, state)
+
+
+class FakeLayerBackend(NativeBackend):
+    """The native backend with every layer wrapped in a fake (layer fixtures and live
+    cases through `run`; call sequences through `build_layer`)."""
+
+    def __init__(self, fake: type[FakeLayer]):
+        self.fake = fake
+        self.name = fake.__name__
+
+    def build_layer(self, spec, config):
+        import nntk_core
+
+        return self.fake(spec.build_native(nntk_core, config), config)
+
+    def run(self, spec, case, data):
+        return super().run(_SpecBuildingFakes(spec, self), case, data)
+
+
+class _SpecBuildingFakes:
+    """A spec whose build_native builds the backend's fake layers (all else the spec's)."""
+
+    def __init__(self, spec, backend: FakeLayerBackend):
+        self._spec, self._backend = spec, backend
+
+    def __getattr__(self, name):
+        return getattr(self._spec, name)
+
+    def build_native(self, nn, config):
+        return self._backend.build_layer(self._spec, config)
+
+
+def _outputs(result):
+    """The arrays a call returned (an array or a list)."""
+    return result if isinstance(result, list) else [result]
+
+
+class FakeAccumulatedWeightGradients(FakeLayer):
+    """Weight gradients accumulated across backward calls (a gradient buffer never zeroed)."""
+
+    previous = None
+
+    def backward(self, dy):
+        result = list(self._real.backward(dy))
+        if self.previous is not None:
+            result[1] = [g + p for g, p in zip(result[1], self.previous, strict=True)]
+        self.previous = result[1]
+        return tuple(result)
+
+
+class FakeStateCarriedBetweenCalls(FakeLayer):
+    """A recurrent call without initial_state starts from the previous call's final
+    state instead of zeros."""
+
+    carried = None
+
+    def __call__(self, x, training=False, initial_state=None, **kwargs):
+        if initial_state is None and self.carried is not None:
+            if self.carried[0].shape[0] == np.shape(x)[0]:
+                initial_state = self.carried
+        _, self.carried = self._real.stream(x, initial_state)
+        return self._real(x, training=training, initial_state=initial_state, **kwargs)
+
+
+class FakeWrongSoftsignDerivative(FakeLayer):
+    """softsign'(x) computed as 1/(1+|x|) (the square missing); every other activation right."""
+
+    x = None
+
+    @staticmethod
+    def triggered(config: dict) -> bool:
+        return config.get("activation") == "softsign"
+
+    def __call__(self, x, training=False, **kwargs):
+        if training:
+            self.x = np.asarray(x, np.float32)
+        return self._real(x, training=training, **kwargs)
+
+    def backward(self, dy):
+        dx, weight_grads = self._real.backward(dy)
+        if self.triggered(self._config):
+            dx = np.asarray(dy, np.float32) / (1 + np.abs(self.x))
+        return dx, weight_grads
+
+
+class FakeNaiveSoftmax(FakeLayer):
+    """Softmax as exp(x) / sum(exp(x)) without subtracting the max: overflows (NaN)
+    once logits exceed ~88."""
+
+    @staticmethod
+    def triggered(config: dict) -> bool:
+        return config.get("activation") == "softmax"
+
+    def __call__(self, x, training=False, **kwargs):
+        y = self._real(x, training=training, **kwargs)
+        if self.triggered(self._config):
+            with np.errstate(over="ignore", invalid="ignore"):
+                e = np.exp(np.asarray(x, np.float32))
+                y = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+        return y
+
+
+class FakeWrongRowStride(FakeLayer):
+    """Sequence outputs written with a wrong row stride from t = 2 on: row t holds
+    row t-1's values."""
+
+    @staticmethod
+    def _shift(y):
+        y = np.array(y)
+        if y.ndim == 3 and y.shape[1] >= 3:
+            y[:, 2:] = y[:, 1:-1].copy()
+        return y
+
+    def __call__(self, x, training=False, **kwargs):
+        result = self._real(x, training=training, **kwargs)
+        if isinstance(result, list):
+            return [self._shift(y) for y in result]
+        return self._shift(result)
+
+
+class FakeStaleBatchSize(FakeLayer):
+    """The row count cached at the first call: a later call at a larger batch leaves
+    the rows beyond it zero."""
+
+    cached = None
+
+    def _stale(self, y):
+        y = np.array(y)
+        if y.ndim >= 2 and y.shape[0] > self.cached:
+            y[self.cached :] = 0.0
+        return y
+
+    def __call__(self, x, training=False, **kwargs):
+        self.cached = self.cached or np.shape(x)[0]
+        result = self._real(x, training=training, **kwargs)
+        if isinstance(result, list):
+            return [self._stale(y) for y in result]
+        return self._stale(result)
+
+
+class FakeWrongAbove64Units(FakeLayer):
+    """A kernel wrong only in a second 64-wide block: output columns 64 and up off by
+    1e-3 relative when the layer has more than 64 units or filters."""
+
+    @staticmethod
+    def triggered(config: dict) -> bool:
+        return max(config.get("units", 0), config.get("filters", 0)) > 64
+
+    def __call__(self, x, training=False, **kwargs):
+        result = self._real(x, training=training, **kwargs)
+        if not self.triggered(self._config):
+            return result
+        outputs = [np.array(y) for y in _outputs(result)]
+        outputs[0][..., 64:] *= 1 + 1e-3
+        return outputs if isinstance(result, list) else outputs[0]
+
+
+class FakeWrongWithGoBackwards(FakeLayer):
+    """A recurrent cell wrong only with go_backwards: the output of the first step
+    processed off by 1e-3 relative."""
+
+    @staticmethod
+    def triggered(config: dict) -> bool:
+        return bool(config.get("go_backwards"))
+
+    def __call__(self, x, training=False, **kwargs):
+        result = self._real(x, training=training, **kwargs)
+        if not self.triggered(self._config):
+            return result
+        outputs = [np.array(y) for y in _outputs(result)]
+        first = outputs[0][:, 0] if outputs[0].ndim == 3 else outputs[0]
+        first *= 1 + 1e-3
+        return outputs if isinstance(result, list) else outputs[0]
+
+
+LAYER_FAKES = {
+    # fake: (layers whose fixtures replay it, the quantity the failure must name)
+    FakeAccumulatedWeightGradients: (["dense", "batch_norm"], "grad:"),
+    FakeStateCarriedBetweenCalls: (["gru"], "output:training"),
+    FakeWrongSoftsignDerivative: (["activation"], "grad:input"),
+    FakeNaiveSoftmax: (["activation"], "output:"),
+    FakeWrongRowStride: (["dense"], "output:"),
+    FakeStaleBatchSize: (["dense"], "output:"),
+    FakeWrongAbove64Units: (["dense"], "output:"),
+    FakeWrongWithGoBackwards: (["lstm"], "output:"),
+}
+
+
+def located_failures(text: str) -> set[str]:
+    """The quantities a failure text reports with an element: `FAIL q (...): ... worst
+    <location> [axis=i, ...]`, or a non-finite mismatch `q: non-finite ... first at (i, ...)`."""
+    found = set()
+    for line in text.splitlines():
+        m = re.search(r"FAIL (.+?) \([\d, ]*\):.*worst .*\[\w+=\d+", line) or re.search(
+            r"(\S+): non-finite values differ .*first at \(\d+", line
+        )
+        if m:
+            found.add(m.group(1))
+    return found
+
+
+def assert_caught(text: str, quantity: str) -> None:
+    assert any(q.startswith(quantity) for q in located_failures(text)), (
+        f"no failure of {quantity}* with an element location in:\n{text}"
+    )
+
+
+def replay_text(run) -> str:
+    return "\n".join(run.problems + [r.failure_message() for r in run.failed_cases])
+
+
+@pytest.mark.parametrize("fake", list(LAYER_FAKES), ids=lambda f: f.__name__)
+def test_replay_catches_a_planted_layer_fault(fake):
+    """TF-free replay of the recorded layer and call-sequence fixtures fails, naming
+    the quantity and the element."""
+    from helpers import FIXTURES
+
+    from parity.replay import replay
+
+    layers, quantity = LAYER_FAKES[fake]
+    run = replay(FIXTURES, layers=layers, backend=FakeLayerBackend(fake))
+    assert not run.passed
+    assert_caught(replay_text(run), quantity)
+    if hasattr(fake, "triggered"):  # a fault of one option value: blamed on no other
+        assert all(fake.triggered(r.case.config) for r in run.failed_cases)
+
+
+def test_layer_fixtures_alone_catch_a_fault_above_64_units():
+    from helpers import FIXTURES
+
+    from parity.fixtures import load_manifest
+    from parity.replay import replay_entry
+
+    backend = FakeLayerBackend(FakeWrongAbove64Units)
+    results = [replay_entry(FIXTURES, e, backend)[0] for e in load_manifest(FIXTURES)["cases"]]
+    assert any(not r.passed for r in results)
+
+
+def _live_case(spec_name: str, extra: dict | None = None, **config) -> Case:
+    """The spec's base case with some options (and draws) changed: a live case."""
+    spec = get_spec(spec_name)
+    base = spec.base_case()
+    config = spec.adjust_sweep_config({**base.config, **config})
+    return replace(base, config=config, extra={**base.extra, **(extra or {})})
+
+
+def _live_machine(spec_name: str, fake) -> str:
+    """The CI sample of the call-sequence state machine, without shrinking: the
+    failure text ('' if it passes)."""
+    from hypothesis import Phase, settings
+    from hypothesis.stateful import run_state_machine_as_test
+    from test_stateful import machine_for, sample_settings
+
+    quick = settings(sample_settings(), phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    try:
+        run_state_machine_as_test(machine_for(get_spec(spec_name), fake), settings=quick)
+    except AssertionError as exc:
+        return str(exc)
+    return ""
+
+
+def _live_plan(spec_name: str, plan_name: str, fake) -> str:
+    from parity.sequences import extra_plans, plans, run_plan
+
+    spec = get_spec(spec_name)
+    plan = next(p for p in plans(spec) + extra_plans(spec) if p.name == plan_name)
+    try:
+        run_plan(spec, plan, fake)
+    except AssertionError as exc:
+        return str(exc)
+    return ""
+
+
+def _live_run(spec_name: str, fake, extra: dict | None = None, **config) -> str:
+    result = run_case(get_spec(spec_name), _live_case(spec_name, extra, **config), fake)
+    return "" if result.passed else result.failure_message()
+
+
+LIVE_GATE = {
+    # fake: how the live gate meets it
+    FakeAccumulatedWeightGradients: lambda b: _live_machine("dense", b),
+    FakeStateCarriedBetweenCalls: lambda b: _live_run("gru", b, {"initial_state": False}),
+    FakeWrongSoftsignDerivative: lambda b: _live_run("activation", b, activation="softsign"),
+    FakeNaiveSoftmax: lambda b: _live_plan("activation", "softmax-large-logits", b),
+    FakeWrongRowStride: lambda b: _live_run("dense", b),
+    FakeStaleBatchSize: lambda b: _live_machine("dense", b),
+    FakeWrongAbove64Units: lambda b: _live_plan("dense", "above-64-units", b),
+    FakeWrongWithGoBackwards: lambda b: _live_run("lstm", b, go_backwards=True),
+}
+
+
+@pytest.mark.parametrize("fake", list(LIVE_GATE), ids=lambda f: f.__name__)
+def test_live_gate_catches_a_planted_layer_fault(fake):
+    assert LIVE_GATE[fake](None) == "", "the real library fails the live check itself"
+    text = LIVE_GATE[fake](FakeLayerBackend(fake))
+    assert text, f"{fake.__name__} got through the live gate"
+    assert_caught(text, LAYER_FAKES[fake][1])
+
+
+# Losses and optimizers: the fakes of tests/training_fakes.py, caught by the training
+# fixtures' replay and by a live check against tf.keras with the suite's comparator.
+def _located(comparison, names: tuple[str, ...]) -> str:
+    index = comparison.worst_index or ()
+    inside = ", ".join(f"{n}={i}" for n, i in zip(names[-len(index) :], index, strict=True))
+    comparison.worst_location = f"{comparison.quantity} [{inside}]"
+    return comparison.describe()
+
+
+def _loss_check(loss) -> str:
+    """CategoricalCrossentropy's d y_pred against tf.keras's float64 (and float32) tape."""
+    from parity import reference
+    from parity.compare import Tolerance, compare
+
+    tf, keras = reference.tensorflow(), reference.keras()
+    rng = np.random.default_rng(3)
+    y_true = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (5, 3))]
+    y_pred = rng.normal(0.0, 2.0, (5, 3, 4)).astype(np.float32)
+    grads = {}
+    for dtype in (np.float64, np.float32):
+        pred = tf.constant(y_pred.astype(dtype))
+        with tf.GradientTape() as tape:
+            tape.watch(pred)
+            value = keras.losses.CategoricalCrossentropy(from_logits=True)(
+                tf.constant(y_true.astype(dtype)), pred
+            )
+        grads[dtype] = tape.gradient(value, pred).numpy()
+    _, d_pred = loss.gradient(y_true, y_pred)
+    tolerance = Tolerance(1e-5, 1e-4, reason="tests/test_losses_keras.py's ATOL, RTOL")
+    c = compare("grad:y_pred", d_pred, grads[np.float64], grads[np.float32], tolerance)
+    return "" if c.passed else _located(c, ("b", "t", "class"))
+
+
+def test_replay_catches_a_loss_derivative_missing_one_over_batch():
+    assert replay_with(FakeNN(losses=fake_losses(faulty=False)), ["loss"]).passed
+    run = replay_with(FakeNN(losses=fake_losses(faulty=True)), ["loss"])
+    assert_caught(replay_text(run), "grad:y_pred")
+
+
+def test_live_check_catches_a_loss_derivative_missing_one_over_batch():
+    import nntk_core as nn
+
+    real = nn.losses.CategoricalCrossentropy(from_logits=True)
+    assert _loss_check(real) == ""
+    text = _loss_check(FakeLossMissingInverseBatch(real, faulty=True))
+    assert_caught(text, "grad:y_pred")
+
+
+def _adam_check(make) -> str:
+    """Three Adam steps against tf.keras's Adam (nntk matches it bit for bit:
+    tests/test_optimizers_keras.py); the first differing step and element."""
+    from parity import reference
+    from parity.compare import Tolerance, compare
+
+    tf, keras = reference.tensorflow(), reference.keras()
+    rng = np.random.default_rng(5)
+    init = rng.standard_normal((3, 4)).astype(np.float32)
+    var, k_var = init.copy(), tf.Variable(init)
+    optimizer, k_optimizer = make(), keras.optimizers.Adam(learning_rate=0.01)
+    tolerance = Tolerance(0.0, 1e-6, k=1.0, reason="bit for bit in the real library")
+    for step in range(1, 4):
+        grad = rng.standard_normal(init.shape).astype(np.float32)
+        optimizer.apply_gradients([(grad, var)])
+        k_optimizer.apply_gradients([(tf.constant(grad), k_var)])
+        expected = k_var.numpy()
+        c = compare(f"variable:kernel@step{step}", var, expected, expected, tolerance)
+        if not c.passed:
+            return _located(c, ("in", "unit"))
+    return ""
+
+
+def test_replay_catches_an_adam_bias_correction_off_by_one_step():
+    assert replay_with(FakeNN(optimizers=fake_optimizers(0)), ["adam"]).passed
+    run = replay_with(FakeNN(optimizers=fake_optimizers(1)), ["adam"])
+    assert_caught(replay_text(run), "variable")
+
+
+def test_live_check_catches_an_adam_bias_correction_off_by_one_step():
+    import nntk_core as nn
+
+    assert _adam_check(lambda: nn.optimizers.Adam(learning_rate=0.01)) == ""
+    assert _adam_check(lambda: FakeAdamBiasCorrectionOffByOne(0, learning_rate=0.01)) == ""
+    text = _adam_check(lambda: FakeAdamBiasCorrectionOffByOne(1, learning_rate=0.01))
+    assert_caught(text, "variable:kernel@step1")

@@ -216,7 +216,7 @@ def test_cce_logits(tfk, shape, scale, true_kind):
 
 @pytest.mark.tf
 def test_cce_logits_large_margin(tfk):
-    """§9's example: logits [20, 0, −5], y = [0, 0, 1] gives 25.0 (no clipping)."""
+    """docs/KERAS_SEMANTICS.md §9: logits [20, 0, −5], y = [0, 0, 1] gives 25.0 (no clipping)."""
     value, _ = check_against_keras(
         tfk, "cce", True, [[0.0, 0.0, 1.0]], [[20.0, 0.0, -5.0]], "cce-logits margin"
     )

@@ -73,7 +73,7 @@ def test_compute_output_shape_follows_the_layers():
 def test_which_cross_entropy_path_train_step_takes():
     """Keras computes CategoricalCrossentropy() from the logits after an
     Activation("softmax") or Dense(softmax), but not after TimeDistributed(Dense(softmax))
-    (KERAS_SEMANTICS.md §9; checked against tf.keras in test_model_keras.py)."""
+    (docs/KERAS_SEMANTICS.md §9; checked against tf.keras in test_model_keras.py)."""
     cce, logits, mse = (
         nn.losses.CategoricalCrossentropy(),
         nn.losses.CategoricalCrossentropy(from_logits=True),

@@ -147,7 +147,7 @@ def test_the_per_step_summary_names_the_worst_tensor():
     assert np.isnan(steps[-1].loss_error) and not np.isnan(steps[0].loss_error)
 
 
-# -- which cross-entropy path Keras takes (KERAS_SEMANTICS.md §9) --------------------------
+# -- which cross-entropy path Keras takes (docs/KERAS_SEMANTICS.md §9) --------------------------
 def _confident_head(keras, dtype="float32", batch_size=None, kind="time_distributed"):
     """A one-layer model whose softmax is extreme: some target probabilities are below
     1e-7 (clipped on Keras's probability path) and some above 1 - 1e-7."""

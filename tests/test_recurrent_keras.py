@@ -150,7 +150,7 @@ def test_long_sequences_and_large_weights(kind, activation):
 def test_chaotic_rnn_within_keras_float32_noise(seed):
     """SimpleRNN, T = 64, weights 2.5x Glorot: nntk's distance to the float64
     reference stays within 8x tf.keras float32's own distance to it (+16 eps
-    of the tensor's scale), quantity by quantity (DESIGN.md §5)."""
+    of the tensor's scale), quantity by quantity (docs/DESIGN.md §5)."""
     rng = np.random.default_rng(100 + seed)
     layer = make("rnn", 6, 4, return_sequences=True, go_backwards=True)
     weights = draw_weights(layer, rng, 2.5)

@@ -30,6 +30,21 @@ def junit_cases(path):
     return {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}, root
 
 
+class FakeZeroBiasGradient(NativeBackend):
+    """A fake native side: the real library, but a zero bias gradient."""
+
+    def run(self, spec, case, data):
+        q = super().run(spec, case, data)
+        if "grad:bias" in q:
+            q["grad:bias"] = np.zeros_like(q["grad:bias"])
+        return q
+
+
+def failing_dense_runs():
+    """The dense fixtures replayed on FakeZeroBiasGradient (also used by test_cli.py)."""
+    return list(replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient()).runs.values())
+
+
 @pytest.fixture(scope="module")
 def passing_runs():
     run = replay(FIXTURES)
@@ -66,15 +81,7 @@ def test_writes_the_four_files_with_one_testcase_per_spec_and_quantity(tmp_path,
 
 
 def test_a_failing_quantity_gets_a_failure_element(tmp_path):
-    class FakeZeroBiasGradient(NativeBackend):
-        def run(self, spec, case, data):
-            q = super().run(spec, case, data)
-            if "grad:bias" in q:
-                q["grad:bias"] = np.zeros_like(q["grad:bias"])
-            return q
-
-    run = replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient())
-    runs = list(run.runs.values())
+    runs = failing_dense_runs()
     report.write(tmp_path, runs, [get_spec("dense")], source="replay", meta={"problems": []})
     cases, root = junit_cases(tmp_path / "junit.xml")
     failure = cases[("parity.dense", "grad:bias")].find("failure")
@@ -134,3 +141,31 @@ def test_an_unwritable_report_directory_is_a_clear_error(tmp_path, passing_runs)
     blocker.write_text("")
     with pytest.raises(report.ReportError, match="cannot write the report to"):
         report.write(blocker / "reports", passing_runs, all_specs())
+
+
+def test_markdown_and_html_carry_the_same_columns_a_legend_the_matrix_and_reruns(tmp_path):
+    runs = failing_dense_runs()
+    report.write(tmp_path, runs, [get_spec("dense")], source="replay")
+    md = (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    header = "| " + " | ".join(report.SUMMARY_COLUMNS) + " |"
+    assert header in md and "worst element" in header
+    assert all(f"<th>{column}</th>" in page for column in report.SUMMARY_COLUMNS)
+    for line in report.legend_lines():
+        assert line.split(":")[0] in md
+    assert "Legend:" in md and "Legend:" in page and "lower is better" in page
+    # the failing quantity: its worst case, the element and the command to rerun it
+    stats = runs[0].stats["grad:bias"]
+    failing = md[md.index("## Failing quantities") :]
+    row = next(line for line in failing.splitlines() if line.startswith("| dense | grad:bias | "))
+    assert f"| {stats.failures} of {stats.cases} |" in row
+    assert f"`{stats.worst_case}`" in row and stats.worst_location in row
+    assert "`nntk-parity repro '" in row
+    # the failure matrix: use_bias=True fails every case, False has no bias gradient
+    assert "## Failure matrix: dense" in md and "Failure matrix: dense" in page
+    true_row = next(line for line in md.splitlines() if line.startswith("| **use_bias** | **true"))
+    cases = true_row.split("|")[3].strip()
+    assert f"| {cases}/{cases} |" in true_row
+    assert report.MATRIX_LEGEND in md
+    data = strict_json(tmp_path / "report.json")
+    assert data["layers"][0]["failing_columns"] == ["grad:bias"]

@@ -1,4 +1,4 @@
-"""Activation: tf.keras.layers.Activation(name) (KERAS_SEMANTICS.md §8)."""
+"""Activation: tf.keras.layers.Activation(name) (docs/KERAS_SEMANTICS.md §8)."""
 
 import numpy as np
 from hypothesis import strategies as st

@@ -1,5 +1,5 @@
 """BatchNorm: tf.keras.layers.BatchNormalization(axis=-1) on (B, T, C) and (B, C)
-(KERAS_SEMANTICS.md §6), over several consecutive training calls.
+(docs/KERAS_SEMANTICS.md §6), over several consecutive training calls.
 
 A case draws `calls` (1-5) fresh batches: calls-1 training calls first, then on the
 last batch the inference output, the training output and gradients, the moving

@@ -1,5 +1,5 @@
 """Bidirectional: tf.keras.layers.Bidirectional around SimpleRNN, GRU or LSTM
-(KERAS_SEMANTICS.md §4): every merge mode, the backward sequence reversed back
+(docs/KERAS_SEMANTICS.md §4): every merge mode, the backward sequence reversed back
 before merging, weights forward then backward, states forward then backward."""
 
 from dataclasses import replace

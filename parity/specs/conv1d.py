@@ -1,4 +1,4 @@
-"""Conv1d: tf.keras.layers.Conv1D, channels_last (KERAS_SEMANTICS.md §5)."""
+"""Conv1d: tf.keras.layers.Conv1D, channels_last (docs/KERAS_SEMANTICS.md §5)."""
 
 from dataclasses import replace
 
@@ -47,7 +47,7 @@ class Conv1dSpec(LayerSpec):
     }
     # A K = kernel_size*C_in <= 800 term dot product per output (5 taps of up to 160
     # channels); weight gradients sum B*out_steps <= 224 such products (float32
-    # cancellation, DESIGN.md §5).
+    # cancellation, docs/DESIGN.md §5).
     tolerances = {
         "output": Tolerance(atol=5e-6, rtol=5e-5, reason="K<=800 float32 dot product + activation"),
         "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums of B*out_steps products"),

@@ -1,4 +1,4 @@
-"""Dense: tf.keras.layers.Dense on (B, D) and (B, T, D) input (KERAS_SEMANTICS.md §7)."""
+"""Dense: tf.keras.layers.Dense on (B, D) and (B, T, D) input (docs/KERAS_SEMANTICS.md §7)."""
 
 from dataclasses import replace
 
@@ -40,7 +40,7 @@ class DenseSpec(LayerSpec):
         "grad": Tolerance(
             atol=1e-5,
             rtol=1e-4,
-            reason="weight gradients sum B*T<=257 products: float32 cancellation (DESIGN.md §5)",
+            reason="weight gradients sum B*T<=257 products: cancellation (docs/DESIGN.md §5)",
         ),
     }
 

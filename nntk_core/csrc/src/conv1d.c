@@ -80,6 +80,7 @@ static NNTKStatus geometry(const char *fn, const NNTKConv1dConfig *c, int64_t st
     g->pad_left = 0;
     switch (c->padding) {
     case NNTK_PADDING_VALID:
+        /* GCOVR_EXCL_BR_START: argument validation: input shorter than the kernel */
         if (steps < k_eff)
             return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                              "%s: steps = %lld is shorter than the effective kernel length %lld "
@@ -87,6 +88,7 @@ static NNTKStatus geometry(const char *fn, const NNTKConv1dConfig *c, int64_t st
                              "%lld) under valid padding",
                              fn, (long long)steps, (long long)k_eff, (long long)c->kernel_size,
                              (long long)c->dilation_rate);
+        /* GCOVR_EXCL_BR_STOP */
         n = steps - k_eff + 1;
         break;
     case NNTK_PADDING_SAME: {
@@ -129,6 +131,7 @@ NNTK_API NNTKConv1dConfig *NNTKConv1dConfigCreate(int64_t input_dim, int64_t fil
     if (nntk_check_size(fn, "kernel_size", kernel_size, NNTK_MAX_DIM) != NNTK_OK) return NULL;
     if (nntk_check_size(fn, "strides", strides, NNTK_MAX_DIM) != NNTK_OK) return NULL;
     if (nntk_check_size(fn, "dilation_rate", dilation_rate, NNTK_MAX_DIM) != NNTK_OK) return NULL;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (padding != NNTK_PADDING_VALID && padding != NNTK_PADDING_SAME && padding != NNTK_PADDING_CAUSAL) {
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                   "%s: padding = %d is not an NNTKPadding (0 valid, 1 same, 2 causal)", fn, (int)padding);
@@ -159,6 +162,7 @@ NNTK_API NNTKConv1dConfig *NNTKConv1dConfigCreate(int64_t input_dim, int64_t fil
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: use_bias must be 0 or 1 (got %d)", fn, (int)use_bias);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_STOP */
     NNTKConv1dConfig *config = calloc(1, sizeof *config);
     if (config == NULL) {
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);

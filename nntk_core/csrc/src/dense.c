@@ -47,6 +47,7 @@ NNTK_API NNTKDenseConfig *NNTKDenseConfigCreate(int64_t input_dim, int64_t units
     static const char fn[] = "NNTKDenseConfigCreate";
     if (nntk_check_size(fn, "input_dim", input_dim, NNTK_MAX_DIM) != NNTK_OK) return NULL;
     if (nntk_check_size(fn, "units", units, NNTK_MAX_DIM) != NNTK_OK) return NULL;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (input_dim * units > NNTK_MAX_ELEMENTS) {
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: input_dim*units = %lld*%lld is too large", fn,
                   (long long)input_dim, (long long)units);
@@ -57,6 +58,7 @@ NNTK_API NNTKDenseConfig *NNTKDenseConfigCreate(int64_t input_dim, int64_t units
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: use_bias must be 0 or 1 (got %d)", fn, (int)use_bias);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_STOP */
     NNTKDenseConfig *config = calloc(1, sizeof *config);
     if (config == NULL) {
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);

@@ -339,10 +339,12 @@ NNTK_API NNTKGRUConfig *NNTKGRUConfigCreate(int64_t input_dim, int64_t units, in
                                             int32_t go_backwards) {
     static const char fn[] = "NNTKGRUConfigCreate";
     NNTKRecurrentSpec spec;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (nntk_recurrent_spec_init(fn, &spec, input_dim, units, 3, 1, activation,
                                  recurrent_activation, use_bias, reset_after, return_sequences,
                                  go_backwards) != NNTK_OK)
         return NULL;
+    /* GCOVR_EXCL_BR_STOP */
     return (NNTKGRUConfig *)nntk_recurrent_config_create(fn, CONFIG_TAG, &spec);
 }
 

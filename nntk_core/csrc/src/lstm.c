@@ -310,10 +310,12 @@ NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
                                               int32_t go_backwards) {
     static const char fn[] = "NNTKLSTMConfigCreate";
     NNTKRecurrentSpec spec;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (nntk_recurrent_spec_init(fn, &spec, input_dim, units, 4, 2, activation,
                                  recurrent_activation, use_bias, 0, return_sequences,
                                  go_backwards) != NNTK_OK)
         return NULL;
+    /* GCOVR_EXCL_BR_STOP */
     return (NNTKLSTMConfig *)nntk_recurrent_config_create(fn, CONFIG_TAG, &spec);
 }
 

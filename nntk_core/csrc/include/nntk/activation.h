@@ -1,5 +1,5 @@
 /* Activation: y = act(x), elementwise, or over the last axis for softmax
- * (tf.keras Activation layer; KERAS_SEMANTICS.md §8).
+ * (tf.keras Activation layer; docs/KERAS_SEMANTICS.md §8).
  *
  * Input (B, T, F) float32 row-major, or (B, F) passed as steps = 1; output of
  * the same shape. No weights (GetWeights gives count 0).

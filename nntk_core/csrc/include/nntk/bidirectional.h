@@ -1,4 +1,4 @@
-/* Bidirectional: tf.keras Bidirectional(RNN | GRU | LSTM) (KERAS_SEMANTICS.md §4).
+/* Bidirectional: tf.keras Bidirectional(RNN | GRU | LSTM) (docs/KERAS_SEMANTICS.md §4).
  *
  * Two instances of the wrapped layer run on the same input: the forward one
  * with the given go_backwards, the backward one with go_backwards negated.

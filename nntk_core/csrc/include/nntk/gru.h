@@ -1,4 +1,4 @@
-/* GRU: tf.keras GRU (KERAS_SEMANTICS.md §2). Gate order z (update), r (reset),
+/* GRU: tf.keras GRU (docs/KERAS_SEMANTICS.md §2). Gate order z (update), r (reset),
  * h (candidate); σ = recurrent_activation, act = activation.
  *
  * reset_after = 1 (Keras default):

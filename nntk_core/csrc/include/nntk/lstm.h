@@ -1,4 +1,4 @@
-/* LSTM: tf.keras LSTM (KERAS_SEMANTICS.md §3). Gate order i (input),
+/* LSTM: tf.keras LSTM (docs/KERAS_SEMANTICS.md §3). Gate order i (input),
  * f (forget), c (cell candidate), o (output); σ = recurrent_activation,
  * act = activation.
  *

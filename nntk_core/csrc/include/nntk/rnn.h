@@ -1,4 +1,4 @@
-/* RNN: tf.keras SimpleRNN (KERAS_SEMANTICS.md §1).
+/* RNN: tf.keras SimpleRNN (docs/KERAS_SEMANTICS.md §1).
  *
  *   a_t = (x_t · kernel + bias) + h_{t-1} · recurrent_kernel,   h_t = act(a_t)
  *

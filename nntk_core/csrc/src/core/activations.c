@@ -1,5 +1,5 @@
 /* Activation functions and their derivatives, with tf.keras 2.x semantics
- * (KERAS_SEMANTICS.md §8). Elementwise except softmax, which normalises each
+ * (docs/KERAS_SEMANTICS.md §8). Elementwise except softmax, which normalises each
  * row of `dim` values. Transcendentals use libm single precision. */
 #include <float.h>
 #include <math.h>

@@ -8,7 +8,7 @@
  * in the environment forces a table (a lower one than the CPU supports; used
  * by tests to run every path on one machine).
  *
- * Numerics (the same in every table, see DESIGN.md §3):
+ * Numerics (the same in every table, see docs/DESIGN.md §3):
  * - matmul: every element of C is one strictly sequential chain over k,
  *   acc = fma(a_ik, b_kj, acc) for k = 0..K-1 (the order TF's float32 MatMul
  *   uses), then + bias[j] as a separate rounding. The order never depends on
@@ -21,7 +21,7 @@
  * - Everything elementwise is IEEE single operations without contraction
  *   (-ffp-contract=off), so it gives the same bits in every table.
  * - sigmoid and tanh are TF's float32 (Eigen packet) approximations
- *   (KERAS_SEMANTICS.md §0.3, §0.4), branch-free so that they vectorise. */
+ *   (docs/KERAS_SEMANTICS.md §0.3, §0.4), branch-free so that they vectorise. */
 #ifndef NNTK_KERNELS_H
 #define NNTK_KERNELS_H
 

