@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it:
 #  1. lint (ruff) and the C build with -Werror (done by the install in env.sh);
 #  2. the golden fixtures replayed in a virtual environment WITHOUT TensorFlow
-#     (ci/replay-no-tf.sh: proves replay needs no TensorFlow, and takes <= 5 s);
+#     (ci/replay-no-tf.sh: proves replay needs no TensorFlow, and takes <= 5 s),
+#     then under each kernel table in turn, forced with NNTK_ISA
+#     (ci/kernel-tables.sh, ~5 s a table);
 #  2b. the C library for a consumer without Python (ci/c-example.sh: CMake install,
 #     examples/c/keyword_detector.c built with find_package(nntk) and with
 #     pkg-config, run, its loss must fall);
@@ -34,6 +36,9 @@ ruff format --check .
 
 stage "replay without TensorFlow"
 bash ci/replay-no-tf.sh
+
+stage "replay under every kernel table (generic, avx2, avx512)"
+bash ci/kernel-tables.sh
 
 stage "C example against the installed library"
 bash ci/c-example.sh

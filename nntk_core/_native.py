@@ -179,6 +179,7 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKBackend": (c_char_p, []),
     # Kernels and memory (nntk/runtime.h).
     "NNTKKernelISA": (c_char_p, []),
+    "NNTKKernelConstants": (c_char_p, []),
     "NNTKMemoryStats": (_STATUS, [_INT64_PTR, _INT64_PTR]),
     "NNTKMemoryResetPeak": (None, []),
     # Inference-mode forward that keeps what CalculateGradient needs (nntk/batch_norm.h).

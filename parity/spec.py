@@ -8,9 +8,11 @@ reason for every quantity. The generic machinery (runner, tests, CLI) does the r
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -24,8 +26,80 @@ from parity.compare import Tolerance
 SCALES: dict[str, float] = {"realistic": 1.0, "large": 3.0}
 
 
+# Options with at most this many values are swept in pairs (LayerSpec.sweep_cases).
+PAIRWISE_MAX_VALUES = 3
+
 # The case-id keys that are not config options (so no config option may use them).
 CASE_FIELDS = ("B", "T", "rank", "seed", "draw")
+
+# Sizes (units, filters, features) drawn: mostly up to SMALL_SIZE (fast, and where
+# off-by-one bugs show), one draw in four up to MAX_SIZE (real models use 64-256
+# units: a second column tile, panel and cell block, inner sizes above 128).
+SMALL_SIZE, MAX_SIZE = 32, 160
+
+
+def sizes(low: int = 1) -> st.SearchStrategy[int]:
+    small = st.integers(low, SMALL_SIZE)
+    return st.one_of(small, small, small, st.integers(SMALL_SIZE + 1, MAX_SIZE))
+
+
+# -- the kernels' blocking: where code paths change --------------------------------------
+@lru_cache(maxsize=1)
+def kernel_constants() -> dict[str, int]:
+    """The library's blocking constants (NNTKKernelConstants, core/blocking.h and each
+    kernel table compiled in): shared ones by name ("pack_k"), each table's as
+    "<isa>.<name>" ("avx2.tile_cols")."""
+    import nntk_core
+
+    text = nntk_core.lib.NNTKKernelConstants().decode()
+    return {name: int(value) for name, _, value in (line.partition("=") for line in text.split())}
+
+
+def boundaries(*names: str) -> list[int]:
+    """The distinct values of the named constants over every kernel table: "tile_cols"
+    is each table's "<isa>.tile_cols", "pack_k" the shared one."""
+    constants = kernel_constants()
+    found = {
+        value
+        for key, value in constants.items()
+        for name in names
+        if key == name or key.endswith(f".{name}")
+    }
+    if not found:
+        raise KeyError(f"the library reports no blocking constant named {names}")
+    return sorted(found)
+
+
+def tile_heights() -> list[int]:
+    """Rows per tile of the tables that tile rows (a table that runs one row at a
+    time, tile_rows = 1, has no row boundary)."""
+    return [n for n in boundaries("tile_rows") if n > 1]
+
+
+def around(values: Iterable[int], step: int = 1) -> list[int]:
+    """Sizes n whose step·n is one below, at (where step divides it) and one above each
+    boundary: a GRU's 3·units columns around a 64-column panel are units 21 and 22."""
+    sizes_ = set()
+    for boundary in values:
+        sizes_.update({(boundary - 1) // step, boundary // step + 1})
+        if boundary % step == 0:
+            sizes_.add(boundary // step)
+    return sorted(n for n in sizes_ if n >= 1)
+
+
+def float32_range(quantities: dict[str, Any]) -> dict[str, Any]:
+    """Keras quantities with every value too large for float32 made ±inf. The float64
+    referee has the wider range: exp(88.7229) = 3.4028245e38 is finite there, but
+    every float32 implementation (IEEE rounding) must give inf. A no-op for float32."""
+    out = {}
+    for name, value in quantities.items():
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            with np.errstate(over="ignore"):
+                narrow = array.astype(np.float32)
+            array = np.where(np.isinf(narrow) & np.isfinite(array), narrow, array)
+        out[name] = array
+    return out
 
 
 @dataclass(frozen=True)
@@ -124,6 +198,34 @@ class Bucket:
             lambda case: replace(case, config={**case.config, key: value}),
         )
 
+    @classmethod
+    def sizes(
+        cls,
+        key: str,
+        values: Iterable[int],
+        lean: Callable[[Case], Case] = lambda case: case,
+        when: tuple[str, Callable[[Case], bool]] | None = None,
+    ) -> list[Bucket]:
+        """A bucket per value of a size option (`key == value`, and `when` = (label,
+        test) if given), made by `lean` after setting the size: `lean` shrinks the
+        case's other dimensions so that a large size stays a small, fast fixture."""
+        buckets = []
+        for value in values:
+            label = f"{key}={value}" + (f", {when[0]}" if when else "")
+            buckets.append(
+                cls(
+                    label,
+                    lambda c, v=value: c.config.get(key) == v and (when is None or when[1](c)),
+                    lambda c, v=value: lean(replace(c, config={**c.config, key: v})),
+                )
+            )
+        return buckets
+
+    @classmethod
+    def shape(cls, label: str, hit: Callable[[Case], bool], **changes: Any) -> Bucket:
+        """A bucket of input shapes (`B=1, T=33`), made by setting Case fields."""
+        return cls(label, hit, lambda c: replace(c, **changes))
+
 
 class LayerSpec:
     """Base spec. A subclass sets the class attributes and `config_strategy`, and
@@ -162,36 +264,104 @@ class LayerSpec:
 
     # A typical config: the sweep (below) varies one declared option at a time from it.
     base_config: dict[str, Any] = {}
+    # Case.extra draws that act as options (a recurrent layer's initial_state): the
+    # sweep varies and pairs them like the declared options.
+    extra_options: dict[str, tuple] = {}
 
     def sweep_cases(self) -> list[Case]:
-        """One case per declared option value, run first in every profile, so that
-        attribute coverage does not depend on what hypothesis happens to draw."""
+        """Run first in every profile, so that attribute coverage does not depend on
+        what hypothesis happens to draw: one case per declared option value, then
+        cases that pair every two options of at most PAIRWISE_MAX_VALUES values
+        (every combination the layer allows: `initial_state` with and without
+        `use_bias`, ...), chosen greedily so that they stay few."""
+        if "_sweep" not in self.__dict__:
+            self.__dict__["_sweep"] = self._make_sweep()
+        return list(self.__dict__["_sweep"])
+
+    def _make_sweep(self) -> list[Case]:
+        paired = self.paired_options()
+        # The other options rotate through their values in the cases that set a
+        # paired option, so that none keeps its base value among, say, the cases
+        # without initial_state.
+        others = {k: v for k, v in self.options.items() if k not in paired}
+        turns = itertools.count(1)
         cases = []
-        for option, values in self.options.items():
+        for option, values in {**self.options, **self.extra_options}.items():
             for value in values:
-                config = dict(self.base_config)
-                rank = self.ranks[-1]
-                if option == "rank":
-                    rank = value
-                else:
-                    config[option] = value
-                config = self.adjust_sweep_config(config)
-                steps = self.sweep_steps(config) if rank == 3 else 1
-                batch = min(3, self.batch_range[1])
-                seed = len(cases) + 1
-                cases.append(
-                    Case(
-                        self.name,
-                        config,
-                        batch,
-                        steps,
-                        rank,
-                        seed,
-                        "realistic",
-                        self.sweep_extra(config),
-                    )
-                )
+                rotated = {}
+                if option in paired:
+                    turn = next(turns)
+                    rotated = {k: v[turn % len(v)] for k, v in others.items()}
+                cases.append(self.case_with({**rotated, option: value}, seed=len(cases) + 1))
+        candidates = []
+        for combo in itertools.product(*paired.values()):
+            values = dict(zip(paired, combo, strict=True))
+            candidates.append((values, self.pairs_of(self.case_with(values, seed=0))))
+        needed = set().union(*(pairs for _, pairs in candidates))
+        for case in cases:
+            needed -= self.pairs_of(case)
+        for turn in turns:
+            if not needed:
+                break
+            values, _ = max(candidates, key=lambda item: len(item[1] & needed))
+            rotated = {k: v[turn % len(v)] for k, v in others.items()}
+            case = self.case_with({**rotated, **values}, seed=len(cases) + 1)
+            if not self.pairs_of(case) & needed:  # the rotation made the pair invalid
+                case = self.case_with(values, seed=len(cases) + 1)
+            needed -= self.pairs_of(case)
+            cases.append(case)
+        # Every value of a paired option with two values of every other option.
+        for option, values in paired.items():
+            for value in values:
+                group = [c for c in cases if self.variety_values(c).get(option) == value]
+                if not others or all(
+                    len({hashable(self.variety_values(c).get(k)) for c in group}) > 1
+                    for k in others
+                ):
+                    continue
+                turn = next(turns)
+                rotated = {k: v[turn % len(v)] for k, v in others.items()}
+                cases.append(self.case_with({**rotated, option: value}, seed=len(cases) + 1))
         return cases
+
+    def paired_options(self) -> dict[str, tuple]:
+        """The options (declared and extra) that the sweep pairs."""
+        both = {**self.options, **self.extra_options}
+        return {k: v for k, v in both.items() if len(v) <= PAIRWISE_MAX_VALUES}
+
+    def pairs_of(self, case: Case) -> set[tuple]:
+        """The (option, value) pairs of paired options that a case exercises."""
+        values = self.variety_values(case)
+        items = sorted(
+            ((k, hashable(v)) for k, v in values.items() if k in self.paired_options()),
+            key=repr,
+        )
+        return set(itertools.combinations(items, 2))
+
+    def variety_values(self, case: Case) -> dict[str, Any]:
+        """The option values a case exercises, extra options included."""
+        values = self.option_values(case)
+        values.update({k: case.extra[k] for k in self.extra_options if k in case.extra})
+        return values
+
+    def case_with(self, values: dict[str, Any], seed: int) -> Case:
+        """The base case with some option values (config options, `rank` or extra
+        options), made valid by adjust_sweep_config."""
+        config = dict(self.base_config)
+        rank = self.ranks[-1]
+        extra = {}
+        for option, value in values.items():
+            if option == "rank":
+                rank = value
+            elif option in self.extra_options:
+                extra[option] = value
+            else:
+                config[option] = value
+        config = self.adjust_sweep_config(config)
+        steps = self.sweep_steps(config) if rank == 3 else 1
+        batch = min(2, self.batch_range[1])
+        extra = {**self.sweep_extra(config), **extra}
+        return Case(self.name, config, batch, steps, rank, seed, "realistic", extra)
 
     def sweep_steps(self, config: dict) -> int:
         """Sequence length of the sweep's cases."""
@@ -199,18 +369,7 @@ class LayerSpec:
 
     def base_case(self) -> Case:
         """The sweep's starting point: base_config at a small default shape."""
-        rank = self.ranks[-1]
-        config = self.adjust_sweep_config(dict(self.base_config))
-        return Case(
-            self.name,
-            config,
-            min(3, self.batch_range[1]),
-            self.sweep_steps(config) if rank == 3 else 1,
-            rank,
-            1,
-            "realistic",
-            self.sweep_extra(config),
-        )
+        return self.case_with({}, seed=1)
 
     def shape_buckets(self) -> list[Bucket]:
         """Shape buckets a run must exercise: the smallest batch, the shortest and the
@@ -236,7 +395,8 @@ class LayerSpec:
                         lambda c, r=rank: replace(c, rank=r, steps=c.steps if r == 3 else 1),
                     )
                 )
-        return buckets + list(self.extra_buckets())
+        named = {b.name: b for b in [*buckets, *self.extra_buckets()]}  # one per name
+        return list(named.values())
 
     def adjust_case(self, case: Case) -> Case:
         """Makes a constructed coverage case valid where shape and config interact
@@ -253,11 +413,19 @@ class LayerSpec:
     def coverage_cases(self) -> list[Case]:
         """The sweep, plus one case per shape bucket the sweep misses (made from the
         base case): every declared option value and every bucket, deterministically."""
+        if "_coverage" not in self.__dict__:
+            self.__dict__["_coverage"] = self._make_coverage()
+        return list(self.__dict__["_coverage"])
+
+    def _make_coverage(self) -> list[Case]:
         cases = self.sweep_cases()
         start = self.base_case()
         if not cases:
             cases = [start]
-        for bucket in self.shape_buckets():
+        # The spec's own buckets first: their lean cases often also hit a generic one.
+        generic = {b.name for b in self.extra_buckets()}
+        buckets = sorted(self.shape_buckets(), key=lambda b: b.name not in generic)
+        for bucket in buckets:
             if bucket.make is None or any(bucket.hit(c) for c in cases):
                 continue
             case = bucket.make(start)
@@ -373,7 +541,7 @@ class LayerSpec:
             strict=True,
         ):
             quantities[f"state:{name}"] = var.numpy()  # a snapshot, not the live variable
-        return quantities
+        return float32_range(quantities)
 
     def run_native(
         self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str], states=()
@@ -437,3 +605,7 @@ class LayerSpec:
         if "rank" in self.options:
             values["rank"] = case.rank
         return values
+
+
+def hashable(value):
+    return tuple(value) if isinstance(value, list) else value

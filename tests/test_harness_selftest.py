@@ -425,13 +425,6 @@ def test_replay_catches_a_planted_layer_fault(fake):
         assert all(fake.triggered(r.case.config) for r in run.failed_cases)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the layer fixtures draw at most 32 units until they are re-recorded with "
-    "units > 64 (issue 12 §1, another branch); only the call-sequence fixtures catch it "
-    "now. Remove this mark when that re-record is merged.",
-)
 def test_layer_fixtures_alone_catch_a_fault_above_64_units():
     from helpers import FIXTURES
 

@@ -5,13 +5,34 @@ from hypothesis import strategies as st
 
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import Tolerance
-from parity.spec import SCALES, Bucket, LayerSpec
+from parity.spec import SCALES, Bucket, LayerSpec, sizes
 from parity.specs.dense import keras_activation
 
 # Points where an activation has a kink or switches formula: TF's gradient
 # conventions there (relu'(0) = 0, hard_sigmoid'(±2.5) = 0.2, relu6'(6) = 0,
 # elu'(0) = 1, leaky_relu'(0) = alpha) and softplus's thresholds (±13.94).
-KINKS = np.array([0.0, 2.5, -2.5, 6.0, -6.0, 13.9424, -13.9424, 16.6355, -16.6355], np.float32)
+_KINKS = [0.0, 2.5, -2.5, 6.0, -6.0, 13.9424, -13.9424, 16.6355, -16.6355]
+
+
+def _either_side(x: float) -> list[float]:
+    """The float32 values just below, at and just above x."""
+    at = np.float32(x)
+    return [float(np.nextafter(at, -np.inf)), float(at), float(np.nextafter(at, np.inf))]
+
+
+# Where a naive formula breaks: exp overflows above log(FLT_MAX) (exponential, and
+# softplus, sigmoid, elu, selu, swish written with exp(±x)); exp's result turns
+# subnormal below log(FLT_MIN); ±100 for the tails of every function (and a
+# softmax row whose logits lie over 100 apart).
+_FINFO = np.finfo(np.float32)
+OVERFLOW = float(np.log(_FINFO.max))  # 88.72284
+UNDERFLOW = float(np.log(_FINFO.tiny))  # -87.33655
+_EDGES = [
+    *(sign * v for v in _either_side(OVERFLOW) for sign in (1.0, -1.0)),
+    *_either_side(UNDERFLOW),
+    *(sign * v for v in (20.0, 50.0, 100.0) for sign in (1.0, -1.0)),
+]
+KINKS = np.array(_KINKS + _EDGES, np.float32)
 
 
 class ActivationSpec(LayerSpec):
@@ -33,8 +54,10 @@ class ActivationSpec(LayerSpec):
 
     def config_strategy(self):
         return st.fixed_dictionaries(
-            {"activation": st.sampled_from(ACTIVATIONS), "input_dim": st.integers(1, 32)}
+            {"activation": st.sampled_from(ACTIVATIONS), "input_dim": sizes()}
         )
+
+    extra_options = {"kinks": (True, False)}
 
     def extra_strategy(self, config):
         return st.fixed_dictionaries({"kinks": st.booleans()})
@@ -44,11 +67,16 @@ class ActivationSpec(LayerSpec):
 
     def draw_input(self, case, rng):
         """Inputs over the interesting range (N(0, 3), or N(0, 9) at the large scale);
-        with `kinks`, a fifth of them exactly at the kink and threshold points."""
+        with `kinks`, every kink, threshold and overflow point once (as many as the
+        input holds) at random places, and a fifth of the rest at such points too
+        (so a softmax row mixes logits over 100 apart)."""
         x = rng.standard_normal(self.input_shape(case)) * 3.0 * SCALES[case.scale]
         if case.extra.get("kinks"):
-            at_kink = rng.random(x.shape) < 0.2
-            x[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
+            flat = x.reshape(-1)
+            at_kink = rng.random(flat.shape) < 0.2
+            flat[at_kink] = rng.choice(KINKS, size=int(at_kink.sum()))
+            count = min(len(KINKS), flat.size)
+            flat[rng.choice(flat.size, count, replace=False)] = rng.permutation(KINKS)[:count]
         return x.astype(np.float32)
 
     def extra_buckets(self):
@@ -61,6 +89,21 @@ class ActivationSpec(LayerSpec):
 
     def build_native(self, nn, config):
         return nn.Activation(config["activation"], input_dim=config["input_dim"])
+
+    def run_keras(self, tf, layer, x, upstream, states=()):
+        """The exponential's gradient is dy·y with y = exp(x) (Keras, nntk): where y
+        overflows float32 (x >= log(FLT_MAX)) it is dy·inf in float32 even when the
+        float64 referee's dy·exp(x) would fit (exp(88.72284)·0.74 = 2.5e38), so
+        there the referee's gradient is dy·inf too (nan where dy = 0, as Keras)."""
+        quantities = super().run_keras(tf, layer, x, upstream, states)
+        if layer.get_config()["activation"] == "exponential":
+            y = quantities["output:training"]
+            overflowed = np.isinf(y) & np.isfinite(np.asarray(x, np.float64))
+            with np.errstate(invalid="ignore"):
+                quantities["grad:input"] = np.where(
+                    overflowed, y * upstream[0], quantities["grad:input"]
+                )
+        return quantities
 
     def axis_names(self, quantity, config, ndim):
         names = ("b", "t", "feature") if ndim == 3 else ("b", "feature")

@@ -6,15 +6,18 @@ last batch the inference output, the training output and gradients, the moving
 statistics, and the inference-mode ("frozen") output and gradients afterwards.
 """
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
 from parity.compare import Tolerance
-from parity.spec import SCALES, LayerSpec
+from parity.spec import SCALES, Bucket, LayerSpec, around, float32_range, kernel_constants, sizes
 
-# (offset, spread) of the inputs: ordinary data, and a large common offset with a
-# small spread (the case that breaks one-pass variance).
-INPUT_KINDS = {"normal": (0.0, 1.0), "offset": (1000.0, 0.01)}
+# (offset, spread) of the inputs: ordinary data, a large common offset with a
+# small spread (the case that breaks one-pass variance), and a larger negative
+# offset (a float32 input's ulp there is 2e-3: E[x²] - E[x]² loses every digit).
+INPUT_KINDS = {"normal": (0.0, 1.0), "offset": (1000.0, 0.01), "far_offset": (-3.0e4, 3.0)}
 
 
 class BatchNormSpec(LayerSpec):
@@ -22,7 +25,14 @@ class BatchNormSpec(LayerSpec):
     layer_class = "BatchNorm"
     ranks = (2, 3)
     base_config = {"input_dim": 4, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True}
-    options = {"center": (True, False), "scale": (True, False), "rank": (2, 3)}
+    options = {
+        "center": (True, False),
+        "scale": (True, False),
+        "rank": (2, 3),
+        # no update and a full overwrite of the moving statistics; a large epsilon
+        "momentum": (0.99, 0.0, 1.0),
+        "epsilon": (1e-3, 0.1),
+    }
     # Normalisation is elementwise after two reductions over N = B*T <= 128 values;
     # nntk accumulates the statistics in double. Keras float32 computes
     # x*inv + (beta - mean*inv), which cancels catastrophically for large offsets
@@ -36,7 +46,7 @@ class BatchNormSpec(LayerSpec):
     def config_strategy(self):
         return st.fixed_dictionaries(
             {
-                "input_dim": st.integers(1, 32),
+                "input_dim": sizes(),
                 "momentum": st.sampled_from((0.99, 0.9, 0.5, 0.0, 1.0))
                 | st.floats(0.0, 1.0, allow_subnormal=False),
                 "epsilon": st.sampled_from((1e-3, 1e-5, 0.1))
@@ -45,6 +55,8 @@ class BatchNormSpec(LayerSpec):
                 "scale": st.booleans(),
             }
         )
+
+    extra_options = {"inputs": tuple(INPUT_KINDS)}
 
     def extra_strategy(self, config):
         return st.fixed_dictionaries(
@@ -83,6 +95,13 @@ class BatchNormSpec(LayerSpec):
             )
         )
         return cases
+
+    def extra_buckets(self):
+        # channels around the block of the workspace-free inference path
+        block = kernel_constants()["batch_norm_channel_block"]
+        return Bucket.sizes(
+            "input_dim", around([block]), lambda c: replace(c, rank=2, batch=2, steps=1)
+        )
 
     def draw_input(self, case, rng):
         """`calls` batches stacked on a leading axis."""
@@ -157,7 +176,7 @@ class BatchNormSpec(LayerSpec):
         names = self.weight_names_of(layer.trainable_weights)
         for name, grad in zip(names, grads[1:], strict=True):
             quantities[f"grad_frozen:{name}"] = grad
-        return quantities
+        return float32_range(quantities)
 
     def run_native(self, layer, x, upstream, names, states=()):
         for batch in x[:-1]:

@@ -2,10 +2,13 @@
 (docs/KERAS_SEMANTICS.md §4): every merge mode, the backward sequence reversed back
 before merging, weights forward then backward, states forward then backward."""
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
 from parity.recurrent_spec import ACTIVATIONS, FLAGS, RECURRENT_ACTIVATIONS, RecurrentSpec
+from parity.spec import Bucket, around, boundaries, kernel_constants
 from parity.specs.dense import keras_activation
 
 INNER_KERAS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
@@ -55,6 +58,43 @@ class BidirectionalSpec(RecurrentSpec):
             "merge_mode": st.sampled_from(MERGE_MODES),
             "reset_after": st.booleans(),
         }
+
+    directions = 2
+
+    def gates_count(self, config):
+        return len(GATES[config["layer"]])
+
+    def step_blocks(self):
+        # inference streams each direction bidirectional_chunk_steps at a time
+        const = kernel_constants()
+        return [const["recurrent_projection_steps"], const["bidirectional_chunk_steps"]]
+
+    def step_buckets(self):
+        # and a sequence longer than one chunk at batch > 1 (its input is gathered)
+        chunk = kernel_constants()["bidirectional_chunk_steps"]
+        return super().step_buckets() + [
+            Bucket.shape(
+                f"B=3, T={chunk + 1}",
+                lambda c: c.batch == 3 and c.steps == chunk + 1,
+                batch=3,
+                steps=chunk + 1,
+            )
+        ]
+
+    # The rows and columns of the products are the inner layers' C code, bucketed by
+    # their own specs (rnn, gru, lstm); here only an LSTM's 4·units columns past a
+    # recurrent panel, for the merge and the states at another width.
+    def row_buckets(self):
+        return []
+
+    def column_buckets(self):
+        units = around(boundaries("recurrent_panel"), step=len(GATES["lstm"]))
+        return Bucket.sizes(
+            "units",
+            units[-1:],  # two panels; the boundary itself is the LSTM spec's bucket
+            lambda c: self.lean(replace(c, config={**c.config, "layer": "lstm"})),
+            ("B=1", lambda c: c.batch == 1),
+        )
 
     def draw_states(self, case, rng):
         if not case.extra.get("initial_state"):

@@ -12,6 +12,7 @@ class GRUSpec(RecurrentSpec):
     keras_class = "GRU"
     gates = ("z", "r", "h")
     has_recurrent_activation = True
+    has_fused_cell = True
     base_config = {
         "units": 5,
         "input_dim": 4,

@@ -10,6 +10,7 @@ class LSTMSpec(RecurrentSpec):
     n_states = 2
     gates = ("i", "f", "c", "o")
     has_recurrent_activation = True
+    has_fused_cell = True
     base_config = {
         "units": 5,
         "input_dim": 4,

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/blocking.h"
 #include "core/internal.h"
 #include "nntk/batch_norm.h"
 
@@ -16,8 +17,7 @@
 #define FILTER_TAG NNTK_TAG('B', 'N', 'm', 'F')
 #define GRADIENT_TAG NNTK_TAG('B', 'N', 'm', 'G')
 
-/* Channels handled per block by the workspace-free inference path. */
-#define CHANNEL_BLOCK 64
+#define CHANNEL_BLOCK NNTK_BATCH_NORM_CHANNEL_BLOCK /* core/blocking.h */
 
 struct NNTKBatchNormConfig {
     uint32_t tag;

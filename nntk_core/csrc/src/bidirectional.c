@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blocking.h"
 #include "core/internal.h"
 #include "nntk/bidirectional.h"
 #include "nntk/gru.h"
@@ -263,7 +264,7 @@ NNTK_API void NNTKBidirectionalConfigDestroy(NNTKBidirectionalConfig *config) {
  * the merge puts it, then the forward direction combined with it (the merge
  * operations are commutative, so the bits are those of merge_forward). The
  * scratch then does not grow with T: it is reserved at Create. */
-enum { CHUNK_STEPS = 32 };
+enum { CHUNK_STEPS = NNTK_BIDIRECTIONAL_CHUNK_STEPS }; /* core/blocking.h */
 
 /* Scratch of an inference call: without return_sequences the two outputs
  * (2, B, U); with it a gathered input chunk (B, C, D) when B > 1, one chunk's

@@ -14,6 +14,14 @@ extern "C" {
  * "generic" (plain C, vectorised by the compiler for the build's target). */
 NNTK_API const char *NNTKKernelISA(void);
 
+/* The blocking constants of the kernels, one "name=value" per line: the sizes
+ * at which a code path changes (a tile, panel or chunk fills), for tests that
+ * place shapes one below, at and one above each. Shared ones by name
+ * ("pack_k=128", "recurrent_panel=64", ...); each kernel table compiled in
+ * (whichever the CPU runs) as "<isa>.<name>" ("avx2.tile_cols=24"). A static
+ * string; thread-safe. */
+NNTK_API const char *NNTKKernelConstants(void);
+
 /* Bytes the library has allocated for weights, gradients, caches and
  * workspaces, now and at most since the start (or since the last
  * NNTKMemoryResetPeak). Process-wide, thread-safe. Handle structs of a few

@@ -30,6 +30,15 @@
 typedef struct NNTKKernels {
     const char *name; /* "generic", "avx2", "avx512" */
 
+    /* The blocking of this table: the sizes at which its code paths change,
+     * reported by NNTKKernelConstants() so the tests place shapes on each side. */
+    int32_t k_block;    /* K is split into chunks of this depth */
+    int32_t vector;     /* floats per vector: a row's last one is masked (SIMD tables) */
+    int32_t tile_rows;  /* rows of C per tile (1: one row at a time) */
+    int32_t tile_cols;  /* columns of C per tile */
+    int32_t row_cols;   /* columns per block of a one-row product (M = 1) */
+    int32_t cell_block; /* units per block of the fused GRU/LSTM cells */
+
     /* C (M, N) = [C +] op(A) (M, K) · B (K, N) [+ bias (N,)], row-major.
      * op(A) = A (M, K) with leading dimension lda, or Aᵀ for A stored (K, M)
      * when trans_a. accumulate: the chain starts from C's value instead of 0.

@@ -7,9 +7,11 @@
  * products of training to OpenBLAS (the scipy-openblas32 wheel) when built
  * with NNTK_BLAS, and everything else to the own kernel. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blocking.h"
 #include "core/internal.h"
 #include "core/kernels.h"
 #include "core/ops.h"
@@ -96,8 +98,8 @@ static void blas_threads_once(void) {
 /* Own-kernel product with op(B) = Bᵀ: B (N, K) is packed a panel at a time
  * into a stack buffer (no allocation), the K chunks continuing each
  * element's chain through C. */
-#define PACK_N 64
-#define PACK_K 128
+#define PACK_N NNTK_PACK_N /* core/blocking.h */
+#define PACK_K NNTK_PACK_K
 static void matmul_trans_b(int trans_a, int64_t m, int64_t n, int64_t k, const float *a,
                            int64_t lda, const float *b, int64_t ldb, int accumulate, float *c,
                            int64_t ldc) {
@@ -173,7 +175,7 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
  * a bias gradient sums B·T rows, and a float32 running sum over thousands of
  * them loses digits that Keras's tree reduction keeps (its error was 15.6x
  * Keras's on Dense's bias; in double it is one final rounding). */
-enum { SUM_BLOCK = 512 };
+enum { SUM_BLOCK = NNTK_SUM_BLOCK }; /* core/blocking.h */
 
 void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate) {
     for (int64_t j0 = 0; j0 < n; j0 += SUM_BLOCK) {
@@ -191,4 +193,54 @@ void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accu
 void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst) {
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+}
+
+/* --- the blocking constants ----------------------------------------------------------------- */
+
+static void add_line(char *text, size_t size, size_t *used, const char *prefix, const char *name,
+                     long long value) {
+    const int n = snprintf(text + *used, size - *used, "%s%s=%lld\n", prefix, name, value);
+    if (n > 0 && (size_t)n < size - *used) *used += (size_t)n;
+}
+
+static void describe_table(char *text, size_t size, size_t *used, const NNTKKernels *k) {
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%s.", k->name);
+    add_line(text, size, used, prefix, "k_block", k->k_block);
+    add_line(text, size, used, prefix, "vector", k->vector);
+    add_line(text, size, used, prefix, "tile_rows", k->tile_rows);
+    add_line(text, size, used, prefix, "tile_cols", k->tile_cols);
+    add_line(text, size, used, prefix, "row_cols", k->row_cols);
+    add_line(text, size, used, prefix, "cell_block", k->cell_block);
+}
+
+NNTK_API const char *NNTKKernelConstants(void) {
+    static char text[2048];
+    static atomic_int state = 0; /* 0: not built, 1: being built, 2: ready */
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&state, &expected, 1)) {
+        while (atomic_load(&state) != 2) {
+        } /* another thread is writing it (a few microseconds) */
+        return text;
+    }
+    size_t used = 0;
+    const size_t size = sizeof text;
+    add_line(text, size, &used, "", "pack_n", NNTK_PACK_N);
+    add_line(text, size, &used, "", "pack_k", NNTK_PACK_K);
+    add_line(text, size, &used, "", "sum_block", NNTK_SUM_BLOCK);
+    add_line(text, size, &used, "", "recurrent_panel", NNTK_RECURRENT_PANEL);
+    add_line(text, size, &used, "", "recurrent_panel_min_steps", NNTK_RECURRENT_PANEL_MIN_STEPS);
+    add_line(text, size, &used, "", "recurrent_projection_steps", NNTK_RECURRENT_PROJECTION_STEPS);
+    add_line(text, size, &used, "", "bidirectional_chunk_steps", NNTK_BIDIRECTIONAL_CHUNK_STEPS);
+    add_line(text, size, &used, "", "batch_norm_channel_block", NNTK_BATCH_NORM_CHANNEL_BLOCK);
+#ifdef NNTK_USE_BLAS
+    add_line(text, size, &used, "", "blas_min_macs", BLAS_MIN_MACS);
+#endif
+    describe_table(text, size, &used, &nntk_kernels_generic);
+#if defined(__x86_64__) && defined(NNTK_X86_KERNELS) && defined(__GNUC__)
+    describe_table(text, size, &used, &nntk_kernels_avx2);
+    describe_table(text, size, &used, &nntk_kernels_avx512);
+#endif
+    atomic_store(&state, 2);
+    return text;
 }

@@ -329,10 +329,8 @@ void nntk_recurrent_activate_backward(NNTKActivationKind kind, int64_t batch, in
  * one step are read first in the next, still in L1. Measured on the bench
  * machine (AVX-512, U = 64): 574 -> 467 ns per LSTM step, 425 -> 334 ns per
  * GRU step; neither the panels alone nor the alternation alone gains. */
-enum { PANEL_MIN_STEPS = 8 }; /* the copy costs about one step's read of R */
-
 void nntk_recurrent_prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps) {
-    f->use_panels = batch == 1 && steps >= PANEL_MIN_STEPS;
+    f->use_panels = batch == 1 && steps >= NNTK_RECURRENT_PANEL_MIN_STEPS;
     if (!f->use_panels) return;
     const int64_t u = f->spec.units, gu = f->spec.gates * u;
     const float *r = nntk_recurrent_weights(f).recurrent; /* (U, GU) */

@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "core/blocking.h"
 #include "nntk/status.h"
 
 /* What RNN, GRU and LSTM configurations have in common (validated). */
@@ -94,12 +95,6 @@ NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
                                                   const NNTKRecurrentSpec *spec);
 void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag);
 
-/* Inference projects the input NNTK_RECURRENT_PROJECTION_STEPS processing steps
- * at a time (nntk_recurrent_project_block), so its scratch does not grow with the
- * sequence length: it is reserved at Create for batch 1 (and for the capacity's
- * batch on a training handle), and no inference call of that batch allocates. */
-#define NNTK_RECURRENT_PROJECTION_STEPS 32
-
 /* Steps whose projection a forward pass holds at once: all of them when
  * training (the cache keeps them), else at most one block. */
 static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training) {
@@ -153,9 +148,6 @@ NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f
 NNTKStatus nntk_recurrent_reserve_cache(const char *fn, NNTKRecurrentFilter *f, int64_t floats);
 
 /* --- the recurrent product ------------------------------------------------------------- */
-/* Column panel width of the packed recurrent kernel (floats). */
-#define NNTK_RECURRENT_PANEL 64
-
 /* Called by a layer's forward before its loop: packs recurrent_kernel into
  * f->panels and sets f->use_panels when the batch is 1 and the sequence long
  * enough to repay the copy; clears use_panels otherwise. */
