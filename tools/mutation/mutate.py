@@ -1,0 +1,612 @@
+"""Mutation testing of the C library: how many planted faults does the suite catch?
+
+    python tools/mutation/mutate.py [--seed N] [--sample N] [--replay-only]
+                                    [--results FILE] [--resume] [--floor-replay PCT]
+                                    [--floor-total PCT] [--table FILE]
+
+The mutants come from universalmutator (PyPI, pinned in the `mutation` extra): its
+regular-expression rules for C (universal.rules, c.rules, c_like.rules, the set
+`mutate file.c` uses) applied to every C source of the library (nntk_core/csrc/src:
+*.c, *.inc, and the private headers that hold inline code). The tool skips any line
+holding "/*"; most of this code ends its lines with shape comments, so the sources are
+mutated with their comments blanked out (newlines kept, so line numbers stay).
+
+Sampling: a mutant's key is its file, its original line, its mutated line and the
+occurrence of that pair in the file (no line number, so the key survives edits
+elsewhere). The sample is the N mutants with the smallest sha256("SEED:key"); a
+smaller N with the same seed is a subset of a larger one (the CI sample is the head
+of the full sample), and editing one file changes only that file's mutants.
+
+Each sampled mutant, grouped by file:
+1. is written into a private copy of the sources (build/mutation/src; the checkout is
+   never touched) and built incrementally (-j1) in build/mutation/default (the default
+   build: OpenBLAS and the SIMD kernel tables). A compile failure makes it *invalid*
+   (not counted). If every object file is bit-identical to the unmutated build's, the
+   portable build (build/mutation/portable: no BLAS, no SIMD) is tried; identical there
+   too makes it *equivalent* by trivial compiler equivalence (TCE). Otherwise the
+   build whose code changed is the one tested.
+2. `nntk-parity replay` (TF-free) runs against that build (NNTK_CORE_LIB). A failure,
+   a crash (signal) or a timeout (an endless loop) kills it. A mutant of the kernel
+   code that survives the CPU's own table is replayed again under NNTK_ISA=avx2 and
+   NNTK_ISA=generic (each table is a separate code path; CI tests all three).
+3. A replay survivor (unless --replay-only) meets the live ci profile of the layers
+   that use its file (`nntk-parity run --profile ci --layer ...`) and the tests of
+   those layers (pytest -x).
+4. A survivor of everything is *equivalent* only if tools/mutation/equivalent.toml
+   lists it with the reason; otherwise it *survived*.
+
+Figures (over non-equivalent valid mutants): replay kill rate and replay + live kill
+rate, per file and in total. --floor-replay / --floor-total make the command exit 1
+when a figure is below the floor (the CI gate). Results go to --results (JSON, one
+record per mutant, written after each mutant); --resume continues a run with the same
+seed, sample, sources and fixtures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CSRC = Path("nntk_core/csrc")
+SRC = CSRC / "src"
+WORK = ROOT / "build" / "mutation"
+EQUIVALENT_FILE = Path(__file__).resolve().parent / "equivalent.toml"
+DEFAULT_SEED = 20261206
+# universalmutator's rule set for a .c file (what `mutate file.c` applies).
+RULES = ["universal.rules", "c.rules", "c_like.rules"]
+# The library's build inputs copied into the private source tree.
+BUILD_INPUTS = ["CMakeLists.txt", "cmake", str(CSRC)]
+CONFIGS = {
+    "default": [],
+    "portable": ["-DNNTK_BLAS=OFF", "-DNNTK_SIMD=OFF"],
+}
+KERNEL_FILES = {"src/core/kernels_impl.inc"}
+ISA_FALLBACKS = ["avx2", "generic"]  # tables below the CPU's own, for kernel mutants
+
+# Tests run at the live stage, beside the live ci profile of the affected layers.
+# Every library mutant: the C-API and bad-input contracts and the public API.
+TESTS_ALWAYS = ["tests/test_c_api_invalid.py", "tests/test_bad_input.py", "tests/test_api.py"]
+TESTS_TRAINING = [
+    "tests/test_losses_keras.py",
+    "tests/test_optimizers_keras.py",
+    "tests/test_model_api.py",
+    "tests/test_model_keras.py",
+]
+TESTS_RECURRENT = ["tests/test_recurrent_keras.py", "tests/test_bidirectional_keras.py"]
+
+
+# ----------------------------------------------------------------------------- mutants
+
+
+def blank_comments(text: str) -> str:
+    """C source with every comment's characters replaced by spaces (newlines kept), so
+    universalmutator, which skips any line holding "/*", sees the code on such lines.
+    String and character literals are kept as they are."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(re.sub(r"[^\n]", " ", text[i:j]))
+            i = j
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def mutation_files() -> list[str]:
+    """The C sources to mutate, relative to nntk_core/csrc: every .c and .inc, and the
+    private headers with code in them (static inline functions)."""
+    files = []
+    for path in sorted((ROOT / SRC).rglob("*")):
+        text = path.read_text() if path.is_file() else ""
+        if path.suffix in (".c", ".inc") or (path.suffix == ".h" and "static inline" in text):
+            files.append(str(path.relative_to(ROOT / CSRC)))
+    return files
+
+
+@dataclass
+class Mutant:
+    key: str
+    file: str  # relative to nntk_core/csrc
+    line: int
+    original: str  # the original line, comments included
+    mutated: str  # the mutated line (comments blanked)
+    rule: str
+    rank: str = ""  # sha256(seed:key): the sample order
+
+    def source(self, blanked: list[str]) -> str:
+        lines = list(blanked)
+        lines[self.line - 1] = self.mutated
+        return "".join(lines)
+
+
+def generate(file: str) -> list[Mutant]:
+    from universalmutator import mutator
+
+    text = (ROOT / CSRC / file).read_text()
+    original = text.splitlines(keepends=True)
+    blanked = blank_comments(text).splitlines(keepends=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # the tool narrates on stdout
+        raw = mutator.mutants_regexp(
+            blanked, ruleFiles=RULES, ignorePatterns=[], ignoreStringOnly=True
+        )
+    mutants, seen = [], {}
+    for line, mutated, (rule, _where), _pair in raw:
+        pair = (original[line - 1].strip(), mutated.strip())
+        occurrence = seen[pair] = seen.get(pair, -1) + 1
+        key = hashlib.sha256("\0".join((file, *pair, str(occurrence))).encode()).hexdigest()[:16]
+        mutants.append(Mutant(key, file, line, original[line - 1], mutated, rule))
+    return mutants
+
+
+def sample(seed: int, size: int) -> tuple[list[Mutant], dict[str, int]]:
+    everything, per_file = [], {}
+    for file in mutation_files():
+        mutants = generate(file)
+        per_file[file] = len(mutants)
+        everything += mutants
+    for m in everything:
+        m.rank = hashlib.sha256(f"{seed}:{m.key}".encode()).hexdigest()
+    chosen = sorted(everything, key=lambda m: m.rank)[:size]
+    return chosen, per_file
+
+
+def load_equivalents() -> dict[tuple[str, str, str], str]:
+    """tools/mutation/equivalent.toml: survivors judged equivalent, each with its
+    reason, keyed by (file, original line, mutated line), both lines stripped."""
+    data = tomllib.loads(EQUIVALENT_FILE.read_text()) if EQUIVALENT_FILE.exists() else {}
+    judged = {}
+    for entry in data.get("equivalent", []):
+        if not entry.get("reason", "").strip():
+            raise SystemExit(f"{EQUIVALENT_FILE}: {entry} has no reason")
+        judged[(entry["file"], entry["line"].strip(), entry["mutant"].strip())] = entry["reason"]
+    return judged
+
+
+# ------------------------------------------------------------------------------ builds
+
+
+def sync_sources(dest: Path) -> None:
+    """Mirror the build inputs into dest, rewriting only files whose bytes differ (so
+    the incremental build recompiles only what changed)."""
+    wanted = set()
+    for name in BUILD_INPUTS:
+        base = ROOT / name
+        for path in [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()):
+            rel = path.relative_to(ROOT)
+            wanted.add(rel)
+            target = dest / rel
+            if not target.exists() or target.read_bytes() != path.read_bytes():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+    for path in sorted(p for p in dest.rglob("*") if p.is_file()):
+        if path.relative_to(dest) not in wanted:
+            path.unlink()
+
+
+def run(cmd, timeout, env=None, log=None) -> tuple[str, int | None, float]:
+    """Runs cmd in its own process group: ('ok'|'failed'|'crash'|'timeout', code, s)."""
+    start = time.monotonic()
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return "timeout", None, time.monotonic() - start
+    elapsed = time.monotonic() - start
+    if code == 0:
+        return "ok", 0, elapsed
+    return ("crash" if code < 0 else "failed"), code, elapsed
+
+
+class Builds:
+    def __init__(self, src: Path):
+        self.src = src
+        self.dirs = {name: WORK / name for name in CONFIGS}
+        self.baseline: dict[str, dict[str, str]] = {}
+
+    def configure_and_build(self) -> None:
+        for name, flags in CONFIGS.items():
+            cmd = ["cmake", "--no-warn-unused-cli", "-S", str(self.src), "-B", str(self.dirs[name])]
+            cmd += ["-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}", *flags]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            if self.build(name) != "ok":
+                raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
+            self.baseline[name] = self.objects(name)
+
+    def build(self, name: str) -> str:
+        cmd = ["cmake", "--build", str(self.dirs[name]), "-j1", "--target", "nntk"]
+        status, _, _ = run(cmd, timeout=600, log=WORK / "build.log")
+        return status
+
+    def objects(self, name: str) -> dict[str, str]:
+        return {
+            str(p.relative_to(self.dirs[name])): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(self.dirs[name].rglob("*.o"))
+        }
+
+    def library(self, name: str) -> Path:
+        return self.dirs[name] / "libnntk.so"
+
+
+# ------------------------------------------------------------------------------ stages
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found: run inside the project's environment (ci/env.sh)")
+    return found
+
+
+def env_for(library: Path, isa: str | None = None) -> dict[str, str]:
+    env = dict(os.environ, NNTK_CORE_LIB=str(library))
+    env.pop("NNTK_ISA", None)
+    if isa:
+        env["NNTK_ISA"] = isa
+    return env
+
+
+def replay(library: Path, isa: str | None, timeout: float, log: Path) -> tuple[str, int | None]:
+    cmd = [tool("nntk-parity"), "replay", "--fixtures", str(ROOT / "fixtures")]
+    status, code, _ = run(cmd, timeout, env_for(library, isa), log)
+    return status, code
+
+
+def spec_names() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "parity" / "specs").glob("*.py") if p.stem != "__init__")
+
+
+def public_functions(path: Path) -> set[str]:
+    return set(re.findall(r"^NNTK_API\b[^(]*?\b(NNTK\w+)\s*\(", path.read_text(), re.M))
+
+
+def affected_layers(file: str) -> list[str]:
+    """The layer specs whose code runs the file: shared code (core/) serves every layer;
+    a layer's own file serves its spec and every layer file that calls its public
+    functions (Bidirectional wraps the recurrent layers, TimeDistributedDense wraps
+    Dense); training code (train/) serves no layer spec, only the training tests."""
+    specs = spec_names()
+    if file.startswith("src/core/"):
+        return specs
+    stem = Path(file).stem
+    if stem not in specs:
+        return []
+    names = public_functions(ROOT / CSRC / file)
+    users = {
+        p.stem
+        for p in (ROOT / SRC).glob("*.c")
+        if p.stem != stem and names & set(re.findall(r"\bNNTK\w+", p.read_text()))
+    }
+    return sorted({stem} | (users & set(specs)))
+
+
+def affected_tests(file: str, layers: list[str]) -> list[str]:
+    """The tests of the file's layers, beyond the always-run contract tests."""
+    tests = []
+    if file.startswith("src/train/") or file.startswith("src/core/"):
+        tests += TESTS_TRAINING  # training runs every layer's gradient and the core code
+    if {"rnn", "gru", "lstm"} & set(layers):
+        tests += TESTS_RECURRENT
+    for layer in layers:
+        candidate = f"tests/test_{layer}_keras.py"
+        if (ROOT / candidate).exists() and candidate not in tests:
+            tests.append(candidate)
+    if file in KERNEL_FILES or file == "src/core/ops.c":
+        tests.append("tests/test_kernels.py")
+    return tests
+
+
+def live(library: Path, file: str, timeout: float, log_dir: Path) -> tuple[str, str]:
+    """The live stage, cheapest first: the contract tests (seconds), the live ci profile
+    of the file's layers, then their tests. ('killed'|'survived', what killed it or
+    what ran)."""
+    layers = affected_layers(file)
+    env = env_for(library)
+    pytest = [tool("pytest"), "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci"]
+    commands = [("pytest -x " + " ".join(TESTS_ALWAYS), [*pytest, *TESTS_ALWAYS])]
+    if layers:
+        cmd = [tool("nntk-parity"), "run", "--profile", "ci"]
+        for layer in layers:
+            cmd += ["--layer", layer]
+        commands.append(("nntk-parity run --profile ci --layer " + " --layer ".join(layers), cmd))
+    tests = affected_tests(file, layers)
+    if tests:
+        commands.append(("pytest -x " + " ".join(tests), [*pytest, *tests]))
+    for i, (label, cmd) in enumerate(commands):
+        status, code, _ = run(cmd, timeout, env, log_dir / f"live{i}.log")
+        if status != "ok":
+            return "killed", f"{label}: {status} (exit {code})"
+    return "survived", "; ".join(label for label, _ in commands)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Result:
+    key: str
+    file: str
+    line: int
+    original: str
+    mutated: str
+    rule: str
+    outcome: str = ""  # invalid | equivalent | killed_replay | killed_live | survived
+    detail: str = ""
+    build: str = ""  # the build tested (default | portable)
+    seconds: float = 0.0
+    stages: list[str] = field(default_factory=list)
+
+
+def fingerprint() -> dict[str, str]:
+    def tree_hash(base: Path, pattern: str) -> str:
+        digest = hashlib.sha256()
+        for p in sorted(base.rglob(pattern)):
+            if p.is_file():
+                digest.update(str(p.relative_to(base)).encode() + b"\0" + p.read_bytes())
+        return digest.hexdigest()[:16]
+
+    return {
+        "sources": tree_hash(ROOT / CSRC, "*"),
+        "fixtures": hashlib.sha256((ROOT / "fixtures/manifest.json").read_bytes()).hexdigest()[:16],
+    }
+
+
+def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float) -> Result:
+    start = time.monotonic()
+    result = Result(m.key, m.file, m.line, m.original.rstrip("\n"), m.mutated.rstrip("\n"), m.rule)
+    target = builds.src / CSRC / m.file
+    pristine = (ROOT / CSRC / m.file).read_text()
+    log_dir = WORK / "logs" / m.key
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / "mutant.diff").write_text(
+        f"{m.file}:{m.line}\n- {m.original.rstrip()}\n+ {m.mutated.rstrip()}\n"
+    )
+    try:
+        target.write_text(m.source(blank_comments(pristine).splitlines(keepends=True)))
+        tested = None
+        for name in CONFIGS:
+            if builds.build(name) != "ok":
+                result.outcome, result.detail = "invalid", f"does not compile ({name} build)"
+                return result
+            if builds.objects(name) != builds.baseline[name]:
+                tested = name
+                break
+        if tested is None:
+            result.outcome = "equivalent"
+            result.detail = "TCE: object code identical to the original in every build"
+            return result
+        result.build = tested
+        library = builds.library(tested)
+        isas = [None]
+        if m.file in KERNEL_FILES and tested == "default":
+            isas += ISA_FALLBACKS
+        for isa in isas:
+            label = f"replay (NNTK_ISA={isa})" if isa else "replay"
+            status, code = replay(library, isa, replay_timeout, log_dir / f"replay-{isa}.log")
+            result.stages.append(f"{label}: {status}")
+            if status != "ok":
+                what = {"failed": f"parity failure (exit {code})", "crash": f"crash ({code})"}
+                result.outcome = "killed_replay"
+                result.detail = f"{label}: " + what.get(status, "timeout (endless loop)")
+                return result
+        if args.replay_only:
+            result.outcome, result.detail = "survived", REPLAY_ONLY
+            return result
+        outcome, detail = live(library, m.file, args.live_timeout, log_dir)
+        result.stages.append(f"live: {outcome}: {detail}")
+        result.outcome = "killed_live" if outcome == "killed" else "survived"
+        result.detail = detail
+        return result
+    finally:
+        target.write_text(pristine)
+        result.seconds = round(time.monotonic() - start, 1)
+
+
+def judge(results: list[Result], equivalents: dict) -> list[Result]:
+    """The results with every listed survivor relabelled equivalent, with its reason."""
+    judged = []
+    for r in sorted(results, key=lambda r: (r.file, r.line, r.key)):
+        reason = equivalents.get((r.file, r.original.strip(), r.mutated.strip()))
+        if reason and r.outcome == "survived":
+            r = Result(**{**asdict(r), "outcome": "equivalent", "detail": f"judged: {reason}"})
+        judged.append(r)
+    return judged
+
+
+REPLAY_ONLY = "survived replay (live stage not run)"
+COLUMNS = ["killed_replay", "killed_live", "survived", "equivalent", "invalid"]
+
+
+def table(results: list[Result], replay_only: bool) -> tuple[str, float, float]:
+    rows, totals = {}, dict.fromkeys(COLUMNS, 0)
+    for r in results:
+        row = rows.setdefault(r.file, dict.fromkeys(COLUMNS, 0))
+        row[r.outcome] += 1
+        totals[r.outcome] += 1
+
+    def rates(c):
+        counted = c["killed_replay"] + c["killed_live"] + c["survived"]
+        if not counted:
+            return "-", "-", 100.0, 100.0
+        replay_rate = 100 * c["killed_replay"] / counted
+        total_rate = 100 * (c["killed_replay"] + c["killed_live"]) / counted
+        return f"{replay_rate:.1f}%", f"{total_rate:.1f}%", replay_rate, total_rate
+
+    header = ["file", "mutants", *COLUMNS, "replay kill", "replay+live kill"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for file in sorted(rows):
+        c = rows[file]
+        rr, tr, _, _ = rates(c)
+        lines.append(
+            f"| {file} | {sum(c.values())} | "
+            + " | ".join(str(c[k]) for k in COLUMNS)
+            + f" | {rr} | {'n/a' if replay_only else tr} |"
+        )
+    rr, tr, replay_rate, total_rate = rates(totals)
+    lines.append(
+        f"| **total** | {sum(totals.values())} | "
+        + " | ".join(str(totals[k]) for k in COLUMNS)
+        + f" | {rr} | {'n/a' if replay_only else tr} |"
+    )
+    return "\n".join(lines), replay_rate, total_rate
+
+
+def survivors_text(results: list[Result]) -> str:
+    out = []
+    for r in results:
+        if r.outcome == "survived" or r.detail.startswith("judged:"):
+            out.append(
+                f"- [{r.outcome}] `{r.file}:{r.line}` ({r.key})\n"
+                f"  - `{r.original.strip()}`\n  + `{r.mutated.strip()}`\n  {r.detail}"
+            )
+    return "\n".join(out) or "(none)"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--sample", type=int, default=240, help="mutants (default 240)")
+    parser.add_argument("--replay-only", action="store_true", help="no live stage (CI)")
+    parser.add_argument("--results", type=Path, help="results JSON (default build/mutation/)")
+    parser.add_argument("--resume", action="store_true", help="continue a matching run")
+    parser.add_argument("--files", help="only mutants of files matching this regex")
+    parser.add_argument("--live-timeout", type=float, default=1800, help="s per live command")
+    parser.add_argument("--floor-replay", type=float, help="exit 1 if the replay kill %% < this")
+    parser.add_argument("--floor-total", type=float, help="exit 1 if the total kill %% < this")
+    parser.add_argument("--table", type=Path, help="also write the figures here (markdown)")
+    parser.add_argument("--list", action="store_true", help="list the sample and stop")
+    args = parser.parse_args(argv)
+
+    from importlib.metadata import version
+
+    chosen, per_file = sample(args.seed, args.sample)
+    if args.files:
+        chosen = [m for m in chosen if re.search(args.files, m.file)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.key} {m.file}:{m.line}: {m.original.strip()}  ==>  {m.mutated.strip()}")
+        print(f"{len(chosen)} of {sum(per_file.values())} mutants (seed {args.seed})")
+        return 0
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    results_path = args.results or WORK / f"results-seed{args.seed}-n{args.sample}.json"
+    config = {
+        "tool": f"universalmutator {version('universalmutator')}",
+        "seed": args.seed,
+        "sample": args.sample,
+        "files": args.files,
+        **fingerprint(),
+    }
+    done: dict[str, Result] = {}
+    if args.resume and results_path.exists():
+        previous = json.loads(results_path.read_text())
+        if previous["config"] == config:
+            done = {r["key"]: Result(**r) for r in previous["mutants"]}
+            if not args.replay_only:  # a replay-only run's survivors still need the live stage
+                done = {k: r for k, r in done.items() if r.detail != REPLAY_ONLY}
+        else:
+            print(f"{results_path}: another configuration; starting afresh", flush=True)
+
+    src = WORK / "src"
+    sync_sources(src)
+    builds = Builds(src)
+    builds.configure_and_build()
+    status, code = replay(builds.library("default"), None, 600, WORK / "baseline-replay.log")
+    if status != "ok":
+        raise SystemExit(
+            f"replay fails on the unmutated library ({status}, exit {code}): "
+            f"see {WORK}/baseline-replay.log; nothing can be measured"
+        )
+    baseline_seconds = max(
+        run(
+            [tool("nntk-parity"), "replay", "--fixtures", str(ROOT / "fixtures")],
+            600,
+            env_for(builds.library("default")),
+        )[2],
+        1.0,
+    )
+    replay_timeout = max(60.0, 10 * baseline_seconds)
+    print(
+        f"{config['tool']}: {sum(per_file.values())} mutants in {len(per_file)} files; "
+        f"sample of {len(chosen)} (seed {args.seed}); replay {baseline_seconds:.1f} s "
+        f"(timeout {replay_timeout:.0f} s)",
+        flush=True,
+    )
+
+    results: list[Result] = []
+    started = time.monotonic()
+    order = sorted(chosen, key=lambda m: (m.file, m.line, m.key))  # one file at a time
+    for i, m in enumerate(order, 1):
+        result = done.get(m.key) or mutate_one(m, builds, args, replay_timeout)
+        results.append(result)
+        print(
+            f"[{i}/{len(order)} {time.monotonic() - started:.0f}s] {result.outcome:13s} "
+            f"{m.file}:{m.line} {m.mutated.strip()[:70]!r} {result.detail}",
+            flush=True,
+        )
+        results_path.write_text(
+            json.dumps({"config": config, "mutants": [asdict(r) for r in results]}, indent=1)
+        )
+    # Leave the build trees unmutated (the last mutant's file was restored).
+    for name in CONFIGS:
+        builds.build(name)
+
+    # The JSON keeps the measured outcomes; the judgement is applied to the figures only.
+    results = judge(results, load_equivalents())
+    text, replay_rate, total_rate = table(results, args.replay_only)
+    summary = (
+        f"{config['tool']}, seed {args.seed}, sample {len(results)} of "
+        f"{sum(per_file.values())} mutants, sources {config['sources']}, fixtures "
+        f"{config['fixtures']}, {time.monotonic() - started:.0f} s\n\n{text}\n\n"
+        f"Survivors and judged equivalents:\n{survivors_text(results)}\n"
+    )
+    print("\n" + summary)
+    if args.table:
+        args.table.write_text(summary)
+    print(f"results: {results_path}")
+    failed = False
+    if args.floor_replay is not None and replay_rate < args.floor_replay:
+        print(f"FAILED: replay kill rate {replay_rate:.1f}% < floor {args.floor_replay}%")
+        failed = True
+    if args.floor_total is not None and total_rate < args.floor_total:
+        print(f"FAILED: replay + live kill rate {total_rate:.1f}% < floor {args.floor_total}%")
+        failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
