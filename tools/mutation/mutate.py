@@ -74,7 +74,15 @@ CONFIGS = {
     "default": [],
     "portable": ["-DNNTK_BLAS=OFF", "-DNNTK_SIMD=OFF"],
 }
-KERNEL_FILES = {"src/core/kernels_impl.inc"}
+CONSTRAINTS = ["implicit-function-declaration", "int-conversion", "incompatible-pointer-types"]
+# The sanitizer build of a replay survivor (ci/sanitize.sh's ASan+UBSan build): an
+# out-of-bounds access or undefined behaviour that leaves every value right.
+SANITIZER_FLAGS = {
+    "default": ["-DNNTK_SANITIZE=ON"],
+    "portable": ["-DNNTK_SANITIZE=ON", "-DNNTK_BLAS=OFF", "-DNNTK_SIMD=OFF"],
+}
+# The code compiled into each kernel table (kernels_impl.inc includes vmath.h).
+KERNEL_FILES = {"src/core/kernels_impl.inc", "src/core/vmath.h"}
 ISA_FALLBACKS = ["avx2", "generic"]  # tables below the CPU's own, for kernel mutants
 
 # Tests run at the live stage, beside the live ci profile of the affected layers.
@@ -240,12 +248,38 @@ class Builds:
 
     def configure_and_build(self) -> None:
         for name, flags in CONFIGS.items():
-            cmd = ["cmake", "--no-warn-unused-cli", "-S", str(self.src), "-B", str(self.dirs[name])]
-            cmd += ["-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}", *flags]
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            self.configure(name, flags)
             if self.build(name) != "ok":
                 raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
             self.baseline[name] = self.objects(name)
+
+    def prepare_sanitizers(self) -> None:
+        """The ASan+UBSan twin of each build, checked clean on the unmutated sources."""
+        for tested, flags in SANITIZER_FLAGS.items():
+            name = self.sanitized(tested)
+            self.dirs[name] = WORK / name
+            self.configure(name, flags)
+            log = WORK / f"baseline-replay-{name}.log"
+            if (
+                self.build(name) != "ok"
+                or run(replay_command(), 1800, sanitizer_env(self.library(name)), log)[0] != "ok"
+            ):
+                raise SystemExit(f"the unmutated {name} build or its replay fails: see {log}")
+
+    @staticmethod
+    def sanitized(tested: str) -> str:
+        return f"asan-{tested}"
+
+    def configure(self, name: str, flags: list[str]) -> None:
+        cmd = ["cmake", "-S", str(self.src), "-B", str(self.dirs[name])]
+        cmd += ["-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}", *flags]
+        # ISO C constraint violations that GCC 12 only warns about (errors by default from
+        # GCC 14): a call of an undeclared function (a mutant like `j(0+1)`), an integer
+        # passed for a pointer and back (swapped arguments). Such a mutant is no C11
+        # program: invalid, not left to fail at load or run time.
+        cmd += [f"-DCMAKE_C_FLAGS={' '.join('-Werror=' + w for w in CONSTRAINTS)}"]
+        with open(WORK / "configure.log", "a") as log:  # CMake's notes on unused -D's
+            subprocess.run(cmd, check=True, stdout=log, stderr=log)
 
     def build(self, name: str) -> str:
         cmd = ["cmake", "--build", str(self.dirs[name]), "-j1", "--target", "nntk"]
@@ -280,9 +314,12 @@ def env_for(library: Path, isa: str | None = None) -> dict[str, str]:
     return env
 
 
+def replay_command() -> list[str]:
+    return [tool("nntk-parity"), "replay", "--fixtures", str(ROOT / "fixtures")]
+
+
 def replay(library: Path, isa: str | None, timeout: float, log: Path) -> tuple[str, int | None]:
-    cmd = [tool("nntk-parity"), "replay", "--fixtures", str(ROOT / "fixtures")]
-    status, code, _ = run(cmd, timeout, env_for(library, isa), log)
+    status, code, _ = run(replay_command(), timeout, env_for(library, isa), log)
     return status, code
 
 
@@ -330,22 +367,50 @@ def affected_tests(file: str, layers: list[str]) -> list[str]:
     return tests
 
 
-def live(library: Path, file: str, timeout: float, log_dir: Path) -> tuple[str, str]:
-    """The live stage, cheapest first: the contract tests (seconds), the live ci profile
-    of the file's layers, then their tests. ('killed'|'survived', what killed it or
+def sanitizer_env(library: Path) -> dict[str, str]:
+    """ci/sanitize.sh's setting: the runtimes preloaded into the uninstrumented Python,
+    every report fatal, leak detection off (CPython leaks at exit by design)."""
+    runtimes = [
+        subprocess.run(
+            ["gcc", f"-print-file-name={rt}"], capture_output=True, text=True
+        ).stdout.strip()
+        for rt in ("libasan.so", "libubsan.so")
+    ]
+    return dict(
+        env_for(library),
+        LD_PRELOAD=" ".join(runtimes),
+        ASAN_OPTIONS="detect_leaks=0:halt_on_error=1",
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
+    )
+
+
+def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
+    """The rest of the suite, cheapest first: replay on the ASan+UBSan build (what
+    ci/sanitize.sh runs), the contract tests (seconds), the tests of the file's layers,
+    then the live ci profile of those layers. ('killed'|'survived', what killed it or
     what ran)."""
     layers = affected_layers(file)
+    library = builds.library(tested)
     env = env_for(library)
+    asan = builds.sanitized(tested)
+    if builds.build(asan) != "ok":
+        return "survived", "the sanitizer build fails (not counted as a kill)"
+    status, code, _ = run(
+        replay_command(), timeout, sanitizer_env(builds.library(asan)), log_dir / "replay-asan.log"
+    )
+    if status != "ok":
+        return "killed", f"replay on the ASan+UBSan build: {status} (exit {code})"
     pytest = [tool("pytest"), "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci"]
+    pytest += ["-m", "not slow"]  # the full-size model parity: the nightly suite's, not ours
     commands = [("pytest -x " + " ".join(TESTS_ALWAYS), [*pytest, *TESTS_ALWAYS])]
+    tests = affected_tests(file, layers)
+    if tests:
+        commands.append(("pytest -x " + " ".join(tests), [*pytest, *tests]))
     if layers:
         cmd = [tool("nntk-parity"), "run", "--profile", "ci"]
         for layer in layers:
             cmd += ["--layer", layer]
         commands.append(("nntk-parity run --profile ci --layer " + " --layer ".join(layers), cmd))
-    tests = affected_tests(file, layers)
-    if tests:
-        commands.append(("pytest -x " + " ".join(tests), [*pytest, *tests]))
     for i, (label, cmd) in enumerate(commands):
         status, code, _ = run(cmd, timeout, env, log_dir / f"live{i}.log")
         if status != "ok":
@@ -385,7 +450,7 @@ def fingerprint() -> dict[str, str]:
     }
 
 
-def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float) -> Result:
+def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalents) -> Result:
     start = time.monotonic()
     result = Result(m.key, m.file, m.line, m.original.rstrip("\n"), m.mutated.rstrip("\n"), m.rule)
     target = builds.src / CSRC / m.file
@@ -407,7 +472,7 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float) -> Result
                 break
         if tested is None:
             result.outcome = "equivalent"
-            result.detail = "TCE: object code identical to the original in every build"
+            result.detail = "TCE: object code identical in the default and the portable build"
             return result
         result.build = tested
         library = builds.library(tested)
@@ -416,17 +481,24 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float) -> Result
             isas += ISA_FALLBACKS
         for isa in isas:
             label = f"replay (NNTK_ISA={isa})" if isa else "replay"
-            status, code = replay(library, isa, replay_timeout, log_dir / f"replay-{isa}.log")
+            log = log_dir / f"replay-{isa}.log"
+            status, code = replay(library, isa, replay_timeout, log)
             result.stages.append(f"{label}: {status}")
+            if code == 2 and "cannot load the native library" in log.read_text():
+                result.outcome, result.detail = "invalid", "does not load (unresolved symbol)"
+                return result
             if status != "ok":
                 what = {"failed": f"parity failure (exit {code})", "crash": f"crash ({code})"}
                 result.outcome = "killed_replay"
                 result.detail = f"{label}: " + what.get(status, "timeout (endless loop)")
                 return result
+        if (m.file, m.original.strip(), m.mutated.strip()) in equivalents:
+            result.outcome, result.detail = "survived", "survived replay; listed as equivalent"
+            return result
         if args.replay_only:
             result.outcome, result.detail = "survived", REPLAY_ONLY
             return result
-        outcome, detail = live(library, m.file, args.live_timeout, log_dir)
+        outcome, detail = live(builds, tested, m.file, args.live_timeout, log_dir)
         result.stages.append(f"live: {outcome}: {detail}")
         result.outcome = "killed_live" if outcome == "killed" else "survived"
         result.detail = detail
@@ -551,14 +623,9 @@ def main(argv=None) -> int:
             f"replay fails on the unmutated library ({status}, exit {code}): "
             f"see {WORK}/baseline-replay.log; nothing can be measured"
         )
-    baseline_seconds = max(
-        run(
-            [tool("nntk-parity"), "replay", "--fixtures", str(ROOT / "fixtures")],
-            600,
-            env_for(builds.library("default")),
-        )[2],
-        1.0,
-    )
+    baseline_seconds = max(run(replay_command(), 600, env_for(builds.library("default")))[2], 1)
+    if not args.replay_only:
+        builds.prepare_sanitizers()
     replay_timeout = max(60.0, 10 * baseline_seconds)
     print(
         f"{config['tool']}: {sum(per_file.values())} mutants in {len(per_file)} files; "
@@ -567,26 +634,31 @@ def main(argv=None) -> int:
         flush=True,
     )
 
+    equivalents = load_equivalents()
     results: list[Result] = []
     started = time.monotonic()
-    order = sorted(chosen, key=lambda m: (m.file, m.line, m.key))  # one file at a time
+    # One file at a time; the shared code (whose live stage runs every layer) last.
+    order = sorted(chosen, key=lambda m: (m.file.startswith("src/core/"), m.file, m.line, m.key))
     for i, m in enumerate(order, 1):
-        result = done.get(m.key) or mutate_one(m, builds, args, replay_timeout)
+        result = done.get(m.key) or mutate_one(m, builds, args, replay_timeout, equivalents)
         results.append(result)
         print(
             f"[{i}/{len(order)} {time.monotonic() - started:.0f}s] {result.outcome:13s} "
             f"{m.file}:{m.line} {m.mutated.strip()[:70]!r} {result.detail}",
             flush=True,
         )
+        # Also the resumed results not reached yet, so an interruption loses nothing.
+        fresh = {r.key for r in results}
+        kept = results + [r for k, r in done.items() if k not in fresh]
         results_path.write_text(
-            json.dumps({"config": config, "mutants": [asdict(r) for r in results]}, indent=1)
+            json.dumps({"config": config, "mutants": [asdict(r) for r in kept]}, indent=1)
         )
     # Leave the build trees unmutated (the last mutant's file was restored).
     for name in CONFIGS:
         builds.build(name)
 
     # The JSON keeps the measured outcomes; the judgement is applied to the figures only.
-    results = judge(results, load_equivalents())
+    results = judge(results, equivalents)
     text, replay_rate, total_rate = table(results, args.replay_only)
     summary = (
         f"{config['tool']}, seed {args.seed}, sample {len(results)} of "
