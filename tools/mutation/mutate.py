@@ -63,7 +63,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CSRC = Path("nntk_core/csrc")
 SRC = CSRC / "src"
-WORK = ROOT / "build" / "mutation"
+# The work directory (NNTK_MUTATION_DIR): two runs at once need two.
+WORK = Path(os.environ.get("NNTK_MUTATION_DIR", ROOT / "build" / "mutation")).resolve()
 EQUIVALENT_FILE = Path(__file__).resolve().parent / "equivalent.toml"
 DEFAULT_SEED = 20261206
 # universalmutator's rule set for a .c file (what `mutate file.c` applies).
@@ -626,7 +627,7 @@ def main(argv=None) -> int:
     baseline_seconds = max(run(replay_command(), 600, env_for(builds.library("default")))[2], 1)
     if not args.replay_only:
         builds.prepare_sanitizers()
-    replay_timeout = max(60.0, 10 * baseline_seconds)
+    replay_timeout = max(20.0, 10 * baseline_seconds)
     print(
         f"{config['tool']}: {sum(per_file.values())} mutants in {len(per_file)} files; "
         f"sample of {len(chosen)} (seed {args.seed}); replay {baseline_seconds:.1f} s "
