@@ -569,6 +569,25 @@ def survivors_text(results: list[Result]) -> str:
     return "\n".join(out) or "(none)"
 
 
+def report(args) -> int:
+    """The figures of a results file as it stands (a run in progress or interrupted:
+    mutants still waiting for their live stage count as survivors)."""
+    data = json.loads(args.results.read_text())
+    results = judge([Result(**r) for r in data["mutants"]], load_equivalents())
+    replay_only = any(r.detail == REPLAY_ONLY for r in results)
+    text, replay_rate, total_rate = table(results, False)
+    waiting = sum(r.detail == REPLAY_ONLY for r in results)
+    summary = (
+        f"{data['config']}\n{len(results)} mutants"
+        + (f", {waiting} replay survivors still waiting for the live stage" if replay_only else "")
+        + f"\n\n{text}\n\nSurvivors and judged equivalents:\n{survivors_text(results)}\n"
+    )
+    print(summary)
+    if args.table:
+        args.table.write_text(summary)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -582,7 +601,12 @@ def main(argv=None) -> int:
     parser.add_argument("--floor-total", type=float, help="exit 1 if the total kill %% < this")
     parser.add_argument("--table", type=Path, help="also write the figures here (markdown)")
     parser.add_argument("--list", action="store_true", help="list the sample and stop")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the figures of --results (no build)"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args)
 
     from importlib.metadata import version
 
@@ -604,11 +628,13 @@ def main(argv=None) -> int:
         "files": args.files,
         **fingerprint(),
     }
-    done: dict[str, Result] = {}
+    done: dict[str, Result] = {}  # results to reuse
+    previous: dict[str, Result] = {}  # every result of the run resumed (kept until redone)
     if args.resume and results_path.exists():
-        previous = json.loads(results_path.read_text())
-        if previous["config"] == config:
-            done = {r["key"]: Result(**r) for r in previous["mutants"]}
+        data = json.loads(results_path.read_text())
+        if data["config"] == config:
+            previous = {r["key"]: Result(**r) for r in data["mutants"]}
+            done = dict(previous)
             if not args.replay_only:  # a replay-only run's survivors still need the live stage
                 done = {k: r for k, r in done.items() if r.detail != REPLAY_ONLY}
         else:
@@ -650,7 +676,7 @@ def main(argv=None) -> int:
         )
         # Also the resumed results not reached yet, so an interruption loses nothing.
         fresh = {r.key for r in results}
-        kept = results + [r for k, r in done.items() if k not in fresh]
+        kept = results + [r for k, r in previous.items() if k not in fresh]
         results_path.write_text(
             json.dumps({"config": config, "mutants": [asdict(r) for r in kept]}, indent=1)
         )
