@@ -13,6 +13,7 @@ import pytest
 from helpers import _env
 
 import nntk_core as nn
+from nntk_core.layer import float_ptr
 
 # The kernel tables' tile shapes (core/kernels_impl.inc): AVX-512 16 lanes, blocks of 4
 # vectors (64 columns); AVX2 8 lanes, blocks of 3 (24 columns); a row (M = 1) takes up to
@@ -120,3 +121,41 @@ def test_softplus_thresholds_are_tensorflows_to_the_bit():
     x = np.array(points, np.float32).reshape(1, -1)
     y = nn.Activation("softplus", input_dim=x.shape[1])(x)
     np.testing.assert_array_equal(y, tf.nn.softplus(x).numpy())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.RNN(6, input_dim=4, return_sequences=True),
+        lambda: nn.GRU(6, input_dim=4, return_sequences=True),
+        lambda: nn.LSTM(6, input_dim=4, return_sequences=True),
+        lambda: nn.Bidirectional(nn.LSTM(6, input_dim=4, return_sequences=True)),
+    ],
+    ids=["rnn", "gru", "lstm", "bidirectional-lstm"],
+)
+def test_inference_call_between_training_and_backward_changes_nothing(make):
+    """Kills src/lstm.c:353 `apply("NNTKLSTMApplyInference", filter, 0, ...)` -> `(0-1)`
+    (the inference call runs as a training call and replaces the kept batch, so the next
+    backward differentiates the inference input). The gradient after train(x1), then an
+    inference call on x2, must be bit for bit that of train(x1) alone, for both inference
+    entry points: the C API's plain ApplyInference (which the Python layers never call:
+    they use ApplyInferenceWithState) and the layer call."""
+    rng = np.random.default_rng(5)
+    layer, twin = make(), make()
+    weights = [rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()]
+    layer.set_weights(weights)
+    twin.set_weights(weights)
+    x1 = rng.uniform(-1, 1, (3, 7, 4)).astype(np.float32)
+    x2 = rng.uniform(-1, 1, (2, 5, 4)).astype(np.float32)
+    y = layer(x1, training=True)
+    inferred = layer(x2)  # inference through ApplyInferenceWithState: must keep nothing
+    out = np.empty_like(inferred)
+    layer._fn("ApplyInference")(layer._live_handle(), 2, 5, float_ptr(x2), float_ptr(out))
+    np.testing.assert_array_equal(out, inferred)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, grads = layer.backward(dy)[:2]
+    np.testing.assert_array_equal(twin(x1, training=True), y)
+    dx_twin, grads_twin = twin.backward(dy)[:2]
+    np.testing.assert_array_equal(dx, dx_twin)
+    for g, g_twin in zip(grads, grads_twin, strict=True):
+        np.testing.assert_array_equal(g, g_twin)
