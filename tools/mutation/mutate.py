@@ -189,15 +189,15 @@ def sample(seed: int, size: int) -> tuple[list[Mutant], dict[str, int]]:
     return chosen, per_file
 
 
-def load_equivalents() -> dict[tuple[str, str, str], str]:
-    """tools/mutation/equivalent.toml: survivors judged equivalent, each with its
-    reason, keyed by (file, original line, mutated line), both lines stripped."""
+def load_equivalents() -> dict[str, str]:
+    """tools/mutation/equivalent.toml: survivors judged equivalent, each with its reason,
+    by mutant key (file, line and mutant are there for the reader and checked)."""
     data = tomllib.loads(EQUIVALENT_FILE.read_text()) if EQUIVALENT_FILE.exists() else {}
     judged = {}
     for entry in data.get("equivalent", []):
         if not entry.get("reason", "").strip():
             raise SystemExit(f"{EQUIVALENT_FILE}: {entry} has no reason")
-        judged[(entry["file"], entry["line"].strip(), entry["mutant"].strip())] = entry["reason"]
+        judged[entry["key"]] = entry["reason"]
     return judged
 
 
@@ -493,7 +493,7 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalen
                 result.outcome = "killed_replay"
                 result.detail = f"{label}: " + what.get(status, "timeout (endless loop)")
                 return result
-        if (m.file, m.original.strip(), m.mutated.strip()) in equivalents:
+        if m.key in equivalents:
             result.outcome, result.detail = "survived", "survived replay; listed as equivalent"
             return result
         if args.replay_only:
@@ -513,7 +513,7 @@ def judge(results: list[Result], equivalents: dict) -> list[Result]:
     """The results with every listed survivor relabelled equivalent, with its reason."""
     judged = []
     for r in sorted(results, key=lambda r: (r.file, r.line, r.key)):
-        reason = equivalents.get((r.file, r.original.strip(), r.mutated.strip()))
+        reason = equivalents.get(r.key)
         if reason and r.outcome == "survived":
             r = Result(**{**asdict(r), "outcome": "equivalent", "detail": f"judged: {reason}"})
         judged.append(r)
