@@ -4,6 +4,7 @@ mutants it kills (file:line, original -> mutated, as of the documented baseline)
 
 from __future__ import annotations
 
+import ctypes
 import json
 import subprocess
 import sys
@@ -159,3 +160,37 @@ def test_inference_call_between_training_and_backward_changes_nothing(make):
     np.testing.assert_array_equal(dx, dx_twin)
     for g, g_twin in zip(grads, grads_twin, strict=True):
         np.testing.assert_array_equal(g, g_twin)
+
+
+@pytest.mark.parametrize("create", ["SGD", "Adam"])
+def test_optimizer_step_with_more_blocks_than_its_slots_is_refused(create):
+    """Kills src/train/optimizer.c:178 `n_params != opt->n_params` -> `n_params <
+    opt->n_params` (a step with more blocks than the slots were made for would then run
+    past the slot arrays). The existing test steps with fewer blocks only."""
+    from nntk_core import NNTKError, lib
+
+    handle = (
+        lib.NNTKOptimizerCreateSGD(0.1, 0.9, 0)
+        if create == "SGD"
+        else lib.NNTKOptimizerCreateAdam(0.01, 0.9, 0.999, 1e-7, 0)
+    )
+    try:
+        params = [np.ones(3, np.float32), np.ones(5, np.float32), np.ones(2, np.float32)]
+        grads = [np.full(p.shape, 0.5, np.float32) for p in params]
+        fp = ctypes.POINTER(ctypes.c_float)
+
+        def step(n):
+            ps = (fp * n)(*(p.ctypes.data_as(fp) for p in params[:n]))
+            gs = (fp * n)(*(g.ctypes.data_as(fp) for g in grads[:n]))
+            sizes = (ctypes.c_int64 * n)(*(p.size for p in params[:n]))
+            return lib.NNTKOptimizerStep(handle, n, ps, gs, sizes)
+
+        assert step(2) == 0
+        before = [p.copy() for p in params]
+        with pytest.raises(NNTKError, match="n_params = 3 but") as info:
+            step(3)
+        assert info.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
+        for p, b in zip(params, before, strict=True):
+            np.testing.assert_array_equal(p, b)  # a refused step changes nothing
+    finally:
+        lib.NNTKOptimizerDestroy(handle)

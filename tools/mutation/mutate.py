@@ -87,8 +87,14 @@ KERNEL_FILES = {"src/core/kernels_impl.inc", "src/core/vmath.h"}
 ISA_FALLBACKS = ["avx2", "generic"]  # tables below the CPU's own, for kernel mutants
 
 # Tests run at the live stage, beside the live ci profile of the affected layers.
-# Every library mutant: the C-API and bad-input contracts and the public API.
-TESTS_ALWAYS = ["tests/test_c_api_invalid.py", "tests/test_bad_input.py", "tests/test_api.py"]
+# Every library mutant: the C-API and bad-input contracts, the public API and the cases
+# written for earlier survivors.
+TESTS_ALWAYS = [
+    "tests/test_c_api_invalid.py",
+    "tests/test_bad_input.py",
+    "tests/test_api.py",
+    "tests/test_mutation_kills.py",  # the cases written for this sample's survivors
+]
 TESTS_TRAINING = [
     "tests/test_losses_keras.py",
     "tests/test_optimizers_keras.py",
