@@ -194,3 +194,25 @@ def test_optimizer_step_with_more_blocks_than_its_slots_is_refused(create):
             np.testing.assert_array_equal(p, b)  # a refused step changes nothing
     finally:
         lib.NNTKOptimizerDestroy(handle)
+
+
+def test_batch_times_steps_beyond_the_largest_tensor_is_refused():
+    """Kills src/core/status.c:76 `(s = nntk_check_size(fn, "steps", ...)) != NNTK_OK` ->
+    `>= NNTK_OK` (returns after the steps check, skipping the batch*steps*features limit
+    that keeps every size computation from overflowing). Each size alone is valid."""
+    from nntk_core import NNTKError, lib
+
+    config = lib.NNTKDenseConfigCreate(3, 2, 0, 1)
+    handle = lib.NNTKDenseCreateForInference(config)
+    lib.NNTKDenseConfigDestroy(config)
+    try:
+        steps, features = ctypes.c_int64(), ctypes.c_int64()
+        assert (
+            lib.NNTKDenseOutputShape(handle, 5, 7, ctypes.byref(steps), ctypes.byref(features)) == 0
+        )
+        big = 1 << 23  # below the per-size limit; big * big * 3 is far above any tensor
+        with pytest.raises(NNTKError, match="exceeds the largest tensor") as info:
+            lib.NNTKDenseOutputShape(handle, big, big, ctypes.byref(steps), ctypes.byref(features))
+        assert info.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
+    finally:
+        lib.NNTKDenseDestroy(handle)
