@@ -75,7 +75,12 @@ CONFIGS = {
     "default": [],
     "portable": ["-DNNTK_BLAS=OFF", "-DNNTK_SIMD=OFF"],
 }
-CONSTRAINTS = ["implicit-function-declaration", "int-conversion", "incompatible-pointer-types"]
+CONSTRAINTS = [
+    "implicit-function-declaration",
+    "int-conversion",
+    "incompatible-pointer-types",
+    "return-type",  # a value-returning function that falls off its end (UB when used)
+]
 # The sanitizer build of a replay survivor (ci/sanitize.sh's ASan+UBSan build): an
 # out-of-bounds access or undefined behaviour that leaves every value right.
 SANITIZER_FLAGS = {
@@ -282,8 +287,9 @@ class Builds:
         cmd += ["-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}", *flags]
         # ISO C constraint violations that GCC 12 only warns about (errors by default from
         # GCC 14): a call of an undeclared function (a mutant like `j(0+1)`), an integer
-        # passed for a pointer and back (swapped arguments). Such a mutant is no C11
-        # program: invalid, not left to fail at load or run time.
+        # passed for a pointer and back (swapped arguments); and a deleted `return x;`
+        # (undefined behaviour, which the project's -Wall -Werror build refuses). Such a
+        # mutant is invalid, not left to fail or pass by chance at run time.
         cmd += [f"-DCMAKE_C_FLAGS={' '.join('-Werror=' + w for w in CONSTRAINTS)}"]
         with open(WORK / "configure.log", "a") as log:  # CMake's notes on unused -D's
             subprocess.run(cmd, check=True, stdout=log, stderr=log)
