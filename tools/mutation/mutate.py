@@ -259,11 +259,19 @@ class Builds:
         self.baseline: dict[str, dict[str, str]] = {}
 
     def configure_and_build(self) -> None:
-        for name, flags in CONFIGS.items():
-            self.configure(name, flags)
-            if self.build(name) != "ok":
-                raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
-            self.baseline[name] = self.objects(name)
+        """The default build now; the others when a mutant first needs them (most never
+        reach the portable build: it is for mutants whose default objects are unchanged)."""
+        self.ensure("default")
+
+    def ensure(self, name: str) -> None:
+        """Configures and builds `name` from the unmutated sources, and records its objects.
+        Call with the source copy unmutated."""
+        if name in self.baseline:
+            return
+        self.configure(name, CONFIGS[name])
+        if self.build(name) != "ok":
+            raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
+        self.baseline[name] = self.objects(name)
 
     def prepare_sanitizers(self) -> None:
         """The ASan+UBSan twin of each build, checked clean on the unmutated sources."""
@@ -474,9 +482,12 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalen
         f"{m.file}:{m.line}\n- {m.original.rstrip()}\n+ {m.mutated.rstrip()}\n"
     )
     try:
-        target.write_text(m.source(blank_comments(pristine).splitlines(keepends=True)))
         tested = None
         for name in CONFIGS:
+            if name not in builds.baseline:  # built first from the unmutated sources
+                target.write_text(pristine)
+                builds.ensure(name)
+            target.write_text(m.source(blank_comments(pristine).splitlines(keepends=True)))
             if builds.build(name) != "ok":
                 result.outcome, result.detail = "invalid", f"does not compile ({name} build)"
                 return result
@@ -693,7 +704,7 @@ def main(argv=None) -> int:
             json.dumps({"config": config, "mutants": [asdict(r) for r in kept]}, indent=1)
         )
     # Leave the build trees unmutated (the last mutant's file was restored).
-    for name in CONFIGS:
+    for name in builds.baseline:
         builds.build(name)
 
     # The JSON keeps the measured outcomes; the judgement is applied to the figures only.
