@@ -592,6 +592,46 @@ def survivors_text(results: list[Result]) -> str:
     return "\n".join(out) or "(none)"
 
 
+def check_keys(args) -> int:
+    """Builds each mutant of --check (keys, comma-separated) and runs one command on it
+    (--command, default the replay): does a new case or test kill it? Exit 0 only when
+    every one is killed (the command fails) and the unmutated library passes."""
+    chosen, _ = sample(args.seed, args.sample)
+    by_key = {m.key: m for m in chosen}
+    unknown = [k for k in args.check.split(",") if k not in by_key]
+    if unknown:
+        raise SystemExit(f"not in the sample (seed {args.seed}, size {args.sample}): {unknown}")
+    command = args.command.split() if args.command else replay_command()
+    WORK.mkdir(parents=True, exist_ok=True)
+    src = WORK / "src"
+    sync_sources(src)
+    builds = Builds(src)
+    builds.configure_and_build()
+    env = env_for(builds.library("default"))
+    if run(command, args.live_timeout, env, WORK / "check-baseline.log")[0] != "ok":
+        raise SystemExit(
+            f"the command fails on the unmutated library: see {WORK}/check-baseline.log"
+        )
+    survivors = 0
+    for key in args.check.split(","):
+        m = by_key[key]
+        target = src / CSRC / m.file
+        pristine = (ROOT / CSRC / m.file).read_text()
+        try:
+            target.write_text(m.source(blank_comments(pristine).splitlines(keepends=True)))
+            if builds.build("default") != "ok":
+                verdict = "invalid (does not compile)"
+            else:
+                status, code, _ = run(command, args.live_timeout, env, WORK / f"check-{key}.log")
+                verdict = "survived" if status == "ok" else f"killed ({status}, exit {code})"
+                survivors += status == "ok"
+        finally:
+            target.write_text(pristine)
+        print(f"{key} {m.file}:{m.line} {m.mutated.strip()[:60]!r}: {verdict}", flush=True)
+    builds.build("default")
+    return 1 if survivors else 0
+
+
 def report(args) -> int:
     """The figures of a results file as it stands (a run in progress or interrupted:
     mutants still waiting for their live stage count as survivors)."""
@@ -614,7 +654,7 @@ def report(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--sample", type=int, default=240, help="mutants (default 240)")
+    parser.add_argument("--sample", type=int, default=500, help="mutants (default 500)")
     parser.add_argument("--replay-only", action="store_true", help="no live stage (CI)")
     parser.add_argument("--results", type=Path, help="results JSON (default build/mutation/)")
     parser.add_argument("--resume", action="store_true", help="continue a matching run")
@@ -627,9 +667,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--report", action="store_true", help="only print the figures of --results (no build)"
     )
+    parser.add_argument(
+        "--check", metavar="KEYS", help="only build these mutants and run --command"
+    )
+    parser.add_argument("--command", help="with --check: the command (default: the replay)")
     args = parser.parse_args(argv)
     if args.report:
         return report(args)
+    if args.check:
+        return check_keys(args)
 
     from importlib.metadata import version
 
