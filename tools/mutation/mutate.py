@@ -3,6 +3,8 @@
     python tools/mutation/mutate.py [--seed N] [--sample N] [--replay-only]
                                     [--results FILE] [--resume] [--floor-replay PCT]
                                     [--floor-total PCT] [--table FILE]
+    python tools/mutation/mutate.py --list | --report --results FILE
+    python tools/mutation/mutate.py --check KEY,... [--command "pytest ..."]
 
 The mutants come from universalmutator (PyPI, pinned in the `mutation` extra): its
 regular-expression rules for C (universal.rules, c.rules, c_like.rules, the set
@@ -29,9 +31,10 @@ Each sampled mutant, grouped by file:
    a crash (signal) or a timeout (an endless loop) kills it. A mutant of the kernel
    code that survives the CPU's own table is replayed again under NNTK_ISA=avx2 and
    NNTK_ISA=generic (each table is a separate code path; CI tests all three).
-3. A replay survivor (unless --replay-only) meets the live ci profile of the layers
-   that use its file (`nntk-parity run --profile ci --layer ...`) and the tests of
-   those layers (pytest -x).
+3. A replay survivor (unless --replay-only or listed as equivalent) meets the rest of
+   the suite, cheapest first (see `live`): replay on its ASan+UBSan build, the contract
+   tests, the tests of the layers that use its file, the live ci profile of those
+   layers (`nntk-parity run --profile ci --layer ...`).
 4. A survivor of everything is *equivalent* only if tools/mutation/equivalent.toml
    lists it with the reason; otherwise it *survived*.
 
