@@ -166,8 +166,9 @@ class Mutant:
     rule: str
     rank: str = ""  # sha256(seed:key): the sample order
 
-    def source(self, blanked: list[str]) -> str:
-        lines = list(blanked)
+    def text(self) -> str:
+        """The mutated file: the checkout's, comments blanked, with the mutated line."""
+        lines = blank_comments((ROOT / CSRC / self.file).read_text()).splitlines(keepends=True)
         lines[self.line - 1] = self.mutated
         return "".join(lines)
 
@@ -490,7 +491,7 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalen
             if name not in builds.baseline:  # built first from the unmutated sources
                 target.write_text(pristine)
                 builds.ensure(name)
-            target.write_text(m.source(blank_comments(pristine).splitlines(keepends=True)))
+            target.write_text(m.text())
             if builds.build(name) != "ok":
                 result.outcome, result.detail = "invalid", f"does not compile ({name} build)"
                 return result
@@ -621,7 +622,7 @@ def check_keys(args) -> int:
         target = src / CSRC / m.file
         pristine = (ROOT / CSRC / m.file).read_text()
         try:
-            target.write_text(m.source(blank_comments(pristine).splitlines(keepends=True)))
+            target.write_text(m.text())
             if builds.build("default") != "ok":
                 verdict = "invalid (does not compile)"
             else:
