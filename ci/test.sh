@@ -4,7 +4,9 @@
 #  2. the golden fixtures replayed in a virtual environment WITHOUT TensorFlow
 #     (ci/replay-no-tf.sh: proves replay needs no TensorFlow, and takes <= 5 s),
 #     then under each kernel table in turn, forced with NNTK_ISA
-#     (ci/kernel-tables.sh, ~5 s a table);
+#     (ci/kernel-tables.sh, ~5 s a table); then mutation testing of the C library
+#     on a small seeded sample, replay only, against its floor (ci/mutation.sh,
+#     ~2 min; the full run is the nightly job in docs/mutation.md);
 #  2b. the C library for a consumer without Python (ci/c-example.sh: CMake install,
 #     examples/c/keyword_detector.c built with find_package(nntk) and with
 #     pkg-config, run, its loss must fall);
@@ -39,6 +41,9 @@ bash ci/replay-no-tf.sh
 
 stage "replay under every kernel table (generic, avx2, avx512)"
 bash ci/kernel-tables.sh
+
+stage "mutation testing: seeded sample, replay (docs/mutation.md)"
+bash ci/mutation.sh
 
 stage "C example against the installed library"
 bash ci/c-example.sh

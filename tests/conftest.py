@@ -1,7 +1,7 @@
 """pytest configuration: hypothesis profiles for the parity suite, and the quiet
 TensorFlow environment.
 
-pytest --hypothesis-profile=ci       # what CI runs (derandomized, 200 examples per layer)
+pytest --hypothesis-profile=ci       # what CI runs (derandomized, 100 drawn examples per layer)
 pytest --hypothesis-profile=dev      # quick local run (the default)
 pytest --hypothesis-profile=nightly  # long randomized run
 """
