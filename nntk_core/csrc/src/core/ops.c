@@ -197,50 +197,51 @@ void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst) {
 
 /* --- the blocking constants ----------------------------------------------------------------- */
 
-static void add_line(char *text, size_t size, size_t *used, const char *prefix, const char *name,
-                     long long value) {
-    const int n = snprintf(text + *used, size - *used, "%s%s=%lld\n", prefix, name, value);
-    if (n > 0 && (size_t)n < size - *used) *used += (size_t)n;
+/* Appends one "name=value" line to text[size] (as much as fits; text may be NULL when
+ * size is 0) and counts its whole length in *length. */
+static void add_line(char *text, size_t size, size_t *length, const char *prefix,
+                     const char *name, long long value) {
+    const size_t room = *length < size ? size - *length : 0;
+    const int n = snprintf(room ? text + *length : NULL, room, "%s%s=%lld\n", prefix, name, value);
+    if (n > 0) *length += (size_t)n;
 }
 
-static void describe_table(char *text, size_t size, size_t *used, const NNTKKernels *k) {
+static void describe_table(char *text, size_t size, size_t *length, const NNTKKernels *k) {
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%s.", k->name);
-    add_line(text, size, used, prefix, "k_block", k->k_block);
-    add_line(text, size, used, prefix, "vector", k->vector);
-    add_line(text, size, used, prefix, "tile_rows", k->tile_rows);
-    add_line(text, size, used, prefix, "tile_cols", k->tile_cols);
-    add_line(text, size, used, prefix, "row_cols", k->row_cols);
-    add_line(text, size, used, prefix, "cell_block", k->cell_block);
+    add_line(text, size, length, prefix, "k_block", k->k_block);
+    add_line(text, size, length, prefix, "vector", k->vector);
+    add_line(text, size, length, prefix, "tile_rows", k->tile_rows);
+    add_line(text, size, length, prefix, "tile_cols", k->tile_cols);
+    add_line(text, size, length, prefix, "row_cols", k->row_cols);
+    add_line(text, size, length, prefix, "cell_block", k->cell_block);
 }
 
 NNTK_API const char *NNTKKernelConstants(void) {
-    static char text[2048];
-    static atomic_int state = 0; /* 0: not built, 1: being built, 2: ready */
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&state, &expected, 1)) {
-        while (atomic_load(&state) != 2) {
-        } /* another thread is writing it (a few microseconds) */
-        return text;
-    }
-    size_t used = 0;
-    const size_t size = sizeof text;
-    add_line(text, size, &used, "", "pack_n", NNTK_PACK_N);
-    add_line(text, size, &used, "", "pack_k", NNTK_PACK_K);
-    add_line(text, size, &used, "", "sum_block", NNTK_SUM_BLOCK);
-    add_line(text, size, &used, "", "recurrent_panel", NNTK_RECURRENT_PANEL);
-    add_line(text, size, &used, "", "recurrent_panel_min_steps", NNTK_RECURRENT_PANEL_MIN_STEPS);
-    add_line(text, size, &used, "", "recurrent_projection_steps", NNTK_RECURRENT_PROJECTION_STEPS);
-    add_line(text, size, &used, "", "bidirectional_chunk_steps", NNTK_BIDIRECTIONAL_CHUNK_STEPS);
-    add_line(text, size, &used, "", "batch_norm_channel_block", NNTK_BATCH_NORM_CHANNEL_BLOCK);
+    /* Thread-local: the library keeps no writable process-wide data but its declared
+     * atomics (tests/test_determinism.py), and each thread gets a whole text. */
+    static _Thread_local char buffer[2048];
+    const size_t size = sizeof buffer;
+    size_t length = 0;
+    add_line(buffer, size, &length, "", "pack_n", NNTK_PACK_N);
+    add_line(buffer, size, &length, "", "pack_k", NNTK_PACK_K);
+    add_line(buffer, size, &length, "", "sum_block", NNTK_SUM_BLOCK);
+    add_line(buffer, size, &length, "", "recurrent_panel", NNTK_RECURRENT_PANEL);
+    add_line(buffer, size, &length, "", "recurrent_panel_min_steps",
+             NNTK_RECURRENT_PANEL_MIN_STEPS);
+    add_line(buffer, size, &length, "", "recurrent_projection_steps",
+             NNTK_RECURRENT_PROJECTION_STEPS);
+    add_line(buffer, size, &length, "", "bidirectional_chunk_steps",
+             NNTK_BIDIRECTIONAL_CHUNK_STEPS);
+    add_line(buffer, size, &length, "", "batch_norm_channel_block",
+             NNTK_BATCH_NORM_CHANNEL_BLOCK);
 #ifdef NNTK_USE_BLAS
-    add_line(text, size, &used, "", "blas_min_macs", BLAS_MIN_MACS);
+    add_line(buffer, size, &length, "", "blas_min_macs", BLAS_MIN_MACS);
 #endif
-    describe_table(text, size, &used, &nntk_kernels_generic);
+    describe_table(buffer, size, &length, &nntk_kernels_generic);
 #if defined(__x86_64__) && defined(NNTK_X86_KERNELS) && defined(__GNUC__)
-    describe_table(text, size, &used, &nntk_kernels_avx2);
-    describe_table(text, size, &used, &nntk_kernels_avx512);
+    describe_table(buffer, size, &length, &nntk_kernels_avx2);
+    describe_table(buffer, size, &length, &nntk_kernels_avx512);
 #endif
-    atomic_store(&state, 2);
-    return text;
+    return buffer;
 }
