@@ -36,23 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer_configs.h"
+#include "c_test_support.h"
 
 /* Exported by the NNTK_ALLOC_FAULTS build only (core/alloc_faults.c). */
 void NNTKTestFailAllocation(int64_t n);
 int64_t NNTKTestAllocationCount(void);
 
 static long failures, sites, scenarios, steps_tried;
-
-#define CHECK(cond, ...)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fprintf(stderr, " [last error: %s]\n", NNTKLastError());                     \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
 
 enum Op {
     CONFIG, CREATE_INFERENCE, CREATE_TRAINING, INFER, TRAIN, FROZEN, GRAD_CREATE, CALC,
@@ -95,18 +85,8 @@ typedef struct {
 /* The outputs one step wrote, for bitwise comparison. */
 typedef struct {
     int skipped; /* the step does not apply (a shape the config refuses, no such function) */
-    int64_t n;
-    float *data;
+    FloatRecord out;
 } Record;
-
-static void record_append(Record *r, const float *p, int64_t n) {
-    if (n <= 0) return;
-    float *grown = realloc(r->data, (size_t)(r->n + n) * sizeof(float));
-    if (grown == NULL) abort();
-    memcpy(grown + r->n, p, (size_t)n * sizeof(float));
-    r->data = grown;
-    r->n += n;
-}
 
 static uint32_t SENTINEL_BITS = 0x7fc0deadu; /* a NaN the library never produces */
 static float *sentinel_floats(int64_t n) {
@@ -119,20 +99,6 @@ static int untouched(const float *p, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         if (memcmp(&p[i], &SENTINEL_BITS, sizeof(float)) != 0) return 0;
     return 1;
-}
-
-/* Deterministic inputs: the same for every run of a step. */
-static float *inputs(int64_t n, uint32_t seed) {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (p == NULL) abort();
-    uint32_t s = seed * 2654435761u + 1u;
-    for (int64_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        p[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
-    }
-    return p;
 }
 
 static int64_t library_bytes(void) {
@@ -182,8 +148,8 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         float *w = NULL;
         int64_t n = 0;
         CHECK(L->get_weights(run->filter, &w, &n) == NNTK_OK, "%s: GetWeights", sc->what);
-        record_append(rec, w, n); /* the initial weights */
-        float *set = inputs(n, 99u);
+        record_append(&rec->out, w, n); /* the initial weights */
+        float *set = seeded_floats(n, 99u);
         for (int64_t i = 0; i < n; i++) w[i] = 0.07f + set[i] * 0.1f; /* as tests/c/smoke.c */
         free(set);
         return 0;
@@ -193,7 +159,7 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         if (run->gradient == NULL) return check_refusal(sc, k, fn, NNTKLastStatus()), 1;
         int64_t n;
         float *w = gradient_weights(sc, run, &n);
-        record_append(rec, w, n);
+        record_append(&rec->out, w, n);
         return 0;
     }
     case INFER:
@@ -214,7 +180,7 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         const int64_t n_out = st->batch * out_steps * out_features;
         /* A state is at most (2, 2, batch, units) and units <= out_features: room enough. */
         const int64_t n_state = 4 * st->batch * out_features;
-        float *x = inputs(n_in, seed), *y = sentinel_floats(n_out), *hn = sentinel_floats(n_state);
+        float *x = seeded_floats(n_in, seed), *y = sentinel_floats(n_out), *hn = sentinel_floats(n_state);
         const float *h0 = st->op == STREAM_FIRST ? NULL : run->state;
         NNTKStatus s;
         switch (st->op) {
@@ -232,9 +198,9 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
             CHECK(untouched(y, n_out) && untouched(hn, n_state), "%s step %d %s: output written on failure",
                   sc->what, k, fn);
         } else {
-            record_append(rec, y, n_out);
+            record_append(&rec->out, y, n_out);
             if (with_state) {
-                record_append(rec, hn, n_state);
+                record_append(&rec->out, hn, n_state);
                 free(run->state);
                 run->state = hn, run->state_n = n_state;
                 hn = NULL;
@@ -257,11 +223,11 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         const int64_t n_in = run->train_batch * run->train_steps * sc->v[L->input_width_arg].i64;
         const int64_t n_out = run->train_batch * out_steps * out_features;
         const int64_t n_state = 4 * run->train_batch * out_features;
-        float *dy = inputs(n_out, seed), *dhn = inputs(n_state, seed + 1u);
+        float *dy = seeded_floats(n_out, seed), *dhn = seeded_floats(n_state, seed + 1u);
         float *dx = st->op == CALC_NO_DIN ? NULL : sentinel_floats(n_in), *dh0 = sentinel_floats(n_state);
         int64_t n_dw;
         float *dw = gradient_weights(sc, run, &n_dw);
-        Record before = {0, 0, NULL};
+        FloatRecord before = {NULL, 0};
         record_append(&before, dw, n_dw);
         NNTKStatus s = st->op == CALC_STATE
                            ? L->calculate_gradient_with_state(run->filter, run->gradient, dy, dhn, dx, dh0)
@@ -273,9 +239,9 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
                       (n_dw == 0 || memcmp(before.data, dw, (size_t)n_dw * sizeof(float)) == 0),
                   "%s step %d %s: output written on failure", sc->what, k, fn);
         } else {
-            if (dx != NULL) record_append(rec, dx, n_in);
-            if (st->op == CALC_STATE) record_append(rec, dh0, n_state);
-            record_append(rec, dw, n_dw);
+            if (dx != NULL) record_append(&rec->out, dx, n_in);
+            if (st->op == CALC_STATE) record_append(&rec->out, dh0, n_state);
+            record_append(&rec->out, dw, n_dw);
         }
         free(before.data);
         free(dy);
@@ -286,7 +252,7 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
     }
     case LOSS: {
         const int64_t rows = 3, classes = 4;
-        float *pred = inputs(rows * classes, seed), *truth = inputs(rows * classes, seed + 1u);
+        float *pred = seeded_floats(rows * classes, seed), *truth = seeded_floats(rows * classes, seed + 1u);
         for (int64_t i = 0; i < rows * classes; i++) pred[i] += 0.6f, truth[i] = truth[i] > 0.0f;
         float *loss = sentinel_floats(1), *d_pred = sentinel_floats(rows * classes);
         NNTKStatus s = NNTKLossCompute((int32_t)st->batch, (int32_t)st->steps, rows, classes, pred, truth,
@@ -297,8 +263,8 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
             CHECK(untouched(loss, 1) && untouched(d_pred, rows * classes),
                   "%s step %d %s: output written on failure", sc->what, k, fn);
         } else {
-            record_append(rec, loss, 1);
-            record_append(rec, d_pred, rows * classes);
+            record_append(&rec->out, loss, 1);
+            record_append(&rec->out, d_pred, rows * classes);
         }
         free(pred);
         free(truth);
@@ -316,7 +282,7 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         return 0;
     case OPT_STEP: {
         const int64_t sizes[2] = {6, 4};
-        float *grads = inputs(10, seed);
+        float *grads = seeded_floats(10, seed);
         float *const params[2] = {run->params[0], run->params[1]};
         const float *const gs[2] = {grads, grads + 6};
         float before[2][6];
@@ -331,9 +297,9 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
             CHECK(memcmp(before, run->params, sizeof before) == 0 && it == it_before,
                   "%s step %d %s: parameters or iterations changed on failure", sc->what, k, fn);
         } else {
-            record_append(rec, &run->params[0][0], 12);
+            record_append(&rec->out, &run->params[0][0], 12);
             float iterations = (float)it;
-            record_append(rec, &iterations, 1);
+            record_append(&rec->out, &iterations, 1);
         }
         free(grads);
         return refused;
@@ -354,8 +320,7 @@ static void run_free(const Scenario *sc, Run *run) {
 }
 
 static int same(const Record *a, const Record *b) {
-    return a->skipped == b->skipped && a->n == b->n &&
-           (a->n == 0 || memcmp(a->data, b->data, (size_t)a->n * sizeof(float)) == 0);
+    return a->skipped == b->skipped && records_equal(&a->out, &b->out);
 }
 
 static void run_scenario(const Scenario *sc) {
@@ -381,7 +346,7 @@ static void run_scenario(const Scenario *sc) {
             Record rec;
             for (int i = 0; i < k; i++) {
                 do_step(sc, &run, i, &rec);
-                free(rec.data);
+                free(rec.out.data);
             }
             NNTKClearError();
             NNTKTestFailAllocation(n);
@@ -391,7 +356,7 @@ static void run_scenario(const Scenario *sc) {
             if (!refused) { /* the n-th allocation was not made, or its failure was absorbed */
                 CHECK(same(&rec, &ref[k]), "%s step %d (%s): wrong result with allocation %lld failed",
                       sc->what, k, OP_NAME[sc->steps[k].op], (long long)n);
-                free(rec.data);
+                free(rec.out.data);
                 run_free(sc, &run);
                 if (made < n) break;
                 continue;
@@ -403,7 +368,7 @@ static void run_scenario(const Scenario *sc) {
                       "%s: step %d (%s) after allocation %lld of step %d (%s) failed: differs from an "
                       "uninjected run",
                       sc->what, i, OP_NAME[sc->steps[i].op], (long long)n, k, OP_NAME[sc->steps[k].op]);
-                free(rec.data);
+                free(rec.out.data);
             }
             run_free(sc, &run);
             CHECK(library_bytes() == baseline, "%s: %lld bytes leaked after allocation %lld of step %d (%s) failed",
@@ -414,7 +379,7 @@ static void run_scenario(const Scenario *sc) {
             }
         }
     }
-    for (int k = 0; k < sc->n_steps; k++) free(ref[k].data);
+    for (int k = 0; k < sc->n_steps; k++) free(ref[k].out.data);
 }
 
 static void add(Scenario *sc, enum Op op, int64_t batch, int64_t steps) {
@@ -474,8 +439,6 @@ static int sampled(int percent) {
  * padding, inner layer kind, ...), one argument at a time. */
 static void run_layer(const nntk_layer_api *L, int percent) {
     nntk_arg_value base[32];
-    memset(base, 0, sizeof base);
-    if (L->n_args > 32) return;
     if (find_valid_config(L, base) != 0) {
         failures++;
         return;

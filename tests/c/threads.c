@@ -29,54 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer_configs.h"
+#include "c_test_support.h"
 
 #define THREADS 4
 static _Atomic long failures;
 
-#define CHECK(cond, ...)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fprintf(stderr, " [last error: %s]\n", NNTKLastError());                     \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
-
 static pthread_barrier_t barrier;
-
-static float *inputs(int64_t n, uint32_t seed) {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (p == NULL) abort();
-    uint32_t s = seed * 2654435761u + 1u;
-    for (int64_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        p[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
-    }
-    return p;
-}
-
-/* Everything one thread computed, appended in order. */
-typedef struct {
-    float *data;
-    int64_t n;
-} Results;
-
-static void keep(Results *r, const float *p, int64_t n) {
-    if (n <= 0) return;
-    float *grown = realloc(r->data, (size_t)(r->n + n) * sizeof(float));
-    if (grown == NULL) abort();
-    memcpy(grown + r->n, p, (size_t)n * sizeof(float));
-    r->data = grown;
-    r->n += n;
-}
-
-static int same(const Results *a, const Results *b) {
-    return a->n == b->n && (a->n == 0 || memcmp(a->data, b->data, (size_t)a->n * sizeof(float)) == 0);
-}
 
 /* --- 1. the first calls of the process, raced ----------------------------------------------- */
 
@@ -90,22 +48,22 @@ static void *dense_config; /* Dense(128, input_dim=128): batch 128 is 2^21 multi
 #define WIDE 128
 
 static void *first_calls(void *arg) {
-    Results *r = arg;
+    FloatRecord *r = arg;
     pthread_barrier_wait(&barrier);
     const char *isa = NNTKKernelISA();
-    keep(r, (const float *)(const void *)&isa, (int64_t)(sizeof isa / sizeof(float)));
+    record_append(r, (const float *)(const void *)&isa, (int64_t)(sizeof isa / sizeof(float)));
     const nntk_layer_api *L = find_layer("Dense");
     void *filter = L->create_for_inference(dense_config);
     float *w = NULL;
     int64_t n = 0;
     CHECK(filter != NULL && L->get_weights(filter, &w, &n) == NNTK_OK, "Dense create");
     if (filter == NULL) return NULL;
-    float *init = inputs(n, 5);
+    float *init = seeded_floats(n, 5);
     memcpy(w, init, (size_t)n * sizeof(float));
-    float *x = inputs(WIDE * WIDE, 6), *y = malloc(WIDE * WIDE * sizeof(float));
+    float *x = seeded_floats(WIDE * WIDE, 6), *y = malloc(WIDE * WIDE * sizeof(float));
     if (y == NULL) abort();
     CHECK(L->apply_inference(filter, WIDE, 1, x, y) == NNTK_OK, "Dense ApplyInference");
-    keep(r, y, WIDE * WIDE);
+    record_append(r, y, WIDE * WIDE);
     L->destroy(filter);
     free(init);
     free(x);
@@ -120,53 +78,53 @@ static void *configs[64];
 typedef struct {
     int id;
     int64_t batch, steps;
-    Results results;
+    FloatRecord results;
 } Work;
 
 static const nntk_arg_value *config_values[64];
 
 static void layer_work(const nntk_layer_api *L, void *config, const nntk_arg_value *v, int64_t batch,
-                       int64_t steps, Results *r) {
+                       int64_t steps, FloatRecord *r) {
     void *filter = L->create_for_training(config, NULL);
     CHECK(filter != NULL, "%s: CreateForTraining", L->name);
     if (filter == NULL) return;
     float *w = NULL;
     int64_t n = 0;
     CHECK(L->get_weights(filter, &w, &n) == NNTK_OK, "%s: GetWeights", L->name);
-    float *init = inputs(n, 7);
+    float *init = seeded_floats(n, 7);
     for (int64_t i = 0; i < n; i++) w[i] = 0.07f + init[i] * 0.1f; /* as tests/c/smoke.c */
     free(init);
     int64_t out_steps = 0, out_features = 0;
     if (L->output_shape(filter, batch, steps, &out_steps, &out_features) == NNTK_OK) {
         const int64_t n_in = batch * steps * v[L->input_width_arg].i64;
         const int64_t n_out = batch * out_steps * out_features, n_state = 4 * batch * out_features;
-        float *x = inputs(n_in, 8), *y = calloc((size_t)n_out, sizeof(float));
-        float *dy = inputs(n_out, 9), *dx = calloc((size_t)n_in, sizeof(float));
+        float *x = seeded_floats(n_in, 8), *y = calloc((size_t)n_out, sizeof(float));
+        float *dy = seeded_floats(n_out, 9), *dx = calloc((size_t)n_in, sizeof(float));
         float *hn = calloc((size_t)n_state, sizeof(float));
         if (y == NULL || dx == NULL || hn == NULL) abort();
         CHECK(L->apply_training_batch(filter, batch, steps, x, y) == NNTK_OK, "%s: ApplyTrainingBatch",
               L->name);
-        keep(r, y, n_out);
+        record_append(r, y, n_out);
         void *gradient = L->gradient_create(filter);
         CHECK(gradient != NULL, "%s: GradientCreate", L->name);
         if (gradient != NULL) {
             CHECK(L->calculate_gradient(filter, gradient, dy, dx) == NNTK_OK, "%s: CalculateGradient",
                   L->name);
-            keep(r, dx, n_in);
+            record_append(r, dx, n_in);
             float *dw = NULL;
             int64_t n_dw = 0;
             CHECK(L->gradient_get_weights(gradient, &dw, &n_dw) == NNTK_OK, "%s: GradientGetWeights",
                   L->name);
-            keep(r, dw, n_dw);
+            record_append(r, dw, n_dw);
             L->gradient_destroy(gradient);
         }
         CHECK(L->apply_inference(filter, batch, steps, x, y) == NNTK_OK, "%s: ApplyInference", L->name);
-        keep(r, y, n_out);
+        record_append(r, y, n_out);
         if (L->apply_inference_with_state != NULL) {
             CHECK(L->apply_inference_with_state(filter, batch, steps, x, NULL, y, hn) == NNTK_OK,
                   "%s: ApplyInferenceWithState", L->name);
-            keep(r, y, n_out);
-            keep(r, hn, n_state);
+            record_append(r, y, n_out);
+            record_append(r, hn, n_state);
         }
         free(x);
         free(y);
@@ -177,16 +135,16 @@ static void layer_work(const nntk_layer_api *L, void *config, const nntk_arg_val
     L->destroy(filter);
 }
 
-static void losses_and_optimizer(Results *r) {
+static void losses_and_optimizer(FloatRecord *r) {
     const int64_t rows = 5, classes = 3;
-    float *pred = inputs(rows * classes, 10), *truth = inputs(rows * classes, 11);
+    float *pred = seeded_floats(rows * classes, 10), *truth = seeded_floats(rows * classes, 11);
     float loss, d_pred[15];
     for (int32_t kind = 0; kind < NNTK_LOSS_COUNT_; kind++)
         for (int32_t logits = 0; logits <= (kind == NNTK_LOSS_CATEGORICAL_CROSSENTROPY); logits++) {
             CHECK(NNTKLossCompute(kind, logits, rows, classes, pred, truth, &loss, d_pred) == NNTK_OK,
                   "NNTKLossCompute");
-            keep(r, &loss, 1);
-            keep(r, d_pred, rows * classes);
+            record_append(r, &loss, 1);
+            record_append(r, d_pred, rows * classes);
         }
     NNTKOptimizer *opt = NNTKOptimizerCreateAdam(0.001, 0.9, 0.999, 1e-7, 1);
     CHECK(opt != NULL, "NNTKOptimizerCreateAdam");
@@ -195,7 +153,7 @@ static void losses_and_optimizer(Results *r) {
     const int64_t sizes[1] = {rows * classes};
     for (int step = 0; step < 3; step++)
         CHECK(NNTKOptimizerStep(opt, 1, params, grads, sizes) == NNTK_OK, "NNTKOptimizerStep");
-    keep(r, pred, rows * classes);
+    record_append(r, pred, rows * classes);
     NNTKOptimizerDestroy(opt);
     free(pred);
     free(truth);
@@ -235,7 +193,7 @@ static void *thread_main(void *arg) {
 
 static void *misuse_thread(void *filter) {
     const nntk_layer_api *L = find_layer("Dense");
-    float *x = inputs(WIDE * 4, 12), *y = malloc(WIDE * 4 * sizeof(float));
+    float *x = seeded_floats(WIDE * 4, 12), *y = malloc(WIDE * 4 * sizeof(float));
     if (y == NULL) abort();
     pthread_barrier_wait(&barrier);
     for (int i = 0; i < 20; i++) L->apply_training_batch(filter, 4, 1, x, y);
@@ -273,13 +231,13 @@ int main(int argc, char **argv) {
     if (misuse_only) return misuse();
 
     pthread_t threads[THREADS];
-    Results first[THREADS];
+    FloatRecord first[THREADS];
     memset(first, 0, sizeof first);
     pthread_barrier_init(&barrier, NULL, THREADS);
     for (int t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, first_calls, &first[t]);
     for (int t = 0; t < THREADS; t++) pthread_join(threads[t], NULL);
     for (int t = 1; t < THREADS; t++)
-        CHECK(same(&first[t], &first[0]), "first calls: thread %d differs from thread 0", t);
+        CHECK(records_equal(&first[t], &first[0]), "first calls: thread %d differs from thread 0", t);
     for (int t = 0; t < THREADS; t++) free(first[t].data);
     dense->config_destroy(dense_config);
 
@@ -301,12 +259,12 @@ int main(int argc, char **argv) {
         for (int t = 0; t < THREADS; t++) {
             work[t] = reference;
             work[t].id = t;
-            work[t].results = (Results){NULL, 0};
+            work[t].results = (FloatRecord){NULL, 0};
             pthread_create(&threads[t], NULL, thread_main, &work[t]);
         }
         for (int t = 0; t < THREADS; t++) {
             pthread_join(threads[t], NULL);
-            CHECK(same(&work[t].results, &reference.results),
+            CHECK(records_equal(&work[t].results, &reference.results),
                   "round %ld: thread %d's results differ from the main thread's", round, t);
             free(work[t].results.data);
             runs++;

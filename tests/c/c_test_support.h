@@ -1,14 +1,60 @@
-/* A valid config for any layer of the generated table (nntk_api_table.h),
- * found through the library's own error messages: the argument a refusal
- * names moves to its next candidate value. Shared by the C test programs
- * (tests/c/smoke.c, tests/c/alloc_faults.c, tests/c/threads.c). */
-#ifndef NNTK_LAYER_CONFIGS_H
-#define NNTK_LAYER_CONFIGS_H
+/* What the C test programs share (tests/c/smoke.c, tests/c/alloc_faults.c,
+ * tests/c/threads.c): the CHECK macro, a valid config for any layer of the
+ * generated table (nntk_api_table.h), deterministic inputs and a growable
+ * record of floats for bitwise comparisons. */
+#ifndef NNTK_C_TEST_SUPPORT_H
+#define NNTK_C_TEST_SUPPORT_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nntk_api_table.h"
+
+/* Counts a failure in the program's `failures` and says where and why. */
+#define CHECK(cond, ...)                                                                 \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                         \
+            fprintf(stderr, __VA_ARGS__);                                                \
+            fprintf(stderr, " [last error: %s]\n", NNTKLastError());                     \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+/* n floats in [-0.5, 0.5), the same for the same seed (free them). */
+static inline float *seeded_floats(int64_t n, uint32_t seed) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (p == NULL) abort();
+    uint32_t s = seed * 2654435761u + 1u;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        p[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
+    return p;
+}
+
+/* Floats appended one block after another, compared bitwise. */
+typedef struct {
+    float *data;
+    int64_t n;
+} FloatRecord;
+
+static inline void record_append(FloatRecord *r, const float *p, int64_t n) {
+    if (n <= 0) return;
+    float *grown = realloc(r->data, (size_t)(r->n + n) * sizeof(float));
+    if (grown == NULL) abort();
+    memcpy(grown + r->n, p, (size_t)n * sizeof(float));
+    r->data = grown;
+    r->n += n;
+}
+
+static inline int records_equal(const FloatRecord *a, const FloatRecord *b) {
+    return a->n == b->n && (a->n == 0 || memcmp(a->data, b->data, (size_t)a->n * sizeof(float)) == 0);
+}
 
 static const int64_t I64_START[] = {2, 3, 1, 4, 5, 8};
 static const int32_t I32_START[] = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -48,9 +94,14 @@ static long word_at(const char *message, const char *name) {
     return -1;
 }
 
-/* Fills v with a config the layer accepts; 0 on success, else 1 (and says so on stderr). */
+/* Fills v (32 values) with a config the layer accepts; 0 on success, else 1 (and says so on stderr). */
 static int find_valid_config(const nntk_layer_api *L, nntk_arg_value *v) {
     int index[32] = {0};
+    memset(v, 0, 32 * sizeof *v);
+    if (L->n_args > 32) {
+        fprintf(stderr, "FAIL %s: more than 32 config arguments\n", L->name);
+        return 1;
+    }
     for (int i = 0; i < L->n_args; i++) v[i] = candidate(L->args[i].kind, 0);
     for (int attempt = 0; attempt < 128; attempt++) {
         void *config = L->config_create(v);
@@ -72,4 +123,4 @@ static int find_valid_config(const nntk_layer_api *L, nntk_arg_value *v) {
     return 1;
 }
 
-#endif /* NNTK_LAYER_CONFIGS_H */
+#endif /* NNTK_C_TEST_SUPPORT_H */
