@@ -174,6 +174,8 @@ class Sequential:
         try:
             return tuple(layer._output_shape(shape, batch, steps))
         except NNTKError as exc:  # e.g. a sequence shorter than a "valid" convolution's kernel
+            if exc.status == "NNTK_ERROR_OUT_OF_MEMORY":  # not a shape problem: as it came
+                raise
             raise ValueError(f"{_name(i, layer)} cannot take {where}: {exc.message}") from None
 
     # -- forward / backward ------------------------------------------------------------

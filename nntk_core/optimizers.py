@@ -67,6 +67,8 @@ class Optimizer:
     _handle = None  # the native NNTKOptimizer (None once closed)
 
     def __init__(self, handle):
+        if type(self) is Optimizer:  # a raw pointer from the caller could crash in close()
+            raise TypeError("Optimizer is a base class: create SGD or Adam")
         self._handle = handle
         self._shapes: list[tuple[int, ...]] | None = None
 

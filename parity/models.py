@@ -39,6 +39,11 @@ STEP_TOLERANCE = Tolerance(
 # Such a weight is held to the tensor-level bound against Keras float32's own error
 # (k = 8), not to an elementwise bound float32 cannot meet; everything else keeps
 # STEP_TOLERANCE. Used only for weights named in `noise_only`.
+# Keras float32's error there is a random walk of rounding noise, which passes near
+# zero now and then (with one or two filters, at batch 1, the whole tensor does): the
+# bound is k times the largest error Keras float32 has shown on the weight so far in
+# the run (keras_noise_envelope), not its error at that one step, which once made a
+# conv bias fail at "42x Keras" (issue #15 §3; docs/reliability.md §3).
 NOISE_ONLY_TOLERANCE = Tolerance(
     atol=1e-3,
     rtol=1e-4,
@@ -570,6 +575,21 @@ def model_data(seed: int, steps: int, batch: int, length: int, input_dim, classe
     return draw_data(np.random.default_rng(seed), steps, batch, length, input_dim, classes, out_len)
 
 
+def keras_noise_envelope(
+    keras32: np.ndarray, reference: np.ndarray, worst: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a noise-only weight (NOISE_ONLY_TOLERANCE) at one step: Keras float32's
+    deviation from the referee, or `worst` (the largest deviation of the earlier
+    steps, None at the first) if that is larger. Returns that deviation placed on
+    this step's reference (what `compare` takes as the Keras float32 value: its
+    keras32_error is then the envelope) and the deviation, for the next step."""
+    reference = np.asarray(reference, dtype=np.float64)
+    deviation = np.asarray(keras32, dtype=np.float64) - reference
+    if worst is not None and np.max(np.abs(worst)) > np.max(np.abs(deviation)):
+        deviation = worst
+    return reference + deviation, deviation
+
+
 def run_model_parity(
     layers: list[tuple[str, dict]],
     optimizer: str,
@@ -610,6 +630,7 @@ def run_model_parity(
         short = label.split()[-1]
         noisy = (index, short) in noise_only
         tolerances.append(NOISE_ONLY_TOLERANCE if noisy else STEP_TOLERANCE)
+    envelopes: list[np.ndarray | None] = [None] * len(ref.labels)
     for step in range(steps):
         label = f"step {step + 1}"
         result.add(
@@ -622,14 +643,18 @@ def run_model_parity(
                 STEP_TOLERANCE,
             ),
         )
-        for name, tol, n, r, k in zip(
-            ref.labels,
-            tolerances,
-            ours.weights[step],
-            run64.weights[step],
-            run32.weights[step],
-            strict=True,
+        for i, (name, tol, n, r, k) in enumerate(
+            zip(
+                ref.labels,
+                tolerances,
+                ours.weights[step],
+                run64.weights[step],
+                run32.weights[step],
+                strict=True,
+            )
         ):
+            if tol is NOISE_ONLY_TOLERANCE:
+                k, envelopes[i] = keras_noise_envelope(k, r, envelopes[i])
             result.add(label, compare(f"{label}: {name}", n, r, k, tol))
     result.add(
         "inference",

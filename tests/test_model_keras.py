@@ -10,12 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parity.compare import compare
 from parity.models import (
     NETWORKS,
+    NOISE_ONLY_TOLERANCE,
     OPTIMIZERS,
     STEP_TOLERANCE,
     bidirectional_detector,
     conv_head,
+    keras_noise_envelope,
     keyword_detector,
     run_model_parity,
     run_network,
@@ -95,6 +98,28 @@ def test_bidirectional_detector_trains_like_keras(
         noise_only=NOISE_ONLY,
     )
     assert result.passed, result.failures()
+
+
+def test_a_noise_only_weight_is_held_to_keras_float32s_largest_error_so_far():
+    """The flaky case of issue #15 §3, with made-up numbers (no TensorFlow): Keras
+    float32's error on a noise-only weight passes near zero at step 2; nntk's error
+    there is judged against Keras's largest error of steps 1-2, not against the near
+    zero of step 2 alone. An error beyond k times that envelope still fails."""
+    reference = [np.array([0.0, 0.0]), np.array([1e-7, 0.0]), np.array([2e-7, 0.0])]
+    keras32 = [np.array([2e-6, 1e-6]), np.array([1e-7 + 1e-9, 0.0]), np.array([2e-7, 5e-7])]
+    envelope, seen = [], None
+    for k, r in zip(keras32, reference, strict=True):
+        stand_in, seen = keras_noise_envelope(k, r, seen)
+        envelope.append(float(np.max(np.abs(stand_in - r))))
+    np.testing.assert_allclose(envelope, [2e-6, 2e-6, 2e-6], rtol=1e-9)
+
+    step2_k, _ = keras_noise_envelope(keras32[1], reference[1], keras32[0] - reference[0])
+    nntk = reference[1] + np.array([4e-6, 0.0])  # 4000x Keras's error at step 2 alone
+    alone = compare("step 2: bias", nntk, reference[1], keras32[1], NOISE_ONLY_TOLERANCE)
+    held = compare("step 2: bias", nntk, reference[1], step2_k, NOISE_ONLY_TOLERANCE)
+    assert not alone.passed and held.passed
+    too_far = reference[1] + np.array([2e-5, 0.0])  # beyond 8x the envelope (1.6e-5)
+    assert not compare("step 2: bias", too_far, reference[1], step2_k, NOISE_ONLY_TOLERANCE).passed
 
 
 @pytest.mark.slow

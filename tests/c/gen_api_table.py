@@ -73,6 +73,18 @@ typedef struct {
     NNTKStatus (*gradient_get_weights)(void *gradient, float **weights, int64_t *count);
     NNTKStatus (*calculate_gradient)(void *filter, void *gradient, const float *d_out,
                                      float *d_in);
+    /* A layer's optional functions (OPTIONAL_SUFFIXES): NULL when it has none. */
+    NNTKStatus (*apply_inference_with_state)(void *filter, int64_t batch, int64_t steps,
+                                             const float *in, const float *initial_state,
+                                             float *out, float *final_state);
+    NNTKStatus (*apply_training_batch_with_state)(void *filter, int64_t batch, int64_t steps,
+                                                  const float *in, const float *initial_state,
+                                                  float *out, float *final_state);
+    NNTKStatus (*calculate_gradient_with_state)(void *filter, void *gradient, const float *d_out,
+                                                const float *d_final_state, float *d_in,
+                                                float *d_initial_state);
+    NNTKStatus (*apply_frozen_batch)(void *filter, int64_t batch, int64_t steps, const float *in,
+                                     float *out);
 } nntk_layer_api;
 """
 
@@ -136,6 +148,46 @@ static NNTKStatus {p}_calculate_gradient(void *f, void *g, const float *dy, floa
 """
 
 
+# Optional functions a layer may have beyond the standard set, with the wrapper
+# each gets in the table (same argument order for every layer that has it).
+OPTIONAL_SUFFIXES = {
+    "ApplyInferenceWithState": (
+        "apply_inference_with_state",
+        "void *f, int64_t b, int64_t s, const float *x, const float *h0, float *y, float *hn",
+        "b, s, x, h0, y, hn",
+    ),
+    "ApplyTrainingBatchWithState": (
+        "apply_training_batch_with_state",
+        "void *f, int64_t b, int64_t s, const float *x, const float *h0, float *y, float *hn",
+        "b, s, x, h0, y, hn",
+    ),
+    "CalculateGradientWithState": (
+        "calculate_gradient_with_state",
+        "void *f, void *g, const float *dy, const float *dhn, float *dx, float *dh0",
+        "({gradient_t} *)g, dy, dhn, dx, dh0",
+    ),
+    "ApplyFrozenBatch": (
+        "apply_frozen_batch",
+        "void *f, int64_t b, int64_t s, const float *x, float *y",
+        "b, s, x, y",
+    ),
+}
+
+
+def optional_block(api: c_api.Api, layer: str) -> str:
+    filter_t = api.standard(layer, "CreateForTraining").returned_type
+    gradient_t = api.standard(layer, "GradientCreate").returned_type
+    out = ""
+    for suffix, (member, params, args) in OPTIONAL_SUFFIXES.items():
+        if f"NNTK{layer}{suffix}" in api.functions:
+            call = args.format(gradient_t=gradient_t)
+            out += (
+                f"static NNTKStatus nntk_table_{layer}_{member}({params}) {{\n"
+                f"    return NNTK{layer}{suffix}(({filter_t} *)f, {call});\n}}\n"
+            )
+    return out
+
+
 def entry(api: c_api.Api, layer: str) -> str:
     p = f"nntk_table_{layer}"
     create = api.standard(layer, "ConfigCreate")
@@ -146,6 +198,8 @@ def entry(api: c_api.Api, layer: str) -> str:
         "gradient_create", "gradient_destroy", "gradient_get_weights", "calculate_gradient",
     ]  # fmt: skip
     pointers = ", ".join(f"{p}_{m}" for m in members)
+    for suffix, (member, _, _) in OPTIONAL_SUFFIXES.items():
+        pointers += f", {p}_{member}" if f"NNTK{layer}{suffix}" in api.functions else ", NULL"
     return f'    {{"{layer}", {len(create.params)}, {p}_args, {width}, {pointers}}},'
 
 
@@ -157,7 +211,7 @@ def generate(api: c_api.Api) -> str:
         bad = [q for q in api.standard(layer, "ConfigCreate").params if q.kind not in _KIND_ENUM]
         if bad:
             raise SystemExit(f"gen_api_table.py: NNTK{layer}ConfigCreate takes {bad}")
-    blocks = "".join(layer_block(api, layer) for layer in api.layers)
+    blocks = "".join(layer_block(api, layer) + optional_block(api, layer) for layer in api.layers)
     entries = "\n".join(entry(api, layer) for layer in api.layers)
     return (
         PREAMBLE

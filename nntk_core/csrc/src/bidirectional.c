@@ -382,8 +382,8 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
     /* Every handle reserves the inference scratch for batch 1 (any length:
      * see apply_streamed); a training capacity also reserves the two
      * directions' outputs kept for the gradient (2·B·T'·U), the gradient's
-     * scratch (2·B·T'·U + B·T·D) and the inference scratch of its batch, so no
-     * call up to that size allocates. */
+     * scratch (2·B·T'·U + B·T·D + S·B·U) and the inference scratch of its batch,
+     * so no call up to that size allocates. */
     int64_t max_batch = 0, max_steps = 0;
     if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK) {
         NNTKBidirectionalDestroy(f);
@@ -399,9 +399,10 @@ static NNTKBidirectional *create(const char *fn, const NNTKBidirectionalConfig *
     if (max_batch > 0) {
         const int64_t one = max_batch * (f->return_sequences ? max_steps : 1) * f->units;
         const int64_t dx = max_batch * max_steps * f->input_dim;
+        const int64_t state = f->states * max_batch * f->units;
         /* GCOVR_EXCL_BR_START: out of memory */
         if (nntk_reserve(fn, &f->kept, &f->kept_capacity, 2 * one) != NNTK_OK ||
-            nntk_reserve(fn, &f->scratch, &f->scratch_capacity, 2 * one + dx) != NNTK_OK) {
+            nntk_reserve(fn, &f->scratch, &f->scratch_capacity, 2 * one + dx + state) != NNTK_OK) {
         /* GCOVR_EXCL_BR_STOP */
             NNTKBidirectionalDestroy(f);
             return NULL;
@@ -706,22 +707,28 @@ static NNTKStatus calculate(const char *fn, NNTKBidirectional *filter,
     const int64_t one = batch * (filter->return_sequences ? steps : 1) * filter->units; /* B·T'·U */
     const int64_t state = filter->states * batch * filter->units;                       /* S·B·U */
     const int64_t dx = batch * steps * filter->input_dim;                               /* B·T·D */
-    /* scratch: d_fwd, d_bwd (B, T', U) each, then the backward layer's d_in (B, T, D). */
-    if ((s = nntk_reserve(fn, &filter->scratch, &filter->scratch_capacity, 2 * one + dx)) != NNTK_OK)
+    /* scratch: d_fwd, d_bwd (B, T', U) each, then the backward layer's d_in (B, T, D)
+     * and d_initial_state (S, B, U). */
+    if ((s = nntk_reserve(fn, &filter->scratch, &filter->scratch_capacity, 2 * one + dx + state)) !=
+        NNTK_OK)
         return s;
     if ((s = sync_weights(fn, filter)) != NNTK_OK) return s;
-    float *d_fwd = filter->scratch, *d_bwd = d_fwd + one, *dx_bwd = d_bwd + one;
+    float *d_fwd = filter->scratch, *d_bwd = d_fwd + one, *dx_bwd = d_bwd + one, *dh0_bwd = dx_bwd + dx;
     const float *fwd = filter->kept, *bwd = filter->kept + one; /* (B, T', U) each */
     merge_backward(filter, batch, steps, fwd, bwd, d_out, d_fwd, d_bwd);
+    /* The backward direction first, into scratch: each inner call may still
+     * allocate (growth) and fail, and a failure must leave d_in and
+     * d_initial_state unwritten, so only the last call writes them. */
+    s = inner_calculate(filter->kind, filter->backward, gradient->backward, d_bwd,
+                        d_final_state ? d_final_state + state : NULL, d_in ? dx_bwd : NULL,
+                        d_initial_state ? dh0_bwd : NULL);
+    if (s != NNTK_OK) return relabel(fn, s);
     s = inner_calculate(filter->kind, filter->forward, gradient->forward, d_fwd, d_final_state,
                         d_in, d_initial_state);
     if (s != NNTK_OK) return relabel(fn, s);
-    s = inner_calculate(filter->kind, filter->backward, gradient->backward, d_bwd,
-                        d_final_state ? d_final_state + state : NULL, d_in ? dx_bwd : NULL,
-                        d_initial_state ? d_initial_state + state : NULL);
-    if (s != NNTK_OK) return relabel(fn, s);
     if (d_in)
         for (int64_t i = 0; i < dx; i++) d_in[i] = d_in[i] + dx_bwd[i];
+    if (d_initial_state) nntk_copy(d_initial_state + state, dh0_bwd, state);
     void *inner[2] = {gradient->forward, gradient->backward};
     for (int dir = 0; dir < 2; dir++) {
         float *w;

@@ -87,11 +87,21 @@ extern void scipy_openblas_set_num_threads(int);
  * products are small and sequential, and its thread start-up costs more than
  * it brings (GRU B=1 T=200 U=32 inference: 0.55 ms threaded, 0.24 ms not). */
 static void blas_threads_once(void) {
+    /* done: 0 not set, 1 one caller is setting it, 2 set. Every caller waits for
+     * 2, so no product from any thread starts before the setting is made nor
+     * runs while OpenBLAS changes it (the first callers may race: ci/tsan.sh). */
     static atomic_int done = 0;
-    if (atomic_exchange(&done, 1)) return;
+    if (atomic_load_explicit(&done, memory_order_acquire) == 2) return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&done, &expected, 1)) {
+        while (atomic_load_explicit(&done, memory_order_acquire) != 2) {
+        }
+        return;
+    }
     const char *env = getenv("NNTK_BLAS_THREADS");
     int threads = env ? atoi(env) : 1;
     if (threads >= 1) scipy_openblas_set_num_threads(threads);
+    atomic_store_explicit(&done, 2, memory_order_release);
 }
 #endif
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Nightly (issue #15 §3, docs/reliability.md §3): every randomized parity and model
+# test run NNTK_SEED_RUNS times (default 20), each with a different hypothesis seed,
+# in the nightly profile (randomized, 2000 examples per layer). Zero failures are
+# expected; the figures go to docs/reliability.md §3.
+#
+#   bash ci/nightly-seeds.sh                  # the nightly job (hours: spread with -n auto)
+#   NNTK_SEED_PROFILE=dev NNTK_SEED_RUNS=20 bash ci/nightly-seeds.sh tests/test_model_keras.py
+#
+# Arguments: the test files (default: every file with hypothesis-drawn parity or model
+# cases). NNTK_SEED_FIRST: the first seed (default 1). Prints one line per seed and a
+# summary; exits 1 if any run failed. A failing seed is reproduced with
+#   pytest --hypothesis-profile=nightly --hypothesis-seed=SEED FILE
+source "$(dirname "$0")/env.sh"
+RUNS=${NNTK_SEED_RUNS:-20}
+FIRST=${NNTK_SEED_FIRST:-1}
+PROFILE=${NNTK_SEED_PROFILE:-nightly}
+WORKERS=${NNTK_SEED_WORKERS:-auto}
+FILES=("$@")
+[ ${#FILES[@]} -gt 0 ] || FILES=(tests/test_parity.py tests/test_model_keras.py tests/test_losses_keras.py
+  tests/test_optimizers_keras.py)
+failed=0
+for ((seed = FIRST; seed < FIRST + RUNS; seed++)); do
+  log=$(mktemp)
+  start=$SECONDS
+  if pytest -q -p no:cacheprovider -n "$WORKERS" --hypothesis-profile="$PROFILE" \
+    --hypothesis-seed="$seed" "${FILES[@]}" >"$log" 2>&1; then
+    status=passed
+  else
+    status=FAILED
+    failed=$((failed + 1))
+    grep -E "^(FAILED|ERROR)" "$log" | sed 's/^/    /'
+  fi
+  echo "seed $seed: $status, $(tail -1 "$log" | tr -d '=') ($((SECONDS - start)) s)"
+  rm -f "$log"
+done
+echo "nightly-seeds: $RUNS runs (seeds $FIRST-$((FIRST + RUNS - 1)), profile $PROFILE) of ${FILES[*]}: $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,94 @@
+"""Allocation failures seen from Python (issue #15 §1; docs/reliability.md).
+
+Needs the library's allocation-failure test build (cmake -DNNTK_ALLOC_FAULTS=ON),
+loaded through NNTK_CORE_LIB: ci/alloc-faults.sh builds it and runs this file.
+Against any other build the module is skipped (the hook is compiled out there).
+
+A whole training workflow (every layer class, a Sequential model trained with a
+loss and an optimizer through a bigger batch and a longer sequence, inference,
+streaming) runs once per allocation it makes, with that allocation failing: each
+must come out as nntk_core.NNTKError with status NNTK_ERROR_OUT_OF_MEMORY (never a
+crash, never another exception), and the next uninjected workflow in the same
+process must give bitwise the reference results.
+"""
+
+import ctypes
+
+import numpy as np
+import pytest
+
+import nntk_core as nn
+from nntk_core._native import lib
+
+try:
+    fail_allocation = lib.NNTKTestFailAllocation
+    allocation_count = lib.NNTKTestAllocationCount
+except AttributeError:
+    pytest.skip(
+        "needs the NNTK_ALLOC_FAULTS build (ci/alloc-faults.sh runs this file against it)",
+        allow_module_level=True,
+    )
+fail_allocation.argtypes, fail_allocation.restype = [ctypes.c_int64], None
+allocation_count.argtypes, allocation_count.restype = [], ctypes.c_int64
+
+
+def build_model():
+    return nn.Sequential(
+        [
+            nn.Conv1d(4, 3, input_dim=3, padding="same"),
+            nn.BatchNorm(4),
+            nn.Activation("relu"),
+            nn.Bidirectional(nn.LSTM(3, input_dim=4, return_sequences=True)),
+            nn.GRU(3, input_dim=6, return_sequences=True),
+            nn.RNN(3, input_dim=3, return_sequences=True),
+            nn.TimeDistributedDense(2, input_dim=3, activation="softmax"),
+        ]
+    )
+
+
+def batch(size, steps, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((size, steps, 3)).astype(np.float32)
+    return x, np.eye(2, dtype=np.float32)[rng.integers(0, 2, size=(size, steps))]
+
+
+def workflow() -> list[np.ndarray]:
+    """Every public path once; returns everything it computed."""
+    nn.set_random_seed(0)
+    model = build_model()
+    loss, optimizer = nn.losses.CategoricalCrossentropy(), nn.optimizers.Adam(0.01)
+    results = []
+    for size, steps in [(1, 4), (3, 4), (3, 7)]:  # growth: a bigger batch, a longer sequence
+        x, y = batch(size, steps, seed=steps)
+        results.append(np.array(model.train_step(x, y, loss, optimizer)))
+    results.append(model(batch(2, 5, seed=1)[0]))
+    dense = nn.Dense(2, input_dim=3)
+    results.append(dense(batch(2, 1, seed=2)[0][:, 0], training=True))
+    results.extend([dense.backward(np.ones((2, 2), np.float32))[0]])
+    gru = model.layers[4]
+    out, state = gru.stream(batch(2, 3, seed=3)[0].repeat(2, axis=2))
+    results += [out, *gru.stream(batch(2, 6, seed=4)[0].repeat(2, axis=2), state)]
+    results.extend(model.get_weights())
+    return results
+
+
+def test_every_layer_class_is_in_the_workflow():
+    model_layers = {type(layer).__name__ for layer in build_model().layers}
+    assert set(nn.LAYER_CLASSES) <= model_layers | {"Dense", "LSTM"}
+
+
+def test_every_allocation_failure_is_an_out_of_memory_error_and_recoverable():
+    fail_allocation(0)
+    reference = workflow()
+    made = allocation_count()
+    assert made > 50  # the hook counts: a workflow allocates
+    for n in range(1, made + 1):
+        fail_allocation(n)
+        with pytest.raises(nn.NNTKError) as refused:
+            workflow()
+        fail_allocation(0)
+        assert refused.value.status == "NNTK_ERROR_OUT_OF_MEMORY", (n, refused.value)
+        assert refused.value.message.startswith("NNTK"), (n, refused.value)
+        again = workflow()
+        for got, want in zip(again, reference, strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=f"after failing allocation {n}")
