@@ -6,7 +6,7 @@
 #  1. tests/c/alloc_faults.c: every allocation of every public C path failed in
 #     turn (status, message, no output, bitwise recovery, no leak: LeakSanitizer on);
 #     it prints the number of sites tried;
-#  2. tests/test_alloc_faults.py: the same from Python (NNTKError, never a crash),
+#  2. tests/alloc_faults_check.py: the same from Python (NNTKError, never a crash),
 #     in the uninstrumented Python with the sanitizer runtime preloaded.
 # The whole loop takes seconds, so CI runs it in full on the portable build (where
 # ASan sees every access). Nightly: NNTK_ALLOC_FAULTS_BACKENDS="portable openblas".
@@ -32,5 +32,5 @@ for backend in ${NNTK_ALLOC_FAULTS_BACKENDS:-portable}; do
     "${NNTK_ALLOC_FAULTS_SEED:-1}" "${NNTK_ALLOC_FAULTS_PERCENT:-100}"
   echo "== allocation failures ($backend): from Python"
   LD_PRELOAD="$ASAN_RT $UBSAN_RT" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
-    NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -p no:cacheprovider tests/test_alloc_faults.py
+    NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -p no:cacheprovider tests/alloc_faults_check.py
 done

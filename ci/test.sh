@@ -19,7 +19,8 @@
 #     through NNTK_CORE_LIB;
 #  4b. C coverage of the fixture replay under every kernel table, against its floor
 #     (ci/coverage.sh replay --check, ~1 min; docs/coverage.md);
-#  5. ASan+UBSan and valgrind (ci/sanitize.sh);
+#  5. ASan+UBSan and valgrind (ci/sanitize.sh); every allocation failed in turn
+#     (ci/alloc-faults.sh) and ThreadSanitizer (ci/tsan.sh; docs/reliability.md);
 #  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60);
 #  7. the plain-C kernels cross-compiled for aarch64 (NEON) and run under qemu: the
 #     smoke test, and recurrent outputs bitwise equal to x86-64's (ci/aarch64.sh).
@@ -68,6 +69,10 @@ if [ "${NNTK_SKIP_HARDENING:-0}" != 1 ]; then
   bash ci/system-packages.sh
   stage "sanitizers and valgrind"
   bash ci/sanitize.sh
+  stage "allocation-failure injection (every allocation failed in turn)"
+  bash ci/alloc-faults.sh
+  stage "ThreadSanitizer"
+  bash ci/tsan.sh
   stage "fuzzing"
   bash ci/fuzz.sh
   stage "aarch64 (NEON) build under qemu"
