@@ -66,7 +66,7 @@ from parity.fixtures import (
 )
 from parity.reference import CaseData
 from parity.runner import compare_quantities
-from parity.spec import Case, LayerSpec
+from parity.spec import Case, LayerSpec, float32_range
 
 SEQUENCES_DIR = "sequences"  # under the fixture directory
 MAX_TOTAL_BYTES = 2 * 2**20  # the committed sequence set (the wide layers' gradients dominate)
@@ -405,7 +405,7 @@ class LiveSequence:
     # -- running -----------------------------------------------------------------------------
     def run(self, op: Op) -> StepResult:
         keeps = self.native.keeps_for_backward(op)
-        float64 = self.keras64.apply(op, keeps)
+        float64 = float32_range(self.keras64.apply(op, keeps))
         float32 = self.keras32.apply(op, keeps)
         history = [s.op.describe() for s in self.steps]
         result = check_step(

@@ -126,8 +126,8 @@ def scan(root: Path) -> tuple[list[Problem], int]:
         for number, line in enumerate(text.splitlines(), 1):
             for m in REFERENCE.finditer(line):
                 target = m.group("path")
-                if Path(target).name in GENERATED_NAMES:
-                    continue
+                if Path(target).name in GENERATED_NAMES or target.startswith("build/"):
+                    continue  # a tool's output (build/ is where the scripts write)
                 checked += 1
                 found = resolve(root, path, target)
                 if found is None:

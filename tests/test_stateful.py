@@ -41,6 +41,7 @@ from parity.fixtures import (
     write_bytes,
     write_manifest,
 )
+from parity.recurrent_spec import is_wild
 from parity.sequences import (
     MAX_STREAM_STEPS,
     MAX_TOTAL_BYTES,
@@ -85,7 +86,14 @@ def machine_for(spec, backend=None) -> type[RuleBasedStateMachine]:
 
         @initialize(data=st.data(), seed=SEEDS)
         def start(self, data, seed):
-            config = data.draw(spec.config_strategy(), label="config")
+            configs = spec.config_strategy()
+            if is_recurrent(spec):
+                # A sequence has no conditioning measurement (compare.py's sensitivity
+                # rerun), and a "wild" recurrence carried over chunks can be
+                # ill-conditioned (parity/recurrent_spec.py); the live suite, which
+                # measures it, covers those configs.
+                configs = configs.filter(lambda config: not is_wild(config))
+            config = data.draw(configs, label="config")
             rank = data.draw(st.sampled_from(spec.ranks), label="rank")
             scale = data.draw(spec.scale_strategy(config), label="scale")
             self.seq = LiveSequence(spec, config, rank, scale, backend=backend)
