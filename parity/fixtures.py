@@ -284,6 +284,26 @@ def entry_problem(entry) -> str:
     return ""
 
 
+def read_entry(directory: Path, entry: dict, name: str) -> Fixture:
+    """The fixture a manifest entry names, checked: present, unaltered (sha256) and
+    holding the case the manifest says. FixtureError (prefixed with `name`) if not."""
+    path = Path(directory) / entry["file"]
+    if not path.is_file():
+        raise FixtureError(f"{name}: fixture file {path} is missing")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise FixtureError(
+            f"{name}: fixture file altered: sha256 {digest[:16]}... differs from the "
+            f"manifest's {entry['sha256'][:16]}..."
+        )
+    fixture = read_fixture(path)
+    if fixture.case_id != entry["id"]:
+        raise FixtureError(
+            f"{name}: the file holds case {fixture.case_id!r}, not the manifest's case"
+        )
+    return fixture
+
+
 def find_entry(directory: Path, ident: str) -> dict | None:
     """The manifest entry whose file stem, file name or case id is `ident`."""
     manifest = load_manifest(directory)

@@ -30,8 +30,7 @@ from parity.fixtures import (
     entry_problem,
     find_entry,
     load_manifest,
-    read_fixture,
-    sha256_file,
+    read_entry,
 )
 from parity.runner import CaseResult, SpecRun, check_case
 from parity.spec import Case
@@ -174,20 +173,7 @@ def replay_entry(
             f"{name}: the manifest names {what} {entry['layer']!r}, which does not exist "
             f"(known: {', '.join(kind.spec_names())})"
         ) from None
-    path = Path(directory) / entry["file"]
-    if not path.is_file():
-        raise FixtureError(f"{name}: fixture file {path} is missing")
-    digest = sha256_file(path)
-    if digest != entry["sha256"]:
-        raise FixtureError(
-            f"{name}: fixture file altered: sha256 {digest[:16]}... differs from the "
-            f"manifest's {entry['sha256'][:16]}..."
-        )
-    fixture = read_fixture(path)
-    if fixture.case_id != entry["id"]:
-        raise FixtureError(
-            f"{name}: the file holds case {fixture.case_id!r}, not the manifest's case"
-        )
+    fixture = read_entry(directory, entry, name)
     try:
         case = Case.from_id(fixture.case_id)
     except ValueError as exc:

@@ -59,7 +59,7 @@ from parity.fixtures import (
     fixture_bytes,
     fixture_stem,
     load_manifest,
-    read_fixture,
+    read_entry,
     sha256_file,
     write_bytes,
     write_manifest,
@@ -707,21 +707,7 @@ def _read_step(directory: Path, entry: dict) -> Fixture:
     problem = entry_problem(entry)
     if problem:
         raise FixtureError(problem)
-    path = directory / entry["file"]
-    if not path.is_file():
-        raise FixtureError(f"{entry['file']}: fixture file {path} is missing")
-    digest = sha256_file(path)
-    if digest != entry["sha256"]:
-        raise FixtureError(
-            f"{entry['file']}: fixture file altered: sha256 {digest[:16]}... differs from the "
-            f"manifest's {entry['sha256'][:16]}..."
-        )
-    fixture = read_fixture(path)
-    if fixture.case_id != entry["id"]:
-        raise FixtureError(
-            f"{entry['file']}: the file holds {fixture.case_id!r}, not the manifest's step"
-        )
-    return fixture
+    return read_entry(directory, entry, entry["file"])
 
 
 def replay_sequences(
