@@ -52,6 +52,7 @@ class RecurrentLayer(Layer):
     def __init__(self, input_dim: int):
         super().__init__(input_dim)
         self._last_had_state = False  # the last training call was given an initial_state
+        self._last_stateless = False  # ... or neither given nor asked for a state
 
     @property
     def output_dim(self) -> int:
@@ -118,7 +119,9 @@ class RecurrentLayer(Layer):
 
     def _run(self, x, training: bool, initial_state, final_state: bool = True):
         """Runs the native layer: (output parts, final states (n, B, U) or None when
-        `final_state` is False: not asked of the native side, final_state NULL)."""
+        `final_state` is False: not asked of the native side, final_state NULL). A call
+        with neither state runs the C API's stateless entry points (ApplyInference,
+        ApplyTrainingBatch; its backward: CalculateGradient)."""
         training = check_bool(training, "training")
         self._check_mode(training)
         arr, batch, steps = self._prepare_input(x)
@@ -130,31 +133,37 @@ class RecurrentLayer(Layer):
             if final_state
             else None
         )
-        suffix = "ApplyTrainingBatchWithState" if training else "ApplyInferenceWithState"
-        fn = getattr(_lib(), f"NNTK{self._native}{suffix}")
+        stateless = states is None and final is None
         if training:
             self._last_training_shape = None
-        fn(
-            handle,
-            batch,
-            steps,
-            float_ptr(arr),
-            float_ptr(states),
-            float_ptr(out),
-            float_ptr(final),
-        )
+        if stateless:
+            suffix = "ApplyTrainingBatch" if training else "ApplyInference"
+            self._fn(suffix)(handle, batch, steps, float_ptr(arr), float_ptr(out))
+        else:
+            suffix = "ApplyTrainingBatchWithState" if training else "ApplyInferenceWithState"
+            getattr(_lib(), f"NNTK{self._native}{suffix}")(
+                handle,
+                batch,
+                steps,
+                float_ptr(arr),
+                float_ptr(states),
+                float_ptr(out),
+                float_ptr(final),
+            )
         if training:
             self._weights_set_after_call = False
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
             self._last_had_state = states is not None
+            self._last_stateless = stateless
         return self._split_output(out), None if final is None else list(final)
 
     # -- the Keras-shaped API --------------------------------------------------------------
     def __call__(self, x, training: bool = False, initial_state=None, final_state: bool = True):
         """The output (or, with return_state, [output(s)..., states...]); see the module doc.
         `final_state=False` (return_state=False only): the native call is not asked for
-        the final state (final_state NULL)."""
+        the final state (final_state NULL; without initial_state either, the stateless
+        C entry points run, and backward after it CalculateGradient)."""
         final_state = check_bool(final_state, "final_state")
         if self.return_state and not final_state:
             raise ValueError("final_state=False: the layer has return_state=True")
@@ -225,15 +234,19 @@ class RecurrentLayer(Layer):
             if self._last_had_state
             else None
         )
-        fn = getattr(_lib(), f"NNTK{self._native}CalculateGradientWithState")
-        fn(
-            handle,
-            self._gradient_handle(),
-            float_ptr(d_out),
-            float_ptr(d_final),
-            float_ptr(dx),
-            float_ptr(d_init),
-        )
+        if self._last_stateless:  # neither state given nor returned: no state gradient
+            self._fn("CalculateGradient")(
+                handle, self._gradient_handle(), float_ptr(d_out), float_ptr(dx)
+            )
+        else:
+            getattr(_lib(), f"NNTK{self._native}CalculateGradientWithState")(
+                handle,
+                self._gradient_handle(),
+                float_ptr(d_out),
+                float_ptr(d_final),
+                float_ptr(dx),
+                float_ptr(d_init),
+            )
         weight_grads = self._weight_gradients()
         if d_init is not None:
             return dx, weight_grads, list(d_init)

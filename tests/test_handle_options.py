@@ -97,8 +97,20 @@ def test_recurrent_backward_without_the_input_gradient_keeps_the_state_gradient(
     assert dx is None and len(grads) == 3 and d_h0.shape == (2, 3)
 
 
-def test_a_recurrent_call_without_the_final_state():
+@pytest.mark.parametrize("initial_state", [None, [np.full((2, 3), 0.5, np.float32)] * 2])
+def test_a_recurrent_call_without_the_final_state(initial_state):
+    """With an initial state: the WithState entry points given final_state NULL;
+    without: the stateless ApplyInference / ApplyTrainingBatch / CalculateGradient."""
     lstm = nn.LSTM(3, input_dim=4, return_sequences=True)
-    np.testing.assert_array_equal(lstm(X, final_state=False), lstm(X))
+    dy = np.ones((2, 5, 3), np.float32)
+    results = []
+    for final_state in (False, True):
+        kwargs = {"initial_state": initial_state, "final_state": final_state}
+        outputs = [lstm(X, **kwargs), lstm(X, training=True, **kwargs)]
+        dx, weight_grads, *d_initial = lstm.backward(dy)
+        results.append([*outputs, dx, *weight_grads, *(d_initial[0] if d_initial else [])])
+    assert len(results[0]) == len(results[1]) == (6 if initial_state is None else 8)
+    for got, want in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="return_state=True"):
         nn.LSTM(3, input_dim=4, return_state=True)(X, final_state=False)
