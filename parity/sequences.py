@@ -289,6 +289,8 @@ class StepResult:
     comparisons: list[Comparison] = field(default_factory=list)
     error: str = ""  # the native side raised
     history: list[str] = field(default_factory=list)  # the ops before this one
+    native: dict = field(default_factory=dict, repr=False)  # what the native side returned
+    case: Case | None = None  # the op's shape, for locating an element
 
     @property
     def passed(self) -> bool:
@@ -329,6 +331,7 @@ def check_step(
     steps = op.data.x.shape[1] if op.data.x.ndim == 3 else 1
     case = Case(spec.name, config, batch, steps, max(op.data.x.ndim, 2), 0)  # for locate()
     result.comparisons = compare_quantities(spec, case, float64, float32, quantities)
+    result.native, result.case = quantities, case
     return result
 
 
@@ -758,8 +761,9 @@ def replay_sequences(
 
 def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: SequenceReplay) -> str:
     from parity.specs import get_spec
+    from parity.variants import SequenceVariants
 
-    native = None
+    native = variants = None
     history: list[str] = []
     try:
         for expected, entry in enumerate(entries, start=1):
@@ -773,6 +777,8 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
                 raise FixtureError(f"{entry['file']}: {exc}") from None
             if native is None:
                 native = NativeSide(spec, native_layer(backend, spec, config))
+                # The on-device variants of the sequence, in lockstep (parity/variants.py)
+                variants = SequenceVariants(spec, config, backend, native.layer)
             op.data = fixture.data
             description = f"{layer} {name!r} {config} (rank {rank}) [{where}]"
             result = check_step(
@@ -786,6 +792,10 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
                 fixture.float32,
                 history,
             )
+            if result.passed:
+                result.comparisons += variants.check(
+                    op, result.case, fixture.float64, fixture.float32, result.native
+                )
             out.steps += 1
             history.append(op.describe())
             if not result.passed:
@@ -801,6 +811,8 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
     finally:
         if native is not None and hasattr(native.layer, "close"):
             native.layer.close()
+        if variants is not None:
+            variants.close()
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -92,58 +92,70 @@ class _InferenceTwin:
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of creating or calling the layer handle: its name in reports, the
-    cases it applies to, and `run(spec, case, data, build)`, the quantities it
-    produces for a case (`build()` makes one more nntk layer of the case)."""
+    """One way of creating or calling the layer handle: its name in reports,
+    `make(build, case)` the layer the fixture's protocol drives (`build()` makes one
+    more nntk layer of the case), the configs it applies to, whether it runs the
+    recorded call sequences too. `inference`: an inference-only handle, which runs
+    only the inference calls (next to a training twin, or to the sequence's plain layer)."""
 
     name: str
-    run: Callable[[LayerSpec, Case, Any, Callable[[], Any]], dict[str, Any]]
-    applies: Callable[[Case], bool] = lambda case: True
+    make: Callable[[Callable[[], Any], Case], Any]
+    applies: Callable[[dict], bool] = lambda config: True
+    in_sequences: bool = True
+    inference: bool = False
 
 
-def _inference_handle(spec, case, data, build):
-    twin, inference = build(), build()
-    inference.set_handle_options(inference_only=True)
-    driven = _InferenceTwin(twin, inference)
-    quantities = runner.drive(spec, driven, data)
-    # Only what the inference handle returned: the rest is the twin's (the plain path).
-    return {k: v for k, v in quantities.items() if any(v is mine for mine in driven.produced)}
+def _inference_layer(build, case):
+    layer = build()
+    layer.set_handle_options(inference_only=True)
+    return layer
 
 
 def _with_capacity(size: Callable[[Case], tuple[int, int]]):
-    def run(spec, case, data, build):
+    def make(build, case):
         layer = build()
         max_batch, max_steps = size(case)
         layer.set_handle_options(max_batch=max_batch, max_steps=max_steps)
-        return runner.drive(spec, layer, data)
+        return layer
 
-    return run
-
-
-def _no_input_gradient(spec, case, data, build):
-    driven = _WithKeywords(build(), backward={"input_gradient": False})
-    # backward returns None for the input gradient it was not asked for
-    return {k: v for k, v in runner.drive(spec, driven, data).items() if v is not None}
-
-
-def _no_final_state(spec, case, data, build):
-    return runner.drive(spec, _WithKeywords(build(), call={"final_state": False}), data)
+    return make
 
 
 VARIANTS: list[Variant] = [
-    Variant("inference handle", _inference_handle),
+    Variant("inference handle", _inference_layer, inference=True),
     Variant(
         f"capacity {FIXED_CAPACITY[0]}x{FIXED_CAPACITY[1]}",
-        _with_capacity(lambda c: FIXED_CAPACITY),
+        _with_capacity(lambda case: FIXED_CAPACITY),
     ),
-    # The call's own size; a (batch, features) input reserves max_steps 0 (one step).
-    Variant("capacity BxT", _with_capacity(lambda c: (c.batch, c.steps if c.rank == 3 else 0))),
-    Variant("no d_in", _no_input_gradient),
+    # The call's own size, for the layer fixtures (a sequence's calls change size); a
+    # (batch, features) input reserves max_steps 0 (one step).
+    Variant(
+        "capacity BxT",
+        _with_capacity(lambda case: (case.batch, case.steps if case.rank == 3 else 0)),
+        in_sequences=False,
+    ),
+    # backward returns None for the input gradient it was not asked for
+    Variant(
+        "no d_in", lambda build, case: _WithKeywords(build(), backward={"input_gradient": False})
+    ),
     # A recurrent call that does not return its states need not compute them.
     Variant(
-        "no final state", _no_final_state, lambda case: case.config.get("return_state") is False
+        "no final state",
+        lambda build, case: _WithKeywords(build(), call={"final_state": False}),
+        lambda config: config.get("return_state") is False,
     ),
 ]
+
+
+def _produced_by(variant: Variant, spec, case, data, build) -> dict[str, Any]:
+    """The quantities `variant` produces for a layer fixture's case."""
+    layer = variant.make(build, case)
+    if variant.inference:
+        driven = _InferenceTwin(build(), layer)
+        quantities = runner.drive(spec, driven, data)
+        # Only what the inference handle returned: the rest is the twin's (the plain path).
+        return {k: v for k, v in quantities.items() if any(v is mine for mine in driven.produced)}
+    return {k: v for k, v in runner.drive(spec, layer, data).items() if v is not None}
 
 
 def runs_variants(backend) -> bool:
@@ -167,7 +179,7 @@ def check_case(
     if not result.error and runs_variants(backend):
         plain = result.arrays[2]
         for variant in VARIANTS:
-            if variant.applies(case):
+            if variant.applies(case.config):
                 result.comparisons += check_variant(
                     variant, spec, case, data, float64, float32, plain, backend
                 )
@@ -190,7 +202,7 @@ def check_variant(
         return layers[-1]
 
     try:
-        produced = variant.run(spec, case, data, build)
+        produced = _produced_by(variant, spec, case, data, build)
     except Exception as exc:  # a native error fails the variant, reported as such
         return [_failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")]
     finally:
@@ -198,6 +210,12 @@ def check_variant(
             layer.close()
     if not produced:
         return [_failed(variant, "produced no quantity")]
+    return compare_produced(variant, spec, case, produced, float64, float32, plain)
+
+
+def compare_produced(variant: Variant, spec, case, produced, float64, float32, plain):
+    """The comparisons of what a variant produced: with the references (the spec's
+    tolerances) and bit for bit with the plain path's quantities `plain`."""
     comparisons = []
     for quantity, value in sorted(produced.items()):
         value = np.asarray(value)
@@ -244,3 +262,55 @@ def _failed(variant: Variant, problem: str) -> Comparison:
     c = compare(f"({variant.name})", None, np.zeros(0), np.zeros(0), Tolerance(0.0, 0.0))
     c.problem = problem
     return c
+
+
+class SequenceVariants:
+    """The variants of one recorded call sequence (parity/sequences.py), each a
+    layer of its own driven in lockstep with the sequence's plain layer: every op on
+    every variant (an inference handle: the set_weights, inference calls and streams,
+    each call given the plain layer's current weights first), what it returns
+    compared like a layer fixture's variant."""
+
+    def __init__(self, spec, config: dict, backend, plain_layer):
+        from parity.sequences import NativeSide, native_layer
+
+        self.spec, self.plain = spec, plain_layer
+        self.layers: list = []
+        self.sides: list[tuple[Variant, Any]] = []
+        if not runs_variants(backend):
+            return
+
+        def build():
+            self.layers.append(native_layer(backend, spec, config))
+            return self.layers[-1]
+
+        for variant in VARIANTS:
+            if variant.in_sequences and variant.applies(config):
+                self.sides.append((variant, NativeSide(spec, variant.make(build, None))))
+
+    def check(self, op, case, float64, float32, plain) -> list[Comparison]:
+        """Runs `op` on every variant; the comparisons of what each returned."""
+        comparisons = []
+        for variant, side in self.sides:
+            if variant.inference:
+                if op.kind == "backward" or (op.kind == "call" and op.training):
+                    continue
+                if op.kind != "set_weights":
+                    side.layer.set_weights(self.plain.get_weights())
+            try:
+                produced = {k: v for k, v in side.apply(op).items() if v is not None}
+            except Exception as exc:  # a native error fails the variant, reported as such
+                comparisons.append(
+                    _failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")
+                )
+                continue
+            if produced:
+                comparisons += compare_produced(
+                    variant, self.spec, case, produced, float64, float32, plain
+                )
+        return comparisons
+
+    def close(self) -> None:
+        for layer in self.layers:
+            if hasattr(layer, "close"):
+                layer.close()

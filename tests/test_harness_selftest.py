@@ -519,7 +519,7 @@ VARIANT_FAKES = {
 def test_replay_catches_a_fault_only_on_an_on_device_path(fake):
     """Replay fails on every layer named, each failure a quantity of the faulty
     path's variant with its element; no plain-path quantity and no other variant
-    fails."""
+    fails. The call sequences of those layers fail in that variant too."""
     from helpers import FIXTURES
 
     from parity.replay import replay
@@ -531,10 +531,16 @@ def test_replay_catches_a_fault_only_on_an_on_device_path(fake):
     failing = {c.quantity for r in run.failed_cases for c in r.comparisons if not c.passed}
     assert all(q.endswith(")") for q in failing), f"a plain-path quantity failed: {failing}"
     assert {q.rsplit(" (", 1)[1][:-1] for q in failing} == variants, failing
-    located = located_failures(replay_text(run))
+    located = located_failures("\n".join(r.failure_message() for r in run.failed_cases))
     for variant in variants:
         assert any(q.startswith(quantity) and q.endswith(f" ({variant})") for q in located), (
             f"no failure of {quantity}* ({variant}) with an element location in {located}"
+        )
+    # The recorded call sequences run the variants too (all but the call-sized capacity)
+    sequences = located_failures("\n".join(run.problems))
+    for variant in variants - {"capacity BxT"}:
+        assert any(q.endswith(f" ({variant})") for q in sequences), (
+            f"no call-sequence failure of ({variant}) with an element location in {run.problems}"
         )
 
 
