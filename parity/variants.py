@@ -37,7 +37,7 @@ import numpy as np
 from parity import runner
 from parity.compare import Comparison, Tolerance, compare
 from parity.runner import CaseResult
-from parity.spec import Case, LayerSpec
+from parity.spec import Case
 
 # A reserved capacity larger than most fixtures' calls and smaller than the long ones
 # (rows B*T up to 8*16 = 128; T up to 16 for a recurrent cache): calls inside the
@@ -164,17 +164,10 @@ def runs_variants(backend) -> bool:
     return backend is None or hasattr(backend, "build_layer")
 
 
-def check_case(
-    spec: LayerSpec,
-    case: Case,
-    data,
-    float64: dict[str, np.ndarray],
-    float32: dict[str, np.ndarray],
-    backend=None,
-    keep_arrays: bool = False,
-) -> CaseResult:
-    """runner.check_case (the plain path), then every variant that applies to the case
-    (when the backend has handles to vary), each one's comparisons added to the case's."""
+def check_case(spec, case, data, float64, float32, backend=None, keep_arrays=False) -> CaseResult:
+    """runner.check_case (the plain path; the same arguments), then every variant that
+    applies to the case (when the backend has handles to vary), each one's comparisons
+    added to the case's."""
     result = runner.check_case(spec, case, data, float64, float32, backend, keep_arrays=True)
     if not result.error and runs_variants(backend):
         plain = result.arrays[2]
