@@ -602,13 +602,8 @@ def cmd_example(args) -> int:
     return example.main(args)
 
 
-def cmd_bench(args) -> int:
-    from parity import bench
-
-    return bench.main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from nntk_bench.run import add_parser as add_bench_parser
     from parity.record import DEFAULT_SEED, RANDOM_CASES
 
     parser = argparse.ArgumentParser(prog="nntk-parity", description=__doc__.split("\n")[0])
@@ -672,21 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("case_id", metavar="ID")
     repro.add_argument("--fixtures", metavar="DIR", help="where fixture ids are looked up")
     repro.set_defaults(func=cmd_repro)
-    bench = sub.add_parser(
-        "bench",
-        help="time nntk against ONNX Runtime, TFLite, PyTorch and TF (+XLA) on workloads "
-        "W1-W5, one thread each, after checking all compute the same outputs",
-    )
-    bench.add_argument("--quick", action="store_true", help="a short smoke run")
-    bench.add_argument(
-        "--frameworks",
-        metavar="LIST",
-        help="comma-separated subset of nntk,nntk-py,onnxruntime,tflite,torch,tf,tf-xla "
-        "(default: all; a peer that is not installed is skipped with a note)",
-    )
-    bench.add_argument("--workloads", metavar="LIST", help="comma-separated subset of W1..W5")
-    bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR")
-    bench.set_defaults(func=cmd_bench)
+    add_bench_parser(sub)  # nntk_bench/run.py
     listing = sub.add_parser("list", help="list the layer specs and their options")
     listing.set_defaults(func=cmd_list)
 
