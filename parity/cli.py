@@ -387,14 +387,9 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
-def cmd_example(args) -> int:
-    from parity import example
-
-    return example.main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from nntk_bench.run import add_parser as add_bench_parser
+    from nntk_examples.command import add_parser as add_example_parser
     from parity.model_command import add_parser as add_model_parser
     from parity.record import DEFAULT_SEED, RANDOM_CASES
 
@@ -465,15 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_model_parser(sub)  # parity/model_command.py
 
-    example = sub.add_parser("example", help="worked examples")
-    example.add_argument("name", choices=("personalize",), help="the example to run")
-    example.add_argument(
-        "--tiny", action="store_true", help="a tiny, fast configuration (what the test runs)"
-    )
-    example.add_argument("--epochs", type=int, help="training epochs")
-    example.add_argument("--seed", type=int, default=0, help="data and initial weights")
-    example.add_argument("--no-keras", action="store_true", help="nntk only (no TensorFlow needed)")
-    example.set_defaults(func=cmd_example)
+    add_example_parser(sub)  # nntk_examples/command.py
     for command in sub.choices.values():
         command.add_argument(
             "--verbose", action="store_true", help="show TensorFlow's own start-up and log lines"
