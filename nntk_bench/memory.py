@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 
 from nntk_bench.nntk_runners import NNTKRaw, nntk_model, nntk_train_runner
-from nntk_bench.workloads import CLASSES, TRAIN_B, D, F, K, T, U, make_weights
+from nntk_bench.workloads import TRAIN_B, T, make_weights
 
 
 def memory_report() -> dict:
@@ -22,29 +22,25 @@ def memory_report() -> dict:
         nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
         return current.value, peak.value
 
-    specs = [
-        ("Conv1d", nn.lib.NNTKConv1dConfigCreate, (D, F, K, 1, 0, 1, 0, 1)),
-        ("BatchNorm", nn.lib.NNTKBatchNormConfigCreate, (F, 0.99, 1e-3, 1, 1)),
-        ("Activation", nn.lib.NNTKActivationConfigCreate, (1, F)),
-        ("GRU", nn.lib.NNTKGRUConfigCreate, (F, U, 6, 4, 1, 1, 1, 0)),
-        ("BatchNorm", nn.lib.NNTKBatchNormConfigCreate, (U, 0.99, 1e-3, 1, 1)),
-        ("GRU", nn.lib.NNTKGRUConfigCreate, (U, U, 6, 4, 1, 1, 1, 0)),
-        ("TimeDistributedDense", nn.lib.NNTKTimeDistributedDenseConfigCreate, (U, CLASSES, 7, 1)),
-    ]
+    w = make_weights()
+    # The layers of W4's own model (nntk_model), each created once more by hand from its
+    # configuration, so the table follows the model.
+    model = nntk_model(w, TRAIN_B)
     layers = []
-    for layer, create_config, args in specs:
-        config = create_config(*args)
+    for layer in model.layers:
+        config = layer._fn("ConfigCreate")(*layer._config_args())
         for mode, extra in (
             ("inference", ()),
             ("training", (ctypes.byref(_native.TrainingConfig(TRAIN_B, T)),)),
         ):
             before, _ = stats()
-            handle = getattr(nn.lib, f"NNTK{layer}CreateFor{mode.capitalize()}")(config, *extra)
+            handle = layer._fn(f"CreateFor{mode.capitalize()}")(config, *extra)
             after, _ = stats()
-            layers.append({"layer": layer, "mode": mode, "bytes": after - before})
-            getattr(nn.lib, f"NNTK{layer}Destroy")(handle)
-        getattr(nn.lib, f"NNTK{layer}ConfigDestroy")(config)
-    w = make_weights()
+            name = type(layer).__name__
+            layers.append({"layer": name, "mode": mode, "bytes": after - before})
+            layer._fn("Destroy")(handle)
+        layer._fn("ConfigDestroy")(config)
+    model.close()
     base, _ = stats()
 
     def check(status, what):
