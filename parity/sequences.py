@@ -49,6 +49,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
+from parity import variants
 from parity.compare import Comparison
 from parity.fixtures import (
     FORMAT,
@@ -65,7 +66,7 @@ from parity.fixtures import (
     write_manifest,
 )
 from parity.reference import CaseData
-from parity.runner import compare_quantities
+from parity.runner import compare_quantities, native_layer
 from parity.spec import Case, LayerSpec, float32_range
 
 SEQUENCES_DIR = "sequences"  # under the fixture directory
@@ -102,18 +103,6 @@ def output_names(spec: LayerSpec, layer, count: int) -> list[str]:
     if is_recurrent(spec):
         return spec.output_names_of(layer)
     return spec.output_names({}, count)
-
-
-def native_layer(backend, spec: LayerSpec, config: dict):
-    """The nntk layer a sequence drives: `backend.build_layer(spec, config)` when the
-    backend builds layers (a harness self-test fake wraps the real one), else the
-    real layer from the spec."""
-    build = getattr(backend, "build_layer", None)
-    if build is not None:
-        return build(spec, config)
-    import nntk_core
-
-    return spec.build_native(nntk_core, config)
 
 
 # -- one op --------------------------------------------------------------------------------
@@ -278,6 +267,56 @@ class NativeSide:
             if not t:
                 quantities[f"state:{name}"] = value
         return quantities
+
+
+class SequenceVariants:
+    """The on-device variants of one recorded call sequence (parity/variants.py), each a
+    layer of its own driven in lockstep with the sequence's plain layer: every op on
+    every variant (an inference handle: the set_weights, inference calls and streams,
+    each call given the plain layer's current weights first), what it returns
+    compared like a layer fixture's variant."""
+
+    def __init__(self, spec, config: dict, backend, plain_layer):
+        self.spec, self.plain = spec, plain_layer
+        self.layers: list = []
+        self.sides: list[tuple[variants.Variant, NativeSide]] = []
+        if not variants.runs_variants(backend):
+            return
+
+        def build():
+            self.layers.append(native_layer(backend, spec, config))
+            return self.layers[-1]
+
+        for variant in variants.VARIANTS:
+            if variant.in_sequences and variant.applies(config):
+                self.sides.append((variant, NativeSide(spec, variant.make(build, None))))
+
+    def check(self, op, case, float64, float32, plain) -> list[Comparison]:
+        """Runs `op` on every variant; the comparisons of what each returned."""
+        comparisons = []
+        for variant, side in self.sides:
+            if variant.inference:
+                if op.kind == "backward" or (op.kind == "call" and op.training):
+                    continue
+                if op.kind != "set_weights":
+                    side.layer.set_weights(self.plain.get_weights())
+            try:
+                produced = {k: v for k, v in side.apply(op).items() if v is not None}
+            except Exception as exc:  # a native error fails the variant, reported as such
+                comparisons.append(
+                    variants.failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")
+                )
+                continue
+            if produced:
+                comparisons += variants.compare_produced(
+                    variant, self.spec, case, produced, float64, float32, plain
+                )
+        return comparisons
+
+    def close(self) -> None:
+        for layer in self.layers:
+            if hasattr(layer, "close"):
+                layer.close()
 
 
 # -- one step's verdict ----------------------------------------------------------------------
@@ -761,9 +800,8 @@ def replay_sequences(
 
 def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: SequenceReplay) -> str:
     from parity.specs import get_spec
-    from parity.variants import SequenceVariants
 
-    native = variants = None
+    native = on_device = None
     history: list[str] = []
     try:
         for expected, entry in enumerate(entries, start=1):
@@ -778,7 +816,7 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
             if native is None:
                 native = NativeSide(spec, native_layer(backend, spec, config))
                 # The on-device variants of the sequence, in lockstep (parity/variants.py)
-                variants = SequenceVariants(spec, config, backend, native.layer)
+                on_device = SequenceVariants(spec, config, backend, native.layer)
             op.data = fixture.data
             description = f"{layer} {name!r} {config} (rank {rank}) [{where}]"
             result = check_step(
@@ -793,7 +831,7 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
                 history,
             )
             if result.passed:
-                result.comparisons += variants.check(
+                result.comparisons += on_device.check(
                     op, result.case, fixture.float64, fixture.float32, result.native
                 )
             out.steps += 1
@@ -811,8 +849,8 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
     finally:
         if native is not None and hasattr(native.layer, "close"):
             native.layer.close()
-        if variants is not None:
-            variants.close()
+        if on_device is not None:
+            on_device.close()
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ produces is
   library keeps its workspace, what it leaves out and which handle runs, never the
   arithmetic.
 
+The recorded call sequences run the variants too, each on a layer of its own in
+lockstep with the sequence's plain layer (parity.sequences.SequenceVariants).
+
 A variant's comparisons join the case's, named `<quantity> (<variant>)` (e.g.
 `output:inference (inference handle)`), so a failure names the variant, the
 quantity and the element like any other replay failure.
@@ -186,23 +189,21 @@ def check_variant(
 ) -> list[Comparison]:
     """One variant's comparisons for a case: each quantity it produced, against the
     references (spec tolerances) and bit for bit against the plain path's `plain`."""
-    from parity.sequences import native_layer
-
     layers = []
 
     def build():
-        layers.append(native_layer(backend, spec, case.config))
+        layers.append(runner.native_layer(backend, spec, case.config))
         return layers[-1]
 
     try:
         produced = _produced_by(variant, spec, case, data, build)
     except Exception as exc:  # a native error fails the variant, reported as such
-        return [_failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")]
+        return [failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")]
     finally:
         for layer in layers:
             layer.close()
     if not produced:
-        return [_failed(variant, "produced no quantity")]
+        return [failed(variant, "produced no quantity")]
     return compare_produced(variant, spec, case, produced, float64, float32, plain)
 
 
@@ -214,7 +215,7 @@ def compare_produced(variant: Variant, spec, case, produced, float64, float32, p
         value = np.asarray(value)
         if quantity not in float64:
             comparisons.append(
-                _failed(variant, f"{quantity}: produced by the variant but not by tf.keras")
+                failed(variant, f"{quantity}: produced by the variant but not by tf.keras")
             )
             continue
         c = compare(quantity, value, float64[quantity], float32[quantity], spec.tolerance(quantity))
@@ -250,60 +251,8 @@ def _bit_difference(value: np.ndarray, plain) -> tuple[int, ...] | str | None:
     return tuple(int(i) for i in where[0]) if len(where) else None
 
 
-def _failed(variant: Variant, problem: str) -> Comparison:
+def failed(variant: Variant, problem: str) -> Comparison:
     """A comparison that failed before any number was compared."""
     c = compare(f"({variant.name})", None, np.zeros(0), np.zeros(0), Tolerance(0.0, 0.0))
     c.problem = problem
     return c
-
-
-class SequenceVariants:
-    """The variants of one recorded call sequence (parity/sequences.py), each a
-    layer of its own driven in lockstep with the sequence's plain layer: every op on
-    every variant (an inference handle: the set_weights, inference calls and streams,
-    each call given the plain layer's current weights first), what it returns
-    compared like a layer fixture's variant."""
-
-    def __init__(self, spec, config: dict, backend, plain_layer):
-        from parity.sequences import NativeSide, native_layer
-
-        self.spec, self.plain = spec, plain_layer
-        self.layers: list = []
-        self.sides: list[tuple[Variant, Any]] = []
-        if not runs_variants(backend):
-            return
-
-        def build():
-            self.layers.append(native_layer(backend, spec, config))
-            return self.layers[-1]
-
-        for variant in VARIANTS:
-            if variant.in_sequences and variant.applies(config):
-                self.sides.append((variant, NativeSide(spec, variant.make(build, None))))
-
-    def check(self, op, case, float64, float32, plain) -> list[Comparison]:
-        """Runs `op` on every variant; the comparisons of what each returned."""
-        comparisons = []
-        for variant, side in self.sides:
-            if variant.inference:
-                if op.kind == "backward" or (op.kind == "call" and op.training):
-                    continue
-                if op.kind != "set_weights":
-                    side.layer.set_weights(self.plain.get_weights())
-            try:
-                produced = {k: v for k, v in side.apply(op).items() if v is not None}
-            except Exception as exc:  # a native error fails the variant, reported as such
-                comparisons.append(
-                    _failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")
-                )
-                continue
-            if produced:
-                comparisons += compare_produced(
-                    variant, self.spec, case, produced, float64, float32, plain
-                )
-        return comparisons
-
-    def close(self) -> None:
-        for layer in self.layers:
-            if hasattr(layer, "close"):
-                layer.close()
