@@ -134,30 +134,37 @@ class Layer:
     def set_handle_options(
         self, *, inference_only: bool = False, max_batch: int = 0, max_steps: int = 0
     ) -> None:
-        """How the native handle is created, before the layer's first use (set_weights
-        or a call). By default: CreateForTraining with no reserved capacity.
-        `inference_only`: CreateForInference, the on-device handle (inference calls
-        only: no training call, no backward). `max_batch`, `max_steps`: the
-        NNTKTrainingConfig of CreateForTraining, the workspace reserved at creation so
-        that calls up to that size do not allocate (0, 0: reserve on first use;
-        max_steps 0 with max_batch > 0 reserves one step, as for (batch, features) input)."""
-        if self._handle is not None or self._closed:
+        """Creates the native handle now, with these options, instead of on first use
+        with the defaults (CreateForTraining, no reserved capacity); before the layer's
+        first use (set_weights or a call). `inference_only`: CreateForInference, the
+        on-device handle (inference calls only: no training call, no backward).
+        `max_batch`, `max_steps`: the NNTKTrainingConfig of CreateForTraining, the
+        workspace reserved at creation so that calls up to that size do not allocate
+        (0, 0: reserve on first use; max_steps 0 with max_batch > 0 reserves one step,
+        as for (batch, features) input). The library checks the sizes (NNTKError)."""
+        if self._handle is not None:
             raise RuntimeError(
                 f"{type(self).__name__}.set_handle_options: the native handle exists already; "
                 "set the options before the first set_weights() or call"
             )
         inference_only = check_bool(inference_only, "inference_only")
         for value, name in ((max_batch, "max_batch"), (max_steps, "max_steps")):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+            if not 0 <= value <= np.iinfo(np.int64).max:  # what the int64_t field holds
+                raise ValueError(f"{name} must be >= 0 and fit in int64, got {value}")
         if inference_only and (max_batch or max_steps):
             raise ValueError(
                 "max_batch and max_steps reserve training capacity: not with inference_only"
             )
-        if max_steps and not max_batch:
-            raise ValueError(f"max_steps={max_steps} needs max_batch >= 1")
+        previous = self._inference_only, self._capacity
         self._inference_only = inference_only
         self._capacity = TrainingConfig(int(max_batch), int(max_steps))
+        try:
+            self._live_handle()
+        except Exception:  # refused: the layer keeps its previous options
+            self._inference_only, self._capacity = previous
+            raise
 
     def _check_mode(self, training: bool) -> None:
         """Refuses a training call on an inference-only handle (before the native side does)."""

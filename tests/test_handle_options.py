@@ -26,22 +26,32 @@ def test_options_are_set_before_the_handle_exists():
     layer = _dense()
     with pytest.raises(RuntimeError, match="before the first set_weights"):
         layer.set_handle_options(inference_only=True)
+    layer = nn.Dense(3, input_dim=4)
+    layer.set_handle_options(max_batch=2)  # creates the handle
+    with pytest.raises(RuntimeError, match="exists already"):
+        layer.set_handle_options(max_batch=4)
 
 
 @pytest.mark.parametrize(
-    "options, match",
+    "options, error, match",
     [
-        ({"inference_only": 1}, "inference_only"),
-        ({"max_batch": -1}, "max_batch"),
-        ({"max_batch": 2.0}, "max_batch"),
-        ({"max_batch": 4, "max_steps": True}, "max_steps"),
-        ({"max_steps": 8}, "max_steps=8 needs max_batch"),
-        ({"inference_only": True, "max_batch": 4}, "not with inference_only"),
+        ({"inference_only": 1}, TypeError, "inference_only"),
+        ({"max_batch": -1}, ValueError, "max_batch"),
+        ({"max_batch": 2**64}, ValueError, "max_batch"),  # ctypes would wrap it to 0
+        ({"max_batch": 2.0}, TypeError, "max_batch"),
+        ({"max_batch": 4, "max_steps": True}, TypeError, "max_steps"),
+        ({"inference_only": True, "max_batch": 4}, ValueError, "not with inference_only"),
+        # the library's own checks, at once
+        ({"max_steps": 8}, nn.NNTKError, "training_config.max_batch"),
+        ({"max_batch": 2**40}, nn.NNTKError, "training_config.max_batch"),
+        ({"max_batch": 1, "max_steps": 2**40}, nn.NNTKError, "training_config.max_steps"),
     ],
 )
-def test_bad_options_are_refused_naming_the_argument(options, match):
-    with pytest.raises((TypeError, ValueError), match=match):
-        nn.Dense(3, input_dim=4).set_handle_options(**options)
+def test_bad_options_are_refused_naming_the_argument(options, error, match):
+    layer = nn.Dense(3, input_dim=4)
+    with pytest.raises(error, match=match):
+        layer.set_handle_options(**options)
+    layer(X, training=True)  # the layer keeps its defaults
 
 
 def test_an_inference_handle_runs_inference_only():
