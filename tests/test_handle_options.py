@@ -124,3 +124,17 @@ def test_a_recurrent_call_without_the_final_state(initial_state):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="return_state=True"):
         nn.LSTM(3, input_dim=4, return_state=True)(X, final_state=False)
+
+
+def test_a_model_backward_without_the_input_gradient():
+    """Sequential.backward(input_gradient=False): the first layer skips d_in (as
+    train_step does), the weight gradients bit for bit those of the full backward."""
+    model = nn.Sequential([nn.GRU(3, input_dim=4, return_sequences=True), nn.Dense(2, input_dim=3)])
+    dy = np.ones((2, 5, 2), np.float32)
+    model(X, training=True)
+    dx, full = model.backward(dy)
+    model(X, training=True)
+    none, skipped = model.backward(dy, input_gradient=False)
+    assert dx.shape == X.shape and none is None
+    for got, want in zip(skipped, full, strict=True):
+        np.testing.assert_array_equal(got, want)
