@@ -24,12 +24,18 @@ def _either_side(x: float) -> list[float]:
 # softplus, sigmoid, elu, selu, swish written with exp(±x)); exp's result turns
 # subnormal below log(FLT_MIN); ±100 for the tails of every function (and a
 # softmax row whose logits lie over 100 apart).
+# TF's float32 sigmoid and tanh (core/vmath.h, Eigen's kernels) switch formula too:
+# sigmoid is 0 below -104, and tanh clamps its argument at ±7.90738964.
 _FINFO = np.finfo(np.float32)
 OVERFLOW = float(np.log(_FINFO.max))  # 88.72284
 UNDERFLOW = float(np.log(_FINFO.tiny))  # -87.33655
+SIGMOID_ZERO_BELOW = -104.0
+TANH_CLAMP = 7.90738964080810547
 _EDGES = [
     *(sign * v for v in _either_side(OVERFLOW) for sign in (1.0, -1.0)),
     *_either_side(UNDERFLOW),
+    *_either_side(SIGMOID_ZERO_BELOW),
+    *(sign * v for v in _either_side(TANH_CLAMP) for sign in (1.0, -1.0)),
     *(sign * v for v in (20.0, 50.0, 100.0) for sign in (1.0, -1.0)),
 ]
 KINKS = np.array(_KINKS + _EDGES, np.float32)
