@@ -211,3 +211,45 @@ def test_the_goal_figure_gates_on_the_layer_kernel_and_training_rows(tmp_path):
     low = run("80.1")
     assert low.returncode == 1
     assert "layer, kernel and training branch 80.00% is below the floor 80.10%" in low.stdout
+
+
+def _call_arguments(text: str, name: str) -> list[list[str]]:
+    """The argument lists of every call of `name(` in C source text (not its
+    declaration or definition: those follow a type)."""
+    calls = []
+    for match in re.finditer(rf"\b{name}\(", text):
+        before = text[: match.start()].rstrip()
+        if before.endswith("void"):  # `void nntk_gemm(` : the prototype / definition
+            continue
+        depth, args, current = 1, [], ""
+        for ch in text[match.end() :]:
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            if ch == "," and depth == 1:
+                args.append(current.strip())
+                current = ""
+            else:
+                current += ch
+        calls.append([*args, current.strip()])
+    return calls
+
+
+def test_every_gemm_call_keeps_the_contract_the_dead_code_went_for():
+    """nntk_gemm computes alpha = 1 and beta 0 or 1 only (core/ops.h): its general
+    alpha/beta path, which no caller reached, was deleted (docs/coverage.md, part C). A
+    caller passing anything else would get a wrong product silently, so every call in
+    the sources is checked here."""
+    calls = [
+        args
+        for path in SOURCES
+        if path.suffix == ".c"
+        for args in _call_arguments(path.read_text(), "nntk_gemm")
+    ]
+    assert len(calls) >= 10  # the layers' weight and input gradients
+    for args in calls:
+        assert len(args) == 13, args
+        assert args[5] == "1.0f" and args[10] in {"0.0f", "1.0f"}, args
