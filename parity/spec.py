@@ -86,53 +86,24 @@ def kernel_tables() -> dict[str, dict[str, int]]:
     return tables
 
 
-def _blocks(size: int, block: int, unit: int) -> set[int]:
-    """The widths, in `unit`s, of the blocks of `block` a `size` is cut into: the full
-    block's (if there is one) and the last block's."""
-    return ({block // unit} if size > block else set()) | {(size - 1) % block // unit + 1}
-
-
-def kernel_shapes_run(m: int, n: int) -> set[tuple]:
-    """The kernel instances an (M, N) product of nntk_matmul runs in every table: a
-    one-row product (M = 1) runs row blocks of `row_cols` columns ("row", table, its
-    vectors); a taller one tiles of `tile_rows` x `tile_cols` ("tile", table, rows,
-    vectors); a table of one-row tiles (tile_rows 1) has no row shapes to tell apart."""
-    run = set()
-    for table, k in kernel_tables().items():
-        if m == 1:
-            run |= {("row", table, v) for v in _blocks(n, k["row_cols"], k["vector"])}
-        elif k["tile_rows"] > 1:
-            rows = _blocks(m, k["tile_rows"], 1)
-            vectors = _blocks(n, k["tile_cols"], k["vector"])
-            run |= {("tile", table, r, v) for r in rows for v in vectors}
-    return run
-
-
 @lru_cache(maxsize=1)
 def kernel_products() -> list[tuple[int, int]]:
-    """(M, N) products that together run every kernel instance of every table: each
-    one-row block width (M = 1, 1 ... row_cols/vector vectors) and each tile (1 ...
-    tile_rows rows x 1 ... tile_cols/vector vectors). Few: chosen greedily, each the
-    smallest (M·N, then M) of those running the most instances not yet run."""
-    wanted = set()
-    for table, k in kernel_tables().items():
-        wanted |= {("row", table, v) for v in range(1, k["row_cols"] // k["vector"] + 1)}
+    """(M, N) products of nntk_matmul that together run every kernel instance of every
+    table compiled in, each instance by the smallest product that runs it: a one-row
+    block of n vectors (M = 1, N = (n-1)·vector + 1, for n up to row_cols/vector) and a
+    tile of r rows x v vectors (M = r, or tile_rows + 1 for r = 1 since one row takes the
+    one-row path; N = (v-1)·vector + 1), for a table that tiles rows (tile_rows > 1). One
+    set per table, merged: a build with fewer tables (no SIMD) asks for a subset of what a
+    full build's fixtures hold."""
+    products = set()
+    for k in kernel_tables().values():
+        vector = k["vector"]
+        products |= {(1, (n - 1) * vector + 1) for n in range(1, k["row_cols"] // vector + 1)}
         if k["tile_rows"] > 1:
-            wanted |= {
-                ("tile", table, r, v)
-                for r in range(1, k["tile_rows"] + 1)
-                for v in range(1, k["tile_cols"] // k["vector"] + 1)
-            }
-    widest = max(max(k["row_cols"], k["tile_cols"]) for k in kernel_tables().values())
-    tallest = max(k["tile_rows"] for k in kernel_tables().values())
-    candidates = [(m, n) for m in range(1, 2 * tallest + 1) for n in range(1, 2 * widest + 1)]
-    runs = {shape: kernel_shapes_run(*shape) for shape in candidates}
-    chosen = []
-    while wanted:
-        best = min(candidates, key=lambda s: (-len(runs[s] & wanted), s[0] * s[1], s[0]))
-        chosen.append(best)
-        wanted -= runs[best]
-    return sorted(chosen)
+            rows = [r if r > 1 else k["tile_rows"] + 1 for r in range(1, k["tile_rows"] + 1)]
+            widths = [(v - 1) * vector + 1 for v in range(1, k["tile_cols"] // vector + 1)]
+            products |= {(m, n) for m in rows for n in widths}
+    return sorted(products)
 
 
 def around(values: Iterable[int], step: int = 1) -> list[int]:

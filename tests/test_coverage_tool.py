@@ -253,3 +253,22 @@ def test_every_gemm_call_keeps_the_contract_the_dead_code_went_for():
     for args in calls:
         assert len(args) == 13, args
         assert args[5] == "1.0f" and args[10] in {"0.0f", "1.0f"}, args
+
+
+def test_a_build_with_fewer_kernel_tables_asks_for_a_subset_of_the_kernel_products(monkeypatch):
+    """The Conv1D kernel-product buckets (parity.spec.kernel_products) of a build without
+    the SIMD tables (the portable build: mutation testing replays on it) are among those
+    the fixtures were recorded for with every table, or its replay would report missing
+    buckets."""
+    from parity import spec
+
+    full = spec.kernel_constants()
+    generic_only = {k: v for k, v in full.items() if "." not in k or k.startswith("generic.")}
+    assert generic_only != full
+    products = {}
+    for name, constants in (("full", full), ("generic", generic_only)):
+        spec.kernel_products.cache_clear()
+        monkeypatch.setattr(spec, "kernel_constants", lambda c=constants: c)
+        products[name] = set(spec.kernel_products())
+    spec.kernel_products.cache_clear()
+    assert products["generic"] < products["full"]
