@@ -1,12 +1,13 @@
 /* Pieces shared by the recurrent layers RNN (SimpleRNN), GRU and LSTM: the
  * configuration they have in common, the handle boilerplate (create, destroy,
- * weights, gradients, argument checks), the order in which the sequence is
- * processed (go_backwards), where outputs and upstream gradients live, and
- * the initial / final state. Not part of the public API.
+ * weights, gradients, argument checks), the loop over time (forward and
+ * backward through the sequence), the order in which the sequence is
+ * processed (go_backwards), where outputs and upstream gradients live, the
+ * initial / final state, and the typed public functions (one macro line per
+ * layer). Not part of the public API.
  *
- * The cell math (forward and backward of one step) and the loop over time
- * stay in each layer's own file; this file only holds what would otherwise be
- * copied three times.
+ * Each layer's own file holds its cell: the math of one step forward and one
+ * step backward, described to the loop by an NNTKRecurrentCell.
  *
  * Names: B = batch, T = steps, D = input_dim, U = units, G = gates per unit
  * (1 RNN, 3 GRU, 4 LSTM; the kernel is (D, G·U)), S = states (1: h; 2: h, c).
@@ -20,8 +21,11 @@
 #include "core/blocking.h"
 #include "nntk/status.h"
 
+typedef struct NNTKRecurrentCell NNTKRecurrentCell;
+
 /* What RNN, GRU and LSTM configurations have in common (validated). */
 typedef struct NNTKRecurrentSpec {
+    const NNTKRecurrentCell *cell; /* the layer's cell */
     int64_t input_dim; /* D */
     int64_t units;     /* U */
     int64_t gates;     /* G */
@@ -35,10 +39,11 @@ typedef struct NNTKRecurrentSpec {
     int64_t bias_count; /* floats in the bias: 0, G·U, or 2·G·U (GRU reset_after) */
 } NNTKRecurrentSpec;
 
-/* Validates the arguments of a layer's ConfigCreate and fills `spec`.
- * `recurrent_activation` is checked only when gates > 1. */
-NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec, int64_t input_dim,
-                                    int64_t units, int64_t gates, int64_t states,
+/* Validates the arguments of a layer's ConfigCreate and fills `spec`
+ * (gates and states from the cell). `recurrent_activation` is checked only
+ * when gates > 1. */
+NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec,
+                                    const NNTKRecurrentCell *cell, int64_t input_dim, int64_t units,
                                     int32_t activation, int32_t recurrent_activation,
                                     int32_t use_bias, int32_t reset_after,
                                     int32_t return_sequences, int32_t go_backwards);
@@ -87,8 +92,56 @@ typedef struct NNTKRecurrentWeights {
 } NNTKRecurrentWeights;
 NNTKRecurrentWeights nntk_recurrent_weights(const NNTKRecurrentFilter *f);
 
-/* Sizes of the two workspaces for a batch (the layer computes them). */
-typedef int64_t (*NNTKRecurrentSizeFn)(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps);
+/* --- the cell ----------------------------------------------------------------------------- */
+/* The most per-step arrays a cell keeps (GRU and LSTM: pre, act and one more). */
+#define NNTK_RECURRENT_MAX_ARRAYS 3
+
+/* One step's arrays: kept value i is (B, value_width[i]·U) (training: the
+ * cache slots of step k; inference: scratch), pre-activation gradient i is
+ * (B, grad_width[i]·U) (the slots of step k). */
+typedef struct NNTKRecurrentSlots {
+    float *a[NNTK_RECURRENT_MAX_ARRAYS];
+} NNTKRecurrentSlots;
+
+/* The states around one step: state s (0 = h, 1 = c) before the step at
+ * prev + s·stride, after it at next + s·stride, each (B, U). */
+typedef struct NNTKRecurrentStates {
+    const float *prev;
+    float *next;
+    int64_t stride;
+} NNTKRecurrentStates;
+
+/* What the shared loop over time needs to know of a layer: its shape and its
+ * cell (one step forward, one step backward). The layer's file defines one. */
+struct NNTKRecurrentCell {
+    int64_t gates, states;  /* G, S */
+    int projection_bias;    /* the input projection x·W adds bias[:GU] (else the cell adds it) */
+    int values;             /* per-step arrays kept for the backward pass */
+    int64_t value_width[NNTK_RECURRENT_MAX_ARRAYS]; /* in units of U */
+    int grads;              /* per-step pre-activation gradients; grad 0 is the input side's */
+    int64_t grad_width[NNTK_RECURRENT_MAX_ARRAYS];  /* in units of U; grad 0: G */
+    int64_t work;           /* the backward step's scratch per batch row, in units of U */
+    /* One step forward of processing step k: xp B rows of the input projection
+     * (G·U each) spaced ldxp apart; writes the states after the step and the
+     * step's values (keep: all of them, for training; else as the cell needs).
+     * hp (B, G·U) scratch. */
+    void (*forward_step)(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, const float *xp,
+                         int64_t ldxp, NNTKRecurrentStates st, float *hp, NNTKRecurrentSlots values,
+                         int keep);
+    /* One step backward: d_state (S, B, U) holds the whole upstream gradient of
+     * the states after the step (the cell may overwrite it); writes d_prev
+     * (S, B, U), that of the states before it, and the step's pre-activation
+     * gradients. rt (G·U, U) = recurrent_kernelᵀ; work (B, work·U) scratch. */
+    void (*backward_step)(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecurrentStates st,
+                          NNTKRecurrentSlots values, float *d_state, float *d_prev, const float *rt,
+                          float *work, NNTKRecurrentSlots grads);
+    /* The recurrent_kernel and bias gradients from all steps (rows = T·B):
+     * h (T+1, B, U) the h states, values and grads the whole (T, B, ·) arrays.
+     * NULL: d recurrent = h_prevᵀ·grad 0, d bias = Σ grad 0. */
+    void (*weight_gradient)(const NNTKRecurrentFilter *f, int64_t rows, const float *h,
+                            NNTKRecurrentSlots values, NNTKRecurrentSlots grads,
+                            float *d_recurrent, float *d_bias);
+};
 
 /* --- handles ---------------------------------------------------------------------------- */
 NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
@@ -103,16 +156,13 @@ static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training
 }
 
 /* Creates a filter from a config (checked against config_tag). Every filter
- * reserves inference_scratch(spec, B, NNTK_RECURRENT_PROJECTION_STEPS) for
+ * reserves the inference scratch of NNTK_RECURRENT_PROJECTION_STEPS steps for
  * B = 1 or the capacity's batch; training filters also reserve the cache and
  * the scratch for training_config's capacity (so that no call up to that size
  * allocates). */
 NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
                                            uint32_t config_tag, uint32_t filter_tag, int training,
-                                           const NNTKTrainingConfig *training_config,
-                                           NNTKRecurrentSizeFn cache_size,
-                                           NNTKRecurrentSizeFn scratch_size,
-                                           NNTKRecurrentSizeFn inference_scratch);
+                                           const NNTKTrainingConfig *training_config);
 void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag);
 NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
                                       float **weights, int64_t *count);
@@ -128,31 +178,113 @@ void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t t
 NNTKStatus nntk_recurrent_gradient_get_weights(const char *fn, NNTKRecurrentGradient *gradient,
                                                uint32_t tag, float **weights, int64_t *count);
 
-/* --- argument checks -------------------------------------------------------------------- */
-/* Apply*: the handle, in, out, the sizes; training: a training handle. */
-NNTKStatus nntk_recurrent_check_apply(const char *fn, const NNTKRecurrentFilter *filter,
-                                      uint32_t tag, int training, int64_t batch, int64_t steps,
-                                      const float *in, const float *out);
-/* CalculateGradient*: handles, their pairing, d_out, a kept training batch. */
-NNTKStatus nntk_recurrent_check_gradient(const char *fn, const NNTKRecurrentFilter *filter,
-                                         uint32_t filter_tag,
-                                         const NNTKRecurrentGradient *gradient,
-                                         uint32_t gradient_tag, const float *d_out,
-                                         const char *apply_name);
+/* --- the sequence, forward and backward ------------------------------------------------- */
+/* Apply*: checks the arguments, runs the sequence from initial_state
+ * (S, B, U) (NULL = zeros), writes final_state (S, B, U) unless NULL;
+ * training keeps the batch for the gradient. */
+NNTKStatus nntk_recurrent_apply(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
+                                int training, int64_t batch, int64_t steps, const float *in,
+                                const float *initial_state, float *out, float *final_state);
+/* CalculateGradient*: checks the arguments, then BPTT over the kept batch
+ * (apply_name: the training call to name when there is none). */
+NNTKStatus nntk_recurrent_calculate(const char *fn, NNTKRecurrentFilter *filter,
+                                    uint32_t filter_tag, NNTKRecurrentGradient *gradient,
+                                    uint32_t gradient_tag, const char *apply_name,
+                                    const float *d_out, const float *d_final_state, float *d_in,
+                                    float *d_initial_state);
 
-/* Reserves `floats` of the filter's scratch (grows only; contents are not
- * kept or cleared); *scratch points at it. */
-NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_t floats,
-                                          float **scratch);
-/* Reserves the training cache for (batch, steps). */
-NNTKStatus nntk_recurrent_reserve_cache(const char *fn, NNTKRecurrentFilter *f, int64_t floats);
+/* Defines a recurrent layer's typed public functions (all but ConfigCreate)
+ * over the shared ones: NNTK<L>ConfigDestroy, CreateForInference,
+ * CreateForTraining, Destroy, GetWeights, OutputShape, the four Apply*,
+ * GradientCreate, GradientDestroy, GradientGetWeights and the two
+ * CalculateGradient*. The handle types are the shared structs; each function
+ * checks its handle's tag (CT, FT, GT: config, filter, gradient) and names
+ * itself in its errors. */
+#define NNTK_RECURRENT_FILTER_(x) ((NNTKRecurrentFilter *)(x))
+#define NNTK_DEFINE_RECURRENT_LAYER(L, CT, FT, GT)                                                \
+    NNTK_API void NNTK##L##ConfigDestroy(NNTK##L##Config *config) {                               \
+        nntk_recurrent_config_destroy((NNTKRecurrentConfig *)config, CT);                         \
+    }                                                                                             \
+    NNTK_API NNTK##L *NNTK##L##CreateForInference(const NNTK##L##Config *config) {                \
+        return (NNTK##L *)nntk_recurrent_create("NNTK" #L "CreateForInference",                   \
+                                                (const NNTKRecurrentConfig *)config, CT, FT, 0,   \
+                                                NULL);                                            \
+    }                                                                                             \
+    NNTK_API NNTK##L *NNTK##L##CreateForTraining(const NNTK##L##Config *config,                   \
+                                                 const NNTKTrainingConfig *training_config) {     \
+        return (NNTK##L *)nntk_recurrent_create("NNTK" #L "CreateForTraining",                    \
+                                                (const NNTKRecurrentConfig *)config, CT, FT, 1,   \
+                                                training_config);                                 \
+    }                                                                                             \
+    NNTK_API void NNTK##L##Destroy(NNTK##L *filter) {                                             \
+        nntk_recurrent_destroy(NNTK_RECURRENT_FILTER_(filter), FT);                               \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##GetWeights(NNTK##L *filter, float **weights, int64_t *count) {   \
+        return nntk_recurrent_get_weights("NNTK" #L "GetWeights", NNTK_RECURRENT_FILTER_(filter), \
+                                          FT, weights, count);                                    \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##OutputShape(const NNTK##L *filter, int64_t batch, int64_t steps, \
+                                             int64_t *out_steps, int64_t *out_features) {         \
+        return nntk_recurrent_output_shape("NNTK" #L "OutputShape",                               \
+                                           (const NNTKRecurrentFilter *)filter, FT, batch, steps, \
+                                           out_steps, out_features);                              \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##ApplyInference(NNTK##L *filter, int64_t batch, int64_t steps,    \
+                                                const float *in, float *out) {                    \
+        return nntk_recurrent_apply("NNTK" #L "ApplyInference", NNTK_RECURRENT_FILTER_(filter),   \
+                                    FT, 0, batch, steps, in, NULL, out, NULL);                    \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##ApplyTrainingBatch(NNTK##L *filter, int64_t batch,               \
+                                                    int64_t steps, const float *in, float *out) { \
+        return nntk_recurrent_apply("NNTK" #L "ApplyTrainingBatch",                               \
+                                    NNTK_RECURRENT_FILTER_(filter), FT, 1, batch, steps, in,      \
+                                    NULL, out, NULL);                                             \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##ApplyInferenceWithState(                                         \
+        NNTK##L *filter, int64_t batch, int64_t steps, const float *in,                           \
+        const float *initial_state, float *out, float *final_state) {                             \
+        return nntk_recurrent_apply("NNTK" #L "ApplyInferenceWithState",                          \
+                                    NNTK_RECURRENT_FILTER_(filter), FT, 0, batch, steps, in,      \
+                                    initial_state, out, final_state);                             \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##ApplyTrainingBatchWithState(                                     \
+        NNTK##L *filter, int64_t batch, int64_t steps, const float *in,                           \
+        const float *initial_state, float *out, float *final_state) {                             \
+        return nntk_recurrent_apply("NNTK" #L "ApplyTrainingBatchWithState",                      \
+                                    NNTK_RECURRENT_FILTER_(filter), FT, 1, batch, steps, in,      \
+                                    initial_state, out, final_state);                             \
+    }                                                                                             \
+    NNTK_API NNTK##L##Gradient *NNTK##L##GradientCreate(const NNTK##L *filter) {                  \
+        return (NNTK##L##Gradient *)nntk_recurrent_gradient_create(                               \
+            "NNTK" #L "GradientCreate", (const NNTKRecurrentFilter *)filter, FT, GT);             \
+    }                                                                                             \
+    NNTK_API void NNTK##L##GradientDestroy(NNTK##L##Gradient *gradient) {                         \
+        nntk_recurrent_gradient_destroy((NNTKRecurrentGradient *)gradient, GT);                   \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##GradientGetWeights(NNTK##L##Gradient *gradient, float **weights, \
+                                                    int64_t *count) {                             \
+        return nntk_recurrent_gradient_get_weights("NNTK" #L "GradientGetWeights",                \
+                                                   (NNTKRecurrentGradient *)gradient, GT,         \
+                                                   weights, count);                               \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##CalculateGradient(NNTK##L *filter, NNTK##L##Gradient *gradient,  \
+                                                   const float *d_out, float *d_in) {             \
+        return nntk_recurrent_calculate("NNTK" #L "CalculateGradient",                            \
+                                        NNTK_RECURRENT_FILTER_(filter), FT,                       \
+                                        (NNTKRecurrentGradient *)gradient, GT,                    \
+                                        "NNTK" #L "ApplyTrainingBatch", d_out, NULL, d_in, NULL); \
+    }                                                                                             \
+    NNTK_API NNTKStatus NNTK##L##CalculateGradientWithState(                                      \
+        NNTK##L *filter, NNTK##L##Gradient *gradient, const float *d_out,                         \
+        const float *d_final_state, float *d_in, float *d_initial_state) {                        \
+        return nntk_recurrent_calculate("NNTK" #L "CalculateGradientWithState",                   \
+                                        NNTK_RECURRENT_FILTER_(filter), FT,                       \
+                                        (NNTKRecurrentGradient *)gradient, GT,                    \
+                                        "NNTK" #L "ApplyTrainingBatch", d_out, d_final_state,     \
+                                        d_in, d_initial_state);                                   \
+    }
 
 /* --- the recurrent product ------------------------------------------------------------- */
-/* Called by a layer's forward before its loop: packs recurrent_kernel into
- * f->panels and sets f->use_panels when the batch is 1 and the sequence long
- * enough to repay the copy; clears use_panels otherwise. */
-void nntk_recurrent_prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps);
-
 /* hp (B, n) with row stride ldc = h (B, U) · recurrent_kernel[:, :n] [+ bias (n,)]
  * for processing step k: the same bits as nntk_matmul on the unpacked kernel
  * (every element is one sequential chain over U), read from the panels in an
@@ -160,47 +292,7 @@ void nntk_recurrent_prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64
 void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, int64_t n,
                             const float *h, const float *bias, float *hp, int64_t ldc);
 
-/* --- the sequence ------------------------------------------------------------------------ */
-/* Input position of processing step k. */
-static inline int64_t nntk_recurrent_position(const NNTKRecurrentSpec *spec, int64_t k,
-                                              int64_t steps) {
-    return spec->go_backwards ? steps - 1 - k : k;
-}
-
-/* Writes h (B, U), the state after processing step k, into the output:
- * out (B, T, U) at [:, k, :] (processing order, as Keras) with
- * return_sequences, else out (B, U) when k is the last step. */
-void nntk_recurrent_store_output(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                 int64_t k, const float *h, float *out);
-
-/* dh (B, U) = d_out's part for processing step k (zeros when k has no output)
- * + carry (B, U) (may be NULL). The mirror of nntk_recurrent_store_output. */
-void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                    int64_t k, const float *d_out, const float *carry, float *dh);
-
-/* The input projection of processing steps k0 .. k0+n-1 for inference:
- * xp (B, n, G·U), row j of sample b = in[b, t_lo + j] · kernel [+ bias (G·U,)],
- * where t_lo is the first input position of the block (returned): k0, or
- * T-k0-n with go_backwards. Step k's row is position(k) - t_lo. Rows are
- * computed independently (nntk_matmul), so the bits are those of one product
- * over the whole sequence. */
-int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                                     int64_t k0, int64_t n, const float *in, const float *bias,
-                                     float *xp);
-
-/* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
- * a (T, B, G·U) the input-side pre-activation gradients in processing order;
- * wt (G·U, D) scratch for kernelᵀ. */
-void nntk_recurrent_input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                                   const float *a, float *wt, float *d_in);
-
-/* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
-void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                 const float *in, float *x);
-
-/* dst (B, U) = state (B, U), or zeros when state is NULL. */
-void nntk_recurrent_load_state(int64_t batch, int64_t units, const float *state, float *dst);
-
+/* --- the cells' helpers ---------------------------------------------------------------- */
 /* Per-row activation of one gate block: rows of `units` values spaced `ld`
  * apart (a gate's columns inside (B, G·U)). Softmax normalises each gate's
  * U values, as Keras applies the activation to the split gate tensor. */
