@@ -6,14 +6,36 @@
  * Shapes: B = batch, D = input_dim, U = units; gate blocks are [z | r | h],
  * each U wide, so a gate tensor is (B, 3U). */
 #include "core/internal.h"
+#include "core/layer.h"
 #include "core/kernels.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 #include "nntk/gru.h"
 
-#define CONFIG_TAG NNTK_TAG('G', 'r', 'u', 'C')
-#define FILTER_TAG NNTK_TAG('G', 'r', 'u', 'F')
-#define GRADIENT_TAG NNTK_TAG('G', 'r', 'u', 'G')
+enum {
+    INPUT_DIM,
+    UNITS,
+    ACTIVATION,
+    RECURRENT_ACTIVATION,
+    USE_BIAS,
+    RESET_AFTER,
+    RETURN_SEQUENCES,
+    GO_BACKWARDS,
+    FIELDS
+};
+
+/* In the order of NNTKGRUConfigCreate's parameters. */
+static const NNTKLayerField fields[FIELDS] = {
+    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
+    [UNITS] = NNTK_FIELD_SIZE("units"),
+    [ACTIVATION] = NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH),
+    [RECURRENT_ACTIVATION] =
+        NNTK_FIELD_ACTIVATION("recurrent_activation", NULL, NNTK_ACTIVATION_SIGMOID),
+    [USE_BIAS] = NNTK_FIELD_FLAG("use_bias", 1),
+    [RESET_AFTER] = NNTK_FIELD_FLAG("reset_after", 1),
+    [RETURN_SEQUENCES] = NNTK_FIELD_FLAG("return_sequences", 0),
+    [GO_BACKWARDS] = NNTK_FIELD_FLAG("go_backwards", 0),
+};
 
 /* --- the cell ----------------------------------------------------------------------------- */
 
@@ -194,21 +216,26 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = weight_gradient,
 };
 
-/* --- public API --------------------------------------------------------------------------- */
+const NNTKLayerType nntk_gru_type = {
+    .name = "GRU",
+    .keras_name = "GRU",
+    .config_tag = NNTK_TAG('G', 'r', 'u', 'C'),
+    .filter_tag = NNTK_TAG('G', 'r', 'u', 'F'),
+    .gradient_tag = NNTK_TAG('G', 'r', 'u', 'G'),
+    .fields = fields,
+    .field_count = FIELDS,
+    .impl = &cell,
+    NNTK_RECURRENT_OPS,
+};
 
 NNTK_API NNTKGRUConfig *NNTKGRUConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t recurrent_activation, int32_t use_bias,
                                             int32_t reset_after, int32_t return_sequences,
                                             int32_t go_backwards) {
-    static const char fn[] = "NNTKGRUConfigCreate";
-    NNTKRecurrentSpec spec;
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (nntk_recurrent_spec_init(fn, &spec, &cell, input_dim, units, activation,
-                                 recurrent_activation, use_bias, reset_after, return_sequences,
-                                 go_backwards) != NNTK_OK)
-        return NULL;
-    /* GCOVR_EXCL_BR_STOP */
-    return (NNTKGRUConfig *)nntk_recurrent_config_create(fn, CONFIG_TAG, &spec);
+    const NNTKLayerValue values[FIELDS] = {
+        {.i = input_dim}, {.i = units},       {.i = activation},       {.i = recurrent_activation},
+        {.i = use_bias},  {.i = reset_after}, {.i = return_sequences}, {.i = go_backwards}};
+    return (NNTKGRUConfig *)nntk_layer_config_create("NNTKGRUConfigCreate", &nntk_gru_type, values);
 }
 
-NNTK_DEFINE_RECURRENT_LAYER(GRU, CONFIG_TAG, FILTER_TAG, GRADIENT_TAG)
+NNTK_DEFINE_STATEFUL_LAYER(GRU, nntk_gru_type)

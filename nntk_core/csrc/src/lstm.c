@@ -6,14 +6,37 @@
  * [i | f | c | o], each U wide, so a gate tensor is (B, 4U). The state is
  * (2, B, U): h then c. */
 #include "core/internal.h"
+#include "core/layer.h"
 #include "core/kernels.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 #include "nntk/lstm.h"
 
-#define CONFIG_TAG NNTK_TAG('L', 's', 't', 'C')
-#define FILTER_TAG NNTK_TAG('L', 's', 't', 'F')
-#define GRADIENT_TAG NNTK_TAG('L', 's', 't', 'G')
+enum {
+    INPUT_DIM,
+    UNITS,
+    ACTIVATION,
+    RECURRENT_ACTIVATION,
+    USE_BIAS,
+    RETURN_SEQUENCES,
+    GO_BACKWARDS,
+    UNIT_FORGET_BIAS,
+    FIELDS
+};
+
+/* In the order of NNTKLSTMConfigCreate's parameters, then unit_forget_bias
+ * (Keras's bias initializer: the forget gate's bias starts at 1). */
+static const NNTKLayerField fields[FIELDS] = {
+    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
+    [UNITS] = NNTK_FIELD_SIZE("units"),
+    [ACTIVATION] = NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH),
+    [RECURRENT_ACTIVATION] =
+        NNTK_FIELD_ACTIVATION("recurrent_activation", NULL, NNTK_ACTIVATION_SIGMOID),
+    [USE_BIAS] = NNTK_FIELD_FLAG("use_bias", 1),
+    [RETURN_SEQUENCES] = NNTK_FIELD_FLAG("return_sequences", 0),
+    [GO_BACKWARDS] = NNTK_FIELD_FLAG("go_backwards", 0),
+    [UNIT_FORGET_BIAS] = NNTK_FIELD_FLAG("unit_forget_bias", 1),
+};
 
 /* --- the cell ----------------------------------------------------------------------------- */
 
@@ -149,21 +172,28 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = NULL,
 };
 
-/* --- public API --------------------------------------------------------------------------- */
+const NNTKLayerType nntk_lstm_type = {
+    .name = "LSTM",
+    .keras_name = "LSTM",
+    .config_tag = NNTK_TAG('L', 's', 't', 'C'),
+    .filter_tag = NNTK_TAG('L', 's', 't', 'F'),
+    .gradient_tag = NNTK_TAG('L', 's', 't', 'G'),
+    .fields = fields,
+    .field_count = FIELDS,
+    .impl = &cell,
+    NNTK_RECURRENT_OPS,
+};
 
 NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
                                               int32_t activation, int32_t recurrent_activation,
                                               int32_t use_bias, int32_t return_sequences,
                                               int32_t go_backwards) {
-    static const char fn[] = "NNTKLSTMConfigCreate";
-    NNTKRecurrentSpec spec;
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (nntk_recurrent_spec_init(fn, &spec, &cell, input_dim, units, activation,
-                                 recurrent_activation, use_bias, 0, return_sequences,
-                                 go_backwards) != NNTK_OK)
-        return NULL;
-    /* GCOVR_EXCL_BR_STOP */
-    return (NNTKLSTMConfig *)nntk_recurrent_config_create(fn, CONFIG_TAG, &spec);
+    const NNTKLayerValue values[FIELDS] = {
+        {.i = input_dim},        {.i = units},        {.i = activation}, {.i = recurrent_activation},
+        {.i = use_bias},         {.i = return_sequences}, {.i = go_backwards},
+        {.i = 1} /* unit_forget_bias: Keras's default */};
+    return (NNTKLSTMConfig *)nntk_layer_config_create("NNTKLSTMConfigCreate", &nntk_lstm_type,
+                                                      values);
 }
 
-NNTK_DEFINE_RECURRENT_LAYER(LSTM, CONFIG_TAG, FILTER_TAG, GRADIENT_TAG)
+NNTK_DEFINE_STATEFUL_LAYER(LSTM, nntk_lstm_type)

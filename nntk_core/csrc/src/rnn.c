@@ -4,13 +4,22 @@
  *
  * Shapes: B = batch, D = input_dim, U = units. */
 #include "core/internal.h"
+#include "core/layer.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 #include "nntk/rnn.h"
 
-#define CONFIG_TAG NNTK_TAG('R', 'n', 'n', 'C')
-#define FILTER_TAG NNTK_TAG('R', 'n', 'n', 'F')
-#define GRADIENT_TAG NNTK_TAG('R', 'n', 'n', 'G')
+enum { INPUT_DIM, UNITS, ACTIVATION, USE_BIAS, RETURN_SEQUENCES, GO_BACKWARDS, FIELDS };
+
+/* In the order of NNTKRNNConfigCreate's parameters. */
+static const NNTKLayerField fields[FIELDS] = {
+    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
+    [UNITS] = NNTK_FIELD_SIZE("units"),
+    [ACTIVATION] = NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH),
+    [USE_BIAS] = NNTK_FIELD_FLAG("use_bias", 1),
+    [RETURN_SEQUENCES] = NNTK_FIELD_FLAG("return_sequences", 0),
+    [GO_BACKWARDS] = NNTK_FIELD_FLAG("go_backwards", 0),
+};
 
 /* --- the cell ----------------------------------------------------------------------------- */
 
@@ -61,17 +70,25 @@ static const NNTKRecurrentCell cell = {
 
 /* --- public API --------------------------------------------------------------------------- */
 
+const NNTKLayerType nntk_rnn_type = {
+    .name = "RNN",
+    .keras_name = "SimpleRNN",
+    .config_tag = NNTK_TAG('R', 'n', 'n', 'C'),
+    .filter_tag = NNTK_TAG('R', 'n', 'n', 'F'),
+    .gradient_tag = NNTK_TAG('R', 'n', 'n', 'G'),
+    .fields = fields,
+    .field_count = FIELDS,
+    .impl = &cell,
+    NNTK_RECURRENT_OPS,
+};
+
 NNTK_API NNTKRNNConfig *NNTKRNNConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t use_bias, int32_t return_sequences,
                                             int32_t go_backwards) {
-    static const char fn[] = "NNTKRNNConfigCreate";
-    NNTKRecurrentSpec spec;
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (nntk_recurrent_spec_init(fn, &spec, &cell, input_dim, units, activation, 0, use_bias, 0,
-                                 return_sequences, go_backwards) != NNTK_OK)
-        return NULL;
-    /* GCOVR_EXCL_BR_STOP */
-    return (NNTKRNNConfig *)nntk_recurrent_config_create(fn, CONFIG_TAG, &spec);
+    const NNTKLayerValue values[FIELDS] = {{.i = input_dim},        {.i = units},
+                                           {.i = activation},       {.i = use_bias},
+                                           {.i = return_sequences}, {.i = go_backwards}};
+    return (NNTKRNNConfig *)nntk_layer_config_create("NNTKRNNConfigCreate", &nntk_rnn_type, values);
 }
 
-NNTK_DEFINE_RECURRENT_LAYER(RNN, CONFIG_TAG, FILTER_TAG, GRADIENT_TAG)
+NNTK_DEFINE_STATEFUL_LAYER(RNN, nntk_rnn_type)

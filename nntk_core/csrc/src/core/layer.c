@@ -11,6 +11,9 @@
 static const NNTKLayerType *const types[] = {
     &nntk_dense_type,
     &nntk_time_distributed_dense_type,
+    &nntk_rnn_type,
+    &nntk_gru_type,
+    &nntk_lstm_type,
 };
 #define TYPE_COUNT ((int32_t)(sizeof types / sizeof types[0]))
 
@@ -35,6 +38,12 @@ NNTKStatus nntk_layer_check_handle(const char *fn, const char *arg, const void *
     for (int32_t i = 0; i < TYPE_COUNT; i++)
         if (found == tag_of(types[i], role)) return NNTK_OK;
     return nntk_check_handle(fn, arg, handle, 0); /* dead, or another kind: its message */
+}
+
+int32_t nntk_layer_field_index(const NNTKLayerType *type, const char *name) {
+    for (int32_t i = 0; i < type->field_count; i++)
+        if (strcmp(type->fields[i].name, name) == 0) return i;
+    return -1;
 }
 
 /* --- configs ------------------------------------------------------------------------------ */

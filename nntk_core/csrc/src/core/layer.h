@@ -126,6 +126,7 @@ struct NNTKLayerType {
      * (S, batch, U) for one layer, (2, S, batch, U) for Bidirectional. */
     int32_t (*states)(const NNTKLayerConfig *config, int64_t *widths);
     int32_t has_frozen; /* has NNTK<Name>ApplyFrozenBatch (BatchNorm) */
+    const void *impl;   /* what a family's shared ops read (recurrent layers: their cell) */
     size_t state_size;  /* bytes of NNTKLayer.state (0: none) */
 
     /* After the shared create (weights allocated, state zeroed), before the
@@ -212,6 +213,10 @@ static inline NNTKStatus nntk_layer_reserve(const char *fn, NNTKLayer *layer, in
     return nntk_reserve(fn, &layer->workspace, &layer->workspace_capacity, floats);
 }
 
+/* The index of the field `name` of `type`, or -1 when it has none (a family's
+ * shared ops read the fields its members share by their Keras names). */
+int32_t nntk_layer_field_index(const NNTKLayerType *type, const char *name);
+
 /* Config values in a layer's ops. */
 static inline int64_t nntk_layer_int(const NNTKLayerConfig *config, int field) {
     return config->values[field].i;
@@ -286,5 +291,6 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
 
 /* Every layer type (core/layer.c lists them in its registry). */
 extern const NNTKLayerType nntk_dense_type, nntk_time_distributed_dense_type;
+extern const NNTKLayerType nntk_rnn_type, nntk_gru_type, nntk_lstm_type;
 
 #endif /* NNTK_CORE_LAYER_H */

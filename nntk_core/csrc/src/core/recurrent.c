@@ -6,56 +6,67 @@
 #include "core/ops.h"
 #include "core/recurrent.h"
 
-static NNTKStatus check_flag(const char *fn, const char *arg, int32_t value) {
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (value != 0 && value != 1)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s must be 0 or 1 (got %d)", fn, arg,
-                         (int)value);
-    /* GCOVR_EXCL_BR_STOP */
-    return NNTK_OK;
+/* --- the config ----------------------------------------------------------------------------- */
+
+static const NNTKRecurrentCell *cell_of(const NNTKLayerConfig *config) {
+    return (const NNTKRecurrentCell *)config->type->impl;
 }
 
-NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec,
-                                    const NNTKRecurrentCell *cell, int64_t input_dim, int64_t units,
-                                    int32_t activation, int32_t recurrent_activation,
-                                    int32_t use_bias, int32_t reset_after,
-                                    int32_t return_sequences, int32_t go_backwards) {
-    const int64_t gates = cell->gates;
-    NNTKStatus s;
-    if ((s = nntk_check_size(fn, "input_dim", input_dim, NNTK_MAX_DIM)) != NNTK_OK) return s;
-    if ((s = nntk_check_size(fn, "units", units, NNTK_MAX_DIM)) != NNTK_OK) return s;
-    /* kernel (D, GU) and recurrent_kernel (U, GU) must each fit one tensor. */
-    const int64_t wide = gates * units;
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (wide > NNTK_MAX_ELEMENTS / input_dim || wide > NNTK_MAX_ELEMENTS / units)
+/* The value of the config field `name`, or `absent` when the layer has none. */
+static int64_t field(const NNTKLayerConfig *config, const char *name, int64_t absent) {
+    const int32_t i = nntk_layer_field_index(config->type, name);
+    return i >= 0 ? nntk_layer_int(config, i) : absent;
+}
+
+static NNTKRecurrentSpec spec_of(const NNTKLayerConfig *config) {
+    const NNTKRecurrentCell *cell = cell_of(config);
+    NNTKRecurrentSpec spec = {
+        .cell = cell,
+        .input_dim = field(config, "input_dim", 0),
+        .units = field(config, "units", 0),
+        .gates = cell->gates,
+        .states = cell->states,
+        .activation = (NNTKActivationKind)field(config, "activation", NNTK_ACTIVATION_LINEAR),
+        .recurrent_activation =
+            (NNTKActivationKind)field(config, "recurrent_activation", NNTK_ACTIVATION_LINEAR),
+        .use_bias = (int32_t)field(config, "use_bias", 0),
+        .reset_after = (int32_t)field(config, "reset_after", 0),
+        .return_sequences = (int32_t)field(config, "return_sequences", 0),
+        .go_backwards = (int32_t)field(config, "go_backwards", 0),
+    };
+    const int64_t wide = spec.gates * spec.units;
+    spec.bias_count = spec.use_bias ? (spec.reset_after ? 2 : 1) * wide : 0;
+    return spec;
+}
+
+/* GCOVR_EXCL_BR_START: argument validation */
+NNTKStatus nntk_recurrent_check(const char *fn, const NNTKLayerConfig *config) {
+    const NNTKRecurrentSpec spec = spec_of(config);
+    const int64_t wide = spec.gates * spec.units;
+    if (wide > NNTK_MAX_ELEMENTS / spec.input_dim || wide > NNTK_MAX_ELEMENTS / spec.units)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                          "%s: input_dim=%lld, units=%lld give weights larger than the largest tensor",
-                         fn, (long long)input_dim, (long long)units);
-    if ((s = nntk_check_activation(fn, "activation", activation)) != NNTK_OK) return s;
-    if (gates > 1 &&
-        (s = nntk_check_activation(fn, "recurrent_activation", recurrent_activation)) != NNTK_OK)
-        return s;
-    /* GCOVR_EXCL_BR_STOP */
-    if ((s = check_flag(fn, "use_bias", use_bias)) != NNTK_OK) return s;
-    if ((s = check_flag(fn, "reset_after", reset_after)) != NNTK_OK) return s;
-    if ((s = check_flag(fn, "return_sequences", return_sequences)) != NNTK_OK) return s;
-    if ((s = check_flag(fn, "go_backwards", go_backwards)) != NNTK_OK) return s;
-    *spec = (NNTKRecurrentSpec){
-        .cell = cell,
-        .input_dim = input_dim,
-        .units = units,
-        .gates = gates,
-        .states = cell->states,
-        .activation = (NNTKActivationKind)activation,
-        .recurrent_activation =
-            gates > 1 ? (NNTKActivationKind)recurrent_activation : NNTK_ACTIVATION_LINEAR,
-        .use_bias = use_bias,
-        .reset_after = reset_after,
-        .return_sequences = return_sequences,
-        .go_backwards = go_backwards,
-        .bias_count = use_bias ? (reset_after ? 2 : 1) * wide : 0,
-    };
+                         fn, (long long)spec.input_dim, (long long)spec.units);
     return NNTK_OK;
+}
+/* GCOVR_EXCL_BR_STOP */
+
+int32_t nntk_recurrent_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
+    const NNTKRecurrentSpec spec = spec_of(config);
+    const int64_t d = spec.input_dim, u = spec.units, gu = spec.gates * u;
+    blocks[0] = (NNTKWeightBlock){"kernel", 2, {d, gu}, "glorot_uniform", 1};
+    blocks[1] = (NNTKWeightBlock){"recurrent_kernel", 2, {u, gu}, "orthogonal", 1};
+    if (!spec.use_bias) return 2;
+    const char *init = field(config, "unit_forget_bias", 0) ? "unit_forget_bias" : "zeros";
+    blocks[2] = spec.reset_after ? (NNTKWeightBlock){"bias", 2, {2, gu}, init, 1}
+                                 : (NNTKWeightBlock){"bias", 1, {gu}, init, 1};
+    return 3;
+}
+
+int32_t nntk_recurrent_states(const NNTKLayerConfig *config, int64_t *widths) {
+    const NNTKRecurrentSpec spec = spec_of(config);
+    for (int64_t i = 0; i < spec.states; i++) widths[i] = spec.units;
+    return (int32_t)spec.states;
 }
 
 NNTKRecurrentWeights nntk_recurrent_weights(const NNTKRecurrentFilter *f) {
@@ -133,29 +144,6 @@ static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64
 
 /* --- handles ------------------------------------------------------------------------------ */
 
-NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
-                                                  const NNTKRecurrentSpec *spec) {
-    NNTKRecurrentConfig *config = calloc(1, sizeof *config);
-    if (config == NULL) {
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-        return NULL;
-    }
-    config->tag = tag;
-    config->spec = *spec;
-    return config;
-}
-
-void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag) {
-    if (config == NULL || config->tag != tag) return;
-    config->tag = NNTK_TAG_DEAD;
-    free(config);
-}
-
-/* Reserves the training cache for (batch, steps). */
-static NNTKStatus reserve_cache(const char *fn, NNTKRecurrentFilter *f, int64_t floats) {
-    return nntk_reserve(fn, &f->cache, &f->cache_capacity, floats);
-}
-
 /* Reserves `floats` of the filter's scratch (grows only; contents are not
  * kept or cleared); *scratch points at it. */
 static NNTKStatus reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_t floats,
@@ -166,71 +154,39 @@ static NNTKStatus reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_
     return NNTK_OK;
 }
 
-NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
-                                           uint32_t config_tag, uint32_t filter_tag, int training,
-                                           const NNTKTrainingConfig *training_config) {
-    if (nntk_check_handle(fn, "config", config, config_tag) != NNTK_OK) return NULL;
-    int64_t max_batch = 0, max_steps = 0;
-    if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK)
-        return NULL;
-    NNTKRecurrentFilter *f = calloc(1, sizeof *f);
-    if (f == NULL) {
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-        return NULL;
-    }
-    const NNTKRecurrentSpec *spec = &config->spec;
-    const int64_t gu = spec->gates * spec->units;
-    f->tag = filter_tag;
-    f->spec = *spec;
-    f->training = training;
-    f->weight_count = spec->input_dim * gu + spec->units * gu + spec->bias_count;
-    f->weights = nntk_alloc_floats(f->weight_count);
-    /* GCOVR_EXCL_BR_START: out of memory: the weights were not allocated */
-    f->panels = f->weights ? nntk_alloc_floats(spec->units * gu) : NULL;
-    /* GCOVR_EXCL_BR_STOP */
-    if (f->weights == NULL || f->panels == NULL) {
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld weights", fn,
-                  (long long)f->weight_count);
-        nntk_recurrent_destroy(f, filter_tag);
-        return NULL;
-    }
-    const int64_t inference_batch = max_batch > 0 ? max_batch : 1;
-    /* GCOVR_EXCL_BR_START: out of memory */
-    if (nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
-                     forward_scratch(spec, inference_batch, NNTK_RECURRENT_PROJECTION_STEPS, 0)) !=
-            NNTK_OK ||
-    /* GCOVR_EXCL_BR_STOP */
-        (max_batch > 0 &&
-         /* GCOVR_EXCL_BR_START: out of memory */
-         (reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK ||
-          nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
-                       training_scratch(spec, max_batch, max_steps)) != NNTK_OK))) {
-         /* GCOVR_EXCL_BR_STOP */
-        nntk_recurrent_destroy(f, filter_tag);
-        return NULL;
-    }
-    return f;
+/* Every handle reserves the inference scratch of NNTK_RECURRENT_PROJECTION_STEPS
+ * steps for batch 1 (a training capacity: see nntk_recurrent_reserve). */
+NNTKStatus nntk_recurrent_init(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *config,
+                               const NNTKTrainingConfig *training_config) {
+    (void)training_config; /* the capacity comes through nntk_recurrent_reserve */
+    NNTKRecurrentFilter *f = layer->state;
+    f->spec = spec_of(config);
+    f->weights = layer->weights;
+    const int64_t gu = f->spec.gates * f->spec.units;
+    f->panels = nntk_alloc_floats(f->spec.units * gu);
+    if (f->panels == NULL)
+        return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld weights", fn,
+                         (long long)layer->weight_count);
+    return nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                        forward_scratch(&f->spec, 1, NNTK_RECURRENT_PROJECTION_STEPS, 0));
 }
 
-void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag) {
-    if (filter == NULL || filter->tag != tag) return;
-    filter->tag = NNTK_TAG_DEAD;
-    nntk_free(filter->weights);
-    nntk_free(filter->cache);
-    nntk_free(filter->scratch);
-    nntk_free(filter->panels);
-    free(filter);
+void nntk_recurrent_release(NNTKLayer *layer) {
+    NNTKRecurrentFilter *f = layer->state;
+    nntk_free(f->scratch);
+    nntk_free(f->panels);
 }
 
-NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
-                                      float **weights, int64_t *count) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "weights", weights)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "count", count)) != NNTK_OK) return s;
-    *weights = filter->weights;
-    *count = filter->weight_count;
-    return NNTK_OK;
+NNTKStatus nntk_recurrent_reserve(const char *fn, NNTKLayer *layer, int64_t batch, int64_t steps,
+                                  int64_t out_steps) {
+    (void)out_steps;
+    NNTKRecurrentFilter *f = layer->state;
+    const int64_t training = training_scratch(&f->spec, batch, steps);
+    const int64_t inference = forward_scratch(&f->spec, batch, steps, 0);
+    NNTKStatus s = nntk_layer_reserve(fn, layer, cache_size(&f->spec, batch, steps));
+    if (s != NNTK_OK) return s;
+    return nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                        training > inference ? training : inference);
 }
 
 static int64_t widest(const NNTKRecurrentSpec *spec) {
@@ -238,90 +194,13 @@ static int64_t widest(const NNTKRecurrentSpec *spec) {
     return spec->input_dim > gu ? spec->input_dim : gu;
 }
 
-NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKRecurrentFilter *filter,
-                                       uint32_t tag, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out_steps", out_steps)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out_features", out_features)) != NNTK_OK) return s;
-    if ((s = nntk_check_batch(fn, batch, steps, widest(&filter->spec))) != NNTK_OK) return s;
-    *out_steps = filter->spec.return_sequences ? steps : 1;
-    *out_features = filter->spec.units;
-    return NNTK_OK;
-}
-
-NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
-                                                      const NNTKRecurrentFilter *filter,
-                                                      uint32_t filter_tag, uint32_t gradient_tag) {
-    if (nntk_check_handle(fn, "filter", filter, filter_tag) != NNTK_OK) return NULL;
-    if (!filter->training) {
-        nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-        return NULL;
-    }
-    NNTKRecurrentGradient *g = calloc(1, sizeof *g);
-    float *block = nntk_alloc_floats(filter->weight_count);
-    if (g == NULL || block == NULL) {
-        free(g);
-        nntk_free(block);
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-        return NULL;
-    }
-    *g = (NNTKRecurrentGradient){gradient_tag, filter, block, filter->weight_count};
-    return g;
-}
-
-void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t tag) {
-    if (gradient == NULL || gradient->tag != tag) return;
-    gradient->tag = NNTK_TAG_DEAD;
-    nntk_free(gradient->d_weights);
-    free(gradient);
-}
-
-NNTKStatus nntk_recurrent_gradient_get_weights(const char *fn, NNTKRecurrentGradient *gradient,
-                                               uint32_t tag, float **weights, int64_t *count) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "gradient", gradient, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "weights", weights)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "count", count)) != NNTK_OK) return s;
-    *weights = gradient->d_weights;
-    *count = gradient->count;
-    return NNTK_OK;
-}
-
-/* --- checks ------------------------------------------------------------------------------- */
-
-/* Apply*: the handle, in, out, the sizes; training: a training handle. */
-static NNTKStatus check_apply(const char *fn, const NNTKRecurrentFilter *filter, uint32_t tag,
-                              int training, int64_t batch, int64_t steps, const float *in,
-                              const float *out) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "in", in)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
-    if ((s = nntk_check_batch(fn, batch, steps, widest(&filter->spec))) != NNTK_OK) return s;
-    if (training && !filter->training)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-    return NNTK_OK;
-}
-
-/* CalculateGradient*: handles, their pairing, d_out, a kept training batch. */
-static NNTKStatus check_gradient(const char *fn, const NNTKRecurrentFilter *filter,
-                                 uint32_t filter_tag, const NNTKRecurrentGradient *gradient,
-                                 uint32_t gradient_tag, const float *d_out,
-                                 const char *apply_name) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, filter_tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_handle(fn, "gradient", gradient, gradient_tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "d_out", d_out)) != NNTK_OK) return s;
-    if (gradient->filter != filter)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: gradient was created for another filter", fn);
-    if (!filter->training)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-    if (filter->batch == 0)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: no training batch yet (call %s first)", fn,
-                         apply_name);
-    return NNTK_OK;
+NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKLayer *layer, int64_t batch,
+                                       int64_t steps, int64_t *out_steps, int64_t *out_features) {
+    const NNTKRecurrentFilter *f = layer->state;
+    NNTKStatus s = nntk_check_batch(fn, batch, steps, widest(&f->spec));
+    *out_steps = f->spec.return_sequences ? steps : 1;
+    *out_features = f->spec.units;
+    return s;
 }
 
 /* --- the sequence --------------------------------------------------------------------------- */
@@ -547,32 +426,30 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
     return NNTK_OK;
 }
 
-NNTKStatus nntk_recurrent_apply(const char *fn, NNTKRecurrentFilter *f, uint32_t tag,
-                                int training, int64_t batch, int64_t steps, const float *in,
-                                const float *initial_state, float *out, float *final_state) {
-    NNTKStatus s = check_apply(fn, f, tag, training, batch, steps, in, out);
-    if (s != NNTK_OK) return s;
+NNTKStatus nntk_recurrent_forward(const char *fn, NNTKLayer *layer, NNTKApplyMode mode,
+                                  int64_t batch, int64_t steps, int64_t out_steps, const float *in,
+                                  const float *initial_state, float *out, float *final_state) {
+    (void)out_steps;
+    NNTKRecurrentFilter *f = layer->state;
+    const int training = mode != NNTK_APPLY_INFERENCE; /* FROZEN = TRAINING: no batch statistics */
     if (training) {
-        f->batch = 0; /* invalid until this batch is complete */
-        if ((s = reserve_cache(fn, f, cache_size(&f->spec, batch, steps))) != NNTK_OK) return s;
+        f->cache = layer->workspace; /* reserved by nntk_recurrent_reserve */
         gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
     }
-    if ((s = forward(fn, f, training, batch, steps, in, initial_state, out, final_state)) != NNTK_OK)
-        return s;
-    if (training) {
-        f->batch = batch;
-        f->steps = steps;
-    }
-    return NNTK_OK;
+    return forward(fn, f, training, batch, steps, in, initial_state, out, final_state);
 }
 
 /* BPTT over the kept batch, last processing step first. The loop carries
  * only what is sequential (the state gradients through the cell); the weight
  * gradients and the input gradient are large products over all steps after
  * it, from the cell's pre-activation gradients of every step. */
-static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrentGradient *gradient,
-                           const float *d_out, const float *d_final_state, float *d_in,
-                           float *d_initial_state) {
+NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float *d_out,
+                                   const float *d_final_state, float *d_in,
+                                   float *d_initial_state, float *d_weights) {
+    NNTKRecurrentFilter *f = layer->state;
+    f->cache = layer->workspace;
+    f->batch = layer->batch;
+    f->steps = layer->steps;
     const NNTKRecurrentCell *cell = f->spec.cell;
     const int64_t batch = f->batch, steps = f->steps, d = f->spec.input_dim, u = f->spec.units;
     const int64_t gu = f->spec.gates * u, bu = batch * u, rows = steps * batch, ns = cell->states;
@@ -615,7 +492,7 @@ static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrent
     }
     /* Weight gradients, summed over all steps and rows (processing order):
      * d kernel = xᵀ·grad 0; the recurrent_kernel and bias gradients by the cell. */
-    float *g_kernel = gradient->d_weights; /* (D, G·U) */
+    float *g_kernel = d_weights;            /* (D, G·U) */
     float *g_recurrent = g_kernel + d * gu; /* (U, G·U) */
     float *g_bias = g_recurrent + u * gu;  /* (bias_count,) */
     nntk_gemm(1, 0, d, gu, rows, 1.0f, c.x, d, grads.a[0], gu, 0.0f, g_kernel, gu);
@@ -628,14 +505,4 @@ static NNTKStatus backward(const char *fn, NNTKRecurrentFilter *f, NNTKRecurrent
     /* dx = grad 0 · kernelᵀ, step by step into d_in (B, T, D) at the step's position. */
     if (d_in) input_gradient(f, batch, steps, grads.a[0], wt, d_in);
     return NNTK_OK;
-}
-
-NNTKStatus nntk_recurrent_calculate(const char *fn, NNTKRecurrentFilter *filter,
-                                    uint32_t filter_tag, NNTKRecurrentGradient *gradient,
-                                    uint32_t gradient_tag, const char *apply_name,
-                                    const float *d_out, const float *d_final_state, float *d_in,
-                                    float *d_initial_state) {
-    NNTKStatus s = check_gradient(fn, filter, filter_tag, gradient, gradient_tag, d_out, apply_name);
-    if (s != NNTK_OK) return s;
-    return backward(fn, filter, gradient, d_out, d_final_state, d_in, d_initial_state);
 }

@@ -1,29 +1,31 @@
-/* Pieces shared by the recurrent layers RNN (SimpleRNN), GRU and LSTM: the
- * configuration they have in common, the handle boilerplate (create, destroy,
- * weights, gradients, argument checks), the loop over time (forward and
- * backward through the sequence), the order in which the sequence is
- * processed (go_backwards), where outputs and upstream gradients live, the
- * initial / final state, and the typed public functions (one macro line per
- * layer). Not part of the public API.
+/* Pieces shared by the recurrent layers RNN (SimpleRNN), GRU and LSTM: their
+ * layer-type ops (config check, weight blocks, states, handle setup, output
+ * shape, workspace, forward, backward: NNTK_RECURRENT_OPS), the loop over time
+ * (forward and backward through the sequence), the order in which the
+ * sequence is processed (go_backwards), where outputs and upstream gradients
+ * live, and the initial / final state. Not part of the public API.
  *
- * Each layer's own file holds its cell: the math of one step forward and one
- * step backward, described to the loop by an NNTKRecurrentCell.
+ * Each layer's own file holds its config fields and its cell: the math of one
+ * step forward and one step backward, described to the loop by an
+ * NNTKRecurrentCell (the type's `impl`).
  *
  * Names: B = batch, T = steps, D = input_dim, U = units, G = gates per unit
  * (1 RNN, 3 GRU, 4 LSTM; the kernel is (D, G·U)), S = states (1: h; 2: h, c).
  * Processing step k = 0..T-1 consumes the input at position
- * t = nntk_recurrent_position(k) (t = k, or T-1-k with go_backwards). */
+ * t = position(k) (t = k, or T-1-k with go_backwards). */
 #ifndef NNTK_RECURRENT_H
 #define NNTK_RECURRENT_H
 
 #include <stdint.h>
 
 #include "core/blocking.h"
+#include "core/layer.h"
 #include "nntk/status.h"
 
 typedef struct NNTKRecurrentCell NNTKRecurrentCell;
 
-/* What RNN, GRU and LSTM configurations have in common (validated). */
+/* A recurrent layer's configuration, read from its config's fields by name
+ * (a field a layer lacks takes its neutral value). */
 typedef struct NNTKRecurrentSpec {
     const NNTKRecurrentCell *cell; /* the layer's cell */
     int64_t input_dim; /* D */
@@ -31,7 +33,7 @@ typedef struct NNTKRecurrentSpec {
     int64_t gates;     /* G */
     int64_t states;    /* S */
     NNTKActivationKind activation;
-    NNTKActivationKind recurrent_activation; /* unused by RNN */
+    NNTKActivationKind recurrent_activation; /* RNN: none (LINEAR) */
     int32_t use_bias;
     int32_t reset_after; /* GRU only; 0 otherwise */
     int32_t return_sequences;
@@ -39,33 +41,15 @@ typedef struct NNTKRecurrentSpec {
     int64_t bias_count; /* floats in the bias: 0, G·U, or 2·G·U (GRU reset_after) */
 } NNTKRecurrentSpec;
 
-/* Validates the arguments of a layer's ConfigCreate and fills `spec`
- * (gates and states from the cell). `recurrent_activation` is checked only
- * when gates > 1. */
-NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec,
-                                    const NNTKRecurrentCell *cell, int64_t input_dim, int64_t units,
-                                    int32_t activation, int32_t recurrent_activation,
-                                    int32_t use_bias, int32_t reset_after,
-                                    int32_t return_sequences, int32_t go_backwards);
-
-/* A layer's configuration object: the same for all three layers. */
-typedef struct NNTKRecurrentConfig {
-    uint32_t tag;
-    NNTKRecurrentSpec spec;
-} NNTKRecurrentConfig;
-
-/* The state of a layer handle. Each layer's filter struct is exactly this
- * (a layer's own data, if any, is computed from the spec on the fly). */
+/* The private state of a recurrent layer handle (NNTKLayer.state). */
 typedef struct NNTKRecurrentFilter {
-    uint32_t tag;
     NNTKRecurrentSpec spec;
-    int32_t training;
-    float *weights; /* kernel (D, GU), recurrent_kernel (U, GU), bias (bias_count) */
-    int64_t weight_count;
-    /* The last training batch, kept for the gradient (batch = 0: none). */
+    float *weights; /* the handle's: kernel (D, GU), recurrent_kernel (U, GU), bias (bias_count) */
+    /* The kept training batch (the handle's batch and steps) and the handle's
+     * workspace holding its per-step values; both refreshed by every forward
+     * and backward op. */
     int64_t batch, steps;
-    float *cache;              /* the layer's per-step values of that batch */
-    int64_t cache_capacity;
+    float *cache;
     /* Per-call scratch of inference and of the gradient (never the cache, so
      * an inference call between a training batch and its gradient is safe). */
     float *scratch;
@@ -76,13 +60,6 @@ typedef struct NNTKRecurrentFilter {
     float *panels; /* (ceil(GU / PANEL) panels of (U, width)) */
     int32_t use_panels;
 } NNTKRecurrentFilter;
-
-typedef struct NNTKRecurrentGradient {
-    uint32_t tag;
-    const NNTKRecurrentFilter *filter;
-    float *d_weights; /* same layout as the weights */
-    int64_t count;
-} NNTKRecurrentGradient;
 
 /* Pointers into the weight block. */
 typedef struct NNTKRecurrentWeights {
@@ -143,10 +120,40 @@ struct NNTKRecurrentCell {
                             float *d_recurrent, float *d_bias);
 };
 
-/* --- handles ---------------------------------------------------------------------------- */
-NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
-                                                  const NNTKRecurrentSpec *spec);
-void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag);
+/* --- the layer-type ops ------------------------------------------------------------------ */
+/* The weights fit: kernel (D, GU) and recurrent_kernel (U, GU) each one tensor. */
+NNTKStatus nntk_recurrent_check(const char *fn, const NNTKLayerConfig *config);
+/* kernel (D, GU) glorot_uniform, recurrent_kernel (U, GU) orthogonal, then
+ * with use_bias: bias (GU,), GRU reset_after (2, GU): zeros, or Keras's
+ * "unit_forget_bias" when the config's unit_forget_bias is set (LSTM). */
+int32_t nntk_recurrent_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks);
+/* S states of width U. */
+int32_t nntk_recurrent_states(const NNTKLayerConfig *config, int64_t *widths);
+NNTKStatus nntk_recurrent_init(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *config,
+                               const NNTKTrainingConfig *training_config);
+void nntk_recurrent_release(NNTKLayer *layer);
+/* out_steps = steps (return_sequences) or 1; out_features = U. */
+NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKLayer *layer, int64_t batch,
+                                       int64_t steps, int64_t *out_steps, int64_t *out_features);
+/* The training cache of (batch, steps) in the workspace, and the scratch of
+ * its forward and backward passes and of an inference call of that size (so
+ * that no call within a reserved capacity allocates). */
+NNTKStatus nntk_recurrent_reserve(const char *fn, NNTKLayer *layer, int64_t batch, int64_t steps,
+                                  int64_t out_steps);
+NNTKStatus nntk_recurrent_forward(const char *fn, NNTKLayer *layer, NNTKApplyMode mode,
+                                  int64_t batch, int64_t steps, int64_t out_steps, const float *in,
+                                  const float *initial_state, float *out, float *final_state);
+NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float *d_out,
+                                   const float *d_final_state, float *d_in,
+                                   float *d_initial_state, float *d_weights);
+
+/* A recurrent layer type's shared fields: its ops (the cell goes in .impl). */
+#define NNTK_RECURRENT_OPS                                                                        \
+    .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,                       \
+    .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),                   \
+    .init = nntk_recurrent_init, .release = nntk_recurrent_release,                               \
+    .output_shape = nntk_recurrent_output_shape, .reserve = nntk_recurrent_reserve,               \
+    .forward = nntk_recurrent_forward, .backward = nntk_recurrent_backward
 
 /* Steps whose projection a forward pass holds at once: all of them when
  * training (the cache keeps them), else at most one block. */
@@ -155,136 +162,33 @@ static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training
                                                                : NNTK_RECURRENT_PROJECTION_STEPS;
 }
 
-/* Creates a filter from a config (checked against config_tag). Every filter
- * reserves the inference scratch of NNTK_RECURRENT_PROJECTION_STEPS steps for
- * B = 1 or the capacity's batch; training filters also reserve the cache and
- * the scratch for training_config's capacity (so that no call up to that size
- * allocates). */
-NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
-                                           uint32_t config_tag, uint32_t filter_tag, int training,
-                                           const NNTKTrainingConfig *training_config);
-void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag);
-NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
-                                      float **weights, int64_t *count);
-/* out_steps = steps (return_sequences) or 1; out_features = U. */
-NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKRecurrentFilter *filter,
-                                       uint32_t tag, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features);
-
-NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
-                                                      const NNTKRecurrentFilter *filter,
-                                                      uint32_t filter_tag, uint32_t gradient_tag);
-void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t tag);
-NNTKStatus nntk_recurrent_gradient_get_weights(const char *fn, NNTKRecurrentGradient *gradient,
-                                               uint32_t tag, float **weights, int64_t *count);
-
-/* --- the sequence, forward and backward ------------------------------------------------- */
-/* Apply*: checks the arguments, runs the sequence from initial_state
- * (S, B, U) (NULL = zeros), writes final_state (S, B, U) unless NULL;
- * training keeps the batch for the gradient. */
-NNTKStatus nntk_recurrent_apply(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
-                                int training, int64_t batch, int64_t steps, const float *in,
-                                const float *initial_state, float *out, float *final_state);
-/* CalculateGradient*: checks the arguments, then BPTT over the kept batch
- * (apply_name: the training call to name when there is none). */
-NNTKStatus nntk_recurrent_calculate(const char *fn, NNTKRecurrentFilter *filter,
-                                    uint32_t filter_tag, NNTKRecurrentGradient *gradient,
-                                    uint32_t gradient_tag, const char *apply_name,
-                                    const float *d_out, const float *d_final_state, float *d_in,
-                                    float *d_initial_state);
-
-/* Defines a recurrent layer's typed public functions (all but ConfigCreate)
- * over the shared ones: NNTK<L>ConfigDestroy, CreateForInference,
- * CreateForTraining, Destroy, GetWeights, OutputShape, the four Apply*,
- * GradientCreate, GradientDestroy, GradientGetWeights and the two
- * CalculateGradient*. The handle types are the shared structs; each function
- * checks its handle's tag (CT, FT, GT: config, filter, gradient) and names
- * itself in its errors. */
-#define NNTK_RECURRENT_FILTER_(x) ((NNTKRecurrentFilter *)(x))
-#define NNTK_DEFINE_RECURRENT_LAYER(L, CT, FT, GT)                                                \
-    NNTK_API void NNTK##L##ConfigDestroy(NNTK##L##Config *config) {                               \
-        nntk_recurrent_config_destroy((NNTKRecurrentConfig *)config, CT);                         \
-    }                                                                                             \
-    NNTK_API NNTK##L *NNTK##L##CreateForInference(const NNTK##L##Config *config) {                \
-        return (NNTK##L *)nntk_recurrent_create("NNTK" #L "CreateForInference",                   \
-                                                (const NNTKRecurrentConfig *)config, CT, FT, 0,   \
-                                                NULL);                                            \
-    }                                                                                             \
-    NNTK_API NNTK##L *NNTK##L##CreateForTraining(const NNTK##L##Config *config,                   \
-                                                 const NNTKTrainingConfig *training_config) {     \
-        return (NNTK##L *)nntk_recurrent_create("NNTK" #L "CreateForTraining",                    \
-                                                (const NNTKRecurrentConfig *)config, CT, FT, 1,   \
-                                                training_config);                                 \
-    }                                                                                             \
-    NNTK_API void NNTK##L##Destroy(NNTK##L *filter) {                                             \
-        nntk_recurrent_destroy(NNTK_RECURRENT_FILTER_(filter), FT);                               \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##GetWeights(NNTK##L *filter, float **weights, int64_t *count) {   \
-        return nntk_recurrent_get_weights("NNTK" #L "GetWeights", NNTK_RECURRENT_FILTER_(filter), \
-                                          FT, weights, count);                                    \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##OutputShape(const NNTK##L *filter, int64_t batch, int64_t steps, \
-                                             int64_t *out_steps, int64_t *out_features) {         \
-        return nntk_recurrent_output_shape("NNTK" #L "OutputShape",                               \
-                                           (const NNTKRecurrentFilter *)filter, FT, batch, steps, \
-                                           out_steps, out_features);                              \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##ApplyInference(NNTK##L *filter, int64_t batch, int64_t steps,    \
-                                                const float *in, float *out) {                    \
-        return nntk_recurrent_apply("NNTK" #L "ApplyInference", NNTK_RECURRENT_FILTER_(filter),   \
-                                    FT, 0, batch, steps, in, NULL, out, NULL);                    \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##ApplyTrainingBatch(NNTK##L *filter, int64_t batch,               \
-                                                    int64_t steps, const float *in, float *out) { \
-        return nntk_recurrent_apply("NNTK" #L "ApplyTrainingBatch",                               \
-                                    NNTK_RECURRENT_FILTER_(filter), FT, 1, batch, steps, in,      \
-                                    NULL, out, NULL);                                             \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##ApplyInferenceWithState(                                         \
-        NNTK##L *filter, int64_t batch, int64_t steps, const float *in,                           \
+/* The typed public functions of a layer with states: NNTK_DEFINE_LAYER's and
+ * the three *WithState ones. */
+#define NNTK_DEFINE_STATEFUL_LAYER(Name, TYPE)                                                    \
+    NNTK_DEFINE_LAYER(Name, TYPE)                                                                 \
+    NNTK_API NNTKStatus NNTK##Name##ApplyInferenceWithState(                                      \
+        NNTK##Name *filter, int64_t batch, int64_t steps, const float *in,                        \
         const float *initial_state, float *out, float *final_state) {                             \
-        return nntk_recurrent_apply("NNTK" #L "ApplyInferenceWithState",                          \
-                                    NNTK_RECURRENT_FILTER_(filter), FT, 0, batch, steps, in,      \
-                                    initial_state, out, final_state);                             \
+        return nntk_layer_apply("NNTK" #Name "ApplyInferenceWithState", &(TYPE),                  \
+                                (NNTKLayer *)filter, NNTK_APPLY_INFERENCE, batch, steps, in,      \
+                                initial_state, out, final_state);                                 \
     }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##ApplyTrainingBatchWithState(                                     \
-        NNTK##L *filter, int64_t batch, int64_t steps, const float *in,                           \
+    NNTK_API NNTKStatus NNTK##Name##ApplyTrainingBatchWithState(                                  \
+        NNTK##Name *filter, int64_t batch, int64_t steps, const float *in,                        \
         const float *initial_state, float *out, float *final_state) {                             \
-        return nntk_recurrent_apply("NNTK" #L "ApplyTrainingBatchWithState",                      \
-                                    NNTK_RECURRENT_FILTER_(filter), FT, 1, batch, steps, in,      \
-                                    initial_state, out, final_state);                             \
+        return nntk_layer_apply("NNTK" #Name "ApplyTrainingBatchWithState", &(TYPE),              \
+                                (NNTKLayer *)filter, NNTK_APPLY_TRAINING, batch, steps, in,       \
+                                initial_state, out, final_state);                                 \
     }                                                                                             \
-    NNTK_API NNTK##L##Gradient *NNTK##L##GradientCreate(const NNTK##L *filter) {                  \
-        return (NNTK##L##Gradient *)nntk_recurrent_gradient_create(                               \
-            "NNTK" #L "GradientCreate", (const NNTKRecurrentFilter *)filter, FT, GT);             \
-    }                                                                                             \
-    NNTK_API void NNTK##L##GradientDestroy(NNTK##L##Gradient *gradient) {                         \
-        nntk_recurrent_gradient_destroy((NNTKRecurrentGradient *)gradient, GT);                   \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##GradientGetWeights(NNTK##L##Gradient *gradient, float **weights, \
-                                                    int64_t *count) {                             \
-        return nntk_recurrent_gradient_get_weights("NNTK" #L "GradientGetWeights",                \
-                                                   (NNTKRecurrentGradient *)gradient, GT,         \
-                                                   weights, count);                               \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##CalculateGradient(NNTK##L *filter, NNTK##L##Gradient *gradient,  \
-                                                   const float *d_out, float *d_in) {             \
-        return nntk_recurrent_calculate("NNTK" #L "CalculateGradient",                            \
-                                        NNTK_RECURRENT_FILTER_(filter), FT,                       \
-                                        (NNTKRecurrentGradient *)gradient, GT,                    \
-                                        "NNTK" #L "ApplyTrainingBatch", d_out, NULL, d_in, NULL); \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##L##CalculateGradientWithState(                                      \
-        NNTK##L *filter, NNTK##L##Gradient *gradient, const float *d_out,                         \
+    NNTK_API NNTKStatus NNTK##Name##CalculateGradientWithState(                                   \
+        NNTK##Name *filter, NNTK##Name##Gradient *gradient, const float *d_out,                   \
         const float *d_final_state, float *d_in, float *d_initial_state) {                        \
-        return nntk_recurrent_calculate("NNTK" #L "CalculateGradientWithState",                   \
-                                        NNTK_RECURRENT_FILTER_(filter), FT,                       \
-                                        (NNTKRecurrentGradient *)gradient, GT,                    \
-                                        "NNTK" #L "ApplyTrainingBatch", d_out, d_final_state,     \
-                                        d_in, d_initial_state);                                   \
+        return nntk_layer_calculate_gradient("NNTK" #Name "CalculateGradientWithState", &(TYPE),  \
+                                             (NNTKLayer *)filter, (NNTKLayerGradient *)gradient,  \
+                                             d_out, d_final_state, d_in, d_initial_state);        \
     }
 
-/* --- the recurrent product ------------------------------------------------------------- */
+/* --- the cells' helpers ---------------------------------------------------------------- */
 /* hp (B, n) with row stride ldc = h (B, U) · recurrent_kernel[:, :n] [+ bias (n,)]
  * for processing step k: the same bits as nntk_matmul on the unpacked kernel
  * (every element is one sequential chain over U), read from the panels in an
@@ -292,7 +196,6 @@ NNTKStatus nntk_recurrent_calculate(const char *fn, NNTKRecurrentFilter *filter,
 void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, int64_t n,
                             const float *h, const float *bias, float *hp, int64_t ldc);
 
-/* --- the cells' helpers ---------------------------------------------------------------- */
 /* Per-row activation of one gate block: rows of `units` values spaced `ld`
  * apart (a gate's columns inside (B, G·U)). Softmax normalises each gate's
  * U values, as Keras applies the activation to the split gate tensor. */
