@@ -14,6 +14,7 @@ static const NNTKLayerType *const types[] = {
     &nntk_rnn_type,
     &nntk_gru_type,
     &nntk_lstm_type,
+    &nntk_bidirectional_type,
 };
 #define TYPE_COUNT ((int32_t)(sizeof types / sizeof types[0]))
 
@@ -100,6 +101,21 @@ NNTKLayerConfig *nntk_layer_config_create(const char *fn, const NNTKLayerType *t
     return config;
 }
 
+NNTKLayerConfig *nntk_layer_config_copy(const char *fn, const NNTKLayerConfig *config) {
+    NNTKLayerConfig *copy = calloc(1, sizeof *copy);
+    if (copy == NULL) {
+        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
+        return NULL;
+    }
+    *copy = *config;
+    copy->inner = NULL;
+    if (config->inner != NULL && (copy->inner = nntk_layer_config_copy(fn, config->inner)) == NULL) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 void nntk_layer_config_destroy(NNTKLayerConfig *config, const NNTKLayerType *type) {
     if (config == NULL || config->tag != type->config_tag) return;
     config->tag = NNTK_TAG_DEAD;
@@ -154,7 +170,10 @@ NNTKLayer *nntk_layer_create(const char *fn, const NNTKLayerType *type, const NN
     f->config = *config;
     f->config.inner = NULL;
     f->training = training;
-    NNTKStatus s = allocate_weights(fn, f);
+    NNTKStatus s = NNTK_OK;
+    if (config->inner != NULL && (f->config.inner = nntk_layer_config_copy(fn, config->inner)) == NULL)
+        s = NNTKLastStatus();
+    if (s == NNTK_OK) s = allocate_weights(fn, f);
     if (s == NNTK_OK && type->state_size > 0 && (f->state = calloc(1, type->state_size)) == NULL)
         s = nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
     if (s == NNTK_OK && type->init != NULL) s = type->init(fn, f, config, training_config);
@@ -175,6 +194,8 @@ void nntk_layer_destroy(NNTKLayer *filter, const NNTKLayerType *type) {
     if (filter == NULL || filter->tag != type->filter_tag) return;
     filter->tag = NNTK_TAG_DEAD;
     if (type->release != NULL && filter->state != NULL) type->release(filter);
+    if (filter->config.inner != NULL)
+        nntk_layer_config_destroy(filter->config.inner, filter->config.inner->type);
     nntk_free(filter->weights);
     nntk_free(filter->workspace);
     free(filter->state);

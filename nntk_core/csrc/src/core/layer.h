@@ -91,7 +91,7 @@ struct NNTKLayerConfig {
 struct NNTKLayer {
     uint32_t tag; /* type->filter_tag */
     const NNTKLayerType *type;
-    NNTKLayerConfig config; /* a copy (inner: NULL; init gets the original) */
+    NNTKLayerConfig config; /* a copy, with its own copy of the inner config */
     int32_t training;       /* created for training */
     float *weights;         /* the blocks in order, one contiguous block */
     int64_t weight_count;
@@ -174,6 +174,9 @@ const NNTKLayerType *nntk_layer_type_at(int32_t i);
 NNTKLayerConfig *nntk_layer_config_create(const char *fn, const NNTKLayerType *type,
                                           const NNTKLayerValue *values);
 void nntk_layer_config_destroy(NNTKLayerConfig *config, const NNTKLayerType *type);
+/* A new copy of `config` with a copy of its inner config (a wrapper's), or NULL
+ * (out of memory, recorded under fn). */
+NNTKLayerConfig *nntk_layer_config_copy(const char *fn, const NNTKLayerConfig *config);
 NNTKLayer *nntk_layer_create(const char *fn, const NNTKLayerType *type, const NNTKLayerConfig *config,
                              int training, const NNTKTrainingConfig *training_config);
 void nntk_layer_destroy(NNTKLayer *filter, const NNTKLayerType *type);
@@ -292,5 +295,6 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
 /* Every layer type (core/layer.c lists them in its registry). */
 extern const NNTKLayerType nntk_dense_type, nntk_time_distributed_dense_type;
 extern const NNTKLayerType nntk_rnn_type, nntk_gru_type, nntk_lstm_type;
+extern const NNTKLayerType nntk_bidirectional_type;
 
 #endif /* NNTK_CORE_LAYER_H */
