@@ -79,12 +79,13 @@ class BatchNorm(Layer):
     # Every call keeps what backward() needs: training=False runs the native
     # frozen-batch pass (inference plus a copy of x), so that backward() then
     # returns the inference-mode gradients, as tf.keras does for training=False.
+    # An inference-only handle keeps nothing: its calls are plain inference.
     def _keeps_for_backward(self, training: bool) -> bool:
-        return True
+        return not self._inference_only
 
     def _apply(self, handle, training: bool, batch: int, steps: int, arr, out) -> None:
-        if training:
-            self._fn("ApplyTrainingBatch")(handle, batch, steps, float_ptr(arr), float_ptr(out))
+        if training or self._inference_only:
+            super()._apply(handle, training, batch, steps, arr, out)
         else:
             _native.lib.NNTKBatchNormApplyFrozenBatch(
                 handle, batch, steps, float_ptr(arr), float_ptr(out)

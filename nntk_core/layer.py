@@ -101,6 +101,10 @@ class Layer:
         )
         self._weights_set_after_call = False  # set_weights() came after that call
         self._closed = False
+        # How the native handle is created (set_handle_options): inference only, or
+        # for training with this reserved capacity (NNTKTrainingConfig).
+        self._inference_only = False
+        self._capacity = TrainingConfig(0, 0)
 
     # -- what a subclass provides ---------------------------------------------------------
     def _config_args(self) -> tuple:
@@ -127,10 +131,49 @@ class Layer:
     def _fn(self, suffix: str):
         return layer_function(self._native, suffix)
 
+    def set_handle_options(
+        self, *, inference_only: bool = False, max_batch: int = 0, max_steps: int = 0
+    ) -> None:
+        """How the native handle is created, before the layer's first use (set_weights
+        or a call). By default: CreateForTraining with no reserved capacity.
+        `inference_only`: CreateForInference, the on-device handle (inference calls
+        only: no training call, no backward). `max_batch`, `max_steps`: the
+        NNTKTrainingConfig of CreateForTraining, the workspace reserved at creation so
+        that calls up to that size do not allocate (0, 0: reserve on first use;
+        max_steps 0 with max_batch > 0 reserves one step, as for (batch, features) input)."""
+        if self._handle is not None or self._closed:
+            raise RuntimeError(
+                f"{type(self).__name__}.set_handle_options: the native handle exists already; "
+                "set the options before the first set_weights() or call"
+            )
+        inference_only = check_bool(inference_only, "inference_only")
+        for value, name in ((max_batch, "max_batch"), (max_steps, "max_steps")):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if inference_only and (max_batch or max_steps):
+            raise ValueError(
+                "max_batch and max_steps reserve training capacity: not with inference_only"
+            )
+        if max_steps and not max_batch:
+            raise ValueError(f"max_steps={max_steps} needs max_batch >= 1")
+        self._inference_only = inference_only
+        self._capacity = TrainingConfig(int(max_batch), int(max_steps))
+
+    def _check_mode(self, training: bool) -> None:
+        """Refuses a training call on an inference-only handle (before the native side does)."""
+        if training and self._inference_only:
+            raise RuntimeError(
+                f"{type(self).__name__}: training call on a handle created for inference only "
+                "(set_handle_options(inference_only=True))"
+            )
+
     def _create(self) -> None:
         config = self._fn("ConfigCreate")(*self._config_args())
         try:
-            self._handle = self._fn("CreateForTraining")(config, ctypes.byref(TrainingConfig(0, 0)))
+            if self._inference_only:
+                self._handle = self._fn("CreateForInference")(config)
+            else:
+                self._handle = self._fn("CreateForTraining")(config, ctypes.byref(self._capacity))
         finally:
             self._fn("ConfigDestroy")(config)
         _, count = self._weights_view_raw()
@@ -293,6 +336,7 @@ class Layer:
     def __call__(self, x, training: bool = False) -> np.ndarray:
         """y = layer(x); with training=True also keeps what backward() needs."""
         training = check_bool(training, "training")
+        self._check_mode(training)
         arr, batch, steps = self._prepare_input(x)
         handle = self._live_handle()
         out = np.empty(self._output_shape(arr.shape, batch, steps), dtype=np.float32)
@@ -306,11 +350,15 @@ class Layer:
             self._last_input_shape = arr.shape
         return out
 
-    def backward(self, dy) -> tuple[np.ndarray, list[np.ndarray]]:
+    def backward(
+        self, dy, input_gradient: bool = True
+    ) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """Gradients of the last training call (for BatchNorm: of the last call, in its
         mode) for the upstream gradient dy:
         (dx, [d weight for each trainable weight, in tf.keras trainable_weights order]),
-        summed over the batch, as tf.GradientTape.gradient(y, [x] + weights, dy) gives."""
+        summed over the batch, as tf.GradientTape.gradient(y, [x] + weights, dy) gives.
+        `input_gradient=False`: dx is not computed (d_in NULL) and is returned as None."""
+        input_gradient = check_bool(input_gradient, "input_gradient")
         self._require_training_call()
         grad = as_float32(dy, "dy")
         if grad.shape != self._last_training_shape:
@@ -319,7 +367,7 @@ class Layer:
                 f"got {grad.shape}"
             )
         handle = self._live_handle()
-        dx = np.empty(self._last_input_shape, dtype=np.float32)
+        dx = np.empty(self._last_input_shape, dtype=np.float32) if input_gradient else None
         self._fn("CalculateGradient")(
             handle, self._gradient_handle(), float_ptr(grad), float_ptr(dx)
         )
@@ -329,6 +377,11 @@ class Layer:
         """Raises unless a training call keeps what backward() needs."""
         if self._last_training_shape is not None:
             return
+        if self._inference_only:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: the handle was created for inference only "
+                "(set_handle_options(inference_only=True)): no gradients"
+            )
         if self._weights_set_after_call:
             raise RuntimeError(
                 f"{type(self).__name__}.backward: the weights were set after the last training "

@@ -116,14 +116,20 @@ class RecurrentLayer(Layer):
             arrays.append(arr)
         return np.ascontiguousarray(np.stack(arrays))
 
-    def _run(self, x, training: bool, initial_state):
-        """Runs the native layer: (output parts, final states (n, B, U), x shape)."""
+    def _run(self, x, training: bool, initial_state, final_state: bool = True):
+        """Runs the native layer: (output parts, final states (n, B, U) or None when
+        `final_state` is False: not asked of the native side, final_state NULL)."""
         training = check_bool(training, "training")
+        self._check_mode(training)
         arr, batch, steps = self._prepare_input(x)
         states = self._prepare_states(initial_state, batch, "initial_state")
         handle = self._live_handle()
         out = np.empty(self._out_buffer_shape(batch, steps), dtype=np.float32)
-        final = np.empty((len(self.state_names()), batch, self.units), dtype=np.float32)
+        final = (
+            np.empty((len(self.state_names()), batch, self.units), dtype=np.float32)
+            if final_state
+            else None
+        )
         suffix = "ApplyTrainingBatchWithState" if training else "ApplyInferenceWithState"
         fn = getattr(_lib(), f"NNTK{self._native}{suffix}")
         if training:
@@ -142,12 +148,17 @@ class RecurrentLayer(Layer):
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
             self._last_had_state = states is not None
-        return self._split_output(out), list(final)
+        return self._split_output(out), None if final is None else list(final)
 
     # -- the Keras-shaped API --------------------------------------------------------------
-    def __call__(self, x, training: bool = False, initial_state=None):
-        """The output (or, with return_state, [output(s)..., states...]); see the module doc."""
-        parts, states = self._run(x, training, initial_state)
+    def __call__(self, x, training: bool = False, initial_state=None, final_state: bool = True):
+        """The output (or, with return_state, [output(s)..., states...]); see the module doc.
+        `final_state=False` (return_state=False only): the native call is not asked for
+        the final state (final_state NULL)."""
+        final_state = check_bool(final_state, "final_state")
+        if self.return_state and not final_state:
+            raise ValueError("final_state=False: the layer has return_state=True")
+        parts, states = self._run(x, training, initial_state, final_state)
         if self.return_state:
             return [*parts, *states]
         return parts[0] if len(parts) == 1 else parts
@@ -157,8 +168,10 @@ class RecurrentLayer(Layer):
         parts, states = self._run(chunk, False, state)
         return (parts[0] if len(parts) == 1 else parts), states
 
-    def backward(self, dy):
-        """Gradients of the last training call; see the module doc for the forms."""
+    def backward(self, dy, input_gradient: bool = True):
+        """Gradients of the last training call; see the module doc for the forms.
+        `input_gradient=False`: dx is not computed (d_in NULL) and is returned as None."""
+        input_gradient = check_bool(input_gradient, "input_gradient")
         self._require_training_call()
         buffer_shape = self._last_training_shape
         batch = self._last_input_shape[0]
@@ -206,7 +219,7 @@ class RecurrentLayer(Layer):
                     )
                 )
         handle = self._live_handle()
-        dx = np.empty(self._last_input_shape, dtype=np.float32)
+        dx = np.empty(self._last_input_shape, dtype=np.float32) if input_gradient else None
         d_init = (
             np.empty((len(names), batch, self.units), dtype=np.float32)
             if self._last_had_state
