@@ -284,7 +284,15 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
                                              d_out, NULL, d_in, NULL);                             \
     }
 
+/* The naming members of an NNTKLayerType initializer: the typed infix, the
+ * Keras class name, and the three handle tags from a three-letter stem
+ * (stem + 'C' config, 'F' filter, 'G' gradient). */
+#define NNTK_LAYER_NAMES(name_, keras_name_, a, b, c)                                              \
+    .name = (name_), .keras_name = (keras_name_), .config_tag = NNTK_TAG(a, b, c, 'C'),            \
+    .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G')
+
 /* Every layer type (core/layer.c lists them in its registry). */
-extern const NNTKLayerType nntk_dense_type, nntk_time_distributed_dense_type;
+extern const NNTKLayerType nntk_dense_type;
+extern const NNTKLayerType nntk_time_distributed_dense_type;
 
 #endif /* NNTK_CORE_LAYER_H */
