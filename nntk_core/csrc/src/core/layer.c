@@ -9,6 +9,9 @@
 
 /* The registry: every layer type, for the lookups of the generic API. */
 static const NNTKLayerType *const types[] = {
+    &nntk_activation_type,
+    &nntk_batch_norm_type,
+    &nntk_conv1d_type,
     &nntk_dense_type,
     &nntk_time_distributed_dense_type,
 };

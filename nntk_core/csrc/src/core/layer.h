@@ -292,6 +292,9 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
     .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G')
 
 /* Every layer type (core/layer.c lists them in its registry). */
+extern const NNTKLayerType nntk_activation_type;
+extern const NNTKLayerType nntk_batch_norm_type;
+extern const NNTKLayerType nntk_conv1d_type;
 extern const NNTKLayerType nntk_dense_type;
 extern const NNTKLayerType nntk_time_distributed_dense_type;
 
