@@ -440,6 +440,7 @@ const NNTKLayerType nntk_bidirectional_type = {
     .field_count = FIELDS,
     .weights = weights,
     .states = states,
+    .wraps = 1,
     .state_size = sizeof(Wrapper),
     .init = init,
     .release = release,
@@ -452,9 +453,7 @@ const NNTKLayerType nntk_bidirectional_type = {
 /* --- public API --------------------------------------------------------------------------- */
 
 /* The real interface: Bidirectional around `inner` (any layer with states and
- * go_backwards; copied), merged by merge_mode. Its public form
- * (NNTKBidirectionalConfigCreateFor) waits for the public generic config
- * handles (nntk/layer.h) to be bound in Python. */
+ * go_backwards; copied), merged by merge_mode: NNTKBidirectionalConfigCreateFor. */
 static NNTKLayerConfig *config_create_for(const char *fn, const NNTKLayerConfig *inner,
                                           int32_t merge_mode) {
     if (nntk_layer_check_handle(fn, "inner", inner, NULL, NNTK_ROLE_CONFIG) != NNTK_OK) return NULL;
@@ -467,6 +466,12 @@ static NNTKLayerConfig *config_create_for(const char *fn, const NNTKLayerConfig 
         return NULL;
     }
     return config;
+}
+
+NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreateFor(const NNTKLayerConfig *inner,
+                                                                   int32_t merge_mode) {
+    return (NNTKBidirectionalConfig *)config_create_for("NNTKBidirectionalConfigCreateFor", inner,
+                                                        merge_mode);
 }
 
 /* The compatibility interface: the wrapped layer by kind (the one place the

@@ -29,6 +29,7 @@
 #ifndef NNTK_BIDIRECTIONAL_H
 #define NNTK_BIDIRECTIONAL_H
 
+#include "nntk/layer.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
@@ -63,6 +64,12 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
     int32_t layer, int64_t input_dim, int64_t units, int32_t activation,
     int32_t recurrent_activation, int32_t use_bias, int32_t reset_after,
     int32_t return_sequences, int32_t go_backwards, int32_t merge_mode);
+/* Bidirectional around `inner`, a config of any layer type with states and a
+ * go_backwards field (RNN, GRU, LSTM; made by its ConfigCreate or by
+ * NNTKLayerConfigCreateFromValues; copied, so the caller still owns it);
+ * merge_mode a NNTKMergeMode. NULL on error (see NNTKLastError). */
+NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreateFor(const NNTKLayerConfig *inner,
+                                                                   int32_t merge_mode);
 NNTK_API void NNTKBidirectionalConfigDestroy(NNTKBidirectionalConfig *config);
 
 /* Weights start at zero; fill them through NNTKBidirectionalGetWeights. */

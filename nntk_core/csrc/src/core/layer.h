@@ -126,6 +126,10 @@ struct NNTKLayerType {
      * (S, batch, U) for one layer, (2, S, batch, U) for Bidirectional. */
     int32_t (*states)(const NNTKLayerConfig *config, int64_t *widths);
     int32_t has_frozen; /* has NNTK<Name>ApplyFrozenBatch (BatchNorm) */
+    /* Its config holds an inner layer's config (config->inner), made by its own
+     * typed function (NNTKBidirectionalConfigCreateFor); the generic
+     * NNTKLayerConfigCreateFromValues refuses it. */
+    int32_t wraps;
     const void *impl;   /* what a family's shared ops read (recurrent layers: their cell) */
     size_t state_size;  /* bytes of NNTKLayer.state (0: none) */
 
