@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import c_api
 import numpy as np
 import pytest
 from helpers import _env
@@ -202,7 +203,7 @@ def test_batch_times_steps_beyond_the_largest_tensor_is_refused():
     that keeps every size computation from overflowing). Each size alone is valid."""
     from nntk_core import NNTKError, lib
 
-    config = lib.NNTKDenseConfigCreate(3, 2, 0, 1)
+    config = c_api.config_create("Dense")(3, 2, 0, 1)
     handle = lib.NNTKDenseCreateForInference(config)
     lib.NNTKDenseConfigDestroy(config)
     try:
