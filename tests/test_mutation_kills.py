@@ -152,7 +152,9 @@ def test_inference_call_between_training_and_backward_changes_nothing(make):
     y = layer(x1, training=True)
     inferred = layer(x2)  # inference through ApplyInferenceWithState: must keep nothing
     out = np.empty_like(inferred)
-    layer._fn("ApplyInference")(layer._live_handle(), 2, 5, float_ptr(x2), float_ptr(out))
+    getattr(nn.lib, f"NNTK{layer.layer_type.name}ApplyInference")(
+        layer._live_handle(), 2, 5, float_ptr(x2), float_ptr(out)
+    )
     np.testing.assert_array_equal(out, inferred)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, grads = layer.backward(dy)[:2]
