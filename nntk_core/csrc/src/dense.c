@@ -125,20 +125,12 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     .output_shape = output_shape, .reserve = reserve, .forward = forward, .backward = backward
 
 const NNTKLayerType nntk_dense_type = {
-    .name = "Dense",
-    .keras_name = "Dense",
-    .config_tag = NNTK_TAG('D', 'n', 's', 'C'),
-    .filter_tag = NNTK_TAG('D', 'n', 's', 'F'),
-    .gradient_tag = NNTK_TAG('D', 'n', 's', 'G'),
+    NNTK_LAYER_NAMES("Dense", "Dense", 'D', 'n', 's'),
     DENSE_OPS,
 };
 
 const NNTKLayerType nntk_time_distributed_dense_type = {
-    .name = "TimeDistributedDense",
-    .keras_name = "TimeDistributed(Dense)",
-    .config_tag = NNTK_TAG('T', 'd', 'D', 'C'),
-    .filter_tag = NNTK_TAG('T', 'd', 'D', 'F'),
-    .gradient_tag = NNTK_TAG('T', 'd', 'D', 'G'),
+    NNTK_LAYER_NAMES("TimeDistributedDense", "TimeDistributed(Dense)", 'T', 'd', 'D'),
     DENSE_OPS,
 };
 

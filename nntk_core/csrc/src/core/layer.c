@@ -9,12 +9,15 @@
 
 /* The registry: every layer type, for the lookups of the generic API. */
 static const NNTKLayerType *const types[] = {
+    &nntk_activation_type,
+    &nntk_batch_norm_type,
+    &nntk_bidirectional_type,
+    &nntk_conv1d_type,
     &nntk_dense_type,
-    &nntk_time_distributed_dense_type,
-    &nntk_rnn_type,
     &nntk_gru_type,
     &nntk_lstm_type,
-    &nntk_bidirectional_type,
+    &nntk_rnn_type,
+    &nntk_time_distributed_dense_type,
 };
 #define TYPE_COUNT ((int32_t)(sizeof types / sizeof types[0]))
 
@@ -30,15 +33,22 @@ static uint32_t tag_of(const NNTKLayerType *type, NNTKHandleRole role) {
                                       : type->gradient_tag;
 }
 
-NNTKStatus nntk_layer_check_handle(const char *fn, const char *arg, const void *handle,
-                                   const NNTKLayerType *type, NNTKHandleRole role) {
-    if (type != NULL || handle == NULL) return nntk_check_handle(fn, arg, handle, type ? tag_of(type, role) : 0);
-    /* Any layer type: the tag says which. */
+const NNTKLayerType *nntk_layer_type_of(const void *handle, NNTKHandleRole role) {
+    if (handle == NULL) return NULL;
     uint32_t found;
     memcpy(&found, handle, sizeof found);
     for (int32_t i = 0; i < TYPE_COUNT; i++)
-        if (found == tag_of(types[i], role)) return NNTK_OK;
-    return nntk_check_handle(fn, arg, handle, 0); /* dead, or another kind: its message */
+        if (found == tag_of(types[i], role)) return types[i];
+    return NULL;
+}
+
+NNTKStatus nntk_layer_check_handle(const char *fn, const char *arg, const void *handle,
+                                   const NNTKLayerType *type, NNTKHandleRole role) {
+    if (type == NULL && handle != NULL) { /* any layer type: the tag says which */
+        type = nntk_layer_type_of(handle, role);
+        if (type == NULL) return nntk_check_handle(fn, arg, handle, 0); /* dead or foreign: its message */
+    }
+    return nntk_check_handle(fn, arg, handle, type != NULL ? tag_of(type, role) : 0);
 }
 
 int32_t nntk_layer_field_index(const NNTKLayerType *type, const char *name) {
@@ -117,15 +127,20 @@ NNTKLayerConfig *nntk_layer_config_copy(const char *fn, const NNTKLayerConfig *c
 }
 
 void nntk_layer_config_destroy(NNTKLayerConfig *config, const NNTKLayerType *type) {
-    if (config == NULL || config->tag != type->config_tag) return;
+    if (type == NULL) type = nntk_layer_type_of(config, NNTK_ROLE_CONFIG);
+    if (config == NULL || type == NULL || config->tag != type->config_tag) return;
     config->tag = NNTK_TAG_DEAD;
-    nntk_layer_config_destroy(config->inner, config->inner ? config->inner->type : NULL);
+    nntk_layer_config_destroy(config->inner, NULL);
     free(config);
 }
 
 /* --- weights -------------------------------------------------------------------------------- */
 int32_t nntk_layer_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
     return config->type->weights != NULL ? config->type->weights(config, blocks) : 0;
+}
+
+int32_t nntk_layer_state_widths(const NNTKLayerConfig *config, int64_t *widths) {
+    return config->type->states != NULL ? config->type->states(config, widths) : 0;
 }
 
 int64_t nntk_layer_block_size(const NNTKWeightBlock *block) {
@@ -191,7 +206,8 @@ NNTKLayer *nntk_layer_create(const char *fn, const NNTKLayerType *type, const NN
 }
 
 void nntk_layer_destroy(NNTKLayer *filter, const NNTKLayerType *type) {
-    if (filter == NULL || filter->tag != type->filter_tag) return;
+    if (type == NULL) type = nntk_layer_type_of(filter, NNTK_ROLE_FILTER);
+    if (filter == NULL || type == NULL || filter->tag != type->filter_tag) return;
     filter->tag = NNTK_TAG_DEAD;
     if (type->release != NULL && filter->state != NULL) type->release(filter);
     if (filter->config.inner != NULL)
@@ -277,7 +293,8 @@ NNTKLayerGradient *nntk_layer_gradient_create(const char *fn, const NNTKLayerTyp
 }
 
 void nntk_layer_gradient_destroy(NNTKLayerGradient *gradient, const NNTKLayerType *type) {
-    if (gradient == NULL || gradient->tag != type->gradient_tag) return;
+    if (type == NULL) type = nntk_layer_type_of(gradient, NNTK_ROLE_GRADIENT);
+    if (gradient == NULL || type == NULL || gradient->tag != type->gradient_tag) return;
     gradient->tag = NNTK_TAG_DEAD;
     nntk_free(gradient->d_weights);
     free(gradient);

@@ -164,13 +164,16 @@ struct NNTKLayerType {
                            float *d_initial_state, float *d_weights);
 };
 
+/* Which tag of a type a handle carries. */
+typedef enum NNTKHandleRole { NNTK_ROLE_CONFIG, NNTK_ROLE_FILTER, NNTK_ROLE_GRADIENT } NNTKHandleRole;
+
 /* Every layer type, for the generic lookups. */
 int32_t nntk_layer_type_count(void);
 const NNTKLayerType *nntk_layer_type_at(int32_t i);
 
 /* --- the standard functions. `fn` names the public function in every message;
  * `type` is the type the handles must have (a typed wrapper's), or NULL for any
- * layer type (the generic API). */
+ * layer type (the generic API; the destroy functions too). */
 NNTKLayerConfig *nntk_layer_config_create(const char *fn, const NNTKLayerType *type,
                                           const NNTKLayerValue *values);
 void nntk_layer_config_destroy(NNTKLayerConfig *config, const NNTKLayerType *type);
@@ -203,11 +206,16 @@ NNTKStatus nntk_layer_calculate_gradient(const char *fn, const NNTKLayerType *ty
 /* The blocks of a config (count returned), and the number of floats they hold. */
 int32_t nntk_layer_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks);
 int64_t nntk_layer_block_size(const NNTKWeightBlock *block);
+/* The states of a config: widths[0..n) (NNTK_LAYER_MAX_STATES), n returned (0: none). */
+int32_t nntk_layer_state_widths(const NNTKLayerConfig *config, int64_t *widths);
+
+/* The type whose `role` tag a live handle carries, or NULL (NULL, dead or
+ * foreign handle). */
+const NNTKLayerType *nntk_layer_type_of(const void *handle, NNTKHandleRole role);
 
 /* Checks a handle: non-NULL, alive, and of `type` (NULL: of any layer type;
  * `role` selects the config, filter or gradient tag). The same messages as
  * nntk_check_handle. */
-typedef enum NNTKHandleRole { NNTK_ROLE_CONFIG, NNTK_ROLE_FILTER, NNTK_ROLE_GRADIENT } NNTKHandleRole;
 NNTKStatus nntk_layer_check_handle(const char *fn, const char *arg, const void *handle,
                                    const NNTKLayerType *type, NNTKHandleRole role);
 
@@ -292,9 +300,22 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
                                              d_out, NULL, d_in, NULL);                             \
     }
 
+/* The naming members of an NNTKLayerType initializer: the typed infix, the
+ * Keras class name, and the three handle tags from a three-letter stem
+ * (stem + 'C' config, 'F' filter, 'G' gradient). */
+#define NNTK_LAYER_NAMES(name_, keras_name_, a, b, c)                                              \
+    .name = (name_), .keras_name = (keras_name_), .config_tag = NNTK_TAG(a, b, c, 'C'),            \
+    .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G')
+
 /* Every layer type (core/layer.c lists them in its registry). */
-extern const NNTKLayerType nntk_dense_type, nntk_time_distributed_dense_type;
-extern const NNTKLayerType nntk_rnn_type, nntk_gru_type, nntk_lstm_type;
+extern const NNTKLayerType nntk_activation_type;
+extern const NNTKLayerType nntk_batch_norm_type;
 extern const NNTKLayerType nntk_bidirectional_type;
+extern const NNTKLayerType nntk_conv1d_type;
+extern const NNTKLayerType nntk_dense_type;
+extern const NNTKLayerType nntk_gru_type;
+extern const NNTKLayerType nntk_lstm_type;
+extern const NNTKLayerType nntk_rnn_type;
+extern const NNTKLayerType nntk_time_distributed_dense_type;
 
 #endif /* NNTK_CORE_LAYER_H */

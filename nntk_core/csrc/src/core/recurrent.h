@@ -158,12 +158,11 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
 #define NNTK_RECURRENT_SEQUENCE                                                                   \
     NNTK_FIELD_FLAG("return_sequences", 0), NNTK_FIELD_FLAG("go_backwards", 0)
 
-/* A recurrent layer's type: its names, its tags ('a', 'b', 'c' then 'C', 'F',
- * 'G'), the file's `fields` table and `cell`, and the shared ops. */
+/* A recurrent layer's type: its names and tag stem (NNTK_LAYER_NAMES), the
+ * file's `fields` table and `cell`, and the shared ops. */
 #define NNTK_RECURRENT_TYPE(Name, KerasName, a, b, c)                                             \
     {                                                                                             \
-        .name = (Name), .keras_name = (KerasName), .config_tag = NNTK_TAG(a, b, c, 'C'),          \
-        .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G'),             \
+        NNTK_LAYER_NAMES(Name, KerasName, a, b, c),                                               \
         .fields = fields, .field_count = (int32_t)(sizeof fields / sizeof fields[0]),             \
         .impl = &cell, .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,    \
         .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),               \
