@@ -50,5 +50,8 @@ void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim
 
 /* Keras name of an activation ("gelu", ...), or "unknown". */
 const char *nntk_activation_name(NNTKActivationKind kind);
+/* The Keras names of the activations, indexed by NNTKActivationKind (the one
+ * table: the layer descriptions' enum names come from it too). */
+extern const char *const nntk_activation_names[NNTK_ACTIVATION_COUNT_];
 
 #endif /* NNTK_OPS_H */
