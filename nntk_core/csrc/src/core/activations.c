@@ -20,11 +20,6 @@ const char *const nntk_activation_names[NNTK_ACTIVATION_COUNT_] = {
     "linear", "relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh", "softmax",
     "elu", "selu", "softplus", "softsign", "swish", "gelu", "gelu_approximate", "exponential"};
 
-const char *nntk_activation_name(NNTKActivationKind kind) {
-    if ((int)kind < 0 || kind >= NNTK_ACTIVATION_COUNT_) return "unknown";
-    return nntk_activation_names[kind];
-}
-
 /* Sigmoid without overflow: exp only ever sees a non-positive argument. */
 static inline float sigmoid(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));

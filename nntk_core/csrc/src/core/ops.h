@@ -48,8 +48,6 @@ void nntk_activation_forward(NNTKActivationKind kind, int64_t rows, int64_t dim,
 void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim, const float *x,
                               const float *y, const float *dy, float *dx);
 
-/* Keras name of an activation ("gelu", ...), or "unknown". */
-const char *nntk_activation_name(NNTKActivationKind kind);
 /* The Keras names of the activations, indexed by NNTKActivationKind (the one
  * table: the layer descriptions' enum names come from it too). */
 extern const char *const nntk_activation_names[NNTK_ACTIVATION_COUNT_];
