@@ -11,6 +11,8 @@ tf.keras semantics, and its Python binding (ctypes).
     value, d_y = loss.gradient(y_true, y)      # Keras's order: target, prediction
     opt = nn.optimizers.Adam(learning_rate=1e-3)
     opt.apply_gradients(zip(grads, params))     # float32 arrays, updated in place
+
+    model = nn.load_keras("model.keras")       # a tf.keras model file, without TensorFlow
 """
 
 from nntk_core import losses, optimizers
@@ -21,6 +23,13 @@ from nntk_core.batch_norm import BatchNorm
 from nntk_core.bidirectional import Bidirectional
 from nntk_core.conv1d import Conv1d
 from nntk_core.dense import Dense, TimeDistributedDense
+from nntk_core.keras_io import (
+    DropoutOmittedWarning,
+    KerasFileError,
+    KerasLoadError,
+    UnsupportedKerasModel,
+    load_keras,
+)
 from nntk_core.layer import Layer, set_random_seed
 from nntk_core.model import Sequential
 from nntk_core.recurrent import GRU, LSTM, RNN, RecurrentLayer
@@ -50,9 +59,13 @@ __all__ = [
     "Bidirectional",
     "Conv1d",
     "Dense",
+    "DropoutOmittedWarning",
     "GRU",
+    "KerasFileError",
+    "KerasLoadError",
     "Layer",
     "LAYER_CLASSES",
+    "load_keras",
     "losses",
     "LSTM",
     "NNTKError",
@@ -62,4 +75,5 @@ __all__ = [
     "Sequential",
     "set_random_seed",
     "TimeDistributedDense",
+    "UnsupportedKerasModel",
 ]
