@@ -36,9 +36,10 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import warnings
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,113 +178,120 @@ def _constructor_args(cls: type[Layer]) -> set[str]:
 
 
 # -- reading the file --------------------------------------------------------------------------
+# The HDF5 library loops forever on some damaged files (and may crash on others): the
+# file's binary parts are read by a child process (_keras_read.py) that is given this
+# many seconds, plus one per 10 MB of file, before the file is declared unreadable.
+READ_TIMEOUT = 20.0
+_READER = Path(__file__).with_name("_keras_read.py")
+
+
 @dataclass
 class _File:
-    """A model file's config and a way to read one layer's weight arrays."""
+    """A model file's config and its weight arrays, as the reader found them."""
 
+    format: str  # "keras" (zip) or "h5" (legacy)
     config: dict
-    # (layer name, class name, config) -> [(weight name or "", array)] in get_weights() order
-    weights: Callable[[str, str, dict], list[tuple[str, np.ndarray]]]
+    arrays: dict[str, np.ndarray]  # dataset path -> array
+    names: dict[str, list[str]]  # legacy .h5: layer -> its weight_names attribute
+
+    def weights(self, name: str, class_name: str, config: dict) -> list[tuple[str, np.ndarray]]:
+        """[(weight name, or "" when the file numbers them, array)] of one layer, in
+        tf.keras get_weights() order."""
+        if self.format == "h5":
+            if name not in self.names:
+                raise KerasFileError(f"the file has no weights for layer {name!r}")
+            found = []
+            for weight in self.names[name]:
+                key = f"model_weights/{name}/{weight}"
+                if key not in self.arrays:
+                    raise KerasFileError(f"the file has no dataset {key!r}")
+                found.append((_short_name(weight), self.arrays[key]))
+            return found
+        found = []
+        for sub in _keras_var_paths(class_name, config):
+            prefix = f"layers/{name}/{sub}/"
+            numbered = {k[len(prefix) :]: a for k, a in self.arrays.items() if k.startswith(prefix)}
+            if sorted(numbered, key=lambda k: (len(k), k)) != [
+                str(i) for i in range(len(numbered))
+            ]:
+                raise KerasFileError(f"the variables {prefix} are not numbered 0..n-1")
+            found += [("", numbered[str(i)]) for i in range(len(numbered))]
+        return found
 
 
-def _h5py():
+def _keras_var_paths(class_name: str, config: dict) -> list[str]:
+    """Where a layer's variables sit in a .keras archive's model.weights.h5, in
+    get_weights() order: its own `vars`, then its RNN cell's; a wrapper's under its
+    inner layer (Bidirectional: the forward layer's, then the backward layer's)."""
+    if class_name in ("TimeDistributed", "Bidirectional"):
+        inner = _dict(config.get("layer"), f"{class_name} layer")
+        paths = _keras_var_paths(str(inner.get("class_name")), {})
+        sides = (
+            ("layer",) if class_name == "TimeDistributed" else ("forward_layer", "backward_layer")
+        )
+        return [f"{side}/{p}" for side in sides for p in paths]
+    return ["vars", "cell/vars"]
+
+
+def _read(path: Path, timeout: float | None) -> _File:
+    """Runs _keras_read.py on the file; KerasFileError if it fails, hangs or crashes."""
+    if timeout is None:
+        timeout = READ_TIMEOUT + path.stat().st_size / 10e6
     try:
-        import h5py
-    except ImportError as exc:  # pragma: no cover - the extra is part of every test environment
-        raise ImportError("nn.load_keras reads HDF5 with h5py: pip install 'nntk[keras]'") from exc
-    return h5py
+        done = subprocess.run(
+            [sys.executable, "-I", str(_READER), str(path)],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise KerasFileError(
+            f"{path}: reading it took more than {timeout:.0f} s: a damaged file (the HDF5 "
+            "library loops on some)"
+        ) from None
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise KerasFileError(
+            f"{path}: the reader stopped with status {done.returncode} ({tail[0]}): a damaged file"
+        )
+    with np.load(io.BytesIO(done.stdout), allow_pickle=False) as data:
+        if "missing" in data:
+            raise ImportError(
+                f"nn.load_keras reads HDF5 with h5py ({data['missing']}): pip install 'nntk[keras]'"
+            )
+        if "error" in data:
+            raise KerasFileError(f"{path} is not a readable tf.keras model file: {data['error']}")
+        paths = [str(p) for p in data["paths"]]
+        return _File(
+            format=str(data["format"]),
+            config=_json(str(data["config"]), f"{path}: the model config"),
+            arrays={p: data[f"a{i}"] for i, p in enumerate(paths)},
+            names={
+                k[len("names:") :]: [str(n) for n in data[k]]
+                for k in data
+                if k.startswith("names:")
+            },
+        )
 
 
-def _json(text, what: str) -> dict:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
+def _json(text: str, what: str) -> dict:
     value = json.loads(text)
     if not isinstance(value, dict):
         raise KerasFileError(f"{what} is not a JSON object")
     return value
 
 
-def _read_keras_zip(path: Path):
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        for member in ("config.json", "model.weights.h5"):
-            if member not in names:
-                raise KerasFileError(f"{path}: the .keras archive has no {member}")
-        config = _json(archive.read("config.json"), f"{path}: config.json")
-        blob = archive.read("model.weights.h5")
-    h5 = _h5py().File(io.BytesIO(blob), "r")
-
-    def weights(name: str, class_name: str, layer_config: dict) -> list[tuple[str, np.ndarray]]:
-        group = _child(h5, f"layers/{name}", path)
-        paths = _keras_var_paths(class_name, layer_config)
-        return [("", a) for sub in paths for a in _vars(group, sub)]  # numbered, not named
-
-    return _File(config, weights), h5
-
-
-def _keras_var_paths(class_name: str, config: dict) -> list[str]:
-    """Where a layer's variables sit in model.weights.h5, in get_weights() order: its
-    own `vars`, then its RNN cell's; a wrapper's under its inner layer (Bidirectional:
-    the forward layer's, then the backward layer's)."""
-    if class_name == "TimeDistributed":
-        inner = _dict(config.get("layer"), "TimeDistributed layer")
-        return [f"layer/{p}" for p in _keras_var_paths(inner.get("class_name", ""), {})]
-    if class_name == "Bidirectional":
-        inner = _dict(config.get("layer"), "Bidirectional layer")
-        paths = _keras_var_paths(inner.get("class_name", ""), {})
-        return [f"{side}/{p}" for side in ("forward_layer", "backward_layer") for p in paths]
-    return ["vars", "cell/vars"]
-
-
-def _child(group, key: str, path):
-    if key not in group:
-        raise KerasFileError(f"{path}: the weights file has no group {key!r}")
-    return group[key]
-
-
-def _vars(group, sub: str) -> list[np.ndarray]:
-    if sub not in group:
-        return []
-    variables = group[sub]
-    keys = sorted(variables.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-    if any(not k.isdigit() for k in keys) or keys != [str(i) for i in range(len(keys))]:
-        raise KerasFileError(f"variables {variables.name} are not numbered 0..n-1: {keys}")
-    return [np.asarray(variables[k]) for k in keys]
-
-
-def _read_h5(path: Path):
-    h5 = _h5py().File(path, "r")
-    if "model_config" not in h5.attrs:
-        h5.close()
-        raise KerasFileError(
-            f"{path}: the HDF5 file holds no model_config: a weights-only file "
-            "(save_weights)? nn.load_keras needs a file written by model.save()"
-        )
-    config = _json(h5.attrs["model_config"], f"{path}: model_config")
-    root = _child(h5, "model_weights", path)
-
-    def weights(name: str, class_name: str, layer_config: dict) -> list[tuple[str, np.ndarray]]:
-        group = _child(root, name, path)
-        listed = group.attrs["weight_names"]
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in listed]
-        return [(_short_name(n), np.asarray(_child(group, n, path))) for n in names]
-
-    return _File(config, weights), h5
-
-
-# Everything h5py, zipfile and json raise on a damaged file, and what our own reading
-# of a malformed (but parseable) config raises.
+# What numpy and json raise on the reader's output or a malformed (but parseable)
+# config, and what our walk of a config of the wrong shape raises.
 _READ_ERRORS = (
     OSError,
     KeyError,
     ValueError,
     TypeError,
-    RuntimeError,
     AttributeError,
     IndexError,
     EOFError,
     zipfile.BadZipFile,
-    UnicodeDecodeError,
     RecursionError,
 )
 
@@ -570,25 +578,19 @@ def _short_name(weight_name: str) -> str:
     return re.sub(r":\d+$", "", weight_name.rsplit("/", 1)[-1])
 
 
-def load_keras(path) -> Sequential:
+def load_keras(path, *, timeout: float | None = None) -> Sequential:
     """The nntk Sequential computing the tf.keras model saved at `path` (.keras or .h5,
     from `model.save()`), with its weights and BatchNorm moving statistics. See the
-    module doc for what loads and for the errors."""
+    module doc for what loads and for the errors. `timeout`: seconds allowed for
+    reading the file (default READ_TIMEOUT plus one per 10 MB)."""
     path = _check_path(path)
-    handle = None
     try:
-        if zipfile.is_zipfile(path):
-            source, handle = _read_keras_zip(path)
-        else:
-            with open(path, "rb") as f:
-                signature = f.read(8)
-            if signature != b"\x89HDF\r\n\x1a\n":
-                raise KerasFileError(
-                    f"{path} is neither a .keras archive (zip) nor an HDF5 .h5 file"
-                )
-            source, handle = _read_h5(path)
-        model = _dict(source.config, f"{path}: the model config")
-        planned = _plan(model, path)
+        with open(path, "rb") as f:
+            signature = f.read(8)
+        if signature[:4] != b"PK\x03\x04" and signature != b"\x89HDF\r\n\x1a\n":
+            raise KerasFileError(f"{path} is neither a .keras archive (zip) nor an HDF5 .h5 file")
+        source = _read(path, timeout)
+        planned = _plan(source.config, path)
         arrays = []
         for p in planned:
             named = source.weights(p.name, p.class_name, p.config)
@@ -616,9 +618,6 @@ def load_keras(path) -> Sequential:
         raise KerasFileError(
             f"{path} is not a readable tf.keras model file ({type(exc).__name__}: {exc})"
         ) from exc
-    finally:
-        if handle is not None:
-            handle.close()
     layers = [p.layer for p in planned]
     try:
         model = Sequential(layers)
