@@ -20,6 +20,9 @@
                                                     whole-model training parity: per
                                                     step, the worst error of the loss,
                                                     every weight and moving statistic
+    nntk-parity verify MODEL [--input-shape B,T,F] [--steps N] [--report DIR]
+                                                    your own tf.keras model file, whole
+                                                    (parity/verify.py)
     nntk-parity example personalize [--tiny]        the worked example: on-device
                                                     training of the keyword detector
                                                     beside the same run in tf.keras
@@ -727,6 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--seed", type=int, default=0, help="data and initial weights")
     example.add_argument("--no-keras", action="store_true", help="nntk only (no TensorFlow needed)")
     example.set_defaults(func=cmd_example)
+    from parity import verify
+
+    verify.add_parser(sub)  # nntk-parity verify MODEL: parity/verify.py
     for command in sub.choices.values():
         command.add_argument(
             "--verbose", action="store_true", help="show TensorFlow's own start-up and log lines"

@@ -349,39 +349,47 @@ def build_native_model(layers: list[tuple[str, dict]]):
     return nn.Sequential([get_spec(name).build_native(nn, config) for name, config in layers])
 
 
-def train_keras(model, data, optimizer: str, dtype) -> TrainingRun:
+def train_keras(model, data, optimizer, dtype, *, loss=None, forward=None) -> TrainingRun:
     """Keras's custom training loop: GradientTape + optimizer.apply_gradients, eager.
 
-    The loss is keras.losses.CategoricalCrossentropy() on the model's output. For a
+    The loss is keras.losses.CategoricalCrossentropy() on the model's output (or
+    `loss`, a Keras loss). For a
     TimeDistributed(Dense(softmax)) head that output is a reshape of the softmax and
     carries no `_keras_logits`, so Keras takes the probability path (renormalise,
     clip to [1e-7, 1 - 1e-7]): the path nntk's CategoricalCrossentropy() takes
-    (tests/test_model_keras.py checks both paths)."""
+    (tests/test_model_keras.py checks both paths). `optimizer`: an OPTIMIZERS name or
+    a Keras optimizer; `forward(x, training)`: the model's call (default: the model)."""
     from parity import reference
 
     tf, keras = reference.tensorflow(), reference.keras()
-    opt = _keras_optimizer(keras, optimizer)
-    loss_fn = keras.losses.CategoricalCrossentropy()
+    opt = _keras_optimizer(keras, optimizer) if isinstance(optimizer, str) else optimizer
+    loss_fn = loss or keras.losses.CategoricalCrossentropy()
+    forward = forward or model
     run = TrainingRun()
     start = time.perf_counter()
     for x, y in data["batches"]:
         x, y = tf.constant(x.astype(dtype)), tf.constant(y.astype(dtype))
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
+            loss = loss_fn(y, forward(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         run.losses.append(float(loss))
         run.weights.append([w.copy() for w in model.get_weights()])
-    run.inference = model(tf.constant(data["test"].astype(dtype)), training=False).numpy()
+    run.inference = forward(tf.constant(data["test"].astype(dtype)), training=False).numpy()
     run.seconds = time.perf_counter() - start
     return run
 
 
-def train_native(model, data, optimizer: str, overrides: dict | None = None) -> TrainingRun:
+def train_native(
+    model, data, optimizer, overrides: dict | None = None, *, loss=None
+) -> TrainingRun:
+    """nntk's train_step on the same batches; `optimizer` an OPTIMIZERS name (with
+    `overrides` of its arguments) or an nntk optimizer, `loss` an nntk loss (default
+    CategoricalCrossentropy()). The optimizer is closed afterwards."""
     import nntk_core as nn
 
-    opt = _native_optimizer(nn, optimizer, overrides)
-    loss = nn.losses.CategoricalCrossentropy()
+    opt = _native_optimizer(nn, optimizer, overrides) if isinstance(optimizer, str) else optimizer
+    loss = loss or nn.losses.CategoricalCrossentropy()
     run = TrainingRun()
     start = time.perf_counter()
     for x, y in data["batches"]:
@@ -619,18 +627,30 @@ def run_model_parity(
     native.set_weights(ref.initial)
     ours = train_native(native, data, optimizer, native_optimizer)
     native.close()
-    run32, run64 = ref.run32, ref.run64
+    return compare_training(ref.labels, ours, ref.run32, ref.run64, steps, noise_only)
 
+
+def compare_training(
+    labels: list[str],
+    ours: TrainingRun,
+    run32: TrainingRun,
+    run64: TrainingRun,
+    steps: int,
+    noise_only: frozenset[tuple[int, str]] = frozenset(),
+) -> ModelParity:
+    """The comparison of three training runs: per step the loss and every weight
+    (labelled 'layer <index> (<kind>) <weight>', see weight_labels), then the inference
+    output after training; `noise_only` as in run_model_parity."""
     result = ModelParity(
         steps, seconds={"nntk": ours.seconds, "keras32": run32.seconds, "keras64": run64.seconds}
     )
     tolerances = []
-    for label in ref.labels:
+    for label in labels:
         index = int(label.split()[1])
         short = label.split()[-1]
         noisy = (index, short) in noise_only
         tolerances.append(NOISE_ONLY_TOLERANCE if noisy else STEP_TOLERANCE)
-    envelopes: list[np.ndarray | None] = [None] * len(ref.labels)
+    envelopes: list[np.ndarray | None] = [None] * len(labels)
     for step in range(steps):
         label = f"step {step + 1}"
         result.add(
@@ -645,7 +665,7 @@ def run_model_parity(
         )
         for i, (name, tol, n, r, k) in enumerate(
             zip(
-                ref.labels,
+                labels,
                 tolerances,
                 ours.weights[step],
                 run64.weights[step],
