@@ -40,7 +40,9 @@ def read(path: str) -> dict[str, np.ndarray]:
 
     found: dict[str, np.ndarray] = {}
     meta: dict[str, np.ndarray] = {}
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"  # a truncated archive is no longer is_zipfile
+    if is_zip:
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
             for member in ("config.json", "model.weights.h5"):

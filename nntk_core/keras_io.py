@@ -194,9 +194,10 @@ class _File:
     arrays: dict[str, np.ndarray]  # dataset path -> array
     names: dict[str, list[str]]  # legacy .h5: layer -> its weight_names attribute
 
-    def weights(self, name: str, class_name: str, config: dict) -> list[tuple[str, np.ndarray]]:
+    def weights(self, layer: _Planned) -> list[tuple[str, np.ndarray]]:
         """[(weight name, or "" when the file numbers them, array)] of one layer, in
         tf.keras get_weights() order."""
+        name, class_name, config = layer.name, layer.class_name, layer.config
         if self.format == "h5":
             if name not in self.names:
                 raise KerasFileError(f"the file has no weights for layer {name!r}")
@@ -209,7 +210,7 @@ class _File:
             return found
         found = []
         for sub in _keras_var_paths(class_name, config):
-            prefix = f"layers/{name}/{sub}/"
+            prefix = f"layers/{layer.key}/{sub}/"
             numbered = {k[len(prefix) :]: a for k, a in self.arrays.items() if k.startswith(prefix)}
             if sorted(numbered, key=lambda k: (len(k), k)) != [
                 str(i) for i in range(len(numbered))
@@ -217,6 +218,21 @@ class _File:
                 raise KerasFileError(f"the variables {prefix} are not numbered 0..n-1")
             found += [("", numbered[str(i)]) for i in range(len(numbered))]
         return found
+
+
+def _archive_keys(entries: list[dict]) -> list[str]:
+    """The key of each layer's weights in a .keras archive: tf.keras names them not by
+    the layer's name but by its class in snake case, numbered by occurrence in the
+    model's layer list ("dense", "dense_1", ...; saving_lib, to_snake_case)."""
+    keys, used = [], {}
+    for entry in entries:
+        snake = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", str(entry.get("class_name")))
+        snake = re.sub("([a-z])([A-Z])", r"\1_\2", snake).lower()
+        snake = "private" + snake if snake.startswith("_") else snake
+        count = used.get(snake, -1) + 1
+        used[snake] = count
+        keys.append(f"{snake}_{count}" if count else snake)
+    return keys
 
 
 def _keras_var_paths(class_name: str, config: dict) -> list[str]:
@@ -317,7 +333,8 @@ def _check_path(path) -> Path:
 class _Planned:
     """One Keras layer that becomes an nntk layer."""
 
-    name: str  # the Keras layer's name (its weights' key in the file)
+    name: str  # the Keras layer's name (its weights' key in a legacy .h5)
+    key: str  # its weights' key in a .keras archive (see _archive_keys)
     class_name: str
     config: dict
     layer: Layer
@@ -517,6 +534,7 @@ def _plan(model: dict, path) -> list[_Planned]:
     listing every problem."""
     problems: list[str] = []
     class_name, entries, model_config = _layer_list(model)
+    keys = {id(entry): key for entry, key in zip(entries, _archive_keys(entries), strict=True)}
     if class_name == "Sequential":
         order = entries
     elif class_name in ("Functional", "Model"):
@@ -558,7 +576,7 @@ def _plan(model: dict, path) -> list[_Planned]:
         layer = _translate(entry, features, rank, problems, where)
         if layer is None:
             continue
-        planned.append(_Planned(name, kind, config, layer))
+        planned.append(_Planned(name, keys[id(entry)], kind, config, layer))
         if layer.output_dim is not None:
             features = layer.output_dim
         if getattr(layer, "return_sequences", True) is False:
@@ -593,7 +611,7 @@ def load_keras(path, *, timeout: float | None = None) -> Sequential:
         planned = _plan(source.config, path)
         arrays = []
         for p in planned:
-            named = source.weights(p.name, p.class_name, p.config)
+            named = source.weights(p)
             read = [a for _, a in named]
             wanted = p.layer.weight_names()
             shapes = [tuple(s) for s in p.layer.weight_shapes()]
