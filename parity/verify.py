@@ -351,10 +351,9 @@ def verify(
     loss: str | None = None,
     optimizer: str | None = None,
     learning_rate: float | None = None,
-    alter_native=None,
 ) -> Verification:
-    """Runs the comparison; `alter_native(model)` (harness self-test only) changes the
-    nntk model after loading, to prove a wrong model is caught."""
+    """Loads both sides and compares them (see the module doc); VerifyError when the
+    model, its compiled loss or optimizer, or the input shape cannot be verified."""
     import nntk_core as nn
     from parity import reference
 
@@ -367,8 +366,6 @@ def verify(
         except (OSError, nn.KerasLoadError) as exc:
             raise VerifyError(str(exc)) from None
     notes += [str(w.message) for w in caught if issubclass(w.category, nn.DropoutOmittedWarning)]
-    if alter_native is not None:
-        alter_native(native)
     keras = reference.keras()
     try:
         keras32 = keras.models.load_model(path, compile=True)
@@ -386,6 +383,7 @@ def verify(
         getattr(keras32, "optimizer", None), optimizer, learning_rate
     )
     initial = keras32.get_weights()
+    loaded = native.get_weights()
     names = [f"{i} {type(k).__name__} {k.name!r}" for i, k in enumerate(chain32)]
 
     # Per layer: outputs and gradients at the file's weights.
@@ -421,9 +419,9 @@ def verify(
         parts.append(part)
         runs.append(_record(part, comparisons, shape, seed, names[i]))
 
-    # Training steps from the file's weights (the moving statistics the training
-    # calls above changed are put back first).
-    native.set_weights(initial)
+    # Training steps from the weights each side loaded (the moving statistics the
+    # training calls above changed are put back first).
+    native.set_weights(loaded)
     keras32.set_weights(initial)
     keras64.set_weights([w.astype(np.float64) for w in initial])
     data = {
