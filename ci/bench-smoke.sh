@@ -23,7 +23,7 @@ python - "$out/bench.json" <<'PY'
 import json
 import sys
 
-from parity.bench import FRAMEWORKS
+from nntk_bench.frameworks import FRAMEWORKS
 
 report = json.load(open(sys.argv[1]))
 # A framework either builds all its workloads or is skipped with a note.

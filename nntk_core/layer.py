@@ -99,6 +99,7 @@ class Layer:
         self._last_training_shape: tuple[int, ...] | None = (
             None  # output shape of the last training call
         )
+        self._weights_set_after_call = False  # set_weights() came after that call
         self._closed = False
 
     # -- what a subclass provides ---------------------------------------------------------
@@ -241,6 +242,13 @@ class Layer:
         block = self._weights_view()
         if arrays:
             block[:] = np.concatenate(arrays)
+        # The kept training batch was computed with the old weights, but the native
+        # gradient reads the current ones: the mix is neither Keras's gradient (taken at
+        # the call's weights) nor any other. backward() is refused until the next
+        # training call.
+        if self._last_training_shape is not None:
+            self._weights_set_after_call = True
+        self._last_training_shape = None
 
     # -- forward / backward ----------------------------------------------------------------
     def _prepare_input(self, x, name: str = "x") -> tuple[np.ndarray, int, int]:
@@ -293,6 +301,7 @@ class Layer:
             self._last_training_shape = None  # the native side drops the old state first
         self._apply(handle, training, batch, steps, arr, out)
         if keeps:
+            self._weights_set_after_call = False
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
         return out
@@ -302,11 +311,7 @@ class Layer:
         mode) for the upstream gradient dy:
         (dx, [d weight for each trainable weight, in tf.keras trainable_weights order]),
         summed over the batch, as tf.GradientTape.gradient(y, [x] + weights, dy) gives."""
-        if self._last_training_shape is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward: no training call yet; "
-                "call layer(x, training=True) first"
-            )
+        self._require_training_call()
         grad = as_float32(dy, "dy")
         if grad.shape != self._last_training_shape:
             raise ValueError(
@@ -319,6 +324,21 @@ class Layer:
             handle, self._gradient_handle(), float_ptr(grad), float_ptr(dx)
         )
         return dx, self._weight_gradients()
+
+    def _require_training_call(self) -> None:
+        """Raises unless a training call keeps what backward() needs."""
+        if self._last_training_shape is not None:
+            return
+        if self._weights_set_after_call:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: the weights were set after the last training "
+                "call; call layer(x, training=True) again (the gradient is taken at the weights "
+                "of the call)"
+            )
+        raise RuntimeError(
+            f"{type(self).__name__}.backward: no training call yet; "
+            "call layer(x, training=True) first"
+        )
 
     def _gradient_handle(self):
         """The native gradient object (created on first use)."""

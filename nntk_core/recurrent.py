@@ -138,6 +138,7 @@ class RecurrentLayer(Layer):
             float_ptr(final),
         )
         if training:
+            self._weights_set_after_call = False
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
             self._last_had_state = states is not None
@@ -158,11 +159,7 @@ class RecurrentLayer(Layer):
 
     def backward(self, dy):
         """Gradients of the last training call; see the module doc for the forms."""
-        if self._last_training_shape is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward: no training call yet; "
-                "call layer(x, training=True) first"
-            )
+        self._require_training_call()
         buffer_shape = self._last_training_shape
         batch = self._last_input_shape[0]
         out_parts = self._split_output(np.empty(buffer_shape, dtype=np.float32))

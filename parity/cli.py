@@ -39,111 +39,18 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad input on the command line: a message and exit status 2."""
-
-
-def _console():
-    from rich.console import Console
-
-    terminal = Console()
-    # A log (not a terminal) gets wide lines rather than a squeezed table.
-    width = max(120, terminal.width) if terminal.is_terminal else 160
-    return Console(highlight=False, width=width)
-
-
-class Progress:
-    """Progress of a long command: stage, layer k/N, cases done, elapsed time and ETA.
-    On a terminal, a live bar; otherwise (CI, a file, a pipe) plain lines, one when a
-    stage starts and then one every LOG_EVERY seconds, so a log shows signs of life."""
-
-    LOG_EVERY = 15.0  # seconds between log lines within a stage
-
-    def __init__(self, console, command: str, layers: int = 0):
-        self.console, self.command, self.layers = console, command, layers
-        self.start = time.monotonic()
-        self.layer_label = ""
-        self.stage_name, self.total, self.done = "", None, 0
-        self.stage_start = self.last_line = self.start
-        self.bar = self.task = None
-
-    def __enter__(self):
-        if self.console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as Bar
-
-            self.bar = Bar(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("cases, elapsed"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def layer(self, index: int, name: str) -> None:
-        """Layer `index` (1-based) of the command's `layers` starts."""
-        self.layer_label = f"layer {index}/{self.layers} {name}"
-
-    def stage(self, name: str, total: int | None) -> None:
-        self.stage_name, self.total, self.done = name, total, 0
-        self.stage_start = time.monotonic()
-        description = ", ".join(filter(None, [self.command, self.layer_label, name]))
-        if self.bar is not None:
-            if self.task is not None:
-                self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(description, total=total)
-        else:
-            self._line()
-
-    def advance(self, *_ignored) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.advance(self.task)
-        elif time.monotonic() - self.last_line >= self.LOG_EVERY:
-            self._line()
-
-    def _line(self) -> None:
-        now = time.monotonic()
-        self.last_line = now
-        cases = f"{self.done}/{self.total}" if self.total else str(self.done)
-        noun = "case" if self.total == 1 or (not self.total and self.done == 1) else "cases"
-        parts = [self.command, self.layer_label, f"{self.stage_name}: {cases} {noun}"]
-        parts.append(f"elapsed {_clock(now - self.start)}")
-        if self.total and 0 < self.done < self.total:
-            rate = (now - self.stage_start) / self.done
-            parts.append(f"ETA {_clock(rate * (self.total - self.done))} for this stage")
-        line = " | ".join(filter(None, parts))
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
-        self.console.file.flush()
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """'1 layer', '2 layers'."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
+from parity.terminal import (  # the names every command shares
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Progress,
+    UsageError,
+    plural,
+    print_legend,
+    summary_table,
+)
+from parity.terminal import console as _console
+from parity.terminal import library_meta as _library_meta
 
 
 def _load_library() -> None:
@@ -164,37 +71,6 @@ def _select_specs(names: list[str] | None):
     if unknown:
         raise UsageError(f"unknown layer {', '.join(unknown)}; known: {', '.join(spec_names())}")
     return [get_spec(n) for n in names]
-
-
-def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
-    """Per layer and quantity, the columns of report.SUMMARY_COLUMNS (the same as in
-    report.md and report.html); cells are plain text (no rich markup: an element
-    location reads `[b=2, t=1, unit=3]`)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from parity import report
-
-    table = Table(title=title)
-    for column in report.SUMMARY_COLUMNS:
-        numeric = column in report.NUMERIC_COLUMNS
-        table.add_column(
-            column,
-            justify="right" if numeric else "left",
-            no_wrap=column in ("layer", "quantity", "worst element"),
-        )
-    styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
-    for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):
-        table.add_row(*(Text(c) for c in cells), style=styles[status])
-    return table
-
-
-def print_legend(console) -> None:
-    from parity import report
-
-    console.print("Legend:", markup=False)
-    for line in report.legend_lines():
-        console.print(f"  {line}", markup=False, highlight=False)
 
 
 def print_failures(console, runs, specs=None) -> None:
@@ -224,19 +100,6 @@ def print_failures(console, runs, specs=None) -> None:
         if run.failure:
             # soft_wrap: long lines (a rerun command) stay whole, to copy and paste
             console.print(run.failure, style="red", markup=False, highlight=False, soft_wrap=True)
-
-
-def _library_meta() -> dict:
-    import nntk_core
-    from nntk_core import _native
-    from parity.fixtures import cpu_model
-
-    return {
-        "nntk": nntk_core.__version__,
-        "backend": nntk_core.BACKEND,
-        "library": str(_native.library_path()),
-        "cpu": cpu_model(),
-    }
 
 
 def _coverage_gaps(console, runs, specs) -> bool:
@@ -486,133 +349,12 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
-_SHORT_KERAS = {
-    "Conv1D": "conv",
-    "BatchNormalization": "bn",
-    "Activation": "act",
-    "GRU": "gru",
-    "LSTM": "lstm",
-    "Bidirectional": "bidi",
-    "TimeDistributed": "tdd",
-}
-
-
-def _short_quantity(quantity: str) -> str:
-    """'layer 4 (BatchNormalization) moving_mean' -> '4 bn moving_mean'."""
-    import re
-
-    match = re.fullmatch(r"layer (\d+) \((\w+)\) (.+)", quantity)
-    if not match:
-        return quantity
-    index, kind, weight = match.groups()
-    return f"{index} {_SHORT_KERAS.get(kind, kind)} {weight}"
-
-
-def model_table(result, title: str):
-    """The per-step table of a model-parity run (parity.models.ModelParity): errors
-    are max|nntk - float64| / max(1, max|float64|) of a tensor."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in (
-        "step",
-        "loss err",
-        "worst err",
-        "in (layer, weight)",
-        "Keras f32 err",
-        "tol. used",
-        "noise-only",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("step", "in (layer, weight)") else "right"
-        )
-    for s in result.by_step():
-        table.add_row(
-            s.label + ("" if s.passed else " FAIL"),
-            "" if s.loss_error != s.loss_error else f"{s.loss_error:.2e}",
-            f"{s.worst_error:.2e}",
-            _short_quantity(s.worst_quantity),
-            f"{s.keras32_error:.2e}",
-            f"{100 * s.tolerance_used:.1f}%",
-            "" if s.noise_error != s.noise_error else f"{s.noise_error:.2e}",
-            style="" if s.passed else "red",
-        )
-    return table
-
-
-def cmd_model(args) -> int:
-    from parity import models
-
-    networks = args.network or ["keyword", "bidirectional"]
-    unknown = [n for n in networks if n not in models.NETWORKS]
-    if unknown:
-        raise UsageError(
-            f"unknown network {', '.join(unknown)}; known: {', '.join(models.NETWORKS)}"
-        )
-    optimizers = args.optimizer or sorted(models.OPTIMIZERS)
-    for name, value in (
-        ("--steps", args.steps),
-        ("--batch", args.batch),
-        ("--length", args.length),
-    ):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be >= 1, got {value}")
-    console = _console()
-    failed = False
-    tol = models.STEP_TOLERANCE
-    for network in networks:
-        net = models.NETWORKS[network]
-        sizes = net.full if args.full else net.small
-        batch = args.batch or (net.full_batch if args.full else 4)
-        length = args.length or (net.full_length if args.full else 12)
-        for optimizer in optimizers:
-            with console.status(f"{network} / {optimizer}: training nntk and tf.keras ..."):
-                result = models.run_network(
-                    network,
-                    optimizer,
-                    full=args.full,
-                    steps=args.steps,
-                    batch=batch,
-                    length=length,
-                    seed=args.seed,
-                )
-            sized = ", ".join(f"{k}={v}" for k, v in sizes.items())
-            title = (
-                f"{network} ({sized}; batch {batch}, length {length}), "
-                f"{optimizer} {models.OPTIMIZERS[optimizer]}, seed {args.seed}"
-            )
-            console.print(model_table(result, title))
-            sec = result.seconds
-            console.print(
-                "  err = max|nntk - float64| / max(1, max|float64|) of a tensor, worst over "
-                f"the loss and every weight and moving statistic;\n  tolerance per step "
-                f"atol={tol.atol:g} rtol={tol.rtol:g} (noise-only: the conv bias before "
-                f"BatchNorm, gradient 0 in exact arithmetic).\n  Training time: nntk "
-                f"{sec['nntk']:.2f} s, tf.keras eager float32 {sec['keras32']:.2f} s, "
-                f"float64 {sec['keras64']:.2f} s"
-            )
-            if not result.passed:
-                failed = True
-                console.print(result.failures(), style="red", markup=False)
-    verdict = "FAILED" if failed else "passed"
-    console.print(f"model parity ({', '.join(networks)} x {', '.join(optimizers)}): {verdict}")
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def cmd_example(args) -> int:
-    from parity import example
-
-    return example.main(args)
-
-
-def cmd_bench(args) -> int:
-    from parity import bench
-
-    return bench.main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from nntk_bench.run import add_parser as add_bench_parser
+    from nntk_examples.command import add_parser as add_example_parser
+    from parity.model_command import add_parser as add_model_parser
     from parity.record import DEFAULT_SEED, RANDOM_CASES
+    from parity.verify import add_parser as add_verify_parser
 
     parser = argparse.ArgumentParser(prog="nntk-parity", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -675,64 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("case_id", metavar="ID")
     repro.add_argument("--fixtures", metavar="DIR", help="where fixture ids are looked up")
     repro.set_defaults(func=cmd_repro)
-    bench = sub.add_parser(
-        "bench",
-        help="time nntk against ONNX Runtime, TFLite, PyTorch and TF (+XLA) on workloads "
-        "W1-W5, one thread each, after checking all compute the same outputs",
-    )
-    bench.add_argument("--quick", action="store_true", help="a short smoke run")
-    bench.add_argument(
-        "--frameworks",
-        metavar="LIST",
-        help="comma-separated subset of nntk,nntk-py,onnxruntime,tflite,torch,tf,tf-xla "
-        "(default: all; a peer that is not installed is skipped with a note)",
-    )
-    bench.add_argument("--workloads", metavar="LIST", help="comma-separated subset of W1..W5")
-    bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR")
-    bench.set_defaults(func=cmd_bench)
+    add_bench_parser(sub)  # nntk_bench/run.py
     listing = sub.add_parser("list", help="list the layer specs and their options")
     listing.set_defaults(func=cmd_list)
 
-    model = sub.add_parser(
-        "model",
-        help="whole-model training parity (nntk vs tf.keras, float64 referee): "
-        "a per-step table of the worst errors",
-    )
-    model.add_argument(
-        "network",
-        nargs="*",
-        metavar="NETWORK",
-        help="keyword, bidirectional or conv_head (default: keyword bidirectional)",
-    )
-    model.add_argument(
-        "--optimizer",
-        action="append",
-        choices=("adam", "sgd_momentum"),
-        help="only this optimizer (repeatable; default: both)",
-    )
-    model.add_argument(
-        "--full",
-        action="store_true",
-        help="the full sizes (40->64, GRU(64) / LSTM(32); batch 8, length 50)",
-    )
-    model.add_argument("--steps", type=int, default=10, help="training steps (default 10)")
-    model.add_argument("--batch", type=int, help="batch size (default 4, --full 8)")
-    model.add_argument("--length", type=int, help="sequence length (default 12, --full 50)")
-    model.add_argument("--seed", type=int, default=0, help="initial weights and data (default 0)")
-    model.set_defaults(func=cmd_model)
+    add_model_parser(sub)  # parity/model_command.py
 
-    example = sub.add_parser("example", help="worked examples")
-    example.add_argument("name", choices=("personalize",), help="the example to run")
-    example.add_argument(
-        "--tiny", action="store_true", help="a tiny, fast configuration (what the test runs)"
-    )
-    example.add_argument("--epochs", type=int, help="training epochs")
-    example.add_argument("--seed", type=int, default=0, help="data and initial weights")
-    example.add_argument("--no-keras", action="store_true", help="nntk only (no TensorFlow needed)")
-    example.set_defaults(func=cmd_example)
-    from parity import verify
-
-    verify.add_parser(sub)  # nntk-parity verify MODEL: parity/verify.py
+    add_example_parser(sub)  # nntk_examples/command.py
+    add_verify_parser(sub)  # parity/verify.py
     for command in sub.choices.values():
         command.add_argument(
             "--verbose", action="store_true", help="show TensorFlow's own start-up and log lines"

@@ -9,7 +9,9 @@ The first bounds the error in absolute terms relative to the tensor's size (floa
 sums cancel, so a near-zero element of a large gradient cannot be held to a pure
 relative test); the second keeps us honest against TensorFlow's own float32 accuracy.
 Both margins are reported: the fraction of the elementwise tolerance used, and the
-error as a multiple of Keras float32's own error.
+error as a multiple of Keras float32's own error. Without a Keras float32 value (a
+test that has only the referee, or a bitwise-reproduced operation) only the first
+applies.
 
 Ill-conditioned cases. Some drawn cases (a gated recurrence with large weights and a
 tanh gate, say) amplify a 1-ulp change of their float32 inputs into a change of 1e-3
@@ -80,6 +82,12 @@ class Comparison:
             return f"{self.quantity}: {self.problem}"
         status = "ok  " if self.passed else "FAIL"
         multiple = "exact" if self.keras_multiple == 0 else f"{self.keras_multiple:.3g}x"
+        against_keras = (
+            f"{multiple} Keras float32's error {self.keras32_error:.3g} "
+            f"(bound {self.tensor_bound:.3g}, k={tol.k:g})"
+            if self.keras32_error == self.keras32_error  # not NaN: Keras float32 given
+            else "no Keras float32 value (elementwise bound only)"
+        )
         conditioning = ""
         if self.by_conditioning or (not self.passed and self.explained_by_conditioning):
             verdict = "passes by conditioning" if self.by_conditioning else "fails even so"
@@ -93,13 +101,14 @@ class Comparison:
                 f"{self.sensitivity:.3g}, {self.max_error / self.sensitivity:.3g}x less than "
                 "the error)"
             )
+        given = self.worst_keras32 == self.worst_keras32  # not NaN
+        worst_keras32 = f", keras32 {self.worst_keras32:.9g}" if given else ""
         return (
             f"{status} {self.quantity} {self.shape}: max err {self.max_error:.3g} "
             f"({100 * self.tolerance_used:.1f}% of tolerance atol={tol.atol:g} rtol={tol.rtol:g}); "
-            f"{multiple} Keras float32's error {self.keras32_error:.3g} "
-            f"(bound {self.tensor_bound:.3g}, k={tol.k:g}); worst {self.worst_location}: "
-            f"nntk {self.worst_native:.9g}, float64 {self.worst_reference:.9g}, "
-            f"keras32 {self.worst_keras32:.9g}{conditioning}"
+            f"{against_keras}; worst {self.worst_location}: "
+            f"nntk {self.worst_native:.9g}, float64 {self.worst_reference:.9g}"
+            f"{worst_keras32}{conditioning}"
         )
 
 
@@ -107,14 +116,16 @@ def compare(
     quantity: str,
     native: np.ndarray | None,
     reference: np.ndarray,
-    keras32: np.ndarray,
+    keras32: np.ndarray | None,
     tolerance: Tolerance,
     sensitivity: np.ndarray | None = None,
 ) -> Comparison:
-    """Compares one quantity; `reference` is the float64 referee. `sensitivity`
-    (elementwise, see the module doc) is given only for an ill-conditioned case."""
+    """Compares one quantity; `reference` is the float64 referee. `keras32` None: no
+    Keras float32 value, the elementwise bound alone (the tensor-level one needs it).
+    `sensitivity` (elementwise, see the module doc) is given only for an ill-conditioned
+    case."""
     ref = np.asarray(reference, dtype=np.float64)
-    k32 = np.asarray(keras32, dtype=np.float64)
+    k32 = ref if keras32 is None else np.asarray(keras32, dtype=np.float64)
     shape = tuple(ref.shape)
 
     def failed(problem: str) -> Comparison:
@@ -168,10 +179,15 @@ def compare(
     ratio = err / allowed
     worst = np.unravel_index(int(np.argmax(ratio)), shape)
     max_error = float(err.max())
-    keras32_error = float(np.max(np.abs(k32 - ref)))
-    tensor_bound = tolerance.k * max(keras32_error, sens) + 16 * EPS32 * scale
+    if keras32 is None:
+        keras32_error, tensor_bound = float("nan"), float("inf")
+    else:
+        keras32_error = float(np.max(np.abs(k32 - ref)))
+        tensor_bound = tolerance.k * max(keras32_error, sens) + 16 * EPS32 * scale
     tolerance_used = float(ratio.max())
-    if keras32_error > 0:
+    if keras32 is None:
+        keras_multiple = float("nan")
+    elif keras32_error > 0:
         keras_multiple = max_error / keras32_error
     else:
         keras_multiple = 0.0 if max_error == 0 else float("inf")
@@ -194,7 +210,7 @@ def compare(
         worst_index=tuple(int(i) for i in worst),
         worst_native=float(nat[worst]),
         worst_reference=float(ref[worst]),
-        worst_keras32=float(k32[worst]),
+        worst_keras32=float("nan") if keras32 is None else float(k32[worst]),
         errors_by_axis1=by_time,
         sensitivity=sens,
     )

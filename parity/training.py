@@ -37,6 +37,7 @@ import numpy as np
 
 from parity.compare import Tolerance, compare
 from parity.fixtures import ArrayData
+from parity.model_training import OPTIMIZERS
 from parity.spec import Case
 
 SUBDIR = "training"  # under the layer fixture directory, with its own manifest.json
@@ -386,7 +387,7 @@ class AdamSpec(OptimizerSpec):
 # -- whole-model training steps ----------------------------------------------------------------
 class TrainStepSpec(TrainingSpec):
     """nn.Sequential.train_step against a tf.keras GradientTape + apply_gradients loop
-    (parity/models.py builds both models from the layer specs)."""
+    (parity/model_training.py builds both models from the layer specs)."""
 
     name = "train_step"
     description = "nn.Sequential.train_step over 3 steps against a tf.keras training loop"
@@ -398,7 +399,7 @@ class TrainStepSpec(TrainingSpec):
             "categorical_crossentropy_from_logits",
             "mean_squared_error",
         ),
-        "optimizer": ("adam", "sgd_momentum"),  # parity/models.py's OPTIMIZERS
+        "optimizer": tuple(OPTIMIZERS),
         # the head's initial kernel x100: a saturated softmax, probabilities clipped at
         # 1e-7 and 1 - 1e-7, where Keras's probability and logits paths part ways
         "confident": (False, True),
@@ -410,7 +411,7 @@ class TrainStepSpec(TrainingSpec):
 
     @property
     def tolerances(self):
-        from parity.models import STEP_TOLERANCE
+        from parity.model_parity import STEP_TOLERANCE
 
         return {"": STEP_TOLERANCE}
 
@@ -430,12 +431,12 @@ class TrainStepSpec(TrainingSpec):
         return True
 
     def layers(self, config: dict) -> list[tuple[str, dict]]:
-        from parity import models
+        import nntk_models
 
         if config["body"] == "conv":
-            body = models.conv_bn_relu(self.input_dim, self.width, self.kernel, padding="same")
+            body = nntk_models.conv_bn_relu(self.input_dim, self.width, self.kernel, padding="same")
         else:
-            body = [models.gru(self.input_dim, self.width)]
+            body = [nntk_models.gru(self.input_dim, self.width)]
         head = {"units": self.classes, "input_dim": self.width, "use_bias": True}
         if config["head"] == "time_distributed_softmax":
             return body + [("time_distributed_dense", {**head, "activation": "softmax"})]
@@ -448,9 +449,9 @@ class TrainStepSpec(TrainingSpec):
         return body + [linear]
 
     def tolerance(self, quantity):
-        from parity.models import NOISE_ONLY_TOLERANCE
+        from parity.model_parity import NOISE_ONLY_TOLERANCE
 
-        # the conv bias feeds BatchNorm: its true gradient is zero (models.py explains)
+        # the conv bias feeds BatchNorm: its true gradient is zero (parity/model_parity.py explains)
         if quantity.startswith("layer 0 (Conv1D) bias"):
             return NOISE_ONLY_TOLERANCE
         return super().tolerance(quantity)
@@ -463,13 +464,13 @@ class TrainStepSpec(TrainingSpec):
     def draw(self, case: Case) -> ArrayData:
         """Initial weights from the Keras float32 model's initializers (TensorFlow),
         batches from the seed."""
-        from parity import models, reference
+        from parity import model_training, reference
 
         layers = self.layers(case.config)
         reference.keras().utils.set_random_seed(case.seed)
-        keras32 = models.build_keras_model(layers, "float32", self.input_dim)
+        keras32 = model_training.build_keras_model(layers, "float32", self.input_dim)
         out = keras32.compute_output_shape((case.batch, case.steps, self.input_dim))
-        data = models.draw_data(
+        data = model_training.draw_data(
             np.random.default_rng(case.seed),
             self.train_steps,
             case.batch,
@@ -478,7 +479,7 @@ class TrainStepSpec(TrainingSpec):
             self.classes,
             int(out[1]),
         )
-        labels = models.weight_labels(keras32)
+        labels = model_training.weight_labels(keras32)
         arrays = {f"initial.{i}": w for i, w in enumerate(keras32.get_weights())}
         if case.config["confident"]:
             head = len(layers) - (2 if case.config["head"] == "activation_softmax" else 1)
@@ -501,13 +502,15 @@ class TrainStepSpec(TrainingSpec):
         return out
 
     def keras_quantities(self, case, data, dtype):
-        from parity import models
+        from parity import model_training
 
         tf, keras = _keras()
         c = case.config
-        model = models.build_keras_model(self.layers(c), np.dtype(dtype).name, self.input_dim)
+        model = model_training.build_keras_model(
+            self.layers(c), np.dtype(dtype).name, self.input_dim
+        )
         model.set_weights([w.astype(dtype) for w in self._initial(data)])
-        opt = models._keras_optimizer(keras, c["optimizer"])
+        opt = model_training.keras_optimizer(keras, c["optimizer"])
         loss_fn = {
             # on a Dense(softmax) output Keras takes the softmax's logits by itself
             "categorical_crossentropy": keras.losses.CategoricalCrossentropy(),
@@ -530,14 +533,14 @@ class TrainStepSpec(TrainingSpec):
         return self._collect(data, losses, history, inference)
 
     def run_native(self, nn, case, data):
-        from parity import models
+        from parity import model_training
         from parity.specs import get_spec
 
         c = case.config
         model = nn.Sequential(
             [get_spec(name).build_native(nn, config) for name, config in self.layers(c)]
         )
-        opt = models._native_optimizer(nn, c["optimizer"])
+        opt = model_training.native_optimizer(nn, c["optimizer"])
         loss = {
             "categorical_crossentropy": lambda: nn.losses.CategoricalCrossentropy(),
             "categorical_crossentropy_from_logits": lambda: nn.losses.CategoricalCrossentropy(

@@ -4,12 +4,12 @@
 
 nntk's side is `nn.load_keras(MODEL)`; tf.keras's is `load_model(MODEL)` in float32 and
 a float64 twin with the same weights (the referee). Compared, with the whole-model
-tolerance of parity/models.py (STEP_TOLERANCE), on seeded random data:
+tolerance of parity/model_parity.py (STEP_TOLERANCE), on seeded random data:
 
 - per layer, the inference output and the training output, the gradient with respect
   to the layer's input and every weight gradient, for a random upstream gradient at
   the model's output (tape.gradient(y, [x, ...] + weights, output_gradients=dy));
-- N training steps (parity/models.py's loop: the loss and every weight and moving
+- N training steps (parity/model_parity.py's loop: the loss and every weight and moving
   statistic after each step, then the inference output after training), with the
   model's compiled loss and optimizer when nntk has them, or those given by flags.
 
@@ -29,14 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from parity.compare import compare
-from parity.models import (
-    STEP_TOLERANCE,
-    ModelParity,
-    TrainingRun,
-    compare_training,
-    train_keras,
-    train_native,
-)
+from parity.model_parity import STEP_TOLERANCE, ModelParity, compare_training
+from parity.model_training import TrainingRun, train_keras, train_native
 from parity.runner import CaseResult, SpecRun
 from parity.spec import Case
 
@@ -99,7 +93,7 @@ def keras_chain(model) -> list:
 
 
 def chain_forward(chain):
-    """forward(x, training) through the chain (for parity.models.train_keras)."""
+    """forward(x, training) through the chain (for parity.model_parity.train_keras)."""
 
     def forward(x, training=False):
         for layer in chain:
@@ -324,7 +318,7 @@ def _input_shape(native, keras32, given: tuple[int, ...] | None) -> tuple[int, .
 
 def _noise_only(native) -> frozenset[tuple[int, str]]:
     """(index, "bias") of every layer whose output feeds a BatchNorm: that bias's true
-    gradient is zero (BatchNorm removes the mean), see parity.models.NOISE_ONLY_TOLERANCE."""
+    gradient is zero (BatchNorm removes the mean), see parity.model_parity.NOISE_ONLY_TOLERANCE."""
     from nntk_core import BatchNorm
 
     layers = native.layers
@@ -510,13 +504,14 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from parity import cli, report
+    from parity import report, terminal
+    from parity.model_command import model_table
 
     if args.steps < 1:
-        raise cli.UsageError(f"--steps must be >= 1, got {args.steps}")
+        raise terminal.UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.report:
         report.prepare(args.report)
-    console = cli._console()
+    console = terminal.console()
     with console.status(f"verifying {args.model} against tf.keras ..."):
         try:
             result = verify(
@@ -529,7 +524,7 @@ def main(args) -> int:
                 learning_rate=args.learning_rate,
             )
         except VerifyError as exc:
-            raise cli.UsageError(str(exc)) from None
+            raise terminal.UsageError(str(exc)) from None
     title = (
         f"{args.model}: input {result.input_shape}, seed {args.seed} "
         "(nntk vs tf.keras, float64 referee)"
@@ -539,10 +534,10 @@ def main(args) -> int:
         console.print(f"note: {note}", markup=False)
     # The console shows the per-layer rows; the per-step rows are the table below (the
     # reports hold both).
-    console.print(cli.summary_table(result.runs[:-1], result.parts[:-1], title=title))
-    cli.print_legend(console)
+    console.print(terminal.summary_table(result.runs[:-1], result.parts[:-1], title=title))
+    terminal.print_legend(console)
     console.print(
-        cli.model_table(
+        model_table(
             result.training,
             f"training: {args.steps} steps, {result.loss}, {result.optimizer}",
         )
@@ -560,7 +555,7 @@ def main(args) -> int:
             "optimizer": result.optimizer,
             "versions": reference.versions(),
             "reference_settings": reference_settings.apply(),
-            **cli._library_meta(),
+            **terminal.library_meta(),
         }
         report.write(
             args.report, result.runs, result.parts, profile="verify", source="verify", meta=meta
@@ -568,4 +563,4 @@ def main(args) -> int:
         console.print(f"report written to {args.report}")
     verdict = "passed" if result.passed else "FAILED"
     console.print(f"verify {args.model}: {verdict}", markup=False)
-    return cli.EXIT_OK if result.passed else cli.EXIT_FAILED
+    return terminal.EXIT_OK if result.passed else terminal.EXIT_FAILED

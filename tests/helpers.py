@@ -8,9 +8,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import parity
+from parity.compare import Comparison, Tolerance, compare
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -77,3 +79,62 @@ def cli(*args: str, no_tf: bool = False, cwd: Path | None = None) -> subprocess.
         cwd=cwd or tempfile.gettempdir(),
         timeout=600,
     )
+
+
+def assert_close(
+    quantity: str, native, reference, tolerance: Tolerance, keras32=None, case: str = ""
+) -> Comparison:
+    """The tests' one comparator, the suite's (parity/compare.py): nntk against the
+    float64 referee within `tolerance` elementwise and, when Keras float32's value is
+    given, within k times its error. Fails with the comparison's description."""
+    result = compare(quantity, native, reference, keras32, tolerance)
+    assert result.passed, f"{case}: {result.describe()}" if case else result.describe()
+    return result
+
+
+@dataclass
+class WorstErrors:
+    """Per quantity, the comparison that used the most of its tolerance over a test
+    module (with its case), checked by assert_close and printed by report()."""
+
+    title: str
+    rows: dict[str, tuple[Comparison, str]] = field(default_factory=dict)
+
+    def check(
+        self, quantity: str, native, reference, tolerance: Tolerance, keras32=None, case: str = ""
+    ) -> Comparison:
+        result = assert_close(quantity, native, reference, tolerance, keras32, case)
+        seen = self.rows.get(quantity)
+        if seen is None or result.tolerance_used >= seen[0].tolerance_used:
+            self.rows[quantity] = (result, case)
+        return result
+
+    def lines(self) -> list[str]:
+        lines = [f"{self.title}: worst error per quantity"]
+        for quantity, (c, case) in sorted(self.rows.items()):
+            keras32 = (
+                f"  Keras float32 {c.keras32_error / c.scale:.2e}"
+                if c.keras32_error == c.keras32_error  # not NaN: Keras float32 was given
+                else ""
+            )
+            lines.append(
+                f"  {quantity:28s} {100 * c.tolerance_used:7.3f}% of tolerance  "
+                f"max|err|/scale={c.max_error / c.scale:.2e}{keras32}  ({case})"
+            )
+        return lines
+
+    def report(self, request) -> None:
+        if self.rows:
+            write_lines(request, self.lines())
+
+
+def write_lines(request, lines: list[str]) -> None:
+    """Writes a test module's summary lines to the terminal, past pytest's capture."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line)

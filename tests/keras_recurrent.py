@@ -7,29 +7,27 @@ Importing this module needs TensorFlow and tf_keras (tests skip without them).
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pytest
+from helpers import WorstErrors
 
-import json  # noqa: E402
-from collections import defaultdict  # noqa: E402
+import nntk_core as nn
+from parity import reference
+from parity.compare import Tolerance
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-
-import nntk_core as nn  # noqa: E402
+# TensorFlow with the reference settings (parity/settings.py)
+tf, keras = reference.tensorflow(), reference.keras()
 
 # Elementwise bound of the task: |nntk - ref| <= ATOL*max(1, max|ref|) + RTOL*|ref|.
-ATOL = 1e-5
-RTOL = 1e-4
+TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4, reason="the task's bound against float64")
 
-# Worst observed use of the bound, per (layer, quantity): filled by assert_close
-# and printed by the tests' session summary.
-WORST: dict[tuple[str, str], dict] = defaultdict(lambda: {"ratio": 0.0, "abs": 0.0, "case": ""})
+# Worst observed use of the bound, per "layer quantity": filled by assert_close and
+# printed at the end of each module that uses it.
+WORST = WorstErrors("recurrent layers vs tf.keras float64")
 
 
 def keras_cell(layer: nn.RNN | nn.GRU | nn.LSTM, dtype: str = "float64"):
@@ -102,16 +100,23 @@ def keras_run(layer, weights, x, dys, initial_state=None, dtype: str = "float64"
     return outs, grads[0], grads[1 : 1 + n_init], grads[1 + n_init :]
 
 
-KINDS = ("rnn", "gru", "gru_v1", "lstm")  # gru_v1: GRU(reset_after=False)
+# The library's recurrent cells (every recurrent layer class but the wrapper), by
+# lower-case name: derived, so a new cell is tested without edits here.
+CELLS = {
+    name.lower(): cls
+    for name, cls in nn.LAYER_CLASSES.items()
+    if issubclass(cls, nn.RecurrentLayer) and cls is not nn.Bidirectional
+}
+KINDS = (*CELLS, "gru_v1")  # gru_v1: GRU(reset_after=False)
 
 
 def make(kind: str, units: int, input_dim: int, **options):
-    if kind == "rnn":
+    if kind == "gru_v1":
+        return nn.GRU(units, input_dim, reset_after=False, **options)
+    cls = CELLS[kind]
+    if "recurrent_activation" not in inspect.signature(cls).parameters:  # RNN has none
         options.pop("recurrent_activation", None)
-        return nn.RNN(units, input_dim, **options)
-    if kind == "lstm":
-        return nn.LSTM(units, input_dim, **options)
-    return nn.GRU(units, input_dim, reset_after=(kind == "gru"), **options)
+    return cls(units, input_dim, **options)
 
 
 def draw_weights(layer, rng: np.random.Generator, scale: float = 1.0) -> list[np.ndarray]:
@@ -185,50 +190,25 @@ def kr_name(layer) -> str:
     return type(layer).__name__
 
 
-def bound(ref: np.ndarray) -> np.ndarray:
-    scale = max(1.0, float(np.max(np.abs(ref)))) if ref.size else 1.0
-    return ATOL * scale + RTOL * np.abs(ref)
-
-
 def assert_close(actual, ref, layer_name: str, quantity: str, case: str = "") -> None:
-    """The elementwise bound; records the worst use of it per layer and quantity."""
-    actual = np.asarray(actual, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    assert actual.shape == ref.shape, f"{quantity}: shape {actual.shape} != Keras {ref.shape}"
-    assert np.all(np.isfinite(actual)), f"{quantity}: non-finite values"
-    err = np.abs(actual - ref)
-    limit = bound(ref)
-    ratio = err / limit
-    worst = WORST[(layer_name, quantity)]
-    if ratio.size and float(ratio.max()) >= worst["ratio"]:
-        worst.update(ratio=float(ratio.max()), abs=float(err.max()), case=case)
-    if ratio.size and not np.all(ratio <= 1.0):
-        i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-        raise AssertionError(
-            f"{layer_name} {quantity} [{case}]: worst element {tuple(int(v) for v in i)}: "
-            f"nntk {actual[i]:.9g} vs Keras float64 {ref[i]:.9g} (|err| {err[i]:.3g} > bound "
-            f"{limit[i]:.3g}; {ratio[i]:.2f}x the tolerance)"
-        )
+    """The elementwise bound (parity/compare.py); records the worst use of it per layer
+    and quantity."""
+    WORST.check(f"{layer_name} {quantity}", actual, ref, TOLERANCE, case=case)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def report_worst_errors():
+def report_worst_errors(request):
     """Prints (and with NNTK_RECURRENT_REPORT=path.json, saves) the worst errors."""
     yield
-    print("\n" + summary())
+    WORST.report(request)
     path = os.environ.get("NNTK_RECURRENT_REPORT")
     if path:
         existing = json.load(open(path)) if os.path.exists(path) else {}
-        existing.update({f"{k[0]} | {k[1]}": v for k, v in WORST.items()})
+        existing.update(
+            {
+                quantity: {"ratio": c.tolerance_used, "abs": c.max_error, "case": case}
+                for quantity, (c, case) in WORST.rows.items()
+            }
+        )
         with open(path, "w") as f:
             json.dump(existing, f, indent=1, sort_keys=True)
-
-
-def summary() -> str:
-    """A table of the worst errors seen, per layer and quantity."""
-    lines = [f"{'layer':<16} {'quantity':<28} {'max |err|':>10} {'% of bound':>10}  case"]
-    for (layer, quantity), w in sorted(WORST.items()):
-        lines.append(
-            f"{layer:<16} {quantity:<28} {w['abs']:10.3g} {100 * w['ratio']:9.2f}%  {w['case']}"
-        )
-    return "\n".join(lines)

@@ -18,6 +18,7 @@ derandomized, about 20 s in all; nightly: 400).
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -26,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nntk_core as nn
+from parity.specs import all_specs
 
 # What the package raises by design: TypeError / ValueError for a bad argument (named
 # in the message), nntk_core.NNTKError (a RuntimeError) for the library's refusals,
@@ -76,17 +78,16 @@ def arrays(draw):
         return data.astype(dtype).reshape(shape)
 
 
-# Small working layers, for arguments that take a layer (Bidirectional, Sequential).
-LAYER_FACTORIES = [
-    lambda: nn.Dense(2, input_dim=3),
-    lambda: nn.TimeDistributedDense(3, input_dim=3),
-    lambda: nn.GRU(3, input_dim=3, return_sequences=True),
-    lambda: nn.LSTM(2, input_dim=3),
-    lambda: nn.RNN(3, input_dim=3, return_state=True),
-    lambda: nn.Conv1d(3, 2, input_dim=3, padding="same"),
-    lambda: nn.BatchNorm(3),
-    lambda: nn.Activation("relu"),
-]
+def small_layer(name: str):
+    """A small working layer of class `name`, as its parity spec's first sweep case
+    builds it."""
+    (spec,) = [spec for spec in all_specs() if spec.layer_class == name]
+    return spec.build_native(nn, spec.sweep_cases()[0].config)
+
+
+# Small working layers of every class, for arguments that take a layer (Bidirectional,
+# Sequential).
+LAYER_FACTORIES = [functools.partial(small_layer, name) for name in nn.LAYER_CLASSES]
 LAYERS = st.sampled_from(LAYER_FACTORIES).map(lambda make: make())
 OTHERS = st.sampled_from(
     [

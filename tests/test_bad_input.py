@@ -514,3 +514,19 @@ def test_activation_edges_match_keras_float32(activation):
             f"{activation} {what} differs at x = {x.ravel()[bad]}, dy = {dy.ravel()[bad]}: "
             f"nntk {mine.ravel()[bad]}, keras {theirs.ravel()[bad]}"
         )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_after_set_weights_is_refused(name):
+    """The kept training batch was computed with the old weights; the gradient would read
+    the new ones (a mix Keras never computes: it differentiates at the call's weights).
+    backward() is refused until the next training call, which it then answers."""
+    layer, x, _ = make(name)
+    y = as_list(layer(x, training=True))
+    dys = upstream_for(y, np.random.default_rng(0))
+    layer.set_weights(layer.get_weights())
+    with pytest.raises(RuntimeError, match="weights were set after the last training call"):
+        backward(layer, dys)
+    layer(x, training=True)
+    dx, _ = backward(layer, dys)
+    assert dx.shape == x.shape

@@ -13,7 +13,7 @@ from helpers import _env
 
 PROGRAM = """
 import sys
-from parity import bench
+from nntk_bench import run as bench
 report = bench.run_bench(["nntk", "tf"], ["W1"], quick=True, out_dir=None, log=lambda *a: None)
 ran = report["workloads"]["W1"]["frameworks"]
 assert report["notes"] == {}, report["notes"]

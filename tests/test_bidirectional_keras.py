@@ -9,15 +9,10 @@ Bound, elementwise: |nntk - ref| <= 1e-5*max(1, max|ref|) + 1e-4*|ref|.
 from __future__ import annotations
 
 import itertools
-import os
 import zlib
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")

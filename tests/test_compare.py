@@ -34,6 +34,20 @@ def test_tensor_bound_holds_native_to_a_multiple_of_keras_error():
     assert c.tensor_bound == pytest.approx(8 * 1e-9 + 16 * EPS32, rel=1e-6)
 
 
+def test_without_keras_float32_only_the_elementwise_bound_applies():
+    """keras32=None (a test with the referee alone): the tensor-level bound, which
+    would need Keras float32's error, is not applied; the elementwise one still is."""
+    ref = np.ones(4)
+    within = ref + 5e-5  # 50% of atol*scale + rtol*|ref| = 1.1e-4, far above 8x (0 + 16 eps)
+    c = compare("g", within, ref, None, TOL)
+    assert c.passed and c.tensor_bound == float("inf")
+    assert "elementwise bound only" in c.describe() and "keras32" not in c.describe()
+    assert not compare("g", ref, ref, ref, TOL).keras32_error  # given: the tensor bound applies
+    assert not compare("g", within, ref, ref, TOL).passed
+    beyond = compare("g", ref + 2e-4, ref, None, TOL)
+    assert not beyond.passed and beyond.tolerance_used == pytest.approx(2e-4 / 1.1e-4)
+
+
 def test_zeros_fail_where_the_reference_is_not_zero():
     ref = np.array([0.3, -0.2])
     assert not compare("g", np.zeros(2), ref, ref, TOL).passed

@@ -13,71 +13,37 @@ tolerance used, and the error relative to the tensor's scale).
 from __future__ import annotations
 
 import ctypes
-import os
 import zlib
 
 import numpy as np
 import pytest
+from helpers import WorstErrors
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import nntk_core as nn
+from nntk_core import NNTKError, lib
+from parity import reference
+from parity.compare import Tolerance
 
-import nntk_core as nn  # noqa: E402
-from nntk_core import NNTKError, lib  # noqa: E402
-
-ATOL, RTOL = 1e-5, 1e-4
-
-# quantity -> (worst fraction of tolerance used, worst |err| / scale, case)
-WORST: dict[str, tuple[float, float, str]] = {}
+# The bound of the module doc (parity/compare.py's elementwise rule); the worst use of
+# it per quantity is printed at the end of the module.
+TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4, reason="the module's bound against float64")
+WORST = WorstErrors("Conv1d vs tf.keras float64")
 
 
 def check_close(quantity: str, case: str, native: np.ndarray, ref: np.ndarray) -> None:
-    native = np.asarray(native, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    assert native.shape == ref.shape, f"{case}: {quantity} shape {native.shape} != {ref.shape}"
-    assert np.all(np.isfinite(native)), f"{case}: {quantity} has non-finite values"
-    scale = max(1.0, float(np.max(np.abs(ref)))) if ref.size else 1.0
-    err = np.abs(native - ref)
-    tol = ATOL * scale + RTOL * np.abs(ref)
-    used = float(np.max(err / tol)) if ref.size else 0.0
-    rel = float(np.max(err) / scale) if ref.size else 0.0
-    if used > WORST.get(quantity, (-1.0, 0.0, ""))[0]:
-        WORST[quantity] = (used, rel, case)
-    if used > 1.0:
-        i = np.unravel_index(int(np.argmax(err / tol)), err.shape)
-        raise AssertionError(
-            f"{case}: {quantity} exceeds tolerance ({used:.3g}x): at {tuple(int(v) for v in i)} "
-            f"nntk={native[i]!r} ref={ref[i]!r} err={err[i]:.3g} tol={tol[i]:.3g}"
-        )
+    WORST.check(quantity, native, ref, TOLERANCE, case=case)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_worst(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None or not WORST:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line("Conv1d vs tf.keras float64: worst error per quantity")
-        for quantity, (used, rel, case) in sorted(WORST.items()):
-            reporter.write_line(
-                f"  {quantity:12s} {100 * used:7.3f}% of tolerance  "
-                f"max|err|/scale={rel:.2e}  ({case})"
-            )
-
-
-# -- the tf.keras side ------------------------------------------------------------------------
+    WORST.report(request)
 
 
 @pytest.fixture(scope="module")
 def keras():
     pytest.importorskip("tensorflow")
-    import tf_keras
-
-    return tf_keras
+    return reference.keras()  # with the reference settings (parity/settings.py)
 
 
 def keras_activation(keras, name: str):
@@ -88,7 +54,7 @@ def keras_activation(keras, name: str):
 
 def keras_reference(keras, cfg: dict, weights, x: np.ndarray, dy: np.ndarray):
     """y, dx and the weight gradients of a float64 tf.keras Conv1D."""
-    import tensorflow as tf
+    tf = reference.tensorflow()
 
     layer = keras.layers.Conv1D(
         cfg["filters"],
@@ -428,20 +394,15 @@ def config(**kw):
     return lib.NNTKConv1dConfigCreate(*args.values())
 
 
+# Conv1d's own rules only: the generic invalid values of every parameter (sizes 0 and
+# negative, out-of-range enums and flags), each refused with INVALID_ARGUMENT by a
+# message that starts with the function and names the parameter, are
+# tests/test_c_api_invalid.py's, for every layer.
 @pytest.mark.parametrize(
     ("kw", "word"),
     [
-        (dict(input_dim=0), "input_dim"),
-        (dict(filters=0), "filters"),
-        (dict(filters=-1), "filters"),
-        (dict(kernel_size=0), "kernel_size"),
-        (dict(strides=0), "strides"),
-        (dict(dilation_rate=0), "dilation_rate"),
-        (dict(padding=3), "padding"),
-        (dict(padding=-1), "padding"),
+        (dict(padding=3), "padding"),  # one past the last padding
         (dict(strides=2, dilation_rate=2), "dilation_rate"),
-        (dict(activation=99), "activation"),
-        (dict(use_bias=2), "use_bias"),
         (dict(kernel_size=1 << 23, input_dim=1 << 10, filters=1 << 10), "too large"),
         (dict(kernel_size=1 << 23, dilation_rate=4), "effective kernel"),
     ],

@@ -2,7 +2,7 @@
 
 import pytest
 
-from parity import example
+from nntk_examples import personalize as example
 from parity.cli import main
 
 

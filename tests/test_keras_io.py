@@ -1,6 +1,6 @@
 """nn.load_keras: tf.keras model files (.keras and legacy .h5) saved by real tf.keras,
 loaded without TensorFlow, give Keras's predictions (parity/compare.py against the
-float64 referee, parity/models.py's whole-model tolerance) and Keras's weights bit
+float64 referee, parity/model_parity.py's whole-model tolerance) and Keras's weights bit
 for bit; what nntk cannot compute is refused at once, listing every problem; a
 damaged file raises KerasLoadError, never anything else, and never hangs."""
 
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import nntk_core as nn
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import compare
-from parity.models import STEP_TOLERANCE
+from parity.model_parity import STEP_TOLERANCE
 
 FORMATS = ("keras", "h5")
 # gelu(approximate=True) has no string name in Keras 2: a model using it saves a

@@ -18,6 +18,8 @@ import pytest
 from helpers import _env, cli
 
 import nntk_core as nn
+from nntk_bench.nntk_runners import nntk_model
+from nntk_bench.workloads import TRAIN_B, make_weights
 
 # Run in a child process with NNTK_ISA set: prints the table's name, then a JSON list of
 # outputs (as lists) for the cases, after asserting the bitwise properties itself.
@@ -123,7 +125,13 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
             assert info["median_ms"] > 0 and info["gflops"] > 0 and info["samples"] >= 3
     assert report["memory"]["w4"]["allocated_during_step"] == 0
     assert report["memory"]["w4"]["resident_bytes"] > 0
-    assert {m["layer"] for m in report["memory"]["create"]} >= {"Conv1d", "GRU", "BatchNorm"}
+    # one row per layer of W4's model and mode, in the model's order
+    model = nntk_model(make_weights(), TRAIN_B)
+    w4 = [type(layer).__name__ for layer in model.layers]
+    model.close()
+    created = report["memory"]["create"]
+    assert [m["layer"] for m in created if m["mode"] == "inference"] == w4
+    assert [m["layer"] for m in created if m["mode"] == "training"] == w4
     table = (tmp_path / "bench.md").read_text()
     for wl in ("W1", "W2", "W3", "W4", "W5"):
         assert f"| {wl} | nntk | " in table and f"| {wl} | nntk-py | " in table
@@ -131,27 +139,47 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
         assert (tmp_path / "bench.png").stat().st_size > 1000
 
 
-# One of each layer as the keyword detectors use them; every inference handle must
-# reserve at Create what a batch-1 inference call of any length needs.
-INFERENCE_LAYERS = {
-    "Conv1d": lambda: nn.Conv1d(64, 5, input_dim=40),
-    "BatchNorm": lambda: nn.BatchNorm(input_dim=64),
-    "Activation": lambda: nn.Activation("relu", input_dim=64),
-    "Dense": lambda: nn.Dense(2, input_dim=64, activation="softmax"),
-    "TimeDistributedDense": lambda: nn.TimeDistributedDense(2, input_dim=64),
-    "RNN": lambda: nn.RNN(64, input_dim=40, return_sequences=True),
-    "GRU": lambda: nn.GRU(64, input_dim=40, return_sequences=True),
-    "GRU reset_before backwards": lambda: nn.GRU(
-        37, input_dim=40, reset_after=False, go_backwards=True, return_sequences=True
-    ),
-    "LSTM": lambda: nn.LSTM(64, input_dim=40, return_sequences=True),
-    "Bidirectional(LSTM)": lambda: nn.Bidirectional(
-        nn.LSTM(32, input_dim=40, return_sequences=True)
-    ),
-    "Bidirectional(GRU) sum": lambda: nn.Bidirectional(
-        nn.GRU(32, input_dim=40, return_sequences=True), merge_mode="sum"
-    ),
-}
+def _inference_layers() -> dict[str, tuple]:
+    """name -> (spec, config): every configuration the parity sweep builds, for every
+    class of the library (nntk_core.LAYER_CLASSES, through its spec), and every layer
+    of the catalogue's networks at full size (as the keyword detectors use them). Every
+    inference handle must reserve at Create what a batch-1 inference call of any length
+    needs; derived, so a new layer is covered without edits here."""
+    from nntk_models import NETWORKS
+    from parity.specs import all_specs, get_spec
+
+    specs = {spec.layer_class: spec for spec in all_specs()}
+    layers = {}
+    for name in nn.LAYER_CLASSES:
+        assert name in specs, f"{name} in LAYER_CLASSES has no parity spec (parity/specs/)"
+        for i, case in enumerate(specs[name].sweep_cases()):
+            layers[f"{specs[name].name}[{i}]"] = (specs[name], case.config)
+    for network in NETWORKS.values():
+        for i, (spec_name, config) in enumerate(network.layers(**network.full)):
+            layers[f"{network.name}[{i}] {spec_name}"] = (get_spec(spec_name), config)
+    return layers
+
+
+INFERENCE_LAYERS = _inference_layers()
+
+
+def _build(name: str):
+    """The layer `name` of INFERENCE_LAYERS, and its input's feature count."""
+    spec, config = INFERENCE_LAYERS[name]
+    return spec.build_native(nn, config), spec.input_features(config)
+
+
+def _shortest_input(layer, features: int) -> int:
+    """The shortest sequence the layer takes (1; a valid-padding Conv1d: its effective
+    kernel), as the layer itself says (a shorter one is a ValueError naming the length)."""
+    for steps in range(1, 64):
+        try:
+            layer(np.zeros((1, steps, features), np.float32))
+        except ValueError as exc:
+            assert "steps" in str(exc), exc
+            continue
+        return steps
+    raise AssertionError("no sequence length up to 63 is accepted")
 
 
 def _memory() -> tuple[int, int]:
@@ -190,15 +218,19 @@ def _apply(layer, handle, suffix: str, x: np.ndarray, out: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
-@pytest.mark.parametrize("steps", [5, 33, 100, 500])  # 5: Conv1d's kernel (valid padding)
+@pytest.mark.parametrize("steps", ["shortest", 33, 100, 500])
 def test_inference_call_allocates_nothing_after_create(name, steps):
     """A handle from CreateForInference reserves at Create what a batch-1 ApplyInference
     of any length needs, so the call allocates nothing (NNTKMemoryStats: neither the
     current bytes nor the peak move)."""
-    layer = INFERENCE_LAYERS[name]()
+    layer, features = _build(name)
+    if steps == "shortest":
+        steps = _shortest_input(layer, features)
     handle = _raw_handle(layer, None)
     try:
-        x = np.random.default_rng(0).uniform(-1, 1, (1, steps, layer.input_dim))
+        # positive, as the weights are: no relu-type activation gives all zeros, even
+        # at one step, so `out` shows the call computed
+        x = np.random.default_rng(0).uniform(0.1, 1, (1, steps, features))
         x = x.astype(np.float32)
         out = np.zeros(4 * steps * 128, np.float32)  # larger than any output here
         before = _memory()[0]
@@ -215,7 +247,7 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
     """CreateForTraining with a capacity (4, 60) reserves everything: a training batch,
     its gradient, an inference call and a second batch, each at or below the capacity,
     allocate nothing."""
-    layer = INFERENCE_LAYERS[name]()
+    layer, features = _build(name)
     handle = _raw_handle(layer, (4, 60))
     gradient = layer._fn("GradientCreate")(handle)
     assert gradient, nn.lib.NNTKLastError().decode()
@@ -225,7 +257,7 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
         before = _memory()[0]
         nn.lib.NNTKMemoryResetPeak()
         for batch, steps in ((4, 60), (2, 17)):
-            x = rng.uniform(-1, 1, (batch, steps, layer.input_dim)).astype(np.float32)
+            x = rng.uniform(-1, 1, (batch, steps, features)).astype(np.float32)
             out = np.zeros(4 * batch * steps * 128, np.float32)
             _apply(layer, handle, "ApplyTrainingBatch", x, out)
             d_out = rng.standard_normal(out.size).astype(np.float32)

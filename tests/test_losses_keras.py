@@ -15,37 +15,34 @@ Run: NNTK_CORE_LIB=build/dev/libnntk.so python -m pytest tests/test_losses_keras
 from __future__ import annotations
 
 import ctypes
-import os
 
 import numpy as np
 import pytest
+from helpers import WorstErrors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nntk_core as nn
 from nntk_core._native import NNTKError, lib
+from parity import reference
+from parity.compare import Tolerance
 
-for _key, _value in (
-    ("TF_USE_LEGACY_KERAS", "1"),
-    ("TF_ENABLE_ONEDNN_OPTS", "0"),
-    ("TF_CPP_MIN_LOG_LEVEL", "2"),
-):
-    os.environ.setdefault(_key, _value)
+# The bounds of the module doc (parity/compare.py); the worst errors seen are printed
+# at the end of the module.
+TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4, k=8, reason="the module's bound against float64")
+WORST = WorstErrors("losses vs tf.keras float64")
 
-ATOL = 1e-5
-RTOL = 1e-4
-K_KERAS32 = 8.0
-EPS32 = 2.0**-23
 
-# Worst errors seen over the session, printed by the last test (pytest -s shows them).
-WORST: dict[str, dict[str, float]] = {}
+@pytest.fixture(scope="module", autouse=True)
+def _report_worst(request):
+    yield
+    WORST.report(request)
 
 
 @pytest.fixture(scope="module")
 def tfk():
-    tf = pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("tf_keras")
-    return tf, keras
+    pytest.importorskip("tensorflow")
+    return reference.tensorflow(), reference.keras()  # with parity/settings.py's settings
 
 
 def keras_loss(tfk, name: str, from_logits: bool):
@@ -83,26 +80,9 @@ def check_against_keras(tfk, name, from_logits, y_true, y_pred, label, nonzero=T
     assert grad.shape == y_pred.shape and grad.dtype == np.float32
     for quantity, native, ref, k32 in (
         ("value", np.float64(value), np.float64(ref_v), np.float64(k32_v)),
-        ("d_pred", grad.astype(np.float64), ref_g, k32_g.astype(np.float64)),
+        ("d_pred", grad, ref_g, k32_g),
     ):
-        scale = max(1.0, float(np.max(np.abs(ref))))
-        err = np.abs(native - ref)
-        bound = ATOL * scale + RTOL * np.abs(ref)
-        where = np.unravel_index(np.argmax(err - bound), np.shape(err)) if np.ndim(err) else ()
-        assert np.all(err <= bound), (
-            f"{label} {quantity}: |native - ref| = {float(np.max(err)):.3g} exceeds the "
-            f"tolerance at {where}: native {native[where] if where else native}, "
-            f"ref {ref[where] if where else ref}"
-        )
-        k32_err = float(np.max(np.abs(k32 - ref)))
-        max_err = float(np.max(err))
-        assert max_err <= K_KERAS32 * k32_err + 16 * EPS32 * scale, (
-            f"{label} {quantity}: native error {max_err:.3g} is more than {K_KERAS32}x Keras "
-            f"float32's {k32_err:.3g}"
-        )
-        worst = WORST.setdefault(f"{label} {quantity}", {"err/scale": 0.0, "keras32/scale": 0.0})
-        worst["err/scale"] = max(worst["err/scale"], max_err / scale)
-        worst["keras32/scale"] = max(worst["keras32/scale"], k32_err / scale)
+        WORST.check(f"{label} {quantity}", native, ref, TOLERANCE, keras32=k32, case=label)
     # A check that passes on zeros is not a check: the cases are built so that
     # the gradient is not all zero (all-clipped rows are zero in Keras too).
     if nonzero:
@@ -277,15 +257,6 @@ def test_cce_one_class(tfk, from_logits):
     ref_v, ref_g = keras_value_and_grad(tfk, "cce", from_logits, y_true, y_pred, np.float64)
     assert value == pytest.approx(ref_v, abs=1e-7)
     assert np.allclose(grad, ref_g, rtol=0, atol=1e-7)
-
-
-def test_zz_report_worst_errors():
-    """Prints the worst errors measured above (run with -s to see them)."""
-    for label, worst in sorted(WORST.items()):
-        print(
-            f"{label:45s} max|err|/scale {worst['err/scale']:.3g}   "
-            f"Keras float32 {worst['keras32/scale']:.3g}"
-        )
 
 
 # -- bad input (no TensorFlow needed) -----------------------------------------------------------

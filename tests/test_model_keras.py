@@ -1,6 +1,6 @@
 """On-device training parity: whole models trained step by step in nntk and in
 tf.keras (GradientTape + optimizer.apply_gradients), compared after every step
-against the float64 referee (parity/models.py).
+against the float64 referee (parity/model_parity.py).
 
 `nntk-parity model [keyword|bidirectional] [--full]` prints the per-step table of
 the worst errors for the same runs."""
@@ -10,19 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nntk_models import NETWORKS, bidirectional_detector, conv_head, keyword_detector
 from parity.compare import compare
-from parity.models import (
-    NETWORKS,
+from parity.model_parity import (
     NOISE_ONLY_TOLERANCE,
-    OPTIMIZERS,
     STEP_TOLERANCE,
-    bidirectional_detector,
-    conv_head,
     keras_noise_envelope,
-    keyword_detector,
     run_model_parity,
     run_network,
 )
+from parity.model_training import OPTIMIZERS
 
 pytestmark = pytest.mark.tf
 

@@ -110,10 +110,9 @@ def test_softplus_thresholds_are_tensorflows_to_the_bit():
     at x = -threshold exactly TF computes log1p(exp(x)) = 13.942386, the mutant returns
     x = 13.942385 (one ulp; within every tolerance, so only an exact check sees it).
     The two thresholds and their float32 neighbours, both branches of each."""
-    from parity import settings
+    from parity import reference
 
-    settings.apply()
-    import tensorflow as tf
+    tf = reference.tensorflow()  # with the reference settings (parity/settings.py)
 
     threshold = np.float32(np.float32(np.log(np.finfo(np.float32).eps)) + np.float32(2.0))
     points = []

@@ -14,36 +14,39 @@ Run: NNTK_CORE_LIB=build/dev/libnntk.so python -m pytest tests/test_optimizers_k
 from __future__ import annotations
 
 import ctypes
-import os
 
 import numpy as np
 import pytest
+from helpers import write_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nntk_core as nn
 from nntk_core._native import NNTKError, lib
-
-for _key, _value in (
-    ("TF_USE_LEGACY_KERAS", "1"),
-    ("TF_ENABLE_ONEDNN_OPTS", "0"),
-    ("TF_CPP_MIN_LOG_LEVEL", "2"),
-):
-    os.environ.setdefault(_key, _value)
+from parity import reference
 
 # Variables of different shapes; 1037 elements exercise TF's vectorised path
 # and its scalar tail (1037 = 8·129 + 5).
 SHAPES = [(3, 4), (4,), (2, 3, 5), (1,), (1037,)]
 STEPS = 12
 
+# The worst ulp difference per case label, printed at the end of the module.
 WORST_ULPS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_worst_ulps(request):
+    yield
+    if WORST_ULPS:
+        lines = ["optimizers vs tf.keras float32: worst ulp difference per case"]
+        lines += [f"  {label:75s} {worst} ulp" for label, worst in sorted(WORST_ULPS.items())]
+        write_lines(request, lines)
 
 
 @pytest.fixture(scope="module")
 def tfk():
-    tf = pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("tf_keras")
-    return tf, keras
+    pytest.importorskip("tensorflow")
+    return reference.tensorflow(), reference.keras()  # with parity/settings.py's settings
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -252,12 +255,6 @@ def test_training_loop_matches_keras(tfk):
     np.testing.assert_allclose(values, k_values, rtol=1e-5)
     for w, k_w in zip(layer.get_weights(), k_layer.get_weights(), strict=True):
         np.testing.assert_allclose(w, k_w, rtol=1e-5, atol=1e-6)
-
-
-def test_zz_report_worst_ulps():
-    """Prints the worst ulp differences measured above (run with -s to see them)."""
-    for label, worst in sorted(WORST_ULPS.items()):
-        print(f"{label:75s} worst {worst} ulp")
 
 
 # -- behaviour and bad input (no TensorFlow needed) --------------------------------------------

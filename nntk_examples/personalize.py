@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.models import keyword_detector
+from nntk_models import keyword_detector
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class _NntkSide:
 
     def __init__(self, layers, initial, config: Config):
         import nntk_core as nn
-        from parity.models import build_native_model
+        from parity.model_training import build_native_model
 
         self.model = build_native_model(layers)
         if initial is not None:
@@ -178,7 +178,7 @@ def run(config: Config, keras: bool = True, progress=None) -> Result:
     `progress`: a rich Progress to advance (one task per side, its field `seconds` the
     side's time inside train_step so far)."""
     import nntk_core as nn
-    from parity.models import build_keras_model
+    from parity.model_training import build_keras_model
 
     rng = np.random.default_rng(config.seed)
     x_train, y_train, _ = utterances(config, config.train_utterances, rng)
@@ -277,7 +277,8 @@ AGREEMENT = 1e-3
 def main(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from parity.cli import EXIT_FAILED, EXIT_OK, UsageError, _console
+    from parity.terminal import EXIT_FAILED, EXIT_OK, UsageError
+    from parity.terminal import console as _console
 
     config = TINY if args.tiny else Config()
     overrides = {"seed": args.seed}

@@ -1,0 +1,234 @@
+"""The run: every framework built, checked against the reference and timed, workload
+by workload; and `nntk-parity bench`, the command."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+from nntk_bench.frameworks import BUILDERS, FRAMEWORKS, IN_PROCESS
+from nntk_bench.memory import memory_report
+from nntk_bench.report import (
+    LEGEND,
+    cpu_name,
+    format_workload,
+    kernel_isa,
+    markdown,
+    plot,
+    versions,
+)
+from nntk_bench.timing import Local, Worker, measure_peak, time_interleaved
+from nntk_bench.workloads import (
+    GRAD_TOL,
+    INFER_TOL,
+    LOSS_RTOL,
+    WORKLOADS,
+    Skip,
+    compare,
+    make_weights,
+    workload_flops,
+)
+
+
+def run_bench(
+    frameworks: list[str], workloads: list[str], quick: bool, out_dir: Path | None, log=print
+) -> dict:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(1)
+    except ImportError:
+        limiter = None
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    rounds = 3 if quick else 15
+    target = 0.002 if quick else 0.005
+    warmup = 2 if quick else 5
+    w = make_weights()
+    load_before = os.getloadavg()
+    peak = measure_peak(512 if quick else 2048)
+    log(f"single-core sgemm peak: {peak:.1f} GFLOP/s")
+
+    # Every peer starts its process now (they build their models side by side); nntk's
+    # runners are built here. Timing starts when all are ready.
+    workers = {fw: Worker(fw) for fw in frameworks if fw not in IN_PROCESS}
+    ran: dict[str, Local | Worker] = {}  # the frameworks that run
+    offered: dict[str, dict[str, str]] = {}  # framework -> its workloads -> note
+    notes: dict[str, str] = {}
+    try:
+        for fw in frameworks:
+            runner = workers.get(fw)
+            try:
+                runner = runner or Local(BUILDERS[fw](w))
+                offered[fw] = runner.ready()
+                ran[fw] = runner
+            except Skip as exc:
+                notes[fw] = f"skipped: {exc}"
+                log(f"{fw}: {notes[fw]}")
+        # reference outputs: tf.keras when present (the spec), else nntk
+        reference = "tf" if "tf" in ran else ("nntk" if "nntk" in ran else None)
+        results = _run_workloads(
+            ran, offered, reference, workloads, rounds, target, warmup, peak, log
+        )
+    finally:  # whatever happened: no worker outlives the run
+        for worker in workers.values():
+            worker.close()
+
+    import nntk_core
+
+    report = {
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+        },
+        "nntk": {
+            "backend": nntk_core.BACKEND,
+            "kernels": kernel_isa(),
+            "library": nntk_core.lib._name,
+        },
+        "versions": versions(),
+        "threads": "1 everywhere: threadpoolctl limits BLAS/OpenMP pools to 1, torch "
+        "set_num_threads(1), ORT intra/inter_op 1, TF intra/inter_op 1, TFLite "
+        "num_threads=1, nntk's OpenBLAS 1",
+        "settings": {
+            "quick": quick,
+            "rounds": rounds,
+            "sample_target_s": target,
+            "warmup": warmup,
+            "inference_tolerance_abs": INFER_TOL,
+            "loss_rtol": LOSS_RTOL,
+            "gradient_tolerance_rel_max": GRAD_TOL,
+            "reference": reference,
+        },
+        "peak_gflops": peak,
+        "notes": notes,
+        "workloads": results,
+    }
+    try:
+        report["memory"] = memory_report()
+    except Exception as exc:  # never lose the timings for the memory figures
+        report["memory"] = {"error": f"{type(exc).__name__}: {exc}"}
+    if limiter is not None:
+        limiter.restore_original_limits()
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
+        (out_dir / "bench.md").write_text(markdown(report))
+        plot(report, out_dir / "bench.png")
+    return report
+
+
+def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log) -> dict:
+    """Per workload: every framework's outputs checked against ref_fw's, then timed."""
+    log(LEGEND)
+    results: dict[str, dict] = {}
+    for wl in workloads:
+        entry = {"description": WORKLOADS[wl], "flops": workload_flops(wl), "frameworks": {}}
+        present = {fw: runner for fw, runner in ran.items() if wl in offered[fw]}
+        ref = present[ref_fw].result(wl) if ref_fw in present else None
+        for fw, runner in present.items():
+            if ref is None or fw == ref_fw:
+                ok, detail = True, "reference" if fw == ref_fw else "no reference"
+            else:
+                ok, detail = compare(wl, runner.result(wl), ref)
+            entry["frameworks"][fw] = {"check": "ok" if ok else "MISMATCH", "check_detail": detail}
+            if not ok:
+                log(f"{wl} {fw}: MISMATCH ({detail})")
+        samples = time_interleaved(present, wl, rounds, target, warmup)
+        for fw, s in samples.items():
+            ms = sorted(x * 1e3 for x in s)
+            q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
+            med = statistics.median(ms)
+            info = entry["frameworks"][fw]
+            info.update(
+                median_ms=med,
+                p25_ms=q[0],
+                p75_ms=q[2],
+                iqr_ms=q[2] - q[0],
+                min_ms=ms[0],
+                samples=len(ms),
+                gflops=entry["flops"] / (med * 1e-3) / 1e9,
+            )
+            info["pct_peak"] = 100.0 * info["gflops"] / peak
+        base = entry["frameworks"].get("nntk")
+        for fw, info in entry["frameworks"].items():
+            if base and fw != "nntk" and info["check"] == "ok":
+                info["nntk_ratio"] = base["median_ms"] / info["median_ms"]
+        peers = [
+            i["median_ms"]
+            for fw, i in entry["frameworks"].items()
+            if not fw.startswith("nntk") and i["check"] == "ok"
+        ]
+        if base and peers:
+            entry["fastest_peer_ms"] = min(peers)
+            entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
+        for fw in present:
+            if offered[fw][wl]:
+                entry["frameworks"][fw]["note"] = offered[fw][wl]
+        results[wl] = entry
+        log(format_workload(wl, entry))
+    return results
+
+
+def main(args) -> int:
+    frameworks = args.frameworks.split(",") if args.frameworks else list(FRAMEWORKS)
+    unknown = [f for f in frameworks if f not in BUILDERS]
+    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    unknown += [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        print(
+            f"nntk-parity bench: unknown framework or workload: {', '.join(unknown)} "
+            f"(frameworks: {', '.join(FRAMEWORKS)}; workloads: {', '.join(WORKLOADS)})",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out) if args.out else None
+    report = run_bench(frameworks, workloads, args.quick, out)
+    mem = report.get("memory", {})
+    if "w4" in mem:
+        print(
+            f"\nnntk memory: W4 peak {mem['w4']['peak_bytes_during_step']} bytes, "
+            f"{mem['w4']['allocated_during_step']} allocated during a step; at Create "
+            "(training: capacity B=32, T=100): "
+            + ", ".join(f"{m['layer']}/{m['mode']} {m['bytes']}" for m in mem["create"])
+        )
+    if out is not None:
+        written = [out / name for name in ("bench.json", "bench.md", "bench.png")]
+        print("\nwrote " + ", ".join(str(path) for path in written if path.exists()))
+    bad = [
+        (wl, fw)
+        for wl, e in report["workloads"].items()
+        for fw, i in e["frameworks"].items()
+        if i["check"] != "ok"
+    ]
+    return 1 if any(fw.startswith("nntk") for _, fw in bad) else 0
+
+
+def add_parser(subparsers) -> None:
+    """`nntk-parity bench` (registered by parity/cli.py)."""
+    bench = subparsers.add_parser(
+        "bench",
+        help="time nntk against ONNX Runtime, TFLite, PyTorch and TF (+XLA) on workloads "
+        "W1-W5, one thread each, after checking all compute the same outputs",
+    )
+    bench.add_argument("--quick", action="store_true", help="a short smoke run")
+    bench.add_argument(
+        "--frameworks",
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(FRAMEWORKS)} "
+        "(default: all; a peer that is not installed is skipped with a note)",
+    )
+    first, *_, last = WORKLOADS
+    bench.add_argument(
+        "--workloads", metavar="LIST", help=f"comma-separated subset of {first}..{last}"
+    )
+    bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR")
+    bench.set_defaults(func=main)
