@@ -583,6 +583,16 @@ def _plan(model: dict, path) -> list[_Planned]:
             rank = 2
     if not planned and not problems:
         problems.append("the model has no layer nntk computes")
+    if not problems:
+        # The Sequential's own checks: a layer returning several tensors (return_state,
+        # Bidirectional merge_mode=None) cannot be one step of a chain. Nothing native
+        # is allocated by them.
+        try:
+            Sequential([p.layer for p in planned])
+        except (TypeError, ValueError) as exc:
+            found = re.match(r"layers\[(\d+)\]", str(exc))
+            where = f"layer {planned[int(found.group(1))].name!r}: " if found else ""
+            problems.append(f"{where}{exc}")
     if problems:
         for p in planned:
             p.layer.close()
