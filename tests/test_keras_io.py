@@ -16,6 +16,7 @@ import sys
 import warnings
 import zipfile
 
+import keras_networks
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -536,3 +537,29 @@ def test_config_mutations_never_crash(saved, tmp_path, data):
     path.write_bytes(buffer.getvalue())
     with dropout_warnings("ignore"):
         _load_or_refuse(path)
+
+
+# -- the recorded files --------------------------------------------------------------------------
+def test_the_recorded_models_give_keras_predictions():
+    """tests/keras_models/ (the keyword detector, its bidirectional variant and a causal-conv
+    SimpleRNN classifier, each .keras and .h5, written by tf.keras): loaded without
+    TensorFlow, each gives the recorded predictions (ci/replay-no-tf.sh runs the same
+    check where TensorFlow is not installed)."""
+    results = keras_networks.check()
+    assert len(results) == len(keras_networks.NETWORKS) * len(keras_networks.FORMATS)
+    assert all(line.startswith("ok") for line in results), "\n".join(results)
+
+
+def test_the_recorded_check_fails_on_other_predictions(tmp_path):
+    """The same check against predictions moved by 1e-3 fails every file."""
+    import shutil
+
+    directory = tmp_path / "keras_models"
+    shutil.copytree(keras_networks.RECORDED, directory)
+    with np.load(directory / "predictions.npz") as recorded:
+        moved = {
+            k: v + 1e-3 if k.endswith((":keras32", ":float64")) else v for k, v in recorded.items()
+        }
+    np.savez(directory / "predictions.npz", **moved)
+    results = keras_networks.check(directory)
+    assert results and all(line.startswith("FAIL") for line in results), "\n".join(results)

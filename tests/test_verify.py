@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from helpers import cli
+from keras_networks import build
 
 import nntk_core as nn
 from parity import cli as parity_cli
@@ -22,50 +23,6 @@ def keras():
     from parity import reference
 
     return reference.keras()
-
-
-def keyword_detector(L, bidirectional: bool = False):
-    """Conv1D -> BN -> ReLU -> GRU -> BN -> GRU -> TimeDistributed(Dense); the variant:
-    Conv1D -> BN -> ReLU -> Bidirectional(LSTM) -> TimeDistributed(Dense)."""
-    head = [L.Conv1D(6, 3, padding="same"), L.BatchNormalization(), L.ReLU()]
-    if bidirectional:
-        body = [L.Bidirectional(L.LSTM(4, return_sequences=True))]
-    else:
-        body = [
-            L.GRU(5, return_sequences=True),
-            L.BatchNormalization(),
-            L.GRU(5, return_sequences=True),
-        ]
-    return [*head, *body, L.TimeDistributed(L.Dense(3, activation="softmax"))]
-
-
-def causal_rnn_classifier(L):
-    return [
-        L.Conv1D(5, 3, padding="causal", dilation_rate=2, activation="relu"),
-        L.SimpleRNN(4),
-        L.Dense(3, activation="softmax"),
-    ]
-
-
-def build(network: str, optimizer: str = "adam", loss: str = "categorical_crossentropy"):
-    k = keras()
-    k.utils.set_random_seed(7)
-    L = k.layers
-    layers = {
-        "keyword": lambda: keyword_detector(L),
-        "bidirectional": lambda: keyword_detector(L, bidirectional=True),
-        "causal_rnn": lambda: causal_rnn_classifier(L),
-    }[network]()
-    model = k.Sequential([k.Input((None, 4)), *layers])
-    opt = k.optimizers.Adam(3e-3) if optimizer == "adam" else k.optimizers.SGD(0.05, momentum=0.9)
-    model.compile(optimizer=opt, loss=loss)
-    # Pre-trained weights and moving statistics, not the initializers' (one fit epoch).
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((8, 10, 4)).astype(np.float32)
-    out = model.compute_output_shape(x.shape)
-    y = np.eye(out[-1], dtype=np.float32)[rng.integers(0, out[-1], out[:-1])]
-    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
-    return model
 
 
 @pytest.mark.parametrize("fmt", ["keras", "h5"])
