@@ -52,6 +52,28 @@ def test_sgd_and_mean_squared_error_from_the_compiled_model(tmp_path):
     assert result.optimizer.startswith("SGD(learning_rate=0.05, momentum=0.9")
 
 
+def test_dropout_is_compared_as_the_identity_and_said_so(tmp_path):
+    """Dropout(0.5) would make every Keras training step differ; verify's reference
+    skips it as nntk's model does, and prints why."""
+    k = keras()
+    L = k.layers
+    model = k.Sequential(
+        [
+            k.Input((None, 3)),
+            L.GRU(4, return_sequences=True),
+            L.Dropout(0.5),
+            L.TimeDistributed(L.Dense(2)),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    path = tmp_path / "dropout.keras"
+    model.save(path)
+    result = verify(path, steps=2)
+    assert result.passed, result.failures()
+    assert len(result.layers) == 2
+    assert any("(Dropout), rate 0.5" in note for note in result.notes), result.notes
+
+
 def test_an_nntk_model_that_differs_from_the_file_fails_at_that_layer(tmp_path, monkeypatch):
     """A fake loader (test only) that alters the GRU's recurrent kernel by 1e-3: verify
     exits 1; the outputs of the layers before the GRU pass (their gradients flow back
