@@ -24,9 +24,12 @@ units (Keras's does): fine-tuning such a model with nntk trains it without dropo
 
 Errors: TypeError (path not a str / os.PathLike), FileNotFoundError,
 IsADirectoryError, `KerasFileError` (empty, truncated or corrupt file, not a model
-file, weights missing or of the wrong shape for the config), `UnsupportedKerasModel`.
-Both of the last two derive from `KerasLoadError` (a ValueError): reading a damaged
-file raises one of them, never anything else.
+file, weights missing or of the wrong shape for the config), `UnsupportedKerasModel`,
+ImportError (h5py missing). `KerasFileError` and `UnsupportedKerasModel` derive from
+`KerasLoadError` (a ValueError): reading a damaged file raises one of them, never
+anything else. The file's binary (HDF5) parts are read in a child process
+(_keras_read.py) with a timeout, since the HDF5 library loops forever on some damaged
+files; the config is checked here. docs/KERAS_MODELS.md has the details.
 """
 
 from __future__ import annotations
