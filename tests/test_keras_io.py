@@ -563,3 +563,43 @@ def test_the_recorded_check_fails_on_other_predictions(tmp_path):
     np.savez(directory / "predictions.npz", **moved)
     results = keras_networks.check(directory)
     assert results and all(line.startswith("FAIL") for line in results), "\n".join(results)
+
+
+# -- the mapping follows the binding -------------------------------------------------------------
+def test_every_nntk_layer_class_is_mapped():
+    """A layer class the binding gains (nn.LAYER_CLASSES) must get a row in LAYERS."""
+    from nntk_core.keras_io import LAYERS
+
+    mapped = {m.nntk for m in LAYERS.values()}
+    mapped |= {cls for m in LAYERS.values() for cls in (m.wraps or {}).values()}
+    assert set(nn.LAYER_CLASSES.values()) <= mapped, set(nn.LAYER_CLASSES.values()) - mapped
+
+
+@pytest.mark.tf
+def test_every_nntk_constructor_argument_is_a_keras_option():
+    """Options map by name: each argument of an nntk constructor (but input_dim) is an
+    option of its Keras twin's get_config() (or fixed by the row), so a renamed
+    argument in the binding cannot silently fall back to its default."""
+    from nntk_core.keras_io import LAYERS, _constructor_args
+
+    L = keras().layers
+    twins = {
+        "Dense": L.Dense(1),
+        "Conv1D": L.Conv1D(1, 1),
+        "BatchNormalization": L.BatchNormalization(),
+        "Activation": L.Activation("relu"),
+        "ReLU": L.ReLU(),
+        "SimpleRNN": L.SimpleRNN(1),
+        "GRU": L.GRU(1),
+        "LSTM": L.LSTM(1),
+        "Bidirectional": L.Bidirectional(L.LSTM(1)),
+        "TimeDistributed": L.TimeDistributed(L.Dense(1)),
+    }
+    assert set(twins) == set(LAYERS)
+    for name, mapping in LAYERS.items():
+        config = twins[name].get_config()
+        if mapping.wraps is not None:  # folded: the inner layer's options
+            config = config["layer"]["config"]
+        for cls in [mapping.nntk, *(mapping.wraps or {}).values()]:
+            missing = _constructor_args(cls) - set(config) - set(mapping.fixed)
+            assert not missing, (name, cls.__name__, missing)
