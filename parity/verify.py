@@ -93,7 +93,7 @@ def keras_chain(model) -> list:
 
 
 def chain_forward(chain):
-    """forward(x, training) through the chain (for parity.model_parity.train_keras)."""
+    """forward(x, training) through the chain (for parity.model_training.train_keras)."""
 
     def forward(x, training=False):
         for layer in chain:
@@ -104,8 +104,10 @@ def chain_forward(chain):
 
 
 def keras_quantities(chain, x, dy, dtype) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """Per layer i: `i:output` (inference), `i:output:training`, `i:grad:input` and
-    `i:grad:<weight>`, the training call's gradients for the upstream gradient dy."""
+    """Per layer i: `i:output` (inference), `i:output:training` and `i:grad:input` (the
+    training call's gradient with respect to the layer's input, for the upstream
+    gradient dy at the model's output); and every trainable weight's gradient, in
+    model order."""
     from parity import reference
 
     tf = reference.tensorflow()
@@ -122,7 +124,6 @@ def keras_quantities(chain, x, dy, dtype) -> tuple[dict[str, np.ndarray], list[n
         for layer in chain:
             inputs.append(h)
             h = layer(h, training=True)
-            tape.watch(h)
             out[f"{len(inputs) - 1}:output:training"] = h
     weights = [w for layer in chain for w in layer.trainable_weights]
     grads = tape.gradient(
