@@ -28,18 +28,17 @@ def memory_report() -> dict:
     model = nntk_model(w, TRAIN_B)
     layers = []
     for layer in model.layers:
-        config = layer._fn("ConfigCreate")(*layer._config_args())
+        config = layer._new_config()  # each layer's config, created alone
         for mode, extra in (
             ("inference", ()),
             ("training", (ctypes.byref(_native.TrainingConfig(TRAIN_B, T)),)),
         ):
             before, _ = stats()
-            handle = layer._fn(f"CreateFor{mode.capitalize()}")(config, *extra)
+            handle = getattr(nn.lib, f"NNTKLayerCreateFor{mode.capitalize()}")(config, *extra)
             after, _ = stats()
-            name = type(layer).__name__
-            layers.append({"layer": name, "mode": mode, "bytes": after - before})
-            layer._fn("Destroy")(handle)
-        layer._fn("ConfigDestroy")(config)
+            layers.append({"layer": layer.layer_type.name, "mode": mode, "bytes": after - before})
+            nn.lib.NNTKLayerDestroy(handle)
+        nn.lib.NNTKLayerConfigDestroy(config)
     model.close()
     base, _ = stats()
 

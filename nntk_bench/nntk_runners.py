@@ -74,7 +74,7 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         if python_api:
             runners[name] = Runner(lambda layer=layer: layer(w.x1), lambda layer=layer: layer(w.x1))
             continue
-        apply = raw.fn(f"NNTK{layer._native}ApplyInference", 5)
+        apply = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
         args = _args(layer._live_handle(), c_int(1), c_int(T), _ptr(w.x1), _ptr(out))
         check(apply(*args), name)
         runners[name] = Runner(lambda apply=apply, args=args: apply(*args), lambda out=out: out)
@@ -90,7 +90,7 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         calls = []
         src, steps = w.x1, T
         for layer, buf in zip(model.layers, bufs, strict=True):
-            f = raw.fn(f"NNTK{layer._native}ApplyInference", 5)
+            f = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
             calls.append(
                 (f, _args(layer._live_handle(), c_int(1), c_int(steps), _ptr(src), _ptr(buf)))
             )
@@ -171,12 +171,12 @@ def nntk_train_runner(raw: NNTKRaw, model, w: Weights, check) -> Runner:
     grads = []
     for i, (layer, out) in enumerate(zip(layers, outs, strict=True)):
         handle = layer._live_handle()
-        f = raw.fn(f"NNTK{layer._native}ApplyTrainingBatch", 5)
+        f = raw.fn(f"NNTK{layer.layer_type.name}ApplyTrainingBatch", 5)
         forward.append((f, _args(handle, c_int(TRAIN_B), c_int(steps), _ptr(src), _ptr(out))))
-        grad = getattr(nn.lib, f"NNTK{layer._native}GradientCreate")(handle)
+        grad = getattr(nn.lib, f"NNTK{layer.layer_type.name}GradientCreate")(handle)
         grads.append((layer, grad))
         d_in = 0 if i == 0 else _ptr(douts[i - 1])
-        g = raw.fn(f"NNTK{layer._native}CalculateGradient", 4)
+        g = raw.fn(f"NNTK{layer.layer_type.name}CalculateGradient", 4)
         backward.append((g, _args(handle, grad, _ptr(douts[i]), d_in or None)))
         # trainable blocks: the weights' leading part (BatchNorm: gamma, beta)
         n_train = sum(
@@ -186,11 +186,11 @@ def nntk_train_runner(raw: NNTKRaw, model, w: Weights, check) -> Runner:
         )
         if n_train:
             wp, wc = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-            getattr(nn.lib, f"NNTK{layer._native}GetWeights")(
+            getattr(nn.lib, f"NNTK{layer.layer_type.name}GetWeights")(
                 handle, ctypes.byref(wp), ctypes.byref(wc)
             )
             gp, gc = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-            getattr(nn.lib, f"NNTK{layer._native}GradientGetWeights")(
+            getattr(nn.lib, f"NNTK{layer.layer_type.name}GradientGetWeights")(
                 grad, ctypes.byref(gp), ctypes.byref(gc)
             )
             params.append(

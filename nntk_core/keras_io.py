@@ -48,14 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nntk_core.activation import Activation
-from nntk_core.batch_norm import BatchNorm
-from nntk_core.bidirectional import Bidirectional
-from nntk_core.conv1d import Conv1d
-from nntk_core.dense import Dense, TimeDistributedDense
+from nntk_core._native import LAYERS as LAYER_TYPES
 from nntk_core.layer import Layer
+from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
-from nntk_core.recurrent import GRU, LSTM, RNN
 
 
 class KerasLoadError(ValueError):
@@ -98,20 +94,27 @@ class Mapping:
     wraps: dict[str, type[Layer]] | None = None
 
 
-# The single table: Keras class name -> nntk layer. Bidirectional's inner layer is
-# looked up here too (nn.Bidirectional accepts the recurrent ones).
-LAYERS: dict[str, Mapping] = {
-    "Dense": Mapping(Dense),
-    "Conv1D": Mapping(Conv1d),
-    "BatchNormalization": Mapping(BatchNorm),
-    "Activation": Mapping(Activation),
-    "ReLU": Mapping(Activation, fixed={"activation": "relu"}),
-    "SimpleRNN": Mapping(RNN),
-    "GRU": Mapping(GRU),
-    "LSTM": Mapping(LSTM),
-    "Bidirectional": Mapping(Bidirectional),
-    "TimeDistributed": Mapping(TimeDistributedDense, wraps={"Dense": TimeDistributedDense}),
-}
+def _derive_mapping() -> dict[str, Mapping]:
+    """The single table: Keras class name -> nntk layer, derived from the library's
+    description of its layer types (each names its tf.keras class; "Outer(Inner)" is a
+    wrapper folded into one nntk class: TimeDistributed(Dense) -> TimeDistributedDense),
+    plus the Keras layer that is an nntk layer with a fixed argument (ReLU()). A
+    wrapper nntk takes an inner layer for (Bidirectional) looks the inner one up here."""
+    table: dict[str, Mapping] = {}
+    folded: dict[str, dict[str, type[Layer]]] = {}
+    for name, layer_type in LAYER_TYPES.items():
+        wrapper = re.fullmatch(r"(\w+)\((\w+)\)", layer_type.keras_name)
+        if wrapper:
+            folded.setdefault(wrapper.group(1), {})[wrapper.group(2)] = LAYER_CLASSES[name]
+        else:
+            table[layer_type.keras_name] = Mapping(LAYER_CLASSES[name])
+    for outer, inner in folded.items():
+        table[outer] = Mapping(next(iter(inner.values())), wraps=inner)
+    table["ReLU"] = Mapping(table["Activation"].nntk, fixed={"activation": "relu"})
+    return table
+
+
+LAYERS: dict[str, Mapping] = _derive_mapping()
 
 # The identity at inference, left out of the nntk model (see the module doc).
 DROPOUT = ("Dropout", "SpatialDropout1D")
@@ -176,8 +179,7 @@ KERAS_ONLY: dict[str, object] = {
 
 def _constructor_args(cls: type[Layer]) -> set[str]:
     """The keyword arguments of an nntk class's constructor (input_dim is the loader's)."""
-    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    return names - {"input_dim"}
+    return set(inspect.signature(cls).parameters) - {"self", "input_dim"}
 
 
 # -- reading the file --------------------------------------------------------------------------
@@ -242,12 +244,11 @@ def _keras_var_paths(class_name: str, config: dict) -> list[str]:
     """Where a layer's variables sit in a .keras archive's model.weights.h5, in
     get_weights() order: its own `vars`, then its RNN cell's; a wrapper's under its
     inner layer (Bidirectional: the forward layer's, then the backward layer's)."""
-    if class_name in ("TimeDistributed", "Bidirectional"):
+    if "layer" in config:  # a wrapper: TimeDistributed, Bidirectional
         inner = _dict(config.get("layer"), f"{class_name} layer")
         paths = _keras_var_paths(str(inner.get("class_name")), {})
-        sides = (
-            ("layer",) if class_name == "TimeDistributed" else ("forward_layer", "backward_layer")
-        )
+        two_sided = class_name == "Bidirectional"
+        sides = ("forward_layer", "backward_layer") if two_sided else ("layer",)
         return [f"{side}/{p}" for side in sides for p in paths]
     return ["vars", "cell/vars"]
 

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from nntk_core._native import NNTKError
-from nntk_core.activation import Activation
-from nntk_core.dense import Dense, TimeDistributedDense
 from nntk_core.layer import Layer, as_float32, check_bool
+from nntk_core.layers import LAYER_CLASSES
 from nntk_core.losses import CategoricalCrossentropy
 from nntk_core.recurrent import RecurrentLayer
+
+Activation, Dense = LAYER_CLASSES["Activation"], LAYER_CLASSES["Dense"]
 
 _RANK_FORMS = {2: "(batch, features)", 3: "(batch, steps, features)"}
 
@@ -92,7 +93,7 @@ class Sequential:
             if isinstance(layer, RecurrentLayer) and not layer.return_sequences:
                 rank = 2
         self.layers = list(layers)
-        self._logits_twin: Dense | None = None  # see _logits_head
+        self._logits_twin: Layer | None = None  # see _logits_head
 
     # -- weights -----------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -190,12 +191,20 @@ class Sequential:
             x = layer(x, training=training)
         return x
 
-    def backward(self, dy) -> tuple[np.ndarray, list[np.ndarray]]:
+    def backward(
+        self, dy, input_gradient: bool = True
+    ) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """(dx, gradients of the trainable variables in model order) of the last
-        training call, for the upstream gradient dy."""
+        training call, for the upstream gradient dy. `input_gradient=False`: dx is not
+        computed (the first layer's d_in NULL) and is returned as None."""
+        input_gradient = check_bool(input_gradient, "input_gradient")
+        return self._backward(self.layers, dy, input_gradient)
+
+    @staticmethod
+    def _backward(layers, dy, input_gradient: bool):
         grads_per_layer = []
-        for layer in reversed(self.layers):
-            dy, grads = layer.backward(dy)
+        for i in reversed(range(len(layers))):
+            dy, grads = layers[i].backward(dy, input_gradient=input_gradient or i > 0)
             grads_per_layer.append(grads)
         return dy, [g for grads in reversed(grads_per_layer) for g in grads]
 
@@ -209,11 +218,10 @@ class Sequential:
             isinstance(loss, CategoricalCrossentropy)
             and not loss.from_logits
             and isinstance(last, (Activation, Dense))
-            and not isinstance(last, TimeDistributedDense)
             and last.activation == "softmax"
         )
 
-    def _logits_head(self) -> Dense:
+    def _logits_head(self) -> Layer:
         """The last Dense(softmax) as a linear Dense with the same weights: its output
         is the softmax's logits (the same products, the activation left out)."""
         last = self.layers[-1]
@@ -261,7 +269,8 @@ class Sequential:
             return self._train_step_from_logits(x, target, optimizer, variables)
         prediction = self(x, training=True)
         value, d_prediction = loss.gradient(target, prediction)
-        _, grads = self.backward(d_prediction)
+        # A training step needs no gradient of its input: the first layer skips it (d_in NULL).
+        _, grads = self.backward(d_prediction, input_gradient=False)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return value
 
@@ -279,13 +288,9 @@ class Sequential:
             head = self._logits_head()
             logits = head(x, training=True)
             value, d_logits = logits_loss.gradient(target, logits)
-            d_logits, head_grads = head.backward(d_logits)
-        grads_per_layer = [head_grads]
-        dy = d_logits
-        for layer in reversed(body):
-            dy, grads = layer.backward(dy)
-            grads_per_layer.append(grads)
-        grads = [g for layer_grads in reversed(grads_per_layer) for g in layer_grads]
+            d_logits, head_grads = head.backward(d_logits, input_gradient=bool(body))
+        _, grads = self._backward(body, d_logits, input_gradient=False)
+        grads += head_grads
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return value
 

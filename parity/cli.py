@@ -289,7 +289,7 @@ def cmd_record(args) -> int:
     if size > MAX_TOTAL_BYTES:
         console.print(
             f"[red]the fixture set is {size / 2**20:.1f} MiB, over the "
-            f"{MAX_TOTAL_BYTES / 2**20:.0f} MiB budget: shrink the specs' shapes[/red]"
+            f"{MAX_TOTAL_BYTES / 2**20:g} MiB budget: shrink the specs' shapes[/red]"
         )
         return EXIT_FAILED
     return EXIT_OK

@@ -12,6 +12,10 @@ The fixtures come in kinds (`fixture_kinds()`), each a directory with its own
 manifest and its own specs: the layer fixtures (fixtures/), the training fixtures
 (fixtures/training/, parity/training.py). A new kind is one more FixtureKind.
 
+A layer fixture's calls also run through the C API's on-device paths (an inference
+handle, a reserved capacity, no input gradient, no final state: parity/variants.py),
+each compared with the same references and bit for bit with the plain path.
+
 Nothing here imports TensorFlow (tests/test_fixtures.py runs it with TensorFlow
 made unimportable; ci/replay-no-tf.sh in a virtual environment without it).
 """
@@ -32,7 +36,7 @@ from parity.fixtures import (
     load_manifest,
     read_entry,
 )
-from parity.runner import CaseResult, SpecRun, check_case
+from parity.runner import CaseResult, SpecRun
 from parity.spec import Case
 
 
@@ -54,7 +58,7 @@ class FixtureKind:
 
 
 def fixture_kinds() -> list[FixtureKind]:
-    from parity import specs, training
+    from parity import specs, training, variants
 
     return [
         FixtureKind(
@@ -62,7 +66,7 @@ def fixture_kinds() -> list[FixtureKind]:
             "",
             specs.all_specs,
             specs.get_spec,
-            check_case,
+            variants.check_case,  # the plain path, then its on-device variants
             "nntk-parity record --layer {name}",
         ),
         FixtureKind(

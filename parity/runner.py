@@ -29,13 +29,28 @@ class NativeBackend:
 
         layer = spec.build_native(nntk_core, case.config)
         try:
-            layer.set_weights(data.weights)
-            quantities = spec.run_native(
-                layer, data.x, data.upstream, data.weight_names, states=data.states
-            )
+            return {k: np.asarray(v) for k, v in drive(spec, layer, data).items()}
         finally:
             layer.close()
-        return {k: np.asarray(v) for k, v in quantities.items()}
+
+
+def native_layer(backend, spec: LayerSpec, config: dict):
+    """The nntk layer a call sequence or a replay variant drives:
+    `backend.build_layer(spec, config)` when the backend builds layers (a harness
+    self-test fake wraps the real one), else the real layer from the spec."""
+    build = getattr(backend, "build_layer", None)
+    if build is not None:
+        return build(spec, config)
+    import nntk_core
+
+    return spec.build_native(nntk_core, config)
+
+
+def drive(spec: LayerSpec, layer, data) -> dict[str, Any]:
+    """A case's protocol on an nntk layer (or a stand-in for one): its weights set from
+    the case's data, then the spec's calls. The quantities as the calls returned them."""
+    layer.set_weights(data.weights)
+    return spec.run_native(layer, data.x, data.upstream, data.weight_names, states=data.states)
 
 
 # Failure-matrix columns for a case that produced no quantities: the native side

@@ -49,6 +49,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
+from parity import variants
 from parity.compare import Comparison
 from parity.fixtures import (
     FORMAT,
@@ -65,7 +66,7 @@ from parity.fixtures import (
     write_manifest,
 )
 from parity.reference import CaseData
-from parity.runner import compare_quantities
+from parity.runner import compare_quantities, native_layer
 from parity.spec import Case, LayerSpec, float32_range
 
 SEQUENCES_DIR = "sequences"  # under the fixture directory
@@ -102,18 +103,6 @@ def output_names(spec: LayerSpec, layer, count: int) -> list[str]:
     if is_recurrent(spec):
         return spec.output_names_of(layer)
     return spec.output_names({}, count)
-
-
-def native_layer(backend, spec: LayerSpec, config: dict):
-    """The nntk layer a sequence drives: `backend.build_layer(spec, config)` when the
-    backend builds layers (a harness self-test fake wraps the real one), else the
-    real layer from the spec."""
-    build = getattr(backend, "build_layer", None)
-    if build is not None:
-        return build(spec, config)
-    import nntk_core
-
-    return spec.build_native(nntk_core, config)
 
 
 # -- one op --------------------------------------------------------------------------------
@@ -280,6 +269,56 @@ class NativeSide:
         return quantities
 
 
+class SequenceVariants:
+    """The on-device variants of one recorded call sequence (parity/variants.py), each a
+    layer of its own driven in lockstep with the sequence's plain layer: every op on
+    every variant (an inference handle: the set_weights, inference calls and streams,
+    each call given the plain layer's current weights first), what it returns
+    compared like a layer fixture's variant."""
+
+    def __init__(self, spec, config: dict, backend, plain_layer):
+        self.spec, self.plain = spec, plain_layer
+        self.layers: list = []
+        self.sides: list[tuple[variants.Variant, NativeSide]] = []
+        if not variants.runs_variants(backend):
+            return
+
+        def build():
+            self.layers.append(native_layer(backend, spec, config))
+            return self.layers[-1]
+
+        for variant in variants.VARIANTS:
+            if variant.in_sequences and variant.applies(config):
+                self.sides.append((variant, NativeSide(spec, variant.make(build, None))))
+
+    def check(self, op, case, float64, float32, plain) -> list[Comparison]:
+        """Runs `op` on every variant; the comparisons of what each returned."""
+        comparisons = []
+        for variant, side in self.sides:
+            if variant.inference:
+                if op.kind == "backward" or (op.kind == "call" and op.training):
+                    continue
+                if op.kind != "set_weights":
+                    side.layer.set_weights(self.plain.get_weights())
+            try:
+                produced = {k: v for k, v in side.apply(op).items() if v is not None}
+            except Exception as exc:  # a native error fails the variant, reported as such
+                comparisons.append(
+                    variants.failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")
+                )
+                continue
+            if produced:
+                comparisons += variants.compare_produced(
+                    variant, self.spec, case, produced, float64, float32, plain
+                )
+        return comparisons
+
+    def close(self) -> None:
+        for layer in self.layers:
+            if hasattr(layer, "close"):
+                layer.close()
+
+
 # -- one step's verdict ----------------------------------------------------------------------
 @dataclass
 class StepResult:
@@ -289,6 +328,8 @@ class StepResult:
     comparisons: list[Comparison] = field(default_factory=list)
     error: str = ""  # the native side raised
     history: list[str] = field(default_factory=list)  # the ops before this one
+    native: dict = field(default_factory=dict, repr=False)  # what the native side returned
+    case: Case | None = None  # the op's shape, for locating an element
 
     @property
     def passed(self) -> bool:
@@ -329,6 +370,7 @@ def check_step(
     steps = op.data.x.shape[1] if op.data.x.ndim == 3 else 1
     case = Case(spec.name, config, batch, steps, max(op.data.x.ndim, 2), 0)  # for locate()
     result.comparisons = compare_quantities(spec, case, float64, float32, quantities)
+    result.native, result.case = quantities, case
     return result
 
 
@@ -759,7 +801,7 @@ def replay_sequences(
 def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: SequenceReplay) -> str:
     from parity.specs import get_spec
 
-    native = None
+    native = on_device = None
     history: list[str] = []
     try:
         for expected, entry in enumerate(entries, start=1):
@@ -773,6 +815,8 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
                 raise FixtureError(f"{entry['file']}: {exc}") from None
             if native is None:
                 native = NativeSide(spec, native_layer(backend, spec, config))
+                # The on-device variants of the sequence, in lockstep (parity/variants.py)
+                on_device = SequenceVariants(spec, config, backend, native.layer)
             op.data = fixture.data
             description = f"{layer} {name!r} {config} (rank {rank}) [{where}]"
             result = check_step(
@@ -786,6 +830,10 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
                 fixture.float32,
                 history,
             )
+            if result.passed:
+                result.comparisons += on_device.check(
+                    op, result.case, fixture.float64, fixture.float32, result.native
+                )
             out.steps += 1
             history.append(op.describe())
             if not result.passed:
@@ -801,6 +849,8 @@ def _replay_one(where: Path, seq_id: str, entries: list[dict], backend, out: Seq
     finally:
         if native is not None and hasattr(native.layer, "close"):
             native.layer.close()
+        if on_device is not None:
+            on_device.close()
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import zlib
 
+import c_api
 import numpy as np
 import pytest
 
@@ -210,7 +211,7 @@ def test_merge_none_without_return_state_takes_two_gradients():
 
 
 def test_c_errors():
-    create = lib.NNTKBidirectionalConfigCreate
+    create = c_api.config_create("Bidirectional")
     tanh, sigmoid = 6, 4
     with pytest.raises(NNTKError, match="layer = 7 is not a recurrent layer"):
         create(7, 3, 2, tanh, sigmoid, 1, 0, 0, 0, 0)

@@ -146,3 +146,129 @@ def test_the_table_counts_each_kernel_table_apart_and_gates_on_the_sum(tmp_path)
     assert (summary["branch_percent"], summary["line_percent"]) == (75.0, 78.57)
     low = run("--floor-branch", "75.1")
     assert low.returncode == 1 and "branch 75.00% is below the floor 75.10%" in low.stdout
+
+
+def _goal():
+    """ci/coverage_table.py's GOAL (the script is not a package module)."""
+    sys.path.insert(0, str(ROOT / "ci"))
+    try:
+        import coverage_table
+    finally:
+        sys.path.pop(0)
+    return coverage_table.GOAL
+
+
+def test_the_goal_set_is_every_source_but_the_shared_plumbing():
+    """The layer, kernel and training code of the goal figure: every C source and
+    kernel-table unit the table can list, but core/status.c (argument checkers,
+    allocation: the C API's plumbing), the allocation-fault test build's injector, the
+    kernel tables' wrapper units (kernels_<table>.c: their code is kernels_impl.inc's,
+    counted per table) and the headers other than the two that hold code."""
+    src = ROOT / "nntk_core" / "csrc"
+    files = [str(p.relative_to(src)) for p in SOURCES if p.is_relative_to(src / "src")]
+    code_headers = {"src/core/vmath.h", "src/core/recurrent.h"}
+    left_out = {
+        "src/core/status.c",
+        "src/core/alloc_faults.c",
+        *(f for f in files if re.fullmatch(r"src/core/kernels_\w+\.c", f)),
+        *(f for f in files if f.endswith(".h") and f not in code_headers),
+    }
+    goal = _goal()
+    assert {f for f in files if not goal.fullmatch(f)} == left_out
+    for table in ("generic", "avx2", "avx512"):
+        assert goal.fullmatch(f"src/core/kernels_impl.inc [{table}]")
+        assert goal.fullmatch(f"src/core/vmath.h [{table}]")
+    assert not goal.fullmatch("src/core/status.c [avx2]")
+
+
+def test_the_goal_figure_gates_on_the_layer_kernel_and_training_rows(tmp_path):
+    """--floor-goal fails on the goal rows' branch figure alone (fake summaries)."""
+    (tmp_path / "files.json").write_text(
+        json.dumps(
+            _summary(
+                ("nntk_core/csrc/src/dense.c", (4, 4), (3, 4)),
+                ("nntk_core/csrc/src/train/loss.c", (4, 4), (4, 4)),
+                ("nntk_core/csrc/src/core/status.c", (1, 4), (0, 12)),
+            )
+        )
+    )
+    (tmp_path / "kernels-avx2.json").write_text(
+        json.dumps(_summary(("nntk_core/csrc/src/core/kernels_impl.inc", (2, 2), (1, 2))))
+    )
+
+    def run(floor):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "ci" / "coverage_table.py"), "--mode", "replay"]
+            + ["--report", str(tmp_path), "--tables", "avx2", "--floor-goal", floor],
+            capture_output=True,
+            text=True,
+        )
+
+    ok = run("80")  # goal: 8/10 branches; the total (8/22) is not gated here
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "layer, kernel and training code: branches 8/10 (80.0 %), lines 10/10" in ok.stdout
+    assert json.loads((tmp_path / "summary.json").read_text())["goal_branch_percent"] == 80.0
+    low = run("80.1")
+    assert low.returncode == 1
+    assert "layer, kernel and training branch 80.00% is below the floor 80.10%" in low.stdout
+
+
+def _call_arguments(text: str, name: str) -> list[list[str]]:
+    """The argument lists of every call of `name(` in C source text (not its
+    declaration or definition: those follow a type)."""
+    calls = []
+    for match in re.finditer(rf"\b{name}\(", text):
+        before = text[: match.start()].rstrip()
+        if before.endswith("void"):  # `void nntk_gemm(` : the prototype / definition
+            continue
+        depth, args, current = 1, [], ""
+        for ch in text[match.end() :]:
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            if ch == "," and depth == 1:
+                args.append(current.strip())
+                current = ""
+            else:
+                current += ch
+        calls.append([*args, current.strip()])
+    return calls
+
+
+def test_every_gemm_call_keeps_the_contract_the_dead_code_went_for():
+    """nntk_gemm computes alpha = 1 and beta 0 or 1 only (core/ops.h): its general
+    alpha/beta path, which no caller reached, was deleted (docs/coverage.md, part C). A
+    caller passing anything else would get a wrong product silently, so every call in
+    the sources is checked here."""
+    calls = [
+        args
+        for path in SOURCES
+        if path.suffix == ".c"
+        for args in _call_arguments(path.read_text(), "nntk_gemm")
+    ]
+    assert len(calls) >= 10  # the layers' weight and input gradients
+    for args in calls:
+        assert len(args) == 13, args
+        assert args[5] == "1.0f" and args[10] in {"0.0f", "1.0f"}, args
+
+
+def test_a_build_with_fewer_kernel_tables_asks_for_a_subset_of_the_kernel_products(monkeypatch):
+    """The Conv1D kernel-product buckets (parity.spec.kernel_products) of a build without
+    the SIMD tables (the portable build: mutation testing replays on it) are among those
+    the fixtures were recorded for with every table, or its replay would report missing
+    buckets."""
+    from parity import spec
+
+    full = spec.kernel_constants()
+    generic_only = {k: v for k, v in full.items() if "." not in k or k.startswith("generic.")}
+    assert generic_only != full
+    products = {}
+    for name, constants in (("full", full), ("generic", generic_only)):
+        spec.kernel_products.cache_clear()
+        monkeypatch.setattr(spec, "kernel_constants", lambda c=constants: c)
+        products[name] = set(spec.kernel_products())
+    spec.kernel_products.cache_clear()
+    assert products["generic"] < products["full"]

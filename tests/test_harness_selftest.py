@@ -193,8 +193,8 @@ class FakeLayer:
     def __call__(self, x, training=False, **kwargs):
         return self._real(x, training=training, **kwargs)
 
-    def backward(self, dy):
-        return self._real.backward(dy)
+    def backward(self, dy, **kwargs):
+        return self._real.backward(dy, **kwargs)
 
     def stream(self, chunk, state=None):
         return self._real.stream(chunk, state)
@@ -240,8 +240,8 @@ class FakeAccumulatedWeightGradients(FakeLayer):
 
     previous = None
 
-    def backward(self, dy):
-        result = list(self._real.backward(dy))
+    def backward(self, dy, **kwargs):
+        result = list(self._real.backward(dy, **kwargs))
         if self.previous is not None:
             result[1] = [g + p for g, p in zip(result[1], self.previous, strict=True)]
         self.previous = result[1]
@@ -276,9 +276,9 @@ class FakeWrongSoftsignDerivative(FakeLayer):
             self.x = np.asarray(x, np.float32)
         return self._real(x, training=training, **kwargs)
 
-    def backward(self, dy):
-        dx, weight_grads = self._real.backward(dy)
-        if self.triggered(self._config):
+    def backward(self, dy, **kwargs):
+        dx, weight_grads = self._real.backward(dy, **kwargs)
+        if self.triggered(self._config) and dx is not None:
             dx = np.asarray(dy, np.float32) / (1 + np.abs(self.x))
         return dx, weight_grads
 
@@ -434,6 +434,114 @@ def test_layer_fixtures_alone_catch_a_fault_above_64_units():
     backend = FakeLayerBackend(FakeWrongAbove64Units)
     results = [replay_entry(FIXTURES, e, backend)[0] for e in load_manifest(FIXTURES)["cases"]]
     assert any(not r.passed for r in results)
+
+
+# Faults only on the C API's on-device paths, which the plain binding call never
+# takes: replay meets them through its variants (parity/variants.py), each failure
+# named by its variant, and the plain path of every case still passes.
+
+
+class FakeWrongOnInferenceHandle(FakeLayer):
+    """Outputs off by 1e-3 relative on a handle created for inference only
+    (CreateForInference); right on the training handle of the plain path."""
+
+    inference_only = False
+
+    def set_handle_options(self, **options):
+        self.inference_only = options.get("inference_only", False)
+        self._real.set_handle_options(**options)
+
+    def __call__(self, x, training=False, **kwargs):
+        result = self._real(x, training=training, **kwargs)
+        if not self.inference_only:
+            return result
+        outputs = [np.array(y) for y in _outputs(result)]
+        outputs[0] *= 1 + 1e-3
+        return outputs if isinstance(result, list) else outputs[0]
+
+
+class FakeWrongWithCapacity(FakeLayer):
+    """Weight gradients off by 1e-3 relative when training capacity was reserved at
+    creation (NNTKTrainingConfig max_batch > 0)."""
+
+    reserved = False
+
+    def set_handle_options(self, **options):
+        self.reserved = options.get("max_batch", 0) > 0
+        self._real.set_handle_options(**options)
+
+    def backward(self, dy, **kwargs):
+        result = list(self._real.backward(dy, **kwargs))
+        if self.reserved:
+            result[1] = [g * np.float32(1 + 1e-3) for g in result[1]]
+        return tuple(result)
+
+
+class FakeWrongWithoutInputGradient(FakeLayer):
+    """Weight gradients off by 1e-3 relative when backward is not asked for the
+    input gradient (d_in NULL)."""
+
+    def backward(self, dy, **kwargs):
+        result = list(self._real.backward(dy, **kwargs))
+        if not kwargs.get("input_gradient", True):
+            result[1] = [g * np.float32(1 + 1e-3) for g in result[1]]
+        return tuple(result)
+
+
+class FakeWrongWithoutFinalState(FakeLayer):
+    """A recurrent output off by 1e-3 relative when the call is not asked for the
+    final state (final_state NULL)."""
+
+    def __call__(self, x, training=False, **kwargs):
+        result = self._real(x, training=training, **kwargs)
+        if kwargs.get("final_state", True):
+            return result
+        outputs = [np.array(y) for y in _outputs(result)]
+        outputs[0] *= 1 + 1e-3
+        return outputs if isinstance(result, list) else outputs[0]
+
+
+VARIANT_FAKES = {
+    # fake: (layers whose fixtures replay it, the variants that must catch it, the
+    # quantity their failures must name)
+    FakeWrongOnInferenceHandle: (
+        ["dense", "batch_norm", "lstm"],
+        {"inference handle"},
+        "output:",
+    ),
+    FakeWrongWithCapacity: (["conv1d", "gru"], {"capacity 8x16", "capacity BxT"}, "grad:"),
+    FakeWrongWithoutInputGradient: (["dense", "bidirectional"], {"no d_in"}, "grad:"),
+    FakeWrongWithoutFinalState: (["rnn", "bidirectional"], {"no final state"}, "output:"),
+}
+
+
+@pytest.mark.parametrize("fake", list(VARIANT_FAKES), ids=lambda f: f.__name__)
+def test_replay_catches_a_fault_only_on_an_on_device_path(fake):
+    """Replay fails on every layer named, each failure a quantity of the faulty
+    path's variant with its element; no plain-path quantity and no other variant
+    fails. The call sequences of those layers fail in that variant too."""
+    from helpers import FIXTURES
+
+    from parity.replay import replay
+
+    layers, variants, quantity = VARIANT_FAKES[fake]
+    run = replay(FIXTURES, layers=layers, backend=FakeLayerBackend(fake))
+    assert not run.passed
+    assert {r.case.layer for r in run.failed_cases} == set(layers)
+    failing = {c.quantity for r in run.failed_cases for c in r.comparisons if not c.passed}
+    assert all(q.endswith(")") for q in failing), f"a plain-path quantity failed: {failing}"
+    assert {q.rsplit(" (", 1)[1][:-1] for q in failing} == variants, failing
+    located = located_failures("\n".join(r.failure_message() for r in run.failed_cases))
+    for variant in variants:
+        assert any(q.startswith(quantity) and q.endswith(f" ({variant})") for q in located), (
+            f"no failure of {quantity}* ({variant}) with an element location in {located}"
+        )
+    # The recorded call sequences run the variants too (all but the call-sized capacity)
+    sequences = located_failures("\n".join(run.problems))
+    for variant in variants - {"capacity BxT"}:
+        assert any(q.endswith(f" ({variant})") for q in sequences), (
+            f"no call-sequence failure of ({variant}) with an element location in {run.problems}"
+        )
 
 
 def _live_case(spec_name: str, extra: dict | None = None, **config) -> Case:

@@ -188,21 +188,26 @@ def _memory() -> tuple[int, int]:
     return current.value, peak.value
 
 
+def _typed(layer, suffix: str):
+    """The layer's typed C function NNTK<Name><suffix>."""
+    return getattr(nn.lib, f"NNTK{layer.layer_type.name}{suffix}")
+
+
 def _raw_handle(layer, capacity: tuple[int, int] | None):
     """A C handle of `layer`'s configuration: CreateForInference, or CreateForTraining
     with a capacity (batch, steps); its weights filled with values in [0.1, 0.5] (valid
     for every layer, BatchNorm's variance included)."""
-    config = layer._fn("ConfigCreate")(*layer._config_args())
+    config = layer._new_config()
     if capacity is None:
-        handle = layer._fn("CreateForInference")(config)
+        handle = _typed(layer, "CreateForInference")(config)
     else:
-        handle = layer._fn("CreateForTraining")(
+        handle = _typed(layer, "CreateForTraining")(
             config, ctypes.byref(nn._native.TrainingConfig(*capacity))
         )
-    layer._fn("ConfigDestroy")(config)
+    _typed(layer, "ConfigDestroy")(config)
     assert handle, nn.lib.NNTKLastError().decode()
     weights, count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-    assert layer._fn("GetWeights")(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
+    assert _typed(layer, "GetWeights")(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
     if count.value:  # Activation has no weights
         block = np.ctypeslib.as_array(weights, (count.value,))
         block[:] = np.random.default_rng(1).uniform(0.1, 0.5, count.value)
@@ -211,7 +216,7 @@ def _raw_handle(layer, capacity: tuple[int, int] | None):
 
 def _apply(layer, handle, suffix: str, x: np.ndarray, out: np.ndarray) -> None:
     floats = ctypes.POINTER(ctypes.c_float)
-    status = layer._fn(suffix)(
+    status = _typed(layer, suffix)(
         handle, x.shape[0], x.shape[1], x.ctypes.data_as(floats), out.ctypes.data_as(floats)
     )
     assert status == 0, nn.lib.NNTKLastError().decode()
@@ -239,7 +244,7 @@ def test_inference_call_allocates_nothing_after_create(name, steps):
         assert _memory() == (before, before), (name, steps)
         assert np.any(out != 0)  # it did compute
     finally:
-        layer._fn("Destroy")(handle)
+        _typed(layer, "Destroy")(handle)
 
 
 @pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
@@ -249,7 +254,7 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
     allocate nothing."""
     layer, features = _build(name)
     handle = _raw_handle(layer, (4, 60))
-    gradient = layer._fn("GradientCreate")(handle)
+    gradient = _typed(layer, "GradientCreate")(handle)
     assert gradient, nn.lib.NNTKLastError().decode()
     floats = ctypes.POINTER(ctypes.c_float)
     try:
@@ -262,15 +267,15 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
             _apply(layer, handle, "ApplyTrainingBatch", x, out)
             d_out = rng.standard_normal(out.size).astype(np.float32)
             d_in = np.zeros(x.size, np.float32)
-            status = layer._fn("CalculateGradient")(
+            status = _typed(layer, "CalculateGradient")(
                 handle, gradient, d_out.ctypes.data_as(floats), d_in.ctypes.data_as(floats)
             )
             assert status == 0, nn.lib.NNTKLastError().decode()
             _apply(layer, handle, "ApplyInference", x, out)
         assert _memory() == (before, before), name
     finally:
-        layer._fn("GradientDestroy")(gradient)
-        layer._fn("Destroy")(handle)
+        _typed(layer, "GradientDestroy")(gradient)
+        _typed(layer, "Destroy")(handle)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])

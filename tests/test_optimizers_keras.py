@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 
+import c_api
 import numpy as np
 import pytest
 from helpers import write_lines
@@ -399,7 +400,7 @@ def test_c_level_step_errors():
             assert info.value.message.startswith("NNTKOptimizerStep: ")
 
         expect("optimizer is NULL", "NNTK_ERROR_NULL_POINTER", None, n, wp, gp, sizes)
-        config = lib.NNTKDenseConfigCreate(2, 2, 0, 1)  # a handle of another kind
+        config = c_api.config_create("Dense")(2, 2, 0, 1)  # a handle of another kind
         try:
             expect("expected kind", "NNTK_ERROR_INVALID_STATE", config, n, wp, gp, sizes)
         finally:

@@ -12,6 +12,7 @@ import ctypes
 import itertools
 import zlib
 
+import c_api
 import numpy as np
 import pytest
 
@@ -359,7 +360,7 @@ def _ptr(a):
 @pytest.mark.parametrize("name", [cls.__name__ for cls in CELLS.values()])
 def test_c_errors(name):
     tanh, sigmoid = 6, 4
-    create = getattr(lib, f"NNTK{name}ConfigCreate")
+    create = c_api.config_create(name)
     args = {
         "RNN": lambda d, u, a=tanh: (d, u, a, 1, 0, 0),
         "GRU": lambda d, u, a=tanh: (d, u, a, sigmoid, 1, 1, 0, 0),
@@ -440,7 +441,7 @@ def test_c_training_capacity_and_growth(name):
         "LSTM": (3, 2, 6, 4, 1, 1, 0),
     }
     fn = lambda suffix: getattr(lib, f"NNTK{name}{suffix}")  # noqa: E731
-    config = fn("ConfigCreate")(*args[name])
+    config = c_api.config_create(name)(*args[name])
     try:
         with pytest.raises(NNTKError, match="training_config.max_batch must be >= 1"):
             fn("CreateForTraining")(config, ctypes.byref(TrainingConfig(-1, 3)))

@@ -6,7 +6,16 @@ from hypothesis import strategies as st
 
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import Tolerance
-from parity.spec import Bucket, Case, LayerSpec, around, boundaries, sizes, tile_heights
+from parity.spec import (
+    Bucket,
+    Case,
+    LayerSpec,
+    around,
+    boundaries,
+    kernel_products,
+    sizes,
+    tile_heights,
+)
 from parity.specs.dense import keras_activation
 
 PADDINGS = ("valid", "same", "causal")
@@ -20,6 +29,37 @@ def output_steps(case) -> int:
     c = case.config
     n = case.steps - effective_kernel(c) + 1 if c["padding"] == "valid" else case.steps
     return -(-n // c["strides"])
+
+
+def kernel_product_case(case: Case, m: int, n: int) -> Case:
+    """A case whose forward pass makes two (M, N) products of nntk_matmul, one with
+    the bias and one accumulating without it: causal, kernel_size M + 1 and 2M steps,
+    so the last M outputs see every tap (the full rows: one product, bias added) and
+    the first M outputs miss the first taps (the edge rows, tap by tap: tap j adds
+    its j rows into the output, no bias; the last tap's M). N = filters, one input
+    channel. Every kernel instance (tile, one-row block) thus runs both sides of its
+    `bias` and `accumulate` tests."""
+    config = {
+        **case.config,
+        "padding": "causal",
+        "kernel_size": m + 1,
+        "strides": 1,
+        "dilation_rate": 1,
+        "filters": n,
+        "input_dim": 1,
+        "use_bias": True,
+    }
+    return replace(case, batch=1, steps=2 * m, config=config)
+
+
+def kernel_product(case: Case) -> tuple[int, int] | None:
+    """(M, N) of a kernel_product_case, None for any other case."""
+    c = case.config
+    m = c["kernel_size"] - 1
+    shaped = (c["padding"], c["strides"], c["dilation_rate"], c["input_dim"]) == ("causal", 1, 1, 1)
+    if shaped and c["use_bias"] and m >= 1 and case.steps == 2 * m:
+        return m, c["filters"]
+    return None
 
 
 class Conv1dSpec(LayerSpec):
@@ -138,6 +178,14 @@ class Conv1dSpec(LayerSpec):
                     c, steps=effective_kernel(c.config), config={**c.config, "padding": "valid"}
                 ),
             ),
+            *[
+                Bucket(
+                    f"kernel product {m}x{n}",
+                    lambda c, m=m, n=n: kernel_product(c) == (m, n),
+                    lambda c, m=m, n=n: kernel_product_case(c, m, n),
+                )
+                for m, n in kernel_products()
+            ],
         ]
 
     def lean(self, case: Case, out_steps: int, **config) -> Case:

@@ -6,7 +6,16 @@ from hypothesis import strategies as st
 
 from nntk_core.activations import ACTIVATIONS
 from parity.compare import Tolerance
-from parity.spec import Bucket, Case, LayerSpec, around, boundaries, sizes, tile_heights
+from parity.spec import (
+    Bucket,
+    Case,
+    LayerSpec,
+    around,
+    boundaries,
+    kernel_constants,
+    sizes,
+    tile_heights,
+)
 
 
 def keras_activation(keras, name: str):
@@ -83,6 +92,29 @@ class DenseSpec(LayerSpec):
                 lambda c: self.lean(c, rows=2, units=1),
             ),
             *self.row_buckets(),
+            *self.blas_buckets(),
+        ]
+
+    def blas_buckets(self) -> list[Bucket]:
+        """Where the library is built with OpenBLAS, one case whose training products
+        are large enough to go to it (rows = units = input_dim = side, side³ >=
+        blas_min_macs multiply-adds): the only case that does, so it is kept at the
+        threshold."""
+        macs = kernel_constants().get("blas_min_macs")
+        if macs is None:
+            return []
+        side = round(macs ** (1 / 3))
+        side += side**3 < macs
+        return [
+            Bucket(
+                f"rows=units=input_dim={side} (BLAS)",
+                lambda c: (
+                    c.batch * c.steps == side
+                    and c.config["units"] == side
+                    and c.config["input_dim"] == side
+                ),
+                lambda c: self.lean(c, rows=side, units=side, input_dim=side),
+            )
         ]
 
     def row_buckets(self, depth: bool = True) -> list[Bucket]:

@@ -2,8 +2,8 @@
  *
  * Two instances of the wrapped layer run on the same input: the forward one
  * with the given go_backwards, the backward one with go_backwards negated.
- * Implemented by calling the inner layer's public functions (nntk/rnn.h,
- * gru.h, lstm.h). With return_sequences the backward instance's output
+ * Implemented over two handles of the wrapped layer (nntk/rnn.h, gru.h,
+ * lstm.h), driven through the generic layer functions. With return_sequences the backward instance's output
  * sequence is reversed back along time before merging, so at position t it is
  * its state after consuming x_{T-1} ... x_t (Keras reverses it whatever
  * go_backwards is). Without return_sequences the two final outputs are merged.
@@ -29,6 +29,7 @@
 #ifndef NNTK_BIDIRECTIONAL_H
 #define NNTK_BIDIRECTIONAL_H
 
+#include "nntk/layer.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
@@ -63,6 +64,12 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
     int32_t layer, int64_t input_dim, int64_t units, int32_t activation,
     int32_t recurrent_activation, int32_t use_bias, int32_t reset_after,
     int32_t return_sequences, int32_t go_backwards, int32_t merge_mode);
+/* Bidirectional around `inner`, a config of any layer type with states and a
+ * go_backwards field (RNN, GRU, LSTM; made by its ConfigCreate or by
+ * NNTKLayerConfigCreateFromValues; copied, so the caller still owns it);
+ * merge_mode a NNTKMergeMode. NULL on error (see NNTKLastError). */
+NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreateFor(const NNTKLayerConfig *inner,
+                                                                   int32_t merge_mode);
 NNTK_API void NNTKBidirectionalConfigDestroy(NNTKBidirectionalConfig *config);
 
 /* Weights start at zero; fill them through NNTKBidirectionalGetWeights. */

@@ -20,6 +20,7 @@
 #include "nntk/bidirectional.h"
 #include "nntk/conv1d.h"
 #include "nntk/dense.h"
+#include "nntk/layer.h"
 #include "nntk/gru.h"
 #include "nntk/loss.h"
 #include "nntk/lstm.h"

@@ -16,12 +16,13 @@
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.3989422804014327f
 
+const char *const nntk_activation_names[NNTK_ACTIVATION_COUNT_] = {
+    "linear", "relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh", "softmax",
+    "elu", "selu", "softplus", "softsign", "swish", "gelu", "gelu_approximate", "exponential"};
+
 const char *nntk_activation_name(NNTKActivationKind kind) {
-    static const char *const names[NNTK_ACTIVATION_COUNT_] = {
-        "linear", "relu", "relu6", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh", "softmax",
-        "elu", "selu", "softplus", "softsign", "swish", "gelu", "gelu_approximate", "exponential"};
     if ((int)kind < 0 || kind >= NNTK_ACTIVATION_COUNT_) return "unknown";
-    return names[kind];
+    return nntk_activation_names[kind];
 }
 
 /* Sigmoid without overflow: exp only ever sees a non-positive argument. */

@@ -43,7 +43,8 @@ typedef struct NNTKKernels {
      * op(A) = A (M, K) with leading dimension lda, or Aᵀ for A stored (K, M)
      * when trans_a. accumulate: the chain starts from C's value instead of 0.
      * bias (or NULL) is added after the chain. Rows of A may overlap (lda
-     * smaller than K, e.g. convolution windows). */
+     * smaller than K, e.g. convolution windows). M, N, K >= 1: no empty product
+     * (every caller's sizes are validated ones). */
     void (*matmul)(int trans_a, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                    const float *b, int64_t ldb, const float *bias, int accumulate, float *c,
                    int64_t ldc);

@@ -14,16 +14,18 @@
  * then + bias[j] (bias may be NULL). A row of C depends only on the same row
  * of A, never on M: use this wherever results must not depend on how rows
  * are batched. op(A) = A (M, K), lda apart, or Aᵀ of A stored (K, M) when
- * trans_a. Rows of A may overlap (lda < K). */
+ * trans_a. Rows of A may overlap (lda < K). M, N, K >= 1 (every caller's sizes are
+ * validated ones). */
 void nntk_matmul(int trans_a, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                  const float *b, int64_t ldb, const float *bias, int accumulate, float *c,
                  int64_t ldc);
 
-/* C (M, N) = alpha * op(A) · op(B) + beta * C, all row-major. Large products
- * go to BLAS when built with it (summation order: BLAS's own), the rest to
- * nntk_matmul (beta == 1 then continues each element's chain from C).
- * op(A) is (M, K): A is (M, K) with leading dimension lda, or (K, M) when
- * trans_a. op(B) is (K, N): B is (K, N), or (N, K) when trans_b.
+/* C (M, N) = alpha * op(A) · op(B) + beta * C, all row-major, for alpha = 1 and
+ * beta 0 or 1 only (the own kernel's accumulate flag: no caller needs more) and
+ * M, N, K >= 1. Large products go to BLAS when built with it (summation order:
+ * BLAS's own), the rest to nntk_matmul (beta == 1 then continues each element's
+ * chain from C). op(A) is (M, K): A is (M, K) with leading dimension lda, or
+ * (K, M) when trans_a. op(B) is (K, N): B is (K, N), or (N, K) when trans_b.
  * beta == 0 overwrites C (its old contents are never read). */
 void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
@@ -48,5 +50,8 @@ void nntk_activation_backward(NNTKActivationKind kind, int64_t rows, int64_t dim
 
 /* Keras name of an activation ("gelu", ...), or "unknown". */
 const char *nntk_activation_name(NNTKActivationKind kind);
+/* The Keras names of the activations, indexed by NNTKActivationKind (the one
+ * table: the layer descriptions' enum names come from it too). */
+extern const char *const nntk_activation_names[NNTK_ACTIVATION_COUNT_];
 
 #endif /* NNTK_OPS_H */

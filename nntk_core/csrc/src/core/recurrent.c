@@ -6,54 +6,67 @@
 #include "core/ops.h"
 #include "core/recurrent.h"
 
-static NNTKStatus check_flag(const char *fn, const char *arg, int32_t value) {
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (value != 0 && value != 1)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s must be 0 or 1 (got %d)", fn, arg,
-                         (int)value);
-    /* GCOVR_EXCL_BR_STOP */
-    return NNTK_OK;
+/* --- the config ----------------------------------------------------------------------------- */
+
+static const NNTKRecurrentCell *cell_of(const NNTKLayerConfig *config) {
+    return (const NNTKRecurrentCell *)config->type->impl;
 }
 
-NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec, int64_t input_dim,
-                                    int64_t units, int64_t gates, int64_t states,
-                                    int32_t activation, int32_t recurrent_activation,
-                                    int32_t use_bias, int32_t reset_after,
-                                    int32_t return_sequences, int32_t go_backwards) {
-    NNTKStatus s;
-    if ((s = nntk_check_size(fn, "input_dim", input_dim, NNTK_MAX_DIM)) != NNTK_OK) return s;
-    if ((s = nntk_check_size(fn, "units", units, NNTK_MAX_DIM)) != NNTK_OK) return s;
-    /* kernel (D, GU) and recurrent_kernel (U, GU) must each fit one tensor. */
-    const int64_t wide = gates * units;
-    /* GCOVR_EXCL_BR_START: argument validation */
-    if (wide > NNTK_MAX_ELEMENTS / input_dim || wide > NNTK_MAX_ELEMENTS / units)
+/* The value of the config field `name`, or `absent` when the layer has none. */
+static int64_t field(const NNTKLayerConfig *config, const char *name, int64_t absent) {
+    const int32_t i = nntk_layer_field_index(config->type, name);
+    return i >= 0 ? nntk_layer_int(config, i) : absent;
+}
+
+static NNTKRecurrentSpec spec_of(const NNTKLayerConfig *config) {
+    const NNTKRecurrentCell *cell = cell_of(config);
+    NNTKRecurrentSpec spec = {
+        .cell = cell,
+        .input_dim = field(config, "input_dim", 0),
+        .units = field(config, "units", 0),
+        .gates = cell->gates,
+        .states = cell->states,
+        .activation = (NNTKActivationKind)field(config, "activation", NNTK_ACTIVATION_LINEAR),
+        .recurrent_activation =
+            (NNTKActivationKind)field(config, "recurrent_activation", NNTK_ACTIVATION_LINEAR),
+        .use_bias = (int32_t)field(config, "use_bias", 0),
+        .reset_after = (int32_t)field(config, "reset_after", 0),
+        .return_sequences = (int32_t)field(config, "return_sequences", 0),
+        .go_backwards = (int32_t)field(config, "go_backwards", 0),
+    };
+    const int64_t wide = spec.gates * spec.units;
+    spec.bias_count = spec.use_bias ? (spec.reset_after ? 2 : 1) * wide : 0;
+    return spec;
+}
+
+/* GCOVR_EXCL_BR_START: argument validation */
+NNTKStatus nntk_recurrent_check(const char *fn, const NNTKLayerConfig *config) {
+    const NNTKRecurrentSpec spec = spec_of(config);
+    const int64_t wide = spec.gates * spec.units;
+    if (wide > NNTK_MAX_ELEMENTS / spec.input_dim || wide > NNTK_MAX_ELEMENTS / spec.units)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                          "%s: input_dim=%lld, units=%lld give weights larger than the largest tensor",
-                         fn, (long long)input_dim, (long long)units);
-    if ((s = nntk_check_activation(fn, "activation", activation)) != NNTK_OK) return s;
-    if (gates > 1 &&
-        (s = nntk_check_activation(fn, "recurrent_activation", recurrent_activation)) != NNTK_OK)
-        return s;
-    /* GCOVR_EXCL_BR_STOP */
-    if ((s = check_flag(fn, "use_bias", use_bias)) != NNTK_OK) return s;
-    if ((s = check_flag(fn, "reset_after", reset_after)) != NNTK_OK) return s;
-    if ((s = check_flag(fn, "return_sequences", return_sequences)) != NNTK_OK) return s;
-    if ((s = check_flag(fn, "go_backwards", go_backwards)) != NNTK_OK) return s;
-    *spec = (NNTKRecurrentSpec){
-        .input_dim = input_dim,
-        .units = units,
-        .gates = gates,
-        .states = states,
-        .activation = (NNTKActivationKind)activation,
-        .recurrent_activation =
-            gates > 1 ? (NNTKActivationKind)recurrent_activation : NNTK_ACTIVATION_LINEAR,
-        .use_bias = use_bias,
-        .reset_after = reset_after,
-        .return_sequences = return_sequences,
-        .go_backwards = go_backwards,
-        .bias_count = use_bias ? (reset_after ? 2 : 1) * wide : 0,
-    };
+                         fn, (long long)spec.input_dim, (long long)spec.units);
     return NNTK_OK;
+}
+/* GCOVR_EXCL_BR_STOP */
+
+int32_t nntk_recurrent_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
+    const NNTKRecurrentSpec spec = spec_of(config);
+    const int64_t d = spec.input_dim, u = spec.units, gu = spec.gates * u;
+    blocks[0] = (NNTKWeightBlock){"kernel", 2, {d, gu}, "glorot_uniform", 1};
+    blocks[1] = (NNTKWeightBlock){"recurrent_kernel", 2, {u, gu}, "orthogonal", 1};
+    if (!spec.use_bias) return 2;
+    const char *init = field(config, "unit_forget_bias", 0) ? "unit_forget_bias" : "zeros";
+    blocks[2] = spec.reset_after ? (NNTKWeightBlock){"bias", 2, {2, gu}, init, 1}
+                                 : (NNTKWeightBlock){"bias", 1, {gu}, init, 1};
+    return 3;
+}
+
+int32_t nntk_recurrent_states(const NNTKLayerConfig *config, int64_t *widths) {
+    const NNTKRecurrentSpec spec = spec_of(config);
+    for (int64_t i = 0; i < spec.states; i++) widths[i] = spec.units;
+    return (int32_t)spec.states;
 }
 
 NNTKRecurrentWeights nntk_recurrent_weights(const NNTKRecurrentFilter *f) {
@@ -65,106 +78,115 @@ NNTKRecurrentWeights nntk_recurrent_weights(const NNTKRecurrentFilter *f) {
     return w;
 }
 
+/* --- workspace sizes ----------------------------------------------------------------------- */
+
+/* Floats in (B, w·U) arrays of a cell's list, per batch row and step, in units of U. */
+static int64_t sum_widths(const int64_t *widths, int n) {
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += widths[i];
+    return total;
+}
+
+/* Training cache (processing order k, then batch row):
+ *   x       (T, B, D)       the input, x[k] = in[:, position(k), :]
+ *   states  S × (T+1, B, U) state s: [0] = initial, [k+1] = after step k
+ *   values  the cell's kept arrays, each (T, B, value_width·U) */
+typedef struct {
+    float *x, *states;
+    NNTKRecurrentSlots values;
+} Cache;
+
+static int64_t cache_size(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    const NNTKRecurrentCell *cell = s->cell;
+    const int64_t bu = batch * s->units;
+    return batch * steps * s->input_dim + cell->states * (steps + 1) * bu +
+           sum_widths(cell->value_width, cell->values) * steps * bu;
+}
+
+static Cache cache_layout(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps) {
+    const NNTKRecurrentCell *cell = f->spec.cell;
+    const int64_t bu = batch * f->spec.units;
+    Cache c = {0};
+    c.x = f->cache;
+    c.states = c.x + batch * steps * f->spec.input_dim;
+    float *next = c.states + cell->states * (steps + 1) * bu;
+    for (int i = 0; i < cell->values; i++) {
+        c.values.a[i] = next;
+        next += cell->value_width[i] * steps * bu;
+    }
+    return c;
+}
+
+/* Scratch of a forward pass: xp the input projection (training: (T·B, G·U),
+ * every step; inference: (B, block, G·U), one block of steps), hp (B, G·U);
+ * inference also the states (S, 2, B, U) (ping-pong) and one step's values. */
+static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps,
+                               int training) {
+    const NNTKRecurrentCell *cell = s->cell;
+    const int64_t bu = batch * s->units;
+    const int64_t one_step = 2 * cell->states + sum_widths(cell->value_width, cell->values);
+    return s->gates * nntk_recurrent_projected_steps(steps, training) * bu + s->gates * bu +
+           (training ? 0 : one_step * bu);
+}
+
+/* The larger of the forward (training) and backward scratch: reserved at
+ * creation for a training capacity. Backward: rt (G·U, U) = recurrent_kernelᵀ,
+ * wt (G·U, D) = kernelᵀ, d_state, d_prev (S, B, U) each, the cell's work
+ * (B, work·U), the pre-activation gradients (T, B, grad_width·U) each. */
+static int64_t training_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps) {
+    const NNTKRecurrentCell *cell = s->cell;
+    const int64_t u = s->units, gu = s->gates * u, bu = batch * u;
+    const int64_t fwd = forward_scratch(s, batch, steps, 1);
+    const int64_t bwd = gu * u + gu * s->input_dim + (2 * cell->states + cell->work) * bu +
+                        sum_widths(cell->grad_width, cell->grads) * steps * bu;
+    return fwd > bwd ? fwd : bwd;
+}
+
 /* --- handles ------------------------------------------------------------------------------ */
 
-NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
-                                                  const NNTKRecurrentSpec *spec) {
-    NNTKRecurrentConfig *config = calloc(1, sizeof *config);
-    if (config == NULL) {
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-        return NULL;
-    }
-    config->tag = tag;
-    config->spec = *spec;
-    return config;
-}
-
-void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag) {
-    if (config == NULL || config->tag != tag) return;
-    config->tag = NNTK_TAG_DEAD;
-    free(config);
-}
-
-NNTKStatus nntk_recurrent_reserve_cache(const char *fn, NNTKRecurrentFilter *f, int64_t floats) {
-    return nntk_reserve(fn, &f->cache, &f->cache_capacity, floats);
-}
-
-NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_t floats,
-                                          float **scratch) {
+/* Reserves `floats` of the filter's scratch (grows only; contents are not
+ * kept or cleared); *scratch points at it. */
+static NNTKStatus reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_t floats,
+                                  float **scratch) {
     NNTKStatus s = nntk_reserve(fn, &f->scratch, &f->scratch_capacity, floats);
     if (s != NNTK_OK) return s;
     *scratch = f->scratch; /* not cleared: every user writes before it reads */
     return NNTK_OK;
 }
 
-NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
-                                           uint32_t config_tag, uint32_t filter_tag, int training,
-                                           const NNTKTrainingConfig *training_config,
-                                           NNTKRecurrentSizeFn cache_size,
-                                           NNTKRecurrentSizeFn scratch_size,
-                                           NNTKRecurrentSizeFn inference_scratch) {
-    if (nntk_check_handle(fn, "config", config, config_tag) != NNTK_OK) return NULL;
-    int64_t max_batch = 0, max_steps = 0;
-    if (training && nntk_training_capacity(fn, training_config, &max_batch, &max_steps) != NNTK_OK)
-        return NULL;
-    NNTKRecurrentFilter *f = calloc(1, sizeof *f);
-    if (f == NULL) {
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-        return NULL;
-    }
-    const NNTKRecurrentSpec *spec = &config->spec;
-    const int64_t gu = spec->gates * spec->units;
-    f->tag = filter_tag;
-    f->spec = *spec;
-    f->training = training;
-    f->weight_count = spec->input_dim * gu + spec->units * gu + spec->bias_count;
-    f->weights = nntk_alloc_floats(f->weight_count);
-    /* GCOVR_EXCL_BR_START: out of memory: the weights were not allocated */
-    f->panels = f->weights ? nntk_alloc_floats(spec->units * gu) : NULL;
-    /* GCOVR_EXCL_BR_STOP */
-    if (f->weights == NULL || f->panels == NULL) {
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld weights", fn,
-                  (long long)f->weight_count);
-        nntk_recurrent_destroy(f, filter_tag);
-        return NULL;
-    }
-    const int64_t inference_batch = max_batch > 0 ? max_batch : 1;
-    /* GCOVR_EXCL_BR_START: out of memory */
-    if (nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
-                     inference_scratch(spec, inference_batch, NNTK_RECURRENT_PROJECTION_STEPS)) !=
-            NNTK_OK ||
-    /* GCOVR_EXCL_BR_STOP */
-        (max_batch > 0 &&
-         /* GCOVR_EXCL_BR_START: out of memory */
-         (nntk_recurrent_reserve_cache(fn, f, cache_size(spec, max_batch, max_steps)) != NNTK_OK ||
-          nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
-                       scratch_size(spec, max_batch, max_steps)) != NNTK_OK))) {
-         /* GCOVR_EXCL_BR_STOP */
-        nntk_recurrent_destroy(f, filter_tag);
-        return NULL;
-    }
-    return f;
+/* Every handle reserves the inference scratch of NNTK_RECURRENT_PROJECTION_STEPS
+ * steps for batch 1 (a training capacity: see nntk_recurrent_reserve). */
+NNTKStatus nntk_recurrent_init(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *config,
+                               const NNTKTrainingConfig *training_config) {
+    (void)training_config; /* the capacity comes through nntk_recurrent_reserve */
+    NNTKRecurrentFilter *f = layer->state;
+    f->spec = spec_of(config);
+    f->weights = layer->weights;
+    const int64_t gu = f->spec.gates * f->spec.units;
+    f->panels = nntk_alloc_floats(f->spec.units * gu);
+    if (f->panels == NULL)
+        return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld weights", fn,
+                         (long long)layer->weight_count);
+    return nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                        forward_scratch(&f->spec, 1, NNTK_RECURRENT_PROJECTION_STEPS, 0));
 }
 
-void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag) {
-    if (filter == NULL || filter->tag != tag) return;
-    filter->tag = NNTK_TAG_DEAD;
-    nntk_free(filter->weights);
-    nntk_free(filter->cache);
-    nntk_free(filter->scratch);
-    nntk_free(filter->panels);
-    free(filter);
+void nntk_recurrent_release(NNTKLayer *layer) {
+    NNTKRecurrentFilter *f = layer->state;
+    nntk_free(f->scratch);
+    nntk_free(f->panels);
 }
 
-NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
-                                      float **weights, int64_t *count) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "weights", weights)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "count", count)) != NNTK_OK) return s;
-    *weights = filter->weights;
-    *count = filter->weight_count;
-    return NNTK_OK;
+NNTKStatus nntk_recurrent_reserve(const char *fn, NNTKLayer *layer, int64_t batch, int64_t steps,
+                                  int64_t out_steps) {
+    (void)out_steps;
+    NNTKRecurrentFilter *f = layer->state;
+    const int64_t training = training_scratch(&f->spec, batch, steps);
+    const int64_t inference = forward_scratch(&f->spec, batch, steps, 0);
+    NNTKStatus s = nntk_layer_reserve(fn, layer, cache_size(&f->spec, batch, steps));
+    if (s != NNTK_OK) return s;
+    return nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
+                        training > inference ? training : inference);
 }
 
 static int64_t widest(const NNTKRecurrentSpec *spec) {
@@ -172,95 +194,27 @@ static int64_t widest(const NNTKRecurrentSpec *spec) {
     return spec->input_dim > gu ? spec->input_dim : gu;
 }
 
-NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKRecurrentFilter *filter,
-                                       uint32_t tag, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out_steps", out_steps)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out_features", out_features)) != NNTK_OK) return s;
-    if ((s = nntk_check_batch(fn, batch, steps, widest(&filter->spec))) != NNTK_OK) return s;
-    *out_steps = filter->spec.return_sequences ? steps : 1;
-    *out_features = filter->spec.units;
-    return NNTK_OK;
-}
-
-NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
-                                                      const NNTKRecurrentFilter *filter,
-                                                      uint32_t filter_tag, uint32_t gradient_tag) {
-    if (nntk_check_handle(fn, "filter", filter, filter_tag) != NNTK_OK) return NULL;
-    if (!filter->training) {
-        nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-        return NULL;
-    }
-    NNTKRecurrentGradient *g = calloc(1, sizeof *g);
-    float *block = nntk_alloc_floats(filter->weight_count);
-    if (g == NULL || block == NULL) {
-        free(g);
-        nntk_free(block);
-        nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-        return NULL;
-    }
-    *g = (NNTKRecurrentGradient){gradient_tag, filter, block, filter->weight_count};
-    return g;
-}
-
-void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t tag) {
-    if (gradient == NULL || gradient->tag != tag) return;
-    gradient->tag = NNTK_TAG_DEAD;
-    nntk_free(gradient->d_weights);
-    free(gradient);
-}
-
-NNTKStatus nntk_recurrent_gradient_get_weights(const char *fn, NNTKRecurrentGradient *gradient,
-                                               uint32_t tag, float **weights, int64_t *count) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "gradient", gradient, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "weights", weights)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "count", count)) != NNTK_OK) return s;
-    *weights = gradient->d_weights;
-    *count = gradient->count;
-    return NNTK_OK;
-}
-
-/* --- checks ------------------------------------------------------------------------------- */
-
-NNTKStatus nntk_recurrent_check_apply(const char *fn, const NNTKRecurrentFilter *filter,
-                                      uint32_t tag, int training, int64_t batch, int64_t steps,
-                                      const float *in, const float *out) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "in", in)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
-    if ((s = nntk_check_batch(fn, batch, steps, widest(&filter->spec))) != NNTK_OK) return s;
-    if (training && !filter->training)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-    return NNTK_OK;
-}
-
-NNTKStatus nntk_recurrent_check_gradient(const char *fn, const NNTKRecurrentFilter *filter,
-                                         uint32_t filter_tag,
-                                         const NNTKRecurrentGradient *gradient,
-                                         uint32_t gradient_tag, const float *d_out,
-                                         const char *apply_name) {
-    NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "filter", filter, filter_tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_handle(fn, "gradient", gradient, gradient_tag)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "d_out", d_out)) != NNTK_OK) return s;
-    if (gradient->filter != filter)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: gradient was created for another filter", fn);
-    if (!filter->training)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-    if (filter->batch == 0)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: no training batch yet (call %s first)", fn,
-                         apply_name);
-    return NNTK_OK;
+NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKLayer *layer, int64_t batch,
+                                       int64_t steps, int64_t *out_steps, int64_t *out_features) {
+    const NNTKRecurrentFilter *f = layer->state;
+    NNTKStatus s = nntk_check_batch(fn, batch, steps, widest(&f->spec));
+    *out_steps = f->spec.return_sequences ? steps : 1;
+    *out_features = f->spec.units;
+    return s;
 }
 
 /* --- the sequence --------------------------------------------------------------------------- */
 
-void nntk_recurrent_store_output(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                 int64_t k, const float *h, float *out) {
+/* Input position of processing step k. */
+static int64_t position(const NNTKRecurrentSpec *spec, int64_t k, int64_t steps) {
+    return spec->go_backwards ? steps - 1 - k : k;
+}
+
+/* Writes h (B, U), the state after processing step k, into the output:
+ * out (B, T, U) at [:, k, :] (processing order, as Keras) with
+ * return_sequences, else out (B, U) when k is the last step. */
+static void store_output(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps, int64_t k,
+                         const float *h, float *out) {
     const int64_t u = spec->units;
     if (spec->return_sequences) {
         for (int64_t b = 0; b < batch; b++) nntk_copy(out + (b * steps + k) * u, h + b * u, u);
@@ -269,8 +223,10 @@ void nntk_recurrent_store_output(const NNTKRecurrentSpec *spec, int64_t batch, i
     }
 }
 
-void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                    int64_t k, const float *d_out, const float *carry, float *dh) {
+/* dh (B, U) = d_out's part for processing step k (zeros when k has no output)
+ * + carry (B, U) (may be NULL). The mirror of store_output. */
+static void output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps, int64_t k,
+                            const float *d_out, const float *carry, float *dh) {
     const int64_t u = spec->units;
     const int has_output = spec->return_sequences || k == steps - 1;
     for (int64_t b = 0; b < batch; b++) {
@@ -284,16 +240,18 @@ void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch
     }
 }
 
-void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                 const float *in, float *x) {
+/* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
+static void gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
+                         const float *in, float *x) {
     const int64_t d = spec->input_dim;
     for (int64_t k = 0; k < steps; k++) {
-        const int64_t t = nntk_recurrent_position(spec, k, steps);
+        const int64_t t = position(spec, k, steps);
         for (int64_t b = 0; b < batch; b++) nntk_copy(x + (k * batch + b) * d, in + (b * steps + t) * d, d);
     }
 }
 
-void nntk_recurrent_load_state(int64_t batch, int64_t units, const float *state, float *dst) {
+/* dst (B, U) = state (B, U), or zeros when state is NULL. */
+static void load_state(int64_t batch, int64_t units, const float *state, float *dst) {
     if (state)
         nntk_copy(dst, state, batch * units);
     else
@@ -329,7 +287,10 @@ void nntk_recurrent_activate_backward(NNTKActivationKind kind, int64_t batch, in
  * one step are read first in the next, still in L1. Measured on the bench
  * machine (AVX-512, U = 64): 574 -> 467 ns per LSTM step, 425 -> 334 ns per
  * GRU step; neither the panels alone nor the alternation alone gains. */
-void nntk_recurrent_prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps) {
+/* Called by the forward pass before its loop: packs recurrent_kernel into
+ * f->panels and sets f->use_panels when the batch is 1 and the sequence long
+ * enough to repay the copy; clears use_panels otherwise. */
+static void prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps) {
     f->use_panels = batch == 1 && steps >= NNTK_RECURRENT_PANEL_MIN_STEPS;
     if (!f->use_panels) return;
     const int64_t u = f->spec.units, gu = f->spec.gates * u;
@@ -359,9 +320,14 @@ void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t bat
     }
 }
 
-int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                                     int64_t k0, int64_t n, const float *in, const float *bias,
-                                     float *xp) {
+/* The input projection of processing steps k0 .. k0+n-1 for inference:
+ * xp (B, n, G·U), row j of sample b = in[b, t_lo + j] · kernel [+ bias (G·U,)],
+ * where t_lo is the first input position of the block (returned): k0, or
+ * T-k0-n with go_backwards. Step k's row is position(k) - t_lo. Rows are
+ * computed independently (nntk_matmul), so the bits are those of one product
+ * over the whole sequence. */
+static int64_t project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps, int64_t k0,
+                             int64_t n, const float *in, const float *bias, float *xp) {
     const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
     const int64_t t_lo = f->spec.go_backwards ? steps - k0 - n : k0;
     const float *kernel = nntk_recurrent_weights(f).kernel; /* (D, GU) */
@@ -371,13 +337,172 @@ int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch
     return t_lo;
 }
 
-void nntk_recurrent_input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                                   const float *a, float *wt, float *d_in) {
+/* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
+ * a (T, B, G·U) the input-side pre-activation gradients in processing order;
+ * wt (G·U, D) scratch for kernelᵀ. */
+static void input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
+                           const float *a, float *wt, float *d_in) {
     const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
     nntk_transpose(d, gu, nntk_recurrent_weights(f).kernel, wt);
     for (int64_t k = 0; k < steps; k++) {
-        const int64_t t = nntk_recurrent_position(&f->spec, k, steps);
+        const int64_t t = position(&f->spec, k, steps);
         nntk_gemm(0, 0, batch, d, gu, 1.0f, a + k * batch * gu, gu, wt, d, 0.0f, d_in + t * d,
                   steps * d);
     }
+}
+
+/* --- the loop over time ------------------------------------------------------------------- */
+
+/* Runs the whole sequence from state0 (S, B, U) (NULL = zeros). training:
+ * keeps every step in the cache (whose x already holds the input in
+ * processing order); otherwise two states (ping-pong) and one step's values
+ * live in the scratch.
+ *
+ * The input projections are one product for all steps before the loop
+ * (training), or one per block of NNTK_RECURRENT_PROJECTION_STEPS steps inside
+ * it (inference: the scratch does not grow with T). Rows are computed
+ * independently of each other (nntk_matmul), so a row's bits do not depend on
+ * the layout or the number of steps: inference, training and streaming chunk
+ * by chunk give the same bits. */
+static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
+                          int64_t steps, const float *in, const float *state0, float *out,
+                          float *final_state) {
+    const NNTKRecurrentCell *cell = f->spec.cell;
+    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
+    const int64_t gu = f->spec.gates * u, ns = cell->states;
+    float *scratch;
+    NNTKStatus s = reserve_scratch(fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
+    if (s != NNTK_OK) return s;
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    const float *bias = cell->projection_bias ? w.bias : NULL; /* (G·U,) or NULL */
+    const int64_t block = nntk_recurrent_projected_steps(steps, training);
+    float *xp = scratch;          /* training (T·B, G·U); inference (B, block, G·U) */
+    float *hp = xp + block * gu * batch; /* (B, G·U) */
+    float *states;                /* S × (slots, B, U) */
+    int64_t slots;                /* training: T+1; inference: 2 (ping-pong) */
+    NNTKRecurrentSlots values = {{0}};
+    Cache c = {0};
+    if (training) {
+        c = cache_layout(f, batch, steps);
+        states = c.states;
+        slots = steps + 1;
+        /* x (T, B, D) in processing order: row k·B + b */
+        nntk_matmul(0, steps * batch, gu, d, c.x, d, w.kernel, gu, bias, 0, xp, gu);
+    } else {
+        states = hp + gu * batch;
+        slots = 2;
+        float *next = states + ns * 2 * bu;
+        for (int i = 0; i < cell->values; i++) {
+            values.a[i] = next;
+            next += cell->value_width[i] * bu;
+        }
+    }
+    const int64_t stride = slots * bu;
+    for (int64_t j = 0; j < ns; j++)
+        load_state(batch, u, state0 ? state0 + j * bu : NULL, states + j * stride);
+    prepare_product(f, batch, steps);
+    int64_t n = 0, t_lo = 0; /* inference: the projected block's steps and first position */
+    for (int64_t k = 0; k < steps; k++) {
+        const int64_t t = position(&f->spec, k, steps);
+        if (!training && k % block == 0) {
+            n = steps - k < block ? steps - k : block;
+            t_lo = project_block(f, batch, steps, k, n, in, bias, xp);
+        }
+        const int64_t prev = (training ? k : k % 2) * bu, next = (training ? k + 1 : (k + 1) % 2) * bu;
+        const float *xp_k = training ? xp + k * batch * gu : xp + (t - t_lo) * gu; /* B rows */
+        const int64_t ldxp = training ? gu : n * gu;
+        if (training)
+            for (int i = 0; i < cell->values; i++)
+                values.a[i] = c.values.a[i] + k * cell->value_width[i] * bu;
+        cell->forward_step(f, k, batch, xp_k, ldxp,
+                           (NNTKRecurrentStates){states + prev, states + next, stride}, hp, values,
+                           training);
+        store_output(&f->spec, batch, steps, k, states + next, out);
+    }
+    if (final_state) {
+        const int64_t last = (training ? steps : steps % 2) * bu;
+        for (int64_t j = 0; j < ns; j++) nntk_copy(final_state + j * bu, states + j * stride + last, bu);
+    }
+    return NNTK_OK;
+}
+
+NNTKStatus nntk_recurrent_forward(const char *fn, NNTKLayer *layer, NNTKApplyMode mode,
+                                  int64_t batch, int64_t steps, int64_t out_steps, const float *in,
+                                  const float *initial_state, float *out, float *final_state) {
+    (void)out_steps;
+    NNTKRecurrentFilter *f = layer->state;
+    const int training = mode != NNTK_APPLY_INFERENCE; /* FROZEN = TRAINING: no batch statistics */
+    if (training) {
+        f->cache = layer->workspace; /* reserved by nntk_recurrent_reserve */
+        gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
+    }
+    return forward(fn, f, training, batch, steps, in, initial_state, out, final_state);
+}
+
+/* BPTT over the kept batch, last processing step first. The loop carries
+ * only what is sequential (the state gradients through the cell); the weight
+ * gradients and the input gradient are large products over all steps after
+ * it, from the cell's pre-activation gradients of every step. */
+NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float *d_out,
+                                   const float *d_final_state, float *d_in,
+                                   float *d_initial_state, float *d_weights) {
+    NNTKRecurrentFilter *f = layer->state;
+    f->cache = layer->workspace;
+    f->batch = layer->batch;
+    f->steps = layer->steps;
+    const NNTKRecurrentCell *cell = f->spec.cell;
+    const int64_t batch = f->batch, steps = f->steps, d = f->spec.input_dim, u = f->spec.units;
+    const int64_t gu = f->spec.gates * u, bu = batch * u, rows = steps * batch, ns = cell->states;
+    float *scratch;
+    NNTKStatus s = reserve_scratch(fn, f, training_scratch(&f->spec, batch, steps), &scratch);
+    if (s != NNTK_OK) return s;
+    float *rt = scratch, *wt = rt + gu * u;            /* (G·U, U), (G·U, D) */
+    float *d_state = wt + gu * d, *d_prev = d_state + ns * bu; /* (S, B, U) each */
+    float *work = d_prev + ns * bu;                    /* (B, work·U) */
+    NNTKRecurrentSlots grads = {{0}};                  /* (T, B, grad_width·U) each */
+    float *next = work + cell->work * bu;
+    for (int i = 0; i < cell->grads; i++) {
+        grads.a[i] = next;
+        next += cell->grad_width[i] * rows * u;
+    }
+    const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
+    nntk_transpose(u, gu, w.recurrent, rt);
+    const Cache c = cache_layout(f, batch, steps);
+    const int64_t stride = (steps + 1) * bu;
+    /* The gradients reaching the states after step k (besides d_out): h's
+     * through `incoming`, the others (LSTM's c) in d_state[1:]. */
+    const float *incoming = d_final_state;
+    for (int64_t j = 1; j < ns; j++)
+        load_state(batch, u, d_final_state ? d_final_state + j * bu : NULL, d_state + j * bu);
+    for (int64_t k = steps - 1; k >= 0; k--) {
+        output_gradient(&f->spec, batch, steps, k, d_out, incoming, d_state);
+        NNTKRecurrentSlots values_k = {{0}}, grads_k = {{0}};
+        for (int i = 0; i < cell->values; i++)
+            values_k.a[i] = c.values.a[i] + k * cell->value_width[i] * bu;
+        for (int i = 0; i < cell->grads; i++) grads_k.a[i] = grads.a[i] + k * cell->grad_width[i] * bu;
+        cell->backward_step(f, batch,
+                            (NNTKRecurrentStates){c.states + k * bu, c.states + (k + 1) * bu, stride},
+                            values_k, d_state, d_prev, rt, work, grads_k);
+        if (ns > 1) nntk_copy(d_state + bu, d_prev + bu, (ns - 1) * bu);
+        incoming = d_prev;
+    }
+    if (d_initial_state) {
+        nntk_copy(d_initial_state, d_prev, bu);
+        if (ns > 1) nntk_copy(d_initial_state + bu, d_state + bu, (ns - 1) * bu);
+    }
+    /* Weight gradients, summed over all steps and rows (processing order):
+     * d kernel = xᵀ·grad 0; the recurrent_kernel and bias gradients by the cell. */
+    float *g_kernel = d_weights;            /* (D, G·U) */
+    float *g_recurrent = g_kernel + d * gu; /* (U, G·U) */
+    float *g_bias = g_recurrent + u * gu;  /* (bias_count,) */
+    nntk_gemm(1, 0, d, gu, rows, 1.0f, c.x, d, grads.a[0], gu, 0.0f, g_kernel, gu);
+    if (cell->weight_gradient) {
+        cell->weight_gradient(f, rows, c.states, c.values, grads, g_recurrent, g_bias);
+    } else {
+        nntk_gemm(1, 0, u, gu, rows, 1.0f, c.states, u, grads.a[0], gu, 0.0f, g_recurrent, gu);
+        if (f->spec.use_bias) nntk_sum_rows(rows, gu, grads.a[0], g_bias, 0);
+    }
+    /* dx = grad 0 · kernelᵀ, step by step into d_in (B, T, D) at the step's position. */
+    if (d_in) input_gradient(f, batch, steps, grads.a[0], wt, d_in);
+    return NNTK_OK;
 }

@@ -1,33 +1,39 @@
-/* Pieces shared by the recurrent layers RNN (SimpleRNN), GRU and LSTM: the
- * configuration they have in common, the handle boilerplate (create, destroy,
- * weights, gradients, argument checks), the order in which the sequence is
- * processed (go_backwards), where outputs and upstream gradients live, and
- * the initial / final state. Not part of the public API.
+/* Pieces shared by the recurrent layers RNN (SimpleRNN), GRU and LSTM: their
+ * layer-type ops (config check, weight blocks, states, handle setup, output
+ * shape, workspace, forward, backward: NNTK_RECURRENT_OPS), the loop over time
+ * (forward and backward through the sequence), the order in which the
+ * sequence is processed (go_backwards), where outputs and upstream gradients
+ * live, and the initial / final state. Not part of the public API.
  *
- * The cell math (forward and backward of one step) and the loop over time
- * stay in each layer's own file; this file only holds what would otherwise be
- * copied three times.
+ * Each layer's own file holds its config fields and its cell: the math of one
+ * step forward and one step backward, described to the loop by an
+ * NNTKRecurrentCell (the type's `impl`).
  *
  * Names: B = batch, T = steps, D = input_dim, U = units, G = gates per unit
  * (1 RNN, 3 GRU, 4 LSTM; the kernel is (D, G·U)), S = states (1: h; 2: h, c).
  * Processing step k = 0..T-1 consumes the input at position
- * t = nntk_recurrent_position(k) (t = k, or T-1-k with go_backwards). */
+ * t = position(k) (t = k, or T-1-k with go_backwards). */
 #ifndef NNTK_RECURRENT_H
 #define NNTK_RECURRENT_H
 
 #include <stdint.h>
 
 #include "core/blocking.h"
+#include "core/layer.h"
 #include "nntk/status.h"
 
-/* What RNN, GRU and LSTM configurations have in common (validated). */
+typedef struct NNTKRecurrentCell NNTKRecurrentCell;
+
+/* A recurrent layer's configuration, read from its config's fields by name
+ * (a field a layer lacks takes its neutral value). */
 typedef struct NNTKRecurrentSpec {
+    const NNTKRecurrentCell *cell; /* the layer's cell */
     int64_t input_dim; /* D */
     int64_t units;     /* U */
     int64_t gates;     /* G */
     int64_t states;    /* S */
     NNTKActivationKind activation;
-    NNTKActivationKind recurrent_activation; /* unused by RNN */
+    NNTKActivationKind recurrent_activation; /* RNN: none (LINEAR) */
     int32_t use_bias;
     int32_t reset_after; /* GRU only; 0 otherwise */
     int32_t return_sequences;
@@ -35,32 +41,15 @@ typedef struct NNTKRecurrentSpec {
     int64_t bias_count; /* floats in the bias: 0, G·U, or 2·G·U (GRU reset_after) */
 } NNTKRecurrentSpec;
 
-/* Validates the arguments of a layer's ConfigCreate and fills `spec`.
- * `recurrent_activation` is checked only when gates > 1. */
-NNTKStatus nntk_recurrent_spec_init(const char *fn, NNTKRecurrentSpec *spec, int64_t input_dim,
-                                    int64_t units, int64_t gates, int64_t states,
-                                    int32_t activation, int32_t recurrent_activation,
-                                    int32_t use_bias, int32_t reset_after,
-                                    int32_t return_sequences, int32_t go_backwards);
-
-/* A layer's configuration object: the same for all three layers. */
-typedef struct NNTKRecurrentConfig {
-    uint32_t tag;
-    NNTKRecurrentSpec spec;
-} NNTKRecurrentConfig;
-
-/* The state of a layer handle. Each layer's filter struct is exactly this
- * (a layer's own data, if any, is computed from the spec on the fly). */
+/* The private state of a recurrent layer handle (NNTKLayer.state). */
 typedef struct NNTKRecurrentFilter {
-    uint32_t tag;
     NNTKRecurrentSpec spec;
-    int32_t training;
-    float *weights; /* kernel (D, GU), recurrent_kernel (U, GU), bias (bias_count) */
-    int64_t weight_count;
-    /* The last training batch, kept for the gradient (batch = 0: none). */
+    float *weights; /* the handle's: kernel (D, GU), recurrent_kernel (U, GU), bias (bias_count) */
+    /* The kept training batch (the handle's batch and steps) and the handle's
+     * workspace holding its per-step values; both refreshed by every forward
+     * and backward op. */
     int64_t batch, steps;
-    float *cache;              /* the layer's per-step values of that batch */
-    int64_t cache_capacity;
+    float *cache;
     /* Per-call scratch of inference and of the gradient (never the cache, so
      * an inference call between a training batch and its gradient is safe). */
     float *scratch;
@@ -72,13 +61,6 @@ typedef struct NNTKRecurrentFilter {
     int32_t use_panels;
 } NNTKRecurrentFilter;
 
-typedef struct NNTKRecurrentGradient {
-    uint32_t tag;
-    const NNTKRecurrentFilter *filter;
-    float *d_weights; /* same layout as the weights */
-    int64_t count;
-} NNTKRecurrentGradient;
-
 /* Pointers into the weight block. */
 typedef struct NNTKRecurrentWeights {
     const float *kernel;    /* (D, GU) */
@@ -87,13 +69,107 @@ typedef struct NNTKRecurrentWeights {
 } NNTKRecurrentWeights;
 NNTKRecurrentWeights nntk_recurrent_weights(const NNTKRecurrentFilter *f);
 
-/* Sizes of the two workspaces for a batch (the layer computes them). */
-typedef int64_t (*NNTKRecurrentSizeFn)(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps);
+/* --- the cell ----------------------------------------------------------------------------- */
+/* The most per-step arrays a cell keeps (GRU and LSTM: pre, act and one more). */
+#define NNTK_RECURRENT_MAX_ARRAYS 3
 
-/* --- handles ---------------------------------------------------------------------------- */
-NNTKRecurrentConfig *nntk_recurrent_config_create(const char *fn, uint32_t tag,
-                                                  const NNTKRecurrentSpec *spec);
-void nntk_recurrent_config_destroy(NNTKRecurrentConfig *config, uint32_t tag);
+/* One step's arrays: kept value i is (B, value_width[i]·U) (training: the
+ * cache slots of step k; inference: scratch), pre-activation gradient i is
+ * (B, grad_width[i]·U) (the slots of step k). */
+typedef struct NNTKRecurrentSlots {
+    float *a[NNTK_RECURRENT_MAX_ARRAYS];
+} NNTKRecurrentSlots;
+
+/* The states around one step: state s (0 = h, 1 = c) before the step at
+ * prev + s·stride, after it at next + s·stride, each (B, U). */
+typedef struct NNTKRecurrentStates {
+    const float *prev;
+    float *next;
+    int64_t stride;
+} NNTKRecurrentStates;
+
+/* What the shared loop over time needs to know of a layer: its shape and its
+ * cell (one step forward, one step backward). The layer's file defines one. */
+struct NNTKRecurrentCell {
+    int64_t gates, states;  /* G, S */
+    int projection_bias;    /* the input projection x·W adds bias[:GU] (else the cell adds it) */
+    int values;             /* per-step arrays kept for the backward pass */
+    int64_t value_width[NNTK_RECURRENT_MAX_ARRAYS]; /* in units of U */
+    int grads;              /* per-step pre-activation gradients; grad 0 is the input side's */
+    int64_t grad_width[NNTK_RECURRENT_MAX_ARRAYS];  /* in units of U; grad 0: G */
+    int64_t work;           /* the backward step's scratch per batch row, in units of U */
+    /* One step forward of processing step k: xp B rows of the input projection
+     * (G·U each) spaced ldxp apart; writes the states after the step and the
+     * step's values (keep: all of them, for training; else as the cell needs).
+     * hp (B, G·U) scratch. */
+    void (*forward_step)(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, const float *xp,
+                         int64_t ldxp, NNTKRecurrentStates st, float *hp, NNTKRecurrentSlots values,
+                         int keep);
+    /* One step backward: d_state (S, B, U) holds the whole upstream gradient of
+     * the states after the step (the cell may overwrite it); writes d_prev
+     * (S, B, U), that of the states before it, and the step's pre-activation
+     * gradients. rt (G·U, U) = recurrent_kernelᵀ; work (B, work·U) scratch. */
+    void (*backward_step)(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecurrentStates st,
+                          NNTKRecurrentSlots values, float *d_state, float *d_prev, const float *rt,
+                          float *work, NNTKRecurrentSlots grads);
+    /* The recurrent_kernel and bias gradients from all steps (rows = T·B):
+     * h (T+1, B, U) the h states, values and grads the whole (T, B, ·) arrays.
+     * NULL: d recurrent = h_prevᵀ·grad 0, d bias = Σ grad 0. */
+    void (*weight_gradient)(const NNTKRecurrentFilter *f, int64_t rows, const float *h,
+                            NNTKRecurrentSlots values, NNTKRecurrentSlots grads,
+                            float *d_recurrent, float *d_bias);
+};
+
+/* --- the layer-type ops ------------------------------------------------------------------ */
+/* The weights fit: kernel (D, GU) and recurrent_kernel (U, GU) each one tensor. */
+NNTKStatus nntk_recurrent_check(const char *fn, const NNTKLayerConfig *config);
+/* kernel (D, GU) glorot_uniform, recurrent_kernel (U, GU) orthogonal, then
+ * with use_bias: bias (GU,), GRU reset_after (2, GU): zeros, or Keras's
+ * "unit_forget_bias" when the config's unit_forget_bias is set (LSTM). */
+int32_t nntk_recurrent_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks);
+/* S states of width U. */
+int32_t nntk_recurrent_states(const NNTKLayerConfig *config, int64_t *widths);
+NNTKStatus nntk_recurrent_init(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *config,
+                               const NNTKTrainingConfig *training_config);
+void nntk_recurrent_release(NNTKLayer *layer);
+/* out_steps = steps (return_sequences) or 1; out_features = U. */
+NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKLayer *layer, int64_t batch,
+                                       int64_t steps, int64_t *out_steps, int64_t *out_features);
+/* The training cache of (batch, steps) in the workspace, and the scratch of
+ * its forward and backward passes and of an inference call of that size (so
+ * that no call within a reserved capacity allocates). */
+NNTKStatus nntk_recurrent_reserve(const char *fn, NNTKLayer *layer, int64_t batch, int64_t steps,
+                                  int64_t out_steps);
+NNTKStatus nntk_recurrent_forward(const char *fn, NNTKLayer *layer, NNTKApplyMode mode,
+                                  int64_t batch, int64_t steps, int64_t out_steps, const float *in,
+                                  const float *initial_state, float *out, float *final_state);
+NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float *d_out,
+                                   const float *d_final_state, float *d_in,
+                                   float *d_initial_state, float *d_weights);
+
+/* The fields the recurrent layers share, by Keras name with Keras's defaults
+ * (a layer's table lists them in its typed ConfigCreate's order). */
+#define NNTK_RECURRENT_SIZES_AND_ACTIVATION                                                       \
+    NNTK_FIELD_SIZE("input_dim"), NNTK_FIELD_SIZE("units"),                                       \
+        NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH)
+#define NNTK_RECURRENT_GATES_AND_BIAS                                                             \
+    NNTK_FIELD_ACTIVATION("recurrent_activation", NULL, NNTK_ACTIVATION_SIGMOID),                 \
+        NNTK_FIELD_FLAG("use_bias", 1)
+#define NNTK_RECURRENT_SEQUENCE                                                                   \
+    NNTK_FIELD_FLAG("return_sequences", 0), NNTK_FIELD_FLAG("go_backwards", 0)
+
+/* A recurrent layer's type: its names and tag stem (NNTK_LAYER_NAMES), the
+ * file's `fields` table and `cell`, and the shared ops. */
+#define NNTK_RECURRENT_TYPE(Name, KerasName, a, b, c)                                             \
+    {                                                                                             \
+        NNTK_LAYER_NAMES(Name, KerasName, a, b, c),                                               \
+        NNTK_LAYER_FIELDS(fields),                                                                \
+        .impl = &cell, .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,    \
+        .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),               \
+        .init = nntk_recurrent_init, .release = nntk_recurrent_release,                           \
+        .output_shape = nntk_recurrent_output_shape, .reserve = nntk_recurrent_reserve,           \
+        .forward = nntk_recurrent_forward, .backward = nntk_recurrent_backward,                   \
+    }
 
 /* Steps whose projection a forward pass holds at once: all of them when
  * training (the cache keeps them), else at most one block. */
@@ -102,104 +178,34 @@ static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training
                                                                : NNTK_RECURRENT_PROJECTION_STEPS;
 }
 
-/* Creates a filter from a config (checked against config_tag). Every filter
- * reserves inference_scratch(spec, B, NNTK_RECURRENT_PROJECTION_STEPS) for
- * B = 1 or the capacity's batch; training filters also reserve the cache and
- * the scratch for training_config's capacity (so that no call up to that size
- * allocates). */
-NNTKRecurrentFilter *nntk_recurrent_create(const char *fn, const NNTKRecurrentConfig *config,
-                                           uint32_t config_tag, uint32_t filter_tag, int training,
-                                           const NNTKTrainingConfig *training_config,
-                                           NNTKRecurrentSizeFn cache_size,
-                                           NNTKRecurrentSizeFn scratch_size,
-                                           NNTKRecurrentSizeFn inference_scratch);
-void nntk_recurrent_destroy(NNTKRecurrentFilter *filter, uint32_t tag);
-NNTKStatus nntk_recurrent_get_weights(const char *fn, NNTKRecurrentFilter *filter, uint32_t tag,
-                                      float **weights, int64_t *count);
-/* out_steps = steps (return_sequences) or 1; out_features = U. */
-NNTKStatus nntk_recurrent_output_shape(const char *fn, const NNTKRecurrentFilter *filter,
-                                       uint32_t tag, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features);
+/* The typed public functions of a layer with states: NNTK_DEFINE_LAYER's and
+ * the three *WithState ones. */
+#define NNTK_DEFINE_STATEFUL_LAYER(Name, TYPE)                                                    \
+    NNTK_DEFINE_LAYER(Name, TYPE)                                                                 \
+    NNTK_STATEFUL_APPLY_(Name, TYPE, ApplyInferenceWithState, NNTK_APPLY_INFERENCE)              \
+    NNTK_STATEFUL_APPLY_(Name, TYPE, ApplyTrainingBatchWithState, NNTK_APPLY_TRAINING)           \
+    NNTK_API NNTKStatus NNTK##Name##CalculateGradientWithState(                                   \
+        NNTK##Name *filter, NNTK##Name##Gradient *gradient, const float *d_out,                   \
+        const float *d_final_state, float *d_in, float *d_initial_state) {                        \
+        return nntk_layer_calculate_gradient("NNTK" #Name "CalculateGradientWithState", &(TYPE),  \
+                                             (NNTKLayer *)filter, (NNTKLayerGradient *)gradient,  \
+                                             d_out, d_final_state, d_in, d_initial_state);        \
+    }
+#define NNTK_STATEFUL_APPLY_(Name, TYPE, What, MODE)                                              \
+    NNTK_API NNTKStatus NNTK##Name##What(NNTK##Name *filter, int64_t batch, int64_t steps,        \
+                                         const float *in, const float *initial_state, float *out, \
+                                         float *final_state) {                                    \
+        return nntk_layer_apply("NNTK" #Name #What, &(TYPE), (NNTKLayer *)filter, MODE, batch,    \
+                                steps, in, initial_state, out, final_state);                      \
+    }
 
-NNTKRecurrentGradient *nntk_recurrent_gradient_create(const char *fn,
-                                                      const NNTKRecurrentFilter *filter,
-                                                      uint32_t filter_tag, uint32_t gradient_tag);
-void nntk_recurrent_gradient_destroy(NNTKRecurrentGradient *gradient, uint32_t tag);
-NNTKStatus nntk_recurrent_gradient_get_weights(const char *fn, NNTKRecurrentGradient *gradient,
-                                               uint32_t tag, float **weights, int64_t *count);
-
-/* --- argument checks -------------------------------------------------------------------- */
-/* Apply*: the handle, in, out, the sizes; training: a training handle. */
-NNTKStatus nntk_recurrent_check_apply(const char *fn, const NNTKRecurrentFilter *filter,
-                                      uint32_t tag, int training, int64_t batch, int64_t steps,
-                                      const float *in, const float *out);
-/* CalculateGradient*: handles, their pairing, d_out, a kept training batch. */
-NNTKStatus nntk_recurrent_check_gradient(const char *fn, const NNTKRecurrentFilter *filter,
-                                         uint32_t filter_tag,
-                                         const NNTKRecurrentGradient *gradient,
-                                         uint32_t gradient_tag, const float *d_out,
-                                         const char *apply_name);
-
-/* Reserves `floats` of the filter's scratch (grows only; contents are not
- * kept or cleared); *scratch points at it. */
-NNTKStatus nntk_recurrent_reserve_scratch(const char *fn, NNTKRecurrentFilter *f, int64_t floats,
-                                          float **scratch);
-/* Reserves the training cache for (batch, steps). */
-NNTKStatus nntk_recurrent_reserve_cache(const char *fn, NNTKRecurrentFilter *f, int64_t floats);
-
-/* --- the recurrent product ------------------------------------------------------------- */
-/* Called by a layer's forward before its loop: packs recurrent_kernel into
- * f->panels and sets f->use_panels when the batch is 1 and the sequence long
- * enough to repay the copy; clears use_panels otherwise. */
-void nntk_recurrent_prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps);
-
+/* --- the cells' helpers ---------------------------------------------------------------- */
 /* hp (B, n) with row stride ldc = h (B, U) · recurrent_kernel[:, :n] [+ bias (n,)]
  * for processing step k: the same bits as nntk_matmul on the unpacked kernel
  * (every element is one sequential chain over U), read from the panels in an
  * order that alternates with k when f->use_panels. */
 void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, int64_t n,
                             const float *h, const float *bias, float *hp, int64_t ldc);
-
-/* --- the sequence ------------------------------------------------------------------------ */
-/* Input position of processing step k. */
-static inline int64_t nntk_recurrent_position(const NNTKRecurrentSpec *spec, int64_t k,
-                                              int64_t steps) {
-    return spec->go_backwards ? steps - 1 - k : k;
-}
-
-/* Writes h (B, U), the state after processing step k, into the output:
- * out (B, T, U) at [:, k, :] (processing order, as Keras) with
- * return_sequences, else out (B, U) when k is the last step. */
-void nntk_recurrent_store_output(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                 int64_t k, const float *h, float *out);
-
-/* dh (B, U) = d_out's part for processing step k (zeros when k has no output)
- * + carry (B, U) (may be NULL). The mirror of nntk_recurrent_store_output. */
-void nntk_recurrent_output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                    int64_t k, const float *d_out, const float *carry, float *dh);
-
-/* The input projection of processing steps k0 .. k0+n-1 for inference:
- * xp (B, n, G·U), row j of sample b = in[b, t_lo + j] · kernel [+ bias (G·U,)],
- * where t_lo is the first input position of the block (returned): k0, or
- * T-k0-n with go_backwards. Step k's row is position(k) - t_lo. Rows are
- * computed independently (nntk_matmul), so the bits are those of one product
- * over the whole sequence. */
-int64_t nntk_recurrent_project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                                     int64_t k0, int64_t n, const float *in, const float *bias,
-                                     float *xp);
-
-/* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
- * a (T, B, G·U) the input-side pre-activation gradients in processing order;
- * wt (G·U, D) scratch for kernelᵀ. */
-void nntk_recurrent_input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                                   const float *a, float *wt, float *d_in);
-
-/* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
-void nntk_recurrent_gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                                 const float *in, float *x);
-
-/* dst (B, U) = state (B, U), or zeros when state is NULL. */
-void nntk_recurrent_load_state(int64_t batch, int64_t units, const float *state, float *dst);
 
 /* Per-row activation of one gate block: rows of `units` values spaced `ld`
  * apart (a gate's columns inside (B, G·U)). Softmax normalises each gate's

@@ -1,0 +1,140 @@
+/* The layer description: every layer is one NNTKLayerType value (its config
+ * fields, its weight blocks, its ops), and every layer's handles are handles
+ * of the generic layer machinery (src/core/layer.c). The typed functions of
+ * each layer's header (NNTKDenseCreateForTraining, ...) are thin wrappers over
+ * it, so NNTKDense and NNTKLayer handles are the same objects under distinct
+ * C types.
+ *
+ * This header holds the types of the description, the functions that query it
+ * and the generic handle functions over every layer type (the Python binding
+ * uses only these). */
+#ifndef NNTK_LAYER_H
+#define NNTK_LAYER_H
+
+#include "nntk/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One layer's description (constant, owned by the library). */
+typedef struct NNTKLayerType NNTKLayerType;
+/* A validated configuration of some layer type. */
+typedef struct NNTKLayerConfig NNTKLayerConfig;
+/* A layer handle and its weight-gradient handle. */
+typedef struct NNTKLayer NNTKLayer;
+typedef struct NNTKLayerGradient NNTKLayerGradient;
+
+/* What a config field holds. Every value travels as a double in the generic
+ * API; INT fields are whole numbers in [min, max], BOOL 0 or 1, ENUM an index
+ * into the field's value names. */
+typedef enum NNTKFieldKind {
+    NNTK_FIELD_INT = 0,
+    NNTK_FIELD_BOOL = 1,
+    NNTK_FIELD_ENUM = 2,
+    NNTK_FIELD_FLOAT = 3
+} NNTKFieldKind;
+
+/* How a forward pass runs. TRAINING and FROZEN keep what the gradient needs
+ * (training handles only); FROZEN computes as INFERENCE does (moving
+ * statistics: Keras training=False inside a training step), and is TRAINING
+ * for a layer whose forward pass does not depend on the flag. */
+typedef enum NNTKApplyMode {
+    NNTK_APPLY_INFERENCE = 0,
+    NNTK_APPLY_TRAINING = 1,
+    NNTK_APPLY_FROZEN = 2
+} NNTKApplyMode;
+
+
+/* --- The description, queried (src/core/layer_api.c) ---------------------------------
+ * Layer types are numbered 0 .. count-1 (`type`); their fields 0 .. field_count-1
+ * in the order of the values of NNTKLayerConfigCreateFromValues. Every string
+ * returned is constant, owned by the library. Nothing is written on error. */
+
+/* Largest rank of a weight block, and most states of a layer (a Bidirectional
+ * LSTM has 4: h, c forward and backward). */
+#define NNTK_MAX_WEIGHT_RANK 3
+#define NNTK_MAX_STATES 4
+
+/* *count = the number of layer types. */
+NNTK_API NNTKStatus NNTKLayerTypeCount(int64_t *count);
+/* Layer type `type`: *name its typed API's infix ("GRU": NNTKGRUCreateForTraining
+ * ...), *keras_name the tf.keras class ("GRU", "TimeDistributed(Dense)"),
+ * *field_count its config fields, *has_states 1 when it has states (recurrent:
+ * NNTKLayerConfigStates gives them for a config), *wraps 1 when its config holds an inner layer's
+ * config (made by its own typed function, e.g. NNTKBidirectionalConfigCreateFor;
+ * NNTKLayerConfigCreateFromValues refuses it), *has_frozen 1 when
+ * NNTK_APPLY_FROZEN differs from NNTK_APPLY_TRAINING (BatchNorm: moving
+ * statistics; such a layer keeps its inference-mode batch for the gradient). */
+NNTK_API NNTKStatus NNTKLayerTypeDescribe(int32_t type, const char **name, const char **keras_name,
+                                          int64_t *field_count, int64_t *has_states,
+                                          int64_t *wraps, int64_t *has_frozen);
+/* Field `field` of layer type `type`: *name its tf.keras argument name, *kind an
+ * NNTKFieldKind, *default_value its default (NaN: required, no default),
+ * [*min, *max] its range (*min_exclusive 1: value > *min), *enum_count the
+ * number of value names of an ENUM field (0 otherwise). */
+NNTK_API NNTKStatus NNTKLayerTypeField(int32_t type, int32_t field, const char **name,
+                                       int64_t *kind, double *default_value, double *min,
+                                       double *max, int64_t *min_exclusive, int64_t *enum_count);
+/* *name = the name of value `value` of ENUM field `field` ("relu", "same", ...). */
+NNTK_API NNTKStatus NNTKLayerTypeFieldEnumName(int32_t type, int32_t field, int32_t value,
+                                               const char **name);
+
+/* A config of layer type `type` from its field values (values[0 .. count),
+ * count = field_count; INT, BOOL and ENUM values whole numbers), validated as
+ * the typed ConfigCreate validates. Destroy with NNTKLayerConfigDestroy (or the
+ * type's typed ConfigDestroy). NULL on error (see NNTKLastError). */
+NNTK_API NNTKLayerConfig *NNTKLayerConfigCreateFromValues(int32_t type, const double *values,
+                                                          int64_t count);
+/* Destroys a config of any layer type (NULL and foreign handles are ignored). */
+NNTK_API void NNTKLayerConfigDestroy(NNTKLayerConfig *config);
+/* *count = the number of weight blocks of `config` (tf.keras get_weights()). */
+NNTK_API NNTKStatus NNTKLayerConfigWeightCount(const NNTKLayerConfig *config, int64_t *count);
+/* Weight block `block` of `config`: *name its tf.keras weight name ("kernel",
+ * "moving_mean", ...), *initializer its tf.keras initial value ("glorot_uniform",
+ * "orthogonal", "zeros", "ones", "unit_forget_bias"), *rank and shape[0 .. rank)
+ * (NNTK_MAX_WEIGHT_RANK entries at most), *trainable 1 when it gets a gradient. */
+NNTK_API NNTKStatus NNTKLayerConfigWeightBlock(const NNTKLayerConfig *config, int32_t block,
+                                               const char **name, const char **initializer,
+                                               int64_t *rank, int64_t *shape,
+                                               int64_t *trainable);
+/* *count = the number of states of `config` (0 for a layer without states),
+ * widths[0 .. count) their widths (NNTK_MAX_STATES entries at most): a state
+ * buffer holds them one after the other, each (batch, width). */
+NNTK_API NNTKStatus NNTKLayerConfigStates(const NNTKLayerConfig *config, int64_t *count,
+                                          int64_t *widths);
+
+/* --- The generic handle functions: any layer type's handles (the typed
+ * functions of each header are the same functions for one type). */
+/* training_config may be NULL (defaults). */
+NNTK_API NNTKLayer *NNTKLayerCreateForTraining(const NNTKLayerConfig *config,
+                                               const NNTKTrainingConfig *training_config);
+NNTK_API NNTKLayer *NNTKLayerCreateForInference(const NNTKLayerConfig *config);
+NNTK_API void NNTKLayerDestroy(NNTKLayer *filter);
+/* *weights = the weight block (read and write), *count its floats. */
+NNTK_API NNTKStatus NNTKLayerGetWeights(NNTKLayer *filter, float **weights, int64_t *count);
+NNTK_API NNTKStatus NNTKLayerOutputShape(const NNTKLayer *filter, int64_t batch, int64_t steps,
+                                         int64_t *out_steps, int64_t *out_features);
+/* in (batch, steps, input features) -> out (batch, out_steps, out_features) in
+ * `mode` (an NNTKApplyMode). initial_state may be NULL (zeros) and final_state
+ * may be NULL (not wanted); both are state buffers (NNTKLayerConfigStates),
+ * ignored by a layer without states. */
+NNTK_API NNTKStatus NNTKLayerApply(NNTKLayer *filter, NNTKApplyMode mode, int64_t batch,
+                                   int64_t steps, const float *in, const float *initial_state,
+                                   float *out, float *final_state);
+NNTK_API NNTKLayerGradient *NNTKLayerGradientCreate(const NNTKLayer *filter);
+NNTK_API void NNTKLayerGradientDestroy(NNTKLayerGradient *gradient);
+NNTK_API NNTKStatus NNTKLayerGradientGetWeights(NNTKLayerGradient *gradient, float **weights,
+                                                int64_t *count);
+/* The gradient of the last TRAINING or FROZEN batch for d_out: the weight
+ * gradients into `gradient`, and d_in unless it is NULL. d_final_state may be
+ * NULL (zeros); d_initial_state may be NULL (not wanted). */
+NNTK_API NNTKStatus NNTKLayerCalculateGradient(NNTKLayer *filter, NNTKLayerGradient *gradient,
+                                               const float *d_out, const float *d_final_state,
+                                               float *d_in, float *d_initial_state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NNTK_LAYER_H */

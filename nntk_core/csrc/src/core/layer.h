@@ -1,0 +1,334 @@
+/* The layer type (issue 13 §1): what a layer is, as one constant value per
+ * layer, and the machinery every layer shares (core/layer.c). Not part of the
+ * public API.
+ *
+ * A layer file `src/<layer>.c` defines
+ *   - its config fields (NNTKLayerField, in the order of its typed
+ *     ConfigCreate's parameters) and an optional cross-field check;
+ *   - its weight blocks as a function of the config (NNTKWeightBlock, in
+ *     tf.keras get_weights() order);
+ *   - its ops: output shape (which also checks the input sizes), training
+ *     workspace reservation, forward, backward, and optionally init / release
+ *     of its private state and, for recurrent layers, the states;
+ *   - `const NNTKLayerType nntk_<layer>_type` holding all of it,
+ *   - its typed public functions by one NNTK_DEFINE_LAYER line plus its
+ *     hand-written ConfigCreate (nntk_layer_config_create on its arguments).
+ *
+ * core/layer.c then does, once for every layer: config validation from the
+ * field table, handles and their tags, weight allocation and the constant
+ * initial values ("ones"), capacity reservation from the training config,
+ * gradient handles, the argument checks of the standard functions and the
+ * bookkeeping of the training batch kept for the gradient. */
+#ifndef NNTK_CORE_LAYER_H
+#define NNTK_CORE_LAYER_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/internal.h"
+#include "nntk/layer.h"
+#include "nntk/status.h"
+
+#define NNTK_LAYER_MAX_FIELDS 12
+#define NNTK_LAYER_MAX_WEIGHTS 8 /* blocks: Bidirectional LSTM has 6 */
+#define NNTK_LAYER_MAX_RANK 3
+#define NNTK_LAYER_MAX_STATES 4  /* Bidirectional LSTM: h, c forward and backward */
+
+/* A config value: `i` for INT, BOOL and ENUM fields, `f` for FLOAT ones. */
+typedef union NNTKLayerValue {
+    int64_t i;
+    double f;
+} NNTKLayerValue;
+
+/* One config field. The shared validation (nntk_layer_config_create) checks
+ * INT: 1 <= value <= max (nntk_check_size; min is 1 for every size);
+ * BOOL: 0 or 1; ENUM: through `check` (its own message), else 0 <= value <
+ * enum_count; FLOAT: min <= value <= max, or min < value <= max (finite) when
+ * min_exclusive. Every message names `arg` (the typed parameter name). */
+typedef struct NNTKLayerField {
+    const char *name;         /* Keras argument name: "units", "activation", ... */
+    const char *arg;          /* the typed ConfigCreate's parameter, for messages (NULL: name) */
+    NNTKFieldKind kind;
+    double default_value;     /* NAN: required (no default) */
+    double min, max;
+    int32_t min_exclusive;    /* FLOAT: value must be > min */
+    const char *const *enum_names; /* ENUM: the value names, indexed by value */
+    int32_t enum_count;
+    NNTKStatus (*check)(const char *fn, const char *arg, int32_t value); /* ENUM, optional */
+} NNTKLayerField;
+
+/* Field table helpers for the common kinds. */
+#define NNTK_FIELD_SIZE(name_) \
+    {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = NAN, .min = 1, .max = (double)NNTK_MAX_DIM}
+#define NNTK_FIELD_SIZE_DEFAULT(name_, value_)                                                   \
+    {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = (value_), .min = 1,                \
+     .max = (double)NNTK_MAX_DIM}
+#define NNTK_FIELD_FLAG(name_, value_) \
+    {.name = (name_), .kind = NNTK_FIELD_BOOL, .default_value = (value_), .min = 0, .max = 1}
+/* default_value: an NNTKActivationKind, or NAN (required). */
+#define NNTK_FIELD_ACTIVATION(name_, arg_, value_)                                              \
+    {.name = (name_), .arg = (arg_), .kind = NNTK_FIELD_ENUM, .default_value = (value_),         \
+     .min = 0, .max = NNTK_ACTIVATION_COUNT_ - 1, .enum_names = nntk_activation_names,           \
+     .enum_count = NNTK_ACTIVATION_COUNT_, .check = nntk_check_activation}
+
+/* One weight block: a tensor of tf.keras get_weights(). */
+typedef struct NNTKWeightBlock {
+    const char *name;        /* Keras weight name: "kernel", "bias", "moving_mean", ... */
+    int32_t rank;
+    int64_t shape[NNTK_LAYER_MAX_RANK];
+    const char *initializer; /* Keras initializer: "glorot_uniform", "orthogonal", "zeros", "ones" */
+    int32_t trainable;
+} NNTKWeightBlock;
+
+struct NNTKLayerConfig {
+    uint32_t tag; /* type->config_tag */
+    const NNTKLayerType *type;
+    NNTKLayerValue values[NNTK_LAYER_MAX_FIELDS]; /* in field order */
+    NNTKLayerConfig *inner; /* a wrapper's inner layer config (owned), else NULL */
+};
+
+struct NNTKLayer {
+    uint32_t tag; /* type->filter_tag */
+    const NNTKLayerType *type;
+    NNTKLayerConfig config; /* a copy, with its own copy of the inner config */
+    int32_t training;       /* created for training */
+    float *weights;         /* the blocks in order, one contiguous block */
+    int64_t weight_count;
+    /* The last TRAINING or FROZEN batch, kept for the gradient. */
+    NNTKApplyMode kept;     /* NNTK_APPLY_INFERENCE (0): none */
+    int64_t batch, steps, out_steps;
+    /* The training workspace: the layer's reserve op sizes it (nntk_reserve). */
+    float *workspace;
+    int64_t workspace_capacity;
+    void *state; /* type->state_size bytes, zeroed; the layer's own */
+};
+
+struct NNTKLayerGradient {
+    uint32_t tag; /* type->gradient_tag */
+    const NNTKLayer *filter; /* the filter it was created for */
+    float *d_weights;        /* same layout as the weights; NULL when there are none */
+    int64_t count;
+};
+
+struct NNTKLayerType {
+    const char *name;       /* the typed API's infix: "Dense" (NNTKDense...) */
+    const char *keras_name; /* "Dense", "TimeDistributed(Dense)", ... */
+    uint32_t config_tag, filter_tag, gradient_tag;
+    const NNTKLayerField *fields;
+    int32_t field_count;
+    /* Checks across fields after the per-field checks; NULL: none. */
+    NNTKStatus (*check)(const char *fn, const NNTKLayerConfig *config);
+    /* Fills blocks[0..n) for a (valid) config and returns n. */
+    int32_t (*weights)(const NNTKLayerConfig *config, NNTKWeightBlock *blocks);
+    /* The recurrent states: fills widths[0..n) and returns n; NULL: none.
+     * A state buffer holds them one after the other, each (batch, width):
+     * (S, batch, U) for one layer, (2, S, batch, U) for Bidirectional. */
+    int32_t (*states)(const NNTKLayerConfig *config, int64_t *widths);
+    int32_t has_frozen; /* has NNTK<Name>ApplyFrozenBatch (BatchNorm) */
+    /* Its config holds an inner layer's config (config->inner), made by its own
+     * typed function (NNTKBidirectionalConfigCreateFor); the generic
+     * NNTKLayerConfigCreateFromValues refuses it. */
+    int32_t wraps;
+    const void *impl;   /* what a family's shared ops read (recurrent layers: their cell) */
+    size_t state_size;  /* bytes of NNTKLayer.state (0: none) */
+
+    /* After the shared create (weights allocated, state zeroed), before the
+     * capacity reservation: the layer's own setup; `config` is the original
+     * (with its inner config); training_config as given to the create (a
+     * wrapper creates its inner layers with it). NULL: none. On failure it
+     * records the error; destroy then runs release. */
+    NNTKStatus (*init)(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *config,
+                       const NNTKTrainingConfig *training_config);
+    /* Frees what init allocated in the state (NULL: nothing). */
+    void (*release)(NNTKLayer *layer);
+    /* Checks an input (batch, steps, input features) (nntk_check_batch with
+     * the layer's widest row, and any layer-specific condition) and gives the
+     * output's steps and features. */
+    NNTKStatus (*output_shape)(const char *fn, const NNTKLayer *layer, int64_t batch, int64_t steps,
+                               int64_t *out_steps, int64_t *out_features);
+    /* Ensures the training workspace holds what a batch needs (at creation:
+     * the training config's capacity with out_steps = steps, an upper bound).
+     * NULL: the layer keeps nothing there. */
+    NNTKStatus (*reserve)(const char *fn, NNTKLayer *layer, int64_t batch, int64_t steps,
+                          int64_t out_steps);
+    /* in (batch, steps, D) -> out (batch, out_steps, features). TRAINING and
+     * FROZEN keep what backward needs (the workspace is reserved). States (a
+     * state buffer, see `states`): initial_state NULL = zeros, final_state
+     * NULL = not wanted; both NULL for a layer without states. */
+    NNTKStatus (*forward)(const char *fn, NNTKLayer *layer, NNTKApplyMode mode, int64_t batch,
+                          int64_t steps, int64_t out_steps, const float *in,
+                          const float *initial_state, float *out, float *final_state);
+    /* The gradient of the kept batch (layer->kept, batch, steps, out_steps):
+     * d_weights (layer->weight_count floats, overwritten), d_in unless NULL;
+     * states as forward (d_final_state NULL = zeros, d_initial_state NULL =
+     * not wanted). */
+    NNTKStatus (*backward)(const char *fn, NNTKLayer *layer, const float *d_out,
+                           const float *d_final_state, float *d_in,
+                           float *d_initial_state, float *d_weights);
+};
+
+/* Which tag of a type a handle carries. */
+typedef enum NNTKHandleRole { NNTK_ROLE_CONFIG, NNTK_ROLE_FILTER, NNTK_ROLE_GRADIENT } NNTKHandleRole;
+
+/* Every layer type, for the generic lookups. */
+int32_t nntk_layer_type_count(void);
+const NNTKLayerType *nntk_layer_type_at(int32_t i);
+
+/* --- the standard functions. `fn` names the public function in every message;
+ * `type` is the type the handles must have (a typed wrapper's), or NULL for any
+ * layer type (the generic API; the destroy functions too). */
+NNTKLayerConfig *nntk_layer_config_create(const char *fn, const NNTKLayerType *type,
+                                          const NNTKLayerValue *values);
+void nntk_layer_config_destroy(NNTKLayerConfig *config, const NNTKLayerType *type);
+/* A new copy of `config` with a copy of its inner config (a wrapper's), or NULL
+ * (out of memory, recorded under fn). */
+NNTKLayerConfig *nntk_layer_config_copy(const char *fn, const NNTKLayerConfig *config);
+NNTKLayer *nntk_layer_create(const char *fn, const NNTKLayerType *type, const NNTKLayerConfig *config,
+                             int training, const NNTKTrainingConfig *training_config);
+void nntk_layer_destroy(NNTKLayer *filter, const NNTKLayerType *type);
+NNTKStatus nntk_layer_get_weights(const char *fn, const NNTKLayerType *type, NNTKLayer *filter,
+                                  float **weights, int64_t *count);
+NNTKStatus nntk_layer_output_shape(const char *fn, const NNTKLayerType *type,
+                                   const NNTKLayer *filter, int64_t batch, int64_t steps,
+                                   int64_t *out_steps, int64_t *out_features);
+NNTKStatus nntk_layer_apply(const char *fn, const NNTKLayerType *type, NNTKLayer *filter,
+                            NNTKApplyMode mode, int64_t batch, int64_t steps, const float *in,
+                            const float *initial_state, float *out,
+                            float *final_state);
+NNTKLayerGradient *nntk_layer_gradient_create(const char *fn, const NNTKLayerType *type,
+                                              const NNTKLayer *filter);
+void nntk_layer_gradient_destroy(NNTKLayerGradient *gradient, const NNTKLayerType *type);
+NNTKStatus nntk_layer_gradient_get_weights(const char *fn, const NNTKLayerType *type,
+                                           NNTKLayerGradient *gradient, float **weights,
+                                           int64_t *count);
+NNTKStatus nntk_layer_calculate_gradient(const char *fn, const NNTKLayerType *type,
+                                         NNTKLayer *filter, NNTKLayerGradient *gradient,
+                                         const float *d_out, const float *d_final_state,
+                                         float *d_in, float *d_initial_state);
+
+/* The blocks of a config (count returned), and the number of floats they hold. */
+int32_t nntk_layer_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock *blocks);
+int64_t nntk_layer_block_size(const NNTKWeightBlock *block);
+/* The states of a config: widths[0..n) (NNTK_LAYER_MAX_STATES), n returned (0: none). */
+int32_t nntk_layer_state_widths(const NNTKLayerConfig *config, int64_t *widths);
+
+/* The type whose `role` tag a live handle carries, or NULL (NULL, dead or
+ * foreign handle). */
+const NNTKLayerType *nntk_layer_type_of(const void *handle, NNTKHandleRole role);
+
+/* Checks a handle: non-NULL, alive, and of `type` (NULL: of any layer type;
+ * `role` selects the config, filter or gradient tag). The same messages as
+ * nntk_check_handle. */
+NNTKStatus nntk_layer_check_handle(const char *fn, const char *arg, const void *handle,
+                                   const NNTKLayerType *type, NNTKHandleRole role);
+
+/* Reserves `floats` of the layer's training workspace (grows only). */
+static inline NNTKStatus nntk_layer_reserve(const char *fn, NNTKLayer *layer, int64_t floats) {
+    return nntk_reserve(fn, &layer->workspace, &layer->workspace_capacity, floats);
+}
+
+/* The index of the field `name` of `type`, or -1 when it has none (a family's
+ * shared ops read the fields its members share by their Keras names). */
+int32_t nntk_layer_field_index(const NNTKLayerType *type, const char *name);
+
+/* Config values in a layer's ops. */
+static inline int64_t nntk_layer_int(const NNTKLayerConfig *config, int field) {
+    return config->values[field].i;
+}
+static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) {
+    return config->values[field].f;
+}
+
+/* The typed public functions of a layer `Name` (NNTK<Name>ConfigDestroy ...
+ * NNTK<Name>CalculateGradient, all but ConfigCreate) over the generic ones,
+ * for the type `TYPE`. The header keeps declaring them one by one (their
+ * documentation). */
+#define NNTK_DEFINE_LAYER(Name, TYPE)                                                              \
+    NNTK_API void NNTK##Name##ConfigDestroy(NNTK##Name##Config *config) {                          \
+        nntk_layer_config_destroy((NNTKLayerConfig *)config, &(TYPE));                              \
+    }                                                                                              \
+    NNTK_API NNTK##Name *NNTK##Name##CreateForInference(const NNTK##Name##Config *config) {        \
+        return (NNTK##Name *)nntk_layer_create("NNTK" #Name "CreateForInference", &(TYPE),          \
+                                               (const NNTKLayerConfig *)config, 0, NULL);          \
+    }                                                                                              \
+    NNTK_API NNTK##Name *NNTK##Name##CreateForTraining(const NNTK##Name##Config *config,           \
+                                                       const NNTKTrainingConfig *training_config) { \
+        return (NNTK##Name *)nntk_layer_create("NNTK" #Name "CreateForTraining", &(TYPE),           \
+                                               (const NNTKLayerConfig *)config, 1,                 \
+                                               training_config);                                   \
+    }                                                                                              \
+    NNTK_API void NNTK##Name##Destroy(NNTK##Name *filter) {                                        \
+        nntk_layer_destroy((NNTKLayer *)filter, &(TYPE));                                          \
+    }                                                                                              \
+    NNTK_API NNTKStatus NNTK##Name##GetWeights(NNTK##Name *filter, float **weights,                \
+                                               int64_t *count) {                                   \
+        return nntk_layer_get_weights("NNTK" #Name "GetWeights", &(TYPE), (NNTKLayer *)filter,     \
+                                      weights, count);                                             \
+    }                                                                                              \
+    NNTK_API NNTKStatus NNTK##Name##OutputShape(const NNTK##Name *filter, int64_t batch,           \
+                                                int64_t steps, int64_t *out_steps,                 \
+                                                int64_t *out_features) {                           \
+        return nntk_layer_output_shape("NNTK" #Name "OutputShape", &(TYPE),                        \
+                                       (const NNTKLayer *)filter, batch, steps, out_steps,         \
+                                       out_features);                                              \
+    }                                                                                              \
+    NNTK_API NNTKStatus NNTK##Name##ApplyInference(NNTK##Name *filter, int64_t batch,              \
+                                                   int64_t steps, const float *in, float *out) {   \
+        return nntk_layer_apply("NNTK" #Name "ApplyInference", &(TYPE), (NNTKLayer *)filter,       \
+                                NNTK_APPLY_INFERENCE, batch, steps, in, NULL, out, NULL);          \
+    }                                                                                              \
+    NNTK_API NNTKStatus NNTK##Name##ApplyTrainingBatch(NNTK##Name *filter, int64_t batch,          \
+                                                       int64_t steps, const float *in,             \
+                                                       float *out) {                               \
+        return nntk_layer_apply("NNTK" #Name "ApplyTrainingBatch", &(TYPE), (NNTKLayer *)filter,   \
+                                NNTK_APPLY_TRAINING, batch, steps, in, NULL, out, NULL);           \
+    }                                                                                              \
+    NNTK_API NNTK##Name##Gradient *NNTK##Name##GradientCreate(const NNTK##Name *filter) {          \
+        return (NNTK##Name##Gradient *)nntk_layer_gradient_create(                                 \
+            "NNTK" #Name "GradientCreate", &(TYPE), (const NNTKLayer *)filter);                    \
+    }                                                                                              \
+    NNTK_API void NNTK##Name##GradientDestroy(NNTK##Name##Gradient *gradient) {                    \
+        nntk_layer_gradient_destroy((NNTKLayerGradient *)gradient, &(TYPE));                       \
+    }                                                                                              \
+    NNTK_API NNTKStatus NNTK##Name##GradientGetWeights(NNTK##Name##Gradient *gradient,             \
+                                                       float **weights, int64_t *count) {          \
+        return nntk_layer_gradient_get_weights("NNTK" #Name "GradientGetWeights", &(TYPE),         \
+                                               (NNTKLayerGradient *)gradient, weights, count);     \
+    }                                                                                              \
+    NNTK_API NNTKStatus NNTK##Name##CalculateGradient(NNTK##Name *filter,                          \
+                                                      NNTK##Name##Gradient *gradient,              \
+                                                      const float *d_out, float *d_in) {           \
+        return nntk_layer_calculate_gradient("NNTK" #Name "CalculateGradient", &(TYPE),            \
+                                             (NNTKLayer *)filter, (NNTKLayerGradient *)gradient,   \
+                                             d_out, NULL, d_in, NULL);                             \
+    }
+
+/* The naming members of an NNTKLayerType initializer: the typed infix, the
+ * Keras class name, and the three handle tags from a three-letter stem
+ * (stem + 'C' config, 'F' filter, 'G' gradient). */
+#define NNTK_LAYER_NAMES(name_, keras_name_, a, b, c)                                              \
+    .name = (name_), .keras_name = (keras_name_), .config_tag = NNTK_TAG(a, b, c, 'C'),            \
+    .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G')
+
+/* The field table of an NNTKLayerType initializer, its count derived. */
+#define NNTK_LAYER_FIELDS(fields_) \
+    .fields = (fields_), .field_count = (int32_t)(sizeof(fields_) / sizeof((fields_)[0]))
+
+/* The four ops every layer has, for a layer file whose static functions carry
+ * their names (output_shape, reserve, forward, backward). */
+#define NNTK_LAYER_STANDARD_OPS \
+    .output_shape = output_shape, .reserve = reserve, .forward = forward, .backward = backward
+
+/* Every layer type (core/layer.c lists them in its registry). */
+extern const NNTKLayerType nntk_activation_type;
+extern const NNTKLayerType nntk_batch_norm_type;
+extern const NNTKLayerType nntk_bidirectional_type;
+extern const NNTKLayerType nntk_conv1d_type;
+extern const NNTKLayerType nntk_dense_type;
+extern const NNTKLayerType nntk_gru_type;
+extern const NNTKLayerType nntk_lstm_type;
+extern const NNTKLayerType nntk_rnn_type;
+extern const NNTKLayerType nntk_time_distributed_dense_type;
+
+#endif /* NNTK_CORE_LAYER_H */
