@@ -9,7 +9,8 @@ and the legacy HDF5 file (`model_config` + `model_weights`), with json and h5py
 chain (one input, one output, each layer fed by the one before it) load.
 
 The mapping is one table, `LAYERS`: a Keras class name -> the public nntk class that
-computes it. A Keras option goes to the nntk constructor's argument of the same name
+computes it, derived from the library's description of its layer types (each names
+its tf.keras class). A Keras option goes to the nntk constructor's argument of the same name
 (read from the constructor's signature, so the table holds no option lists); an
 option the constructor has no argument for must be one that changes nothing nntk
 computes (`INITIAL_ONLY`, `BOOKKEEPING`), or have the value nntk computes
