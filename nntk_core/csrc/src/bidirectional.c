@@ -53,8 +53,8 @@ static int64_t inner_field(const NNTKLayerConfig *inner, const char *name) {
 /* GCOVR_EXCL_BR_START: argument validation */
 static NNTKStatus check_wrappable(const char *fn, const NNTKLayerConfig *inner) {
     int64_t widths[NNTK_LAYER_MAX_STATES];
-    if (inner->type->states == NULL || inner_field(inner, "go_backwards") < 0 ||
-        2 * inner->type->states(inner, widths) > NNTK_LAYER_MAX_STATES)
+    const int32_t n = nntk_layer_state_widths(inner, widths);
+    if (n == 0 || 2 * n > NNTK_LAYER_MAX_STATES || inner_field(inner, "go_backwards") < 0)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                          "%s: inner: a %s layer cannot be wrapped (Bidirectional needs a layer with "
                          "states and go_backwards)",
@@ -72,7 +72,7 @@ static int32_t weights(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
 
 /* The forward direction's states, then the backward direction's. */
 static int32_t states(const NNTKLayerConfig *config, int64_t *widths) {
-    const int32_t n = config->inner->type->states(config->inner, widths);
+    const int32_t n = nntk_layer_state_widths(config->inner, widths);
     for (int32_t i = 0; i < n; i++) widths[n + i] = widths[i];
     return 2 * n;
 }
@@ -129,7 +129,7 @@ static NNTKStatus init(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *
     w->return_sequences = (int32_t)inner_field(inner, "return_sequences");
     w->go_backwards = (int32_t)inner_field(inner, "go_backwards");
     int64_t widths[NNTK_LAYER_MAX_STATES];
-    const int32_t n = w->type->states(inner, widths);
+    const int32_t n = nntk_layer_state_widths(inner, widths);
     for (int32_t i = 0; i < n; i++) w->state_row += widths[i];
     NNTKLayerConfig backward = *inner;
     backward.values[nntk_layer_field_index(w->type, "go_backwards")].i = !w->go_backwards;
@@ -431,11 +431,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *layer, const float *d_out,
 }
 
 const NNTKLayerType nntk_bidirectional_type = {
-    .name = "Bidirectional",
-    .keras_name = "Bidirectional",
-    .config_tag = NNTK_TAG('B', 'i', 'd', 'C'),
-    .filter_tag = NNTK_TAG('B', 'i', 'd', 'F'),
-    .gradient_tag = NNTK_TAG('B', 'i', 'd', 'G'),
+    NNTK_LAYER_NAMES("Bidirectional", "Bidirectional", 'B', 'i', 'd'),
     .fields = fields,
     .field_count = FIELDS,
     .weights = weights,

@@ -12,29 +12,12 @@
 #include "core/recurrent.h"
 #include "nntk/gru.h"
 
-enum {
-    INPUT_DIM,
-    UNITS,
-    ACTIVATION,
-    RECURRENT_ACTIVATION,
-    USE_BIAS,
-    RESET_AFTER,
-    RETURN_SEQUENCES,
-    GO_BACKWARDS,
-    FIELDS
-};
-
 /* In the order of NNTKGRUConfigCreate's parameters. */
-static const NNTKLayerField fields[FIELDS] = {
-    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
-    [UNITS] = NNTK_FIELD_SIZE("units"),
-    [ACTIVATION] = NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH),
-    [RECURRENT_ACTIVATION] =
-        NNTK_FIELD_ACTIVATION("recurrent_activation", NULL, NNTK_ACTIVATION_SIGMOID),
-    [USE_BIAS] = NNTK_FIELD_FLAG("use_bias", 1),
-    [RESET_AFTER] = NNTK_FIELD_FLAG("reset_after", 1),
-    [RETURN_SEQUENCES] = NNTK_FIELD_FLAG("return_sequences", 0),
-    [GO_BACKWARDS] = NNTK_FIELD_FLAG("go_backwards", 0),
+static const NNTKLayerField fields[] = {
+    NNTK_RECURRENT_SIZES_AND_ACTIVATION,
+    NNTK_RECURRENT_GATES_AND_BIAS,
+    NNTK_FIELD_FLAG("reset_after", 1),
+    NNTK_RECURRENT_SEQUENCE,
 };
 
 /* --- the cell ----------------------------------------------------------------------------- */
@@ -216,23 +199,13 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = weight_gradient,
 };
 
-const NNTKLayerType nntk_gru_type = {
-    .name = "GRU",
-    .keras_name = "GRU",
-    .config_tag = NNTK_TAG('G', 'r', 'u', 'C'),
-    .filter_tag = NNTK_TAG('G', 'r', 'u', 'F'),
-    .gradient_tag = NNTK_TAG('G', 'r', 'u', 'G'),
-    .fields = fields,
-    .field_count = FIELDS,
-    .impl = &cell,
-    NNTK_RECURRENT_OPS,
-};
+const NNTKLayerType nntk_gru_type = NNTK_RECURRENT_TYPE("GRU", "GRU", 'G', 'r', 'u');
 
 NNTK_API NNTKGRUConfig *NNTKGRUConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t recurrent_activation, int32_t use_bias,
                                             int32_t reset_after, int32_t return_sequences,
                                             int32_t go_backwards) {
-    const NNTKLayerValue values[FIELDS] = {
+    const NNTKLayerValue values[] = {
         {.i = input_dim}, {.i = units},       {.i = activation},       {.i = recurrent_activation},
         {.i = use_bias},  {.i = reset_after}, {.i = return_sequences}, {.i = go_backwards}};
     return (NNTKGRUConfig *)nntk_layer_config_create("NNTKGRUConfigCreate", &nntk_gru_type, values);

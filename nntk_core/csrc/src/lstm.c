@@ -12,30 +12,13 @@
 #include "core/recurrent.h"
 #include "nntk/lstm.h"
 
-enum {
-    INPUT_DIM,
-    UNITS,
-    ACTIVATION,
-    RECURRENT_ACTIVATION,
-    USE_BIAS,
-    RETURN_SEQUENCES,
-    GO_BACKWARDS,
-    UNIT_FORGET_BIAS,
-    FIELDS
-};
-
 /* In the order of NNTKLSTMConfigCreate's parameters, then unit_forget_bias
  * (Keras's bias initializer: the forget gate's bias starts at 1). */
-static const NNTKLayerField fields[FIELDS] = {
-    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
-    [UNITS] = NNTK_FIELD_SIZE("units"),
-    [ACTIVATION] = NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH),
-    [RECURRENT_ACTIVATION] =
-        NNTK_FIELD_ACTIVATION("recurrent_activation", NULL, NNTK_ACTIVATION_SIGMOID),
-    [USE_BIAS] = NNTK_FIELD_FLAG("use_bias", 1),
-    [RETURN_SEQUENCES] = NNTK_FIELD_FLAG("return_sequences", 0),
-    [GO_BACKWARDS] = NNTK_FIELD_FLAG("go_backwards", 0),
-    [UNIT_FORGET_BIAS] = NNTK_FIELD_FLAG("unit_forget_bias", 1),
+static const NNTKLayerField fields[] = {
+    NNTK_RECURRENT_SIZES_AND_ACTIVATION,
+    NNTK_RECURRENT_GATES_AND_BIAS,
+    NNTK_RECURRENT_SEQUENCE,
+    NNTK_FIELD_FLAG("unit_forget_bias", 1),
 };
 
 /* --- the cell ----------------------------------------------------------------------------- */
@@ -172,23 +155,13 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = NULL,
 };
 
-const NNTKLayerType nntk_lstm_type = {
-    .name = "LSTM",
-    .keras_name = "LSTM",
-    .config_tag = NNTK_TAG('L', 's', 't', 'C'),
-    .filter_tag = NNTK_TAG('L', 's', 't', 'F'),
-    .gradient_tag = NNTK_TAG('L', 's', 't', 'G'),
-    .fields = fields,
-    .field_count = FIELDS,
-    .impl = &cell,
-    NNTK_RECURRENT_OPS,
-};
+const NNTKLayerType nntk_lstm_type = NNTK_RECURRENT_TYPE("LSTM", "LSTM", 'L', 's', 't');
 
 NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
                                               int32_t activation, int32_t recurrent_activation,
                                               int32_t use_bias, int32_t return_sequences,
                                               int32_t go_backwards) {
-    const NNTKLayerValue values[FIELDS] = {
+    const NNTKLayerValue values[] = {
         {.i = input_dim},        {.i = units},        {.i = activation}, {.i = recurrent_activation},
         {.i = use_bias},         {.i = return_sequences}, {.i = go_backwards},
         {.i = 1} /* unit_forget_bias: Keras's default */};

@@ -9,16 +9,11 @@
 #include "core/recurrent.h"
 #include "nntk/rnn.h"
 
-enum { INPUT_DIM, UNITS, ACTIVATION, USE_BIAS, RETURN_SEQUENCES, GO_BACKWARDS, FIELDS };
-
 /* In the order of NNTKRNNConfigCreate's parameters. */
-static const NNTKLayerField fields[FIELDS] = {
-    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
-    [UNITS] = NNTK_FIELD_SIZE("units"),
-    [ACTIVATION] = NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH),
-    [USE_BIAS] = NNTK_FIELD_FLAG("use_bias", 1),
-    [RETURN_SEQUENCES] = NNTK_FIELD_FLAG("return_sequences", 0),
-    [GO_BACKWARDS] = NNTK_FIELD_FLAG("go_backwards", 0),
+static const NNTKLayerField fields[] = {
+    NNTK_RECURRENT_SIZES_AND_ACTIVATION,
+    NNTK_FIELD_FLAG("use_bias", 1),
+    NNTK_RECURRENT_SEQUENCE,
 };
 
 /* --- the cell ----------------------------------------------------------------------------- */
@@ -70,22 +65,12 @@ static const NNTKRecurrentCell cell = {
 
 /* --- public API --------------------------------------------------------------------------- */
 
-const NNTKLayerType nntk_rnn_type = {
-    .name = "RNN",
-    .keras_name = "SimpleRNN",
-    .config_tag = NNTK_TAG('R', 'n', 'n', 'C'),
-    .filter_tag = NNTK_TAG('R', 'n', 'n', 'F'),
-    .gradient_tag = NNTK_TAG('R', 'n', 'n', 'G'),
-    .fields = fields,
-    .field_count = FIELDS,
-    .impl = &cell,
-    NNTK_RECURRENT_OPS,
-};
+const NNTKLayerType nntk_rnn_type = NNTK_RECURRENT_TYPE("RNN", "SimpleRNN", 'R', 'n', 'n');
 
 NNTK_API NNTKRNNConfig *NNTKRNNConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t use_bias, int32_t return_sequences,
                                             int32_t go_backwards) {
-    const NNTKLayerValue values[FIELDS] = {{.i = input_dim},        {.i = units},
+    const NNTKLayerValue values[] = {{.i = input_dim},        {.i = units},
                                            {.i = activation},       {.i = use_bias},
                                            {.i = return_sequences}, {.i = go_backwards}};
     return (NNTKRNNConfig *)nntk_layer_config_create("NNTKRNNConfigCreate", &nntk_rnn_type, values);

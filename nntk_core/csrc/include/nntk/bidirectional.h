@@ -2,8 +2,8 @@
  *
  * Two instances of the wrapped layer run on the same input: the forward one
  * with the given go_backwards, the backward one with go_backwards negated.
- * Implemented by calling the inner layer's public functions (nntk/rnn.h,
- * gru.h, lstm.h). With return_sequences the backward instance's output
+ * Implemented over two handles of the wrapped layer (nntk/rnn.h, gru.h,
+ * lstm.h), driven through the generic layer functions. With return_sequences the backward instance's output
  * sequence is reversed back along time before merging, so at position t it is
  * its state after consuming x_{T-1} ... x_t (Keras reverses it whatever
  * go_backwards is). Without return_sequences the two final outputs are merged.

@@ -11,13 +11,13 @@
 static const NNTKLayerType *const types[] = {
     &nntk_activation_type,
     &nntk_batch_norm_type,
+    &nntk_bidirectional_type,
     &nntk_conv1d_type,
     &nntk_dense_type,
-    &nntk_time_distributed_dense_type,
-    &nntk_rnn_type,
     &nntk_gru_type,
     &nntk_lstm_type,
-    &nntk_bidirectional_type,
+    &nntk_rnn_type,
+    &nntk_time_distributed_dense_type,
 };
 #define TYPE_COUNT ((int32_t)(sizeof types / sizeof types[0]))
 

@@ -147,13 +147,29 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
                                    const float *d_final_state, float *d_in,
                                    float *d_initial_state, float *d_weights);
 
-/* A recurrent layer type's shared fields: its ops (the cell goes in .impl). */
-#define NNTK_RECURRENT_OPS                                                                        \
-    .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,                       \
-    .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),                   \
-    .init = nntk_recurrent_init, .release = nntk_recurrent_release,                               \
-    .output_shape = nntk_recurrent_output_shape, .reserve = nntk_recurrent_reserve,               \
-    .forward = nntk_recurrent_forward, .backward = nntk_recurrent_backward
+/* The fields the recurrent layers share, by Keras name with Keras's defaults
+ * (a layer's table lists them in its typed ConfigCreate's order). */
+#define NNTK_RECURRENT_SIZES_AND_ACTIVATION                                                       \
+    NNTK_FIELD_SIZE("input_dim"), NNTK_FIELD_SIZE("units"),                                       \
+        NNTK_FIELD_ACTIVATION("activation", NULL, NNTK_ACTIVATION_TANH)
+#define NNTK_RECURRENT_GATES_AND_BIAS                                                             \
+    NNTK_FIELD_ACTIVATION("recurrent_activation", NULL, NNTK_ACTIVATION_SIGMOID),                 \
+        NNTK_FIELD_FLAG("use_bias", 1)
+#define NNTK_RECURRENT_SEQUENCE                                                                   \
+    NNTK_FIELD_FLAG("return_sequences", 0), NNTK_FIELD_FLAG("go_backwards", 0)
+
+/* A recurrent layer's type: its names and tag stem (NNTK_LAYER_NAMES), the
+ * file's `fields` table and `cell`, and the shared ops. */
+#define NNTK_RECURRENT_TYPE(Name, KerasName, a, b, c)                                             \
+    {                                                                                             \
+        NNTK_LAYER_NAMES(Name, KerasName, a, b, c),                                               \
+        .fields = fields, .field_count = (int32_t)(sizeof fields / sizeof fields[0]),             \
+        .impl = &cell, .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,    \
+        .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),               \
+        .init = nntk_recurrent_init, .release = nntk_recurrent_release,                           \
+        .output_shape = nntk_recurrent_output_shape, .reserve = nntk_recurrent_reserve,           \
+        .forward = nntk_recurrent_forward, .backward = nntk_recurrent_backward,                   \
+    }
 
 /* Steps whose projection a forward pass holds at once: all of them when
  * training (the cache keeps them), else at most one block. */
@@ -166,26 +182,21 @@ static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training
  * the three *WithState ones. */
 #define NNTK_DEFINE_STATEFUL_LAYER(Name, TYPE)                                                    \
     NNTK_DEFINE_LAYER(Name, TYPE)                                                                 \
-    NNTK_API NNTKStatus NNTK##Name##ApplyInferenceWithState(                                      \
-        NNTK##Name *filter, int64_t batch, int64_t steps, const float *in,                        \
-        const float *initial_state, float *out, float *final_state) {                             \
-        return nntk_layer_apply("NNTK" #Name "ApplyInferenceWithState", &(TYPE),                  \
-                                (NNTKLayer *)filter, NNTK_APPLY_INFERENCE, batch, steps, in,      \
-                                initial_state, out, final_state);                                 \
-    }                                                                                             \
-    NNTK_API NNTKStatus NNTK##Name##ApplyTrainingBatchWithState(                                  \
-        NNTK##Name *filter, int64_t batch, int64_t steps, const float *in,                        \
-        const float *initial_state, float *out, float *final_state) {                             \
-        return nntk_layer_apply("NNTK" #Name "ApplyTrainingBatchWithState", &(TYPE),              \
-                                (NNTKLayer *)filter, NNTK_APPLY_TRAINING, batch, steps, in,       \
-                                initial_state, out, final_state);                                 \
-    }                                                                                             \
+    NNTK_STATEFUL_APPLY_(Name, TYPE, ApplyInferenceWithState, NNTK_APPLY_INFERENCE)              \
+    NNTK_STATEFUL_APPLY_(Name, TYPE, ApplyTrainingBatchWithState, NNTK_APPLY_TRAINING)           \
     NNTK_API NNTKStatus NNTK##Name##CalculateGradientWithState(                                   \
         NNTK##Name *filter, NNTK##Name##Gradient *gradient, const float *d_out,                   \
         const float *d_final_state, float *d_in, float *d_initial_state) {                        \
         return nntk_layer_calculate_gradient("NNTK" #Name "CalculateGradientWithState", &(TYPE),  \
                                              (NNTKLayer *)filter, (NNTKLayerGradient *)gradient,  \
                                              d_out, d_final_state, d_in, d_initial_state);        \
+    }
+#define NNTK_STATEFUL_APPLY_(Name, TYPE, What, MODE)                                              \
+    NNTK_API NNTKStatus NNTK##Name##What(NNTK##Name *filter, int64_t batch, int64_t steps,        \
+                                         const float *in, const float *initial_state, float *out, \
+                                         float *final_state) {                                    \
+        return nntk_layer_apply("NNTK" #Name #What, &(TYPE), (NNTKLayer *)filter, MODE, batch,    \
+                                steps, in, initial_state, out, final_state);                      \
     }
 
 /* --- the cells' helpers ---------------------------------------------------------------- */
