@@ -311,15 +311,10 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
     .name = (name_), .keras_name = (keras_name_), .config_tag = NNTK_TAG(a, b, c, 'C'),            \
     .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G')
 
-/* Every layer type (core/layer.c lists them in its registry). */
-extern const NNTKLayerType nntk_activation_type;
-extern const NNTKLayerType nntk_batch_norm_type;
-extern const NNTKLayerType nntk_bidirectional_type;
-extern const NNTKLayerType nntk_conv1d_type;
-extern const NNTKLayerType nntk_dense_type;
-extern const NNTKLayerType nntk_gru_type;
-extern const NNTKLayerType nntk_lstm_type;
-extern const NNTKLayerType nntk_rnn_type;
-extern const NNTKLayerType nntk_time_distributed_dense_type;
+/* Every layer type: nntk_<stem>_type of each src/<stem>.c (the list is
+ * generated from the sources by CMakeLists.txt; core/layer.c's registry too). */
+#define NNTK_LAYER_TYPE(stem) extern const NNTKLayerType nntk_##stem##_type;
+#include "nntk_layer_types.inc"
+#undef NNTK_LAYER_TYPE
 
 #endif /* NNTK_CORE_LAYER_H */
