@@ -38,6 +38,17 @@ const NNTKLayerType *nntk_layer_type_of(const void *handle, NNTKHandleRole role)
     return NULL;
 }
 
+/* The tag a handle must carry to be destroyed as `type` (NULL: the layer type
+ * its tag names), and a value it does not carry when there is none (a dead or
+ * foreign handle: the destroy functions then leave it alone). */
+static uint32_t owned_tag(const void *handle, const NNTKLayerType *type, NNTKHandleRole role) {
+    if (type == NULL) type = nntk_layer_type_of(handle, role);
+    if (type != NULL) return tag_of(type, role);
+    uint32_t found = 0;
+    if (handle != NULL) memcpy(&found, handle, sizeof found);
+    return ~found;
+}
+
 NNTKStatus nntk_layer_check_handle(const char *fn, const char *arg, const void *handle,
                                    const NNTKLayerType *type, NNTKHandleRole role) {
     if (type == NULL && handle != NULL) { /* any layer type: the tag says which */
@@ -123,8 +134,8 @@ NNTKLayerConfig *nntk_layer_config_copy(const char *fn, const NNTKLayerConfig *c
 }
 
 void nntk_layer_config_destroy(NNTKLayerConfig *config, const NNTKLayerType *type) {
-    if (type == NULL) type = nntk_layer_type_of(config, NNTK_ROLE_CONFIG);
-    if (config == NULL || type == NULL || config->tag != type->config_tag) return;
+    const uint32_t tag = owned_tag(config, type, NNTK_ROLE_CONFIG);
+    if (config == NULL || config->tag != tag) return;
     config->tag = NNTK_TAG_DEAD;
     nntk_layer_config_destroy(config->inner, NULL);
     free(config);
@@ -202,8 +213,9 @@ NNTKLayer *nntk_layer_create(const char *fn, const NNTKLayerType *type, const NN
 }
 
 void nntk_layer_destroy(NNTKLayer *filter, const NNTKLayerType *type) {
-    if (type == NULL) type = nntk_layer_type_of(filter, NNTK_ROLE_FILTER);
-    if (filter == NULL || type == NULL || filter->tag != type->filter_tag) return;
+    const uint32_t tag = owned_tag(filter, type, NNTK_ROLE_FILTER);
+    if (filter == NULL || filter->tag != tag) return;
+    type = filter->type;
     filter->tag = NNTK_TAG_DEAD;
     if (type->release != NULL && filter->state != NULL) type->release(filter);
     if (filter->config.inner != NULL)
@@ -289,8 +301,8 @@ NNTKLayerGradient *nntk_layer_gradient_create(const char *fn, const NNTKLayerTyp
 }
 
 void nntk_layer_gradient_destroy(NNTKLayerGradient *gradient, const NNTKLayerType *type) {
-    if (type == NULL) type = nntk_layer_type_of(gradient, NNTK_ROLE_GRADIENT);
-    if (gradient == NULL || type == NULL || gradient->tag != type->gradient_tag) return;
+    const uint32_t tag = owned_tag(gradient, type, NNTK_ROLE_GRADIENT);
+    if (gradient == NULL || gradient->tag != tag) return;
     gradient->tag = NNTK_TAG_DEAD;
     nntk_free(gradient->d_weights);
     free(gradient);

@@ -311,6 +311,15 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
     .name = (name_), .keras_name = (keras_name_), .config_tag = NNTK_TAG(a, b, c, 'C'),            \
     .filter_tag = NNTK_TAG(a, b, c, 'F'), .gradient_tag = NNTK_TAG(a, b, c, 'G')
 
+/* The field table of an NNTKLayerType initializer, its count derived. */
+#define NNTK_LAYER_FIELDS(fields_) \
+    .fields = (fields_), .field_count = (int32_t)(sizeof(fields_) / sizeof((fields_)[0]))
+
+/* The four ops every layer has, for a layer file whose static functions carry
+ * their names (output_shape, reserve, forward, backward). */
+#define NNTK_LAYER_STANDARD_OPS \
+    .output_shape = output_shape, .reserve = reserve, .forward = forward, .backward = backward
+
 /* Every layer type: nntk_<stem>_type of each src/<stem>.c (the list is
  * generated from the sources by CMakeLists.txt; core/layer.c's registry too). */
 #define NNTK_LAYER_TYPE(stem) extern const NNTKLayerType nntk_##stem##_type;
