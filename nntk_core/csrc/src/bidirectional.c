@@ -63,8 +63,10 @@ static NNTKStatus check_wrappable(const char *fn, const NNTKLayerConfig *inner) 
 }
 /* GCOVR_EXCL_BR_STOP */
 
-/* The wrapped layer's blocks, for the forward then the backward direction. */
+/* The wrapped layer's blocks, for the forward then the backward direction
+ * (none for a config without its inner config, which init refuses). */
 static int32_t weights(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
+    if (config->inner == NULL) return 0;
     const int32_t n = nntk_layer_weight_blocks(config->inner, blocks);
     for (int32_t i = 0; i < n; i++) blocks[n + i] = blocks[i];
     return 2 * n;
@@ -72,6 +74,7 @@ static int32_t weights(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
 
 /* The forward direction's states, then the backward direction's. */
 static int32_t states(const NNTKLayerConfig *config, int64_t *widths) {
+    if (config->inner == NULL) return 0;
     const int32_t n = nntk_layer_state_widths(config->inner, widths);
     for (int32_t i = 0; i < n; i++) widths[n + i] = widths[i];
     return 2 * n;
@@ -122,6 +125,11 @@ static NNTKStatus init(const char *fn, NNTKLayer *layer, const NNTKLayerConfig *
     Wrapper *w = layer->state;
     const NNTKLayerConfig *inner = config->inner;
     char name[96];
+    /* GCOVR_EXCL_BR_START: argument validation */
+    if (inner == NULL)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
+                         "%s: config has no inner layer config (see NNTKBidirectionalConfigCreate)", fn);
+    /* GCOVR_EXCL_BR_STOP */
     w->type = inner->type;
     w->merge = (NNTKMergeMode)nntk_layer_int(config, MERGE_MODE);
     w->input_dim = inner_field(inner, "input_dim");
