@@ -14,11 +14,22 @@ package's import path), or the file named by the environment variable
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+from dataclasses import dataclass
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int32, c_int64, c_void_p
 from pathlib import Path
 
-__all__ = ["NNTKError", "lib", "library_path", "LAYER_FUNCTIONS", "layer_function"]
+__all__ = [
+    "NNTKError",
+    "lib",
+    "library_path",
+    "LAYERS",
+    "LAYER_FUNCTIONS",
+    "LayerType",
+    "Field",
+    "layer_function",
+]
 
 LIBRARY_ENV = "NNTK_CORE_LIB"
 _LIBRARY_NAMES = ("libnntk.so", "libnntk.dylib", "nntk.dll")
@@ -130,8 +141,14 @@ _FLOAT_PTR_PTR = POINTER(_FLOAT_PTR)
 _INT64_PTR = POINTER(c_int64)
 _STATUS = c_int32
 
-# The functions every layer L has (docs/DESIGN.md §3), with the argument types that
-# follow the handle. ConfigCreate's arguments differ per layer (LAYERS below).
+# The typed functions every layer L has (docs/DESIGN.md §3: one NNTK_DEFINE_LAYER line
+# per layer), with their argument types, and the ones a layer may add (probed in the
+# library: the state forms of the layers with states, BatchNorm's frozen batch,
+# Bidirectional's config from an inner config). The binding itself uses the generic
+# functions below; the typed ones are declared for the C-level tests and tools.
+# NNTK<L>ConfigCreate is not: its C arguments are per layer (the binding creates
+# configs with NNTKLayerConfigCreateFromValues).
+_WITH_STATE = [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR]
 _STANDARD = {
     "ConfigDestroy": (None, [c_void_p]),
     "CreateForInference": (c_void_p, [c_void_p]),
@@ -146,31 +163,22 @@ _STANDARD = {
     "GradientGetWeights": (_STATUS, [c_void_p, _FLOAT_PTR_PTR, _INT64_PTR]),
     "CalculateGradient": (_STATUS, [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR]),
 }
-
-# Layer name -> ConfigCreate argument types. Adding a layer = one line here
-# (plus any extra functions in EXTRA_FUNCTIONS).
-LAYERS: dict[str, list] = {
-    "Activation": [c_int32, c_int64],  # kind, features
-    "Dense": [c_int64, c_int64, c_int32, c_int32],  # input_dim, units, activation, use_bias
-    "TimeDistributedDense": [c_int64, c_int64, c_int32, c_int32],
-    # input_dim, filters, kernel_size, strides, padding (NNTKPadding), dilation_rate, activation,
-    # use_bias
-    "Conv1d": [c_int64, c_int64, c_int64, c_int64, c_int32, c_int64, c_int32, c_int32],
-    # input_dim, momentum, epsilon, center, scale
-    "BatchNorm": [c_int64, c_double, c_double, c_int32, c_int32],
-    # input_dim, units, activation, use_bias, return_sequences, go_backwards
-    "RNN": [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32],
-    # input_dim, units, activation, recurrent_activation, use_bias, reset_after,
-    # return_sequences, go_backwards
-    "GRU": [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32, c_int32, c_int32],
-    # input_dim, units, activation, recurrent_activation, use_bias, return_sequences, go_backwards
-    "LSTM": [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32, c_int32],
-    # layer kind, input_dim, units, activation, recurrent_activation, use_bias, reset_after,
-    # return_sequences, go_backwards, merge_mode
-    "Bidirectional": [c_int32, c_int64, c_int64] + [c_int32] * 7,
+_OPTIONAL = {
+    "ApplyInferenceWithState": (_STATUS, _WITH_STATE),
+    "ApplyTrainingBatchWithState": (_STATUS, _WITH_STATE),
+    # (filter, gradient, d_out, d_final_state, d_in, d_initial_state)
+    "CalculateGradientWithState": (
+        _STATUS,
+        [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
+    "ApplyFrozenBatch": (_STATUS, [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR]),
+    "ConfigCreateFor": (c_void_p, [c_void_p, c_int32]),
 }
 
-# Functions outside the standard set: name -> (restype, argtypes).
+_STR_PTR = POINTER(c_char_p)
+_DOUBLE_PTR = POINTER(c_double)
+
+# Functions outside the layers: name -> (restype, argtypes).
 EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKLastError": (c_char_p, []),
     "NNTKLastStatus": (c_int32, []),
@@ -182,11 +190,6 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKKernelConstants": (c_char_p, []),
     "NNTKMemoryStats": (_STATUS, [_INT64_PTR, _INT64_PTR]),
     "NNTKMemoryResetPeak": (None, []),
-    # Inference-mode forward that keeps what CalculateGradient needs (nntk/batch_norm.h).
-    "NNTKBatchNormApplyFrozenBatch": (
-        _STATUS,
-        [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR],
-    ),
     # Losses (nntk/loss.h): kind, from_logits, rows, classes, y_pred, y_true, loss, d_pred.
     "NNTKLossCompute": (
         _STATUS,
@@ -199,26 +202,53 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKOptimizerStep": (_STATUS, [c_void_p, c_int64, _FLOAT_PTR_PTR, _FLOAT_PTR_PTR, _INT64_PTR]),
     "NNTKOptimizerIterations": (_STATUS, [c_void_p, _INT64_PTR]),
     "NNTKOptimizerSetLearningRate": (_STATUS, [c_void_p, c_double]),
-}
-
-# The recurrent layers' state API: initial state in, final state out, and the
-# gradients of both (nntk/rnn.h, gru.h, lstm.h, bidirectional.h).
-for _layer in ("RNN", "GRU", "LSTM", "Bidirectional"):
-    # (filter, batch, steps, in, initial_state, out, final_state)
-    _with_state = [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR]
-    EXTRA_FUNCTIONS[f"NNTK{_layer}ApplyInferenceWithState"] = (_STATUS, _with_state)
-    EXTRA_FUNCTIONS[f"NNTK{_layer}ApplyTrainingBatchWithState"] = (_STATUS, _with_state)
+    # The layer description and the generic layer functions (nntk/layer.h): every
+    # layer, described and driven by the same functions.
+    "NNTKLayerTypeCount": (_STATUS, [_INT64_PTR]),
+    "NNTKLayerTypeDescribe": (
+        _STATUS,
+        [c_int32, _STR_PTR, _STR_PTR, _INT64_PTR, _INT64_PTR, _INT64_PTR, _INT64_PTR],
+    ),
+    "NNTKLayerTypeField": (
+        _STATUS,
+        [c_int32, c_int32, _STR_PTR, _INT64_PTR]
+        + [_DOUBLE_PTR] * 3
+        + [_INT64_PTR, _INT64_PTR],
+    ),
+    "NNTKLayerTypeFieldEnumName": (_STATUS, [c_int32, c_int32, c_int32, _STR_PTR]),
+    "NNTKLayerConfigCreateFromValues": (c_void_p, [c_int32, _DOUBLE_PTR, c_int64]),
+    "NNTKLayerConfigDestroy": (None, [c_void_p]),
+    "NNTKLayerConfigWeightCount": (_STATUS, [c_void_p, _INT64_PTR]),
+    "NNTKLayerConfigWeightBlock": (
+        _STATUS,
+        [c_void_p, c_int32, _STR_PTR, _STR_PTR, _INT64_PTR, _INT64_PTR, _INT64_PTR],
+    ),
+    "NNTKLayerConfigStates": (_STATUS, [c_void_p, _INT64_PTR, _INT64_PTR]),
+    "NNTKLayerCreateForTraining": (c_void_p, [c_void_p, POINTER(TrainingConfig)]),
+    "NNTKLayerCreateForInference": (c_void_p, [c_void_p]),
+    "NNTKLayerDestroy": (None, [c_void_p]),
+    "NNTKLayerGetWeights": (_STATUS, [c_void_p, _FLOAT_PTR_PTR, _INT64_PTR]),
+    "NNTKLayerOutputShape": (_STATUS, [c_void_p, c_int64, c_int64, _INT64_PTR, _INT64_PTR]),
+    # (filter, mode, batch, steps, in, initial_state, out, final_state)
+    "NNTKLayerApply": (
+        _STATUS,
+        [c_void_p, c_int32, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
+    "NNTKLayerGradientCreate": (c_void_p, [c_void_p]),
+    "NNTKLayerGradientDestroy": (None, [c_void_p]),
+    "NNTKLayerGradientGetWeights": (_STATUS, [c_void_p, _FLOAT_PTR_PTR, _INT64_PTR]),
     # (filter, gradient, d_out, d_final_state, d_in, d_initial_state)
-    EXTRA_FUNCTIONS[f"NNTK{_layer}CalculateGradientWithState"] = (
+    "NNTKLayerCalculateGradient": (
         _STATUS,
         [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
-    )
-
-# Every layer function's full name, for the API-coverage tests.
-LAYER_FUNCTIONS: dict[str, list[str]] = {
-    layer: [f"NNTK{layer}ConfigCreate"] + [f"NNTK{layer}{suffix}" for suffix in _STANDARD]
-    for layer in LAYERS
+    ),
 }
+
+# nntk/layer.h: NNTK_MAX_WEIGHT_RANK, NNTK_MAX_STATES.
+MAX_WEIGHT_RANK, MAX_STATES = 3, 4
+
+# NNTKApplyMode (nntk/layer.h).
+APPLY_INFERENCE, APPLY_TRAINING, APPLY_FROZEN = 0, 1, 2
 
 
 def _declare(cdll: ctypes.CDLL, name: str, restype, argtypes) -> None:
@@ -236,14 +266,129 @@ def _load() -> ctypes.CDLL:
     cdll = ctypes.CDLL(str(library_path()))
     for name, (restype, argtypes) in EXTRA_FUNCTIONS.items():
         _declare(cdll, name, restype, argtypes)
-    for layer, config_args in LAYERS.items():
-        _declare(cdll, f"NNTK{layer}ConfigCreate", c_void_p, config_args)
-        for suffix, (restype, argtypes) in _STANDARD.items():
-            _declare(cdll, f"NNTK{layer}{suffix}", restype, argtypes)
     return cdll
 
 
 lib = _load()
+
+
+# -- the description (nntk/layer.h), read once ------------------------------------------
+# NNTKFieldKind.
+FIELD_INT, FIELD_BOOL, FIELD_ENUM, FIELD_FLOAT = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config field of a layer type: its tf.keras argument name, kind, default
+    (None: required), range and, for an enum, its value names."""
+
+    name: str
+    kind: int
+    default: object  # the Python value (an enum's name); None: required
+    min: float
+    max: float
+    min_exclusive: bool
+    enum_names: tuple[str, ...]
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """One layer type as the library describes it."""
+
+    index: int
+    name: str  # the typed infix: NNTK<name>CreateForTraining; the Python class name
+    keras_name: str
+    fields: tuple[Field, ...]
+    has_states: bool  # recurrent: initial / final states (NNTKLayerConfigStates)
+    wraps: bool  # its config holds an inner layer's config (NNTK<name>ConfigCreateFor)
+    has_frozen: bool  # NNTK_APPLY_FROZEN differs from TRAINING (keeps inference batches)
+
+
+def _describe_field(type_index: int, field: int) -> Field:
+    name, kind = c_char_p(), c_int64()
+    default, low, high = c_double(), c_double(), c_double()
+    exclusive, enum_count = c_int64(), c_int64()
+    lib.NNTKLayerTypeField(
+        type_index,
+        field,
+        *(ctypes.byref(v) for v in (name, kind, default, low, high, exclusive, enum_count)),
+    )
+    enum_names = []
+    for value in range(enum_count.value):
+        enum_name = c_char_p()
+        lib.NNTKLayerTypeFieldEnumName(type_index, field, value, ctypes.byref(enum_name))
+        enum_names.append(enum_name.value.decode())
+    value = default.value
+    if math.isnan(value):
+        python_default = None
+    elif kind.value == FIELD_ENUM:
+        python_default = enum_names[int(value)]
+    elif kind.value == FIELD_BOOL:
+        python_default = bool(value)
+    elif kind.value == FIELD_INT:
+        python_default = int(value)
+    else:
+        python_default = float(value)
+    return Field(
+        name.value.decode(),
+        kind.value,
+        python_default,
+        low.value,
+        high.value,
+        bool(exclusive.value),
+        tuple(enum_names),
+    )
+
+
+def _describe() -> dict[str, LayerType]:
+    count = c_int64()
+    lib.NNTKLayerTypeCount(ctypes.byref(count))
+    types = {}
+    for index in range(count.value):
+        name, keras_name = c_char_p(), c_char_p()
+        field_count, has_states, wraps, has_frozen = (c_int64() for _ in range(4))
+        outputs = (name, keras_name, field_count, has_states, wraps, has_frozen)
+        lib.NNTKLayerTypeDescribe(index, *(ctypes.byref(v) for v in outputs))
+        fields = tuple(_describe_field(index, f) for f in range(field_count.value))
+        layer = LayerType(
+            index,
+            name.value.decode(),
+            keras_name.value.decode(),
+            fields,
+            bool(has_states.value),
+            bool(wraps.value),
+            bool(has_frozen.value),
+        )
+        types[layer.name] = layer
+    return types
+
+
+# Every layer type of the library, by name (the Python class names).
+LAYERS: dict[str, LayerType] = _describe()
+
+
+def _declare_typed() -> dict[str, list[str]]:
+    """Declares every layer's typed functions (the standard set, and the optional
+    ones the library has); returns name -> the declared function names."""
+    functions = {}
+    for layer in LAYERS:
+        names = []
+        for suffix, (restype, argtypes) in {**_STANDARD, **_OPTIONAL}.items():
+            name = f"NNTK{layer}{suffix}"
+            if suffix in _STANDARD or hasattr(lib, name):
+                _declare(lib, name, restype, argtypes)
+                names.append(name)
+        functions[layer] = names
+    return functions
+
+
+# Every layer's declared typed function names (for the API-coverage tests; all but
+# NNTK<L>ConfigCreate, see _STANDARD).
+LAYER_FUNCTIONS: dict[str, list[str]] = _declare_typed()
 
 
 def layer_function(layer: str, suffix: str):

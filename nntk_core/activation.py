@@ -1,27 +1,27 @@
-"""The Activation layer (tf.keras.layers.Activation)."""
+"""The Activation layer (tf.keras.layers.Activation): what Python adds to the
+library's description is an optional input_dim, the layer then adapting to
+each input's last axis (the native layer re-created for a new size)."""
 
 from __future__ import annotations
 
-from nntk_core import activations
-from nntk_core.layer import Layer, check_positive_int
+from nntk_core.layer import Layer, as_float32
 
 
-class Activation(Layer):
+class Activation(Layer, layer="Activation"):
     """tf.keras.layers.Activation(name): y = act(x), elementwise, softmax over the last axis.
 
     `input_dim` is optional: without it the layer adapts to each input's last axis.
     No weights.
     """
 
-    _native = "Activation"
+    _defaults = {"input_dim": None}
 
-    def __init__(self, activation: str | None, input_dim: int | None = None):
-        self.activation = activations.canonical(activation)
-        self._fixed_dim = input_dim is not None
-        super().__init__(check_positive_int(input_dim, "input_dim") if input_dim is not None else 1)
-
-    def _config_args(self) -> tuple:
-        return (activations.kind(self.activation), self.input_dim)
+    def _check_argument(self, field, value):
+        if field.name == "input_dim":
+            self._fixed_dim = value is not None
+            if value is None:
+                return 1  # until the first input says
+        return super()._check_argument(field, value)
 
     @property
     def output_dim(self) -> int | None:
@@ -31,16 +31,8 @@ class Activation(Layer):
     def adapts_input_dim(self) -> bool:
         return not self._fixed_dim
 
-    def weight_names(self) -> list[str]:
-        return []
-
-    def weight_shapes(self) -> list[tuple[int, ...]]:
-        return []
-
     def _prepare_input(self, x, name: str = "x"):
         if not self._fixed_dim:
-            from nntk_core.layer import as_float32
-
             arr = as_float32(x, name)
             if (
                 arr.ndim in self.input_ranks

@@ -1,4 +1,5 @@
-"""Bidirectional (tf.keras Bidirectional) around an nntk RNN, GRU or LSTM.
+"""Bidirectional (tf.keras Bidirectional) around an nntk RNN, GRU or LSTM (any layer
+the library can wrap: one with states and go_backwards).
 
     bi = nn.Bidirectional(nn.LSTM(8, input_dim=4, return_sequences=True), merge_mode="concat")
     bi.set_weights(forward_weights + backward_weights)    # Keras order: forward, then backward
@@ -29,79 +30,76 @@ from __future__ import annotations
 
 import numpy as np
 
-from nntk_core import activations
-from nntk_core.recurrent import GRU, LSTM, RNN, RecurrentLayer
-
-# nntk/bidirectional.h NNTKRecurrentKind and NNTKMergeMode.
-_KINDS = {RNN: 0, GRU: 1, LSTM: 2}
-MERGE_MODES = {"concat": 0, "sum": 1, "mul": 2, "ave": 3, None: 4}
+from nntk_core._native import LAYERS, lib, layer_function
+from nntk_core.layer import _check_enum
+from nntk_core.recurrent import RecurrentLayer
 
 
-class Bidirectional(RecurrentLayer):
+# merge_mode, the one field of the wrapper's own config.
+(_MERGE_MODE,) = LAYERS["Bidirectional"].fields
+
+
+class Bidirectional(RecurrentLayer, layer="Bidirectional"):
     """tf.keras.layers.Bidirectional(layer, merge_mode) for layer an nntk RNN, GRU or LSTM.
 
     Weights (Keras order): the forward layer's weights, then the backward layer's.
     """
 
-    _native = "Bidirectional"
-
-    def __init__(self, layer, merge_mode: str | None = "concat"):
-        if type(layer) not in _KINDS:
+    def __init__(self, layer, merge_mode=_MERGE_MODE.default):
+        self._setup()
+        merge_field = _MERGE_MODE
+        if not isinstance(layer, RecurrentLayer) or isinstance(layer, Bidirectional):
             raise TypeError(
                 "Bidirectional: layer must be an nntk RNN, GRU or LSTM instance, "
                 f"got {type(layer).__name__}"
             )
-        if not (merge_mode is None or isinstance(merge_mode, str)) or merge_mode not in MERGE_MODES:
-            raise ValueError(
-                f"Bidirectional: merge_mode={merge_mode!r} is not one of "
-                '"concat", "sum", "mul", "ave", None'
-            )
-        super().__init__(layer.input_dim)
+        # Keras spells the library's "none" as None (the two outputs as a list).
+        if merge_mode is None or merge_mode == "none":
+            self.merge_mode = None
+        else:
+            try:
+                self.merge_mode = _check_enum(merge_field, merge_mode)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Bidirectional: merge_mode={merge_mode!r} is not one of "
+                    + ", ".join(repr(n) for n in merge_field.enum_names if n != "none")
+                    + ", None"
+                ) from None
         self.layer = layer
-        self.merge_mode = merge_mode
-        self.units = layer.units
+        self.input_dim = layer.input_dim
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.go_backwards = layer.go_backwards
+        try:
+            self._describe()
+        except ValueError as e:  # a layer the library cannot wrap
+            raise TypeError(str(e)) from None
 
     # -- description -------------------------------------------------------------------------
-    def _config_args(self) -> tuple:
-        layer = self.layer
-        recurrent = getattr(layer, "recurrent_activation", "sigmoid")
-        return (
-            _KINDS[type(layer)],
-            layer.input_dim,
-            layer.units,
-            activations.kind(layer.activation),
-            activations.kind(recurrent),
-            int(layer.use_bias),
-            int(getattr(layer, "reset_after", False)),
-            int(layer.return_sequences),
-            int(layer.go_backwards),
-            MERGE_MODES[self.merge_mode],
-        )
+    def _new_config(self):
+        inner = self.layer._new_config()
+        try:
+            merge = _MERGE_MODE.enum_names.index(self.merge_mode or "none")
+            return layer_function(self.layer_type.name, "ConfigCreateFor")(inner, merge)
+        finally:
+            lib.NNTKLayerConfigDestroy(inner)
+
+    @property
+    def units(self) -> int:
+        return self._state_widths[0]
 
     @property
     def output_dim(self) -> int | None:
         """2U for concat, U for sum/mul/ave; None when merge_mode is None (two outputs)."""
-        if self.merge_mode is None:
-            return None
-        return 2 * self.units if self.merge_mode == "concat" else self.units
+        return None if self.merge_mode is None else super().output_dim
 
     def state_names(self) -> list[str]:
         inner = self.layer.state_names()
         return [f"forward_{n}" for n in inner] + [f"backward_{n}" for n in inner]
 
     def weight_names(self) -> list[str]:
-        inner = self.layer.weight_names()
-        return [f"forward_{n}" for n in inner] + [f"backward_{n}" for n in inner]
-
-    def weight_shapes(self) -> list[tuple[int, ...]]:
-        return self.layer.weight_shapes() * 2
-
-    def initial_weights(self) -> list[np.ndarray]:
-        """The inner layer's initial weights, drawn once per direction."""
-        return self.layer.initial_weights() + self.layer.initial_weights()
+        half = super().weight_names()[: len(self._blocks) // 2]
+        return [f"forward_{n}" for n in half] + [f"backward_{n}" for n in half]
 
     def stream(self, chunk, state=None):
         raise TypeError(
@@ -128,3 +126,4 @@ class Bidirectional(RecurrentLayer):
 
     def _config_repr(self) -> str:
         return f"{self.layer!r}, merge_mode={self.merge_mode!r}"
+

@@ -1,9 +1,13 @@
 """The Python side of a native layer: handle lifetime, argument checks, and the
 Keras-shaped API (`__call__`, `backward`, `get_weights`, `set_weights`).
 
-A concrete layer says which native layer it drives (`_native`), its
-ConfigCreate arguments, and its weights' Keras names and shapes; everything
-else is here.
+Everything about a layer comes from the library's description (nntk/layer.h,
+`_native.LAYERS`): its constructor's arguments with their tf.keras names and
+defaults (`Layer.__init_subclass__` builds the signature), their checks (kind
+and range), the config (NNTKLayerConfigCreateFromValues), its weights' names,
+shapes, Keras initializers and trainability, its states, and the modes it runs
+in. A layer class is derived from it (nntk_core/layers.py); a hand-written
+subclass only adds behaviour (streaming, a wrapped layer, a time axis).
 
 Inputs: any real numeric array-like is converted to a C-contiguous float32
 array (tf.keras likewise casts inputs to the layer's float32 dtype); complex,
@@ -14,12 +18,28 @@ and rank 3 (B, T, F) inputs are accepted unless a layer says otherwise.
 from __future__ import annotations
 
 import ctypes
+import inspect
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from nntk_core import _native
-from nntk_core._native import TrainingConfig, layer_function
+from nntk_core import _native, activations
+from nntk_core._native import (
+    APPLY_FROZEN,
+    APPLY_INFERENCE,
+    APPLY_TRAINING,
+    FIELD_BOOL,
+    FIELD_ENUM,
+    FIELD_FLOAT,
+    FIELD_INT,
+    Field,
+    LayerType,
+    NNTKError,
+    TrainingConfig,
+    lib,
+)
 
 _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
@@ -85,15 +105,151 @@ def orthogonal(shape: tuple[int, int]) -> np.ndarray:
     return q[:rows, :cols].astype(np.float32)
 
 
+def zeros(shape: tuple[int, ...]) -> np.ndarray:
+    return np.zeros(shape, np.float32)
+
+
+def ones(shape: tuple[int, ...]) -> np.ndarray:
+    return np.ones(shape, np.float32)
+
+
+def unit_forget_bias(shape: tuple[int, ...]) -> np.ndarray:
+    """Keras LSTM's bias initializer with unit_forget_bias=True: zeros, but the second
+    quarter of the last axis (the forget gate's) ones."""
+    bias = np.zeros(shape, np.float32)
+    quarter = shape[-1] // 4
+    bias[..., quarter : 2 * quarter] = 1.0
+    return bias
+
+
+# tf.keras initializers by the name the description gives a weight block.
+INITIALIZERS = {
+    "glorot_uniform": glorot_uniform,
+    "orthogonal": orthogonal,
+    "zeros": zeros,
+    "ones": ones,
+    "unit_forget_bias": unit_forget_bias,
+}
+
+
+def _check_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_field(field: Field, value):
+    """`value` of constructor argument `field` as its Python value (an enum's
+    canonical name); TypeError / ValueError naming the argument."""
+    name = field.name
+    if field.kind == FIELD_BOOL:
+        return check_bool(value, name)
+    if field.kind == FIELD_INT:
+        value = check_positive_int(value, name) if field.min == 1 else value
+        if not field.min <= value <= field.max:
+            raise ValueError(f"{name} must be in [{field.min:g}, {field.max:g}], got {value}")
+        return value
+    if field.kind == FIELD_FLOAT:
+        value = _check_real(value, name)
+        if field.min_exclusive and not (field.min < value <= field.max):
+            upper = f" and <= {field.max:g}" if math.isfinite(field.max) else ""
+            raise ValueError(f"{name} must be > {field.min:g}{upper}, got {value}")
+        if not field.min_exclusive and not (field.min <= value <= field.max):
+            raise ValueError(f"{name} must be in [{field.min:g}, {field.max:g}], got {value}")
+        return value
+    return _check_enum(field, value)
+
+
+def _check_enum(field: Field, value) -> str:
+    """An enum argument by its tf.keras name: None is Keras's "no function" (the
+    "linear" activation), an alias or another case of a name is accepted."""
+    name, names = field.name, field.enum_names
+    if value is None and "linear" in names:
+        return "linear"
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {list(names)}, not {type(value).__name__}")
+    key = activations.ALIASES.get(value, value)
+    if key not in names and key.lower() in names:
+        key = key.lower()
+    if key not in names:
+        known = ", ".join(sorted(set(names) | {a for a, n in activations.ALIASES.items() if n in names}))
+        raise ValueError(f"{name}={value!r} is not one of: {known}")
+    return key
+
+
+@dataclass(frozen=True)
+class WeightBlock:
+    """One weight of a config, as the library describes it."""
+
+    name: str  # tf.keras weight name
+    shape: tuple[int, ...]
+    initializer: str  # tf.keras initializer (INITIALIZERS)
+    trainable: bool
+
+
+# The constructor arguments of a layer type, in order: the required ones (input_dim
+# last of them: tf.keras has no input_dim, it comes after Keras's own), then the ones
+# with a default, as the description gives them.
+def signature_of(
+    layer_type: LayerType, defaults: dict | None = None, flags: dict | None = None
+) -> inspect.Signature:
+    """`defaults` overrides a field's default (a hand-written class's behaviour, e.g. an
+    optional input_dim); `flags` are Python-only keyword flags (name -> default)."""
+    defaults = defaults or {}
+    empty = inspect.Parameter.empty
+    default_of = {f.name: defaults.get(f.name, empty if f.required else f.default) for f in layer_type.fields}
+    order = sorted(
+        layer_type.fields,
+        key=lambda f: (default_of[f.name] is not empty, f.name == "input_dim"),
+    )
+    params = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_of[f.name])
+        for f in order
+    ]
+    params += [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+        for n, d in (flags or {}).items()
+    ]
+    return inspect.Signature(params)
+
+
 class Layer:
-    """Base class of the native layers. Subclasses set `_native` and implement
-    `_config_args()`, `weight_names()` and `weight_shapes()`."""
+    """Base class of the native layers. A subclass names its layer type
+    (`class X(Layer, layer="X")`, or the derived classes of nntk_core/layers.py);
+    its constructor's signature, checks and weights then come from the description."""
 
-    _native: str = ""  # the C layer name: NNTK<_native>ConfigCreate ...
+    layer_type: LayerType | None = None  # the library's description of the layer
     input_ranks: tuple[int, ...] = (2, 3)
+    # What a hand-written subclass may change: a field's default, and Python-only
+    # keyword flags (name -> default, True or False).
+    _defaults: dict = {}
+    _flags: dict = {}
+    # Hand-written subclasses by layer type name (nntk_core/layers.py uses them).
+    hand_written: dict[str, type] = {}
 
-    def __init__(self, input_dim: int):
-        self.input_dim = check_positive_int(input_dim, "input_dim")
+    def __init_subclass__(cls, layer: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if layer is not None:
+            cls.layer_type = _native.LAYERS[layer]
+            Layer.hand_written[layer] = cls
+        if cls.layer_type is not None and not cls.layer_type.wraps:
+            cls.__signature__ = signature_of(cls.layer_type, cls._defaults, cls._flags)
+
+    def __init__(self, *args, **kwargs):
+        bound = type(self).__signature__.bind(*args, **kwargs)
+        bound.apply_defaults()
+        self._setup()
+        for field in self.layer_type.fields:
+            setattr(self, field.name, self._check_argument(field, bound.arguments[field.name]))
+        for name in self._flags:
+            setattr(self, name, check_bool(bound.arguments[name], name))
+        self._describe()
+
+    def _setup(self) -> None:
+        """The handle's bookkeeping (before the arguments are read)."""
         self._handle = None
         self._gradient = None
         self._last_training_shape: tuple[int, ...] | None = (
@@ -101,36 +257,89 @@ class Layer:
         )
         self._weights_set_after_call = False  # set_weights() came after that call
         self._closed = False
+        self._output_dim: int | None = None
         # How the native handle is created (set_handle_options): inference only, or
         # for training with this reserved capacity (NNTKTrainingConfig).
         self._inference_only = False
         self._capacity = TrainingConfig(0, 0)
 
-    # -- what a subclass provides ---------------------------------------------------------
-    def _config_args(self) -> tuple:
-        raise NotImplementedError
+    def _check_argument(self, field: Field, value):
+        """A constructor argument's value (check_field; a subclass may accept more forms)."""
+        return check_field(field, value)
+
+    # -- the config and what the library says about it -----------------------------------
+    def _config_values(self) -> list[float]:
+        """The fields' values as NNTKLayerConfigCreateFromValues takes them."""
+        values = []
+        for field in self.layer_type.fields:
+            value = getattr(self, field.name)
+            values.append(field.enum_names.index(value) if field.kind == FIELD_ENUM else value)
+        return [float(v) for v in values]
+
+    def _new_config(self):
+        """A new native config of this layer (the caller destroys it)."""
+        values = self._config_values()
+        array = (ctypes.c_double * max(len(values), 1))(*values)
+        return lib.NNTKLayerConfigCreateFromValues(self.layer_type.index, array, len(values))
+
+    def _describe(self) -> None:
+        """Creates the config once (the library's checks across arguments) and reads its
+        weight blocks and states."""
+        try:
+            config = self._new_config()
+        except NNTKError as e:
+            if e.status != "NNTK_ERROR_INVALID_ARGUMENT":
+                raise
+            raise ValueError(f"{type(self).__name__}: {e.message}") from None
+        try:
+            self._blocks = _weight_blocks(config)
+            self._state_widths = _state_widths(config)
+        finally:
+            lib.NNTKLayerConfigDestroy(config)
 
     def weight_names(self) -> list[str]:
         """Keras names of the weights, in get_weights() order (e.g. ["kernel", "bias"])."""
-        raise NotImplementedError
+        return [b.name for b in self._blocks]
 
     def weight_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of the weights, in get_weights() order."""
-        raise NotImplementedError
+        return [b.shape for b in self._blocks]
 
     def trainable_mask(self) -> list[bool]:
-        """Which weights are trainable (receive a gradient from backward); all by default."""
-        return [True] * len(self.weight_shapes())
+        """Which weights are trainable (receive a gradient from backward)."""
+        return [b.trainable for b in self._blocks]
 
     @property
     def output_dim(self) -> int | None:
-        """Size of the output's last axis (None: the same as the input's)."""
-        raise NotImplementedError
+        """Size of the output's last axis, as the library computes it."""
+        if self._output_dim is None:
+            self._output_dim = self._probe_output_features()
+        return self._output_dim
+
+    def _probe_output_features(self) -> int:
+        """out_features of NNTKLayerOutputShape on a scratch inference handle, for the
+        first input length the layer accepts (a "valid" window needs enough steps)."""
+        config = self._new_config()
+        try:
+            handle = lib.NNTKLayerCreateForInference(config)
+        finally:
+            lib.NNTKLayerConfigDestroy(config)
+        try:
+            out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
+            for power in range(25):
+                try:
+                    lib.NNTKLayerOutputShape(
+                        handle, 1, 2**power, ctypes.byref(out_steps), ctypes.byref(out_features)
+                    )
+                    return out_features.value
+                except NNTKError:
+                    continue
+            raise RuntimeError(f"{type(self).__name__}: no input length accepted")
+        finally:
+            lib.NNTKLayerDestroy(handle)
+            lib.NNTKClearError()
 
     # -- handle lifetime -------------------------------------------------------------------
-    def _fn(self, suffix: str):
-        return layer_function(self._native, suffix)
-
     def set_handle_options(
         self, *, inference_only: bool = False, max_batch: int = 0, max_steps: int = 0
     ) -> None:
@@ -168,38 +377,19 @@ class Layer:
             )
 
     def _create(self) -> None:
-        config = self._fn("ConfigCreate")(*self._config_args())
+        config = self._new_config()
         try:
             if self._inference_only:
-                self._handle = self._fn("CreateForInference")(config)
+                self._handle = lib.NNTKLayerCreateForInference(config)
             else:
-                self._handle = self._fn("CreateForTraining")(config, ctypes.byref(self._capacity))
+                self._handle = lib.NNTKLayerCreateForTraining(config, ctypes.byref(self._capacity))
         finally:
-            self._fn("ConfigDestroy")(config)
-        _, count = self._weights_view_raw()
-        expected = sum(int(np.prod(s)) for s in self.weight_shapes())
-        if count != expected:  # the Python and C descriptions of the weights disagree
-            raise RuntimeError(
-                f"{type(self).__name__}: native weight block has {count} floats, "
-                f"the declared shapes {self.weight_shapes()} hold {expected}"
-            )
-        initial = self.initial_weights()
-        if initial is not None:
-            self.set_weights(initial)
+            lib.NNTKLayerConfigDestroy(config)
+        self.set_weights(self.initial_weights())
 
-    def initial_weights(self) -> list[np.ndarray] | None:
-        """tf.keras's default initial weights (None: keep the native layer's own).
-        The default: glorot_uniform for "kernel", orthogonal for "recurrent_kernel",
-        zeros for everything else."""
-        weights = []
-        for name, shape in zip(self.weight_names(), self.weight_shapes(), strict=True):
-            if name.endswith("recurrent_kernel"):
-                weights.append(orthogonal(shape))
-            elif name.endswith("kernel"):
-                weights.append(glorot_uniform(shape))
-            else:
-                weights.append(np.zeros(shape, np.float32))
-        return weights
+    def initial_weights(self) -> list[np.ndarray]:
+        """tf.keras's initial weights: each block drawn by its Keras initializer."""
+        return [INITIALIZERS[b.initializer](b.shape) for b in self._blocks]
 
     def _live_handle(self):
         if self._closed:
@@ -211,10 +401,10 @@ class Layer:
     def close(self) -> None:
         """Frees the native objects; the layer cannot be used afterwards."""
         if self._gradient is not None:
-            self._fn("GradientDestroy")(self._gradient)
+            lib.NNTKLayerGradientDestroy(self._gradient)
             self._gradient = None
         if self._handle is not None:
-            self._fn("Destroy")(self._handle)
+            lib.NNTKLayerDestroy(self._handle)
             self._handle = None
         self._closed = True
 
@@ -225,20 +415,15 @@ class Layer:
             pass
 
     # -- weights ---------------------------------------------------------------------------
-    def _weights_view_raw(self):
-        ptr = _FLOAT_PTR()
-        count = ctypes.c_int64()
-        self._fn("GetWeights")(self._handle, ctypes.byref(ptr), ctypes.byref(count))
-        return ptr, count.value
-
     def _weights_view(self) -> np.ndarray:
         """A float32 view of the native weight block (no copy)."""
         handle = self._live_handle()
-        del handle
-        ptr, count = self._weights_view_raw()
-        if count == 0:
+        ptr = _FLOAT_PTR()
+        count = ctypes.c_int64()
+        lib.NNTKLayerGetWeights(handle, ctypes.byref(ptr), ctypes.byref(count))
+        if count.value == 0:
             return np.zeros(0, dtype=np.float32)
-        return np.ctypeslib.as_array(ptr, shape=(count,))
+        return np.ctypeslib.as_array(ptr, shape=(count.value,))
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights, in tf.keras get_weights() order and shapes."""
@@ -315,23 +500,33 @@ class Layer:
 
     def _output_shape(self, x_shape: tuple[int, ...], batch: int, steps: int) -> tuple[int, ...]:
         out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
-        self._fn("OutputShape")(
+        lib.NNTKLayerOutputShape(
             self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
         )
         if len(x_shape) == 3:
             return (batch, out_steps.value, out_features.value)
         return (batch, out_features.value)
 
+    # A layer whose inference-mode call differs from its training call (has_frozen:
+    # BatchNorm's moving statistics) keeps what backward() needs in both: training=False
+    # runs the native frozen batch (inference plus a copy of x), so that backward()
+    # then returns the inference-mode gradients, as tf.keras does for training=False.
+    # An inference-only handle keeps nothing: its calls are plain inference.
     def _keeps_for_backward(self, training: bool) -> bool:
-        """Whether a call with this `training` flag keeps what backward() needs.
-        Training calls do; a layer whose inference-mode call can keep it too
-        (BatchNorm) overrides this and `_apply`."""
-        return training
+        """Whether a call with this `training` flag keeps what backward() needs."""
+        return training or (self.layer_type.has_frozen and not self._inference_only)
+
+    def _mode(self, training: bool) -> int:
+        """The NNTKApplyMode of a call."""
+        if training:
+            return APPLY_TRAINING
+        return APPLY_FROZEN if self._keeps_for_backward(training) else APPLY_INFERENCE
 
     def _apply(self, handle, training: bool, batch: int, steps: int, arr, out) -> None:
-        """Runs the native forward pass for `training` (ApplyTrainingBatch / ApplyInference)."""
-        suffix = "ApplyTrainingBatch" if training else "ApplyInference"
-        self._fn(suffix)(handle, batch, steps, float_ptr(arr), float_ptr(out))
+        """Runs the native forward pass of a call."""
+        lib.NNTKLayerApply(
+            handle, self._mode(training), batch, steps, float_ptr(arr), None, float_ptr(out), None
+        )
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
         """y = layer(x); with training=True also keeps what backward() needs."""
@@ -368,8 +563,8 @@ class Layer:
             )
         handle = self._live_handle()
         dx = np.empty(self._last_input_shape, dtype=np.float32) if input_gradient else None
-        self._fn("CalculateGradient")(
-            handle, self._gradient_handle(), float_ptr(grad), float_ptr(dx)
+        lib.NNTKLayerCalculateGradient(
+            handle, self._gradient_handle(), float_ptr(grad), None, float_ptr(dx), None
         )
         return dx, self._weight_gradients()
 
@@ -396,14 +591,14 @@ class Layer:
     def _gradient_handle(self):
         """The native gradient object (created on first use)."""
         if self._gradient is None:
-            self._gradient = self._fn("GradientCreate")(self._live_handle())
+            self._gradient = lib.NNTKLayerGradientCreate(self._live_handle())
         return self._gradient
 
     def _weight_gradients(self) -> list[np.ndarray]:
         """Copies of the trainable weights' gradients from the native gradient block."""
         ptr = _FLOAT_PTR()
         count = ctypes.c_int64()
-        self._fn("GradientGetWeights")(self._gradient, ctypes.byref(ptr), ctypes.byref(count))
+        lib.NNTKLayerGradientGetWeights(self._gradient, ctypes.byref(ptr), ctypes.byref(count))
         block = (
             np.ctypeslib.as_array(ptr, shape=(count.value,))
             if count.value
@@ -421,7 +616,42 @@ class Layer:
         return f"{type(self).__name__}({self._config_repr()})"
 
     def _config_repr(self) -> str:
-        return f"input_dim={self.input_dim}"
+        names = inspect.signature(type(self)).parameters
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
 
 
-_ = _native  # the binding is loaded when the first layer module is imported
+def _weight_blocks(config) -> list[WeightBlock]:
+    """The weight blocks of a native config (NNTKLayerConfigWeightBlock)."""
+    count = ctypes.c_int64()
+    lib.NNTKLayerConfigWeightCount(config, ctypes.byref(count))
+    blocks = []
+    for i in range(count.value):
+        name, initializer = ctypes.c_char_p(), ctypes.c_char_p()
+        rank, trainable = ctypes.c_int64(), ctypes.c_int64()
+        shape = (ctypes.c_int64 * _native.MAX_WEIGHT_RANK)()
+        lib.NNTKLayerConfigWeightBlock(
+            config,
+            i,
+            ctypes.byref(name),
+            ctypes.byref(initializer),
+            ctypes.byref(rank),
+            shape,
+            ctypes.byref(trainable),
+        )
+        blocks.append(
+            WeightBlock(
+                name.value.decode(),
+                tuple(shape[: rank.value]),
+                initializer.value.decode(),
+                bool(trainable.value),
+            )
+        )
+    return blocks
+
+
+def _state_widths(config) -> list[int]:
+    """The widths of a native config's states (NNTKLayerConfigStates; [] without states)."""
+    count = ctypes.c_int64()
+    widths = (ctypes.c_int64 * _native.MAX_STATES)()
+    lib.NNTKLayerConfigStates(config, ctypes.byref(count), widths)
+    return list(widths[: count.value])

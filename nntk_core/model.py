@@ -19,11 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from nntk_core._native import NNTKError
-from nntk_core.activation import Activation
-from nntk_core.dense import Dense, TimeDistributedDense
 from nntk_core.layer import Layer, as_float32, check_bool
+from nntk_core.layers import LAYER_CLASSES
 from nntk_core.losses import CategoricalCrossentropy
 from nntk_core.recurrent import RecurrentLayer
+
+Activation, Dense = LAYER_CLASSES["Activation"], LAYER_CLASSES["Dense"]
 
 _RANK_FORMS = {2: "(batch, features)", 3: "(batch, steps, features)"}
 
@@ -92,7 +93,7 @@ class Sequential:
             if isinstance(layer, RecurrentLayer) and not layer.return_sequences:
                 rank = 2
         self.layers = list(layers)
-        self._logits_twin: Dense | None = None  # see _logits_head
+        self._logits_twin: Layer | None = None  # see _logits_head
 
     # -- weights -----------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -209,11 +210,10 @@ class Sequential:
             isinstance(loss, CategoricalCrossentropy)
             and not loss.from_logits
             and isinstance(last, (Activation, Dense))
-            and not isinstance(last, TimeDistributedDense)
             and last.activation == "softmax"
         )
 
-    def _logits_head(self) -> Dense:
+    def _logits_head(self) -> Layer:
         """The last Dense(softmax) as a linear Dense with the same weights: its output
         is the softmax's logits (the same products, the activation left out)."""
         last = self.layers[-1]

@@ -1,5 +1,7 @@
-"""The recurrent layers RNN (tf.keras SimpleRNN), GRU and LSTM, with tf.keras's
-constructor arguments, initial / returned states and streaming.
+"""What a layer with states (RNN = tf.keras SimpleRNN, GRU, LSTM, and any layer the
+library describes with states) adds to a layer: tf.keras's initial / returned
+states, the `return_state` flag, and streaming. The layer classes themselves are
+derived from the description (nntk_core/layers.py) on RecurrentLayer.
 
     gru = nn.GRU(8, input_dim=4, return_sequences=True, return_state=True)
     gru.set_weights([kernel, recurrent_kernel, bias])     # tf.keras order
@@ -30,42 +32,47 @@ Calls:
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 
 import numpy as np
 
-from nntk_core import activations
-from nntk_core.layer import Layer, as_float32, check_bool, check_positive_int, float_ptr
+from nntk_core._native import lib
+from nntk_core.layer import Layer, as_float32, check_bool, float_ptr
+
+# Keras's names of a recurrent layer's states, in order (LSTM: [h, c]).
+STATE_NAMES = ("h", "c")
 
 
 class RecurrentLayer(Layer):
-    """Shared Python side of RNN, GRU, LSTM and Bidirectional: states, the list
-    forms of outputs and gradients, and streaming. A subclass describes its
-    states (`state_names`) and, if its native output is not a single
-    (B, T', F) tensor, how to split and join it."""
+    """Shared Python side of the layers with states (RNN, GRU, LSTM, Bidirectional):
+    states, the list forms of outputs and gradients, and streaming. A subclass
+    whose native output is not a single (B, T', F) tensor says how to split and
+    join it."""
 
     input_ranks = (3,)
+    _flags = {"return_state": False}
     return_sequences: bool
     return_state: bool
-    units: int
 
-    def __init__(self, input_dim: int):
-        super().__init__(input_dim)
+    def _setup(self) -> None:
+        super()._setup()
         self._last_had_state = False  # the last training call was given an initial_state
-
-    @property
-    def output_dim(self) -> int:
-        return self.units
 
     # -- what a subclass may override ------------------------------------------------------
     def state_names(self) -> list[str]:
-        """Names of the state tensors, in Keras order (each (batch, units))."""
-        raise NotImplementedError
+        """Names of the state tensors, in Keras order (each (batch, width))."""
+        return list(STATE_NAMES[: len(self._state_widths)])
 
     def _out_buffer_shape(self, batch: int, steps: int) -> tuple[int, ...]:
-        """Shape of the native output buffer."""
-        features = self._native_out_features(batch, steps)
-        return (batch, steps, features) if self.return_sequences else (batch, features)
+        """Shape of the native output buffer (no time axis without return_sequences)."""
+        out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
+        lib.NNTKLayerOutputShape(
+            self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
+        )
+        if self.return_sequences:
+            return (batch, out_steps.value, out_features.value)
+        return (batch, out_features.value)
 
     def _split_output(self, buffer: np.ndarray) -> list[np.ndarray]:
         """The output tensor(s) the call returns, from the native buffer."""
@@ -76,14 +83,13 @@ class RecurrentLayer(Layer):
         return parts[0]
 
     # -- helpers ---------------------------------------------------------------------------
-    def _native_out_features(self, batch: int, steps: int) -> int:
-        import ctypes
+    def _state_buffer(self, batch: int) -> np.ndarray:
+        """An uninitialised native state buffer (n_states, batch, width)."""
+        return np.empty(self._state_shape(batch), dtype=np.float32)
 
-        out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
-        self._fn("OutputShape")(
-            self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
-        )
-        return out_features.value
+    def _state_shape(self, batch: int) -> tuple[int, ...]:
+        """(n_states, batch, width): every state of these layers has the width units."""
+        return (len(self._state_widths), batch, self._state_widths[0])
 
     def _prepare_states(self, states, batch: int, name: str) -> np.ndarray | None:
         """`states` (None, an array, or a list of arrays (batch, units)) as one
@@ -104,7 +110,7 @@ class RecurrentLayer(Layer):
                 f"{name} must be a list of {n} array{'s' if n > 1 else ''} "
                 f"[{', '.join(names)}], each (batch, units), got {len(states)}"
             )
-        expected = (batch, self.units)
+        expected = self._state_shape(batch)[1:]
         arrays = []
         for i, (state_name, s) in enumerate(zip(names, states, strict=True)):
             arr = as_float32(s, f"{name}[{i}] ({state_name})")
@@ -125,17 +131,12 @@ class RecurrentLayer(Layer):
         states = self._prepare_states(initial_state, batch, "initial_state")
         handle = self._live_handle()
         out = np.empty(self._out_buffer_shape(batch, steps), dtype=np.float32)
-        final = (
-            np.empty((len(self.state_names()), batch, self.units), dtype=np.float32)
-            if final_state
-            else None
-        )
-        suffix = "ApplyTrainingBatchWithState" if training else "ApplyInferenceWithState"
-        fn = getattr(_lib(), f"NNTK{self._native}{suffix}")
+        final = self._state_buffer(batch) if final_state else None
         if training:
             self._last_training_shape = None
-        fn(
+        lib.NNTKLayerApply(
             handle,
+            self._mode(training),
             batch,
             steps,
             float_ptr(arr),
@@ -207,26 +208,22 @@ class RecurrentLayer(Layer):
             grads.append(self._check_grad(items[i], part.shape, label))
         d_out = np.ascontiguousarray(self._join_output_grad(grads), dtype=np.float32)
         d_final = None
+        state_shape = self._state_shape(batch)
         if self.return_state:
             state_items = items[n_out:]
             if any(s is not None for s in state_items):
                 d_final = np.ascontiguousarray(
                     np.stack(
                         [
-                            self._check_grad(s, (batch, self.units), f"dy[{n_out + i}] ({name})")
+                            self._check_grad(s, state_shape[1:], f"dy[{n_out + i}] ({name})")
                             for i, (name, s) in enumerate(zip(names, state_items, strict=True))
                         ]
                     )
                 )
         handle = self._live_handle()
         dx = np.empty(self._last_input_shape, dtype=np.float32) if input_gradient else None
-        d_init = (
-            np.empty((len(names), batch, self.units), dtype=np.float32)
-            if self._last_had_state
-            else None
-        )
-        fn = getattr(_lib(), f"NNTK{self._native}CalculateGradientWithState")
-        fn(
+        d_init = self._state_buffer(batch) if self._last_had_state else None
+        lib.NNTKLayerCalculateGradient(
             handle,
             self._gradient_handle(),
             float_ptr(d_out),
@@ -250,205 +247,3 @@ class RecurrentLayer(Layer):
                 f"got {arr.shape}"
             )
         return arr
-
-
-def _lib():
-    from nntk_core._native import lib
-
-    return lib
-
-
-class _Cell(RecurrentLayer):
-    """RNN, GRU and LSTM: one recurrent layer with a (D, G·U) kernel."""
-
-    _gates = 1
-
-    def __init__(
-        self,
-        units: int,
-        input_dim: int,
-        activation: str | None,
-        use_bias: bool,
-        return_sequences: bool,
-        go_backwards: bool,
-        return_state: bool,
-    ):
-        super().__init__(input_dim)
-        self.units = check_positive_int(units, "units")
-        self.activation = activations.canonical(activation, "activation")
-        self.use_bias = check_bool(use_bias, "use_bias")
-        self.return_sequences = check_bool(return_sequences, "return_sequences")
-        self.go_backwards = check_bool(go_backwards, "go_backwards")
-        self.return_state = check_bool(return_state, "return_state")
-
-    def state_names(self) -> list[str]:
-        return ["h"]
-
-    def weight_names(self) -> list[str]:
-        names = ["kernel", "recurrent_kernel"]
-        return names + ["bias"] if self.use_bias else names
-
-    def weight_shapes(self) -> list[tuple[int, ...]]:
-        wide = self._gates * self.units
-        shapes = [(self.input_dim, wide), (self.units, wide)]
-        return shapes + [self._bias_shape()] if self.use_bias else shapes
-
-    def _bias_shape(self) -> tuple[int, ...]:
-        return (self._gates * self.units,)
-
-    def _flags(self) -> str:
-        return (
-            f"use_bias={self.use_bias}, return_sequences={self.return_sequences}, "
-            f"go_backwards={self.go_backwards}, return_state={self.return_state}"
-        )
-
-
-class RNN(_Cell):
-    """tf.keras.layers.SimpleRNN: h_t = act((x_t · kernel + bias) + h_{t-1} · recurrent_kernel).
-
-    Weights (Keras order): kernel (input_dim, units), recurrent_kernel (units, units),
-    bias (units,) when use_bias.
-    """
-
-    _native = "RNN"
-    _gates = 1
-
-    def __init__(
-        self,
-        units: int,
-        input_dim: int,
-        activation: str | None = "tanh",
-        use_bias: bool = True,
-        return_sequences: bool = False,
-        go_backwards: bool = False,
-        return_state: bool = False,
-    ):
-        super().__init__(
-            units, input_dim, activation, use_bias, return_sequences, go_backwards, return_state
-        )
-
-    def _config_args(self) -> tuple:
-        return (
-            self.input_dim,
-            self.units,
-            activations.kind(self.activation),
-            int(self.use_bias),
-            int(self.return_sequences),
-            int(self.go_backwards),
-        )
-
-    def _config_repr(self) -> str:
-        return (
-            f"units={self.units}, input_dim={self.input_dim}, activation={self.activation!r}, "
-            + self._flags()
-        )
-
-
-class GRU(_Cell):
-    """tf.keras.layers.GRU (gates z, r, h; both reset_after variants).
-
-    Weights (Keras order): kernel (input_dim, 3·units), recurrent_kernel (units, 3·units),
-    bias when use_bias: (2, 3·units) [input row; recurrent row] with reset_after,
-    else (3·units,).
-    """
-
-    _native = "GRU"
-    _gates = 3
-
-    def __init__(
-        self,
-        units: int,
-        input_dim: int,
-        activation: str | None = "tanh",
-        recurrent_activation: str | None = "sigmoid",
-        use_bias: bool = True,
-        return_sequences: bool = False,
-        go_backwards: bool = False,
-        return_state: bool = False,
-        reset_after: bool = True,
-    ):
-        super().__init__(
-            units, input_dim, activation, use_bias, return_sequences, go_backwards, return_state
-        )
-        self.recurrent_activation = activations.canonical(
-            recurrent_activation, "recurrent_activation"
-        )
-        self.reset_after = check_bool(reset_after, "reset_after")
-
-    def _bias_shape(self) -> tuple[int, ...]:
-        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-
-    def _config_args(self) -> tuple:
-        return (
-            self.input_dim,
-            self.units,
-            activations.kind(self.activation),
-            activations.kind(self.recurrent_activation),
-            int(self.use_bias),
-            int(self.reset_after),
-            int(self.return_sequences),
-            int(self.go_backwards),
-        )
-
-    def _config_repr(self) -> str:
-        return (
-            f"units={self.units}, input_dim={self.input_dim}, activation={self.activation!r}, "
-            f"recurrent_activation={self.recurrent_activation!r}, reset_after={self.reset_after}, "
-            + self._flags()
-        )
-
-
-class LSTM(_Cell):
-    """tf.keras.layers.LSTM (gates i, f, c, o; the bias is added after both products).
-
-    Weights (Keras order): kernel (input_dim, 4·units), recurrent_kernel (units, 4·units),
-    bias (4·units,) when use_bias. States [h, c].
-    """
-
-    _native = "LSTM"
-    _gates = 4
-
-    def __init__(
-        self,
-        units: int,
-        input_dim: int,
-        activation: str | None = "tanh",
-        recurrent_activation: str | None = "sigmoid",
-        use_bias: bool = True,
-        return_sequences: bool = False,
-        go_backwards: bool = False,
-        return_state: bool = False,
-    ):
-        super().__init__(
-            units, input_dim, activation, use_bias, return_sequences, go_backwards, return_state
-        )
-        self.recurrent_activation = activations.canonical(
-            recurrent_activation, "recurrent_activation"
-        )
-
-    def state_names(self) -> list[str]:
-        return ["h", "c"]
-
-    def initial_weights(self) -> list[np.ndarray]:
-        """Keras's unit_forget_bias=True: the forget gate's bias block starts at one."""
-        weights = super().initial_weights()
-        if self.use_bias:
-            weights[2][self.units : 2 * self.units] = 1.0
-        return weights
-
-    def _config_args(self) -> tuple:
-        return (
-            self.input_dim,
-            self.units,
-            activations.kind(self.activation),
-            activations.kind(self.recurrent_activation),
-            int(self.use_bias),
-            int(self.return_sequences),
-            int(self.go_backwards),
-        )
-
-    def _config_repr(self) -> str:
-        return (
-            f"units={self.units}, input_dim={self.input_dim}, activation={self.activation!r}, "
-            f"recurrent_activation={self.recurrent_activation!r}, " + self._flags()
-        )

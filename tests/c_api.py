@@ -46,7 +46,7 @@ _SCALAR_TYPES = {"int64_t": "i64", "int32_t": "i32", "double": "f64", "float": "
 class Param:
     ctype: str  # normalised C type, e.g. "const float *"
     name: str
-    kind: str  # i64 i32 f64 f32 | fptr fptrptr i64ptr | handle | struct
+    kind: str  # i64 i32 f64 f32 | fptr fptrptr i64ptr f64ptr strptr | handle | struct
     target: str = ""  # handle/struct: the NNTK type pointed to
 
     @property
@@ -236,6 +236,10 @@ def _classify(api: Api, fn: str, ctype: str, name: str) -> Param:
         return Param(ctype, name, "fptrptr")
     if base == "int64_t *":
         return Param(ctype, name, "i64ptr")
+    if base == "double *":  # values in, or a described number out
+        return Param(ctype, name, "f64ptr")
+    if base == "char **":  # a constant string out (the layer description)
+        return Param(ctype, name, "strptr")
     target = base.rstrip(" *")
     if base.endswith(" *") and target in api.opaque_types:
         return Param(ctype, name, "handle", target)
@@ -308,3 +312,21 @@ def has_symbol_table(library: Path) -> bool:
         ["readelf", "-SW", str(library)], check=True, capture_output=True, text=True
     ).stdout
     return ".symtab" in out
+
+
+_CTYPE_OF_KIND = {"i64": "c_int64", "i32": "c_int32", "f64": "c_double", "f32": "c_float"}
+
+
+def typed_config_create(cdll, layer: str, errcheck=None, api: Api | None = None):
+    """NNTK<layer>ConfigCreate of `cdll`, declared from its header (a new function
+    object). The binding does not declare these: their C arguments are per layer (it
+    creates configs through NNTKLayerConfigCreateFromValues)."""
+    import ctypes
+
+    f = (api or parse_headers()).functions[f"NNTK{layer}ConfigCreate"]
+    func = cdll[f.name]
+    func.argtypes = [getattr(ctypes, _CTYPE_OF_KIND[p.kind]) for p in f.params]
+    func.restype = ctypes.c_void_p
+    if errcheck is not None:
+        func.errcheck = errcheck
+    return func

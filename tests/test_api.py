@@ -2,6 +2,7 @@
 
 import ctypes
 
+import c_api
 import numpy as np
 import pytest
 
@@ -10,6 +11,11 @@ from nntk_core import _native
 from nntk_core._native import NNTKError
 
 lib = nn.lib
+
+
+def config_create(layer: str):
+    """The typed NNTK<layer>ConfigCreate (declared from its header; errors raise NNTKError)."""
+    return c_api.typed_config_create(lib, layer, _native._check_handle)
 
 
 def dense(**kw):
@@ -179,19 +185,19 @@ def test_closed_layer_refuses_calls():
 # -- the C API through the binding ------------------------------------------------------
 def test_c_errors_name_the_function_and_argument():
     with pytest.raises(NNTKError, match="NNTKDenseConfigCreate: input_dim must be >= 1"):
-        lib.NNTKDenseConfigCreate(0, 3, 0, 1)
+        config_create("Dense")(0, 3, 0, 1)
     with pytest.raises(NNTKError, match="NNTKDenseConfigCreate: activation = 99"):
-        lib.NNTKDenseConfigCreate(2, 3, 99, 1)
+        config_create("Dense")(2, 3, 99, 1)
     with pytest.raises(NNTKError, match="NNTKDenseConfigCreate: use_bias must be 0 or 1"):
-        lib.NNTKDenseConfigCreate(2, 3, 0, 7)
+        config_create("Dense")(2, 3, 0, 7)
     with pytest.raises(NNTKError, match="NNTKActivationConfigCreate: features must be >= 1"):
-        lib.NNTKActivationConfigCreate(0, 0)
+        config_create("Activation")(0, 0)
     with pytest.raises(NNTKError, match="NNTKDenseCreateForInference: config is NULL"):
         lib.NNTKDenseCreateForInference(None)
 
 
 def _dense_handles(training=True):
-    config = lib.NNTKDenseConfigCreate(4, 3, 0, 1)
+    config = config_create("Dense")(4, 3, 0, 1)
     try:
         if training:
             handle = lib.NNTKDenseCreateForTraining(config, None)

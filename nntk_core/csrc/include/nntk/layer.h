@@ -60,14 +60,15 @@ typedef enum NNTKApplyMode {
 NNTK_API NNTKStatus NNTKLayerTypeCount(int64_t *count);
 /* Layer type `type`: *name its typed API's infix ("GRU": NNTKGRUCreateForTraining
  * ...), *keras_name the tf.keras class ("GRU", "TimeDistributed(Dense)"),
- * *field_count its config fields, *wraps 1 when its config holds an inner layer's
+ * *field_count its config fields, *has_states 1 when it has states (recurrent:
+ * NNTKLayerConfigStates gives them for a config), *wraps 1 when its config holds an inner layer's
  * config (made by its own typed function, e.g. NNTKBidirectionalConfigCreateFor;
  * NNTKLayerConfigCreateFromValues refuses it), *has_frozen 1 when
  * NNTK_APPLY_FROZEN differs from NNTK_APPLY_TRAINING (BatchNorm: moving
  * statistics; such a layer keeps its inference-mode batch for the gradient). */
 NNTK_API NNTKStatus NNTKLayerTypeDescribe(int32_t type, const char **name, const char **keras_name,
-                                          int64_t *field_count, int64_t *wraps,
-                                          int64_t *has_frozen);
+                                          int64_t *field_count, int64_t *has_states,
+                                          int64_t *wraps, int64_t *has_frozen);
 /* Field `field` of layer type `type`: *name its tf.keras argument name, *kind an
  * NNTKFieldKind, *default_value its default (NaN: required, no default),
  * [*min, *max] its range (*min_exclusive 1: value > *min), *enum_count the

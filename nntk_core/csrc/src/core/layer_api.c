@@ -49,18 +49,20 @@ NNTK_API NNTKStatus NNTKLayerTypeCount(int64_t *count) {
 }
 
 NNTK_API NNTKStatus NNTKLayerTypeDescribe(int32_t type, const char **name, const char **keras_name,
-                                          int64_t *field_count, int64_t *wraps,
+                                          int64_t *field_count, int64_t *has_states, int64_t *wraps,
                                           int64_t *has_frozen) {
     static const char fn[] = "NNTKLayerTypeDescribe";
-    static const char *const names[] = {"name", "keras_name", "field_count", "wraps", "has_frozen"};
-    const void *const outputs[] = {name, keras_name, field_count, wraps, has_frozen};
+    static const char *const names[] = {"name",       "keras_name", "field_count",
+                                        "has_states", "wraps",      "has_frozen"};
+    const void *const outputs[] = {name, keras_name, field_count, has_states, wraps, has_frozen};
     const NNTKLayerType *t = type_at(fn, type);
     if (t == NULL) return NNTKLastStatus();
-    const NNTKStatus s = check_outputs(fn, 5, names, outputs);
+    const NNTKStatus s = check_outputs(fn, 6, names, outputs);
     if (s != NNTK_OK) return s;
     *name = t->name;
     *keras_name = t->keras_name;
     *field_count = t->field_count;
+    *has_states = t->states != NULL;
     *wraps = t->wraps;
     *has_frozen = t->has_frozen;
     return NNTK_OK;
