@@ -224,6 +224,7 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
         [c_void_p, c_int32, _STR_PTR, _STR_PTR, _INT64_PTR, _INT64_PTR, _INT64_PTR],
     ),
     "NNTKLayerConfigStates": (_STATUS, [c_void_p, _INT64_PTR, _INT64_PTR]),
+    "NNTKLayerConfigRanks": (_STATUS, [c_void_p, _INT64_PTR, _INT64_PTR]),
     "NNTKLayerCreateForTraining": (c_void_p, [c_void_p, POINTER(TrainingConfig)]),
     "NNTKLayerCreateForInference": (c_void_p, [c_void_p]),
     "NNTKLayerDestroy": (None, [c_void_p]),

@@ -294,8 +294,17 @@ class Layer:
         try:
             self._blocks = _weight_blocks(config)
             self._state_widths = _state_widths(config)
+            sequence_input, self._drops_steps = _ranks(config)
         finally:
             lib.NNTKLayerConfigDestroy(config)
+        if sequence_input:  # the description narrows the input ranks (never widens them)
+            self.input_ranks = (3,)
+
+    @property
+    def drops_steps(self) -> bool:
+        """Whether a (batch, steps, features) input gives a (batch, features) output
+        (tf.keras's shapes, as the library describes them)."""
+        return self._drops_steps
 
     def weight_names(self) -> list[str]:
         """Keras names of the weights, in get_weights() order (e.g. ["kernel", "bias"])."""
@@ -503,7 +512,7 @@ class Layer:
         lib.NNTKLayerOutputShape(
             self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
         )
-        if len(x_shape) == 3:
+        if len(x_shape) == 3 and not self.drops_steps:
             return (batch, out_steps.value, out_features.value)
         return (batch, out_features.value)
 
@@ -647,6 +656,13 @@ def _weight_blocks(config) -> list[WeightBlock]:
             )
         )
     return blocks
+
+
+def _ranks(config) -> tuple[bool, bool]:
+    """(sequence_input, drops_steps) of a native config (NNTKLayerConfigRanks)."""
+    sequence_input, drops_steps = ctypes.c_int64(), ctypes.c_int64()
+    lib.NNTKLayerConfigRanks(config, ctypes.byref(sequence_input), ctypes.byref(drops_steps))
+    return bool(sequence_input.value), bool(drops_steps.value)
 
 
 def _state_widths(config) -> list[int]:

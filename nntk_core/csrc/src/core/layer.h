@@ -166,6 +166,14 @@ struct NNTKLayerType {
     NNTKStatus (*backward)(const char *fn, NNTKLayer *layer, const float *d_out,
                            const float *d_final_state, float *d_in,
                            float *d_initial_state, float *d_weights);
+
+    /* The ranks of the input and output, where they are not the default ((B, D)
+     * or (B, T, D) input, output of the input's rank), for the binding:
+     * sequence_input 1: tf.keras takes (B, T, D) only; drops_steps (NULL:
+     * never) 1 for a config whose (B, T, D) input gives a (B, F) output (the
+     * global poolings without keepdims; OutputShape's out_steps is then 1). */
+    int32_t sequence_input;
+    int32_t (*drops_steps)(const NNTKLayerConfig *config);
 };
 
 /* Which tag of a type a handle carries. */
