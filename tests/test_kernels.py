@@ -18,6 +18,7 @@ import pytest
 from helpers import _env, cli
 
 import nntk_core as nn
+from parity.specs import all_specs
 
 # Run in a child process with NNTK_ISA set: prints the table's name, then a JSON list of
 # outputs (as lists) for the cases, after asserting the bitwise properties itself.
@@ -131,9 +132,15 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
         assert (tmp_path / "bench.png").stat().st_size > 1000
 
 
-# One of each layer as the keyword detectors use them; every inference handle must
-# reserve at Create what a batch-1 inference call of any length needs.
+# Every layer spec's base config (derived: a new layer is in the list without an
+# edit), plus each layer as the keyword detectors use them; every inference handle
+# must reserve at Create what a batch-1 inference call of any length needs.
+def _spec_layer(spec):
+    return lambda: spec.build_native(nn, dict(spec.base_config))
+
+
 INFERENCE_LAYERS = {
+    **{f"spec:{spec.name}": _spec_layer(spec) for spec in all_specs()},
     "Conv1d": lambda: nn.Conv1d(64, 5, input_dim=40),
     "BatchNorm": lambda: nn.BatchNorm(input_dim=64),
     "Activation": lambda: nn.Activation("relu", input_dim=64),
@@ -164,29 +171,35 @@ def _raw_handle(layer, capacity: tuple[int, int] | None):
     """A C handle of `layer`'s configuration: CreateForInference, or CreateForTraining
     with a capacity (batch, steps); its weights filled with values in [0.1, 0.5] (valid
     for every layer, BatchNorm's variance included)."""
-    config = layer._fn("ConfigCreate")(*layer._config_args())
-    if capacity is None:
-        handle = layer._fn("CreateForInference")(config)
-    else:
-        handle = layer._fn("CreateForTraining")(
-            config, ctypes.byref(nn._native.TrainingConfig(*capacity))
-        )
-    layer._fn("ConfigDestroy")(config)
+    config = layer._new_config()
+    try:
+        if capacity is None:
+            handle = nn.lib.NNTKLayerCreateForInference(config)
+        else:
+            training_config = nn._native.TrainingConfig(*capacity)
+            handle = nn.lib.NNTKLayerCreateForTraining(config, ctypes.byref(training_config))
+    finally:
+        nn.lib.NNTKLayerConfigDestroy(config)
     assert handle, nn.lib.NNTKLastError().decode()
     weights, count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-    assert layer._fn("GetWeights")(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
+    assert nn.lib.NNTKLayerGetWeights(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
     if count.value:  # Activation has no weights
         block = np.ctypeslib.as_array(weights, (count.value,))
         block[:] = np.random.default_rng(1).uniform(0.1, 0.5, count.value)
     return handle
 
 
-def _apply(layer, handle, suffix: str, x: np.ndarray, out: np.ndarray) -> None:
+def _apply(handle, mode: int, x: np.ndarray, out: np.ndarray) -> None:
+    """NNTKLayerApply in `mode` (0 inference, 1 training), without states."""
     floats = ctypes.POINTER(ctypes.c_float)
-    status = layer._fn(suffix)(
-        handle, x.shape[0], x.shape[1], x.ctypes.data_as(floats), out.ctypes.data_as(floats)
-    )
+    status = nn.lib.NNTKLayerApply(
+        handle, mode, x.shape[0], x.shape[1], x.ctypes.data_as(floats), None,
+        out.ctypes.data_as(floats), None,
+    )  # fmt: skip
     assert status == 0, nn.lib.NNTKLastError().decode()
+
+
+INFERENCE, TRAINING = 0, 1
 
 
 @pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
@@ -203,11 +216,11 @@ def test_inference_call_allocates_nothing_after_create(name, steps):
         out = np.zeros(4 * steps * 128, np.float32)  # larger than any output here
         before = _memory()[0]
         nn.lib.NNTKMemoryResetPeak()
-        _apply(layer, handle, "ApplyInference", x, out)
+        _apply(handle, INFERENCE, x, out)
         assert _memory() == (before, before), (name, steps)
         assert np.any(out != 0)  # it did compute
     finally:
-        layer._fn("Destroy")(handle)
+        nn.lib.NNTKLayerDestroy(handle)
 
 
 @pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
@@ -217,7 +230,7 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
     allocate nothing."""
     layer = INFERENCE_LAYERS[name]()
     handle = _raw_handle(layer, (4, 60))
-    gradient = layer._fn("GradientCreate")(handle)
+    gradient = nn.lib.NNTKLayerGradientCreate(handle)
     assert gradient, nn.lib.NNTKLastError().decode()
     floats = ctypes.POINTER(ctypes.c_float)
     try:
@@ -227,18 +240,19 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
         for batch, steps in ((4, 60), (2, 17)):
             x = rng.uniform(-1, 1, (batch, steps, layer.input_dim)).astype(np.float32)
             out = np.zeros(4 * batch * steps * 128, np.float32)
-            _apply(layer, handle, "ApplyTrainingBatch", x, out)
+            _apply(handle, TRAINING, x, out)
             d_out = rng.standard_normal(out.size).astype(np.float32)
             d_in = np.zeros(x.size, np.float32)
-            status = layer._fn("CalculateGradient")(
-                handle, gradient, d_out.ctypes.data_as(floats), d_in.ctypes.data_as(floats)
-            )
+            status = nn.lib.NNTKLayerCalculateGradient(
+                handle, gradient, d_out.ctypes.data_as(floats), None,
+                d_in.ctypes.data_as(floats), None,
+            )  # fmt: skip
             assert status == 0, nn.lib.NNTKLastError().decode()
-            _apply(layer, handle, "ApplyInference", x, out)
+            _apply(handle, INFERENCE, x, out)
         assert _memory() == (before, before), name
     finally:
-        layer._fn("GradientDestroy")(gradient)
-        layer._fn("Destroy")(handle)
+        nn.lib.NNTKLayerGradientDestroy(gradient)
+        nn.lib.NNTKLayerDestroy(handle)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
