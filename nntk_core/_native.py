@@ -293,7 +293,12 @@ class Field:
 
     @property
     def required(self) -> bool:
-        return self.default is None
+        return self.default is None and not self.allows_none
+
+    @property
+    def allows_none(self) -> bool:
+        """An INT field whose 0 is tf.keras's None (its default, e.g. strides=None)."""
+        return self.kind == FIELD_INT and self.min == 0
 
 
 @dataclass(frozen=True)
@@ -331,7 +336,7 @@ def _describe_field(type_index: int, field: int) -> Field:
     elif kind.value == FIELD_BOOL:
         python_default = bool(value)
     elif kind.value == FIELD_INT:
-        python_default = int(value)
+        python_default = None if value == 0 and low.value == 0 else int(value)
     else:
         python_default = float(value)
     return Field(

@@ -148,8 +148,10 @@ def check_field(field: Field, value):
     if field.kind == FIELD_BOOL:
         return check_bool(value, name)
     if field.kind == FIELD_INT:
-        value = check_positive_int(value, name) if field.min == 1 else value
-        if not field.min <= value <= field.max:
+        if value is None and field.allows_none:
+            return None
+        value = check_positive_int(value, name) if field.min <= 1 else value
+        if not max(field.min, 1) <= value <= field.max:
             raise ValueError(f"{name} must be in [{field.min:g}, {field.max:g}], got {value}")
         return value
     if field.kind == FIELD_FLOAT:
@@ -273,7 +275,9 @@ class Layer:
         values = []
         for field in self.layer_type.fields:
             value = getattr(self, field.name)
-            values.append(field.enum_names.index(value) if field.kind == FIELD_ENUM else value)
+            if field.kind == FIELD_ENUM:
+                value = field.enum_names.index(value)
+            values.append(0 if value is None else value)  # None: an INT field's 0
         return [float(v) for v in values]
 
     def _new_config(self):

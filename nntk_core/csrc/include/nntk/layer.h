@@ -26,8 +26,9 @@ typedef struct NNTKLayer NNTKLayer;
 typedef struct NNTKLayerGradient NNTKLayerGradient;
 
 /* What a config field holds. Every value travels as a double in the generic
- * API; INT fields are whole numbers in [min, max], BOOL 0 or 1, ENUM an index
- * into the field's value names. */
+ * API; INT fields are whole numbers in [min, max] (min 0: 0 is tf.keras's None,
+ * the default, e.g. a pooling's strides=None), BOOL 0 or 1, ENUM an index into
+ * the field's value names. */
 typedef enum NNTKFieldKind {
     NNTK_FIELD_INT = 0,
     NNTK_FIELD_BOOL = 1,

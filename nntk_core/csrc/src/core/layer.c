@@ -70,6 +70,7 @@ static NNTKStatus check_field(const char *fn, const NNTKLayerField *field, NNTKL
     const char *arg = field->arg != NULL ? field->arg : field->name;
     switch (field->kind) {
     case NNTK_FIELD_INT:
+        if (value.i == 0 && field->min == 0) return NNTK_OK; /* None (NNTK_FIELD_SIZE_OR_NONE) */
         return nntk_check_size(fn, arg, value.i, (int64_t)field->max);
     case NNTK_FIELD_BOOL:
         if (value.i != 0 && value.i != 1)

@@ -42,7 +42,8 @@ typedef union NNTKLayerValue {
 } NNTKLayerValue;
 
 /* One config field. The shared validation (nntk_layer_config_create) checks
- * INT: 1 <= value <= max (nntk_check_size; min is 1 for every size);
+ * INT: 1 <= value <= max (nntk_check_size; min is 1 for every size), or 0
+ * when min is 0 (tf.keras's None: NNTK_FIELD_SIZE_OR_NONE);
  * BOOL: 0 or 1; ENUM: through `check` (its own message), else 0 <= value <
  * enum_count; FLOAT: min <= value <= max, or min < value <= max (finite) when
  * min_exclusive. Every message names `arg` (the typed parameter name). */
@@ -63,6 +64,11 @@ typedef struct NNTKLayerField {
     {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = NAN, .min = 1, .max = (double)NNTK_MAX_DIM}
 #define NNTK_FIELD_SIZE_DEFAULT(name_, value_)                                                   \
     {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = (value_), .min = 1,                \
+     .max = (double)NNTK_MAX_DIM}
+/* A size that tf.keras also takes as None (its default: strides=None is the pool
+ * size): min 0, and 0 is None, the default; the layer resolves it. */
+#define NNTK_FIELD_SIZE_OR_NONE(name_)                                                           \
+    {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = 0, .min = 0,                       \
      .max = (double)NNTK_MAX_DIM}
 #define NNTK_FIELD_FLAG(name_, value_) \
     {.name = (name_), .kind = NNTK_FIELD_BOOL, .default_value = (value_), .min = 0, .max = 1}
