@@ -60,12 +60,8 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 
 const NNTKLayerType nntk_activation_type = {
     NNTK_LAYER_NAMES("Activation", "Activation", 'A', 'c', 't'),
-    .fields = fields,
-    .field_count = 2,
-    .output_shape = output_shape,
-    .reserve = reserve,
-    .forward = forward,
-    .backward = backward,
+    NNTK_LAYER_FIELDS(fields),
+    NNTK_LAYER_STANDARD_OPS,
 };
 
 NNTK_API NNTKActivationConfig *NNTKActivationConfigCreate(int32_t kind, int64_t features) {

@@ -266,17 +266,13 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
 
 const NNTKLayerType nntk_batch_norm_type = {
     NNTK_LAYER_NAMES("BatchNorm", "BatchNormalization", 'B', 'N', 'm'),
-    .fields = fields,
-    .field_count = 5,
+    NNTK_LAYER_FIELDS(fields),
     .weights = weights,
     .has_frozen = 1,
     .state_size = sizeof(BatchNorm),
     .init = init,
     .release = release,
-    .output_shape = output_shape,
-    .reserve = reserve,
-    .forward = forward,
-    .backward = backward,
+    NNTK_LAYER_STANDARD_OPS,
 };
 
 NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, double momentum,

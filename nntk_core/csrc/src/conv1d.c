@@ -361,16 +361,12 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
 
 const NNTKLayerType nntk_conv1d_type = {
     NNTK_LAYER_NAMES("Conv1d", "Conv1D", 'C', 'v', '1'),
-    .fields = fields,
-    .field_count = 8,
+    NNTK_LAYER_FIELDS(fields),
     .check = check,
     .weights = weights,
     .state_size = sizeof(Conv),
     .init = init,
-    .output_shape = output_shape,
-    .reserve = reserve,
-    .forward = forward,
-    .backward = backward,
+    NNTK_LAYER_STANDARD_OPS,
 };
 
 NNTK_API NNTKConv1dConfig *NNTKConv1dConfigCreate(int64_t input_dim, int64_t filters,

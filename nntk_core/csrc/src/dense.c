@@ -120,9 +120,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     return NNTK_OK;
 }
 
-#define DENSE_OPS                                                                                  \
-    .fields = fields, .field_count = 4, .check = check, .weights = weights,                        \
-    .output_shape = output_shape, .reserve = reserve, .forward = forward, .backward = backward
+#define DENSE_OPS NNTK_LAYER_FIELDS(fields), .check = check, .weights = weights, NNTK_LAYER_STANDARD_OPS
 
 const NNTKLayerType nntk_dense_type = {
     NNTK_LAYER_NAMES("Dense", "Dense", 'D', 'n', 's'),
