@@ -440,18 +440,14 @@ static NNTKStatus backward(const char *fn, NNTKLayer *layer, const float *d_out,
 
 const NNTKLayerType nntk_bidirectional_type = {
     NNTK_LAYER_NAMES("Bidirectional", "Bidirectional", 'B', 'i', 'd'),
-    .fields = fields,
-    .field_count = FIELDS,
+    NNTK_LAYER_FIELDS(fields),
     .weights = weights,
     .states = states,
     .wraps = 1,
     .state_size = sizeof(Wrapper),
     .init = init,
     .release = release,
-    .output_shape = output_shape,
-    .reserve = reserve,
-    .forward = forward,
-    .backward = backward,
+    NNTK_LAYER_STANDARD_OPS,
 };
 
 /* --- public API --------------------------------------------------------------------------- */

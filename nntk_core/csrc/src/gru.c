@@ -199,6 +199,8 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = weight_gradient,
 };
 
+/* --- the type and the public API ------------------------------------------------------- */
+
 const NNTKLayerType nntk_gru_type = NNTK_RECURRENT_TYPE("GRU", "GRU", 'G', 'r', 'u');
 
 NNTK_API NNTKGRUConfig *NNTKGRUConfigCreate(int64_t input_dim, int64_t units, int32_t activation,

@@ -155,6 +155,8 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = NULL,
 };
 
+/* --- the type and the public API ------------------------------------------------------- */
+
 const NNTKLayerType nntk_lstm_type = NNTK_RECURRENT_TYPE("LSTM", "LSTM", 'L', 's', 't');
 
 NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
@@ -162,8 +164,8 @@ NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
                                               int32_t use_bias, int32_t return_sequences,
                                               int32_t go_backwards) {
     const NNTKLayerValue values[] = {
-        {.i = input_dim},        {.i = units},        {.i = activation}, {.i = recurrent_activation},
-        {.i = use_bias},         {.i = return_sequences}, {.i = go_backwards},
+        {.i = input_dim}, {.i = units}, {.i = activation}, {.i = recurrent_activation},
+        {.i = use_bias}, {.i = return_sequences}, {.i = go_backwards},
         {.i = 1} /* unit_forget_bias: Keras's default */};
     return (NNTKLSTMConfig *)nntk_layer_config_create("NNTKLSTMConfigCreate", &nntk_lstm_type,
                                                       values);

@@ -63,16 +63,16 @@ static const NNTKRecurrentCell cell = {
     .weight_gradient = NULL,
 };
 
-/* --- public API --------------------------------------------------------------------------- */
+/* --- the type and the public API ------------------------------------------------------- */
 
 const NNTKLayerType nntk_rnn_type = NNTK_RECURRENT_TYPE("RNN", "SimpleRNN", 'R', 'n', 'n');
 
 NNTK_API NNTKRNNConfig *NNTKRNNConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t use_bias, int32_t return_sequences,
                                             int32_t go_backwards) {
-    const NNTKLayerValue values[] = {{.i = input_dim},        {.i = units},
-                                           {.i = activation},       {.i = use_bias},
-                                           {.i = return_sequences}, {.i = go_backwards}};
+    const NNTKLayerValue values[] = {{.i = input_dim}, {.i = units},
+                                     {.i = activation}, {.i = use_bias},
+                                     {.i = return_sequences}, {.i = go_backwards}};
     return (NNTKRNNConfig *)nntk_layer_config_create("NNTKRNNConfigCreate", &nntk_rnn_type, values);
 }
 

@@ -163,7 +163,7 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
 #define NNTK_RECURRENT_TYPE(Name, KerasName, a, b, c)                                             \
     {                                                                                             \
         NNTK_LAYER_NAMES(Name, KerasName, a, b, c),                                               \
-        .fields = fields, .field_count = (int32_t)(sizeof fields / sizeof fields[0]),             \
+        NNTK_LAYER_FIELDS(fields),                                                                \
         .impl = &cell, .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,    \
         .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),               \
         .init = nntk_recurrent_init, .release = nntk_recurrent_release,                           \
