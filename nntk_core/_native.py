@@ -16,8 +16,8 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-from dataclasses import dataclass
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int32, c_int64, c_void_p
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -211,9 +211,7 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     ),
     "NNTKLayerTypeField": (
         _STATUS,
-        [c_int32, c_int32, _STR_PTR, _INT64_PTR]
-        + [_DOUBLE_PTR] * 3
-        + [_INT64_PTR, _INT64_PTR],
+        [c_int32, c_int32, _STR_PTR, _INT64_PTR] + [_DOUBLE_PTR] * 3 + [_INT64_PTR, _INT64_PTR],
     ),
     "NNTKLayerTypeFieldEnumName": (_STATUS, [c_int32, c_int32, c_int32, _STR_PTR]),
     "NNTKLayerConfigCreateFromValues": (c_void_p, [c_int32, _DOUBLE_PTR, c_int64]),

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nntk_core._native import LAYERS, lib, layer_function
+from nntk_core._native import LAYERS, layer_function, lib
 from nntk_core.layer import _check_enum
 from nntk_core.recurrent import RecurrentLayer
-
 
 # merge_mode, the one field of the wrapper's own config.
 (_MERGE_MODE,) = LAYERS["Bidirectional"].fields
@@ -126,4 +125,3 @@ class Bidirectional(RecurrentLayer, layer="Bidirectional"):
 
     def _config_repr(self) -> str:
         return f"{self.layer!r}, merge_mode={self.merge_mode!r}"
-

@@ -177,7 +177,9 @@ def _check_enum(field: Field, value) -> str:
     if key not in names and key.lower() in names:
         key = key.lower()
     if key not in names:
-        known = ", ".join(sorted(set(names) | {a for a, n in activations.ALIASES.items() if n in names}))
+        known = ", ".join(
+            sorted(set(names) | {a for a, n in activations.ALIASES.items() if n in names})
+        )
         raise ValueError(f"{name}={value!r} is not one of: {known}")
     return key
 
@@ -202,13 +204,17 @@ def signature_of(
     optional input_dim); `flags` are Python-only keyword flags (name -> default)."""
     defaults = defaults or {}
     empty = inspect.Parameter.empty
-    default_of = {f.name: defaults.get(f.name, empty if f.required else f.default) for f in layer_type.fields}
+    default_of = {
+        f.name: defaults.get(f.name, empty if f.required else f.default) for f in layer_type.fields
+    }
     order = sorted(
         layer_type.fields,
         key=lambda f: (default_of[f.name] is not empty, f.name == "input_dim"),
     )
     params = [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_of[f.name])
+        inspect.Parameter(
+            f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_of[f.name]
+        )
         for f in order
     ]
     params += [
@@ -241,6 +247,11 @@ class Layer:
             cls.__signature__ = signature_of(cls.layer_type, cls._defaults, cls._flags)
 
     def __init__(self, *args, **kwargs):
+        if self.layer_type is None:
+            raise TypeError(
+                f"{type(self).__name__} is a base class: create a layer of one of the classes "
+                "of nntk_core.LAYER_CLASSES"
+            )
         bound = type(self).__signature__.bind(*args, **kwargs)
         bound.apply_defaults()
         self._setup()

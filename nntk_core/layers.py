@@ -32,7 +32,7 @@ def _docstring(layer_type: LayerType, cls: type) -> str:
 def derived_class(layer_type: LayerType) -> type[Layer]:
     """The class of a layer type without a hand-written one."""
     base = RecurrentLayer if layer_type.has_states else Layer
-    cls = type(layer_type.name, (base,), {"__module__": __name__}, layer=layer_type.name)
+    cls = type(layer_type.name, (base,), {"__module__": __name__, "layer_type": layer_type})
     cls.__doc__ = _docstring(layer_type, cls)
     return cls
 

@@ -241,7 +241,7 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         if python_api:
             runners[name] = Runner(lambda layer=layer: layer(w.x1), lambda layer=layer: layer(w.x1))
             continue
-        apply = raw.fn(f"NNTK{layer._native}ApplyInference", 5)
+        apply = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
         args = _args(layer._live_handle(), c_int(1), c_int(T), _ptr(w.x1), _ptr(out))
         check(apply(*args), name)
         runners[name] = Runner(lambda apply=apply, args=args: apply(*args), lambda out=out: out)
@@ -257,7 +257,7 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         calls = []
         src, steps = w.x1, T
         for layer, buf in zip(model.layers, bufs, strict=True):
-            f = raw.fn(f"NNTK{layer._native}ApplyInference", 5)
+            f = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
             calls.append(
                 (f, _args(layer._live_handle(), c_int(1), c_int(steps), _ptr(src), _ptr(buf)))
             )
@@ -338,12 +338,12 @@ def _nntk_train_runner(raw: _NNTKRaw, model, w: Weights, check) -> Runner:
     grads = []
     for i, (layer, out) in enumerate(zip(layers, outs, strict=True)):
         handle = layer._live_handle()
-        f = raw.fn(f"NNTK{layer._native}ApplyTrainingBatch", 5)
+        f = raw.fn(f"NNTK{layer.layer_type.name}ApplyTrainingBatch", 5)
         forward.append((f, _args(handle, c_int(TRAIN_B), c_int(steps), _ptr(src), _ptr(out))))
-        grad = getattr(nn.lib, f"NNTK{layer._native}GradientCreate")(handle)
+        grad = getattr(nn.lib, f"NNTK{layer.layer_type.name}GradientCreate")(handle)
         grads.append((layer, grad))
         d_in = 0 if i == 0 else _ptr(douts[i - 1])
-        g = raw.fn(f"NNTK{layer._native}CalculateGradient", 4)
+        g = raw.fn(f"NNTK{layer.layer_type.name}CalculateGradient", 4)
         backward.append((g, _args(handle, grad, _ptr(douts[i]), d_in or None)))
         # trainable blocks: the weights' leading part (BatchNorm: gamma, beta)
         n_train = sum(
@@ -353,11 +353,11 @@ def _nntk_train_runner(raw: _NNTKRaw, model, w: Weights, check) -> Runner:
         )
         if n_train:
             wp, wc = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-            getattr(nn.lib, f"NNTK{layer._native}GetWeights")(
+            getattr(nn.lib, f"NNTK{layer.layer_type.name}GetWeights")(
                 handle, ctypes.byref(wp), ctypes.byref(wc)
             )
             gp, gc = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-            getattr(nn.lib, f"NNTK{layer._native}GradientGetWeights")(
+            getattr(nn.lib, f"NNTK{layer.layer_type.name}GradientGetWeights")(
                 grad, ctypes.byref(gp), ctypes.byref(gc)
             )
             params.append(
@@ -1134,28 +1134,28 @@ def memory_report() -> dict:
         nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
         return current.value, peak.value
 
-    specs = [
-        ("Conv1d", nn.lib.NNTKConv1dConfigCreate, (D, F, K, 1, 0, 1, 0, 1)),
-        ("BatchNorm", nn.lib.NNTKBatchNormConfigCreate, (F, 0.99, 1e-3, 1, 1)),
-        ("Activation", nn.lib.NNTKActivationConfigCreate, (1, F)),
-        ("GRU", nn.lib.NNTKGRUConfigCreate, (F, U, 6, 4, 1, 1, 1, 0)),
-        ("BatchNorm", nn.lib.NNTKBatchNormConfigCreate, (U, 0.99, 1e-3, 1, 1)),
-        ("GRU", nn.lib.NNTKGRUConfigCreate, (U, U, 6, 4, 1, 1, 1, 0)),
-        ("TimeDistributedDense", nn.lib.NNTKTimeDistributedDenseConfigCreate, (U, CLASSES, 7, 1)),
+    model = [
+        nn.Conv1d(F, K, input_dim=D),
+        nn.BatchNorm(F),
+        nn.Activation("relu", input_dim=F),
+        nn.GRU(U, input_dim=F, return_sequences=True),
+        nn.BatchNorm(U),
+        nn.GRU(U, input_dim=U, return_sequences=True),
+        nn.TimeDistributedDense(CLASSES, input_dim=U, activation="softmax"),
     ]
     layers = []
-    for layer, create_config, args in specs:
-        config = create_config(*args)
+    for layer in model:
+        config = layer._new_config()
         for mode, extra in (
             ("inference", ()),
             ("training", (ctypes.byref(_native.TrainingConfig(TRAIN_B, T)),)),
         ):
             before, _ = stats()
-            handle = getattr(nn.lib, f"NNTK{layer}CreateFor{mode.capitalize()}")(config, *extra)
+            handle = getattr(nn.lib, f"NNTKLayerCreateFor{mode.capitalize()}")(config, *extra)
             after, _ = stats()
-            layers.append({"layer": layer, "mode": mode, "bytes": after - before})
-            getattr(nn.lib, f"NNTK{layer}Destroy")(handle)
-        getattr(nn.lib, f"NNTK{layer}ConfigDestroy")(config)
+            layers.append({"layer": layer.layer_type.name, "mode": mode, "bytes": after - before})
+            nn.lib.NNTKLayerDestroy(handle)
+        nn.lib.NNTKLayerConfigDestroy(config)
     w = make_weights()
     base, _ = stats()
 

@@ -87,7 +87,11 @@ _CTYPES = {
 }
 # nntk/layer.h's generic handle types: a handle of any layer, in one role (the typed
 # handles are the same objects). Their foreign handles are the other roles'.
-GENERIC_ROLES = {"NNTKLayerConfig": "config", "NNTKLayer": "filter", "NNTKLayerGradient": "gradient"}
+GENERIC_ROLES = {
+    "NNTKLayerConfig": "config",
+    "NNTKLayer": "filter",
+    "NNTKLayerGradient": "gradient",
+}
 OTHER_ROLE = {"config": "filter", "filter": "gradient", "gradient": "config"}
 _FIELD_CTYPES = {"int64_t": ctypes.c_int64, "int32_t": ctypes.c_int32, "double": ctypes.c_double}
 _STRUCTS = {
