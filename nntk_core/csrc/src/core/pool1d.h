@@ -1,7 +1,8 @@
 /* What the 1-D poolings (src/max_pool1d.c, src/average_pool1d.c) share: their
  * config fields (tf.keras MaxPooling1D / AveragePooling1D: pool_size=2,
  * strides=None, padding "valid" or "same", plus input_dim) and their window
- * geometry, as tf.nn's pooling defines it. Not part of the public API.
+ * geometry, as tf.nn's pooling defines it (src/depthwise_conv1d.c uses the
+ * geometry too: a kernel window's is the same). Not part of the public API.
  *
  * Shapes: L = input steps, O = output steps, C = input_dim, p = pool_size,
  * s = strides (None, stored 0: p). Window o covers input steps
@@ -34,28 +35,39 @@ typedef struct NNTKPool1dWindows {
     int64_t channels, pool, stride, steps, out_steps, pad_left;
 } NNTKPool1dWindows;
 
-/* Fills *w for `steps` (>= 1); fails (under fn) when a valid window does not fit. */
+/* Fills *w for `steps` (>= 1) and windows of `pool` steps every `stride` with
+ * `padding` (valid or same); `channels` is only carried. Fails (under fn) when a
+ * valid window does not fit, naming the window by `pool_name`. DepthwiseConv1d
+ * uses it too: its window is the effective kernel (tf.nn's geometry is the same). */
 /* GCOVR_EXCL_BR_START: argument validation */
-static inline NNTKStatus nntk_pool1d_windows(const char *fn, const NNTKLayerConfig *config,
-                                             int64_t steps, NNTKPool1dWindows *w) {
-    const int64_t pool = nntk_layer_int(config, NNTK_POOL1D_POOL_SIZE);
-    const int64_t strides = nntk_layer_int(config, NNTK_POOL1D_STRIDES);
-    *w = (NNTKPool1dWindows){.channels = nntk_layer_int(config, NNTK_POOL1D_INPUT_DIM),
-                             .pool = pool, .stride = strides != 0 ? strides : pool, .steps = steps};
-    if (nntk_layer_int(config, NNTK_POOL1D_PADDING) == NNTK_PADDING_SAME) {
-        w->out_steps = (steps + w->stride - 1) / w->stride;
-        const int64_t padding = (w->out_steps - 1) * w->stride + pool - steps;
-        w->pad_left = padding > 0 ? padding / 2 : 0;
+static inline NNTKStatus nntk_window_geometry(const char *fn, const char *pool_name, int64_t channels,
+                                              int64_t pool, int64_t stride, int64_t padding,
+                                              int64_t steps, NNTKPool1dWindows *w) {
+    *w = (NNTKPool1dWindows){.channels = channels, .pool = pool, .stride = stride, .steps = steps};
+    if (padding == NNTK_PADDING_SAME) {
+        w->out_steps = (steps + stride - 1) / stride;
+        const int64_t total = (w->out_steps - 1) * stride + pool - steps;
+        w->pad_left = total > 0 ? total / 2 : 0;
     } else if (steps < pool) {
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
-                         "%s: steps = %lld is shorter than pool_size = %lld under valid padding", fn,
-                         (long long)steps, (long long)pool);
+                         "%s: steps = %lld is shorter than %s = %lld under valid padding", fn,
+                         (long long)steps, pool_name, (long long)pool);
     } else {
-        w->out_steps = (steps - pool) / w->stride + 1;
+        w->out_steps = (steps - pool) / stride + 1;
     }
     return NNTK_OK;
 }
 /* GCOVR_EXCL_BR_STOP */
+
+/* The windows of a pooling's config. */
+static inline NNTKStatus nntk_pool1d_windows(const char *fn, const NNTKLayerConfig *config,
+                                             int64_t steps, NNTKPool1dWindows *w) {
+    const int64_t pool = nntk_layer_int(config, NNTK_POOL1D_POOL_SIZE);
+    const int64_t strides = nntk_layer_int(config, NNTK_POOL1D_STRIDES);
+    return nntk_window_geometry(fn, "pool_size", nntk_layer_int(config, NNTK_POOL1D_INPUT_DIM), pool,
+                                strides != 0 ? strides : pool,
+                                nntk_layer_int(config, NNTK_POOL1D_PADDING), steps, w);
+}
 
 /* Window o's steps [*lo, *hi) inside [0, L). */
 static inline void nntk_pool1d_window(const NNTKPool1dWindows *w, int64_t o, int64_t *lo,
