@@ -42,7 +42,7 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 DEFAULT_DIR = "fixtures"
 FIXTURES_ENV = "NNTK_FIXTURES"
-MAX_TOTAL_BYTES = 5 * 2**20  # the whole committed set
+MAX_TOTAL_BYTES = 6 * 2**20  # the whole committed set (5.03 MiB with the six layers of issue 13 §6)
 ORIGINS = ("sweep", "bucket", "random", "regression")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
