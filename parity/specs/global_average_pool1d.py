@@ -10,6 +10,7 @@ from parity.spec import SCALES, LayerSpec, sizes
 class GlobalAveragePool1dSpec(LayerSpec):
     name = "global_average_pool1d"
     layer_class = "GlobalAveragePool1d"
+    keras_class = "GlobalAveragePooling1D"
     ranks = (3,)  # Keras's global pooling takes (B, T, C) only
     base_config = {"input_dim": 4, "keepdims": False}
     options = {"keepdims": (False, True)}
@@ -29,12 +30,12 @@ class GlobalAveragePool1dSpec(LayerSpec):
         return x.astype("float32")
 
     def build_keras(self, keras, config, dtype, input_shape):
-        layer = keras.layers.GlobalAveragePooling1D(keepdims=config["keepdims"], dtype=dtype)
+        layer = getattr(keras.layers, self.keras_class)(keepdims=config["keepdims"], dtype=dtype)
         layer.build(input_shape)
         return layer
 
     def build_native(self, nn, config):
-        return nn.GlobalAveragePool1d(input_dim=config["input_dim"], keepdims=config["keepdims"])
+        return getattr(nn, self.layer_class)(**config)  # the config holds its arguments
 
     def axis_names(self, quantity, config, ndim):
         if quantity.startswith("grad:input"):

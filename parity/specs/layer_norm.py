@@ -72,23 +72,13 @@ class LayerNormSpec(LayerSpec):
         return super().draw_weight(name, shape, scale, rng)
 
     def build_keras(self, keras, config, dtype, input_shape):
-        layer = keras.layers.LayerNormalization(
-            axis=-1,
-            epsilon=config["epsilon"],
-            center=config["center"],
-            scale=config["scale"],
-            dtype=dtype,
-        )
+        arguments = {k: v for k, v in config.items() if k != "input_dim"}
+        layer = keras.layers.LayerNormalization(axis=-1, **arguments, dtype=dtype)
         layer.build(input_shape)
         return layer
 
     def build_native(self, nn, config):
-        return nn.LayerNorm(
-            input_dim=config["input_dim"],
-            epsilon=config["epsilon"],
-            center=config["center"],
-            scale=config["scale"],
-        )
+        return nn.LayerNorm(**config)  # the config holds its arguments
 
     def axis_names(self, quantity, config, ndim):
         if quantity.startswith(("grad:gamma", "grad:beta")):

@@ -2,16 +2,17 @@
 same padding, strides None (= pool_size) or given, overlapping windows included.
 
 The input gradient is TF's MaxPoolGrad: d_out goes to the FIRST step of a window
-that holds the maximum, and overlapping windows add. The `ties` inputs (small whole
-numbers, many equal values per window) check the routing of equal maxima."""
+that holds the maximum, and overlapping windows add. The `ties` inputs (TiesInput:
+small whole numbers, many equal values per window) check the routing of equal
+maxima."""
 
 from dataclasses import replace
 
-import numpy as np
 from hypothesis import strategies as st
 
 from parity.compare import Tolerance
-from parity.spec import SCALES, LayerSpec, sizes
+from parity.spec import LayerSpec, sizes
+from parity.specs.global_max_pool1d import TiesInput
 
 
 def window_steps(config: dict) -> int:
@@ -19,7 +20,7 @@ def window_steps(config: dict) -> int:
     return config["pool_size"] if config["padding"] == "valid" else 1
 
 
-class MaxPool1dSpec(LayerSpec):
+class MaxPool1dSpec(TiesInput, LayerSpec):
     name = "max_pool1d"
     layer_class = "MaxPool1d"
     keras_class = "MaxPooling1D"
@@ -32,7 +33,6 @@ class MaxPool1dSpec(LayerSpec):
         "strides": (None, 1, 3),
         "pool_size": (1, 2, 4),
     }
-    extra_options = {"ties": (True, False)}
     # The output is one of the inputs; the gradient adds float32 d_out values where
     # windows overlap (at most pool_size of them), in the same order as TF.
     tolerances = {
@@ -63,35 +63,14 @@ class MaxPool1dSpec(LayerSpec):
     def adjust_case(self, case):
         return case if case.steps >= window_steps(case.config) else replace(case, steps=7)
 
-    def extra_strategy(self, config):
-        return st.fixed_dictionaries({"ties": st.booleans()})
-
-    def sweep_extra(self, config):
-        return {"ties": True}
-
-    def draw_input(self, case, rng):
-        shape = self.input_shape(case)
-        if case.extra.get("ties"):
-            return rng.integers(-1, 2, size=shape).astype(np.float32)
-        return (rng.standard_normal(shape) * SCALES[case.scale]).astype(np.float32)
-
     def build_keras(self, keras, config, dtype, input_shape):
-        layer = getattr(keras.layers, self.keras_class)(
-            pool_size=config["pool_size"],
-            strides=config["strides"],
-            padding=config["padding"],
-            dtype=dtype,
-        )
+        arguments = {k: v for k, v in config.items() if k != "input_dim"}
+        layer = getattr(keras.layers, self.keras_class)(**arguments, dtype=dtype)
         layer.build(input_shape)
         return layer
 
     def build_native(self, nn, config):
-        return getattr(nn, self.layer_class)(
-            input_dim=config["input_dim"],
-            pool_size=config["pool_size"],
-            strides=config["strides"],
-            padding=config["padding"],
-        )
+        return getattr(nn, self.layer_class)(**config)  # the config holds its arguments
 
     def axis_names(self, quantity, config, ndim):
         return ("b", "t", "channel")

@@ -39,25 +39,20 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     return NNTK_OK;
 }
 
+/* Every step of the window gets d/n (float32, n its steps inside the input). */
+static void route(const NNTKPool1dWindows *w, const float *x_b, int64_t o, int64_t c, float d,
+                  float *d_in_b) {
+    (void)x_b;
+    int64_t lo, hi;
+    nntk_pool1d_window(w, o, &lo, &hi);
+    const float share = d / (float)(hi - lo);
+    for (int64_t i = lo; i < hi; i++) d_in_b[i * w->channels + c] += share;
+}
+
 static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, const float *d_final_state,
                            float *d_in, float *d_initial_state, float *d_weights) {
     (void)d_final_state, (void)d_initial_state, (void)d_weights;
-    if (d_in == NULL) return NNTK_OK; /* no weights: nothing else to compute */
-    NNTKPool1dWindows w;
-    const NNTKStatus s = nntk_pool1d_windows(fn, &f->config, f->steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: the kept batch passed output_shape */
-    const int64_t C = w.channels, steps = f->steps;
-    for (int64_t i = 0; i < f->batch * steps * C; i++) d_in[i] = 0.0f;
-    for (int64_t b = 0; b < f->batch; b++)
-        for (int64_t o = 0; o < w.out_steps; o++) {
-            int64_t lo, hi;
-            nntk_pool1d_window(&w, o, &lo, &hi);
-            for (int64_t c = 0; c < C; c++) {
-                const float share = d_out[(b * w.out_steps + o) * C + c] / (float)(hi - lo);
-                for (int64_t i = lo; i < hi; i++) d_in[(b * steps + i) * C + c] += share;
-            }
-        }
-    return NNTK_OK;
+    return nntk_pool1d_backward(fn, f, d_out, d_in, route);
 }
 
 const NNTKLayerType nntk_average_pool1d_type = {

@@ -1,27 +1,11 @@
 /* GlobalAveragePool1d: tf.keras GlobalAveragePooling1D (channels_last): the mean
  * over the steps of each channel. Shapes: B = batch, T = steps, C = input_dim;
  * in (B, T, C) -> out (B, C) (out_steps 1). No weights. */
-#include "core/layer.h"
+#include "core/pool1d.h"
 #include "nntk/global_average_pool1d.h"
 
-enum { INPUT_DIM, KEEPDIMS };
-
-static const NNTKLayerField fields[] = {
-    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
-    [KEEPDIMS] = NNTK_FIELD_FLAG("keepdims", 0),
-};
-
-/* Without keepdims tf.keras's output is (B, C): no steps axis. */
-static int32_t drops_steps(const NNTKLayerConfig *config) {
-    return !nntk_layer_int(config, KEEPDIMS);
-}
-
-static NNTKStatus output_shape(const char *fn, const NNTKLayer *f, int64_t batch, int64_t steps,
-                               int64_t *out_steps, int64_t *out_features) {
-    const int64_t channels = nntk_layer_int(&f->config, INPUT_DIM);
-    *out_steps = 1;
-    *out_features = channels;
-    return nntk_check_batch(fn, batch, steps, channels);
+static int64_t channels_of(const NNTKLayer *f) {
+    return nntk_layer_int(&f->config, NNTK_GLOBAL_POOL1D_INPUT_DIM);
 }
 
 /* out[b, c] = Σ_t x[b, t, c] / T, summed in double, rounded once. Nothing is
@@ -30,7 +14,7 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
                           int64_t steps, int64_t out_steps, const float *in,
                           const float *initial_state, float *out, float *final_state) {
     (void)fn, (void)mode, (void)out_steps, (void)initial_state, (void)final_state;
-    const int64_t channels = nntk_layer_int(&f->config, INPUT_DIM);
+    const int64_t channels = channels_of(f);
     for (int64_t b = 0; b < batch; b++) {
         const float *x_b = in + b * steps * channels; /* (T, C) */
         float *y_b = out + b * channels;              /* (C,) */
@@ -49,7 +33,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
                            float *d_in, float *d_initial_state, float *d_weights) {
     (void)fn, (void)d_final_state, (void)d_initial_state, (void)d_weights;
     if (d_in == NULL) return NNTK_OK; /* no weights: nothing else to compute */
-    const int64_t channels = nntk_layer_int(&f->config, INPUT_DIM), steps = f->steps;
+    const int64_t channels = channels_of(f), steps = f->steps;
     for (int64_t b = 0; b < f->batch; b++)
         for (int64_t t = 0; t < steps; t++)
             for (int64_t c = 0; c < channels; c++)
@@ -59,19 +43,10 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 
 const NNTKLayerType nntk_global_average_pool1d_type = {
     NNTK_LAYER_NAMES("GlobalAveragePool1d", "GlobalAveragePooling1D", 'G', 'A', 'p'),
-    NNTK_LAYER_FIELDS(fields),
-    .sequence_input = 1, /* tf.keras takes (B, T, C) only */
-    .drops_steps = drops_steps,
-    .output_shape = output_shape,
+    NNTK_GLOBAL_POOL1D_MEMBERS,
     .forward = forward,
     .backward = backward,
 };
 
-NNTK_API NNTKGlobalAveragePool1dConfig *NNTKGlobalAveragePool1dConfigCreate(int64_t input_dim,
-                                                                            int32_t keepdims) {
-    const NNTKLayerValue values[] = {{.i = input_dim}, {.i = keepdims}};
-    return (NNTKGlobalAveragePool1dConfig *)nntk_layer_config_create(
-        "NNTKGlobalAveragePool1dConfigCreate", &nntk_global_average_pool1d_type, values);
-}
-
+NNTK_DEFINE_GLOBAL_POOL1D_CONFIG_CREATE(GlobalAveragePool1d, nntk_global_average_pool1d_type)
 NNTK_DEFINE_LAYER(GlobalAveragePool1d, nntk_global_average_pool1d_type)

@@ -6,29 +6,12 @@
  * that attains the maximum, d_in = (1/n)·d_out with n the number of ties
  * (float32 1/n times d_out, as TF computes it). Training keeps the input and
  * the output for it. */
-#include "core/layer.h"
 #include "core/ops.h"
+#include "core/pool1d.h"
 #include "nntk/global_max_pool1d.h"
 
-enum { INPUT_DIM, KEEPDIMS };
-
-static const NNTKLayerField fields[] = {
-    [INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
-    [KEEPDIMS] = NNTK_FIELD_FLAG("keepdims", 0),
-};
-
-static int64_t channels_of(const NNTKLayer *f) { return nntk_layer_int(&f->config, INPUT_DIM); }
-
-/* Without keepdims tf.keras's output is (B, C): no steps axis. */
-static int32_t drops_steps(const NNTKLayerConfig *config) {
-    return !nntk_layer_int(config, KEEPDIMS);
-}
-
-static NNTKStatus output_shape(const char *fn, const NNTKLayer *f, int64_t batch, int64_t steps,
-                               int64_t *out_steps, int64_t *out_features) {
-    *out_steps = 1;
-    *out_features = channels_of(f);
-    return nntk_check_batch(fn, batch, steps, channels_of(f));
+static int64_t channels_of(const NNTKLayer *f) {
+    return nntk_layer_int(&f->config, NNTK_GLOBAL_POOL1D_INPUT_DIM);
 }
 
 /* The training workspace: the input x (B, T, C), then the output y (B, C). */
@@ -87,20 +70,11 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 
 const NNTKLayerType nntk_global_max_pool1d_type = {
     NNTK_LAYER_NAMES("GlobalMaxPool1d", "GlobalMaxPooling1D", 'G', 'M', 'p'),
-    NNTK_LAYER_FIELDS(fields),
-    .sequence_input = 1, /* tf.keras takes (B, T, C) only */
-    .drops_steps = drops_steps,
-    .output_shape = output_shape,
+    NNTK_GLOBAL_POOL1D_MEMBERS,
     .reserve = reserve,
     .forward = forward,
     .backward = backward,
 };
 
-NNTK_API NNTKGlobalMaxPool1dConfig *NNTKGlobalMaxPool1dConfigCreate(int64_t input_dim,
-                                                                    int32_t keepdims) {
-    const NNTKLayerValue values[] = {{.i = input_dim}, {.i = keepdims}};
-    return (NNTKGlobalMaxPool1dConfig *)nntk_layer_config_create(
-        "NNTKGlobalMaxPool1dConfigCreate", &nntk_global_max_pool1d_type, values);
-}
-
+NNTK_DEFINE_GLOBAL_POOL1D_CONFIG_CREATE(GlobalMaxPool1d, nntk_global_max_pool1d_type)
 NNTK_DEFINE_LAYER(GlobalMaxPool1d, nntk_global_max_pool1d_type)

@@ -26,15 +26,6 @@ static const NNTKLayerField fields[] = {
     [SCALE] = NNTK_FIELD_FLAG("scale", 1),
 };
 
-/* gamma (C,) if scale, beta (C,) if center: tf.keras's get_weights() order. */
-static int32_t weights(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
-    const int64_t channels = nntk_layer_int(config, INPUT_DIM);
-    int32_t n = 0;
-    if (nntk_layer_int(config, SCALE)) blocks[n++] = (NNTKWeightBlock){"gamma", 1, {channels}, "ones", 1};
-    if (nntk_layer_int(config, CENTER)) blocks[n++] = (NNTKWeightBlock){"beta", 1, {channels}, "zeros", 1};
-    return n;
-}
-
 /* The weights of a layer (or their gradients: the same layout); NULL when absent. */
 typedef struct Affine {
     float *gamma, *beta;
@@ -48,6 +39,15 @@ static Affine affine(const NNTKLayer *f, float *block) {
     }
     if (nntk_layer_int(&f->config, CENTER)) a.beta = block;
     return a;
+}
+
+/* gamma (C,) if scale, beta (C,) if center: tf.keras's get_weights() order. */
+static int32_t weights(const NNTKLayerConfig *config, NNTKWeightBlock *blocks) {
+    const int64_t channels = nntk_layer_int(config, INPUT_DIM);
+    int32_t n = 0;
+    if (nntk_layer_int(config, SCALE)) blocks[n++] = (NNTKWeightBlock){"gamma", 1, {channels}, "ones", 1};
+    if (nntk_layer_int(config, CENTER)) blocks[n++] = (NNTKWeightBlock){"beta", 1, {channels}, "zeros", 1};
+    return n;
 }
 
 static int64_t channels_of(const NNTKLayer *f) { return nntk_layer_int(&f->config, INPUT_DIM); }

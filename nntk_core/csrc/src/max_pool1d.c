@@ -50,23 +50,16 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     return NNTK_OK;
 }
 
+/* The whole d goes to the window's winner. */
+static void route(const NNTKPool1dWindows *w, const float *x_b, int64_t o, int64_t c, float d,
+                  float *d_in_b) {
+    d_in_b[winner(w, x_b, o, c) * w->channels + c] += d;
+}
+
 static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, const float *d_final_state,
                            float *d_in, float *d_initial_state, float *d_weights) {
     (void)d_final_state, (void)d_initial_state, (void)d_weights;
-    if (d_in == NULL) return NNTK_OK; /* no weights: nothing else to compute */
-    NNTKPool1dWindows w;
-    const NNTKStatus s = nntk_pool1d_windows(fn, &f->config, f->steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: the kept batch passed output_shape */
-    const int64_t C = w.channels;
-    for (int64_t i = 0; i < f->batch * f->steps * C; i++) d_in[i] = 0.0f;
-    for (int64_t b = 0; b < f->batch; b++) {
-        const float *x_b = f->workspace + b * w.steps * C; /* (L, C) */
-        float *d_in_b = d_in + b * w.steps * C;           /* (L, C) */
-        for (int64_t o = 0; o < w.out_steps; o++)
-            for (int64_t c = 0; c < C; c++)
-                d_in_b[winner(&w, x_b, o, c) * C + c] += d_out[(b * w.out_steps + o) * C + c];
-    }
-    return NNTK_OK;
+    return nntk_pool1d_backward(fn, f, d_out, d_in, route);
 }
 
 const NNTKLayerType nntk_max_pool1d_type = {

@@ -1,4 +1,5 @@
-/* What the 1-D poolings (src/max_pool1d.c, src/average_pool1d.c) share: their
+/* What the 1-D poolings (src/max_pool1d.c, src/average_pool1d.c, and below the
+ * global ones) share: their
  * config fields (tf.keras MaxPooling1D / AveragePooling1D: pool_size=2,
  * strides=None, padding "valid" or "same", plus input_dim) and their window
  * geometry, as tf.nn's pooling defines it (src/depthwise_conv1d.c uses the
@@ -99,5 +100,67 @@ static inline NNTKLayerConfig *nntk_pool1d_config_create(const char *fn, const N
     const NNTKLayerValue values[] = {{.i = input_dim}, {.i = pool_size}, {.i = strides}, {.i = padding}};
     return nntk_layer_config_create(fn, type, values);
 }
+
+/* Adds output (b, o, c)'s gradient d into d_in_b (L, C), the batch row's input
+ * gradient; x_b (L, C) is the kept input's row (NULL when the pooling keeps none). */
+typedef void (*NNTKPool1dRoute)(const NNTKPool1dWindows *w, const float *x_b, int64_t o, int64_t c,
+                                float d, float *d_in_b);
+
+/* A pooling's backward op: d_in = 0, then every output's d_out routed in output
+ * order (TF's order: overlapping windows add in float32). No weights: with d_in
+ * NULL there is nothing to compute. */
+static inline NNTKStatus nntk_pool1d_backward(const char *fn, const NNTKLayer *f, const float *d_out,
+                                              float *d_in, NNTKPool1dRoute route) {
+    if (d_in == NULL) return NNTK_OK;
+    NNTKPool1dWindows w;
+    const NNTKStatus s = nntk_pool1d_windows(fn, &f->config, f->steps, &w);
+    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: the kept batch passed output_shape */
+    const int64_t C = w.channels, row = w.steps * C;
+    for (int64_t i = 0; i < f->batch * row; i++) d_in[i] = 0.0f;
+    for (int64_t b = 0; b < f->batch; b++) {
+        const float *x_b = f->workspace != NULL ? f->workspace + b * row : NULL;
+        for (int64_t o = 0; o < w.out_steps; o++)
+            for (int64_t c = 0; c < C; c++)
+                route(&w, x_b, o, c, d_out[(b * w.out_steps + o) * C + c], d_in + b * row);
+    }
+    return NNTK_OK;
+}
+
+/* --- the global poolings (src/global_average_pool1d.c, src/global_max_pool1d.c):
+ * tf.keras GlobalAveragePooling1D / GlobalMaxPooling1D, (B, T, C) -> (B, C), or
+ * (B, 1, C) with keepdims (the same floats; out_steps is 1 either way). */
+enum { NNTK_GLOBAL_POOL1D_INPUT_DIM, NNTK_GLOBAL_POOL1D_KEEPDIMS };
+
+static const NNTKLayerField nntk_global_pool1d_fields[] = {
+    [NNTK_GLOBAL_POOL1D_INPUT_DIM] = NNTK_FIELD_SIZE("input_dim"),
+    [NNTK_GLOBAL_POOL1D_KEEPDIMS] = NNTK_FIELD_FLAG("keepdims", 0),
+};
+
+/* Without keepdims tf.keras's output is (B, C): no steps axis. */
+static inline int32_t nntk_global_pool1d_drops_steps(const NNTKLayerConfig *config) {
+    return !nntk_layer_int(config, NNTK_GLOBAL_POOL1D_KEEPDIMS);
+}
+
+static inline NNTKStatus nntk_global_pool1d_output_shape(const char *fn, const NNTKLayer *f,
+                                                         int64_t batch, int64_t steps,
+                                                         int64_t *out_steps, int64_t *out_features) {
+    *out_steps = 1;
+    *out_features = nntk_layer_int(&f->config, NNTK_GLOBAL_POOL1D_INPUT_DIM);
+    return nntk_check_batch(fn, batch, steps, *out_features);
+}
+
+/* The naming-free members of a global pooling's NNTKLayerType. */
+#define NNTK_GLOBAL_POOL1D_MEMBERS                                                                 \
+    NNTK_LAYER_FIELDS(nntk_global_pool1d_fields), .sequence_input = 1,                             \
+        .drops_steps = nntk_global_pool1d_drops_steps,                                             \
+        .output_shape = nntk_global_pool1d_output_shape
+
+/* A global pooling's typed NNTK<Name>ConfigCreate(input_dim, keepdims). */
+#define NNTK_DEFINE_GLOBAL_POOL1D_CONFIG_CREATE(Name, TYPE)                                         \
+    NNTK_API NNTK##Name##Config *NNTK##Name##ConfigCreate(int64_t input_dim, int32_t keepdims) {   \
+        const NNTKLayerValue values[] = {{.i = input_dim}, {.i = keepdims}};                       \
+        return (NNTK##Name##Config *)nntk_layer_config_create("NNTK" #Name "ConfigCreate", &(TYPE), \
+                                                              values);                             \
+    }
 
 #endif /* NNTK_CORE_POOL1D_H */
