@@ -24,7 +24,7 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     (void)mode, (void)out_steps, (void)initial_state, (void)final_state;
     NNTKPool1dWindows w;
     const NNTKStatus s = nntk_pool1d_windows(fn, &f->config, steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: output_shape checked it */
+    if (s != NNTK_OK) return s; /* output_shape checked it */
     const int64_t C = w.channels;
     for (int64_t b = 0; b < batch; b++)
         for (int64_t o = 0; o < w.out_steps; o++) {

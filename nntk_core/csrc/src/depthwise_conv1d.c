@@ -135,7 +135,7 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     (void)initial_state, (void)final_state;
     NNTKPool1dWindows w;
     const NNTKStatus s = windows(fn, &f->config, steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: output_shape checked it */
+    if (s != NNTK_OK) return s; /* output_shape checked it */
     const Sizes z = sizes_of(&f->config);
     const int64_t outputs = batch * out_steps * z.features;
     if (mode == NNTK_APPLY_INFERENCE) {
@@ -156,7 +156,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     (void)d_final_state, (void)d_initial_state;
     NNTKPool1dWindows w;
     const NNTKStatus s = windows(fn, &f->config, f->steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: the kept batch passed output_shape */
+    if (s != NNTK_OK) return s; /* the kept batch passed output_shape */
     const Sizes z = sizes_of(&f->config);
     const int64_t B = f->batch, O = w.out_steps, F = z.features, outputs = B * O * F;
     float *x = f->workspace, *pre = x + B * w.steps * z.channels, *y = pre + outputs;

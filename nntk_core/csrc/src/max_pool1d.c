@@ -38,7 +38,7 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     (void)out_steps, (void)initial_state, (void)final_state;
     NNTKPool1dWindows w;
     const NNTKStatus s = nntk_pool1d_windows(fn, &f->config, steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: output_shape checked it */
+    if (s != NNTK_OK) return s; /* output_shape checked it */
     const int64_t C = w.channels;
     if (mode != NNTK_APPLY_INFERENCE) nntk_copy(f->workspace, in, batch * steps * C);
     for (int64_t b = 0; b < batch; b++) {

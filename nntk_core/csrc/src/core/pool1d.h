@@ -114,7 +114,7 @@ static inline NNTKStatus nntk_pool1d_backward(const char *fn, const NNTKLayer *f
     if (d_in == NULL) return NNTK_OK;
     NNTKPool1dWindows w;
     const NNTKStatus s = nntk_pool1d_windows(fn, &f->config, f->steps, &w);
-    if (s != NNTK_OK) return s; /* GCOVR_EXCL_LINE: the kept batch passed output_shape */
+    if (s != NNTK_OK) return s; /* the kept batch passed output_shape */
     const int64_t C = w.channels, row = w.steps * C;
     for (int64_t i = 0; i < f->batch * row; i++) d_in[i] = 0.0f;
     for (int64_t b = 0; b < f->batch; b++) {
