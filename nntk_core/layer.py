@@ -305,7 +305,9 @@ class Layer:
         except NNTKError as e:
             if e.status != "NNTK_ERROR_INVALID_ARGUMENT":
                 raise
-            raise ValueError(f"{type(self).__name__}: {e.message}") from None
+            # The library's check across arguments (the C function's name left out).
+            reason = e.message.removeprefix("NNTKLayerConfigCreateFromValues: ")
+            raise ValueError(f"{type(self).__name__}: {reason}") from None
         try:
             self._blocks = _weight_blocks(config)
             self._state_widths = _state_widths(config)

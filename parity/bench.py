@@ -205,10 +205,11 @@ def _args(*values) -> tuple:
     return tuple(ctypes.c_void_p(v) if isinstance(v, int) else v for v in values)
 
 
-def _nntk_layers(w: Weights, batch: int):
+def _nntk_model_layers() -> list:
+    """The W3/W4 model's nntk layers (no native handle yet)."""
     import nntk_core as nn
 
-    layers = [
+    return [
         nn.Conv1d(F, K, input_dim=D),
         nn.BatchNorm(F),
         nn.Activation("relu", input_dim=F),
@@ -217,7 +218,12 @@ def _nntk_layers(w: Weights, batch: int):
         nn.GRU(U, input_dim=U, return_sequences=True),
         nn.TimeDistributedDense(CLASSES, input_dim=U, activation="softmax"),
     ]
-    model = nn.Sequential(layers)
+
+
+def _nntk_layers(w: Weights, batch: int):
+    import nntk_core as nn
+
+    model = nn.Sequential(_nntk_model_layers())
     model.set_weights(w.kws())
     return model
 
@@ -1134,17 +1140,8 @@ def memory_report() -> dict:
         nn.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
         return current.value, peak.value
 
-    model = [
-        nn.Conv1d(F, K, input_dim=D),
-        nn.BatchNorm(F),
-        nn.Activation("relu", input_dim=F),
-        nn.GRU(U, input_dim=F, return_sequences=True),
-        nn.BatchNorm(U),
-        nn.GRU(U, input_dim=U, return_sequences=True),
-        nn.TimeDistributedDense(CLASSES, input_dim=U, activation="softmax"),
-    ]
     layers = []
-    for layer in model:
+    for layer in _nntk_model_layers():  # each layer's config, created alone
         config = layer._new_config()
         for mode, extra in (
             ("inference", ()),

@@ -330,3 +330,16 @@ def typed_config_create(cdll, layer: str, errcheck=None, api: Api | None = None)
     if errcheck is not None:
         func.errcheck = errcheck
     return func
+
+
+_BOUND: dict[str, object] = {}
+
+
+def config_create(layer: str):
+    """nntk_core.lib's NNTK<layer>ConfigCreate declared from its header, raising
+    NNTKError as the binding's functions do (for the tests of the typed C API)."""
+    if layer not in _BOUND:
+        from nntk_core import _native
+
+        _BOUND[layer] = typed_config_create(_native.lib, layer, _native._check_handle)
+    return _BOUND[layer]

@@ -18,6 +18,7 @@ import math
 import os
 import zlib
 
+import c_api
 import numpy as np
 import pytest
 
@@ -233,7 +234,7 @@ def test_batch_norm_inference_is_the_native_inference():
     layer.set_weights(weights)
     x = rng.normal(size=(3, 4, 70)).astype(np.float32)
     y = layer(x)
-    cfg = lib.NNTKBatchNormConfigCreate(70, 0.99, 1e-3, 1, 1)
+    cfg = c_api.config_create("BatchNorm")(70, 0.99, 1e-3, 1, 1)
     handle = lib.NNTKBatchNormCreateForInference(cfg)
     lib.NNTKBatchNormConfigDestroy(cfg)
     try:
@@ -353,14 +354,14 @@ def fp(arr):
 )
 def test_c_config_rejects(args, word):
     with pytest.raises(NNTKError, match=word) as info:
-        lib.NNTKBatchNormConfigCreate(*args)
+        c_api.config_create("BatchNorm")(*args)
     assert "NNTKBatchNormConfigCreate" in str(info.value)
     assert info.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
 
 
 @pytest.fixture
 def handles():
-    cfg = lib.NNTKBatchNormConfigCreate(3, 0.99, 1e-3, 1, 1)
+    cfg = c_api.config_create("BatchNorm")(3, 0.99, 1e-3, 1, 1)
     train = lib.NNTKBatchNormCreateForTraining(cfg, None)
     infer = lib.NNTKBatchNormCreateForInference(cfg)
     lib.NNTKBatchNormConfigDestroy(cfg)
@@ -372,7 +373,7 @@ def handles():
 @pytest.mark.parametrize("center", [0, 1])
 @pytest.mark.parametrize("scale", [0, 1])
 def test_c_initial_weights(center, scale):
-    cfg = lib.NNTKBatchNormConfigCreate(4, 0.99, 1e-3, center, scale)
+    cfg = c_api.config_create("BatchNorm")(4, 0.99, 1e-3, center, scale)
     handle = lib.NNTKBatchNormCreateForInference(cfg)
     lib.NNTKBatchNormConfigDestroy(cfg)
     try:

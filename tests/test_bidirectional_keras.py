@@ -12,6 +12,8 @@ import itertools
 import os
 import zlib
 
+import c_api
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -215,7 +217,7 @@ def test_merge_none_without_return_state_takes_two_gradients():
 
 
 def test_c_errors():
-    create = lib.NNTKBidirectionalConfigCreate
+    create = c_api.config_create("Bidirectional")
     tanh, sigmoid = 6, 4
     with pytest.raises(NNTKError, match="layer = 7 is not a recurrent layer"):
         create(7, 3, 2, tanh, sigmoid, 1, 0, 0, 0, 0)

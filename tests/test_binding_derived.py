@@ -53,6 +53,16 @@ def test_signature_is_the_description(layer_type):
         assert params[name].default is default
 
 
+@pytest.mark.parametrize("layer_type", [t for t in TYPES if t.wraps], ids=lambda t: t.name)
+def test_a_wrapper_takes_its_layer_and_its_described_fields(layer_type):
+    """A wrapper's class (hand-written: it holds the wrapped layer) takes `layer` and
+    its own fields with the described defaults."""
+    params = inspect.signature(nn.LAYER_CLASSES[layer_type.name]).parameters
+    assert list(params) == ["layer", *(f.name for f in layer_type.fields)]
+    for field in layer_type.fields:
+        assert params[field.name].default == field.default
+
+
 @pytest.mark.parametrize("layer_type", [t for t in TYPES if not t.wraps], ids=lambda t: t.name)
 def test_a_layer_built_from_the_defaults_has_the_described_weights(layer_type):
     """Built with its required arguments only (sizes 3), a layer's weights have the

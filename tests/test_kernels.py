@@ -167,39 +167,38 @@ def _memory() -> tuple[int, int]:
     return current.value, peak.value
 
 
+def _typed(layer, suffix: str):
+    """The layer's typed C function NNTK<Name><suffix>."""
+    return getattr(nn.lib, f"NNTK{layer.layer_type.name}{suffix}")
+
+
 def _raw_handle(layer, capacity: tuple[int, int] | None):
     """A C handle of `layer`'s configuration: CreateForInference, or CreateForTraining
     with a capacity (batch, steps); its weights filled with values in [0.1, 0.5] (valid
     for every layer, BatchNorm's variance included)."""
     config = layer._new_config()
-    try:
-        if capacity is None:
-            handle = nn.lib.NNTKLayerCreateForInference(config)
-        else:
-            training_config = nn._native.TrainingConfig(*capacity)
-            handle = nn.lib.NNTKLayerCreateForTraining(config, ctypes.byref(training_config))
-    finally:
-        nn.lib.NNTKLayerConfigDestroy(config)
+    if capacity is None:
+        handle = _typed(layer, "CreateForInference")(config)
+    else:
+        handle = _typed(layer, "CreateForTraining")(
+            config, ctypes.byref(nn._native.TrainingConfig(*capacity))
+        )
+    _typed(layer, "ConfigDestroy")(config)
     assert handle, nn.lib.NNTKLastError().decode()
     weights, count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-    assert nn.lib.NNTKLayerGetWeights(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
+    assert _typed(layer, "GetWeights")(handle, ctypes.byref(weights), ctypes.byref(count)) == 0
     if count.value:  # Activation has no weights
         block = np.ctypeslib.as_array(weights, (count.value,))
         block[:] = np.random.default_rng(1).uniform(0.1, 0.5, count.value)
     return handle
 
 
-def _apply(handle, mode: int, x: np.ndarray, out: np.ndarray) -> None:
-    """NNTKLayerApply in `mode` (0 inference, 1 training), without states."""
+def _apply(layer, handle, suffix: str, x: np.ndarray, out: np.ndarray) -> None:
     floats = ctypes.POINTER(ctypes.c_float)
-    status = nn.lib.NNTKLayerApply(
-        handle, mode, x.shape[0], x.shape[1], x.ctypes.data_as(floats), None,
-        out.ctypes.data_as(floats), None,
-    )  # fmt: skip
+    status = _typed(layer, suffix)(
+        handle, x.shape[0], x.shape[1], x.ctypes.data_as(floats), out.ctypes.data_as(floats)
+    )
     assert status == 0, nn.lib.NNTKLastError().decode()
-
-
-INFERENCE, TRAINING = 0, 1
 
 
 @pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
@@ -216,11 +215,11 @@ def test_inference_call_allocates_nothing_after_create(name, steps):
         out = np.zeros(4 * steps * 128, np.float32)  # larger than any output here
         before = _memory()[0]
         nn.lib.NNTKMemoryResetPeak()
-        _apply(handle, INFERENCE, x, out)
+        _apply(layer, handle, "ApplyInference", x, out)
         assert _memory() == (before, before), (name, steps)
         assert np.any(out != 0)  # it did compute
     finally:
-        nn.lib.NNTKLayerDestroy(handle)
+        _typed(layer, "Destroy")(handle)
 
 
 @pytest.mark.parametrize("name", sorted(INFERENCE_LAYERS))
@@ -230,7 +229,7 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
     allocate nothing."""
     layer = INFERENCE_LAYERS[name]()
     handle = _raw_handle(layer, (4, 60))
-    gradient = nn.lib.NNTKLayerGradientCreate(handle)
+    gradient = _typed(layer, "GradientCreate")(handle)
     assert gradient, nn.lib.NNTKLastError().decode()
     floats = ctypes.POINTER(ctypes.c_float)
     try:
@@ -240,19 +239,18 @@ def test_training_handle_with_capacity_allocates_nothing_in_any_call(name):
         for batch, steps in ((4, 60), (2, 17)):
             x = rng.uniform(-1, 1, (batch, steps, layer.input_dim)).astype(np.float32)
             out = np.zeros(4 * batch * steps * 128, np.float32)
-            _apply(handle, TRAINING, x, out)
+            _apply(layer, handle, "ApplyTrainingBatch", x, out)
             d_out = rng.standard_normal(out.size).astype(np.float32)
             d_in = np.zeros(x.size, np.float32)
-            status = nn.lib.NNTKLayerCalculateGradient(
-                handle, gradient, d_out.ctypes.data_as(floats), None,
-                d_in.ctypes.data_as(floats), None,
-            )  # fmt: skip
+            status = _typed(layer, "CalculateGradient")(
+                handle, gradient, d_out.ctypes.data_as(floats), d_in.ctypes.data_as(floats)
+            )
             assert status == 0, nn.lib.NNTKLastError().decode()
-            _apply(handle, INFERENCE, x, out)
+            _apply(layer, handle, "ApplyInference", x, out)
         assert _memory() == (before, before), name
     finally:
-        nn.lib.NNTKLayerGradientDestroy(gradient)
-        nn.lib.NNTKLayerDestroy(handle)
+        _typed(layer, "GradientDestroy")(gradient)
+        _typed(layer, "Destroy")(handle)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])

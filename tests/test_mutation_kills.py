@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import c_api
 import numpy as np
 import pytest
 from helpers import _env
@@ -151,7 +152,9 @@ def test_inference_call_between_training_and_backward_changes_nothing(make):
     y = layer(x1, training=True)
     inferred = layer(x2)  # inference through ApplyInferenceWithState: must keep nothing
     out = np.empty_like(inferred)
-    layer._fn("ApplyInference")(layer._live_handle(), 2, 5, float_ptr(x2), float_ptr(out))
+    getattr(nn.lib, f"NNTK{layer.layer_type.name}ApplyInference")(
+        layer._live_handle(), 2, 5, float_ptr(x2), float_ptr(out)
+    )
     np.testing.assert_array_equal(out, inferred)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, grads = layer.backward(dy)[:2]
@@ -202,7 +205,7 @@ def test_batch_times_steps_beyond_the_largest_tensor_is_refused():
     that keeps every size computation from overflowing). Each size alone is valid."""
     from nntk_core import NNTKError, lib
 
-    config = lib.NNTKDenseConfigCreate(3, 2, 0, 1)
+    config = c_api.config_create("Dense")(3, 2, 0, 1)
     handle = lib.NNTKDenseCreateForInference(config)
     lib.NNTKDenseConfigDestroy(config)
     try:

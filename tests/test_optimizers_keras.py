@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 
+import c_api
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -402,7 +403,7 @@ def test_c_level_step_errors():
             assert info.value.message.startswith("NNTKOptimizerStep: ")
 
         expect("optimizer is NULL", "NNTK_ERROR_NULL_POINTER", None, n, wp, gp, sizes)
-        config = lib.NNTKDenseConfigCreate(2, 2, 0, 1)  # a handle of another kind
+        config = c_api.config_create("Dense")(2, 2, 0, 1)  # a handle of another kind
         try:
             expect("expected kind", "NNTK_ERROR_INVALID_STATE", config, n, wp, gp, sizes)
         finally:

@@ -13,6 +13,8 @@ import itertools
 import os
 import zlib
 
+import c_api
+
 # The reference settings, before TensorFlow is first imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -358,7 +360,7 @@ def _ptr(a):
 @pytest.mark.parametrize("name", ("RNN", "GRU", "LSTM"))
 def test_c_errors(name):
     tanh, sigmoid = 6, 4
-    create = getattr(lib, f"NNTK{name}ConfigCreate")
+    create = c_api.config_create(name)
     args = {
         "RNN": lambda d, u, a=tanh: (d, u, a, 1, 0, 0),
         "GRU": lambda d, u, a=tanh: (d, u, a, sigmoid, 1, 1, 0, 0),
@@ -439,7 +441,7 @@ def test_c_training_capacity_and_growth(name):
         "LSTM": (3, 2, 6, 4, 1, 1, 0),
     }
     fn = lambda suffix: getattr(lib, f"NNTK{name}{suffix}")  # noqa: E731
-    config = fn("ConfigCreate")(*args[name])
+    config = c_api.config_create(name)(*args[name])
     try:
         with pytest.raises(NNTKError, match="training_config.max_batch must be >= 1"):
             fn("CreateForTraining")(config, ctypes.byref(TrainingConfig(-1, 3)))
