@@ -373,6 +373,11 @@ static void optimizer_pair(void) {
     steps.params = c[0].params;
     steps.grads = c[0].grads;
     pair("Optimizer Step x Iterations", &steps, &counts);
+    const int64_t before = iterations;
+    CHECK(NNTKOptimizerIterations(bed.optimizer, &iterations) == NNTK_OK &&
+              iterations == before + steps.accepted && counts.seen <= iterations,
+          "Optimizer Step x Iterations: %lld iterations after %ld more steps (seen: %lld)",
+          (long long)iterations, steps.accepted, (long long)counts.seen);
     free(steps.out);
     free(steps.dx);
     caller_free(&counts);
