@@ -9,6 +9,9 @@
 - distinct layer objects used from several Python threads at once (ctypes releases
   the GIL, so the C code really runs concurrently) give what serial use gives, and
   each thread sees its own NNTKLastError();
+- one layer object called from two threads at once: the overlapping call raises
+  NNTKError (NNTK_ERROR_INVALID_STATE, "... is in use by another call"), and every
+  call that was accepted gives what serial use gives;
 - the C library has no mutable global state besides the thread-local error: no
   writable data symbol outside .tdata/.tbss but the toolchain's own.
 """
@@ -21,6 +24,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -209,6 +213,42 @@ def test_each_thread_sees_its_own_last_error():
             f"NNTKDenseApplyInference: batch must be >= 1 (got {-(i + 1)})"
         }, f"thread {i} saw another thread's error"
         assert cleared == ""
+
+
+def test_one_layer_from_two_threads_refuses_the_overlap():
+    """The C library takes one call at a time per handle and refuses an overlapping
+    one (docs/DESIGN.md §3, Threads). A call here lasts milliseconds and the Python
+    loop around it microseconds, so an overlap comes at once; the loop ends when one
+    call has been refused and each thread has had `accepted` calls through, and
+    `deadline_s` without a refusal fails the test."""
+    layer, accepted, deadline_s = nn.Dense(256, input_dim=256), 5, 60.0
+    x = np.random.default_rng(0).standard_normal((8, 64, 256)).astype(np.float32)
+    reference = layer(x)
+    refusals: list[nn.NNTKError] = []
+    deadline = time.monotonic() + deadline_s
+    barrier = threading.Barrier(2)
+
+    def work(_):
+        barrier.wait()
+        ok = 0
+        while not (refusals and ok >= accepted) and time.monotonic() < deadline:
+            try:
+                y = layer(x)
+            except nn.NNTKError as error:
+                refusals.append(error)
+                continue
+            assert y.tobytes() == reference.tobytes(), "an accepted call differs from serial use"
+            ok += 1
+        return ok
+
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(work, range(2)))
+    assert refusals, f"no call refused in {deadline_s} s of two threads calling one layer"
+    assert min(counts) >= accepted
+    for error in refusals:
+        assert error.status == "NNTK_ERROR_INVALID_STATE"
+        assert error.message.startswith("NNTKLayerApply: filter is in use by another call")
+    np.testing.assert_array_equal(layer(x), reference)  # the handle is free again
 
 
 # -- global state -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 /* Concurrency tests (issue #15 §2; docs/reliability.md), run under
- * ThreadSanitizer by ci/tsan.sh. The contract (docs/DESIGN.md, C conventions):
+ * ThreadSanitizer by ci/tsan.sh. The contract (docs/DESIGN.md §3, Threads):
  * distinct handles may be used from any number of threads at once; one handle
- * must not be used by two calls at the same time.
+ * takes one call at a time, and a call that would overlap another on the same
+ * handle is refused with NNTK_ERROR_INVALID_STATE.
  *
  *  1. The once-only initialisation raced: the process's very first library
  *     calls come from THREADS threads released together by a barrier, each
@@ -11,23 +12,38 @@
  *     (nntk_api_table.h) created from one shared config by every thread at once,
  *     trained, its gradient computed, run for inference and streamed; every loss;
  *     an optimizer per thread. Each thread's results must equal a run on the
- *     main thread bitwise.
+ *     main thread bitwise, and no call is refused (every status is checked).
  *  3. The error state is per thread: each thread's refused call leaves its own
  *     message, whatever the other threads do meanwhile.
+ *  4. One handle, two threads: the overlap refused. Two threads call one handle
+ *     in a loop (Dense ApplyInference and ApplyInference; ApplyTrainingBatch and
+ *     CalculateGradient, a filter and its gradient; Optimizer Step and Step;
+ *     Step and Iterations) until a call has been refused and each thread has
+ *     had ACCEPTED calls accepted. Overlaps come by themselves (a call lasts
+ *     far longer than the loop around it, and a thread preempted in a call
+ *     holds it), so the loop ends within milliseconds; DEADLINE_S bounds it,
+ *     and reaching it with no refusal is a failure. A refused call must return
+ *     NNTK_ERROR_INVALID_STATE with a message naming its function and saying
+ *     the handle is in use by another call; every accepted call must give the
+ *     single-thread result bitwise. Before that, single-threaded: every error
+ *     exit of a call releases the handle (the next call is accepted).
  *
- *  4. (--misuse) The contract broken on purpose: two threads train one Dense
- *     handle at once. ThreadSanitizer must report it (ci/tsan.sh checks that it
- *     does, so a build without the sanitizer armed cannot pass unseen).
+ *  5. (--misuse) A race the library cannot see, on purpose: one thread writes
+ *     a Dense handle's weights through the pointer of GetWeights (the caller's
+ *     own memory access, no call) while another applies it. ThreadSanitizer
+ *     must report it (ci/tsan.sh checks that it does, so a build without the
+ *     sanitizer armed cannot pass unseen).
  *
  *   nntk_threads [rounds]     default 2 rounds of 2 and 3
  *   nntk_threads --misuse
  * Exits 1 on any failure (and says which), 0 otherwise. */
-#define _POSIX_C_SOURCE 200809L /* pthread barriers under -std=c11 */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers, clock_gettime under -std=c11 */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "c_test_support.h"
 
@@ -189,14 +205,295 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
-/* --- 4. one handle, two threads: a data race on purpose ---------------------------------- */
+/* --- 4. one handle, two threads: the overlap refused -------------------------------------- */
 
-static void *misuse_thread(void *filter) {
-    const nntk_layer_api *L = find_layer("Dense");
+#define ACCEPTED 20      /* accepted calls each thread of a pair must have had */
+#define DEADLINE_S 120.0 /* bound on a pair's loop (an overlap comes within milliseconds) */
+#define ROWS 16          /* Dense(128, 128) at batch 16: 2^18 multiply-adds a call */
+#define OPT_FLOATS ((int64_t)1 << 16)
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* One handle's test bed: a Dense(128, 128) training filter and its gradient, the
+ * input and upstream gradient every call uses, and their single-thread results;
+ * an SGD optimizer (momentum 0: a step moves a block by -lr * grads from it alone,
+ * so each thread's block depends only on how many of its own steps were accepted). */
+static struct {
+    NNTKDense *filter;
+    NNTKDenseGradient *gradient;
+    float *x, *dy, *y_inference, *y_training, *dx, *dw;
+    int64_t n_w;
+    NNTKOptimizer *optimizer;
+} bed;
+
+typedef struct Caller {
+    const char *fn; /* the public function it calls, as messages name it */
+    NNTKStatus (*call)(struct Caller *);
+    int (*correct)(struct Caller *); /* after an accepted call: is its result right? */
+    float *out, *dx;                 /* this thread's outputs */
+    float *params, *grads;           /* this thread's optimizer block */
+    int64_t iterations, seen;        /* Iterations: its result, the largest before */
+    long accepted, refused;
+} Caller;
+
+static NNTKStatus apply_inference(Caller *c) {
+    return NNTKDenseApplyInference(bed.filter, ROWS, 1, bed.x, c->out);
+}
+static int inference_correct(Caller *c) {
+    return memcmp(c->out, bed.y_inference, ROWS * WIDE * sizeof(float)) == 0;
+}
+static NNTKStatus apply_training(Caller *c) {
+    return NNTKDenseApplyTrainingBatch(bed.filter, ROWS, 1, bed.x, c->out);
+}
+static int training_correct(Caller *c) {
+    return memcmp(c->out, bed.y_training, ROWS * WIDE * sizeof(float)) == 0;
+}
+static NNTKStatus calculate_gradient(Caller *c) {
+    return NNTKDenseCalculateGradient(bed.filter, bed.gradient, bed.dy, c->dx);
+}
+/* The weight gradient is read here, after the call: only this thread's calls write it. */
+static int gradient_correct(Caller *c) {
+    float *dw = NULL;
+    int64_t n = 0;
+    return NNTKDenseGradientGetWeights(bed.gradient, &dw, &n) == NNTK_OK && n == bed.n_w &&
+           memcmp(dw, bed.dw, (size_t)n * sizeof(float)) == 0 &&
+           memcmp(c->dx, bed.dx, ROWS * WIDE * sizeof(float)) == 0;
+}
+static NNTKStatus optimizer_step(Caller *c) {
+    float *const params[1] = {c->params};
+    const float *const grads[1] = {c->grads};
+    const int64_t sizes[1] = {OPT_FLOATS};
+    return NNTKOptimizerStep(bed.optimizer, 1, params, grads, sizes);
+}
+static int checked_at_the_end(Caller *c) { /* the block after all steps: optimizer_pair */
+    (void)c;
+    return 1;
+}
+static NNTKStatus optimizer_iterations(Caller *c) {
+    return NNTKOptimizerIterations(bed.optimizer, &c->iterations);
+}
+static int iterations_correct(Caller *c) { /* never behind what was seen before */
+    const int ok = c->iterations >= c->seen;
+    c->seen = c->iterations;
+    return ok;
+}
+
+static pthread_barrier_t pair_barrier;
+static _Atomic long pair_refused;
+static double pair_deadline;
+
+static void *caller_main(void *arg) {
+    Caller *c = arg;
+    pthread_barrier_wait(&pair_barrier);
+    while (!(c->accepted >= ACCEPTED && pair_refused > 0) && now_s() < pair_deadline) {
+        const NNTKStatus s = c->call(c);
+        if (s == NNTK_OK) {
+            CHECK(c->correct(c), "%s: an accepted call gave a wrong result", c->fn);
+            c->accepted++;
+            continue;
+        }
+        const char *message = NNTKLastError();
+        const int refusal = s == NNTK_ERROR_INVALID_STATE && strncmp(message, c->fn, strlen(c->fn)) == 0 &&
+                            strstr(message, "is in use by another call") != NULL;
+        CHECK(refusal, "%s: status %d is not a refusal naming the function", c->fn, (int)s);
+        if (!refusal) break;
+        c->refused++;
+        pair_refused++;
+    }
+    return NULL;
+}
+
+/* Runs two callers of one handle at once; at least one call refused, ACCEPTED each. */
+static void pair(const char *what, Caller *a, Caller *b) {
+    pair_refused = 0;
+    pair_deadline = now_s() + DEADLINE_S;
+    const double start = now_s();
+    pthread_t threads[2];
+    Caller *callers[2] = {a, b};
+    pthread_barrier_init(&pair_barrier, NULL, 2);
+    for (int t = 0; t < 2; t++) pthread_create(&threads[t], NULL, caller_main, callers[t]);
+    for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+    pthread_barrier_destroy(&pair_barrier);
+    CHECK(a->refused + b->refused > 0, "%s: no call refused in %.0f s", what, DEADLINE_S);
+    CHECK(a->accepted >= ACCEPTED && b->accepted >= ACCEPTED, "%s: %ld and %ld calls accepted",
+          what, a->accepted, b->accepted);
+    printf("  %s: %ld + %ld calls accepted, %ld + %ld refused (%.2f s)\n", what, a->accepted,
+           b->accepted, a->refused, b->refused, now_s() - start);
+}
+
+static Caller caller(const char *fn, NNTKStatus (*call)(Caller *), int (*correct)(Caller *)) {
+    Caller c = {.fn = fn, .call = call, .correct = correct, .out = calloc(ROWS * WIDE, sizeof(float)),
+                .dx = calloc(ROWS * WIDE, sizeof(float))};
+    if (c.out == NULL || c.dx == NULL) abort();
+    return c;
+}
+
+static void caller_free(Caller *c) {
+    free(c->out);
+    free(c->dx);
+    free(c->params);
+    free(c->grads);
+}
+
+/* Two threads step one optimizer, each its own block; then each block must equal a
+ * fresh optimizer's after that thread's accepted steps, and the count their sum. */
+static void optimizer_pair(void) {
+    Caller c[2] = {caller("NNTKOptimizerStep", optimizer_step, checked_at_the_end),
+                   caller("NNTKOptimizerStep", optimizer_step, checked_at_the_end)};
+    for (int t = 0; t < 2; t++) {
+        c[t].params = seeded_floats(OPT_FLOATS, 20 + t);
+        c[t].grads = seeded_floats(OPT_FLOATS, 30 + t);
+    }
+    pair("Optimizer Step x Step", &c[0], &c[1]);
+    int64_t iterations = -1;
+    CHECK(NNTKOptimizerIterations(bed.optimizer, &iterations) == NNTK_OK &&
+              iterations == c[0].accepted + c[1].accepted,
+          "Optimizer Step x Step: %lld iterations for %ld accepted steps", (long long)iterations,
+          c[0].accepted + c[1].accepted);
+    for (int t = 0; t < 2; t++) {
+        NNTKOptimizer *fresh = NNTKOptimizerCreateSGD(0.01, 0.0, 0);
+        float *params = seeded_floats(OPT_FLOATS, 20 + t);
+        float *const p[1] = {params};
+        const float *const g[1] = {c[t].grads};
+        const int64_t sizes[1] = {OPT_FLOATS};
+        for (long k = 0; k < c[t].accepted; k++)
+            CHECK(NNTKOptimizerStep(fresh, 1, p, g, sizes) == NNTK_OK, "NNTKOptimizerStep");
+        CHECK(memcmp(params, c[t].params, OPT_FLOATS * sizeof(float)) == 0,
+              "Optimizer Step x Step: thread %d's block differs from %ld steps on one thread", t,
+              c[t].accepted);
+        free(params);
+        NNTKOptimizerDestroy(fresh);
+    }
+    Caller steps = caller("NNTKOptimizerStep", optimizer_step, checked_at_the_end),
+           counts = caller("NNTKOptimizerIterations", optimizer_iterations, iterations_correct);
+    steps.params = c[0].params;
+    steps.grads = c[0].grads;
+    pair("Optimizer Step x Iterations", &steps, &counts);
+    const int64_t before = iterations;
+    CHECK(NNTKOptimizerIterations(bed.optimizer, &iterations) == NNTK_OK &&
+              iterations == before + steps.accepted && counts.seen <= iterations,
+          "Optimizer Step x Iterations: %lld iterations after %ld more steps (seen: %lld)",
+          (long long)iterations, steps.accepted, (long long)counts.seen);
+    free(steps.out);
+    free(steps.dx);
+    caller_free(&counts);
+    caller_free(&c[0]);
+    caller_free(&c[1]);
+}
+
+/* Single-threaded: a call that fails after taking the handle releases it. */
+static void error_exits_release(NNTKDenseConfig *config) {
+    float y[ROWS * WIDE], dx[ROWS * WIDE];
+    NNTKDense *inference = NNTKDenseCreateForInference(config);
+    NNTKDense *fresh = NNTKDenseCreateForTraining(config, NULL);
+    NNTKDenseGradient *g = fresh != NULL ? NNTKDenseGradientCreate(fresh) : NULL;
+    CHECK(inference != NULL && g != NULL, "Dense create");
+    if (inference == NULL || g == NULL) return;
+    CHECK(NNTKDenseApplyTrainingBatch(inference, ROWS, 1, bed.x, y) == NNTK_ERROR_INVALID_STATE &&
+              NNTKDenseApplyInference(inference, ROWS, 1, bed.x, y) == NNTK_OK,
+          "a call after ApplyTrainingBatch on an inference handle");
+    CHECK(NNTKDenseCalculateGradient(fresh, g, bed.dy, dx) == NNTK_ERROR_INVALID_STATE &&
+              strstr(NNTKLastError(), "no training batch yet") != NULL,
+          "CalculateGradient before a training batch");
+    CHECK(NNTKDenseApplyTrainingBatch(fresh, 0, 1, bed.x, y) == NNTK_ERROR_INVALID_ARGUMENT,
+          "ApplyTrainingBatch with batch 0");
+    CHECK(NNTKDenseApplyTrainingBatch(fresh, ROWS, 1, bed.x, y) == NNTK_OK &&
+              NNTKDenseCalculateGradient(fresh, g, bed.dy, dx) == NNTK_OK,
+          "calls after failed ones");
+    NNTKOptimizer *opt = NNTKOptimizerCreateSGD(0.01, 0.0, 0);
+    float w[2] = {1, 2}, dw[2] = {3, 4};
+    float *const params[2] = {w, w + 1};
+    const float *const grads[2] = {dw, dw + 1};
+    const int64_t sizes[2] = {1, 1};
+    int64_t iterations = 0;
+    CHECK(opt != NULL && NNTKOptimizerStep(opt, 2, params, grads, sizes) == NNTK_OK &&
+              NNTKOptimizerStep(opt, 1, params, grads, sizes) == NNTK_ERROR_INVALID_ARGUMENT &&
+              NNTKOptimizerStep(opt, 2, params, grads, sizes) == NNTK_OK &&
+              NNTKOptimizerIterations(opt, &iterations) == NNTK_OK && iterations == 2 &&
+              NNTKOptimizerSetLearningRate(opt, 0.5) == NNTK_OK,
+          "optimizer calls after a failed step");
+    NNTKOptimizerDestroy(opt);
+    NNTKDenseGradientDestroy(g);
+    NNTKDenseDestroy(fresh);
+    NNTKDenseDestroy(inference);
+}
+
+static void one_handle_two_threads(void) {
+    NNTKDenseConfig *config = NNTKDenseConfigCreate(WIDE, WIDE, NNTK_ACTIVATION_LINEAR, 1);
+    bed.filter = config != NULL ? NNTKDenseCreateForTraining(config, NULL) : NULL;
+    bed.gradient = bed.filter != NULL ? NNTKDenseGradientCreate(bed.filter) : NULL;
+    bed.optimizer = NNTKOptimizerCreateSGD(0.01, 0.0, 0);
+    float *w = NULL, *dw = NULL;
+    int64_t n = 0;
+    CHECK(bed.gradient != NULL && bed.optimizer != NULL &&
+              NNTKDenseGetWeights(bed.filter, &w, &n) == NNTK_OK,
+          "Dense and SGD create");
+    if (bed.gradient == NULL || bed.optimizer == NULL || w == NULL) return;
+    float *init = seeded_floats(n, 13);
+    memcpy(w, init, (size_t)n * sizeof(float));
+    free(init);
+    bed.x = seeded_floats(ROWS * WIDE, 14);
+    bed.dy = seeded_floats(ROWS * WIDE, 15);
+    bed.y_inference = calloc(ROWS * WIDE, sizeof(float));
+    bed.y_training = calloc(ROWS * WIDE, sizeof(float));
+    bed.dx = calloc(ROWS * WIDE, sizeof(float));
+    bed.dw = malloc((size_t)n * sizeof(float));
+    if (bed.y_inference == NULL || bed.y_training == NULL || bed.dx == NULL || bed.dw == NULL) abort();
+    /* The single-thread results; the training batch stays kept for the gradients. */
+    CHECK(NNTKDenseApplyInference(bed.filter, ROWS, 1, bed.x, bed.y_inference) == NNTK_OK &&
+              NNTKDenseApplyTrainingBatch(bed.filter, ROWS, 1, bed.x, bed.y_training) == NNTK_OK &&
+              NNTKDenseCalculateGradient(bed.filter, bed.gradient, bed.dy, bed.dx) == NNTK_OK &&
+              NNTKDenseGradientGetWeights(bed.gradient, &dw, &bed.n_w) == NNTK_OK,
+          "Dense single-thread reference");
+    memcpy(bed.dw, dw, (size_t)bed.n_w * sizeof(float));
+
+    error_exits_release(config);
+    printf("nntk_threads: one handle, two threads (a refused call is NNTK_ERROR_INVALID_STATE):\n");
+    Caller a = caller("NNTKDenseApplyInference", apply_inference, inference_correct),
+           b = caller("NNTKDenseApplyInference", apply_inference, inference_correct);
+    pair("Dense ApplyInference x ApplyInference", &a, &b);
+    caller_free(&a);
+    caller_free(&b);
+    a = caller("NNTKDenseApplyTrainingBatch", apply_training, training_correct);
+    b = caller("NNTKDenseCalculateGradient", calculate_gradient, gradient_correct);
+    pair("Dense ApplyTrainingBatch x CalculateGradient", &a, &b);
+    caller_free(&a);
+    caller_free(&b);
+    optimizer_pair();
+
+    NNTKOptimizerDestroy(bed.optimizer);
+    NNTKDenseGradientDestroy(bed.gradient);
+    NNTKDenseDestroy(bed.filter);
+    NNTKDenseConfigDestroy(config);
+    free(bed.x);
+    free(bed.dy);
+    free(bed.y_inference);
+    free(bed.y_training);
+    free(bed.dx);
+    free(bed.dw);
+}
+
+/* --- 5. a race the library cannot see, on purpose -------------------------------------------- */
+
+static void *misuse_writer(void *filter) {
+    float *w = NULL;
+    int64_t n = 0;
+    NNTKDenseGetWeights(filter, &w, &n);
+    pthread_barrier_wait(&barrier);
+    for (int i = 0; i < 20; i++)
+        for (int64_t j = 0; j < n; j++) w[j] = (float)(i + j % 7);
+    return NULL;
+}
+
+static void *misuse_caller(void *filter) {
     float *x = seeded_floats(WIDE * 4, 12), *y = malloc(WIDE * 4 * sizeof(float));
     if (y == NULL) abort();
     pthread_barrier_wait(&barrier);
-    for (int i = 0; i < 20; i++) L->apply_training_batch(filter, 4, 1, x, y);
+    for (int i = 0; i < 20; i++) NNTKDenseApplyInference(filter, 4, 1, x, y);
     free(x);
     free(y);
     return NULL;
@@ -208,7 +505,8 @@ static int misuse(void) {
     if (filter == NULL) return 1;
     pthread_t threads[2];
     pthread_barrier_init(&barrier, NULL, 2);
-    for (int t = 0; t < 2; t++) pthread_create(&threads[t], NULL, misuse_thread, filter);
+    pthread_create(&threads[0], NULL, misuse_writer, filter);
+    pthread_create(&threads[1], NULL, misuse_caller, filter);
     for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
     pthread_barrier_destroy(&barrier);
     L->destroy(filter);
@@ -271,6 +569,7 @@ int main(int argc, char **argv) {
         }
         free(reference.results.data);
     }
+    one_handle_two_threads();
     int64_t now = 0;
     NNTKMemoryStats(&now, &peak);
     CHECK(now == baseline, "%lld bytes still allocated after every thread finished",

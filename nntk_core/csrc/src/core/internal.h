@@ -3,6 +3,7 @@
 #ifndef NNTK_INTERNAL_H
 #define NNTK_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,26 @@ NNTKStatus nntk_relabel(const char *fn, NNTKStatus status);
 
 /* Checks `handle` is non-NULL and carries `tag`; names `arg` in the error. */
 NNTKStatus nntk_check_handle(const char *fn, const char *arg, const void *handle, uint32_t tag);
+
+/* One call at a time per handle (docs/DESIGN.md §3, Threads). A handle whose
+ * calls change state (or read what other calls change) carries an `in_call`
+ * flag, cleared at creation. nntk_call_enter sets it for the length of such a
+ * call; a call that finds it already set is refused with
+ * NNTK_ERROR_INVALID_STATE (it never waits). Every exit after a successful
+ * enter must nntk_call_leave. Acquire on entry and release on exit also order
+ * the accepted calls: what one call wrote, the next call on the handle sees,
+ * whichever thread makes it. Cost: one uncontended atomic exchange and one
+ * store per call (docs/reliability.md §2). */
+static inline NNTKStatus nntk_call_enter(const char *fn, const char *arg, atomic_flag *in_call) {
+    if (atomic_flag_test_and_set_explicit(in_call, memory_order_acquire))
+        return nntk_fail(NNTK_ERROR_INVALID_STATE,
+                         "%s: %s is in use by another call (one call at a time per handle)", fn, arg);
+    return NNTK_OK;
+}
+
+static inline void nntk_call_leave(atomic_flag *in_call) {
+    atomic_flag_clear_explicit(in_call, memory_order_release);
+}
 
 /* Checks `p` is non-NULL. */
 NNTKStatus nntk_check_pointer(const char *fn, const char *arg, const void *p);

@@ -190,6 +190,7 @@ NNTKLayer *nntk_layer_create(const char *fn, const NNTKLayerType *type, const NN
     }
     f->tag = type->filter_tag;
     f->type = type;
+    atomic_flag_clear(&f->in_call);
     f->config = *config;
     f->config.inner = NULL;
     f->training = training;
@@ -253,14 +254,12 @@ NNTKStatus nntk_layer_output_shape(const char *fn, const NNTKLayerType *type,
     return NNTK_OK;
 }
 
-NNTKStatus nntk_layer_apply(const char *fn, const NNTKLayerType *type, NNTKLayer *filter,
-                            NNTKApplyMode mode, int64_t batch, int64_t steps, const float *in,
-                            const float *initial_state, float *out, float *final_state) {
+/* nntk_layer_apply once the filter is checked and its call flag taken. */
+static NNTKStatus apply_in_call(const char *fn, NNTKLayer *filter, NNTKApplyMode mode,
+                                int64_t batch, int64_t steps, const float *in,
+                                const float *initial_state, float *out, float *final_state) {
+    const NNTKLayerType *type = filter->type;
     NNTKStatus s;
-    if ((s = nntk_layer_check_handle(fn, "filter", filter, type, NNTK_ROLE_FILTER)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "in", in)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
-    type = filter->type;
     int64_t out_steps, out_features;
     if ((s = type->output_shape(fn, filter, batch, steps, &out_steps, &out_features)) != NNTK_OK)
         return s;
@@ -279,6 +278,19 @@ NNTKStatus nntk_layer_apply(const char *fn, const NNTKLayerType *type, NNTKLayer
     filter->steps = steps;
     filter->out_steps = out_steps;
     return NNTK_OK;
+}
+
+NNTKStatus nntk_layer_apply(const char *fn, const NNTKLayerType *type, NNTKLayer *filter,
+                            NNTKApplyMode mode, int64_t batch, int64_t steps, const float *in,
+                            const float *initial_state, float *out, float *final_state) {
+    NNTKStatus s;
+    if ((s = nntk_layer_check_handle(fn, "filter", filter, type, NNTK_ROLE_FILTER)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "in", in)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
+    if ((s = nntk_call_enter(fn, "filter", &filter->in_call)) != NNTK_OK) return s;
+    s = apply_in_call(fn, filter, mode, batch, steps, in, initial_state, out, final_state);
+    nntk_call_leave(&filter->in_call);
+    return s;
 }
 
 /* --- gradients ------------------------------------------------------------------------------ */
@@ -322,6 +334,25 @@ NNTKStatus nntk_layer_gradient_get_weights(const char *fn, const NNTKLayerType *
     return NNTK_OK;
 }
 
+/* nntk_layer_calculate_gradient once the handles are checked and the filter's
+ * call flag taken. */
+static NNTKStatus gradient_in_call(const char *fn, NNTKLayer *filter, NNTKLayerGradient *gradient,
+                                  const float *d_out, const float *d_final_state, float *d_in,
+                                  float *d_initial_state) {
+    const NNTKLayerType *type = filter->type;
+    if (filter->kept == NNTK_APPLY_INFERENCE) {
+        if (type->has_frozen)
+            return nntk_fail(NNTK_ERROR_INVALID_STATE,
+                             "%s: no training batch yet (call NNTK%sApplyTrainingBatch or "
+                             "NNTK%sApplyFrozenBatch first)",
+                             fn, type->name, type->name);
+        return nntk_fail(NNTK_ERROR_INVALID_STATE,
+                         "%s: no training batch yet (call NNTK%sApplyTrainingBatch first)", fn,
+                         type->name);
+    }
+    return type->backward(fn, filter, d_out, d_final_state, d_in, d_initial_state, gradient->d_weights);
+}
+
 NNTKStatus nntk_layer_calculate_gradient(const char *fn, const NNTKLayerType *type,
                                          NNTKLayer *filter, NNTKLayerGradient *gradient,
                                          const float *d_out, const float *d_final_state,
@@ -335,16 +366,9 @@ NNTKStatus nntk_layer_calculate_gradient(const char *fn, const NNTKLayerType *ty
         return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: gradient was created for another filter", fn);
     if (!filter->training)
         return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: filter was created for inference", fn);
-    type = filter->type;
-    if (filter->kept == NNTK_APPLY_INFERENCE) {
-        if (type->has_frozen)
-            return nntk_fail(NNTK_ERROR_INVALID_STATE,
-                             "%s: no training batch yet (call NNTK%sApplyTrainingBatch or "
-                             "NNTK%sApplyFrozenBatch first)",
-                             fn, type->name, type->name);
-        return nntk_fail(NNTK_ERROR_INVALID_STATE,
-                         "%s: no training batch yet (call NNTK%sApplyTrainingBatch first)", fn,
-                         type->name);
-    }
-    return type->backward(fn, filter, d_out, d_final_state, d_in, d_initial_state, gradient->d_weights);
+    /* The filter's flag covers the gradient too (see NNTKLayer.in_call). */
+    if ((s = nntk_call_enter(fn, "filter", &filter->in_call)) != NNTK_OK) return s;
+    s = gradient_in_call(fn, filter, gradient, d_out, d_final_state, d_in, d_initial_state);
+    nntk_call_leave(&filter->in_call);
+    return s;
 }

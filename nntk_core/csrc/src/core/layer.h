@@ -97,6 +97,11 @@ struct NNTKLayerConfig {
 struct NNTKLayer {
     uint32_t tag; /* type->filter_tag */
     const NNTKLayerType *type;
+    /* Set while an Apply or CalculateGradient runs on the handle
+     * (nntk_call_enter): a second such call at the same time is refused. It
+     * covers the gradient handle too: a gradient is written only by
+     * CalculateGradient with the filter it was created for, under this flag. */
+    atomic_flag in_call;
     NNTKLayerConfig config; /* a copy, with its own copy of the inner config */
     int32_t training;       /* created for training */
     float *weights;         /* the blocks in order, one contiguous block */

@@ -17,6 +17,10 @@ typedef enum OptimizerKind { KIND_SGD = 0, KIND_ADAM = 1 } OptimizerKind;
 
 struct NNTKOptimizer {
     uint32_t tag;
+    /* Set while Step, Iterations or SetLearningRate runs (nntk_call_enter):
+     * they change or read the step count, the slots and the learning rate, so
+     * a second call at the same time is refused. */
+    atomic_flag in_call;
     OptimizerKind kind;
     float learning_rate;
     /* SGD */
@@ -73,6 +77,7 @@ static NNTKOptimizer *create(const char *fn, OptimizerKind kind) {
         return NULL;
     }
     opt->tag = OPTIMIZER_TAG;
+    atomic_flag_clear(&opt->in_call);
     opt->kind = kind;
     return opt;
 }
@@ -231,12 +236,11 @@ static NNTKStatus create_slots(const char *fn, NNTKOptimizer *opt, int64_t n_par
     return NNTK_OK;
 }
 
-NNTK_API NNTKStatus NNTKOptimizerStep(NNTKOptimizer *optimizer, int64_t n_params,
-                                      float *const *params, const float *const *grads,
-                                      const int64_t *sizes) {
-    static const char fn[] = "NNTKOptimizerStep";
+/* NNTKOptimizerStep once the handle is checked and its call flag taken. */
+static NNTKStatus step_in_call(const char *fn, NNTKOptimizer *optimizer, int64_t n_params,
+                               float *const *params, const float *const *grads,
+                               const int64_t *sizes) {
     NNTKStatus s;
-    if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
     int64_t total = 0;
     if ((s = check_step(fn, optimizer, n_params, params, grads, sizes, &total)) != NNTK_OK) return s;
     if (optimizer->n_params == 0 && (s = create_slots(fn, optimizer, n_params, sizes, total)) != NNTK_OK)
@@ -269,12 +273,28 @@ NNTK_API NNTKStatus NNTKOptimizerStep(NNTKOptimizer *optimizer, int64_t n_params
     return NNTK_OK;
 }
 
+NNTK_API NNTKStatus NNTKOptimizerStep(NNTKOptimizer *optimizer, int64_t n_params,
+                                      float *const *params, const float *const *grads,
+                                      const int64_t *sizes) {
+    static const char fn[] = "NNTKOptimizerStep";
+    NNTKStatus s;
+    if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
+    if ((s = nntk_call_enter(fn, "optimizer", &optimizer->in_call)) != NNTK_OK) return s;
+    s = step_in_call(fn, optimizer, n_params, params, grads, sizes);
+    nntk_call_leave(&optimizer->in_call);
+    return s;
+}
+
 NNTK_API NNTKStatus NNTKOptimizerIterations(const NNTKOptimizer *optimizer, int64_t *iterations) {
     static const char fn[] = "NNTKOptimizerIterations";
     NNTKStatus s;
     if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "iterations", iterations)) != NNTK_OK) return s;
+    /* The flag changes, not what the caller sees: const holds for the value. */
+    NNTKOptimizer *busy = (NNTKOptimizer *)optimizer;
+    if ((s = nntk_call_enter(fn, "optimizer", &busy->in_call)) != NNTK_OK) return s;
     *iterations = optimizer->iterations;
+    nntk_call_leave(&busy->in_call);
     return NNTK_OK;
 }
 
@@ -283,6 +303,8 @@ NNTK_API NNTKStatus NNTKOptimizerSetLearningRate(NNTKOptimizer *optimizer, doubl
     NNTKStatus s;
     if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
     if ((s = check_learning_rate(fn, learning_rate)) != NNTK_OK) return s;
+    if ((s = nntk_call_enter(fn, "optimizer", &optimizer->in_call)) != NNTK_OK) return s;
     optimizer->learning_rate = (float)learning_rate;
+    nntk_call_leave(&optimizer->in_call);
     return NNTK_OK;
 }
