@@ -22,9 +22,14 @@ PREFIX = "nntk_core/csrc/"
 # training capacity, error text): its branches are argument validation, out-of-memory
 # and capacity checks, the invalid-argument tests' job (excluded where ci/gcovr.cfg or
 # a region in the C says so, with the reason), not layer, kernel or training code.
+# Left out likewise: src/core/layer.c and src/core/layer_api.c, the handle and argument
+# plumbing every layer's public functions go through (tags, argument and field checks,
+# the generic API's checks, allocation failures: moved there from the layer files by the
+# layer type, issue 13); the total figure still counts them.
 GOAL = re.compile(
     r"src/(\w+\.c"  # a layer (src/dense.c, ...)
-    r"|core/(kernels_impl\.inc|vmath\.h|recurrent\.[ch]|activations\.c|ops\.c)"
+    r"|core/(kernels_impl\.inc|vmath\.h|recurrent\.[ch]|activations\.c|ops\.c"
+    r"|layer\.h|pool1d\.h)"  # the layer type's inline code, the poolings' shared code
     r"|train/\w+\.c)"
     r"( \[\w+\])?"  # a kernel table's unit
 )
