@@ -48,14 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nntk_core.activation import Activation
-from nntk_core.batch_norm import BatchNorm
-from nntk_core.bidirectional import Bidirectional
-from nntk_core.conv1d import Conv1d
-from nntk_core.dense import Dense, TimeDistributedDense
 from nntk_core.layer import Layer
+from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
-from nntk_core.recurrent import GRU, LSTM, RNN
 
 
 class KerasLoadError(ValueError):
@@ -98,20 +93,28 @@ class Mapping:
     wraps: dict[str, type[Layer]] | None = None
 
 
+def _mappings() -> dict[str, Mapping]:
+    """The table, from the library's description: each layer class under its type's
+    tf.keras class name (keras_name); a name "Wrapper(Inner)" (TimeDistributed(Dense))
+    becomes a wrapper row folding Inner into that class. ReLU, a Keras class of its own,
+    is nntk's Activation("relu")."""
+    table: dict[str, Mapping] = {}
+    for cls in LAYER_CLASSES.values():
+        keras_name = cls.layer_type.keras_name
+        wrapper, _, inner = keras_name.partition("(")
+        if not inner:
+            table[keras_name] = Mapping(cls)
+            continue
+        folded = table[wrapper].wraps if wrapper in table else {}
+        folded[inner.removesuffix(")")] = cls
+        table[wrapper] = Mapping(next(iter(folded.values())), wraps=folded)
+    table["ReLU"] = Mapping(LAYER_CLASSES["Activation"], fixed={"activation": "relu"})
+    return table
+
+
 # The single table: Keras class name -> nntk layer. Bidirectional's inner layer is
 # looked up here too (nn.Bidirectional accepts the recurrent ones).
-LAYERS: dict[str, Mapping] = {
-    "Dense": Mapping(Dense),
-    "Conv1D": Mapping(Conv1d),
-    "BatchNormalization": Mapping(BatchNorm),
-    "Activation": Mapping(Activation),
-    "ReLU": Mapping(Activation, fixed={"activation": "relu"}),
-    "SimpleRNN": Mapping(RNN),
-    "GRU": Mapping(GRU),
-    "LSTM": Mapping(LSTM),
-    "Bidirectional": Mapping(Bidirectional),
-    "TimeDistributed": Mapping(TimeDistributedDense, wraps={"Dense": TimeDistributedDense}),
-}
+LAYERS: dict[str, Mapping] = _mappings()
 
 # The identity at inference, left out of the nntk model (see the module doc).
 DROPOUT = ("Dropout", "SpatialDropout1D")
@@ -175,9 +178,9 @@ KERAS_ONLY: dict[str, object] = {
 
 
 def _constructor_args(cls: type[Layer]) -> set[str]:
-    """The keyword arguments of an nntk class's constructor (input_dim is the loader's)."""
-    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    return names - {"input_dim"}
+    """The keyword arguments of an nntk class's constructor (input_dim is the loader's):
+    its signature, which the binding builds from the layer type's described fields."""
+    return set(inspect.signature(cls).parameters) - {"input_dim"}
 
 
 # -- reading the file --------------------------------------------------------------------------
