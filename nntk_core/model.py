@@ -321,6 +321,14 @@ class Sequential:
                 f"shape {out_shape} for x of shape {x_shape}{hint}"
             )
 
+    def save(self, path) -> None:
+        """Writes the model (layer configs and every weight, BatchNorm's moving statistics
+        included) to exactly `path`, atomically: the nntk model file, read back by
+        nn.load(path) (nntk_core/model_file.py, docs/MODEL_FILE.md)."""
+        from nntk_core import model_file  # it builds Sequentials: imported on use
+
+        model_file.save(self, path)
+
     def close(self) -> None:
         for layer in self.layers:
             layer.close()
