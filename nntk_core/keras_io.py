@@ -661,3 +661,63 @@ def load_keras(path, *, timeout: float | None = None) -> Sequential:
             layer.close()
         raise KerasFileError(f"{path}: the layers do not form an nntk model: {exc}") from exc
     return model
+
+
+# -- back to Keras -------------------------------------------------------------------------------
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def _keras_weight_groups(layer: Layer) -> list[tuple[str, list[np.ndarray]]]:
+    """(group under the layer's key, its arrays) as tf.keras's save_weights lays them out
+    (see _keras_var_paths): a layer with states keeps them in its cell, a wrapper named
+    Wrapper(Inner) under "layer", a wrapping layer (Bidirectional) its forward and
+    backward copies' halves."""
+    weights = layer.get_weights()
+    if layer.layer_type.wraps:
+        (inner_path, _), half = _keras_weight_groups(layer.layer)[0], len(weights) // 2
+        return [
+            (f"forward_layer/{inner_path}", weights[:half]),
+            (f"backward_layer/{inner_path}", weights[half:]),
+        ]
+    own = "cell/vars" if layer.layer_type.has_states else "vars"
+    if "(" in layer.layer_type.keras_name:  # TimeDistributed(Dense)
+        own = f"layer/{own}"
+    return [(own, weights)]
+
+
+def save_keras_weights(model: Sequential, path) -> None:
+    """Writes the model's weights (BatchNorm's moving statistics included) to `path`, a
+    tf.keras `.weights.h5` file that `keras_model.load_weights(path)` reads into the
+    tf.keras model of the same layers (the one nn.load_keras read, Dropout and
+    InputLayer included or not). Written atomically, as Sequential.save."""
+    from nntk_core.model_file import write_atomically
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if not str(path).endswith(WEIGHTS_SUFFIX):
+        raise ValueError(
+            f"path {str(path)!r} must end in {WEIGHTS_SUFFIX!r}: tf.keras's load_weights reads "
+            "this layout only from such a file"
+        )
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ImportError(
+            f"save_keras_weights writes HDF5 with h5py ({exc}): pip install 'nntk[keras]'"
+        ) from None
+    # tf.keras keys a layer by its class in snake case, numbered per class (_archive_keys).
+    entries = [{"class_name": m.layer_type.keras_name.partition("(")[0]} for m in model.layers]
+    keys = _archive_keys(entries)
+
+    def write(f) -> None:
+        with h5py.File(f, "w") as h5:
+            h5.create_group("vars")  # the model's own (none); tf.keras reads the group
+            for layer, key in zip(model.layers, keys, strict=True):
+                for group, arrays in _keras_weight_groups(layer):
+                    target = h5.create_group(f"layers/{key}/{group}")
+                    for i, array in enumerate(arrays):
+                        target.create_dataset(str(i), data=array)
+
+    write_atomically(path, write)

@@ -329,6 +329,13 @@ class Sequential:
 
         model_file.save(self, path)
 
+    def save_keras_weights(self, path) -> None:
+        """Writes the weights to `path` (ending in .weights.h5), atomically, for
+        tf.keras's `keras_model.load_weights(path)` (nntk_core/keras_io.py; h5py)."""
+        from nntk_core import keras_io  # it builds Sequentials: imported on use
+
+        keras_io.save_keras_weights(self, path)
+
     def close(self) -> None:
         for layer in self.layers:
             layer.close()

@@ -44,7 +44,9 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -109,15 +111,22 @@ def save(model: Sequential, path) -> None:
     """Writes `model` to exactly `path`, atomically (see the module doc)."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    path = _check_path(path)
     data = encode(model)
+    write_atomically(path, lambda f: f.write(data))
+
+
+def write_atomically(path, write: Callable[[BinaryIO], object]) -> None:
+    """Creates or replaces the file `path` with what `write(file)` writes, atomically: a
+    temporary file in the same directory, fsync, rename onto `path`, fsync of the
+    directory. On any error `path` is untouched and the temporary file removed."""
+    path = _check_path(path)
     directory = path.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"path {str(path)!r}: no directory {str(directory)!r}")
     fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -401,3 +402,87 @@ def test_mutated_configs_with_a_valid_checksum_raise_only_model_file_error(data)
     except model_file.ModelFileError:
         return
     model.close()
+
+
+# -- back to Keras -------------------------------------------------------------------------------
+def _repeated_classes(L):
+    """Layers of one class several times (keys dense, dense_1, ...), a Dropout between."""
+    return [
+        L.Dense(4, activation="tanh"),
+        L.Dropout(0.3),
+        L.Dense(5),
+        L.BatchNormalization(),
+        L.TimeDistributed(L.Dense(3)),
+        L.BatchNormalization(center=False),
+    ]
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("network", ["keyword", "bidirectional", "causal_rnn", "repeated"])
+def test_keras_load_weights_reads_save_keras_weights_bit_for_bit(network, tmp_path):
+    """A tf.keras model file -> nn.load_keras -> new weights (3 Adam steps in nntk for
+    the issue's networks) -> save_keras_weights -> tf.keras's load_model(...).
+    load_weights(): Keras then holds nntk's weights bit for bit, and predicts what the
+    nntk model does."""
+    import keras_networks
+
+    from parity import reference
+    from parity.compare import compare
+    from parity.model_parity import STEP_TOLERANCE
+    from parity.verify import keras_twin
+
+    k = reference.keras()
+    if network == "repeated":
+        k.utils.set_random_seed(3)
+        keras_model = k.Sequential([k.Input((None, 4)), *_repeated_classes(k.layers)])
+    else:
+        keras_model = keras_networks.build(network)
+    keras_path = tmp_path / "model.keras"
+    keras_model.save(keras_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nn.DropoutOmittedWarning)
+        native = nn.load_keras(keras_path)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 10, 4)).astype(np.float32)
+    if network == "repeated":  # no loss of its own: other weights, moving statistics too
+        native.set_weights(
+            [w + rng.uniform(0.1, 0.5, w.shape).astype(np.float32) for w in native.get_weights()]
+        )
+    else:
+        out = native.compute_output_shape(x.shape)
+        y = np.eye(out[-1], dtype=np.float32)[rng.integers(0, out[-1], out[:-1])]
+        optimizer = nn.optimizers.Adam(learning_rate=1e-2)
+        for _ in range(3):
+            native.train_step(x, y, nn.losses.CategoricalCrossentropy(), optimizer)
+    changed = native.get_weights()
+    assert all(
+        not np.array_equal(a, b) for a, b in zip(changed, keras_model.get_weights(), strict=True)
+    )
+    weights_path = tmp_path / "personal.weights.h5"
+    native.save_keras_weights(weights_path)
+    restored = k.models.load_model(keras_path)
+    restored.load_weights(weights_path)
+    same_bits([np.asarray(w) for w in restored.get_weights()], changed)
+    # Its predictions are nntk's, held as nn.load_keras's (the whole-model tolerance
+    # against the float64 twin).
+    twin = keras_twin(restored, "float64")
+    reference_output = twin(x.astype(np.float64), training=False).numpy()
+    result = compare(
+        "output", native(x), reference_output, restored.predict(x, verbose=0), STEP_TOLERANCE
+    )
+    assert result.passed, result.describe()
+
+
+def test_save_keras_weights_needs_the_keras_suffix_and_writes_atomically(tmp_path, monkeypatch):
+    model = nn.Sequential([nn.Dense(2, input_dim=1)])
+    with pytest.raises(ValueError, match=r"must end in '\.weights\.h5'"):
+        model.save_keras_weights(tmp_path / "model.h5")
+    path = tmp_path / "model.weights.h5"
+    model.save_keras_weights(path)
+    previous = path.read_bytes()
+    monkeypatch.setattr(model_file.os, "fsync", FailingFsync())
+    randomize(model, 4)
+    with pytest.raises(OSError, match="FailingFsync"):
+        model.save_keras_weights(path)
+    assert path.read_bytes() == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.weights.h5"]
