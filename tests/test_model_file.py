@@ -343,10 +343,14 @@ def test_bad_paths(tmp_path):
         model.save(tmp_path / "missing" / "model")
 
 
+# CI: a seeded sample of 150 examples per test (under a second); NNTK_MODEL_FILE_FUZZ=nightly
+# runs 20000 random ones (=N: N random ones).
+_FUZZ = os.environ.get("NNTK_MODEL_FILE_FUZZ", "")
 FUZZ = settings(
-    max_examples=int(os.environ.get("NNTK_MODEL_FILE_FUZZ", "150")),
+    max_examples=20000 if _FUZZ == "nightly" else int(_FUZZ) if _FUZZ.isdigit() else 150,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=not _FUZZ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 _WHOLE = model_file.encode(keyword_detector())
 
