@@ -9,7 +9,8 @@ and the legacy HDF5 file (`model_config` + `model_weights`), with json and h5py
 chain (one input, one output, each layer fed by the one before it) load.
 
 The mapping is one table, `LAYERS`: a Keras class name -> the public nntk class that
-computes it. A Keras option goes to the nntk constructor's argument of the same name
+computes it, derived from the library's description of its layer types (each names
+its tf.keras class). A Keras option goes to the nntk constructor's argument of the same name
 (read from the constructor's signature, so the table holds no option lists); an
 option the constructor has no argument for must be one that changes nothing nntk
 computes (`INITIAL_ONLY`, `BOOKKEEPING`), or have the value nntk computes
@@ -48,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nntk_core._native import LAYERS as LAYER_TYPES
 from nntk_core.layer import Layer
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
@@ -93,28 +95,27 @@ class Mapping:
     wraps: dict[str, type[Layer]] | None = None
 
 
-def _mappings() -> dict[str, Mapping]:
-    """The table, from the library's description: each layer class under its type's
-    tf.keras class name (keras_name); a name "Wrapper(Inner)" (TimeDistributed(Dense))
-    becomes a wrapper row folding Inner into that class. ReLU, a Keras class of its own,
-    is nntk's Activation("relu")."""
+def _derive_mapping() -> dict[str, Mapping]:
+    """The single table: Keras class name -> nntk layer, derived from the library's
+    description of its layer types (each names its tf.keras class; "Outer(Inner)" is a
+    wrapper folded into one nntk class: TimeDistributed(Dense) -> TimeDistributedDense),
+    plus the Keras layer that is an nntk layer with a fixed argument (ReLU()). A
+    wrapper nntk takes an inner layer for (Bidirectional) looks the inner one up here."""
     table: dict[str, Mapping] = {}
-    for cls in LAYER_CLASSES.values():
-        keras_name = cls.layer_type.keras_name
-        wrapper, _, inner = keras_name.partition("(")
-        if not inner:
-            table[keras_name] = Mapping(cls)
-            continue
-        folded = table[wrapper].wraps if wrapper in table else {}
-        folded[inner.removesuffix(")")] = cls
-        table[wrapper] = Mapping(next(iter(folded.values())), wraps=folded)
-    table["ReLU"] = Mapping(LAYER_CLASSES["Activation"], fixed={"activation": "relu"})
+    folded: dict[str, dict[str, type[Layer]]] = {}
+    for name, layer_type in LAYER_TYPES.items():
+        wrapper = re.fullmatch(r"(\w+)\((\w+)\)", layer_type.keras_name)
+        if wrapper:
+            folded.setdefault(wrapper.group(1), {})[wrapper.group(2)] = LAYER_CLASSES[name]
+        else:
+            table[layer_type.keras_name] = Mapping(LAYER_CLASSES[name])
+    for outer, inner in folded.items():
+        table[outer] = Mapping(next(iter(inner.values())), wraps=inner)
+    table["ReLU"] = Mapping(table["Activation"].nntk, fixed={"activation": "relu"})
     return table
 
 
-# The single table: Keras class name -> nntk layer. Bidirectional's inner layer is
-# looked up here too (nn.Bidirectional accepts the recurrent ones).
-LAYERS: dict[str, Mapping] = _mappings()
+LAYERS: dict[str, Mapping] = _derive_mapping()
 
 # The identity at inference, left out of the nntk model (see the module doc).
 DROPOUT = ("Dropout", "SpatialDropout1D")
@@ -178,9 +179,8 @@ KERAS_ONLY: dict[str, object] = {
 
 
 def _constructor_args(cls: type[Layer]) -> set[str]:
-    """The keyword arguments of an nntk class's constructor (input_dim is the loader's):
-    its signature, which the binding builds from the layer type's described fields."""
-    return set(inspect.signature(cls).parameters) - {"input_dim"}
+    """The keyword arguments of an nntk class's constructor (input_dim is the loader's)."""
+    return set(inspect.signature(cls).parameters) - {"self", "input_dim"}
 
 
 # -- reading the file --------------------------------------------------------------------------
@@ -245,12 +245,11 @@ def _keras_var_paths(class_name: str, config: dict) -> list[str]:
     """Where a layer's variables sit in a .keras archive's model.weights.h5, in
     get_weights() order: its own `vars`, then its RNN cell's; a wrapper's under its
     inner layer (Bidirectional: the forward layer's, then the backward layer's)."""
-    if class_name in ("TimeDistributed", "Bidirectional"):
+    if "layer" in config:  # a wrapper: TimeDistributed, Bidirectional
         inner = _dict(config.get("layer"), f"{class_name} layer")
         paths = _keras_var_paths(str(inner.get("class_name")), {})
-        sides = (
-            ("layer",) if class_name == "TimeDistributed" else ("forward_layer", "backward_layer")
-        )
+        two_sided = class_name == "Bidirectional"
+        sides = ("forward_layer", "backward_layer") if two_sided else ("layer",)
         return [f"{side}/{p}" for side in sides for p in paths]
     return ["vars", "cell/vars"]
 
