@@ -329,18 +329,29 @@ def test_a_damaged_file_names_its_problem(name, tmp_path):
         nn.load(path)
 
 
-def test_bad_paths(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        nn.load(tmp_path / "missing")
-    with pytest.raises(IsADirectoryError, match="directory"):
-        nn.load(tmp_path)
-    with pytest.raises(TypeError, match="path must be"):
-        nn.load(3)
-    model = nn.Sequential([nn.Dense(1, input_dim=1)])
-    with pytest.raises(IsADirectoryError, match="directory"):
-        model.save(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no directory"):
-        model.save(tmp_path / "missing" / "model")
+BAD_PATHS = {
+    "load a missing file": (lambda d: nn.load(d / "missing"), FileNotFoundError, "no such file"),
+    "load a directory": (lambda d: nn.load(d), IsADirectoryError, "directory"),
+    "load a number": (lambda d: nn.load(3), TypeError, "path must be"),
+    "save onto a directory": (
+        lambda d: nn.Sequential([nn.Dense(1, input_dim=1)]).save(d),
+        IsADirectoryError,
+        "directory",
+    ),
+    "save into a missing directory": (
+        lambda d: nn.Sequential([nn.Dense(1, input_dim=1)]).save(d / "missing" / "model"),
+        FileNotFoundError,
+        "no directory",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_PATHS))
+def test_bad_paths(name, tmp_path):
+    action, error, message = BAD_PATHS[name]
+    with pytest.raises(error, match=message):
+        action(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 # CI: a seeded sample of 150 examples per test (under a second); NNTK_MODEL_FILE_FUZZ=nightly
