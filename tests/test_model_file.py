@@ -5,6 +5,7 @@ ModelFileError naming the problem, never anything else, and builds nothing."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_keras_io import _live_allocations
 from test_model_api import data, keyword_detector
 
 import nntk_core as nn
@@ -322,11 +324,15 @@ DAMAGED = damaged_files()
 
 @pytest.mark.parametrize("name", list(DAMAGED))
 def test_a_damaged_file_names_its_problem(name, tmp_path):
+    """... and leaves nothing allocated (no half-loaded model)."""
     content, message = DAMAGED[name]
     path = tmp_path / "damaged"
     path.write_bytes(content)
+    gc.collect()  # earlier tests' garbage freed now, not during the load
+    before = _live_allocations()
     with pytest.raises(model_file.ModelFileError, match=message):
         nn.load(path)
+    assert _live_allocations() == before
 
 
 BAD_PATHS = {
