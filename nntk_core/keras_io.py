@@ -131,6 +131,7 @@ INITIAL_ONLY = frozenset(
         "moving_mean_initializer",
         "moving_variance_initializer",
         "unit_forget_bias",
+        "depthwise_initializer",
     }
 )
 
@@ -169,6 +170,9 @@ KERAS_ONLY: dict[str, object] = {
     "bias_constraint": None,
     "beta_constraint": None,
     "gamma_constraint": None,
+    "depthwise_regularizer": None,
+    "depthwise_constraint": None,
+    "keepdims": False,  # GlobalPooling1D: nntk drops the time axis
     "max_value": None,  # ReLU
     "negative_slope": 0.0,
     "threshold": 0.0,
@@ -460,7 +464,9 @@ def _options(mapping: Mapping, config: dict, rank: int, problems: list[str], whe
         if key == "layer" and (mapping.wraps is not None or "layer" in wants):
             continue  # a wrapper's inner layer: _translate's
         if key in wants and key not in mapping.fixed:
-            kwargs[key] = value
+            # A Keras config stores a 1-tuple (pool_size, strides, kernel_size) as a list.
+            one = isinstance(value, list) and len(value) == 1 and isinstance(value[0], int)
+            kwargs[key] = value[0] if one else value
         elif key in INITIAL_ONLY or key in BOOKKEEPING:
             continue
         elif key == "dtype":

@@ -427,8 +427,8 @@ def test_mutated_configs_with_a_valid_checksum_raise_only_model_file_error(data)
 
 # -- back to Keras -------------------------------------------------------------------------------
 def _repeated_classes(L):
-    """Layers of one class several times (keys dense, dense_1, ...), a Dropout between.
-    (DepthwiseConv1D and the pooling layers: not yet read by nn.load_keras.)"""
+    """Layers of one class several times (keys dense, dense_1, ...), a Dropout between,
+    and the other layer types with weights (pooling between)."""
     return [
         L.Dense(4, activation="tanh"),
         L.Dropout(0.3),
@@ -436,7 +436,11 @@ def _repeated_classes(L):
         L.BatchNormalization(),
         L.TimeDistributed(L.Dense(3)),
         L.BatchNormalization(center=False),
+        L.DepthwiseConv1D(3, padding="same", depth_multiplier=2),
+        L.MaxPooling1D(2),
         L.LayerNormalization(),
+        L.AveragePooling1D(2, padding="same"),
+        L.DepthwiseConv1D(2, use_bias=False),
         L.LayerNormalization(scale=False),
     ]
 
@@ -495,36 +499,6 @@ def test_keras_load_weights_reads_save_keras_weights_bit_for_bit(network, tmp_pa
         "output", native(x), reference_output, restored.predict(x, verbose=0), STEP_TOLERANCE
     )
     assert result.passed, result.describe()
-
-
-@pytest.mark.tf
-def test_keras_load_weights_reads_the_layers_load_keras_does_not_yet(tmp_path):
-    """DepthwiseConv1D (and pooling between) built on both sides by hand: tf.keras's
-    load_weights() of save_keras_weights holds nntk's weights bit for bit."""
-    from parity import reference
-
-    k = reference.keras()
-    L = k.layers
-    keras_model = k.Sequential(
-        [
-            k.Input((None, 4)),
-            L.DepthwiseConv1D(3, padding="same", depth_multiplier=2),
-            L.MaxPooling1D(2),
-            L.DepthwiseConv1D(2, use_bias=False),
-        ]
-    )
-    native = nn.Sequential(
-        [
-            nn.DepthwiseConv1d(3, input_dim=4, padding="same", depth_multiplier=2),
-            nn.MaxPool1d(input_dim=8),
-            nn.DepthwiseConv1d(2, input_dim=8, use_bias=False),
-        ]
-    )
-    randomize(native, 6)
-    path = tmp_path / "depthwise.weights.h5"
-    native.save_keras_weights(path)
-    keras_model.load_weights(path)
-    same_bits([np.asarray(w) for w in keras_model.get_weights()], native.get_weights())
 
 
 def test_save_keras_weights_needs_the_keras_suffix_and_writes_atomically(tmp_path, monkeypatch):
