@@ -13,6 +13,8 @@ tf.keras semantics, and its Python binding (ctypes).
     opt.apply_gradients(zip(grads, params))     # float32 arrays, updated in place
 
     model = nn.load_keras("model.keras")       # a tf.keras model file, without TensorFlow
+    model.save("model.nntk")                   # the nntk model file (docs/MODEL_FILE.md)
+    model = nn.load("model.nntk")
 """
 
 from nntk_core import losses, optimizers
@@ -28,6 +30,7 @@ from nntk_core.keras_io import (
 from nntk_core.layer import Layer, set_random_seed
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
+from nntk_core.model_file import ModelFileError, load
 from nntk_core.recurrent import RecurrentLayer
 
 __version__ = lib.NNTKVersion().decode()
@@ -45,7 +48,9 @@ __all__ = [
     "KerasLoadError",
     "Layer",
     "LAYER_CLASSES",
+    "load",
     "load_keras",
+    "ModelFileError",
     "losses",
     "NNTKError",
     "optimizers",

@@ -131,6 +131,7 @@ INITIAL_ONLY = frozenset(
         "moving_mean_initializer",
         "moving_variance_initializer",
         "unit_forget_bias",
+        "depthwise_initializer",
     }
 )
 
@@ -169,6 +170,9 @@ KERAS_ONLY: dict[str, object] = {
     "bias_constraint": None,
     "beta_constraint": None,
     "gamma_constraint": None,
+    "depthwise_regularizer": None,
+    "depthwise_constraint": None,
+    "keepdims": False,  # GlobalPooling1D: nntk drops the time axis
     "max_value": None,  # ReLU
     "negative_slope": 0.0,
     "threshold": 0.0,
@@ -460,7 +464,9 @@ def _options(mapping: Mapping, config: dict, rank: int, problems: list[str], whe
         if key == "layer" and (mapping.wraps is not None or "layer" in wants):
             continue  # a wrapper's inner layer: _translate's
         if key in wants and key not in mapping.fixed:
-            kwargs[key] = value
+            # A Keras config stores a 1-tuple (pool_size, strides, kernel_size) as a list.
+            one = isinstance(value, list) and len(value) == 1 and isinstance(value[0], int)
+            kwargs[key] = value[0] if one else value
         elif key in INITIAL_ONLY or key in BOOKKEEPING:
             continue
         elif key == "dtype":
@@ -660,3 +666,63 @@ def load_keras(path, *, timeout: float | None = None) -> Sequential:
             layer.close()
         raise KerasFileError(f"{path}: the layers do not form an nntk model: {exc}") from exc
     return model
+
+
+# -- back to Keras -------------------------------------------------------------------------------
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def _keras_weight_groups(layer: Layer) -> list[tuple[str, list[np.ndarray]]]:
+    """(group under the layer's key, its arrays) as tf.keras's save_weights lays them out
+    (see _keras_var_paths): a layer with states keeps them in its cell, a wrapper named
+    Wrapper(Inner) under "layer", a wrapping layer (Bidirectional) its forward and
+    backward copies' halves."""
+    weights = layer.get_weights()
+    if layer.layer_type.wraps:
+        (inner_path, _), half = _keras_weight_groups(layer.layer)[0], len(weights) // 2
+        return [
+            (f"forward_layer/{inner_path}", weights[:half]),
+            (f"backward_layer/{inner_path}", weights[half:]),
+        ]
+    own = "cell/vars" if layer.layer_type.has_states else "vars"
+    if "(" in layer.layer_type.keras_name:  # TimeDistributed(Dense)
+        own = f"layer/{own}"
+    return [(own, weights)]
+
+
+def save_keras_weights(model: Sequential, path) -> None:
+    """Writes the model's weights (BatchNorm's moving statistics included) to `path`, a
+    tf.keras `.weights.h5` file that `keras_model.load_weights(path)` reads into the
+    tf.keras model of the same layers (the one nn.load_keras read, Dropout and
+    InputLayer included or not). Written atomically, as Sequential.save."""
+    from nntk_core.model_file import write_atomically
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if not str(path).endswith(WEIGHTS_SUFFIX):
+        raise ValueError(
+            f"path {str(path)!r} must end in {WEIGHTS_SUFFIX!r}: tf.keras's load_weights reads "
+            "this layout only from such a file"
+        )
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ImportError(
+            f"save_keras_weights writes HDF5 with h5py ({exc}): pip install 'nntk[keras]'"
+        ) from None
+    # tf.keras keys a layer by its class in snake case, numbered per class (_archive_keys).
+    entries = [{"class_name": m.layer_type.keras_name.partition("(")[0]} for m in model.layers]
+    keys = _archive_keys(entries)
+
+    def write(f) -> None:
+        with h5py.File(f, "w") as h5:
+            h5.create_group("vars")  # the model's own (none); tf.keras reads the group
+            for layer, key in zip(model.layers, keys, strict=True):
+                for group, arrays in _keras_weight_groups(layer):
+                    target = h5.create_group(f"layers/{key}/{group}")
+                    for i, array in enumerate(arrays):
+                        target.create_dataset(str(i), data=array)
+
+    write_atomically(path, write)

@@ -321,6 +321,21 @@ class Sequential:
                 f"shape {out_shape} for x of shape {x_shape}{hint}"
             )
 
+    def save(self, path) -> None:
+        """Writes the model (layer configs and every weight, BatchNorm's moving statistics
+        included) to exactly `path`, atomically: the nntk model file, read back by
+        nn.load(path) (nntk_core/model_file.py, docs/MODEL_FILE.md)."""
+        from nntk_core import model_file  # it builds Sequentials: imported on use
+
+        model_file.save(self, path)
+
+    def save_keras_weights(self, path) -> None:
+        """Writes the weights to `path` (ending in .weights.h5), atomically, for
+        tf.keras's `keras_model.load_weights(path)` (nntk_core/keras_io.py; h5py)."""
+        from nntk_core import keras_io  # it builds Sequentials: imported on use
+
+        keras_io.save_keras_weights(self, path)
+
     def close(self) -> None:
         for layer in self.layers:
             layer.close()

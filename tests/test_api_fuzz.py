@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -140,12 +141,34 @@ def draw_arguments(data, function) -> tuple[list, dict]:
     return args, kwargs
 
 
+def _takes_a_path(function) -> bool:
+    try:
+        return "path" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def call(function, args, kwargs):
-    """Calls; a documented exception is a valid answer, anything else propagates."""
+    """Calls; a documented exception is a valid answer, anything else propagates. A
+    function taking a file `path` (nn.load, nn.load_keras, Sequential.save, ...) also
+    documents OSError: FileNotFoundError, IsADirectoryError, a name too long."""
     try:
         return function(*args, **kwargs)
     except DOCUMENTED:
         return None
+    except OSError:
+        if not _takes_a_path(function):
+            raise
+        return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _in_a_temporary_directory(tmp_path_factory):
+    """Sequential.save(path) with a drawn relative path writes there, not in the checkout."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("api_fuzz"))
+    yield
+    os.chdir(previous)
 
 
 def public_members(obj) -> list[str]:

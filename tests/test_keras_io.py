@@ -138,6 +138,23 @@ def _time_distributed_and_dropout(L):
     ]
 
 
+def _depthwise_pooling_layer_norm(L):
+    return (None, 12, 3), [
+        L.DepthwiseConv1D(3, padding="same", depth_multiplier=2),
+        L.MaxPooling1D(2),
+        L.LayerNormalization(),
+        L.AveragePooling1D(2, strides=1, padding="same"),
+        L.DepthwiseConv1D(2, use_bias=False, activation="relu"),
+        L.LayerNormalization(center=False, epsilon=0.1),
+        L.GlobalMaxPooling1D(),
+        L.Dense(2),
+    ]
+
+
+def _global_average(L):
+    return (None, 6, 3), [L.Dense(4), L.GlobalAveragePooling1D(), L.Dense(2)]
+
+
 FAMILIES = {
     "dense_activations": _activations_dense,
     "activation_layers": _activations_layer,
@@ -147,6 +164,8 @@ FAMILIES = {
     "recurrent": _recurrent,
     "bidirectional": _bidirectional,
     "time_distributed_dropout": _time_distributed_and_dropout,
+    "depthwise_pooling_layer_norm": _depthwise_pooling_layer_norm,
+    "global_average": _global_average,
 }
 
 
@@ -594,6 +613,12 @@ def test_every_nntk_constructor_argument_is_a_keras_option():
         "LSTM": L.LSTM(1),
         "Bidirectional": L.Bidirectional(L.LSTM(1)),
         "TimeDistributed": L.TimeDistributed(L.Dense(1)),
+        "DepthwiseConv1D": L.DepthwiseConv1D(1),
+        "LayerNormalization": L.LayerNormalization(),
+        "MaxPooling1D": L.MaxPooling1D(),
+        "AveragePooling1D": L.AveragePooling1D(),
+        "GlobalMaxPooling1D": L.GlobalMaxPooling1D(),
+        "GlobalAveragePooling1D": L.GlobalAveragePooling1D(),
     }
     assert set(twins) == set(LAYERS)
     for name, mapping in LAYERS.items():
