@@ -11,11 +11,20 @@ tf.keras semantics, and its Python binding (ctypes).
     value, d_y = loss.gradient(y_true, y)      # Keras's order: target, prediction
     opt = nn.optimizers.Adam(learning_rate=1e-3)
     opt.apply_gradients(zip(grads, params))     # float32 arrays, updated in place
+
+    model = nn.load_keras("model.keras")       # a tf.keras model file, without TensorFlow
 """
 
 from nntk_core import losses, optimizers
 from nntk_core._native import NNTKError, lib
 from nntk_core.activations import ACTIVATIONS
+from nntk_core.keras_io import (
+    DropoutOmittedWarning,
+    KerasFileError,
+    KerasLoadError,
+    UnsupportedKerasModel,
+    load_keras,
+)
 from nntk_core.layer import Layer, set_random_seed
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
@@ -31,13 +40,18 @@ globals().update(LAYER_CLASSES)
 __all__ = [
     "ACTIVATIONS",
     "BACKEND",
+    "DropoutOmittedWarning",
+    "KerasFileError",
+    "KerasLoadError",
     "Layer",
     "LAYER_CLASSES",
+    "load_keras",
     "losses",
     "NNTKError",
     "optimizers",
     "RecurrentLayer",
     "Sequential",
     "set_random_seed",
+    "UnsupportedKerasModel",
     *LAYER_CLASSES,
 ]

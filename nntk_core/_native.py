@@ -222,6 +222,7 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
         [c_void_p, c_int32, _STR_PTR, _STR_PTR, _INT64_PTR, _INT64_PTR, _INT64_PTR],
     ),
     "NNTKLayerConfigStates": (_STATUS, [c_void_p, _INT64_PTR, _INT64_PTR]),
+    "NNTKLayerConfigRanks": (_STATUS, [c_void_p, _INT64_PTR, _INT64_PTR]),
     "NNTKLayerCreateForTraining": (c_void_p, [c_void_p, POINTER(TrainingConfig)]),
     "NNTKLayerCreateForInference": (c_void_p, [c_void_p]),
     "NNTKLayerDestroy": (None, [c_void_p]),
@@ -290,7 +291,12 @@ class Field:
 
     @property
     def required(self) -> bool:
-        return self.default is None
+        return self.default is None and not self.allows_none
+
+    @property
+    def allows_none(self) -> bool:
+        """An INT field whose 0 is tf.keras's None (its default, e.g. strides=None)."""
+        return self.kind == FIELD_INT and self.min == 0
 
 
 @dataclass(frozen=True)
@@ -328,7 +334,7 @@ def _describe_field(type_index: int, field: int) -> Field:
     elif kind.value == FIELD_BOOL:
         python_default = bool(value)
     elif kind.value == FIELD_INT:
-        python_default = int(value)
+        python_default = None if value == 0 and low.value == 0 else int(value)
     else:
         python_default = float(value)
     return Field(

@@ -148,8 +148,10 @@ def check_field(field: Field, value):
     if field.kind == FIELD_BOOL:
         return check_bool(value, name)
     if field.kind == FIELD_INT:
-        value = check_positive_int(value, name) if field.min == 1 else value
-        if not field.min <= value <= field.max:
+        if value is None and field.allows_none:
+            return None
+        value = check_positive_int(value, name) if field.min <= 1 else value
+        if not max(field.min, 1) <= value <= field.max:
             raise ValueError(f"{name} must be in [{field.min:g}, {field.max:g}], got {value}")
         return value
     if field.kind == FIELD_FLOAT:
@@ -284,7 +286,9 @@ class Layer:
         values = []
         for field in self.layer_type.fields:
             value = getattr(self, field.name)
-            values.append(field.enum_names.index(value) if field.kind == FIELD_ENUM else value)
+            if field.kind == FIELD_ENUM:
+                value = field.enum_names.index(value)
+            values.append(0 if value is None else value)  # None: an INT field's 0
         return [float(v) for v in values]
 
     def _new_config(self):
@@ -307,8 +311,17 @@ class Layer:
         try:
             self._blocks = _weight_blocks(config)
             self._state_widths = _state_widths(config)
+            sequence_input, self._drops_steps = _ranks(config)
         finally:
             lib.NNTKLayerConfigDestroy(config)
+        if sequence_input:  # the description narrows the input ranks (never widens them)
+            self.input_ranks = (3,)
+
+    @property
+    def drops_steps(self) -> bool:
+        """Whether a (batch, steps, features) input gives a (batch, features) output
+        (tf.keras's shapes, as the library describes them)."""
+        return self._drops_steps
 
     def weight_names(self) -> list[str]:
         """Keras names of the weights, in get_weights() order (e.g. ["kernel", "bias"])."""
@@ -523,7 +536,7 @@ class Layer:
         lib.NNTKLayerOutputShape(
             self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
         )
-        if len(x_shape) == 3:
+        if len(x_shape) == 3 and not self.drops_steps:
             return (batch, out_steps.value, out_features.value)
         return (batch, out_features.value)
 
@@ -667,6 +680,13 @@ def _weight_blocks(config) -> list[WeightBlock]:
             )
         )
     return blocks
+
+
+def _ranks(config) -> tuple[bool, bool]:
+    """(sequence_input, drops_steps) of a native config (NNTKLayerConfigRanks)."""
+    sequence_input, drops_steps = ctypes.c_int64(), ctypes.c_int64()
+    lib.NNTKLayerConfigRanks(config, ctypes.byref(sequence_input), ctypes.byref(drops_steps))
+    return bool(sequence_input.value), bool(drops_steps.value)
 
 
 def _state_widths(config) -> list[int]:

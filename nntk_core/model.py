@@ -90,7 +90,7 @@ class Sequential:
                 )
             if layer.output_dim is not None:
                 produced, producer = layer.output_dim, i
-            if isinstance(layer, RecurrentLayer) and not layer.return_sequences:
+            if layer.drops_steps:
                 rank = 2
         self.layers = list(layers)
         self._logits_twin: Layer | None = None  # see _logits_head

@@ -64,6 +64,11 @@ class RecurrentLayer(Layer):
         """Names of the state tensors, in Keras order (each (batch, width))."""
         return list(STATE_NAMES[: len(self._state_widths)])
 
+    @property
+    def drops_steps(self) -> bool:
+        """Without return_sequences the output has no time axis."""
+        return not self.return_sequences
+
     def _out_buffer_shape(self, batch: int, steps: int) -> tuple[int, ...]:
         """Shape of the native output buffer (no time axis without return_sequences)."""
         out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()

@@ -20,6 +20,9 @@
                                                     whole-model training parity: per
                                                     step, the worst error of the loss,
                                                     every weight and moving statistic
+    nntk-parity verify MODEL [--input-shape B,T,F] [--steps N] [--report DIR]
+                                                    your own tf.keras model file, whole
+                                                    (parity/verify.py)
     nntk-parity example personalize [--tiny]        the worked example: on-device
                                                     training of the keyword detector
                                                     beside the same run in tf.keras
@@ -43,8 +46,11 @@ from parity.terminal import (  # the names every command shares
     Progress,
     UsageError,
     plural,
+    print_legend,
+    summary_table,
 )
 from parity.terminal import console as _console
+from parity.terminal import library_meta as _library_meta
 
 
 def _load_library() -> None:
@@ -65,37 +71,6 @@ def _select_specs(names: list[str] | None):
     if unknown:
         raise UsageError(f"unknown layer {', '.join(unknown)}; known: {', '.join(spec_names())}")
     return [get_spec(n) for n in names]
-
-
-def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
-    """Per layer and quantity, the columns of report.SUMMARY_COLUMNS (the same as in
-    report.md and report.html); cells are plain text (no rich markup: an element
-    location reads `[b=2, t=1, unit=3]`)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from parity import report
-
-    table = Table(title=title)
-    for column in report.SUMMARY_COLUMNS:
-        numeric = column in report.NUMERIC_COLUMNS
-        table.add_column(
-            column,
-            justify="right" if numeric else "left",
-            no_wrap=column in ("layer", "quantity", "worst element"),
-        )
-    styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
-    for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):
-        table.add_row(*(Text(c) for c in cells), style=styles[status])
-    return table
-
-
-def print_legend(console) -> None:
-    from parity import report
-
-    console.print("Legend:", markup=False)
-    for line in report.legend_lines():
-        console.print(f"  {line}", markup=False, highlight=False)
 
 
 def print_failures(console, runs, specs=None) -> None:
@@ -125,19 +100,6 @@ def print_failures(console, runs, specs=None) -> None:
         if run.failure:
             # soft_wrap: long lines (a rerun command) stay whole, to copy and paste
             console.print(run.failure, style="red", markup=False, highlight=False, soft_wrap=True)
-
-
-def _library_meta() -> dict:
-    import nntk_core
-    from nntk_core import _native
-    from parity.fixtures import cpu_model
-
-    return {
-        "nntk": nntk_core.__version__,
-        "backend": nntk_core.BACKEND,
-        "library": str(_native.library_path()),
-        "cpu": cpu_model(),
-    }
 
 
 def _coverage_gaps(console, runs, specs) -> bool:
@@ -392,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nntk_examples.command import add_parser as add_example_parser
     from parity.model_command import add_parser as add_model_parser
     from parity.record import DEFAULT_SEED, RANDOM_CASES
+    from parity.verify import add_parser as add_verify_parser
 
     parser = argparse.ArgumentParser(prog="nntk-parity", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -461,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_parser(sub)  # parity/model_command.py
 
     add_example_parser(sub)  # nntk_examples/command.py
+    add_verify_parser(sub)  # parity/verify.py
     for command in sub.choices.values():
         command.add_argument(
             "--verbose", action="store_true", help="show TensorFlow's own start-up and log lines"

@@ -16,7 +16,13 @@ import numpy as np
 
 from nntk_models import NETWORKS
 from parity.compare import Comparison, Tolerance, compare
-from parity.model_training import build_native_model, keras_reference, model_data, train_native
+from parity.model_training import (
+    TrainingRun,
+    build_native_model,
+    keras_reference,
+    model_data,
+    train_native,
+)
 
 # Per step, against the float64 referee, relative to each tensor's largest value
 # (docs/DESIGN.md §5): the issue's bound for whole-model training.
@@ -170,18 +176,30 @@ def run_model_parity(
     native.set_weights(ref.initial)
     ours = train_native(native, data, optimizer, native_optimizer)
     native.close()
-    run32, run64 = ref.run32, ref.run64
+    return compare_training(ref.labels, ours, ref.run32, ref.run64, steps, noise_only)
 
+
+def compare_training(
+    labels: list[str],
+    ours: TrainingRun,
+    run32: TrainingRun,
+    run64: TrainingRun,
+    steps: int,
+    noise_only: frozenset[tuple[int, str]] = frozenset(),
+) -> ModelParity:
+    """The comparison of three training runs: per step the loss and every weight
+    (labelled 'layer <index> (<kind>) <weight>', as weight_labels does), then the
+    inference output after training; `noise_only` as in run_model_parity."""
     result = ModelParity(
         steps, seconds={"nntk": ours.seconds, "keras32": run32.seconds, "keras64": run64.seconds}
     )
     tolerances = []
-    for label in ref.labels:
+    for label in labels:
         index = int(label.split()[1])
         short = label.split()[-1]
         noisy = (index, short) in noise_only
         tolerances.append(NOISE_ONLY_TOLERANCE if noisy else STEP_TOLERANCE)
-    envelopes: list[np.ndarray | None] = [None] * len(ref.labels)
+    envelopes: list[np.ndarray | None] = [None] * len(labels)
     for step in range(steps):
         label = f"step {step + 1}"
         result.add(
@@ -196,7 +214,7 @@ def run_model_parity(
         )
         for i, (name, tol, n, r, k) in enumerate(
             zip(
-                ref.labels,
+                labels,
                 tolerances,
                 ours.weights[step],
                 run64.weights[step],

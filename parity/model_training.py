@@ -61,39 +61,47 @@ def build_native_model(layers: list[tuple[str, dict]]):
     return nn.Sequential([get_spec(name).build_native(nn, config) for name, config in layers])
 
 
-def train_keras(model, data, optimizer: str, dtype) -> TrainingRun:
+def train_keras(model, data, optimizer, dtype, *, loss=None, forward=None) -> TrainingRun:
     """Keras's custom training loop: GradientTape + optimizer.apply_gradients, eager.
 
-    The loss is keras.losses.CategoricalCrossentropy() on the model's output. For a
-    TimeDistributed(Dense(softmax)) head that output is a reshape of the softmax and
-    carries no `_keras_logits`, so Keras takes the probability path (renormalise,
-    clip to [1e-7, 1 - 1e-7]): the path nntk's CategoricalCrossentropy() takes
-    (tests/test_model_keras.py checks both paths)."""
+    The loss is keras.losses.CategoricalCrossentropy() on the model's output (or
+    `loss`, a Keras loss). For a TimeDistributed(Dense(softmax)) head that output is a
+    reshape of the softmax and carries no `_keras_logits`, so Keras takes the
+    probability path (renormalise, clip to [1e-7, 1 - 1e-7]): the path nntk's
+    CategoricalCrossentropy() takes (tests/test_model_keras.py checks both paths).
+    `optimizer`: an OPTIMIZERS name or a Keras optimizer; `forward(x, training)`: the
+    model's call (default: the model itself)."""
     from parity import reference
 
     tf, keras = reference.tensorflow(), reference.keras()
-    opt = keras_optimizer(keras, optimizer)
-    loss_fn = keras.losses.CategoricalCrossentropy()
+    opt = keras_optimizer(keras, optimizer) if isinstance(optimizer, str) else optimizer
+    loss_fn = loss or keras.losses.CategoricalCrossentropy()
+    forward = forward or model
     run = TrainingRun()
     start = time.perf_counter()
     for x, y in data["batches"]:
         x, y = tf.constant(x.astype(dtype)), tf.constant(y.astype(dtype))
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
+            loss = loss_fn(y, forward(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         run.losses.append(float(loss))
         run.weights.append([w.copy() for w in model.get_weights()])
-    run.inference = model(tf.constant(data["test"].astype(dtype)), training=False).numpy()
+    run.inference = forward(tf.constant(data["test"].astype(dtype)), training=False).numpy()
     run.seconds = time.perf_counter() - start
     return run
 
 
-def train_native(model, data, optimizer: str, overrides: dict | None = None) -> TrainingRun:
+def train_native(
+    model, data, optimizer, overrides: dict | None = None, *, loss=None
+) -> TrainingRun:
+    """nntk's train_step on the same batches; `optimizer` an OPTIMIZERS name (with
+    `overrides` of its arguments) or an nntk optimizer, `loss` an nntk loss (default
+    CategoricalCrossentropy()). The optimizer is closed afterwards."""
     import nntk_core as nn
 
-    opt = native_optimizer(nn, optimizer, overrides)
-    loss = nn.losses.CategoricalCrossentropy()
+    opt = native_optimizer(nn, optimizer, overrides) if isinstance(optimizer, str) else optimizer
+    loss = loss or nn.losses.CategoricalCrossentropy()
     run = TrainingRun()
     start = time.perf_counter()
     for x, y in data["batches"]:

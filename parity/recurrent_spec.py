@@ -130,24 +130,23 @@ class RecurrentSpec(LayerSpec):
     def sweep_cases(self):
         """The sweep, plus each activation outside the drawn sets once (the
         unbounded ones, and softmax: a row-wise function over the units, the one
-        that shows rows and features swapped), each gate function outside them
-        (relu, linear) once, short and realistic as `is_wild` keeps
-        such configs (Bidirectional runs these specs' cells: not there); and the
-        smallest layer (one unit, one feature, one step)."""
+        that shows rows and features swapped), the first ones with a gate function
+        outside the drawn sets (relu, linear; GRU: reset_after in turn), short and
+        realistic as `is_wild` keeps such configs (Bidirectional runs these specs'
+        cells: not there); and the smallest layer (one unit, one feature, one
+        step). Small (2 units, 2 features): the fixture set's budget."""
         cases = super().sweep_cases()
         smallest = self.case_with({"units": 1, "input_dim": 1}, seed=len(cases) + 1)
         cases.append(replace(smallest, batch=1, steps=1))
         if self.directions > 1:
             return cases
-        extra = [{"activation": a} for a in MORE_ACTIVATIONS]
-        if self.has_recurrent_activation:
-            # with reset_after in turn where the layer has it (GRU)
-            turns = self.options.get("reset_after", (None,))
-            for i, gate in enumerate(MORE_GATES):
-                values = {"recurrent_activation": gate, "reset_after": turns[i % len(turns)]}
-                extra.append({k: v for k, v in values.items() if v is not None})
-        for values in extra:
-            values = {**values, "return_state": True, "units": 2, "input_dim": 2}
+        turns = self.options.get("reset_after", (None,))
+        for i, activation in enumerate(MORE_ACTIVATIONS):
+            values = {"activation": activation, "units": 2, "input_dim": 2}
+            if self.has_recurrent_activation and i < len(MORE_GATES):
+                values["recurrent_activation"] = MORE_GATES[i]
+                if turns[0] is not None:
+                    values["reset_after"] = turns[i % len(turns)]
             cases.append(self.case_with(values, seed=len(cases) + 1))
         return cases
 

@@ -226,7 +226,10 @@ class NativeSide:
     def __init__(self, spec: LayerSpec, layer):
         self.spec = spec
         self.layer = layer
-        self.weight_names: list[str] = []  # Keras names, from the set_weights op
+        # Keras names, from the set_weights op; before one (a sequence that starts from
+        # the layer's initial weights), the layer's own names (Keras's too).
+        names = getattr(layer, "weight_names", None)
+        self.weight_names: list[str] = list(names()) if callable(names) else []
         self.stream_state = None
 
     def keeps_for_backward(self, op: Op) -> bool:
@@ -617,9 +620,23 @@ def plans(spec: LayerSpec) -> list[Plan]:
     return out
 
 
+def plan_initial_weights(seq: LiveSequence) -> None:
+    """The layer as created, no set_weights: inference, a training call (which moves
+    the moving statistics) and backward, inference again."""
+    t = _first_length(seq.spec, seq.config)
+    seq.call(61, batch=2, steps=t, training=False)
+    seq.call(62, batch=3, steps=t, training=True)
+    seq.backward(63)
+    seq.call(64, batch=2, steps=t, training=False)
+
+
 def extra_plans(spec: LayerSpec) -> list[Plan]:
     """Sequences for faults the other plans miss: softmax on logits spread far beyond
-    exp's float32 range (a formula without the max subtracted overflows)."""
+    exp's float32 range (a formula without the max subtracted overflows); BatchNorm's
+    initial weights, which the C library sets (tf.keras's fixed gamma 1, beta 0,
+    moving mean 0, moving variance 1; every other plan replaces them first)."""
+    if spec.name == "batch_norm":
+        return [Plan("initial-weights", plan_initial_weights)]
     if spec.name == "activation":
         return [
             Plan(

@@ -1,5 +1,6 @@
 """What every `nntk-parity` command shares: the exit statuses, UsageError, the
-console, the progress display and plural()."""
+console, the progress display, plural(), the summary table of a parity run with its
+legend, and the library's description for a report."""
 
 from __future__ import annotations
 
@@ -111,3 +112,48 @@ def _clock(seconds: float) -> str:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """'1 layer', '2 layers'."""
     return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
+    """Per layer and quantity, the columns of report.SUMMARY_COLUMNS (the same as in
+    report.md and report.html); cells are plain text (no rich markup: an element
+    location reads `[b=2, t=1, unit=3]`)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from parity import report
+
+    table = Table(title=title)
+    for column in report.SUMMARY_COLUMNS:
+        numeric = column in report.NUMERIC_COLUMNS
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=column in ("layer", "quantity", "worst element"),
+        )
+    styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
+    for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):
+        table.add_row(*(Text(c) for c in cells), style=styles[status])
+    return table
+
+
+def print_legend(console) -> None:
+    from parity import report
+
+    console.print("Legend:", markup=False)
+    for line in report.legend_lines():
+        console.print(f"  {line}", markup=False, highlight=False)
+
+
+def library_meta() -> dict:
+    """The nntk version, backend, library path and CPU, for a report's meta."""
+    import nntk_core
+    from nntk_core import _native
+    from parity.fixtures import cpu_model
+
+    return {
+        "nntk": nntk_core.__version__,
+        "backend": nntk_core.BACKEND,
+        "library": str(_native.library_path()),
+        "cpu": cpu_model(),
+    }

@@ -20,6 +20,7 @@ import pytest
 
 import nntk_core as nn
 from nntk_core._native import lib
+from parity.specs import all_specs
 
 try:
     fail_allocation = lib.NNTKTestFailAllocation
@@ -47,6 +48,27 @@ def build_model():
     )
 
 
+# Layers the model does not use directly (Dense and LSTM run below / inside it).
+IN_WORKFLOW = {"Dense", "LSTM"}
+
+
+def other_specs():
+    """The specs of every layer class the model lacks: each runs from its spec's base
+    config (derived, so a new layer is in the workflow without an edit)."""
+    in_model = {type(layer).__name__ for layer in build_model().layers} | IN_WORKFLOW
+    return [spec for spec in all_specs() if spec.layer_class not in in_model]
+
+
+def run_from_spec(spec) -> list[np.ndarray]:
+    """A training call, its backward and an inference call of `spec`'s base layer."""
+    layer = spec.build_native(nn, dict(spec.base_config))
+    case = spec.base_case()
+    x = spec.call_input(spec.draw_input(case, np.random.default_rng(case.seed)))
+    y = layer(x, training=True)
+    d_in = layer.backward(np.ones_like(y))[0]
+    return [y, d_in, layer(x), *layer.get_weights()]
+
+
 def batch(size, steps, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((size, steps, 3)).astype(np.float32)
@@ -70,12 +92,15 @@ def workflow() -> list[np.ndarray]:
     out, state = gru.stream(batch(2, 3, seed=3)[0].repeat(2, axis=2))
     results += [out, *gru.stream(batch(2, 6, seed=4)[0].repeat(2, axis=2), state)]
     results.extend(model.get_weights())
+    for spec in other_specs():
+        results.extend(run_from_spec(spec))
     return results
 
 
 def test_every_layer_class_is_in_the_workflow():
     model_layers = {type(layer).__name__ for layer in build_model().layers}
-    assert set(nn.LAYER_CLASSES) <= model_layers | {"Dense", "LSTM"}
+    from_specs = {spec.layer_class for spec in other_specs()}
+    assert set(nn.LAYER_CLASSES) <= model_layers | IN_WORKFLOW | from_specs
 
 
 def test_every_allocation_failure_is_an_out_of_memory_error_and_recoverable():

@@ -218,3 +218,21 @@ def test_batch_times_steps_beyond_the_largest_tensor_is_refused():
         assert info.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
     finally:
         lib.NNTKDenseDestroy(handle)
+
+
+def test_kernel_constants_describe_every_table_this_machine_runs():
+    """The specs derive their kernel-boundary shape buckets from NNTKKernelConstants
+    (parity.spec.boundaries): a table missing from the text, or a zero constant, drops
+    those buckets silently (fewer cases recorded and required, every check still green).
+    Kills src/core/ops.c:252 `defined(NNTK_X86_KERNELS)` -> `defined(NNTK_X1_KERNELS)` (the
+    AVX2 and AVX-512 tables not described) and core/kernels_impl.inc:527
+    `.row_cols = MV_MAX * VL` deleted (row_cols 0 in the SIMD tables)."""
+    text = nn.lib.NNTKKernelConstants().decode()
+    constants = {k: int(v) for k, _, v in (line.partition("=") for line in text.split())}
+    names = ("k_block", "vector", "tile_rows", "tile_cols", "row_cols", "cell_block")
+    for isa in _tables():
+        table = {name: constants.get(f"{isa}.{name}") for name in names}
+        assert all(v is not None and v >= 1 for v in table.values()), (isa, table)
+        # A tile and a row take whole vectors (the masked last vector included).
+        assert table["tile_cols"] % table["vector"] == 0, (isa, table)
+        assert table["row_cols"] % table["vector"] == 0, (isa, table)

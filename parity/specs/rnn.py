@@ -1,6 +1,7 @@
 """RNN: tf.keras.layers.SimpleRNN (docs/KERAS_SEMANTICS.md §1)."""
 
 from parity.recurrent_spec import ACTIVATIONS, FLAGS, RecurrentSpec
+from parity.spec import Bucket
 
 
 class RNNSpec(RecurrentSpec):
@@ -22,6 +23,13 @@ class RNNSpec(RecurrentSpec):
         "return_state": False,
     }
     options = {"activation": ACTIVATIONS, **{flag: (True, False) for flag in FLAGS}}
+
+    def extra_buckets(self):
+        # A row-wise activation in the cell: softmax normalizes each batch row over the
+        # units, so a cell that hands the activation its (B, U) block with rows and
+        # units swapped is wrong only here (every elementwise activation is blind to
+        # it; mutant rnn.c `nntk_activation_forward(.., u, batch, ..)`, docs/mutation.md).
+        return [*super().extra_buckets(), Bucket.config("activation", "softmax")]
 
 
 SPEC = RNNSpec()

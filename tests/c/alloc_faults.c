@@ -357,6 +357,15 @@ static void run_scenario(const Scenario *sc) {
                 CHECK(same(&rec, &ref[k]), "%s step %d (%s): wrong result with allocation %lld failed",
                       sc->what, k, OP_NAME[sc->steps[k].op], (long long)n);
                 free(rec.out.data);
+                /* Absorbed: the later steps too, bitwise as uninjected (a call that swallows
+                 * the failure can leave a half-built handle that only they use). */
+                for (int i = k + 1; made >= n && i < sc->n_steps; i++) {
+                    CHECK(do_step(sc, &run, i, &rec) == 0 && same(&rec, &ref[i]),
+                          "%s: step %d (%s) after allocation %lld of step %d (%s) was absorbed: "
+                          "differs from an uninjected run",
+                          sc->what, i, OP_NAME[sc->steps[i].op], (long long)n, k, OP_NAME[sc->steps[k].op]);
+                    free(rec.out.data);
+                }
                 run_free(sc, &run);
                 if (made < n) break;
                 continue;

@@ -32,9 +32,9 @@ Each sampled mutant, grouped by file:
    code that survives the CPU's own table is replayed again under NNTK_ISA=avx2 and
    NNTK_ISA=generic (each table is a separate code path; CI tests all three).
 3. A replay survivor (unless --replay-only or listed as equivalent) meets the rest of
-   the suite, cheapest first (see `live`): replay on its ASan+UBSan build, the contract
-   tests, the tests of the layers that use its file, the live ci profile of those
-   layers (`nntk-parity run --profile ci --layer ...`).
+   the suite, cheapest first (see `live`): replay on its ASan+UBSan build, the C smoke
+   test (tests/c/smoke.c), the contract tests, the tests of the layers that use its
+   file, the live ci profile of those layers (`nntk-parity run --profile ci --layer ...`).
 4. A survivor of everything is *equivalent* only if tools/mutation/equivalent.toml
    lists it with the reason; otherwise it *survived*.
 
@@ -321,6 +321,22 @@ class Builds:
     def library(self, name: str) -> Path:
         return self.dirs[name] / "libnntk.so"
 
+    def smoke_program(self) -> Path | None:
+        """The C smoke test (tests/c/smoke.c: every layer through the C API, with
+        training capacities and inference-only handles, which the Python binding never
+        uses), built once from the checkout (unmutated) in its own directory; run on a
+        mutant with LD_LIBRARY_PATH (its RUNPATH gives way). None if it does not build."""
+        if not hasattr(self, "_smoke"):
+            where = WORK / "smoke"
+            cmd = ["cmake", "-S", str(ROOT), "-B", str(where), "-DCMAKE_BUILD_TYPE=Release"]
+            cmd += [f"-DPython_EXECUTABLE={sys.executable}", "-DNNTK_BUILD_C_TESTS=ON"]
+            with open(WORK / "configure.log", "a") as log:
+                configured = subprocess.run(cmd, stdout=log, stderr=log).returncode == 0
+            build = ["cmake", "--build", str(where), "-j1", "--target", "nntk_smoke"]
+            built = configured and run(build, timeout=1200, log=WORK / "build.log")[0] == "ok"
+            self._smoke = where / "nntk_smoke" if built else None
+        return self._smoke
+
 
 # ------------------------------------------------------------------------------ stages
 
@@ -384,10 +400,6 @@ def affected_tests(file: str, layers: list[str]) -> list[str]:
         tests += TESTS_TRAINING  # training runs every layer's gradient and the core code
     if {"rnn", "gru", "lstm", "bidirectional"} & set(layers):
         tests += TESTS_RECURRENT
-    for layer in layers:
-        candidate = f"tests/test_{layer}_keras.py"
-        if (ROOT / candidate).exists() and candidate not in tests:
-            tests.append(candidate)
     if file in KERNEL_FILES or file == "src/core/ops.c":
         tests.append("tests/test_kernels.py")
     return tests
@@ -412,9 +424,9 @@ def sanitizer_env(library: Path) -> dict[str, str]:
 
 def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
     """The rest of the suite, cheapest first: replay on the ASan+UBSan build (what
-    ci/sanitize.sh runs), the contract tests (seconds), the tests of the file's layers,
-    then the live ci profile of those layers. ('killed'|'survived', what killed it or
-    what ran)."""
+    ci/sanitize.sh runs), the C smoke test and the contract tests (seconds), the tests
+    of the file's layers, then the live ci profile of those layers. ('killed'|'survived',
+    what killed it or what ran)."""
     layers = affected_layers(file)
     library = builds.library(tested)
     env = env_for(library)
@@ -429,6 +441,10 @@ def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
     pytest = [tool("pytest"), "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci"]
     pytest += ["-m", "not slow"]  # the full-size model parity: the nightly suite's, not ours
     commands = [("pytest -x " + " ".join(TESTS_ALWAYS), [*pytest, *TESTS_ALWAYS])]
+    smoke = builds.smoke_program()
+    if smoke is not None:
+        # (env below: LD_LIBRARY_PATH added, the mutant's directory)
+        commands.insert(0, ("C smoke test (tests/c/smoke.c)", [str(smoke)]))
     tests = affected_tests(file, layers)
     if tests:
         commands.append(("pytest -x " + " ".join(tests), [*pytest, *tests]))
@@ -437,6 +453,7 @@ def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
         for layer in layers:
             cmd += ["--layer", layer]
         commands.append(("nntk-parity run --profile ci --layer " + " --layer ".join(layers), cmd))
+    env["LD_LIBRARY_PATH"] = str(library.parent)  # the smoke program's libnntk
     for i, (label, cmd) in enumerate(commands):
         status, code, _ = run(cmd, timeout, env, log_dir / f"live{i}.log")
         if status != "ok":

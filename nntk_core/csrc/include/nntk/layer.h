@@ -26,8 +26,9 @@ typedef struct NNTKLayer NNTKLayer;
 typedef struct NNTKLayerGradient NNTKLayerGradient;
 
 /* What a config field holds. Every value travels as a double in the generic
- * API; INT fields are whole numbers in [min, max], BOOL 0 or 1, ENUM an index
- * into the field's value names. */
+ * API; INT fields are whole numbers in [min, max] (min 0: 0 is tf.keras's None,
+ * the default, e.g. a pooling's strides=None), BOOL 0 or 1, ENUM an index into
+ * the field's value names. */
 typedef enum NNTKFieldKind {
     NNTK_FIELD_INT = 0,
     NNTK_FIELD_BOOL = 1,
@@ -103,6 +104,12 @@ NNTK_API NNTKStatus NNTKLayerConfigWeightBlock(const NNTKLayerConfig *config, in
  * buffer holds them one after the other, each (batch, width). */
 NNTK_API NNTKStatus NNTKLayerConfigStates(const NNTKLayerConfig *config, int64_t *count,
                                           int64_t *widths);
+/* The ranks tf.keras gives the layer of `config`: *sequence_input 1 when it takes
+ * (batch, steps, features) input only (else (batch, features) too), *drops_steps
+ * 1 when a (batch, steps, features) input gives a (batch, features) output (its
+ * out_steps is 1), else 0 (the output has the input's rank). */
+NNTK_API NNTKStatus NNTKLayerConfigRanks(const NNTKLayerConfig *config, int64_t *sequence_input,
+                                         int64_t *drops_steps);
 
 /* --- The generic handle functions: any layer type's handles (the typed
  * functions of each header are the same functions for one type). */

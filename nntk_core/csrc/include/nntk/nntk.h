@@ -15,18 +15,12 @@
 
 #include "nntk/status.h"
 
-#include "nntk/activation.h"
-#include "nntk/batch_norm.h"
-#include "nntk/bidirectional.h"
-#include "nntk/conv1d.h"
-#include "nntk/dense.h"
 #include "nntk/layer.h"
-#include "nntk/gru.h"
 #include "nntk/loss.h"
-#include "nntk/lstm.h"
 #include "nntk/optimizer.h"
-#include "nntk/rnn.h"
-#include "nntk/time_distributed_dense.h"
 #include "nntk/runtime.h"
+
+/* Every layer's header (generated from the layer sources at build time). */
+#include "nntk/layers.h"
 
 #endif /* NNTK_NNTK_H */

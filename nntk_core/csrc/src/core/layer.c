@@ -7,18 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The registry: every layer type, for the lookups of the generic API. */
+/* The registry: every layer type, for the lookups of the generic API. The list
+ * is generated from the layer sources (CMakeLists.txt: src/<stem>.c defines
+ * nntk_<stem>_type), in file-name order. */
+#define NNTK_LAYER_TYPE(stem) &nntk_##stem##_type,
 static const NNTKLayerType *const types[] = {
-    &nntk_activation_type,
-    &nntk_batch_norm_type,
-    &nntk_bidirectional_type,
-    &nntk_conv1d_type,
-    &nntk_dense_type,
-    &nntk_gru_type,
-    &nntk_lstm_type,
-    &nntk_rnn_type,
-    &nntk_time_distributed_dense_type,
+#include "nntk_layer_types.inc"
 };
+#undef NNTK_LAYER_TYPE
 #define TYPE_COUNT ((int32_t)(sizeof types / sizeof types[0]))
 
 int32_t nntk_layer_type_count(void) { return TYPE_COUNT; }
@@ -74,6 +70,7 @@ static NNTKStatus check_field(const char *fn, const NNTKLayerField *field, NNTKL
     const char *arg = field->arg != NULL ? field->arg : field->name;
     switch (field->kind) {
     case NNTK_FIELD_INT:
+        if (value.i == 0 && field->min == 0) return NNTK_OK; /* None (NNTK_FIELD_SIZE_OR_NONE) */
         return nntk_check_size(fn, arg, value.i, (int64_t)field->max);
     case NNTK_FIELD_BOOL:
         if (value.i != 0 && value.i != 1)

@@ -42,7 +42,8 @@ typedef union NNTKLayerValue {
 } NNTKLayerValue;
 
 /* One config field. The shared validation (nntk_layer_config_create) checks
- * INT: 1 <= value <= max (nntk_check_size; min is 1 for every size);
+ * INT: 1 <= value <= max (nntk_check_size; min is 1 for every size), or 0
+ * when min is 0 (tf.keras's None: NNTK_FIELD_SIZE_OR_NONE);
  * BOOL: 0 or 1; ENUM: through `check` (its own message), else 0 <= value <
  * enum_count; FLOAT: min <= value <= max, or min < value <= max (finite) when
  * min_exclusive. Every message names `arg` (the typed parameter name). */
@@ -63,6 +64,11 @@ typedef struct NNTKLayerField {
     {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = NAN, .min = 1, .max = (double)NNTK_MAX_DIM}
 #define NNTK_FIELD_SIZE_DEFAULT(name_, value_)                                                   \
     {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = (value_), .min = 1,                \
+     .max = (double)NNTK_MAX_DIM}
+/* A size that tf.keras also takes as None (its default: strides=None is the pool
+ * size): min 0, and 0 is None, the default; the layer resolves it. */
+#define NNTK_FIELD_SIZE_OR_NONE(name_)                                                           \
+    {.name = (name_), .kind = NNTK_FIELD_INT, .default_value = 0, .min = 0,                       \
      .max = (double)NNTK_MAX_DIM}
 #define NNTK_FIELD_FLAG(name_, value_) \
     {.name = (name_), .kind = NNTK_FIELD_BOOL, .default_value = (value_), .min = 0, .max = 1}
@@ -166,6 +172,14 @@ struct NNTKLayerType {
     NNTKStatus (*backward)(const char *fn, NNTKLayer *layer, const float *d_out,
                            const float *d_final_state, float *d_in,
                            float *d_initial_state, float *d_weights);
+
+    /* The ranks of the input and output, where they are not the default ((B, D)
+     * or (B, T, D) input, output of the input's rank), for the binding:
+     * sequence_input 1: tf.keras takes (B, T, D) only; drops_steps (NULL:
+     * never) 1 for a config whose (B, T, D) input gives a (B, F) output (the
+     * global poolings without keepdims; OutputShape's out_steps is then 1). */
+    int32_t sequence_input;
+    int32_t (*drops_steps)(const NNTKLayerConfig *config);
 };
 
 /* Which tag of a type a handle carries. */
@@ -320,15 +334,10 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
 #define NNTK_LAYER_STANDARD_OPS \
     .output_shape = output_shape, .reserve = reserve, .forward = forward, .backward = backward
 
-/* Every layer type (core/layer.c lists them in its registry). */
-extern const NNTKLayerType nntk_activation_type;
-extern const NNTKLayerType nntk_batch_norm_type;
-extern const NNTKLayerType nntk_bidirectional_type;
-extern const NNTKLayerType nntk_conv1d_type;
-extern const NNTKLayerType nntk_dense_type;
-extern const NNTKLayerType nntk_gru_type;
-extern const NNTKLayerType nntk_lstm_type;
-extern const NNTKLayerType nntk_rnn_type;
-extern const NNTKLayerType nntk_time_distributed_dense_type;
+/* Every layer type: nntk_<stem>_type of each src/<stem>.c (the list is
+ * generated from the sources by CMakeLists.txt; core/layer.c's registry too). */
+#define NNTK_LAYER_TYPE(stem) extern const NNTKLayerType nntk_##stem##_type;
+#include "nntk_layer_types.inc"
+#undef NNTK_LAYER_TYPE
 
 #endif /* NNTK_CORE_LAYER_H */

@@ -197,6 +197,19 @@ NNTK_API NNTKStatus NNTKLayerConfigStates(const NNTKLayerConfig *config, int64_t
     return NNTK_OK;
 }
 
+NNTK_API NNTKStatus NNTKLayerConfigRanks(const NNTKLayerConfig *config, int64_t *sequence_input,
+                                         int64_t *drops_steps) {
+    static const char fn[] = "NNTKLayerConfigRanks";
+    NNTKStatus s;
+    if ((s = nntk_layer_check_handle(fn, "config", config, NULL, NNTK_ROLE_CONFIG)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "sequence_input", sequence_input)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "drops_steps", drops_steps)) != NNTK_OK) return s;
+    const NNTKLayerType *type = config->type;
+    *sequence_input = type->sequence_input;
+    *drops_steps = type->drops_steps != NULL ? type->drops_steps(config) : 0;
+    return NNTK_OK;
+}
+
 /* --- the generic handle functions ---------------------------------------------------------- */
 NNTK_API NNTKLayer *NNTKLayerCreateForTraining(const NNTKLayerConfig *config,
                                                const NNTKTrainingConfig *training_config) {
