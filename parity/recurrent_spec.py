@@ -38,6 +38,9 @@ RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "softsign")
 # weights over long sequences they are chaotic (the float64 result moves by more
 # than the tolerance under 1-ulp input changes) and compare noise with noise.
 BOUNDED_GATES = ("sigmoid", "hard_sigmoid")
+# Functions never drawn, run once each by the sweep (RecurrentSpec.sweep_cases).
+MORE_ACTIVATIONS = ("selu", "softplus", "gelu", "relu6", "leaky_relu", "softmax")
+MORE_GATES = ("relu", "linear")
 BOUNDED_ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "softsign")
 
 
@@ -123,6 +126,29 @@ class RecurrentSpec(LayerSpec):
         return super().scale_strategy(config)
 
     extra_options = {"initial_state": (True, False)}
+
+    def sweep_cases(self):
+        """The sweep, plus each activation outside the drawn sets once (the
+        unbounded ones, and softmax: a row-wise function over the units, the one
+        that shows rows and features swapped), the first ones with a gate function
+        outside the drawn sets (relu, linear; GRU: reset_after in turn), short and
+        realistic as `is_wild` keeps such configs (Bidirectional runs these specs'
+        cells: not there); and the smallest layer (one unit, one feature, one
+        step). Small (2 units, 2 features): the fixture set's budget."""
+        cases = super().sweep_cases()
+        smallest = self.case_with({"units": 1, "input_dim": 1}, seed=len(cases) + 1)
+        cases.append(replace(smallest, batch=1, steps=1))
+        if self.directions > 1:
+            return cases
+        turns = self.options.get("reset_after", (None,))
+        for i, activation in enumerate(MORE_ACTIVATIONS):
+            values = {"activation": activation, "units": 2, "input_dim": 2}
+            if self.has_recurrent_activation and i < len(MORE_GATES):
+                values["recurrent_activation"] = MORE_GATES[i]
+                if turns[0] is not None:
+                    values["reset_after"] = turns[i % len(turns)]
+            cases.append(self.case_with(values, seed=len(cases) + 1))
+        return cases
 
     def extra_strategy(self, config):
         return st.fixed_dictionaries({"initial_state": st.booleans()})

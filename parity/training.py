@@ -158,6 +158,21 @@ def _keras():
 
 
 # -- losses ------------------------------------------------------------------------------------
+def keras_loss(keras, name: str, from_logits: bool = False):
+    """The tf.keras twin of nntk loss `name` ("mean_squared_error" or
+    "categorical_crossentropy"): the one place the losses' twins are built."""
+    if name == "mean_squared_error":
+        return keras.losses.MeanSquaredError()
+    return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+
+
+def native_loss(nn, name: str, from_logits: bool = False):
+    """The nntk loss `name` (as keras_loss names it)."""
+    if name == "mean_squared_error":
+        return nn.losses.MeanSquaredError()
+    return nn.losses.CategoricalCrossentropy(from_logits=from_logits)
+
+
 class LossSpec(TrainingSpec):
     name = "loss"
     description = "nn.losses: value and d loss / d y_pred against keras.losses"
@@ -236,10 +251,7 @@ class LossSpec(TrainingSpec):
     def keras_quantities(self, case, data, dtype):
         tf, keras = _keras()
         c = case.config
-        if c["loss"] == "mean_squared_error":
-            loss = keras.losses.MeanSquaredError()
-        else:
-            loss = keras.losses.CategoricalCrossentropy(from_logits=c["from_logits"])
+        loss = keras_loss(keras, c["loss"], c["from_logits"])
         true = tf.constant(data.arrays["y_true"].astype(dtype))
         pred = tf.constant(data.arrays["y_pred"].astype(dtype))
         with tf.GradientTape() as tape:
@@ -254,10 +266,7 @@ class LossSpec(TrainingSpec):
 
     def run_native(self, nn, case, data):
         c = case.config
-        if c["loss"] == "mean_squared_error":
-            loss = nn.losses.MeanSquaredError()
-        else:
-            loss = nn.losses.CategoricalCrossentropy(from_logits=c["from_logits"])
+        loss = native_loss(nn, c["loss"], c["from_logits"])
         y_true, y_pred = data.arrays["y_true"], data.arrays["y_pred"]
         value, grad = loss.gradient(y_true, y_pred)
         return {

@@ -1,6 +1,7 @@
 """The Python API contract and its bad-input behaviour (no TensorFlow needed)."""
 
 import ctypes
+import math
 
 import c_api
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import nntk_core as nn
 from nntk_core import _native
 from nntk_core._native import NNTKError
+from parity.specs import all_specs
 
 lib = nn.lib
 
@@ -25,23 +27,49 @@ def dense(**kw):
 
 
 # -- constructor arguments --------------------------------------------------------------
-@pytest.mark.parametrize("cls", [nn.Dense, nn.TimeDistributedDense])
-@pytest.mark.parametrize(
-    ("kwargs", "exc", "name"),
-    [
-        ({"units": 0}, ValueError, "units"),
-        ({"units": -2}, ValueError, "units"),
-        ({"units": 2.5}, TypeError, "units"),
-        ({"input_dim": 0}, ValueError, "input_dim"),
-        ({"activation": "relu7"}, ValueError, "activation"),
-        ({"activation": 3}, TypeError, "activation"),
-        ({"use_bias": "yes"}, TypeError, "use_bias"),
-    ],
-)
-def test_bad_constructor_arguments_name_the_argument(cls, kwargs, exc, name):
-    args = {"units": 3, "input_dim": 4, **kwargs}
-    with pytest.raises(exc, match=name):
-        cls(**args)
+def bad_values(field: _native.Field) -> list[tuple[object, type]]:
+    """Values the described field must refuse, each with the exception it raises: the
+    wrong type, and every side of its described range (a required field and an enum
+    included)."""
+    if field.kind == _native.FIELD_BOOL:
+        return [("yes", TypeError), (1, TypeError), (None, TypeError)]
+    if field.kind == _native.FIELD_ENUM:
+        return [("nope", ValueError), (1, TypeError)]
+    if field.kind == _native.FIELD_INT:
+        values = [(2.5, TypeError), ("3", TypeError), (int(field.min) - 1, ValueError)]
+        if field.min == 1:
+            values.append((-2, ValueError))
+        if math.isfinite(field.max):
+            values.append((int(field.max) + 1, ValueError))
+        return values
+    values = [("1e-3", TypeError), (None, TypeError), (math.nan, ValueError)]
+    values += [(math.inf, ValueError), (-math.inf, ValueError)]
+    # the first value past each end of the range (past DBL_MAX is inf, above)
+    values.append(
+        (field.min if field.min_exclusive else math.nextafter(field.min, -math.inf), ValueError)
+    )
+    if math.isfinite(math.nextafter(field.max, math.inf)):
+        values.append((math.nextafter(field.max, math.inf), ValueError))
+    return values
+
+
+SPECS = {spec.layer_class: spec for spec in all_specs()}
+ARGUMENT_CASES = [
+    (layer_type.name, field.name, value, exc)
+    for layer_type in _native.LAYERS.values()
+    if not layer_type.wraps
+    for field in layer_type.fields
+    for value, exc in bad_values(field)
+]
+
+
+@pytest.mark.parametrize(("layer", "argument", "value", "exc"), ARGUMENT_CASES)
+def test_bad_constructor_arguments_name_the_argument(layer, argument, value, exc):
+    """Every described argument of every layer refuses a wrong type and every value out
+    of its described range, naming itself (the rest from the spec's base config)."""
+    args = {**SPECS[layer].base_config, argument: value}
+    with pytest.raises(exc, match=rf"\b{argument}\b"):
+        nn.LAYER_CLASSES[layer](**args)
 
 
 def test_unknown_activation_layer_name():

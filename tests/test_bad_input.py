@@ -328,6 +328,16 @@ def test_bad_upstream_gradients(name):
     assert dx.shape == x.shape
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_on_a_fresh_layer_is_refused(name):
+    """Before any call there is nothing to differentiate (BatchNorm included, whose
+    backward after an inference call is defined)."""
+    layer, x, _ = make(name)
+    dys = upstream_for(as_list(make(name)[0](x, training=True)), np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="no training call"):
+        backward(layer, dys)
+
+
 # -- lifetime -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_calls_after_close_raise(name):

@@ -483,6 +483,22 @@ def _role(f: c_api.Function, p: c_api.Param) -> str | None:
     return None
 
 
+def described_edges(f: c_api.Function, p: c_api.Param) -> list:
+    """The first invalid values past each end of a ConfigCreate argument's described
+    range (nntk/layer.h): one past an enum's last value or a flag's 1, one above a
+    size's maximum, an exclusive minimum itself, the first double above a maximum."""
+    layer = API.layer_of(f.name)
+    if layer not in _native.LAYERS or not f.name.endswith("ConfigCreate"):
+        return []
+    field = {x.name: x for x in _native.LAYERS[layer].fields}.get(p.name)
+    if field is None:
+        return []
+    if field.kind == _native.FIELD_FLOAT:
+        above = math.nextafter(field.max, math.inf)
+        return [field.min] * field.min_exclusive + [above] * math.isfinite(above)
+    return [int(field.max) + 1]
+
+
 def cases_for(f: c_api.Function) -> list[Case]:
     """The invalid-argument cases of one function, from its parameter kinds."""
     cases: list[Case] = []
@@ -496,7 +512,9 @@ def cases_for(f: c_api.Function) -> list[Case]:
     for p in f.params:
         if p.kind in c_api.SCALAR_KINDS:
             valid = VALID_EXCEPTIONS.get((f.name, p.name), ())
-            for value in INVALID_SCALARS[p.kind]:
+            values = INVALID_SCALARS[p.kind]
+            values = values + [v for v in described_edges(f, p) if v not in values]
+            for value in values:
                 if not any(value == v for v in valid):
                     cases.append(
                         Case(

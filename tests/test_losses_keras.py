@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import nntk_core as nn
 from nntk_core._native import NNTKError, lib
-from parity import reference
+from parity import reference, training
 from parity.compare import Tolerance
 
 # The bounds of the module doc (parity/compare.py); the worst errors seen are printed
@@ -45,17 +45,16 @@ def tfk():
     return reference.tensorflow(), reference.keras()  # with parity/settings.py's settings
 
 
+# The tests' short names of the losses, as parity/training.py (the twins) names them.
+LOSS_NAMES = {"mse": "mean_squared_error", "cce": "categorical_crossentropy"}
+
+
 def keras_loss(tfk, name: str, from_logits: bool):
-    _, keras = tfk
-    if name == "mse":
-        return keras.losses.MeanSquaredError()
-    return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+    return training.keras_loss(tfk[1], LOSS_NAMES[name], from_logits)
 
 
 def native_loss(name: str, from_logits: bool):
-    if name == "mse":
-        return nn.losses.MeanSquaredError()
-    return nn.losses.CategoricalCrossentropy(from_logits=from_logits)
+    return training.native_loss(nn, LOSS_NAMES[name], from_logits)
 
 
 def keras_value_and_grad(tfk, name, from_logits, y_true, y_pred, dtype):

@@ -18,6 +18,10 @@ from parity.spec import SCALES, Bucket, LayerSpec, around, float32_range, kernel
 # small spread (the case that breaks one-pass variance), and a larger negative
 # offset (a float32 input's ulp there is 2e-3: E[x²] - E[x]² loses every digit).
 INPUT_KINDS = {"normal": (0.0, 1.0), "offset": (1000.0, 0.01), "far_offset": (-3.0e4, 3.0)}
+# Channels far apart: each channel shifted by N(0, 50) and spread by exp(U(-3, 3))
+# (0.05 to 20), so that each must be normalised by its own statistics. Run by the
+# sweep (BatchNormSpec.sweep_cases).
+SPREAD_CHANNELS = "spread_channels"
 
 
 class BatchNormSpec(LayerSpec):
@@ -39,7 +43,7 @@ class BatchNormSpec(LayerSpec):
     # (1000 +- 0.01: Keras float32 is off by ~1e-3 there; the referee is float64).
     tolerances = {
         "output": Tolerance(atol=1e-6, rtol=1e-5, reason="elementwise after double statistics"),
-        "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums over N = B*T <= 128 positions"),
+        "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums over N = B*T <= 200 positions"),
         "state": Tolerance(atol=1e-6, rtol=1e-5, reason="a lerp of double-accumulated statistics"),
     }
 
@@ -94,6 +98,32 @@ class BatchNormSpec(LayerSpec):
                 {"calls": 3, "inputs": "offset"},
             )
         )
+        # Channels of very different offsets and spreads, and a long sequence: the
+        # statistics of N = B*T = 200 positions (one batch: the fixture set's budget).
+        cases.append(
+            type(first)(
+                self.name,
+                {**self.base_config, "input_dim": 3},
+                2,
+                10,
+                3,
+                103,
+                "realistic",
+                {"calls": 2, "inputs": SPREAD_CHANNELS},
+            )
+        )
+        cases.append(
+            type(first)(
+                self.name,
+                {**self.base_config, "input_dim": 2},
+                1,
+                200,
+                3,
+                104,
+                "realistic",
+                {"calls": 2},
+            )
+        )
         return cases
 
     def extra_buckets(self):
@@ -105,8 +135,13 @@ class BatchNormSpec(LayerSpec):
 
     def draw_input(self, case, rng):
         """`calls` batches stacked on a leading axis."""
-        offset, spread = INPUT_KINDS[case.extra.get("inputs", "normal")]
         shape = (case.extra.get("calls", 1), *self.input_shape(case))
+        if case.extra.get("inputs") == SPREAD_CHANNELS:
+            channels = shape[-1]
+            shift = rng.normal(0.0, 50.0, channels)
+            spread = np.exp(rng.uniform(-3.0, 3.0, channels))
+            return (shift + spread * rng.standard_normal(shape)).astype(np.float32)
+        offset, spread = INPUT_KINDS[case.extra.get("inputs", "normal")]
         x = offset + spread * SCALES[case.scale] * rng.standard_normal(shape)
         return x.astype(np.float32)
 

@@ -61,6 +61,28 @@ class BidirectionalSpec(RecurrentSpec):
 
     directions = 2
 
+    def sweep_cases(self):
+        """The sweep (which runs every merge mode around the base inner layer with
+        return_sequences; five merge modes are too many for the pairwise sweep),
+        plus every merge mode without return_sequences, returning the states,
+        around the other inner layers in turn, initial states given every other
+        case. Small (2 units, 2 features, 4 steps): the fixture set's budget."""
+        cases = super().sweep_cases()
+        others = [layer for layer in INNER_KERAS if layer != self.base_config["layer"]]
+        for i, merge_mode in enumerate(MERGE_MODES):
+            values = {
+                "layer": others[i % len(others)],
+                "merge_mode": merge_mode,
+                "return_sequences": False,
+                "return_state": True,
+                "initial_state": i % 2 == 0,
+                "units": 2,
+                "input_dim": 2,
+            }
+            case = self.case_with(values, seed=len(cases) + 1)
+            cases.append(replace(case, steps=4))
+        return cases
+
     def gates_count(self, config):
         return len(GATES[config["layer"]])
 

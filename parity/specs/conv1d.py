@@ -112,6 +112,33 @@ class Conv1dSpec(LayerSpec):
 
         return configs()
 
+    def sweep_cases(self):
+        """The sweep, plus: every residue of the length modulo the strides; kernels
+        longer than the input under same and causal padding, strided and dilated;
+        and a long sequence (accumulation over 100 positions)."""
+        cases = super().sweep_cases()
+        if type(self) is not Conv1dSpec:  # a subclass (DepthwiseConv1d) keeps its own sweep
+            return cases
+        extra = []
+        small = {"input_dim": 1, "filters": 2}  # the fixture set's budget
+        # same padding splits its padding by the residue: every one; valid and causal
+        # the residues of stride 3
+        for padding in PADDINGS:
+            for strides in (2, 3) if padding == "same" else (3,):
+                for residue in range(strides):
+                    config = {"padding": padding, "strides": strides, "kernel_size": 4 - residue}
+                    extra.append(({**config, **small}, 1, 9 + residue))  # 9, 10, 11: every residue
+        for padding in ("same", "causal"):
+            for strides, dilation, kernel_size, steps in ((2, 1, 5, 3), (3, 1, 6, 2), (1, 2, 4, 1)):
+                config = {"padding": padding, "strides": strides, "dilation_rate": dilation}
+                extra.append(({**config, **small, "kernel_size": kernel_size}, 1, steps))
+        long = {"padding": "same", "kernel_size": 5, "input_dim": 2, "filters": 3}
+        extra.append((long, 1, 100))
+        for values, batch, steps in extra:
+            case = self.case_with(values, seed=len(cases) + 1)
+            cases.append(replace(case, batch=batch, steps=steps))
+        return cases
+
     def steps_strategy(self, config):
         # valid padding needs at least the effective kernel; same/causal may be shorter
         # than the kernel (an edge worth drawing).

@@ -11,7 +11,7 @@ class RNNSpec(RecurrentSpec):
     # A SimpleRNN with weights much larger than Glorot is chaotic over 64 steps: at
     # 2.5x Glorot, Keras float32 itself misses atol 1e-5 (by 1.36x on dx) and nntk's
     # error equals Keras's. The large draws here are 1.5x; the chaotic regime is
-    # covered by tests/test_recurrent_keras.py against Keras float32's own error.
+    # covered by tests/test_recurrent_large_weights.py against Keras float32's own error.
     scales = {"realistic": 1.0, "large": 1.5}
     base_config = {
         "units": 5,

@@ -101,6 +101,7 @@ TESTS_ALWAYS = [
     "tests/test_c_api_invalid.py",
     "tests/test_bad_input.py",
     "tests/test_api.py",
+    "tests/test_layer_rules.py",  # the layer-specific rules (Conv1d, BatchNorm, Bidirectional)
     "tests/test_mutation_kills.py",  # the cases written for this sample's survivors
 ]
 TESTS_TRAINING = [
@@ -109,7 +110,7 @@ TESTS_TRAINING = [
     "tests/test_model_api.py",
     "tests/test_model_keras.py",
 ]
-TESTS_RECURRENT = ["tests/test_recurrent_keras.py", "tests/test_bidirectional_keras.py"]
+TESTS_RECURRENT = ["tests/test_recurrent_api.py", "tests/test_recurrent_large_weights.py"]
 
 
 # ----------------------------------------------------------------------------- mutants
@@ -397,12 +398,8 @@ def affected_tests(file: str, layers: list[str]) -> list[str]:
     tests = []
     if file.startswith("src/train/") or file.startswith("src/core/"):
         tests += TESTS_TRAINING  # training runs every layer's gradient and the core code
-    if {"rnn", "gru", "lstm"} & set(layers):
+    if {"rnn", "gru", "lstm", "bidirectional"} & set(layers):
         tests += TESTS_RECURRENT
-    for layer in layers:
-        candidate = f"tests/test_{layer}_keras.py"
-        if (ROOT / candidate).exists() and candidate not in tests:
-            tests.append(candidate)
     if file in KERNEL_FILES or file == "src/core/ops.c":
         tests.append("tests/test_kernels.py")
     return tests
