@@ -202,6 +202,10 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKOptimizerStep": (_STATUS, [c_void_p, c_int64, _FLOAT_PTR_PTR, _FLOAT_PTR_PTR, _INT64_PTR]),
     "NNTKOptimizerIterations": (_STATUS, [c_void_p, _INT64_PTR]),
     "NNTKOptimizerSetLearningRate": (_STATUS, [c_void_p, c_double]),
+    "NNTKOptimizerStateSize": (_STATUS, [c_void_p, c_int64, _INT64_PTR]),
+    "NNTKOptimizerGetState": (_STATUS, [c_void_p, c_int64, _INT64_PTR, _FLOAT_PTR, c_int64]),
+    "NNTKOptimizerSetState": (_STATUS, [c_void_p, c_int64, _INT64_PTR, _FLOAT_PTR, c_int64]),
+    "NNTKOptimizerSetIterations": (_STATUS, [c_void_p, c_int64]),
     # The layer description and the generic layer functions (nntk/layer.h): every
     # layer, described and driven by the same functions.
     "NNTKLayerTypeCount": (_STATUS, [_INT64_PTR]),

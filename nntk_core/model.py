@@ -93,6 +93,8 @@ class Sequential:
             if layer.drops_steps:
                 rank = 2
         self.layers = list(layers)
+        # The optimizer nn.load restored from a model file saved with one (else None).
+        self.optimizer = None
         self._logits_twin: Layer | None = None  # see _logits_head
 
     # -- weights -----------------------------------------------------------------------
@@ -321,13 +323,15 @@ class Sequential:
                 f"shape {out_shape} for x of shape {x_shape}{hint}"
             )
 
-    def save(self, path) -> None:
+    def save(self, path, optimizer=None) -> None:
         """Writes the model (layer configs and every weight, BatchNorm's moving statistics
         included) to exactly `path`, atomically: the nntk model file, read back by
-        nn.load(path) (nntk_core/model_file.py, docs/MODEL_FILE.md)."""
+        nn.load(path) (nntk_core/model_file.py, docs/MODEL_FILE.md). With `optimizer`
+        (the one training this model) the file also holds its type, hyperparameters,
+        step and slots; nn.load restores it as the loaded model's `optimizer`."""
         from nntk_core import model_file  # it builds Sequentials: imported on use
 
-        model_file.save(self, path)
+        model_file.save(self, path, optimizer)
 
     def save_keras_weights(self, path) -> None:
         """Writes the weights to `path` (ending in .weights.h5), atomically, for

@@ -3,18 +3,27 @@
     model.save("detector.nntk")          # exactly that path, atomically
     model = nn.load("detector.nntk")     # the same layers, the same weights, bit for bit
 
-The format (docs/MODEL_FILE.md), little-endian:
+    model.save("p.nntk", optimizer=opt)  # with the optimizer: type, hyperparameters, step, slots
+    model = nn.load("p.nntk")            # model.optimizer: the restored optimizer (else None)
 
-    offset      size  what
-    0           8     MAGIC, b"\\x89NTK\\r\\n\\x1a\\n"
-    8           4     version, uint32 (VERSION)
-    12          4     C, the config's length in bytes, uint32
-    16          8     W, the weights' length in bytes, uint64
-    24          C     the config: UTF-8 JSON (below)
-    24 + C      W     every layer's weights, float32, in Model.get_weights() order
-    24 + C + W  4     CRC-32 (zlib.crc32) of every byte before it
+The format (docs/MODEL_FILE.md), version 2, little-endian:
 
-The config is {"layers": [layer, ...]}, a layer {"type": the library's layer type
+    offset          size  what
+    0               8     MAGIC, b"\x89NTK\r\n\x1a\n"
+    8               4     version, uint32 (VERSION)
+    12              4     C, the config's length in bytes, uint32
+    16              8     W, the weights' length in bytes, uint64
+    24              8     S, the optimizer slots' length in bytes, uint64
+    32              C     the config: UTF-8 JSON (below)
+    32 + C          W     every layer's weights, float32, in Model.get_weights() order
+    32 + C + W      S     the optimizer's slots, float32 (Optimizer.get_state()["slots"])
+    32 + C + W + S  4     CRC-32 (zlib.crc32) of every byte before it
+
+Version 1 (still read) has no S field (a 24-byte header) and no slots.
+
+The config is {"layers": [layer, ...]} and, with an optimizer, "optimizer": {"type":
+"SGD" | "Adam", "config": its get_config(), "iterations", "variable_shapes"}; a
+layer {"type": the library's layer type
 name, "config": {argument: value} for every argument of its constructor, "weights":
 [{"name", "shape"}, ...]}, and a wrapper's (Bidirectional's) "layer": its inner
 layer's {"type", "config"}. The arguments are the ones the library describes for the
@@ -30,10 +39,6 @@ layer it created is closed.
 Saving writes a temporary file next to `path`, fsyncs it, renames it onto `path`
 (os.replace, atomic on POSIX) and fsyncs the directory: an interrupted save leaves
 the previous file whole.
-
-Version 1 holds no optimizer state: the library gives no access to an optimizer's
-slots (Adam's moments) or to set its step, so a saved optimizer could not be
-restored exactly; that needs the C model API (issue 14 §4).
 """
 
 from __future__ import annotations
@@ -53,10 +58,16 @@ import numpy as np
 from nntk_core.layer import Layer
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
+from nntk_core.optimizers import OPTIMIZER_CLASSES, Optimizer
 
 MAGIC = b"\x89NTK\r\n\x1a\n"  # 8 bytes, as PNG's: a text-mode copy breaks it
-VERSION = 1
-_HEADER = struct.Struct("<8sIIQ")  # magic, version, config length, weights length
+VERSION = 2
+_HEADERS = {  # by version: magic, version, config length, weights length[, slots length]
+    1: struct.Struct("<8sIIQ"),
+    2: struct.Struct("<8sIIQQ"),
+}
+_HEADER = _HEADERS[VERSION]
+_PREFIX = struct.Struct("<8sI")  # magic, version: the same in every version
 _CHECKSUM = struct.Struct("<I")
 _WEIGHT_DTYPE = np.dtype("<f4")
 
@@ -82,8 +93,32 @@ def _layer_config(layer: Layer) -> dict:
     return entry
 
 
-def encode(model: Sequential) -> bytes:
-    """The model file's bytes."""
+def _optimizer_entry(model: Sequential, optimizer: Optimizer) -> tuple[dict, bytes]:
+    """The config entry and the slot bytes of an optimizer training `model`."""
+    if not isinstance(optimizer, Optimizer) or type(optimizer).__name__ not in OPTIMIZER_CLASSES:
+        raise TypeError(
+            f"optimizer must be an nntk optimizer ({', '.join(OPTIMIZER_CLASSES)}), "
+            f"got {type(optimizer).__name__}"
+        )
+    state = optimizer.get_state()
+    shapes = state["variable_shapes"]
+    model_shapes = [v.shape for v in model.trainable_variables()]
+    if shapes is not None and list(shapes) != model_shapes:
+        raise ValueError(
+            f"optimizer: {optimizer!r} updates variables of shapes {shapes}, not this "
+            f"model's trainable variables {model_shapes}"
+        )
+    entry = {
+        "type": type(optimizer).__name__,
+        "config": optimizer.get_config(),
+        "iterations": state["iterations"],
+        "variable_shapes": None if shapes is None else [list(s) for s in shapes],
+    }
+    return entry, np.asarray(state["slots"], _WEIGHT_DTYPE).tobytes()
+
+
+def encode(model: Sequential, optimizer: Optimizer | None = None) -> bytes:
+    """The model file's bytes (with the optimizer's state unless it is None)."""
     layers = []
     for layer in model.layers:
         entry = _layer_config(layer)
@@ -92,9 +127,14 @@ def encode(model: Sequential) -> bytes:
             for n, s in zip(layer.weight_names(), layer.weight_shapes(), strict=True)
         ]
         layers.append(entry)
-    config = json.dumps({"layers": layers}, allow_nan=False).encode()
+    config: dict = {"layers": layers}
+    slots = b""
+    if optimizer is not None:
+        config["optimizer"], slots = _optimizer_entry(model, optimizer)
+    config_bytes = json.dumps(config, allow_nan=False).encode()
     weights = b"".join(np.asarray(w, _WEIGHT_DTYPE).tobytes() for w in model.get_weights())
-    body = _HEADER.pack(MAGIC, VERSION, len(config), len(weights)) + config + weights
+    header = _HEADER.pack(MAGIC, VERSION, len(config_bytes), len(weights), len(slots))
+    body = header + config_bytes + weights + slots
     return body + _CHECKSUM.pack(zlib.crc32(body))
 
 
@@ -107,11 +147,12 @@ def _check_path(path) -> Path:
     return path
 
 
-def save(model: Sequential, path) -> None:
-    """Writes `model` to exactly `path`, atomically (see the module doc)."""
+def save(model: Sequential, path, optimizer: Optimizer | None = None) -> None:
+    """Writes `model` (and `optimizer`'s state, unless None) to exactly `path`,
+    atomically (see the module doc)."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    data = encode(model)
+    data = encode(model, optimizer)
     write_atomically(path, lambda f: f.write(data))
 
 
@@ -151,20 +192,27 @@ def _fsync_directory(directory: Path) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def _sections(data: bytes, where: str) -> tuple[bytes, bytes]:
-    """The config and weight bytes, after checking magic, version, lengths and checksum."""
+def _sections(data: bytes, where: str) -> tuple[bytes, bytes, bytes]:
+    """The config, weight and slot bytes, after checking magic, version, lengths and
+    checksum."""
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         if MAGIC.startswith(data):
             raise ModelFileError(f"{where}: truncated ({len(data)} bytes, inside the magic)")
         raise ModelFileError(f"{where}: not an nntk model file (no nntk magic)")
-    if len(data) < _HEADER.size:
+    if len(data) < _PREFIX.size:
         raise ModelFileError(f"{where}: truncated ({len(data)} bytes, inside the header)")
-    _, version, config_length, weights_length = _HEADER.unpack_from(data)
-    if version != VERSION:
+    _, version = _PREFIX.unpack_from(data)
+    header = _HEADERS.get(version)
+    if header is None:
         raise ModelFileError(
-            f"{where}: format version {version}; this nntk reads version {VERSION}"
+            f"{where}: format version {version}; this nntk reads versions "
+            f"{', '.join(map(str, _HEADERS))}"
         )
-    expected = _HEADER.size + config_length + weights_length + _CHECKSUM.size
+    if len(data) < header.size:
+        raise ModelFileError(f"{where}: truncated ({len(data)} bytes, inside the header)")
+    _, _, config_length, weights_length, *rest = header.unpack_from(data)
+    slots_length = rest[0] if rest else 0
+    expected = header.size + config_length + weights_length + slots_length + _CHECKSUM.size
     if len(data) < expected:
         raise ModelFileError(f"{where}: truncated ({len(data)} bytes of {expected})")
     if len(data) > expected:
@@ -173,8 +221,13 @@ def _sections(data: bytes, where: str) -> tuple[bytes, bytes]:
     (stored,) = _CHECKSUM.unpack_from(data, len(body))
     if zlib.crc32(body) != stored:
         raise ModelFileError(f"{where}: checksum mismatch (the file is corrupted)")
-    config_end = _HEADER.size + config_length
-    return data[_HEADER.size : config_end], data[config_end : len(body)]
+    config_end = header.size + config_length
+    weights_end = config_end + weights_length
+    return (
+        data[header.size : config_end],
+        data[config_end:weights_end],
+        data[weights_end : len(body)],
+    )
 
 
 def _dict(value, what: str) -> dict:
@@ -226,12 +279,15 @@ def _check_weights(layer: Layer, entry: dict, where: str) -> int:
 
 def decode(data: bytes, where: str = "the model file") -> Sequential:
     """The model of a model file's bytes (see the module doc for the errors)."""
-    config_bytes, weight_bytes = _sections(data, where)
+    config_bytes, weight_bytes, slot_bytes = _sections(data, where)
     try:
         config = json.loads(config_bytes.decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"{where}: the config is not JSON ({exc})") from None
-    entries = _dict(config, f"{where}: the config").get("layers")
+    config = _dict(config, f"{where}: the config")
+    entries = config.get("layers")
+    if "optimizer" not in config and slot_bytes:
+        raise ModelFileError(f"{where}: {len(slot_bytes)} bytes of slots but no optimizer")
     if not isinstance(entries, list) or not entries:
         raise ModelFileError(f"{where}: the config has no list of layers")
     layers: list[Layer] = []
@@ -258,11 +314,54 @@ def decode(data: bytes, where: str = "the model file") -> Sequential:
                 arrays.append(flat[start : start + size].reshape(shape))
                 start += size
         model.set_weights(arrays)
+        if "optimizer" in config:
+            model.optimizer = _build_optimizer(model, config["optimizer"], slot_bytes, where)
         return model
     except BaseException:
         for layer in layers:
             layer.close()
         raise
+
+
+def _build_optimizer(model: Sequential, entry, slot_bytes: bytes, where: str) -> Optimizer:
+    """The optimizer of the config's "optimizer" entry, its state restored."""
+    where = f"{where}: the optimizer"
+    entry = _dict(entry, where)
+    if sorted(entry) != ["config", "iterations", "type", "variable_shapes"]:
+        raise ModelFileError(
+            f"{where} has the keys {sorted(entry)}; expected config, iterations, type and "
+            "variable_shapes"
+        )
+    kind = entry["type"]
+    cls = OPTIMIZER_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ModelFileError(f"{where}: unknown optimizer type {kind!r}")
+    config = _dict(entry["config"], f"{where} config")
+    shapes = entry["variable_shapes"]
+    model_shapes = [list(v.shape) for v in model.trainable_variables()]
+    if shapes is not None and shapes != model_shapes:
+        raise ModelFileError(
+            f"{where}: variable_shapes {shapes!r:.200} are not the model's trainable "
+            f"variables {model_shapes}"
+        )
+    if len(slot_bytes) % _WEIGHT_DTYPE.itemsize:
+        raise ModelFileError(f"{where}: {len(slot_bytes)} bytes of slots, not float32 values")
+    try:
+        optimizer = cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where} ({kind}): {exc}") from None
+    try:
+        optimizer.set_state(
+            {
+                "iterations": entry["iterations"],
+                "variable_shapes": shapes,
+                "slots": np.frombuffer(slot_bytes, _WEIGHT_DTYPE).astype(np.float32),
+            }
+        )
+    except (TypeError, ValueError) as exc:
+        optimizer.close()
+        raise ModelFileError(f"{where} ({kind}): {exc}") from None
+    return optimizer
 
 
 def load(path) -> Sequential:

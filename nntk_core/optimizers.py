@@ -10,6 +10,12 @@ to apply_gradients: created at the first call, after which every call must pass
 the same number of parameters with the same shapes, in the same order (an error
 otherwise). The arrays themselves may be new objects at each call, e.g. the
 copies returned by `layer.get_weights()`, as long as they line up.
+
+`get_state()` / `set_state(state)` save and restore the step count and the slots
+(nntk/optimizer.h's NNTKOptimizerGetState/SetState/SetIterations), and
+`get_config()` the hyperparameters: `type(opt)(**opt.get_config())` then
+`set_state(opt.get_state())` continues bit for bit where `opt` stopped (the nntk
+model file stores the optimizer this way).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 from nntk_core._native import lib
 from nntk_core.layer import as_float32, check_bool
 
-__all__ = ["SGD", "Adam", "Optimizer"]
+__all__ = ["SGD", "Adam", "Optimizer", "OPTIMIZER_CLASSES"]
 
 _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
@@ -162,6 +168,99 @@ class Optimizer:
         self._shapes = shapes
         return self.iterations
 
+    def get_config(self) -> dict:
+        """The hyperparameters, as the constructor's keyword arguments."""
+        raise NotImplementedError
+
+    def get_state(self) -> dict:
+        """{"iterations": the step count, "variable_shapes": the shapes of the
+        variables (None before the first step), "slots": float32 array: every slot
+        (SGD m; Adam m, v and with amsgrad v̂), each over the variables in order, flat;
+        empty before the first step}."""
+        handle = self._live_handle()
+        if self._shapes is None:
+            return {
+                "iterations": self.iterations,
+                "variable_shapes": None,
+                "slots": np.zeros(0, np.float32),
+            }
+        sizes = self._sizes(self._shapes)
+        slots = np.empty(self._state_size(sizes), np.float32)
+        lib.NNTKOptimizerGetState(
+            handle, len(sizes), sizes, slots.ctypes.data_as(_FLOAT_PTR), slots.size
+        )
+        return {
+            "iterations": self.iterations,
+            "variable_shapes": list(self._shapes),
+            "slots": slots,
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restores what get_state() returned (of an optimizer of the same type and
+        hyperparameters), before this optimizer's first step or for the variables it
+        already updates. Everything is checked before anything changes."""
+        if not isinstance(state, dict) or set(state) != {"iterations", "variable_shapes", "slots"}:
+            raise ValueError(
+                "state must be a dict with the keys iterations, variable_shapes and slots "
+                "(as get_state() returns)"
+            )
+        iterations = state["iterations"]
+        if isinstance(iterations, (bool, np.bool_)) or not isinstance(
+            iterations, (int, np.integer)
+        ):
+            raise TypeError(f"state['iterations'] must be an int, got {iterations!r}")
+        if not 0 <= iterations <= 1 << 62:
+            raise ValueError(f"state['iterations'] must be in [0, 2^62], got {iterations}")
+        slots = np.asarray(state["slots"])
+        if slots.dtype != np.float32 or slots.ndim != 1:
+            raise TypeError(
+                f"state['slots'] must be a 1-D float32 array, got {slots.dtype} {slots.shape}"
+            )
+        handle = self._live_handle()
+        shapes = state["variable_shapes"]
+        if shapes is None:
+            if slots.size:
+                raise ValueError("state['slots'] must be empty when variable_shapes is None")
+            if self._shapes is not None:
+                raise ValueError(
+                    "set_state: this optimizer already has slots; a state without "
+                    "variable_shapes cannot replace them"
+                )
+            lib.NNTKOptimizerSetIterations(handle, int(iterations))
+            return
+        try:
+            shapes = [tuple(int(d) for d in shape) for shape in shapes]
+        except TypeError:
+            raise TypeError("state['variable_shapes'] must be a list of shapes") from None
+        if not shapes or any(not shape or min(shape) < 1 for shape in shapes):
+            raise ValueError(f"state['variable_shapes'] must be non-empty shapes, got {shapes}")
+        if self._shapes is not None and shapes != self._shapes:
+            raise ValueError(
+                f"set_state: the state's variable shapes {shapes} are not this optimizer's "
+                f"{self._shapes}"
+            )
+        sizes = self._sizes(shapes)
+        if slots.size != self._state_size(sizes):
+            raise ValueError(
+                f"state['slots'] holds {slots.size} values; {type(self).__name__} keeps "
+                f"{self._state_size(sizes)} for variables of shapes {shapes}"
+            )
+        slots = np.ascontiguousarray(slots)
+        lib.NNTKOptimizerSetState(
+            handle, len(sizes), sizes, slots.ctypes.data_as(_FLOAT_PTR), slots.size
+        )
+        self._shapes = shapes
+        lib.NNTKOptimizerSetIterations(handle, int(iterations))
+
+    @staticmethod
+    def _sizes(shapes):
+        return (ctypes.c_int64 * len(shapes))(*(math.prod(shape) for shape in shapes))
+
+    def _state_size(self, sizes) -> int:
+        count = ctypes.c_int64()
+        lib.NNTKOptimizerStateSize(self._live_handle(), sum(sizes), ctypes.byref(count))
+        return count.value
+
     def close(self) -> None:
         """Frees the native optimizer (and its slots)."""
         if self._handle is not None:
@@ -188,6 +287,13 @@ class SGD(Optimizer):
         self.nesterov = check_bool(nesterov, "nesterov")
         self._learning_rate = learning_rate
         super().__init__(lib.NNTKOptimizerCreateSGD(learning_rate, momentum, int(self.nesterov)))
+
+    def get_config(self) -> dict:
+        return {
+            "learning_rate": self._learning_rate,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -217,8 +323,21 @@ class Adam(Optimizer):
             )
         )
 
+    def get_config(self) -> dict:
+        return {
+            "learning_rate": self._learning_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
+
     def __repr__(self) -> str:
         return (
             f"Adam(learning_rate={self._learning_rate}, beta_1={self.beta_1}, "
             f"beta_2={self.beta_2}, epsilon={self.epsilon}, amsgrad={self.amsgrad})"
         )
+
+
+# The optimizer classes by name (the model file's "type").
+OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Adam)}

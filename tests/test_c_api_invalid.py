@@ -71,7 +71,10 @@ CANDIDATES = {
 VALID_CONFIG_ARGS: dict[str, dict[str, float]] = {}
 # Documented exceptions to INVALID_SCALARS: (function, parameter) -> values that
 # are valid for it, with the reason. Keep empty unless the header says so.
-VALID_EXCEPTIONS: dict[tuple[str, str], tuple] = {}
+VALID_EXCEPTIONS: dict[tuple[str, str], tuple] = {
+    # nntk/optimizer.h: iterations in [0, 2^62], 0 being a new optimizer's step count.
+    ("NNTKOptimizerSetIterations", "iterations"): (0,),
+}
 
 _CTYPES = {
     "i64": ctypes.c_int64,

@@ -149,6 +149,81 @@ def test_the_keyword_detector_trained_with_adam_round_trips(tmp_path):
     same_bits(loaded.get_weights(), twin.get_weights())
 
 
+OPTIMIZERS = {
+    "Adam": lambda: nn.optimizers.Adam(learning_rate=1e-2),
+    "Adam amsgrad": lambda: nn.optimizers.Adam(learning_rate=1e-2, amsgrad=True),
+    "SGD momentum": lambda: nn.optimizers.SGD(learning_rate=1e-2, momentum=0.9),
+    "SGD nesterov": lambda: nn.optimizers.SGD(learning_rate=1e-2, momentum=0.9, nesterov=True),
+}
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+def test_training_resumes_from_the_file_bit_for_bit(kind, tmp_path):
+    """3 steps, save with the optimizer, load, 3 more steps: the weights and the
+    optimizer state are those of 6 uninterrupted steps, bit for bit."""
+    loss = nn.losses.MeanSquaredError()
+    optimizer = OPTIMIZERS[kind]()
+    model, x, y = trained_small_model(optimizer)
+    path = tmp_path / "resume.nntk"
+    model.save(path, optimizer=optimizer)
+    loaded = nn.load(path)
+    assert type(loaded.optimizer) is type(optimizer)
+    assert loaded.optimizer.get_config() == optimizer.get_config()
+    assert loaded.optimizer.iterations == 3
+    same_bits([loaded.optimizer.get_state()["slots"]], [optimizer.get_state()["slots"]])
+    for _ in range(3):
+        loaded.train_step(x, y, loss, loaded.optimizer)
+    straight = OPTIMIZERS[kind]()
+    uninterrupted, _, _ = trained_small_model(straight, steps=6)
+    same_bits(loaded.get_weights(), uninterrupted.get_weights())
+    same_bits([loaded.optimizer.get_state()["slots"]], [straight.get_state()["slots"]])
+    assert loaded.optimizer.iterations == straight.iterations == 6
+    # A fresh optimizer (zero slots, step 0) would have diverged: the test can fail.
+    fresh_start = nn.load(path)
+    fresh = OPTIMIZERS[kind]()
+    for _ in range(3):
+        fresh_start.train_step(x, y, loss, fresh)
+    assert any(
+        a.tobytes() != b.tobytes()
+        for a, b in zip(fresh_start.get_weights(), uninterrupted.get_weights(), strict=True)
+    )
+
+
+def test_an_optimizer_before_its_first_step_round_trips(tmp_path):
+    model = nn.Sequential([nn.Dense(2, input_dim=1)])
+    model.save(tmp_path / "m", optimizer=nn.optimizers.SGD(momentum=0.5))
+    loaded = nn.load(tmp_path / "m")
+    assert loaded.optimizer.get_state()["variable_shapes"] is None
+    assert loaded.optimizer.iterations == 0
+    assert nn.load(tmp_path / "m").optimizer is not None
+    model.save(tmp_path / "plain")
+    assert nn.load(tmp_path / "plain").optimizer is None
+
+
+def test_save_refuses_an_optimizer_of_another_model(tmp_path):
+    optimizer = nn.optimizers.Adam()
+    trained_small_model(optimizer)
+    other = nn.Sequential([nn.Dense(2, input_dim=1)])
+    with pytest.raises(ValueError, match="not this model's trainable variables"):
+        other.save(tmp_path / "m", optimizer=optimizer)
+    with pytest.raises(TypeError, match="optimizer must be an nntk optimizer"):
+        other.save(tmp_path / "m", optimizer="adam")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_version_1_file_still_loads(tmp_path):
+    """A file in version 1's layout (24-byte header, no slots) loads as before."""
+    model = nn.Sequential([nn.Dense(2, input_dim=1)])
+    randomize(model)
+    version_1 = repack(model_file.encode(model), version=1, layout=1)
+    assert len(version_1) == len(model_file.encode(model)) - 8
+    path = tmp_path / "v1"
+    path.write_bytes(version_1)
+    loaded = nn.load(path)
+    same_bits(loaded.get_weights(), model.get_weights())
+    assert loaded.optimizer is None
+
+
 def test_save_writes_exactly_the_path_and_replaces_it(tmp_path):
     model = keyword_detector()
     path = tmp_path / "no_suffix"
@@ -250,27 +325,43 @@ def test_truncation_at_every_byte_gives_the_truncated_error(tmp_path):
             nn.load(path)
 
 
-def repack(whole: bytes, config=None, version=None, weights=None) -> bytes:
-    """A file with another config, version or weight bytes, and a valid checksum."""
-    _, old_version, config_length, weights_length = model_file._HEADER.unpack_from(whole)
-    start = model_file._HEADER.size
-    old_config = whole[start : start + config_length]
-    old_weights = whole[start + config_length : start + config_length + weights_length]
+def split(whole: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """(version, config bytes, weight bytes, slot bytes) of a valid file of any version."""
+    (version,) = model_file._PREFIX.unpack_from(whole)[1:]
+    header = model_file._HEADERS[version]
+    _, _, config_length, weights_length, *rest = header.unpack_from(whole)
+    slots_length = rest[0] if rest else 0
+    start = header.size
+    config_end = start + config_length
+    weights_end = config_end + weights_length
+    return (
+        version,
+        whole[start:config_end],
+        whole[config_end:weights_end],
+        whole[weights_end : weights_end + slots_length],
+    )
+
+
+def repack(whole: bytes, config=None, version=None, weights=None, slots=None, layout=None) -> bytes:
+    """A file with another config, version, weight or slot bytes, and a valid checksum;
+    `layout` the version whose header to write (default: the file's)."""
+    old_version, old_config, old_weights, old_slots = split(whole)
     if config is None:
         config = old_config
     elif not isinstance(config, bytes):
         config = json.dumps(config).encode()
     weights = old_weights if weights is None else weights
+    slots = old_slots if slots is None else slots
     version = old_version if version is None else version
-    body = model_file._HEADER.pack(model_file.MAGIC, version, len(config), len(weights))
-    body += config + weights
+    layout = old_version if layout is None else layout
+    lengths = (len(config), len(weights)) + ((len(slots),) if layout >= 2 else ())
+    body = model_file._HEADERS[layout].pack(model_file.MAGIC, version, *lengths)
+    body += config + weights + (slots if layout >= 2 else b"")
     return body + model_file._CHECKSUM.pack(zlib.crc32(body))
 
 
 def config_of(whole: bytes) -> dict:
-    _, _, config_length, _ = model_file._HEADER.unpack_from(whole)
-    start = model_file._HEADER.size
-    return json.loads(whole[start : start + config_length])
+    return json.loads(split(whole)[1])
 
 
 def damaged_files():
@@ -282,7 +373,8 @@ def damaged_files():
     return {
         "empty": (b"", "truncated"),
         "a zip file": (b"PK\x03\x04" + bytes(40), "not an nntk model file"),
-        "version 2": (repack(whole, version=2), "version 2; this nntk reads version 1"),
+        "version 3": (repack(whole, version=3), "version 3; this nntk reads versions 1, 2"),
+        "slots without an optimizer": (repack(whole, slots=bytes(8)), "8 bytes of slots but no"),
         "one bit flipped": (bytes(flipped), "checksum mismatch"),
         "trailing bytes": (whole + b"\0", "1 bytes after the end"),
         "config not JSON": (repack(whole, config=b"{not json"), "the config is not JSON"),
@@ -319,7 +411,52 @@ def damaged_files():
     }
 
 
-DAMAGED = damaged_files()
+def trained_small_model(optimizer, steps: int = 3):
+    """A small model after `steps` steps of `optimizer`, and its data."""
+    model = nn.Sequential([nn.Dense(3, input_dim=2), nn.Dense(2, input_dim=3)])
+    randomize(model)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5, 2)).astype(np.float32)
+    y = rng.standard_normal((4, 5, 2)).astype(np.float32)
+    for _ in range(steps):
+        model.train_step(x, y, nn.losses.MeanSquaredError(), optimizer)
+    return model, x, y
+
+
+def damaged_optimizer_files():
+    optimizer = nn.optimizers.Adam(learning_rate=1e-2)
+    model, _, _ = trained_small_model(optimizer)
+    whole = model_file.encode(model, optimizer)
+    config = config_of(whole)
+    entry = config["optimizer"]
+    slots = split(whole)[3]
+
+    def with_optimizer(**changes):
+        return {**config, "optimizer": {**entry, **changes}}
+
+    return {
+        "unknown optimizer type": (
+            repack(whole, config=with_optimizer(type="RMSprop")),
+            "unknown optimizer type 'RMSprop'",
+        ),
+        "an optimizer argument out of range": (
+            repack(whole, config=with_optimizer(config={**entry["config"], "beta_1": 1.5})),
+            r"beta_1 must be in \[0, 1\)",
+        ),
+        "optimizer variable shapes not the model's": (
+            repack(whole, config=with_optimizer(variable_shapes=[[2, 3]])),
+            "are not the model's trainable variables",
+        ),
+        "too few slot bytes": (repack(whole, slots=slots[:-4]), r"state\['slots'\] holds"),
+        "a negative step": (repack(whole, config=with_optimizer(iterations=-1)), "iterations"),
+        "optimizer keys missing": (
+            repack(whole, config={**config, "optimizer": {"type": "Adam"}}),
+            "has the keys",
+        ),
+    }
+
+
+DAMAGED = {**damaged_files(), **damaged_optimizer_files()}
 
 
 @pytest.mark.parametrize("name", list(DAMAGED))
@@ -369,7 +506,16 @@ FUZZ = settings(
     derandomize=not _FUZZ,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-_WHOLE = model_file.encode(keyword_detector())
+
+
+def _detector_file() -> bytes:
+    """The keyword detector after one Adam step, saved with its optimizer."""
+    model, optimizer = keyword_detector(), nn.optimizers.Adam(learning_rate=1e-2)
+    model.train_step(*data(), nn.losses.CategoricalCrossentropy(), optimizer)
+    return model_file.encode(model, optimizer)
+
+
+_WHOLE = _detector_file()
 
 
 @FUZZ
@@ -411,8 +557,9 @@ def test_mutated_configs_with_a_valid_checksum_raise_only_model_file_error(data)
     """The checksum recomputed: the config's own checks must catch a changed value,
     key or type. A mutation that still describes this model loads it."""
     config = config_of(_WHOLE)
-    entry = data.draw(st.sampled_from(config["layers"]))
-    target = data.draw(st.sampled_from([entry, entry["config"], *entry["weights"]]))
+    entry = data.draw(st.sampled_from([*config["layers"], config["optimizer"]]))
+    parts = [entry["config"], *entry.get("weights", [])]
+    target = data.draw(st.sampled_from([config, entry, *parts]))
     key = data.draw(st.sampled_from(sorted(target) + ["extra"]))
     if data.draw(st.booleans()):
         target[key] = data.draw(_json_values())

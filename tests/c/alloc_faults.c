@@ -47,14 +47,14 @@ static long failures, sites, scenarios, steps_tried;
 enum Op {
     CONFIG, CREATE_INFERENCE, CREATE_TRAINING, INFER, TRAIN, FROZEN, GRAD_CREATE, CALC,
     CALC_NO_DIN, STREAM_FIRST, STREAM_NEXT, TRAIN_STATE, CALC_STATE,
-    LOSS, OPT_SGD, OPT_ADAM, OPT_STEP
+    LOSS, OPT_SGD, OPT_ADAM, OPT_STEP, OPT_SET_STATE
 };
 static const char *const OP_NAME[] = {
     "ConfigCreate", "CreateForInference", "CreateForTraining", "ApplyInference",
     "ApplyTrainingBatch", "ApplyFrozenBatch", "GradientCreate", "CalculateGradient",
     "CalculateGradient", "ApplyInferenceWithState", "ApplyInferenceWithState",
     "ApplyTrainingBatchWithState", "CalculateGradientWithState", "LossCompute",
-    "OptimizerCreateSGD", "OptimizerCreateAdam", "OptimizerStep"};
+    "OptimizerCreateSGD", "OptimizerCreateAdam", "OptimizerStep", "OptimizerSetState"};
 
 typedef struct {
     enum Op op;
@@ -304,6 +304,31 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         free(grads);
         return refused;
     }
+    case OPT_SET_STATE: { /* restoring a saved state before the first step creates the slots */
+        const int64_t sizes[2] = {6, 4};
+        int64_t count = 0, it_before = -1, it = -1;
+        NNTKOptimizerStateSize(run->optimizer, 10, &count); /* <= 3 slots x 10 */
+        float *state = seeded_floats(count, seed), got[30];
+        NNTKOptimizerIterations(run->optimizer, &it_before);
+        NNTKStatus s = NNTKOptimizerSetState(run->optimizer, 2, sizes, state, count);
+        NNTKOptimizerIterations(run->optimizer, &it);
+        int refused = s != NNTK_OK;
+        CHECK(NNTKOptimizerGetState(run->optimizer, 2, sizes, got, count) == NNTK_OK,
+              "%s step %d %s: GetState failed: %s", sc->what, k, fn, NNTKLastError());
+        if (refused) {
+            check_refusal(sc, k, fn, s);
+            int zero = 1;
+            for (int64_t j = 0; j < count; j++) zero &= got[j] == 0.0f;
+            CHECK(zero && it == it_before, "%s step %d %s: slots or iterations changed on failure",
+                  sc->what, k, fn);
+        } else {
+            CHECK(memcmp(got, state, (size_t)count * sizeof *state) == 0,
+                  "%s step %d %s: GetState does not return the state set", sc->what, k, fn);
+            record_append(&rec->out, got, count);
+        }
+        free(state);
+        return refused;
+    }
     }
     return 0;
 }
@@ -482,6 +507,11 @@ static void run_losses_and_optimizers(void) {
         memset(&sc, 0, sizeof sc);
         sc.what = adam ? "optimizer Adam" : "optimizer SGD";
         add(&sc, adam ? OPT_ADAM : OPT_SGD, 0, 0), add(&sc, OPT_STEP, 0, 0), add(&sc, OPT_STEP, 0, 0);
+        run_scenario(&sc);
+        memset(&sc, 0, sizeof sc);
+        sc.what = adam ? "optimizer Adam, state restored" : "optimizer SGD, state restored";
+        add(&sc, adam ? OPT_ADAM : OPT_SGD, 0, 0), add(&sc, OPT_SET_STATE, 0, 0);
+        add(&sc, OPT_STEP, 0, 0);
         run_scenario(&sc);
     }
 }

@@ -282,6 +282,20 @@ static int iterations_correct(Caller *c) { /* never behind what was seen before 
     return ok;
 }
 
+/* GetState during steps: with momentum 0 the SGD slot after any step is −g·lr, g the
+ * stepping thread's gradient, so a whole read gives exactly that. */
+static const float *state_grads;
+static NNTKStatus optimizer_get_state(Caller *c) {
+    const int64_t sizes[1] = {OPT_FLOATS};
+    return NNTKOptimizerGetState(bed.optimizer, 1, sizes, c->params, OPT_FLOATS);
+}
+static int state_correct(Caller *c) {
+    const float lr = 0.01f;
+    for (int64_t j = 0; j < OPT_FLOATS; j++)
+        if (c->params[j] != -state_grads[j] * lr) return 0;
+    return 1;
+}
+
 static pthread_barrier_t pair_barrier;
 static _Atomic long pair_refused;
 static double pair_deadline;
@@ -378,6 +392,12 @@ static void optimizer_pair(void) {
               iterations == before + steps.accepted && counts.seen <= iterations,
           "Optimizer Step x Iterations: %lld iterations after %ld more steps (seen: %lld)",
           (long long)iterations, steps.accepted, (long long)counts.seen);
+    Caller reads = caller("NNTKOptimizerGetState", optimizer_get_state, state_correct);
+    reads.params = calloc(OPT_FLOATS, sizeof(float));
+    if (reads.params == NULL) abort();
+    state_grads = steps.grads;
+    pair("Optimizer Step x GetState", &steps, &reads);
+    caller_free(&reads);
     free(steps.out);
     free(steps.dx);
     caller_free(&counts);

@@ -73,6 +73,40 @@ NNTK_API NNTKStatus NNTKOptimizerIterations(const NNTKOptimizer *optimizer, int6
  * optimizer.learning_rate); same rules as at creation. */
 NNTK_API NNTKStatus NNTKOptimizerSetLearningRate(NNTKOptimizer *optimizer, double learning_rate);
 
+/* The state, to save an optimizer and restore it (e.g. in a model file).
+ * Restoring the slots (SetState) and the step count (SetIterations) into a new
+ * optimizer created with the same hyperparameters makes its next steps
+ * bit-identical to the saved optimizer's.
+ *
+ * The state of a list of blocks (n_params, sizes, as passed to Step) is
+ * slot_count · Σ sizes floats, slot by slot: [m] for SGD, [m, v] for Adam and
+ * [m, v, v̂] with amsgrad; within a slot, block after block in list order.
+ * *count = that length for parameter_count = Σ sizes parameters (in
+ * [1, 2^31]). */
+NNTK_API NNTKStatus NNTKOptimizerStateSize(const NNTKOptimizer *optimizer, int64_t parameter_count,
+                                           int64_t *count);
+
+/* Copies the slots into state (count floats, count as StateSize gives for
+ * Σ sizes). Once the slots exist (after the first Step or SetState), n_params
+ * and sizes must be their list's; before, any valid list is accepted and the
+ * state is all zero (the slots the first step would create). On error nothing
+ * is written. */
+NNTK_API NNTKStatus NNTKOptimizerGetState(const NNTKOptimizer *optimizer, int64_t n_params,
+                                          const int64_t *sizes, float *state, int64_t count);
+
+/* Replaces the slots with state (count floats, laid out as above). Before the
+ * first step this creates the slots for the list (n_params, sizes), fixing the
+ * list every later Step must pass, as a first step would; after, the list must
+ * be theirs. The step count is left as it is. All arguments are checked first:
+ * on error nothing changes. */
+NNTK_API NNTKStatus NNTKOptimizerSetState(NNTKOptimizer *optimizer, int64_t n_params,
+                                          const int64_t *sizes, const float *state, int64_t count);
+
+/* Sets the number of completed steps (Adam's bias correction uses t =
+ * iterations + 1 at the next step); iterations in [0, 2^62], 0 being a new
+ * optimizer's. */
+NNTK_API NNTKStatus NNTKOptimizerSetIterations(NNTKOptimizer *optimizer, int64_t iterations);
+
 #ifdef __cplusplus
 }
 #endif

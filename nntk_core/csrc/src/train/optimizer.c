@@ -13,13 +13,17 @@
 /* Most parameter blocks one step may take. */
 #define MAX_BLOCKS ((int64_t)1 << 20)
 
+/* Largest step count SetIterations accepts: far beyond any training run, and
+ * t = iterations + 1 cannot overflow. */
+#define MAX_ITERATIONS ((int64_t)1 << 62)
+
 typedef enum OptimizerKind { KIND_SGD = 0, KIND_ADAM = 1 } OptimizerKind;
 
 struct NNTKOptimizer {
     uint32_t tag;
-    /* Set while Step, Iterations or SetLearningRate runs (nntk_call_enter):
-     * they change or read the step count, the slots and the learning rate, so
-     * a second call at the same time is refused. */
+    /* Set while any call but Create/Destroy runs (nntk_call_enter): they
+     * change or read the step count, the slots and the learning rate, so a
+     * second call at the same time is refused. */
     atomic_flag in_call;
     OptimizerKind kind;
     float learning_rate;
@@ -176,16 +180,13 @@ static void adam_block(const NNTKOptimizer *opt, int64_t n, float alpha, float *
     }
 }
 
-/* Checks the list of blocks against the optimizer (its shape after the first
- * step); touches nothing. */
-static NNTKStatus check_step(const char *fn, const NNTKOptimizer *opt, int64_t n_params,
-                             float *const *params, const float *const *grads, const int64_t *sizes,
-                             int64_t *total) {
+/* Checks a list of blocks (n_params, sizes) against the optimizer (its shape
+ * once slots exist); *total = Σ sizes. Touches nothing. */
+static NNTKStatus check_blocks(const char *fn, const NNTKOptimizer *opt, int64_t n_params,
+                               const int64_t *sizes, int64_t *total) {
     NNTKStatus s;
     /* GCOVR_EXCL_BR_START: argument validation */
     if ((s = nntk_check_size(fn, "n_params", n_params, MAX_BLOCKS)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "params", params)) != NNTK_OK) return s;
-    if ((s = nntk_check_pointer(fn, "grads", grads)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "sizes", sizes)) != NNTK_OK) return s;
     if (opt->n_params != 0 && n_params != opt->n_params)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
@@ -194,10 +195,6 @@ static NNTKStatus check_step(const char *fn, const NNTKOptimizer *opt, int64_t n
                          fn, (long long)n_params, (long long)opt->n_params);
     int64_t sum = 0;
     for (int64_t i = 0; i < n_params; i++) {
-        if (params[i] == NULL)
-            return nntk_fail(NNTK_ERROR_NULL_POINTER, "%s: params[%lld] is NULL", fn, (long long)i);
-        if (grads[i] == NULL)
-            return nntk_fail(NNTK_ERROR_NULL_POINTER, "%s: grads[%lld] is NULL", fn, (long long)i);
         if (sizes[i] < 1 || sizes[i] > NNTK_MAX_ELEMENTS)
             return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: sizes[%lld] must be in [1, %lld] (got %lld)",
                              fn, (long long)i, (long long)NNTK_MAX_ELEMENTS, (long long)sizes[i]);
@@ -214,6 +211,25 @@ static NNTKStatus check_step(const char *fn, const NNTKOptimizer *opt, int64_t n
                          (long long)NNTK_MAX_ELEMENTS);
     /* GCOVR_EXCL_BR_STOP */
     *total = sum;
+    return NNTK_OK;
+}
+
+/* Checks the arguments of a step; touches nothing. */
+static NNTKStatus check_step(const char *fn, const NNTKOptimizer *opt, int64_t n_params,
+                             float *const *params, const float *const *grads, const int64_t *sizes,
+                             int64_t *total) {
+    NNTKStatus s;
+    /* GCOVR_EXCL_BR_START: argument validation */
+    if ((s = nntk_check_pointer(fn, "params", params)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "grads", grads)) != NNTK_OK) return s;
+    if ((s = check_blocks(fn, opt, n_params, sizes, total)) != NNTK_OK) return s;
+    for (int64_t i = 0; i < n_params; i++) {
+        if (params[i] == NULL)
+            return nntk_fail(NNTK_ERROR_NULL_POINTER, "%s: params[%lld] is NULL", fn, (long long)i);
+        if (grads[i] == NULL)
+            return nntk_fail(NNTK_ERROR_NULL_POINTER, "%s: grads[%lld] is NULL", fn, (long long)i);
+    }
+    /* GCOVR_EXCL_BR_STOP */
     return NNTK_OK;
 }
 
@@ -305,6 +321,83 @@ NNTK_API NNTKStatus NNTKOptimizerSetLearningRate(NNTKOptimizer *optimizer, doubl
     if ((s = check_learning_rate(fn, learning_rate)) != NNTK_OK) return s;
     if ((s = nntk_call_enter(fn, "optimizer", &optimizer->in_call)) != NNTK_OK) return s;
     optimizer->learning_rate = (float)learning_rate;
+    nntk_call_leave(&optimizer->in_call);
+    return NNTK_OK;
+}
+
+/* Checks a state buffer's length against the list of blocks: count must be
+ * slot_count · total. */
+static NNTKStatus check_state_count(const char *fn, const NNTKOptimizer *opt, int64_t total,
+                                    int64_t count) {
+    /* GCOVR_EXCL_BR_START: argument validation */
+    if (count != opt->slot_count * total)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
+                         "%s: count must be %d slots x %lld parameters = %lld (got %lld)", fn,
+                         (int)opt->slot_count, (long long)total, (long long)(opt->slot_count * total),
+                         (long long)count);
+    /* GCOVR_EXCL_BR_STOP */
+    return NNTK_OK;
+}
+
+NNTK_API NNTKStatus NNTKOptimizerStateSize(const NNTKOptimizer *optimizer, int64_t parameter_count,
+                                           int64_t *count) {
+    static const char fn[] = "NNTKOptimizerStateSize";
+    NNTKStatus s;
+    if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
+    if ((s = nntk_check_size(fn, "parameter_count", parameter_count, NNTK_MAX_ELEMENTS)) != NNTK_OK)
+        return s;
+    if ((s = nntk_check_pointer(fn, "count", count)) != NNTK_OK) return s;
+    *count = optimizer->slot_count * parameter_count; /* slot_count is fixed at creation */
+    return NNTK_OK;
+}
+
+NNTK_API NNTKStatus NNTKOptimizerGetState(const NNTKOptimizer *optimizer, int64_t n_params,
+                                          const int64_t *sizes, float *state, int64_t count) {
+    static const char fn[] = "NNTKOptimizerGetState";
+    NNTKStatus s;
+    int64_t total = 0;
+    if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "state", state)) != NNTK_OK) return s;
+    /* The flag changes, not what the caller sees: const holds for the value. */
+    NNTKOptimizer *busy = (NNTKOptimizer *)optimizer;
+    if ((s = nntk_call_enter(fn, "optimizer", &busy->in_call)) != NNTK_OK) return s;
+    if ((s = check_blocks(fn, optimizer, n_params, sizes, &total)) == NNTK_OK &&
+        (s = check_state_count(fn, optimizer, total, count)) == NNTK_OK) {
+        for (int64_t j = 0; j < count; j++) /* before the first step: the zero slots it would create */
+            state[j] = optimizer->n_params != 0 ? optimizer->slots[j] : 0.0f;
+    }
+    nntk_call_leave(&busy->in_call);
+    return s;
+}
+
+NNTK_API NNTKStatus NNTKOptimizerSetState(NNTKOptimizer *optimizer, int64_t n_params,
+                                          const int64_t *sizes, const float *state, int64_t count) {
+    static const char fn[] = "NNTKOptimizerSetState";
+    NNTKStatus s;
+    int64_t total = 0;
+    if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "state", state)) != NNTK_OK) return s;
+    if ((s = nntk_call_enter(fn, "optimizer", &optimizer->in_call)) != NNTK_OK) return s;
+    if ((s = check_blocks(fn, optimizer, n_params, sizes, &total)) == NNTK_OK &&
+        (s = check_state_count(fn, optimizer, total, count)) == NNTK_OK &&
+        (optimizer->n_params != 0 || (s = create_slots(fn, optimizer, n_params, sizes, total)) == NNTK_OK)) {
+        for (int64_t j = 0; j < count; j++) optimizer->slots[j] = state[j];
+    }
+    nntk_call_leave(&optimizer->in_call);
+    return s;
+}
+
+NNTK_API NNTKStatus NNTKOptimizerSetIterations(NNTKOptimizer *optimizer, int64_t iterations) {
+    static const char fn[] = "NNTKOptimizerSetIterations";
+    NNTKStatus s;
+    if ((s = nntk_check_handle(fn, "optimizer", optimizer, OPTIMIZER_TAG)) != NNTK_OK) return s;
+    /* GCOVR_EXCL_BR_START: argument validation */
+    if (iterations < 0 || iterations > MAX_ITERATIONS)
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: iterations must be in [0, %lld] (got %lld)", fn,
+                         (long long)MAX_ITERATIONS, (long long)iterations);
+    /* GCOVR_EXCL_BR_STOP */
+    if ((s = nntk_call_enter(fn, "optimizer", &optimizer->in_call)) != NNTK_OK) return s;
+    optimizer->iterations = iterations;
     nntk_call_leave(&optimizer->in_call);
     return NNTK_OK;
 }
