@@ -124,7 +124,7 @@ def cmd_run(args) -> int:
     from hypothesis import settings
 
     from parity import profiles
-    from parity.runner import run_spec
+    from parity.spec_run import run_spec
 
     specs = _select_specs(args.layer)
     if args.report:

@@ -388,11 +388,11 @@ def record_training(directory: Path, on_case: Callable[[str], None] | None = Non
     """(Re)records every training fixture (losses, optimizers, train_step) into
     `directory` (normally fixtures/training/) with its own manifest; files no longer
     listed are removed. The cases are the specs' full option grids (no random draws)."""
-    from parity import training
+    from parity import training, training_spec
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    manifest = _new_manifest(training.SEED, 0, versions())
+    manifest = _new_manifest(training_spec.SEED, 0, versions())
     manifest["generated_by"] = "nntk-parity record --training"
     entries = []
     for spec in training.all_specs():

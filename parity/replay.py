@@ -36,8 +36,9 @@ from parity.fixtures import (
     load_manifest,
     read_entry,
 )
-from parity.runner import CaseResult, SpecRun
+from parity.runner import CaseResult
 from parity.spec import Case
+from parity.spec_run import SpecRun
 
 
 @dataclass(frozen=True)

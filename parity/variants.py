@@ -18,7 +18,7 @@ produces is
   arithmetic.
 
 The recorded call sequences run the variants too, each on a layer of its own in
-lockstep with the sequence's plain layer (parity.sequences.SequenceVariants).
+lockstep with the sequence's plain layer (parity.sequence_sides.SequenceVariants).
 
 A variant's comparisons join the case's, named `<quantity> (<variant>)` (e.g.
 `output:inference (inference handle)`), so a failure names the variant, the

@@ -31,8 +31,9 @@ import numpy as np
 from parity.compare import compare
 from parity.model_parity import STEP_TOLERANCE, ModelParity, compare_training
 from parity.model_training import TrainingRun, train_keras, train_native
-from parity.runner import CaseResult, SpecRun
+from parity.runner import CaseResult
 from parity.spec import Case
+from parity.spec_run import SpecRun
 
 DEFAULT_BATCH, DEFAULT_LENGTH = 4, 16
 # Keras loss names (strings and classes) -> the nntk loss class name, and the Keras

@@ -1,4 +1,4 @@
-"""The live run's diagnosis when many things fail (parity/runner.py run_spec): it keeps
+"""The live run's diagnosis when many things fail (parity/spec_run.py run_spec): it keeps
 going, groups the failures into distinct ones, shrinks each, reports "unsupported"
 apart, without TensorFlow: the cases run on a fake reference and fake native sides
 (named as such); hypothesis, the dense spec's strategy and the comparison are real."""
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from parity.runner import RAISED, UNSUPPORTED, check_case, run_spec
+from parity.runner import RAISED, UNSUPPORTED, check_case
 from parity.spec import SMALL_SIZE
+from parity.spec_run import run_spec
 from parity.specs import get_spec
 
 QUANTITIES = ("output:training", "grad:input", "grad:kernel")

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import nntk_core as nn
 from nntk_core._native import NNTKError, lib
-from parity import reference, training
+from parity import reference, training_losses
 from parity.compare import Tolerance
 
 # The bounds of the module doc (parity/compare.py); the worst errors seen are printed
@@ -50,11 +50,11 @@ LOSS_NAMES = {"mse": "mean_squared_error", "cce": "categorical_crossentropy"}
 
 
 def keras_loss(tfk, name: str, from_logits: bool):
-    return training.keras_loss(tfk[1], LOSS_NAMES[name], from_logits)
+    return training_losses.keras_loss(tfk[1], LOSS_NAMES[name], from_logits)
 
 
 def native_loss(name: str, from_logits: bool):
-    return training.native_loss(nn, LOSS_NAMES[name], from_logits)
+    return training_losses.native_loss(nn, LOSS_NAMES[name], from_logits)
 
 
 def keras_value_and_grad(tfk, name, from_logits, y_true, y_pred, dtype):

@@ -4,7 +4,7 @@ compiled library against real tf.keras (float32) and the float64 referee."""
 import pytest
 from hypothesis import settings
 
-from parity.runner import run_spec
+from parity.spec_run import run_spec
 from parity.specs import all_specs
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nntk_core as nn
-from parity.sequences import can_stream
+from parity.sequence_sides import can_stream
 from parity.specs import all_specs
 
 RECURRENT = [

@@ -24,7 +24,7 @@ from helpers import assert_close
 from parity import reference
 from parity.compare import Tolerance
 from parity.runner import NativeBackend, run_case
-from parity.sequences import can_stream
+from parity.sequence_sides import can_stream
 from parity.spec import Case
 from parity.specs import all_specs
 

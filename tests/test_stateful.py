@@ -41,20 +41,10 @@ from parity.fixtures import (
     write_bytes,
     write_manifest,
 )
+from parity.live_sequence import MAX_STREAM_STEPS, LiveSequence, extra_plans, plans, run_plan
 from parity.recurrent_spec import is_wild
-from parity.sequences import (
-    MAX_STREAM_STEPS,
-    MAX_TOTAL_BYTES,
-    SEQUENCES_DIR,
-    LiveSequence,
-    can_stream,
-    check_freshness,
-    extra_plans,
-    is_recurrent,
-    plans,
-    replay_sequences,
-    run_plan,
-)
+from parity.sequence_sides import can_stream, is_recurrent
+from parity.sequences import MAX_TOTAL_BYTES, SEQUENCES_DIR, check_freshness, replay_sequences
 from parity.specs import all_specs
 
 # Sequences per layer spec and calls per sequence. ci: ~30 s for all specs on one core.
@@ -78,7 +68,7 @@ def sample_settings() -> settings:
 
 
 def machine_for(spec, backend=None) -> type[RuleBasedStateMachine]:
-    """The state machine of one layer spec. `backend`: see parity.sequences.native_layer
+    """The state machine of one layer spec. `backend`: see parity.runner.native_layer
     (the harness self-test passes fakes)."""
 
     class SequenceMachine(RuleBasedStateMachine):
