@@ -272,11 +272,14 @@ def test_a_build_with_fewer_kernel_tables_asks_for_a_subset_of_the_kernel_produc
 
     full = spec.kernel_constants()
     generic_only = {k: v for k, v in full.items() if "." not in k or k.startswith("generic.")}
-    assert generic_only != full
     products = {}
     for name, constants in (("full", full), ("generic", generic_only)):
         spec.kernel_products.cache_clear()
         monkeypatch.setattr(spec, "kernel_constants", lambda c=constants: c)
         products[name] = set(spec.kernel_products())
     spec.kernel_products.cache_clear()
-    assert products["generic"] < products["full"]
+    assert products["generic"] <= products["full"]
+    # The default build has the SIMD tables too, whose products the portable build does
+    # not ask for; the portable build (the second CI test pass) has only the generic one.
+    if generic_only != full:
+        assert products["generic"] < products["full"]
