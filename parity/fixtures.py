@@ -276,6 +276,20 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     write_bytes(Path(directory) / MANIFEST, text.encode())
 
 
+def write_fixture_set(directory: Path, manifest: dict, entries: list[dict]) -> dict:
+    """Completes a freshly recorded set: `manifest` gets `entries` and their total size,
+    is written to `directory`, and every fixture file there it no longer lists is
+    removed. Returns the manifest. (The layer, training and sequence recorders.)"""
+    manifest["cases"] = entries
+    manifest["total_bytes"] = sum(int(e.get("bytes", 0)) for e in entries)
+    write_manifest(directory, manifest)
+    listed = {e["file"] for e in entries}
+    for path in sorted(Path(directory).glob("*.npz")):
+        if path.name not in listed:
+            path.unlink()
+    return manifest
+
+
 def entry_problem(entry) -> str:
     """What is wrong with a manifest entry's fields ('' if nothing)."""
     if not isinstance(entry, dict):

@@ -36,6 +36,7 @@ from parity.fixtures import (
     read_fixture,
     sha256_file,
     write_bytes,
+    write_fixture_set,
     write_manifest,
 )
 from parity.spec import Case, LayerSpec
@@ -241,14 +242,7 @@ def record(
             entries += record_spec(spec, directory, seed, random_count, regressions, on_case)
         elif partial:
             entries += [e for e in old_entries if e["layer"] == layer]
-    manifest["cases"] = entries
-    manifest["total_bytes"] = sum(int(e.get("bytes", 0)) for e in entries)
-    write_manifest(directory, manifest)
-    listed = {e["file"] for e in entries}
-    for path in sorted(directory.glob("*.npz")):  # fixtures no longer in the manifest
-        if path.name not in listed:
-            path.unlink()
-    return manifest
+    return write_fixture_set(directory, manifest, entries)
 
 
 def record_failure(directory: Path, case_arg: str) -> tuple[dict, Fixture]:
@@ -402,14 +396,7 @@ def record_training(directory: Path, on_case: Callable[[str], None] | None = Non
             entries.append(_entry(directory, fixture, fixture_bytes(fixture)))
             if on_case:
                 on_case(case.id)
-    manifest["cases"] = entries
-    manifest["total_bytes"] = sum(e["bytes"] for e in entries)
-    write_manifest(directory, manifest)
-    listed = {e["file"] for e in entries}
-    for path in sorted(directory.glob("*.npz")):
-        if path.name not in listed:
-            path.unlink()
-    return manifest
+    return write_fixture_set(directory, manifest, entries)
 
 
 def check_training_freshness(directory: Path, per_spec: int = 1) -> tuple[list[str], int]:

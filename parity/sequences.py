@@ -62,7 +62,7 @@ from parity.fixtures import (
     read_entry,
     sha256_file,
     write_bytes,
-    write_manifest,
+    write_fixture_set,
 )
 from parity.live_sequence import (
     LiveSequence,
@@ -125,15 +125,10 @@ def record(directory: Path, specs: list[LayerSpec] | None = None, on_sequence=No
         "versions": versions(),
         "reference_settings": apply(),
         **environment(),
-        "total_bytes": sum(e["bytes"] for e in entries),
-        "cases": entries,
+        "total_bytes": 0,  # keys in the recorded order; filled by write_fixture_set
+        "cases": [],
     }
-    write_manifest(out, manifest)
-    listed = {e["file"] for e in entries}
-    for path in sorted(out.glob("*.npz")):
-        if path.name not in listed:
-            path.unlink()
-    return manifest
+    return write_fixture_set(out, manifest, entries)
 
 
 def check_freshness(directory: Path, seq: LiveSequence) -> list[str]:
