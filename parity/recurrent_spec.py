@@ -17,7 +17,6 @@ from parity.spec import (
     LayerSpec,
     around,
     boundaries,
-    float32_range,
     kernel_constants,
     sizes,
     tile_heights,
@@ -295,7 +294,7 @@ class RecurrentSpec(LayerSpec):
         weight_names = self.weight_names_of(layer.trainable_weights)
         for name, grad in zip(weight_names, grads[1 + n_init :], strict=True):
             quantities[f"grad:{name}"] = grad
-        return float32_range(quantities)
+        return quantities
 
     def run_native(self, layer, x, upstream, names, states=()):
         initial = list(states) or None

@@ -571,7 +571,7 @@ class LayerSpec:
             strict=True,
         ):
             quantities[f"state:{name}"] = var.numpy()  # a snapshot, not the live variable
-        return float32_range(quantities)
+        return quantities
 
     def run_native(
         self, layer, x: np.ndarray, upstream: list[np.ndarray], names: list[str], states=()

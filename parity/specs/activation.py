@@ -105,11 +105,12 @@ class ActivationSpec(LayerSpec):
         there the referee's gradient is dy·inf too (nan where dy = 0, as Keras)."""
         quantities = super().run_keras(tf, layer, x, upstream, states)
         if layer.get_config()["activation"] == "exponential":
-            y = quantities["output:training"]
-            overflowed = np.isinf(y) & np.isfinite(np.asarray(x, np.float64))
-            with np.errstate(invalid="ignore"):
+            y = np.asarray(quantities["output:training"])
+            with np.errstate(over="ignore", invalid="ignore"):
+                y32 = y.astype(np.float32)  # what float32 gives (the referee's y is mapped
+                overflowed = np.isinf(y32) & np.isfinite(np.asarray(x, np.float64))  # later)
                 quantities["grad:input"] = np.where(
-                    overflowed, y * upstream[0], quantities["grad:input"]
+                    overflowed, y32.astype(y.dtype) * upstream[0], quantities["grad:input"]
                 )
         return quantities
 
