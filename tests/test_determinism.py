@@ -185,22 +185,25 @@ def test_layers_in_concurrent_threads_match_serial_use(name):
 def test_each_thread_sees_its_own_last_error():
     lib = _native.lib
     raw = ctypes.CDLL(str(_native.library_path()))  # without the binding's errcheck
-    layer = nn.Dense(3, input_dim=4)
-    layer(np.zeros((1, 4)))
-    handle = layer._handle
+    threads = 6
+    # One layer per thread: a handle takes one call at a time and refuses an overlapping
+    # one (NNTK_ERROR_INVALID_STATE, docs/DESIGN.md §3), so a shared handle would mix
+    # that refusal into what this test isolates, the per-thread last error.
+    layers = [nn.Dense(3, input_dim=4) for _ in range(threads)]
+    for layer in layers:
+        layer(np.zeros((1, 4)))
     apply = raw.NNTKDenseApplyInference
     apply.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                       ctypes.c_void_p]  # fmt: skip
     x = np.zeros(4 * 8, np.float32)
     y = np.zeros(3 * 8, np.float32)
-    threads = 6
     barrier = threading.Barrier(threads)
 
     def work(i):
         barrier.wait()
         seen = []
         for _ in range(300):
-            status = apply(handle, -(i + 1), 1, x.ctypes.data, y.ctypes.data)
+            status = apply(layers[i]._handle, -(i + 1), 1, x.ctypes.data, y.ctypes.data)
             seen.append((status, lib.NNTKLastError().decode()))
         lib.NNTKClearError()
         return seen, lib.NNTKLastError().decode()
