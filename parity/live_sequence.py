@@ -12,11 +12,12 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import Comparison
 from parity.reference import CaseData
 from parity.runner import compare_quantities, native_layer
 from parity.sequence_sides import KerasSide, NativeSide, Op, can_stream, is_recurrent
-from parity.spec import Case, LayerSpec, float32_range
+from parity.spec import LayerSpec, float32_range
 
 # Streamed chunks carried from one to the next add up to one long sequence; every
 # recurrent config's tolerance covers at least 16 steps (recurrent_spec.py: the

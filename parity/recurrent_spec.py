@@ -9,25 +9,15 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
+from parity.blocking import around, boundaries, kernel_constants, tile_heights
+from parity.case import Bucket, Case
 from parity.compare import Tolerance
-from parity.spec import (
-    SMALL_SIZE,
-    Bucket,
-    Case,
-    LayerSpec,
-    around,
-    boundaries,
-    kernel_constants,
-    sizes,
-    tile_heights,
-)
-from parity.specs.dense import keras_activation
+from parity.spec import LayerSpec
+from parity.spec_fields import SMALL_SIZE, Draw, sizes
 
-# Activations drawn for the layer's output and for its gates. Every Activation-layer
-# function works natively; these are the ones that keep a 64-step recurrence bounded
-# (exponential, softplus-like growth and softmax over units are exercised by the
-# Activation and Dense specs).
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "hard_sigmoid", "linear", "softsign", "elu", "swish")
+# Gate functions drawn (the activations drawn are every described one but
+# MORE_ACTIVATIONS and NEVER_ACTIVATIONS: the ones that keep a 64-step recurrence
+# bounded; every Activation-layer function works natively).
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "softsign")
 
 # Gate functions with values in [0, 1] make every step a convex blend; the others
@@ -40,7 +30,16 @@ BOUNDED_GATES = ("sigmoid", "hard_sigmoid")
 # Functions never drawn, run once each by the sweep (RecurrentSpec.sweep_cases).
 MORE_ACTIVATIONS = ("selu", "softplus", "gelu", "relu6", "leaky_relu", "softmax")
 MORE_GATES = ("relu", "linear")
+# Activations a recurrence never runs here: exponential's growth over 64 steps
+# overflows, and the tanh-approximated gelu is gelu's cell path with another
+# function (both are exercised by the Activation and Dense specs).
+NEVER_ACTIVATIONS = ("exponential", "gelu_approximate")
 BOUNDED_ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "softsign")
+ACTIVATION_DRAW = Draw(without=(*MORE_ACTIVATIONS, *NEVER_ACTIVATIONS))
+GATE_DRAW = Draw(values=RECURRENT_ACTIVATIONS)
+# LSTM's unit_forget_bias sets only the initial bias (Keras's forget-gate ones),
+# and the suite sets every weight itself: both values compute the same.
+UNIT_FORGET_BIAS = Draw(fixed="only the initial bias, which every case sets")
 
 
 def is_wild(config: dict) -> bool:
@@ -49,8 +48,6 @@ def is_wild(config: dict) -> bool:
         or config.get("recurrent_activation", "sigmoid") not in BOUNDED_GATES
     )
 
-
-FLAGS = ("use_bias", "return_sequences", "go_backwards", "return_state")
 
 # Real sequence lengths at batch 1 (>= 200 steps): many inference projection blocks
 # of recurrent_projection_steps and a partial one (201 = 6·32 + 9).
@@ -79,21 +76,16 @@ class RecurrentSpec(LayerSpec):
     scales = {"realistic": 1.0, "large": 2.0}
     batch_range = (1, 8)
     steps_range = (1, 64)
-    keras_class = ""  # "SimpleRNN", "GRU", "LSTM"
     n_states = 1  # h; LSTM: h, c
     gates = ("",)  # column blocks of the kernels, in Keras order
-    has_recurrent_activation = False
     tolerances = TOLERANCES
+    base_values = {"units": 5, "input_dim": 4, "return_sequences": True}
+    draws = {"activation": ACTIVATION_DRAW}
 
     # -- drawing ---------------------------------------------------------------------------
     def config_strategy(self):
-        fields = {
-            "activation": st.sampled_from(ACTIVATIONS),
-            **{flag: st.booleans() for flag in FLAGS},
-        }
-        if self.has_recurrent_activation:
-            fields["recurrent_activation"] = st.sampled_from(RECURRENT_ACTIVATIONS)
-        fields.update(self.more_options())
+        fields = self.field_strategies()
+        del fields["units"], fields["input_dim"]
 
         def with_sizes(config):
             # Wild configs keep to small sizes too: a growing recurrence over more
@@ -107,9 +99,6 @@ class RecurrentSpec(LayerSpec):
             )
 
         return st.fixed_dictionaries(fields).flatmap(with_sizes)
-
-    def more_options(self) -> dict:
-        return {}
 
     def steps_strategy(self, config):
         # Mostly short sequences (fast, and where off-by-one bugs show), some long.
@@ -142,7 +131,7 @@ class RecurrentSpec(LayerSpec):
         turns = self.options.get("reset_after", (None,))
         for i, activation in enumerate(MORE_ACTIVATIONS):
             values = {"activation": activation, "units": 2, "input_dim": 2}
-            if self.has_recurrent_activation and i < len(MORE_GATES):
+            if "recurrent_activation" in self.options and i < len(MORE_GATES):
                 values["recurrent_activation"] = MORE_GATES[i]
                 if turns[0] is not None:
                     values["reset_after"] = turns[i % len(turns)]
@@ -227,33 +216,6 @@ class RecurrentSpec(LayerSpec):
             return []
         shape = (case.batch, case.config["units"])
         return [(0.5 * rng.standard_normal(shape)).astype(np.float32) for _ in range(self.n_states)]
-
-    # -- building --------------------------------------------------------------------------
-    def keras_kwargs(self, keras, config) -> dict:
-        kwargs = {
-            "activation": keras_activation(keras, config["activation"]),
-            **{flag: config[flag] for flag in FLAGS},
-        }
-        if self.has_recurrent_activation:
-            kwargs["recurrent_activation"] = keras_activation(keras, config["recurrent_activation"])
-        return kwargs
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        layer = getattr(keras.layers, self.keras_class)(
-            config["units"], dtype=dtype, **self.keras_kwargs(keras, config)
-        )
-        layer.build(input_shape)
-        return layer
-
-    def native_kwargs(self, config) -> dict:
-        kwargs = {"activation": config["activation"], **{flag: config[flag] for flag in FLAGS}}
-        if self.has_recurrent_activation:
-            kwargs["recurrent_activation"] = config["recurrent_activation"]
-        return kwargs
-
-    def build_native(self, nn, config):
-        cls = getattr(nn, self.layer_class)
-        return cls(config["units"], input_dim=config["input_dim"], **self.native_kwargs(config))
 
     # -- running ---------------------------------------------------------------------------
     def output_names_of(self, layer) -> list[str]:

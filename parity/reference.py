@@ -14,7 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from parity import settings
-from parity.spec import Case, LayerSpec, float32_range
+from parity.case import Case
+from parity.spec import LayerSpec, float32_range
 
 
 @dataclass

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parity.case import Case
 from parity.fixtures import (
     MANIFEST,
     FixtureError,
@@ -37,7 +38,6 @@ from parity.fixtures import (
     read_entry,
 )
 from parity.runner import CaseResult
-from parity.spec import Case
 from parity.spec_run import SpecRun
 
 

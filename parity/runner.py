@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import Comparison, compare, worst_elements
-from parity.spec import Case, LayerSpec
+from parity.spec import LayerSpec
 
 
 class NativeBackend:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from parity.case import Case
 from parity.findings import Finding, case_size, clean_values, findings_message, hashable
 from parity.runner import RAISED, UNSUPPORTED, CaseResult, run_case
-from parity.spec import Case, LayerSpec
+from parity.spec import LayerSpec
 
 
 @dataclass

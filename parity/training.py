@@ -23,7 +23,7 @@ Three kinds of spec, each a grid of options:
 Each spec's fixtures are the full product of its valid option combinations, so no
 option has a single value across a spec's fixtures, alone or together with any other
 option (`missing_pairs` checks that on replay). Tolerances are declared on each spec
-with their reasons. Case ids are `parity.spec.Case` ids (`adam?amsgrad=true&...`).
+with their reasons. Case ids are `parity.case.Case` ids (`adam?amsgrad=true&...`).
 
 Nothing at module level imports TensorFlow: `reference()` does, lazily (recording and
 freshness only); replay needs `run_native` alone.
@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import compare
 from parity.fixtures import ArrayData
 from parity.model_training import OPTIMIZERS
-from parity.spec import Case
 from parity.training_losses import LossSpec
 from parity.training_optimizers import AdamSpec, SGDSpec
 from parity.training_spec import TrainingSpec, tf_and_keras

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import Tolerance
 from parity.fixtures import ArrayData
-from parity.spec import Case
 from parity.training_spec import TrainingSpec, tf_and_keras
 
 

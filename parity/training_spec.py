@@ -7,9 +7,9 @@ import itertools
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import Tolerance
 from parity.fixtures import ArrayData
-from parity.spec import Case
 
 SEED = 20240611
 

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from parity import runner
+from parity.case import Case
 from parity.compare import Comparison, Tolerance, compare
 from parity.runner import CaseResult
-from parity.spec import Case
 
 # A reserved capacity larger than most fixtures' calls and smaller than the long ones
 # (rows B*T up to 8*16 = 128; T up to 16 for a recurrent cache): calls inside the

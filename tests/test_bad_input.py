@@ -477,8 +477,8 @@ def test_activation_edges_match_keras_float32(activation):
     tf.keras float32 (NaN where it has NaN; the kink decisions as float32 makes them,
     e.g. hard_sigmoid passes the gradient at 2.5000002 because 0.2x + 0.5 rounds to 1)."""
     from parity.reference import keras, tensorflow
+    from parity.spec_fields import keras_activation
     from parity.specs.activation import KINKS
-    from parity.specs.dense import keras_activation
 
     tf, k = tensorflow(), keras()
     kinks = np.concatenate([KINKS, [1.0, -1.0]]).astype(np.float32)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from parity.case import Case
 from parity.compare import EPS32, Tolerance, compare
-from parity.spec import Case
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4, k=8)
 

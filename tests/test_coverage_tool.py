@@ -264,7 +264,7 @@ def test_every_gemm_call_keeps_the_contract_the_dead_code_went_for():
 
 
 def test_a_build_with_fewer_kernel_tables_asks_for_a_subset_of_the_kernel_products(monkeypatch):
-    """The Conv1D kernel-product buckets (parity.spec.kernel_products) of a build without
+    """The Conv1D kernel-product buckets (parity.blocking.kernel_products) of a build without
     the SIMD tables (the portable build: mutation testing replays on it) are among those
     the fixtures were recorded for with every table, or its replay would report missing
     buckets."""

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from parity.runner import RAISED, UNSUPPORTED, check_case
-from parity.spec import SMALL_SIZE
+from parity.spec_fields import SMALL_SIZE
 from parity.spec_run import run_spec
 from parity.specs import get_spec
 

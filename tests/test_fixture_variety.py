@@ -25,8 +25,10 @@ import itertools
 import pytest
 from helpers import FIXTURES, manifest
 
-from parity.spec import PAIRWISE_MAX_VALUES, Case, LayerSpec, hashable
+from parity.case import Case, hashable
+from parity.spec import LayerSpec
 from parity.specs import all_specs
+from parity.sweep import PAIRWISE_MAX_VALUES
 
 SPECS = all_specs()
 

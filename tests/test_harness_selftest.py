@@ -18,8 +18,8 @@ from training_fakes import (
     replay_with,
 )
 
+from parity.case import Case
 from parity.runner import NativeBackend, run_case
-from parity.spec import Case
 from parity.specs import get_spec
 
 pytestmark = pytest.mark.tf

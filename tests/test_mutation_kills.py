@@ -222,7 +222,7 @@ def test_batch_times_steps_beyond_the_largest_tensor_is_refused():
 
 def test_kernel_constants_describe_every_table_this_machine_runs():
     """The specs derive their kernel-boundary shape buckets from NNTKKernelConstants
-    (parity.spec.boundaries): a table missing from the text, or a zero constant, drops
+    (parity.blocking.boundaries): a table missing from the text, or a zero constant, drops
     those buckets silently (fewer cases recorded and required, every check still green).
     Kills src/core/ops.c:252 `defined(NNTK_X86_KERNELS)` -> `defined(NNTK_X1_KERNELS)` (the
     AVX2 and AVX-512 tables not described) and core/kernels_impl.inc:527

@@ -22,10 +22,10 @@ import pytest
 from helpers import assert_close
 
 from parity import reference
+from parity.case import Case
 from parity.compare import Tolerance
 from parity.runner import NativeBackend, run_case
 from parity.sequence_sides import can_stream
-from parity.spec import Case
 from parity.specs import all_specs
 
 pytestmark = pytest.mark.tf

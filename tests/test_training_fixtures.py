@@ -15,9 +15,9 @@ from training_fakes import FakeNN, fake_losses, fake_optimizers, replay_with
 
 import nntk_core as nn
 from parity import training
+from parity.case import Case
 from parity.fixtures import read_fixture
 from parity.replay import replay
-from parity.spec import Case
 
 TRAINING = FIXTURES / training.SUBDIR
 

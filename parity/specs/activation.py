@@ -3,10 +3,9 @@
 import numpy as np
 from hypothesis import strategies as st
 
-from nntk_core.activations import ACTIVATIONS
+from parity.case import Bucket
 from parity.compare import Tolerance
-from parity.spec import SCALES, Bucket, LayerSpec, sizes
-from parity.specs.dense import keras_activation
+from parity.spec import SCALES, LayerSpec
 
 # Points where an activation has a kink or switches formula: TF's gradient
 # conventions there (relu'(0) = 0, hard_sigmoid'(±2.5) = 0.2, relu6'(6) = 0,
@@ -47,8 +46,7 @@ class ActivationSpec(LayerSpec):
     name = "activation"
     layer_class = "Activation"
     ranks = (2, 3)
-    base_config = {"activation": "tanh", "input_dim": 6}
-    options = {"activation": ACTIVATIONS, "rank": (2, 3)}
+    base_values = {"activation": "tanh", "input_dim": 6}
     tolerances = {
         "output": Tolerance(
             atol=1e-6, rtol=1e-5, reason="one libm float32 function per element (<= a few ulp)"
@@ -59,11 +57,6 @@ class ActivationSpec(LayerSpec):
             reason="derivative from the forward value: a few float32 ulp per element",
         ),
     }
-
-    def config_strategy(self):
-        return st.fixed_dictionaries(
-            {"activation": st.sampled_from(ACTIVATIONS), "input_dim": sizes()}
-        )
 
     extra_options = {"kinks": (True, False)}
 
@@ -89,14 +82,6 @@ class ActivationSpec(LayerSpec):
 
     def extra_buckets(self):
         return [Bucket.config("input_dim", 1)]  # softmax over one feature: 1, zero gradient
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        layer = keras.layers.Activation(keras_activation(keras, config["activation"]), dtype=dtype)
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.Activation(config["activation"], input_dim=config["input_dim"])
 
     def run_keras(self, tf, layer, x, upstream, states=()):
         """The exponential's gradient is dy·y with y = exp(x) (Keras, nntk): where y

@@ -14,7 +14,6 @@ from parity.specs.max_pool1d import MaxPool1dSpec
 class AveragePool1dSpec(MaxPool1dSpec):
     name = "average_pool1d"
     layer_class = "AveragePool1d"
-    keras_class = "AveragePooling1D"
     # nntk sums a window (<= 6 steps) in double and divides once; Keras float32 sums
     # in float32. The gradient is float32 d_out/n added over <= pool_size windows,
     # in TF's order; the referee is float64.

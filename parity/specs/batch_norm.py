@@ -11,8 +11,11 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
+from parity.blocking import around, kernel_constants
+from parity.case import Bucket
 from parity.compare import Tolerance
-from parity.spec import SCALES, Bucket, LayerSpec, around, kernel_constants, sizes
+from parity.spec import SCALES, LayerSpec
+from parity.spec_fields import Draw
 
 # (offset, spread) of the inputs: ordinary data, a large common offset with a
 # small spread (the case that breaks one-pass variance), and a larger negative
@@ -28,14 +31,14 @@ class BatchNormSpec(LayerSpec):
     name = "batch_norm"
     layer_class = "BatchNorm"
     ranks = (2, 3)
-    base_config = {"input_dim": 4, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True}
-    options = {
-        "center": (True, False),
-        "scale": (True, False),
-        "rank": (2, 3),
-        # no update and a full overwrite of the moving statistics; a large epsilon
-        "momentum": (0.99, 0.0, 1.0),
-        "epsilon": (1e-3, 0.1),
+    base_values = {"input_dim": 4}
+    keras_fixed = {"axis": -1}  # nntk normalises the last axis
+    draws = {
+        # swept as described: the default, no update (1.0) and a full overwrite of the
+        # moving statistics (0.0); drawn also at typical values and anywhere in [0, 1]
+        "momentum": Draw(points=(0.9, 0.5)),
+        # the default and a large one swept; drawn also at a small one and in [1e-6, 1]
+        "epsilon": Draw(more=(0.1,), points=(1e-5,), within=(1e-6, 1.0)),
     }
     # Normalisation is elementwise after two reductions over N = B*T <= 128 values;
     # nntk accumulates the statistics in double. Keras float32 computes
@@ -46,19 +49,6 @@ class BatchNormSpec(LayerSpec):
         "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums over N = B*T <= 200 positions"),
         "state": Tolerance(atol=1e-6, rtol=1e-5, reason="a lerp of double-accumulated statistics"),
     }
-
-    def config_strategy(self):
-        return st.fixed_dictionaries(
-            {
-                "input_dim": sizes(),
-                "momentum": st.sampled_from((0.99, 0.9, 0.5, 0.0, 1.0))
-                | st.floats(0.0, 1.0, allow_subnormal=False),
-                "epsilon": st.sampled_from((1e-3, 1e-5, 0.1))
-                | st.floats(1e-6, 1.0, allow_subnormal=False),
-                "center": st.booleans(),
-                "scale": st.booleans(),
-            }
-        )
 
     extra_options = {"inputs": tuple(INPUT_KINDS)}
 
@@ -154,27 +144,6 @@ class BatchNormSpec(LayerSpec):
         if name == "moving_variance":
             return rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
         return super().draw_weight(name, shape, scale, rng)
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        layer = keras.layers.BatchNormalization(
-            axis=-1,
-            momentum=config["momentum"],
-            epsilon=config["epsilon"],
-            center=config["center"],
-            scale=config["scale"],
-            dtype=dtype,
-        )
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.BatchNorm(
-            input_dim=config["input_dim"],
-            momentum=config["momentum"],
-            epsilon=config["epsilon"],
-            center=config["center"],
-            scale=config["scale"],
-        )
 
     @staticmethod
     def _store_state_as_float32(tf, layer):

@@ -3,18 +3,26 @@
 before merging, weights forward then backward, states forward then backward."""
 
 from dataclasses import replace
+from functools import cache
 
 import numpy as np
-from hypothesis import strategies as st
 
-from parity.recurrent_spec import ACTIVATIONS, FLAGS, RECURRENT_ACTIVATIONS, RecurrentSpec
-from parity.spec import Bucket, around, boundaries, kernel_constants
-from parity.specs.dense import keras_activation
+from parity.blocking import around, boundaries, kernel_constants
+from parity.case import Bucket
+from parity.recurrent_spec import ACTIVATION_DRAW, GATE_DRAW, UNIT_FORGET_BIAS, RecurrentSpec
+from parity.spec_fields import ENUM, Argument, keras_arguments, layer_arguments
 
-INNER_KERAS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
-INNER_NATIVE = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+@cache
+def inner_types() -> dict:
+    """The layers it wraps: every described layer type with states that is no wrapper
+    itself, by the name of its spec ("gru": the GRU type)."""
+    from nntk_core._native import LAYERS
+
+    return {t.name.lower(): t for t in LAYERS.values() if t.has_states and not t.wraps}
+
+
 GATES = {"rnn": ("",), "gru": ("z", "r", "h"), "lstm": ("i", "f", "c", "o")}
-MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def _is_lstm(layer) -> bool:
@@ -26,38 +34,33 @@ def _is_lstm(layer) -> bool:
 class BidirectionalSpec(RecurrentSpec):
     name = "bidirectional"
     layer_class = "Bidirectional"
-    has_recurrent_activation = True
     # A wrapped SimpleRNN is chaotic with large weights (see specs/rnn.py).
     scales = {"realistic": 1.0, "large": 1.5}
     steps_range = (1, 32)
-    base_config = {
-        "layer": "gru",
-        "merge_mode": "concat",
-        "units": 5,
-        "input_dim": 4,
-        "activation": "tanh",
-        "recurrent_activation": "sigmoid",
-        "use_bias": True,
-        "reset_after": True,
-        "return_sequences": True,
-        "go_backwards": False,
-        "return_state": False,
-    }
-    options = {
-        "layer": tuple(INNER_KERAS),
-        "merge_mode": MERGE_MODES,
-        "activation": ACTIVATIONS,
-        "recurrent_activation": RECURRENT_ACTIVATIONS,
-        "reset_after": (True, False),
-        **{flag: (True, False) for flag in FLAGS},
+    base_values = {"layer": "gru", "units": 5, "input_dim": 4, "return_sequences": True}
+    draws = {
+        "activation": ACTIVATION_DRAW,
+        "recurrent_activation": GATE_DRAW,
+        "unit_forget_bias": UNIT_FORGET_BIAS,
     }
 
-    def more_options(self):
-        return {
-            "layer": st.sampled_from(tuple(INNER_KERAS)),
-            "merge_mode": st.sampled_from(MERGE_MODES),
-            "reset_after": st.booleans(),
-        }
+    def arguments(self):
+        """Its own (merge_mode), the wrapped layer's spec name (`layer`), and every
+        argument of the layers it wraps (a config holds them all; each inner layer
+        takes its own)."""
+        inner = {}
+        for name in inner_types():
+            inner.update({a.name: a for a in self.inner_arguments(name)})
+        wrapped = Argument("layer", ENUM, None, required=True, names=tuple(inner_types()))
+        return [*layer_arguments(self.layer_class), wrapped, *inner.values()]
+
+    def inner_arguments(self, layer: str) -> list[Argument]:
+        return layer_arguments(inner_types()[layer].name)
+
+    def inner_config(self, config) -> dict:
+        """The wrapped layer's arguments in a config."""
+        names = {a.name for a in self.inner_arguments(config["layer"])}
+        return {k: v for k, v in config.items() if k in names}
 
     directions = 2
 
@@ -68,8 +71,8 @@ class BidirectionalSpec(RecurrentSpec):
         around the other inner layers in turn, initial states given every other
         case. Small (2 units, 2 features, 4 steps): the fixture set's budget."""
         cases = super().sweep_cases()
-        others = [layer for layer in INNER_KERAS if layer != self.base_config["layer"]]
-        for i, merge_mode in enumerate(MERGE_MODES):
+        others = [layer for layer in inner_types() if layer != self.base_config["layer"]]
+        for i, merge_mode in enumerate(self.options["merge_mode"]):
             values = {
                 "layer": others[i % len(others)],
                 "merge_mode": merge_mode,
@@ -125,29 +128,14 @@ class BidirectionalSpec(RecurrentSpec):
         count = 2 * (2 if case.config["layer"] == "lstm" else 1)
         return [(0.5 * rng.standard_normal(shape)).astype(np.float32) for _ in range(count)]
 
-    def _inner_kwargs(self, config) -> dict:
-        kwargs = {"activation": config["activation"], **{f: config[f] for f in FLAGS}}
-        if config["layer"] != "rnn":
-            kwargs["recurrent_activation"] = config["recurrent_activation"]
-        if config["layer"] == "gru":
-            kwargs["reset_after"] = config["reset_after"]
-        return kwargs
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        kwargs = self._inner_kwargs(config)
-        for key in ("activation", "recurrent_activation"):
-            if key in kwargs:
-                kwargs[key] = keras_activation(keras, kwargs[key])
-        inner_class = getattr(keras.layers, INNER_KERAS[config["layer"]])
-        inner = inner_class(config["units"], dtype=dtype, **kwargs)
-        layer = keras.layers.Bidirectional(inner, merge_mode=config["merge_mode"], dtype=dtype)
-        layer.build(input_shape)
-        return layer
+    def keras_layer(self, keras, config, dtype):
+        inner_class = getattr(keras.layers, inner_types()[config["layer"]].keras_name)
+        arguments = keras_arguments(keras, self.inner_arguments(config["layer"]), config)
+        inner = inner_class(**arguments, dtype=dtype)
+        return keras.layers.Bidirectional(inner, merge_mode=config["merge_mode"], dtype=dtype)
 
     def build_native(self, nn, config):
-        inner = getattr(nn, INNER_NATIVE[config["layer"]])(
-            config["units"], input_dim=config["input_dim"], **self._inner_kwargs(config)
-        )
+        inner = getattr(nn, inner_types()[config["layer"]].name)(**self.inner_config(config))
         return nn.Bidirectional(inner, merge_mode=config["merge_mode"])
 
     def weight_names_of(self, variables):

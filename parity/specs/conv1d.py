@@ -4,21 +4,11 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from nntk_core.activations import ACTIVATIONS
+from parity.blocking import around, boundaries, kernel_products, tile_heights
+from parity.case import Bucket, Case
 from parity.compare import Tolerance
-from parity.spec import (
-    Bucket,
-    Case,
-    LayerSpec,
-    around,
-    boundaries,
-    kernel_products,
-    sizes,
-    tile_heights,
-)
-from parity.specs.dense import keras_activation
-
-PADDINGS = ("valid", "same", "causal")
+from parity.spec import LayerSpec
+from parity.spec_fields import Draw
 
 
 def effective_kernel(config: dict) -> int:
@@ -67,23 +57,13 @@ class Conv1dSpec(LayerSpec):
     layer_class = "Conv1d"
     ranks = (3,)
     steps_range = (1, 16)
-    base_config = {
-        "filters": 4,
-        "input_dim": 3,
-        "kernel_size": 3,
-        "strides": 1,
-        "padding": "valid",
-        "dilation_rate": 1,
-        "activation": "linear",
-        "use_bias": True,
-    }
-    options = {
-        "padding": PADDINGS,
-        "strides": (1, 2, 3),
-        "dilation_rate": (1, 2, 3),
-        "kernel_size": (1, 2, 3, 4, 5),
-        "activation": ACTIVATIONS,
-        "use_bias": (True, False),
+    base_values = {"filters": 4, "input_dim": 3, "kernel_size": 3}
+    # Short kernels, strides and dilations: every padding's edge cases show there
+    # (the kernels longer than the input are buckets below); the sizes are drawn.
+    draws = {
+        "kernel_size": Draw(values=(1, 2, 3, 4, 5)),
+        "strides": Draw(values=(1, 2, 3)),
+        "dilation_rate": Draw(values=(1, 2, 3)),
     }
     # A K = kernel_size*C_in <= 800 term dot product per output (5 taps of up to 160
     # channels); weight gradients sum B*out_steps <= 224 such products (float32
@@ -92,25 +72,6 @@ class Conv1dSpec(LayerSpec):
         "output": Tolerance(atol=5e-6, rtol=5e-5, reason="K<=800 float32 dot product + activation"),
         "grad": Tolerance(atol=1e-5, rtol=1e-4, reason="sums of B*out_steps products"),
     }
-
-    def config_strategy(self):
-        @st.composite
-        def configs(draw):
-            strides = draw(st.sampled_from((1, 2, 3)))
-            # Keras rejects strides > 1 together with dilation_rate > 1.
-            dilation = 1 if strides > 1 else draw(st.sampled_from((1, 2, 3)))
-            return {
-                "filters": draw(sizes()),
-                "input_dim": draw(sizes()),
-                "kernel_size": draw(st.integers(1, 5)),
-                "strides": strides,
-                "padding": draw(st.sampled_from(PADDINGS)),
-                "dilation_rate": dilation,
-                "activation": draw(st.sampled_from(ACTIVATIONS)),
-                "use_bias": draw(st.booleans()),
-            }
-
-        return configs()
 
     def sweep_cases(self):
         """The sweep, plus: every residue of the length modulo the strides; kernels
@@ -123,7 +84,7 @@ class Conv1dSpec(LayerSpec):
         small = {"input_dim": 1, "filters": 2}  # the fixture set's budget
         # same padding splits its padding by the residue: every one; valid and causal
         # the residues of stride 3
-        for padding in PADDINGS:
+        for padding in self.options["padding"]:
             for strides in (2, 3) if padding == "same" else (3,):
                 for residue in range(strides):
                     config = {"padding": padding, "strides": strides, "kernel_size": 4 - residue}
@@ -149,6 +110,7 @@ class Conv1dSpec(LayerSpec):
         return effective_kernel(config) + 4
 
     def adjust_sweep_config(self, config):
+        # Keras rejects strides > 1 together with dilation_rate > 1.
         if config["strides"] > 1:
             config["dilation_rate"] = 1
         return config
@@ -220,32 +182,6 @@ class Conv1dSpec(LayerSpec):
         output steps."""
         config = {**case.config, **config, "padding": "valid", "strides": 1, "dilation_rate": 1}
         return replace(case, batch=1, steps=out_steps + effective_kernel(config) - 1, config=config)
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        layer = keras.layers.Conv1D(
-            config["filters"],
-            config["kernel_size"],
-            strides=config["strides"],
-            padding=config["padding"],
-            dilation_rate=config["dilation_rate"],
-            activation=keras_activation(keras, config["activation"]),
-            use_bias=config["use_bias"],
-            dtype=dtype,
-        )
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.Conv1d(
-            config["filters"],
-            config["kernel_size"],
-            input_dim=config["input_dim"],
-            strides=config["strides"],
-            padding=config["padding"],
-            dilation_rate=config["dilation_rate"],
-            activation=config["activation"],
-            use_bias=config["use_bias"],
-        )
 
     def axis_names(self, quantity, config, ndim):
         if quantity == "grad:kernel":

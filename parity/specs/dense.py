@@ -2,39 +2,17 @@
 
 from dataclasses import replace
 
-from hypothesis import strategies as st
-
-from nntk_core.activations import ACTIVATIONS
+from parity.blocking import around, boundaries, kernel_constants, tile_heights
+from parity.case import Bucket, Case
 from parity.compare import Tolerance
-from parity.spec import (
-    Bucket,
-    Case,
-    LayerSpec,
-    around,
-    boundaries,
-    kernel_constants,
-    sizes,
-    tile_heights,
-)
-
-
-def keras_activation(keras, name: str):
-    """The Keras activation for an nntk activation name."""
-    if name == "gelu_approximate":
-
-        def gelu_approximate(x):
-            return keras.activations.gelu(x, approximate=True)
-
-        return gelu_approximate
-    return name
+from parity.spec import LayerSpec
 
 
 class DenseSpec(LayerSpec):
     name = "dense"
     layer_class = "Dense"
     ranks = (2, 3)
-    base_config = {"units": 5, "input_dim": 4, "activation": "tanh", "use_bias": True}
-    options = {"activation": ACTIVATIONS, "use_bias": (True, False), "rank": (2, 3)}
+    base_values = {"units": 5, "input_dim": 4, "activation": "tanh"}
     # One matrix product of K = D <= 257 terms (160 drawn, 257 in the K-block
     # buckets) and one activation. A float32 dot
     # product of K terms is accurate to ~K·eps relative to the terms' size;
@@ -52,16 +30,6 @@ class DenseSpec(LayerSpec):
             reason="weight gradients sum B*T<=257 products: cancellation (docs/DESIGN.md §5)",
         ),
     }
-
-    def config_strategy(self):
-        return st.fixed_dictionaries(
-            {
-                "units": sizes(),
-                "input_dim": sizes(),
-                "activation": st.sampled_from(ACTIVATIONS),
-                "use_bias": st.booleans(),
-            }
-        )
 
     def extra_buckets(self):
         # One unit (a (.., 1) output and kernel column) and one input feature.
@@ -138,24 +106,6 @@ class DenseSpec(LayerSpec):
         else:
             shape = {"rank": 3, "batch": 1, "steps": rows}
         return replace(case, **shape, config={**case.config, **config})
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        layer = keras.layers.Dense(
-            config["units"],
-            activation=keras_activation(keras, config["activation"]),
-            use_bias=config["use_bias"],
-            dtype=dtype,
-        )
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.Dense(
-            config["units"],
-            input_dim=config["input_dim"],
-            activation=config["activation"],
-            use_bias=config["use_bias"],
-        )
 
     def axis_names(self, quantity, config, ndim):
         if quantity == "grad:kernel":

@@ -1,35 +1,25 @@
 """DepthwiseConv1d: tf.keras.layers.DepthwiseConv1D, channels_last: each input channel
 convolved with its own depth_multiplier filters (output channel c*M + m).
 
-Every padding tf.keras supports for it: "valid" and "same" (it refuses "causal"),
+Every padding the description gives it: "valid" and "same" (tf.keras refuses "causal"),
 strides, dilation_rate (not both > 1: Keras refuses that too), depth_multiplier,
 activation and use_bias. The draws of shapes (steps from the effective kernel, the
 invalid combinations made valid) are Conv1d's spec's."""
 
 from dataclasses import replace
 
-from hypothesis import strategies as st
-
+from parity.case import Bucket
 from parity.compare import Tolerance
-from parity.spec import Bucket
+from parity.spec_fields import Draw
 from parity.specs.conv1d import Conv1dSpec, effective_kernel
-from parity.specs.dense import keras_activation
-
-PADDINGS = ("valid", "same")
 
 
 class DepthwiseConv1dSpec(Conv1dSpec):
     name = "depthwise_conv1d"
     layer_class = "DepthwiseConv1d"
-    base_config = {
-        **{k: v for k, v in Conv1dSpec.base_config.items() if k != "filters"},
-        "depth_multiplier": 1,
-    }
-    options = {
-        **{k: v for k, v in Conv1dSpec.options.items() if k != "padding"},
-        "padding": PADDINGS,
-        "depth_multiplier": (1, 2, 3),
-    }
+    base_values = {"input_dim": 3, "kernel_size": 3}
+    # Conv1d's draws, and a multiplier up to 4 (1-3 swept).
+    draws = {**Conv1dSpec.draws, "depth_multiplier": Draw(values=(1, 2, 3), within=(1, 4))}
     # nntk sums each output's <= 5 taps, each weight gradient's B*O <= 128 products
     # and each input gradient's <= 5*M terms in double and rounds once; Keras float32
     # sums in float32. The activation adds a few float32 ulp (its own spec's bound).
@@ -39,16 +29,6 @@ class DepthwiseConv1dSpec(Conv1dSpec):
             atol=1e-5, rtol=1e-4, reason="d_pre through the activation, then double sums"
         ),
     }
-
-    def config_strategy(self):
-        """Conv1d's draws without filters and causal padding, with a depth_multiplier."""
-
-        def depthwise(config, multiplier):
-            config = {k: v for k, v in config.items() if k != "filters"}
-            return {**config, "depth_multiplier": multiplier}
-
-        convolutions = super().config_strategy().filter(lambda c: c["padding"] in PADDINGS)
-        return st.builds(depthwise, convolutions, st.integers(1, 4))
 
     def extra_buckets(self):
         def kernel_longer(case):
@@ -63,16 +43,6 @@ class DepthwiseConv1dSpec(Conv1dSpec):
                 ),
             )
         ]
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        arguments = {k: v for k, v in config.items() if k != "input_dim"}
-        arguments["activation"] = keras_activation(keras, config["activation"])
-        layer = keras.layers.DepthwiseConv1D(**arguments, dtype=dtype)
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.DepthwiseConv1d(**config)  # the config holds its arguments
 
     # output channel "out" = in * depth_multiplier + multiplier
     AXES = {"grad:depthwise_kernel": ("tap", "in", "multiplier"), "grad:bias": ("out",)}

@@ -36,7 +36,6 @@ class TiesInput:
 class GlobalMaxPool1dSpec(TiesInput, GlobalAveragePool1dSpec):
     name = "global_max_pool1d"
     layer_class = "GlobalMaxPool1d"
-    keras_class = "GlobalMaxPooling1D"
     # The output is an input element (exact). The gradient is float32(1/n)·d_out in
     # Keras and nntk; the float64 referee's 1/n·d_out differs by a float32 rounding.
     tolerances = {

@@ -10,8 +10,10 @@ epsilon option includes 1e-6 and the float64 referee is the judge."""
 import numpy as np
 from hypothesis import strategies as st
 
+from parity.case import Bucket
 from parity.compare import Tolerance
-from parity.spec import SCALES, Bucket, LayerSpec, sizes
+from parity.spec import SCALES, LayerSpec
+from parity.spec_fields import Draw
 
 # (offset, spread) of the inputs: ordinary data, and a large common offset with a
 # small spread (one-pass variance loses every digit there).
@@ -22,14 +24,11 @@ class LayerNormSpec(LayerSpec):
     name = "layer_norm"
     layer_class = "LayerNorm"
     ranks = (2, 3)
-    base_config = {"input_dim": 4, "epsilon": 1e-3, "center": True, "scale": True}
-    options = {
-        "center": (True, False),
-        "scale": (True, False),
-        "rank": (2, 3),
-        # the default; below Keras's fused-path limit 1.001e-5; a large one
-        "epsilon": (1e-3, 1e-6, 0.1),
-    }
+    base_values = {"input_dim": 4}
+    keras_fixed = {"axis": -1}  # nntk normalises the last axis
+    # epsilon swept at the default, below Keras's fused-path limit 1.001e-5 and a
+    # large one; drawn also anywhere in [1e-6, 1]
+    draws = {"epsilon": Draw(more=(1e-6, 0.1), within=(1e-6, 1.0))}
     extra_options = {"inputs": tuple(INPUT_KINDS)}
     # nntk takes each position's statistics over C <= 160 channels in double and
     # rounds once; the weight gradients sum over N = B*T <= 128 positions in double.
@@ -40,17 +39,6 @@ class LayerNormSpec(LayerSpec):
             atol=1e-6, rtol=1e-5, reason="double sums over C <= 160 channels, N <= 128 positions"
         ),
     }
-
-    def config_strategy(self):
-        return st.fixed_dictionaries(
-            {
-                "input_dim": sizes(),
-                "epsilon": st.sampled_from((1e-3, 1e-6, 0.1))
-                | st.floats(1e-6, 1.0, allow_subnormal=False),
-                "center": st.booleans(),
-                "scale": st.booleans(),
-            }
-        )
 
     def extra_strategy(self, config):
         return st.fixed_dictionaries({"inputs": st.sampled_from(tuple(INPUT_KINDS))})
@@ -70,15 +58,6 @@ class LayerNormSpec(LayerSpec):
         if name == "gamma":
             return rng.uniform(0.5, 1.5, size=shape).astype(np.float32) * np.float32(scale)
         return super().draw_weight(name, shape, scale, rng)
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        arguments = {k: v for k, v in config.items() if k != "input_dim"}
-        layer = keras.layers.LayerNormalization(axis=-1, **arguments, dtype=dtype)
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.LayerNorm(**config)  # the config holds its arguments
 
     def axis_names(self, quantity, config, ndim):
         if quantity.startswith(("grad:gamma", "grad:beta")):

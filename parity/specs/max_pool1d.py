@@ -11,7 +11,8 @@ from dataclasses import replace
 from hypothesis import strategies as st
 
 from parity.compare import Tolerance
-from parity.spec import LayerSpec, sizes
+from parity.spec import LayerSpec
+from parity.spec_fields import Draw
 from parity.specs.global_max_pool1d import TiesInput
 
 
@@ -23,15 +24,13 @@ def window_steps(config: dict) -> int:
 class MaxPool1dSpec(TiesInput, LayerSpec):
     name = "max_pool1d"
     layer_class = "MaxPool1d"
-    keras_class = "MaxPooling1D"
     ranks = (3,)  # Keras's 1-D pooling takes (B, L, C) only
     steps_range = (1, 20)
-    base_config = {"input_dim": 3, "pool_size": 2, "strides": None, "padding": "valid"}
-    options = {
-        "padding": ("valid", "same"),
+    base_values = {"input_dim": 3}
+    draws = {
         # strides None is pool_size; 1 overlaps windows; 3 > pool_size skips steps
-        "strides": (None, 1, 3),
-        "pool_size": (1, 2, 4),
+        "strides": Draw(values=(None, 1, 3), within=(1, 6)),
+        "pool_size": Draw(values=(1, 2, 4), within=(1, 6)),
     }
     # The output is one of the inputs; the gradient adds float32 d_out values where
     # windows overlap (at most pool_size of them), in the same order as TF.
@@ -44,16 +43,6 @@ class MaxPool1dSpec(TiesInput, LayerSpec):
         ),
     }
 
-    def config_strategy(self):
-        return st.fixed_dictionaries(
-            {
-                "input_dim": sizes(),
-                "pool_size": st.integers(1, 6),
-                "strides": st.none() | st.integers(1, 6),
-                "padding": st.sampled_from(("valid", "same")),
-            }
-        )
-
     def steps_strategy(self, config):
         return st.integers(window_steps(config), self.steps_range[1])
 
@@ -62,15 +51,6 @@ class MaxPool1dSpec(TiesInput, LayerSpec):
 
     def adjust_case(self, case):
         return case if case.steps >= window_steps(case.config) else replace(case, steps=7)
-
-    def build_keras(self, keras, config, dtype, input_shape):
-        arguments = {k: v for k, v in config.items() if k != "input_dim"}
-        layer = getattr(keras.layers, self.keras_class)(**arguments, dtype=dtype)
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return getattr(nn, self.layer_class)(**config)  # the config holds its arguments
 
     def axis_names(self, quantity, config, ndim):
         return ("b", "t", "channel")

@@ -1,28 +1,17 @@
 """RNN: tf.keras.layers.SimpleRNN (docs/KERAS_SEMANTICS.md §1)."""
 
-from parity.recurrent_spec import ACTIVATIONS, FLAGS, RecurrentSpec
-from parity.spec import Bucket
+from parity.case import Bucket
+from parity.recurrent_spec import RecurrentSpec
 
 
 class RNNSpec(RecurrentSpec):
     name = "rnn"
     layer_class = "RNN"
-    keras_class = "SimpleRNN"
     # A SimpleRNN with weights much larger than Glorot is chaotic over 64 steps: at
     # 2.5x Glorot, Keras float32 itself misses atol 1e-5 (by 1.36x on dx) and nntk's
     # error equals Keras's. The large draws here are 1.5x; the chaotic regime is
     # covered by tests/test_recurrent_large_weights.py against Keras float32's own error.
     scales = {"realistic": 1.0, "large": 1.5}
-    base_config = {
-        "units": 5,
-        "input_dim": 4,
-        "activation": "tanh",
-        "use_bias": True,
-        "return_sequences": True,
-        "go_backwards": False,
-        "return_state": False,
-    }
-    options = {"activation": ACTIVATIONS, **{flag: (True, False) for flag in FLAGS}}
 
     def extra_buckets(self):
         # A row-wise activation in the cell: softmax normalizes each batch row over the

@@ -1,14 +1,14 @@
 """TimeDistributedDense: TimeDistributed(Dense) on (B, T, D) (docs/KERAS_SEMANTICS.md §7)."""
 
-from parity.spec import Bucket
-from parity.specs.dense import DenseSpec, keras_activation
+from parity.case import Bucket
+from parity.spec_fields import keras_arguments
+from parity.specs.dense import DenseSpec
 
 
 class TimeDistributedDenseSpec(DenseSpec):
     name = "time_distributed_dense"
     layer_class = "TimeDistributedDense"
     ranks = (3,)
-    options = {k: v for k, v in DenseSpec.options.items() if k != "rank"}
 
     def extra_buckets(self):
         # Its C code runs Dense's on the B·T rows: the rows around the tile heights are
@@ -20,24 +20,11 @@ class TimeDistributedDenseSpec(DenseSpec):
             *self.row_buckets(depth=False),
         ]
 
-    def build_keras(self, keras, config, dtype, input_shape):
-        inner = keras.layers.Dense(
-            config["units"],
-            activation=keras_activation(keras, config["activation"]),
-            use_bias=config["use_bias"],
-            dtype=dtype,
-        )
-        layer = keras.layers.TimeDistributed(inner, dtype=dtype)
-        layer.build(input_shape)
-        return layer
-
-    def build_native(self, nn, config):
-        return nn.TimeDistributedDense(
-            config["units"],
-            input_dim=config["input_dim"],
-            activation=config["activation"],
-            use_bias=config["use_bias"],
-        )
+    def keras_layer(self, keras, config, dtype):
+        # tf.keras's class is the wrapper of its Dense (keras_name "TimeDistributed(Dense)")
+        arguments = keras_arguments(keras, self.drawn_arguments(), config)
+        inner = keras.layers.Dense(**arguments, dtype=dtype)
+        return keras.layers.TimeDistributed(inner, dtype=dtype)
 
 
 SPEC = TimeDistributedDenseSpec()
