@@ -18,11 +18,17 @@ def inner_types() -> dict:
     """The layers it wraps: every described layer type with states that is no wrapper
     itself, by the name of its spec ("gru": the GRU type)."""
     from nntk_core._native import LAYERS
+    from parity.specs import all_specs
 
-    return {t.name.lower(): t for t in LAYERS.values() if t.has_states and not t.wraps}
+    types = {spec.name: LAYERS[spec.layer_class] for spec in all_specs()}
+    return {name: t for name, t in types.items() if t.has_states and not t.wraps}
 
 
-GATES = {"rnn": ("",), "gru": ("z", "r", "h"), "lstm": ("i", "f", "c", "o")}
+def gates_of(layer: str) -> tuple[str, ...]:
+    """The column blocks of a wrapped layer's kernels, as its own spec names them."""
+    from parity.specs import get_spec
+
+    return get_spec(layer).gates
 
 
 def _is_lstm(layer) -> bool:
@@ -87,7 +93,7 @@ class BidirectionalSpec(RecurrentSpec):
         return cases
 
     def gates_count(self, config):
-        return len(GATES[config["layer"]])
+        return len(gates_of(config["layer"]))
 
     def step_blocks(self):
         # inference streams each direction bidirectional_chunk_steps at a time
@@ -113,7 +119,7 @@ class BidirectionalSpec(RecurrentSpec):
         return []
 
     def column_buckets(self):
-        units = around(boundaries("recurrent_panel"), step=len(GATES["lstm"]))
+        units = around(boundaries("recurrent_panel"), step=len(gates_of("lstm")))
         return Bucket.sizes(
             "units",
             units[-1:],  # two panels; the boundary itself is the LSTM spec's bucket
@@ -156,7 +162,7 @@ class BidirectionalSpec(RecurrentSpec):
         return [f"{prefix}_{d}_{n}" for d in ("forward", "backward") for n in inner]
 
     def locate(self, quantity, index, config):
-        self.gates = GATES[config["layer"]]
+        self.gates = gates_of(config["layer"])
         if quantity.startswith("output:") and config["merge_mode"] == "concat":
             units = config["units"]
             *lead, unit = index
