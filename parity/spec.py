@@ -151,7 +151,6 @@ class LayerSpec(Sweep):
 
         return cases()
 
-    # A typical config: the sweep (below) varies one declared option at a time from it.
     def extra_strategy(self, config: dict) -> st.SearchStrategy[dict]:
         """Spec-specific draws stored in Case.extra (none by default)."""
         return st.just({})
