@@ -20,8 +20,8 @@ typedef struct Parser {
 } Parser;
 
 static NNTKStatus syntax(Parser *p, const char *what) {
-    return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s: the config is not JSON (%s at byte %zu)",
-                     p->fn, p->where, what, p->pos);
+    return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: the config is not JSON (%s at byte %zu)",
+                     p->where, what, p->pos);
 }
 
 static void skip_space(Parser *p) {
@@ -223,7 +223,10 @@ static NNTKStatus parse_container(Parser *p, int depth, int32_t index, int objec
         if ((s = parse_value(p, depth + 1, &item)) != NNTK_OK) return s;
         items++;
         if (p->values != NULL) {
-            if (object) p->values[item].key = p->strings + key_start;
+            if (object) {
+                p->values[item].key = p->strings + key_start;
+                p->values[item].key_length = key_length;
+            }
             if (previous < 0) p->values[index].first = item;
             else p->values[previous].next = item;
         }
@@ -346,6 +349,10 @@ const NNTKJsonValue *nntk_json_get(const NNTKJson *json, const NNTKJsonValue *ob
     const NNTKJsonValue *found = NULL;
     for (const NNTKJsonValue *m = nntk_json_next(json, object, NULL); m != NULL;
          m = nntk_json_next(json, object, m))
-        if (strcmp(m->key, key) == 0) found = m;
+        if (nntk_json_key_is(m, key)) found = m;
     return found;
+}
+
+int nntk_json_key_is(const NNTKJsonValue *m, const char *key) {
+    return m->key != NULL && m->key_length == strlen(key) && memcmp(m->key, key, m->key_length) == 0;
 }

@@ -39,6 +39,7 @@ typedef struct NNTKJsonValue {
     const char *string; /* STRING: decoded, NUL-terminated (may hold NULs: see length) */
     size_t length;      /* STRING: bytes; ARRAY / OBJECT: items / members */
     const char *key;    /* a member of an OBJECT: its key (decoded), else NULL */
+    size_t key_length;  /* its bytes (a key may hold a NUL: nntk_json_key_is) */
     int32_t first;      /* ARRAY / OBJECT: the first item / member, -1 when empty */
     int32_t next;       /* the next item / member of the parent, -1 at the end */
     size_t text_start, text_end; /* where its text is: text[text_start .. text_end) */
@@ -50,9 +51,10 @@ typedef struct NNTKJson {
     char *strings;
 } NNTKJson;
 
-/* Parses text[0 .. length) into *json. On error records "<fn>: <where>: the
- * config is not JSON (<what> at byte N)" (NNTK_ERROR_INVALID_ARGUMENT) or out
- * of memory, and *json holds nothing to free. */
+/* Parses text[0 .. length) into *json. On error records "<where>: the config
+ * is not JSON (<what> at byte N)" (NNTK_ERROR_INVALID_ARGUMENT; `where` starts
+ * with the function's name) or "<fn>: out of memory", and *json holds nothing
+ * to free. */
 NNTKStatus nntk_json_parse(const char *fn, const char *where, const char *text, size_t length,
                            NNTKJson *json);
 void nntk_json_free(NNTKJson *json);
@@ -61,6 +63,8 @@ void nntk_json_free(NNTKJson *json);
  * keeps), or NULL when it has none or `object` is not an object. */
 const NNTKJsonValue *nntk_json_get(const NNTKJson *json, const NNTKJsonValue *object,
                                    const char *key);
+/* Whether member `m`'s key is exactly `key`. */
+int nntk_json_key_is(const NNTKJsonValue *m, const char *key);
 /* The item / member after `value` in its parent, or the first of `parent` when
  * value is NULL; NULL at the end. */
 const NNTKJsonValue *nntk_json_next(const NNTKJson *json, const NNTKJsonValue *parent,

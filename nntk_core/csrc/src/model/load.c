@@ -22,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,12 +167,33 @@ static const char *kind_name(const NNTKJsonValue *v) {
     return v == NULL ? "missing" : names[v->kind];
 }
 
+/* Whether `v` names the enum value `name` as the binding reads it
+ * (nntk_core/layer.py _check_enum): exactly, through an alias
+ * (nntk_core/activations.py ALIASES), or in another case. */
+static int is_enum_name(const NNTKJsonValue *v, const char *name) {
+    static const char *const aliases[][2] = {{"silu", "swish"}};
+    if (v == NULL || v->kind != NNTK_JSON_STRING) return 0;
+    const char *key = v->string;
+    size_t length = v->length;
+    for (size_t a = 0; a < sizeof aliases / sizeof aliases[0]; a++)
+        if (is_string(v, aliases[a][0])) key = aliases[a][1], length = strlen(key);
+    if (length != strlen(name)) return 0;
+    if (memcmp(key, name, length) == 0) return 1;
+    for (size_t i = 0; i < length; i++) { /* key.lower() == name */
+        const char c = key[i];
+        if ((c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c) != name[i]) return 0;
+    }
+    return 1;
+}
+
 /* The binding's flags of a type (see the file's comment): return_state. */
 static int has_return_state(const NNTKLayerType *type) { return type->states != NULL && !type->wraps; }
 
-static int is_argument(const NNTKLayerType *type, const char *key) {
-    return nntk_layer_field_index(type, key) >= 0 ||
-           (has_return_state(type) && strcmp(key, "return_state") == 0);
+static int is_argument(const NNTKLayerType *type, const NNTKJsonValue *member) {
+    if (nntk_json_key_is(member, "return_state")) return has_return_state(type);
+    for (int32_t i = 0; i < type->field_count; i++)
+        if (nntk_json_key_is(member, type->fields[i].name)) return 1;
+    return 0;
 }
 
 /* The value of `field` from the config's JSON. */
@@ -204,11 +226,14 @@ static NNTKStatus field_value(const char *where, const NNTKLayerType *type, cons
         if (v->kind != NNTK_JSON_NUMBER)
             return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s must be a real number, got %s", where,
                              f->name, kind_name(v));
+        if (!isfinite(v->number)) /* 1e400 reads as inf */
+            return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s must be finite, got %g", where, f->name,
+                             v->number);
         out->f = v->number;
         return NNTK_OK;
     case NNTK_FIELD_ENUM:
         for (int32_t k = 0; k < f->enum_count; k++)
-            if (is_string(v, f->enum_names[k]) ||
+            if (is_enum_name(v, f->enum_names[k]) ||
                 (v->kind == NNTK_JSON_NULL && strcmp(f->enum_names[k], "linear") == 0)) {
                 out->i = k;
                 return NNTK_OK;
@@ -251,7 +276,7 @@ static NNTKStatus build_config(const NNTKJson *json, const NNTKJsonValue *entry,
     /* exactly the constructor's arguments */
     for (const NNTKJsonValue *m = nntk_json_next(json, config, NULL); m != NULL;
          m = nntk_json_next(json, config, m))
-        if (!is_argument(type, m->key))
+        if (!is_argument(type, m))
             return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: the config has the argument '%.40s'; %s does not take it",
                              here, m->key, type->name);
     for (int32_t i = 0; i < type->field_count; i++)
@@ -315,6 +340,14 @@ static void block_name(const NNTKLayerConfig *config, const NNTKWeightBlock *blo
         snprintf(name, size, "%s", block->name);
 }
 
+/* Whether every member of `object` is `a` or `b` (a dict with those keys). */
+static int only_keys(const NNTKJson *json, const NNTKJsonValue *object, const char *a, const char *b) {
+    for (const NNTKJsonValue *m = nntk_json_next(json, object, NULL); m != NULL;
+         m = nntk_json_next(json, object, m))
+        if (!nntk_json_key_is(m, a) && !nntk_json_key_is(m, b)) return 0;
+    return 1;
+}
+
 /* model_file._check_weights: the entry's "weights" are the layer's, exactly. */
 static NNTKStatus check_weights(const NNTKJson *json, const NNTKJsonValue *entry,
                                 const NNTKLayerConfig *config, const char *where) {
@@ -327,7 +360,7 @@ static NNTKStatus check_weights(const NNTKJson *json, const NNTKJsonValue *entry
         char name[96];
         block_name(config, &blocks[b], b, n, name, sizeof name);
         const NNTKJsonValue *shape = nntk_json_get(json, item, "shape");
-        same = item->kind == NNTK_JSON_OBJECT && item->length == 2 &&
+        same = item->kind == NNTK_JSON_OBJECT && only_keys(json, item, "name", "shape") &&
                is_string(nntk_json_get(json, item, "name"), name) && shape != NULL &&
                shape->kind == NNTK_JSON_ARRAY && shape->length == (size_t)blocks[b].rank;
         const NNTKJsonValue *dim = same ? nntk_json_next(json, shape, NULL) : NULL;
@@ -385,20 +418,22 @@ static NNTKStatus read_optimizer(const NNTKJson *json, const NNTKJsonValue *entr
     for (const NNTKJsonValue *m = nntk_json_next(json, entry, NULL); m != NULL;
          m = nntk_json_next(json, entry, m)) {
         int known = 0;
-        for (int k = 0; k < 4; k++) known |= strcmp(m->key, keys[k]) == 0;
+        for (int k = 0; k < 4; k++) known |= nntk_json_key_is(m, keys[k]);
         if (!known) distinct = -1;
     }
     if (distinct != 4)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
-                         "%s has other keys than config, iterations, type and variable_shapes", here);
+                         "%s must have exactly the keys config, iterations, type and variable_shapes",
+                         here);
     const NNTKJsonValue *kind = nntk_json_get(json, entry, "type");
     int found = -1;
     for (int k = 0; k < MODEL_OPTIMIZER_KINDS; k++)
         if (is_string(kind, nntk_model_optimizer_types[k].name)) found = k;
     if (found < 0)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: unknown optimizer type (%s%.40s)", here,
-                         kind->kind == NNTK_JSON_STRING ? "" : kind_name(kind),
-                         kind->kind == NNTK_JSON_STRING ? kind->string : "");
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: unknown optimizer type %s%.40s%s", here,
+                         kind->kind == NNTK_JSON_STRING ? "'" : "(",
+                         kind->kind == NNTK_JSON_STRING ? kind->string : kind_name(kind),
+                         kind->kind == NNTK_JSON_STRING ? "'" : ")");
     const ModelOptimizerType *t = &nntk_model_optimizer_types[found];
     /* the shapes: null or the model's trainable blocks, in order */
     const NNTKJsonValue *shapes = nntk_json_get(json, entry, "variable_shapes");
@@ -436,7 +471,7 @@ static NNTKStatus read_optimizer(const NNTKJson *json, const NNTKJsonValue *entr
     for (const NNTKJsonValue *m = nntk_json_next(json, config, NULL); m != NULL;
          m = nntk_json_next(json, config, m)) {
         int a = 0;
-        while (a < t->arg_count && strcmp(m->key, t->args[a]) != 0) a++;
+        while (a < t->arg_count && !nntk_json_key_is(m, t->args[a])) a++;
         if (a == t->arg_count)
             return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s (%s): unexpected argument '%.40s'", here,
                              t->name, m->key);
@@ -607,7 +642,10 @@ static NNTKStatus load(const char *where, const unsigned char *data, size_t size
     model->weight_count = (int64_t)weight_count;
     if ((s = nntk_model_reserve(FN, model)) != NNTK_OK) return s;
     if (optimizer->present) {
-        if ((s = nntk_model_set_optimizer(FN, model, optimizer->kind, optimizer->args)) != NNTK_OK)
+        char here[LAYER_WHERE_SIZE];
+        snprintf(here, sizeof here, "%s: the optimizer (%s)", where,
+                 nntk_model_optimizer_types[optimizer->kind].name);
+        if ((s = nntk_model_set_optimizer(here, model, optimizer->kind, optimizer->args)) != NNTK_OK)
             return s;
         const uint64_t slots = sec.slots_length / 4;
         int64_t wanted = 0;
@@ -629,10 +667,10 @@ static NNTKStatus load(const char *where, const unsigned char *data, size_t size
             }
             s = NNTKOptimizerSetState(model->optimizer, model->n_params, model->sizes, state, wanted);
             nntk_free(state);
-            if (s != NNTK_OK) return nntk_relabel(FN, s);
+            if (s != NNTK_OK) return nntk_relabel(here, s);
         }
         if ((s = NNTKOptimizerSetIterations(model->optimizer, optimizer->iterations)) != NNTK_OK)
-            return nntk_relabel(FN, s);
+            return nntk_relabel(here, s);
         model->optimizer_bound = optimizer->bound;
     }
     return NNTK_OK;

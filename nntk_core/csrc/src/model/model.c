@@ -33,6 +33,7 @@ void nntk_model_free(NNTKModel *model) {
     free((void *)model->grads);
     free((void *)model->logits_grads);
     free(model->sizes);
+    free(model->steps_at);
     NNTKOptimizerDestroy(model->optimizer);
     free(model->layers_json);
     model->tag = NNTK_TAG_DEAD;
@@ -99,8 +100,9 @@ NNTKStatus nntk_model_reserve(const char *fn, NNTKModel *model) {
     model->grads = malloc(n * sizeof *model->grads);
     model->logits_grads = malloc(n * sizeof *model->logits_grads);
     model->sizes = malloc(n * sizeof *model->sizes);
+    model->steps_at = malloc((size_t)model->count * sizeof *model->steps_at);
     if (model->params == NULL || model->grads == NULL || model->logits_grads == NULL ||
-        model->sizes == NULL)
+        model->sizes == NULL || model->steps_at == NULL)
         return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
     int64_t p = 0;
     for (int32_t i = 0; i < model->count; i++) {
@@ -214,10 +216,10 @@ NNTK_API NNTKStatus NNTKModelDescribe(const NNTKModel *model, int64_t *layer_cou
 }
 
 /* Checks (batch, steps) against the capacity and through every layer's own
- * checks: steps_at[i] = the steps layer i takes (steps_at[count] = the
- * output's), *out_features the output's. */
+ * checks: steps_at[i] = the steps layer i takes (steps_at may be NULL),
+ * *out_steps and *out_features the output's. */
 static NNTKStatus chain(const char *fn, const NNTKModel *model, int64_t batch, int64_t steps,
-                        int64_t *steps_at, int64_t *out_features) {
+                        int64_t *steps_at, int64_t *out_steps, int64_t *out_features) {
     NNTKStatus s;
     char message[512]; /* the layer's or the size check's message, then what it was about */
     if ((s = nntk_check_size(fn, "batch", batch, model->max_batch)) != NNTK_OK ||
@@ -226,21 +228,17 @@ static NNTKStatus chain(const char *fn, const NNTKModel *model, int64_t batch, i
         return nntk_fail(s, "%s (the capacity NNTKModelLoad reserved: max_batch %lld, max_steps %lld)",
                          message, (long long)model->max_batch, (long long)model->max_steps);
     }
-    steps_at[0] = steps;
     for (int32_t i = 0; i < model->count; i++) {
-        int64_t out_steps;
-        if ((s = nntk_layer_output_shape(fn, NULL, model->layers[i].layer, batch, steps_at[i], &out_steps,
+        if (steps_at != NULL) steps_at[i] = steps;
+        if ((s = nntk_layer_output_shape(fn, NULL, model->layers[i].layer, batch, steps, &steps,
                                          out_features)) != NNTK_OK) {
             snprintf(message, sizeof message, "%s", NNTKLastError());
             return nntk_fail(s, "%s (layers[%d], %s)", message, (int)i, model->layers[i].layer->type->name);
         }
-        steps_at[i + 1] = out_steps;
     }
+    *out_steps = steps;
     return NNTK_OK;
 }
-
-/* steps_at for every layer: a buffer on the stack for small models. */
-#define SMALL_MODEL 64
 
 NNTK_API NNTKStatus NNTKModelOutputShape(const NNTKModel *model, int64_t batch, int64_t steps,
                                          int64_t *out_steps, int64_t *out_features) {
@@ -249,17 +247,11 @@ NNTK_API NNTKStatus NNTKModelOutputShape(const NNTKModel *model, int64_t batch, 
     if ((s = nntk_check_handle(fn, "model", model, NNTK_MODEL_TAG)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "out_steps", out_steps)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "out_features", out_features)) != NNTK_OK) return s;
-    int64_t small[SMALL_MODEL + 1];
-    int64_t *steps_at = model->count <= SMALL_MODEL ? small : malloc(((size_t)model->count + 1) * sizeof *steps_at);
-    if (steps_at == NULL) return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    int64_t features = 0;
-    s = chain(fn, model, batch, steps, steps_at, &features);
-    if (s == NNTK_OK) {
-        *out_steps = steps_at[model->count];
-        *out_features = features;
-    }
-    if (steps_at != small) free(steps_at);
-    return s;
+    int64_t o_steps, o_features;
+    if ((s = chain(fn, model, batch, steps, NULL, &o_steps, &o_features)) != NNTK_OK) return s;
+    *out_steps = o_steps;
+    *out_features = o_features;
+    return NNTK_OK;
 }
 
 /* --- inference ---------------------------------------------------------------------------- */
@@ -283,9 +275,9 @@ static NNTKStatus forward(const char *fn, NNTKModel *model, int32_t count, NNTKA
 }
 
 static NNTKStatus apply_in_call(const char *fn, NNTKModel *model, int64_t batch, int64_t steps,
-                                const float *in, float *out, int64_t *steps_at) {
-    int64_t features;
-    NNTKStatus s = chain(fn, model, batch, steps, steps_at, &features);
+                                const float *in, float *out) {
+    int64_t *steps_at = model->steps_at, out_steps, features;
+    NNTKStatus s = chain(fn, model, batch, steps, steps_at, &out_steps, &features);
     const float *result;
     if (s == NNTK_OK)
         s = forward(fn, model, model->count, NNTK_APPLY_INFERENCE, batch, steps_at, in, out, &result);
@@ -299,11 +291,8 @@ NNTK_API NNTKStatus NNTKModelApplyInference(NNTKModel *model, int64_t batch, int
     if ((s = nntk_check_handle(fn, "model", model, NNTK_MODEL_TAG)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "in", in)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
-    if (model->count > SMALL_MODEL)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: model has more than %d layers", fn, SMALL_MODEL);
     if ((s = nntk_call_enter(fn, "model", &model->in_call)) != NNTK_OK) return s;
-    int64_t steps_at[SMALL_MODEL + 1];
-    s = apply_in_call(fn, model, batch, steps, in, out, steps_at);
+    s = apply_in_call(fn, model, batch, steps, in, out);
     nntk_call_leave(&model->in_call);
     return s;
 }
@@ -348,10 +337,10 @@ static const float *other(const NNTKModel *model, const float *buffer) {
 
 static NNTKStatus train_in_call(const char *fn, NNTKModel *model, int32_t loss, int32_t from_logits,
                                 int64_t batch, int64_t steps, const float *x, const float *y,
-                                float *loss_value, int64_t *steps_at) {
+                                float *loss_value) {
     NNTKStatus s;
-    int64_t features;
-    if ((s = chain(fn, model, batch, steps, steps_at, &features)) != NNTK_OK) return s;
+    int64_t *steps_at = model->steps_at, out_steps, features;
+    if ((s = chain(fn, model, batch, steps, steps_at, &out_steps, &features)) != NNTK_OK) return s;
     if (model->optimizer == NULL)
         return nntk_fail(NNTK_ERROR_INVALID_STATE,
                          "%s: model has no optimizer (its file holds none: NNTKModelSetOptimizerSGD / "
@@ -362,7 +351,7 @@ static NNTKStatus train_in_call(const char *fn, NNTKModel *model, int32_t loss, 
     /* Keras's implicit logits path (docs/KERAS_SEMANTICS.md §9) */
     const int logits = model->head != HEAD_NONE && loss == NNTK_LOSS_CATEGORICAL_CROSSENTROPY && !from_logits;
     const int32_t body = logits ? model->count - 1 : model->count;
-    const int64_t rows = batch * steps_at[model->count];
+    const int64_t rows = batch * out_steps;
     /* forward: the body in training mode (the caller's x never written) */
     const float *prediction = x;
     if (body > 0 && (s = forward(fn, model, body, NNTK_APPLY_TRAINING, batch, steps_at, x, NULL,
@@ -416,11 +405,8 @@ NNTK_API NNTKStatus NNTKModelTrainStep(NNTKModel *model, int32_t loss, int32_t f
     if ((s = nntk_check_pointer(fn, "x", x)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "y", y)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "loss_value", loss_value)) != NNTK_OK) return s;
-    if (model->count > SMALL_MODEL)
-        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: model has more than %d layers", fn, SMALL_MODEL);
     if ((s = nntk_call_enter(fn, "model", &model->in_call)) != NNTK_OK) return s;
-    int64_t steps_at[SMALL_MODEL + 1];
-    s = train_in_call(fn, model, loss, from_logits, batch, steps, x, y, loss_value, steps_at);
+    s = train_in_call(fn, model, loss, from_logits, batch, steps, x, y, loss_value);
     nntk_call_leave(&model->in_call);
     return s;
 }
