@@ -308,7 +308,7 @@ NNTK_API NNTKStatus NNTKModelGetWeights(NNTKModel *model, float *weights, int64_
     if ((s = nntk_call_enter(fn, "model", &model->in_call)) != NNTK_OK) return s;
     for (int32_t i = 0; i < model->count; i++) {
         const NNTKLayer *l = model->layers[i].layer;
-        memcpy(weights, l->weights, (size_t)l->weight_count * sizeof *weights);
+        if (l->weight_count > 0) memcpy(weights, l->weights, (size_t)l->weight_count * sizeof *weights);
         weights += l->weight_count;
     }
     nntk_call_leave(&model->in_call);
