@@ -156,7 +156,6 @@ def model_file_path() -> Path:
     return directory / "model.nntk"
 
 
-
 class Buffers:
     """Float buffers, pointer arrays and int64 arrays, filled with sentinels so a
     refused call can be checked to have written nothing."""

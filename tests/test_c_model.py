@@ -58,8 +58,12 @@ def causal_rnn_classifier():
 def activation_head():
     """Dense -> Activation("softmax"): the logits are the Activation's input."""
     return nn.Sequential(
-        [nn.Dense(3, input_dim=6), nn.Activation("tanh"), nn.Dense(2, input_dim=3),
-         nn.Activation("softmax")]
+        [
+            nn.Dense(3, input_dim=6),
+            nn.Activation("tanh"),
+            nn.Dense(2, input_dim=3),
+            nn.Activation("softmax"),
+        ]
     )
 
 
@@ -208,14 +212,23 @@ def test_a_step_allocates_nothing_and_capacity_is_enforced(tmp_path):
             out = np.empty((batch, steps, 2), np.float32)
             with pytest.raises(NNTKError, match=rf"NNTKModelApplyInference: {named} must be <="):
                 nn.lib.NNTKModelApplyInference(
-                    native.handle, batch, steps, x.ctypes.data_as(FLOAT_PTR),
+                    native.handle,
+                    batch,
+                    steps,
+                    x.ctypes.data_as(FLOAT_PTR),
                     out.ctypes.data_as(FLOAT_PTR),
                 )
         # a refused step (a target of the wrong kind of loss) changes nothing
         x, y = network_data("keyword", batch=2, steps=4)
         with pytest.raises(NNTKError, match="from_logits"):
             nn.lib.NNTKModelTrainStep(
-                native.handle, 0, 1, 2, 4, x.ctypes.data_as(FLOAT_PTR), y.ctypes.data_as(FLOAT_PTR),
+                native.handle,
+                0,
+                1,
+                2,
+                4,
+                x.ctypes.data_as(FLOAT_PTR),
+                y.ctypes.data_as(FLOAT_PTR),
                 ctypes.byref(ctypes.c_float()),
             )
         np.testing.assert_array_equal(native.weights(), weights)

@@ -61,7 +61,7 @@ struct NNTKModel {
     const float **grads, **logits_grads;
     int64_t *sizes;
     int64_t *steps_at; /* (count,): the steps each layer takes in the current call */
-    /* The softmax head of Keras's implicit logits path (KERAS_SEMANTICS.md §9):
+    /* The softmax head of Keras's implicit logits path (docs/KERAS_SEMANTICS.md §9):
      * HEAD_ACTIVATION, the last layer is Activation("softmax") (the logits are
      * its input); HEAD_DENSE, a Dense(softmax), whose logits come from `twin`,
      * a linear Dense given the last layer's weights at every step. */
