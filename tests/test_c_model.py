@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from native_model import NativeModel
 from test_keras_io import _live_allocations
 from test_model_api import data, keyword_detector
-from test_model_file import DAMAGED, FUZZ, _json_values, config_of, repack, split
+from test_model_file import _WHOLE as DETECTOR_FILE  # the keyword detector after an Adam step
+from test_model_file import DAMAGED, FUZZ, mutated_config, repack, split
 
 import nntk_core as nn
 from nntk_core import model_file
@@ -291,35 +292,12 @@ def test_truncation_at_every_byte_and_bad_paths(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["causal_rnn.nntk", "cut"]
 
 
-_WHOLE = None
-
-
-def _detector_file() -> bytes:
-    global _WHOLE
-    if _WHOLE is None:
-        model = keyword_detector()
-        optimizer = nn.optimizers.Adam(learning_rate=1e-2)
-        model.train_step(*data(), nn.losses.CategoricalCrossentropy(), optimizer)
-        _WHOLE = model_file.encode(model, optimizer)
-    return _WHOLE
-
-
 @FUZZ
 @given(draws=st.data())
 def test_c_accepts_exactly_the_mutated_configs_python_accepts(draws, tmp_path_factory):
     """The checksum recomputed (tests/test_model_file.py's config mutations): C loads
     a mutated file iff nn.load does, and then holds the same weights."""
-    whole = _detector_file()
-    config = config_of(whole)
-    entry = draws.draw(st.sampled_from([*config["layers"], config["optimizer"]]))
-    parts = [entry["config"], *entry.get("weights", [])]
-    target = draws.draw(st.sampled_from([config, entry, *parts]))
-    key = draws.draw(st.sampled_from(sorted(target) + ["extra"]))
-    if draws.draw(st.booleans()):
-        target[key] = draws.draw(_json_values())
-    else:
-        target.pop(key, None)
-    content = repack(whole, config=config)
+    content = mutated_config(draws, DETECTOR_FILE)
     path = tmp_path_factory.mktemp("mutated") / "m.nntk"
     path.write_bytes(content)
     try:

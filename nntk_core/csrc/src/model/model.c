@@ -316,21 +316,6 @@ NNTK_API NNTKStatus NNTKModelGetWeights(NNTKModel *model, float *weights, int64_
 }
 
 /* --- training ----------------------------------------------------------------------------- */
-static NNTKStatus check_loss(const char *fn, int32_t loss, int32_t from_logits) {
-    if (loss < 0 || loss >= NNTK_LOSS_COUNT_)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: loss = %d is not a known NNTKLossKind", fn,
-                         (int)loss);
-    if (from_logits != 0 && from_logits != 1)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: from_logits must be 0 or 1 (got %d)", fn,
-                         (int)from_logits);
-    if (from_logits && loss != NNTK_LOSS_CATEGORICAL_CROSSENTROPY)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
-                         "%s: from_logits = 1 is only meaningful for NNTK_LOSS_CATEGORICAL_CROSSENTROPY "
-                         "(loss = %d)",
-                         fn, (int)loss);
-    return NNTK_OK;
-}
-
 static const float *other(const NNTKModel *model, const float *buffer) {
     return buffer == model->buffers[0] ? model->buffers[1] : model->buffers[0];
 }
@@ -401,7 +386,7 @@ NNTK_API NNTKStatus NNTKModelTrainStep(NNTKModel *model, int32_t loss, int32_t f
     static const char fn[] = "NNTKModelTrainStep";
     NNTKStatus s;
     if ((s = nntk_check_handle(fn, "model", model, NNTK_MODEL_TAG)) != NNTK_OK) return s;
-    if ((s = check_loss(fn, loss, from_logits)) != NNTK_OK) return s;
+    if ((s = nntk_check_loss(fn, "loss", loss, from_logits)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "x", x)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "y", y)) != NNTK_OK) return s;
     if ((s = nntk_check_pointer(fn, "loss_value", loss_value)) != NNTK_OK) return s;
