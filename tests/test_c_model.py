@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from native_model import NativeModel
 from test_keras_io import _live_allocations
 from test_model_api import data, keyword_detector
 from test_model_file import _WHOLE as DETECTOR_FILE  # the keyword detector after an Adam step
@@ -28,6 +27,7 @@ from test_model_file import DAMAGED, FUZZ, mutated_config, repack, split
 import nntk_core as nn
 from nntk_core import model_file
 from nntk_core._native import NNTKError
+from nntk_core.c_model import CModel
 
 FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
@@ -107,7 +107,7 @@ def flat(weights) -> np.ndarray:
 @pytest.mark.parametrize("name", list(NETWORKS))
 def test_inference_is_bitwise_pythons(name, tmp_path):
     model, path = trained(name, nn.optimizers.Adam(), tmp_path)
-    with NativeModel(path, 4, 10) as native:
+    with CModel(path, 4, 10) as native:
         assert native.describe() == (len(model.layers), 6, flat(model.get_weights()).size)
         np.testing.assert_array_equal(native.weights(), flat(model.get_weights()))
         for batch, steps in ((3, 8), (1, 10), (4, 3)):
@@ -125,7 +125,7 @@ def test_training_steps_are_bitwise_pythons_and_save_writes_pythons_bytes(
     python_optimizer = OPTIMIZERS[optimizer]()
     model, path = trained(name, python_optimizer, tmp_path)
     loss = nn.losses.CategoricalCrossentropy()
-    with NativeModel(path, 3, 8) as native:
+    with CModel(path, 3, 8) as native:
         native.save(tmp_path / "unchanged.nntk")  # load -> save: the same bytes
         assert (tmp_path / "unchanged.nntk").read_bytes() == path.read_bytes()
         for step in range(3):
@@ -153,7 +153,7 @@ def test_a_new_optimizer_from_c_trains_and_saves_as_python(tmp_path):
     model = keyword_detector()
     model.save(tmp_path / "bare.nntk")
     loss = nn.losses.CategoricalCrossentropy()
-    with NativeModel(tmp_path / "bare.nntk", 3, 8) as native:
+    with CModel(tmp_path / "bare.nntk", 3, 8) as native:
         x, y = network_data("keyword")
         with pytest.raises(NNTKError, match="NNTKModelTrainStep: model has no optimizer"):
             native.train_step(x, y, loss)
@@ -182,7 +182,7 @@ def test_mean_squared_error_and_a_version_1_file(tmp_path):
     optimizer = nn.optimizers.SGD(learning_rate=0.1)
     x = np.random.default_rng(2).standard_normal((3, 5, 6)).astype(np.float32)
     y = np.random.default_rng(3).standard_normal((3, 5, 2)).astype(np.float32)
-    with NativeModel(path, 3, 5) as native:
+    with CModel(path, 3, 5) as native:
         nn.lib.NNTKModelSetOptimizerSGD(native.handle, 0.1, 0.0, 0)
         for _ in range(2):
             assert native.train_step(x, y, loss) == model.train_step(x, y, loss, optimizer)
@@ -192,7 +192,7 @@ def test_mean_squared_error_and_a_version_1_file(tmp_path):
 def test_a_step_allocates_nothing_and_capacity_is_enforced(tmp_path):
     _, path = trained("keyword", nn.optimizers.Adam(), tmp_path)
     loss = nn.losses.CategoricalCrossentropy()
-    with NativeModel(path, 4, 8) as native:
+    with CModel(path, 4, 8) as native:
         x, y = network_data("keyword", batch=4, steps=8)
         native.train_step(x, y, loss)  # a first step at full capacity
         native(x)
@@ -253,7 +253,7 @@ def test_a_damaged_file_is_refused_naming_its_problem(name, tmp_path):
     path.write_bytes(content)
     before = _live_allocations()
     with pytest.raises(NNTKError) as refused:
-        NativeModel(path, 2, 4)
+        CModel(path, 2, 4)
     assert refused.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
     assert refused.value.message.startswith(f"NNTKModelLoad: path '{path}': ")
     if name in C_MESSAGES:
@@ -272,11 +272,11 @@ def test_truncation_at_every_byte_and_bad_paths(tmp_path):
     for size in range(len(whole)):
         cut.write_bytes(whole[:size])
         with pytest.raises(NNTKError, match="truncated"):
-            NativeModel(cut, 1, 1)
+            CModel(cut, 1, 1)
     for target, message in ((tmp_path / "missing", "no such file"), (tmp_path, "is a directory")):
         with pytest.raises(NNTKError, match=f"path '{target}': {message}"):
-            NativeModel(target, 1, 1)
-    with NativeModel(path, 1, 1) as native:
+            CModel(target, 1, 1)
+    with CModel(path, 1, 1) as native:
         with pytest.raises(NNTKError, match="is a directory"):
             native.save(tmp_path)
         with pytest.raises(NNTKError, match="no directory"):
@@ -306,7 +306,7 @@ def test_c_accepts_exactly_the_mutated_configs_python_accepts(draws, tmp_path_fa
         python_error = str(exc)
         python = None
     try:
-        native = NativeModel(path, 2, 8)
+        native = CModel(path, 2, 8)
     except NNTKError as exc:
         assert python is None, f"C refused what nn.load accepts: {exc.message}"
         return
@@ -326,7 +326,7 @@ def test_the_layers_text_is_kept_verbatim(tmp_path):
     config = json.loads(split(whole)[1])
     spaced = json.dumps(config, indent=2).encode()
     (tmp_path / "spaced.nntk").write_bytes(repack(whole, config=spaced))
-    with NativeModel(tmp_path / "spaced.nntk", 1, 4) as native:
+    with CModel(tmp_path / "spaced.nntk", 1, 4) as native:
         native.save(tmp_path / "again.nntk")
     again = json.loads(split((tmp_path / "again.nntk").read_bytes())[1])
     assert again == config

@@ -1,6 +1,14 @@
-"""The C model (nntk/model.h) through ctypes, for the tests: the same library the
-binding loads, its functions declared in nntk_core/_native.py (an error raises
-NNTKError with the library's message)."""
+"""The C model (nntk/model.h) from Python, through ctypes: a model file run by the
+C library's own model code (NNTKModelLoad, ApplyInference, TrainStep, Save), as an
+app on a device runs it. For checking that path against nn.Sequential
+(tests/test_c_model.py, the worked example); a Python program trains with
+nn.Sequential. Errors raise NNTKError with the library's message.
+
+    with CModel("personal.nntk", max_batch=8, max_steps=50) as model:
+        probabilities = model(x)
+        loss = model.train_step(x, y, nn.losses.CategoricalCrossentropy())
+        model.save("personal.nntk")
+"""
 
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ def _ptr(array: np.ndarray | None):
     return None if array is None else array.ctypes.data_as(_FLOAT_PTR)
 
 
-class NativeModel:
+class CModel:
     """An NNTKModel loaded from `path` with the capacity (max_batch, max_steps)."""
 
     def __init__(self, path, max_batch: int, max_steps: int):
