@@ -35,16 +35,16 @@ class Step:
     ok: bool
 
 
-def keras_file(directory: Path, config) -> Path:
-    """Step 1: the keyword detector built, compiled (the loss and optimizer verify
-    uses) and saved by tf.keras, from tf.keras's initializers (seeded)."""
-    from nntk_examples.personalize import layer_specs
+def keras_file(directory: Path, config, layers: list) -> Path:
+    """Step 1: the keyword detector (`layers`: its (spec name, config) pairs) built,
+    compiled (the loss and optimizer verify uses) and saved by tf.keras, from tf.keras's
+    initializers (seeded)."""
     from parity import reference
     from parity.model_training import build_keras_model
 
     keras = reference.keras()
     keras.utils.set_random_seed(config.seed)
-    model = build_keras_model(layer_specs(config), "float32", config.features)
+    model = build_keras_model(layers, "float32", config.features)
     model.compile(
         loss=keras.losses.CategoricalCrossentropy(),
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -76,14 +76,16 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def after_training(directory: Path, config, result, keras_path: Path | None) -> list[Step]:
-    """Steps 4 to 6 on the trained model of personalize.run(keep=True)."""
+def after_training(
+    directory: Path, config, result, keras_path: Path | None, utterances
+) -> list[Step]:
+    """Steps 4 to 6 on the trained model of personalize.run(keep=True);
+    `utterances`: personalize.data(config)."""
     import nntk_core as nn
     from nntk_core.c_model import CModel
-    from nntk_examples.personalize import data
 
     model, optimizer = result.model, result.optimizer
-    x_train, y_train, x_test, _, _ = data(config)
+    x_train, y_train, x_test, _, _ = utterances
     steps = []
 
     path = directory / "personal.nntk"

@@ -350,7 +350,7 @@ def main(args) -> int:
         work = Path(work)
         keras_path = None
         if not args.no_keras:
-            keras_path = model_files.keras_file(work, config)
+            keras_path = model_files.keras_file(work, config, layer_specs(config))
             for number, step in (
                 (1, model_files.written(keras_path)),
                 (2, model_files.verified(keras_path, config)),
@@ -377,7 +377,7 @@ def main(args) -> int:
         failed |= _print_training(console, result)
         try:
             for number, step in enumerate(
-                model_files.after_training(work, config, result, keras_path), start=4
+                model_files.after_training(work, config, result, keras_path, data(config)), start=4
             ):
                 _print_step(console, number, step)
                 failed |= not step.ok
