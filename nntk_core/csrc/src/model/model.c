@@ -137,17 +137,16 @@ NNTKStatus nntk_model_set_optimizer(const char *fn, NNTKModel *model, ModelOptim
     if (model->n_params > 0) { /* its slots now: a step allocates nothing */
         int64_t count = 0;
         NNTKStatus s = NNTKOptimizerStateSize(optimizer, model->parameter_total, &count);
-        float *zeros = s == NNTK_OK ? nntk_alloc_floats(count) : NULL;
-        if (s == NNTK_OK && zeros == NULL)
+        float *zeros = NULL;
+        if (s == NNTK_OK && (zeros = nntk_alloc_floats(count)) == NULL)
             s = nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for the optimizer's slots", fn);
-        if (s == NNTK_OK)
-            s = NNTKOptimizerSetState(optimizer, model->n_params, model->sizes, zeros, count);
+        else if (s == NNTK_OK)
+            s = nntk_relabel(fn, NNTKOptimizerSetState(optimizer, model->n_params, model->sizes, zeros,
+                                                       count));
         nntk_free(zeros);
         if (s != NNTK_OK) {
             NNTKOptimizerDestroy(optimizer);
-            return s == NNTK_ERROR_OUT_OF_MEMORY && strncmp(NNTKLastError(), fn, strlen(fn)) == 0
-                       ? s
-                       : nntk_relabel(fn, s);
+            return s;
         }
     }
     NNTKOptimizerDestroy(model->optimizer);
