@@ -85,6 +85,18 @@ static void utterances(int64_t n, int64_t frames, int64_t features, int64_t word
     }
 }
 
+/* Prints a training step's loss and keeps the first and the last; a loss that is
+ * not finite ends the program. */
+static void report_loss(int step, float loss, float *first, float *last) {
+    printf("step %2d  loss %.6f\n", step + 1, loss);
+    if (step == 0) *first = loss;
+    *last = loss;
+    if (!isfinite(loss)) {
+        fprintf(stderr, EXAMPLE_NAME ": the loss is not finite\n");
+        exit(EXIT_FAILURE);
+    }
+}
+
 /* Prints where utterance i's word was said and where probs (frames, 2) detect it. */
 static void report_detection(int i, int64_t frames, int64_t word_frames, int64_t start,
                              const float *probs) {

@@ -99,13 +99,7 @@ int main(int argc, char **argv) {
         float loss;
         CHECK(NNTKModelTrainStep(model, NNTK_LOSS_CATEGORICAL_CROSSENTROPY, 0, BATCH, FRAMES,
                                  x + b * per_batch * features, y + b * per_batch * CLASSES, &loss));
-        printf("step %2d  loss %.6f\n", step + 1, loss);
-        if (step == 0) first = loss;
-        last = loss;
-        if (!isfinite(loss)) {
-            fprintf(stderr, "keyword_detector: the loss is not finite\n");
-            return EXIT_FAILURE;
-        }
+        report_loss(step, loss, &first, &last);
     }
     printf("loss %.6f -> %.6f\n", first, last);
     printf("after training:\n");

@@ -309,13 +309,7 @@ int main(int argc, char **argv) {
     for (int step = 0; step < STEPS; step++) {
         int b = step % BATCHES;
         float loss = train_step(m, adam, x + b * per_batch * FEATURES, y + b * per_batch * CLASSES);
-        printf("step %2d  loss %.6f\n", step + 1, loss);
-        if (step == 0) first = loss;
-        last = loss;
-        if (!isfinite(loss)) {
-            fprintf(stderr, "keyword_detector_layers: the loss is not finite\n");
-            return EXIT_FAILURE;
-        }
+        report_loss(step, loss, &first, &last);
     }
     printf("loss %.6f -> %.6f\n", first, last);
 
