@@ -9,6 +9,7 @@
  * per batch row of one direction (U per state), T' = return_sequences ? T : 1. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/blocking.h"
@@ -552,7 +553,8 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
      * else its default. */
     NNTKLayerValue values[NNTK_LAYER_MAX_FIELDS];
     for (int32_t i = 0; i < type->field_count; i++) {
-        values[i].i = (int64_t)type->fields[i].default_value;
+        const double fallback = type->fields[i].default_value; /* NAN: required (an argument) */
+        values[i].i = isnan(fallback) ? 0 : (int64_t)fallback;
         for (int a = 0; a < ARGS; a++)
             if (strcmp(type->fields[i].name, args[a].name) == 0) values[i].i = args[a].value;
     }
