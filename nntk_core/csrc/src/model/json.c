@@ -1,6 +1,7 @@
 /* The model file's JSON reader (model/json.h). Two passes over the text: the
  * first validates it and counts the values and the decoded string bytes, the
  * second (into buffers of exactly those sizes) fills them. */
+#define _POSIX_C_SOURCE 200809L
 #include "model/json.h"
 
 #include <stdlib.h>
@@ -309,7 +310,7 @@ NNTKStatus nntk_json_parse(const char *fn, const char *where, const char *text, 
                            NNTKJson *json) {
     *json = (NNTKJson){0};
     Parser p = {.fn = fn, .where = where, .text = text, .length = length};
-    NNTKStatus s = parse_document(&p); /* counting */
+    NNTKStatus s = parse_document(&p); /* counting (reads no number: no locale needed) */
     if (s != NNTK_OK) return s;
     const int32_t count = p.count;
     const size_t string_bytes = p.string_bytes;
@@ -322,7 +323,12 @@ NNTKStatus nntk_json_parse(const char *fn, const char *where, const char *text, 
     }
     p = (Parser){.fn = fn, .where = where, .text = text, .length = length, .values = values,
                  .strings = strings};
-    if ((s = parse_document(&p)) != NNTK_OK) { /* only out of memory (a long number) */
+    /* strtod reads "0.9" with the C locale's point whatever locale the app set */
+    NNTKCLocale c_locale;
+    nntk_c_locale_enter(&c_locale);
+    s = parse_document(&p);
+    nntk_c_locale_leave(&c_locale);
+    if (s != NNTK_OK) { /* only out of memory (a long number) */
         free(values);
         free(strings);
         return s;

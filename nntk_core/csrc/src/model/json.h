@@ -19,7 +19,26 @@
 
 #include "nntk/status.h"
 
+#include <locale.h>
+
 #define NNTK_JSON_MAX_DEPTH 64
+
+/* The calling thread switched to the C locale for numbers (strtod, printf's %e)
+ * and back (uselocale, POSIX 2008: the app's own locale, e.g. a decimal comma,
+ * is never seen and never changed). If the C locale cannot be made, numbers are
+ * read in the thread's locale. */
+typedef struct NNTKCLocale {
+    locale_t c, previous;
+} NNTKCLocale;
+static inline void nntk_c_locale_enter(NNTKCLocale *l) {
+    l->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    l->previous = l->c != (locale_t)0 ? uselocale(l->c) : (locale_t)0;
+}
+static inline void nntk_c_locale_leave(NNTKCLocale *l) {
+    if (l->c == (locale_t)0) return;
+    uselocale(l->previous);
+    freelocale(l->c);
+}
 
 typedef enum NNTKJsonKind {
     NNTK_JSON_NULL,

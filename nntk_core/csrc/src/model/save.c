@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model/json.h"
 #include "model/model.h"
 
 static const char FN[] = "NNTKModelSave";
@@ -105,6 +106,8 @@ static void python_float(double x, char *out, size_t size) {
 
 /* The config's JSON: {"layers": ..., "optimizer": {...}} as json.dumps writes it. */
 static void put_config(Writer *w, const NNTKModel *model) {
+    NNTKCLocale c_locale; /* python_float's %e and strtod: a point, whatever the app's locale */
+    nntk_c_locale_enter(&c_locale);
     put_text(w, "{\"layers\": ");
     put(w, model->layers_json, model->layers_json_length);
     if (model->optimizer != NULL) {
@@ -148,6 +151,7 @@ static void put_config(Writer *w, const NNTKModel *model) {
         put_text(w, "}");
     }
     put_text(w, "}");
+    nntk_c_locale_leave(&c_locale);
 }
 
 /* The file's bytes into w (w->data NULL: only their count); slots: the
