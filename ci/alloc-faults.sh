@@ -4,8 +4,9 @@
 # Builds the library with -DNNTK_ALLOC_FAULTS=ON (its malloc/calloc/realloc wrapped
 # so the n-th can be made to fail) and ASan+UBSan, then:
 #  1. tests/c/alloc_faults.c: every allocation of every public C path failed in
-#     turn (status, message, no output, bitwise recovery, no leak: LeakSanitizer on);
-#     it prints the number of sites tried;
+#     turn (status, message, no output, bitwise recovery, no leak: LeakSanitizer on),
+#     the model (nntk/model.h) of each fuzz/model_corpus file included (load,
+#     inference, steps, save, reload); it prints the number of sites tried;
 #  2. tests/alloc_faults_check.py: the same from Python (NNTKError, never a crash),
 #     in the uninstrumented Python with the sanitizer runtime preloaded.
 # The whole loop takes seconds, so CI runs it in full on the portable build (where
@@ -29,7 +30,7 @@ for backend in ${NNTK_ALLOC_FAULTS_BACKENDS:-portable}; do
   cmake --build "$dir" -j"$JOBS" --target nntk nntk_alloc_faults >/dev/null
   echo "== allocation failures ($backend): every public C path (LeakSanitizer on)"
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_alloc_faults" \
-    "${NNTK_ALLOC_FAULTS_SEED:-1}" "${NNTK_ALLOC_FAULTS_PERCENT:-100}"
+    "${NNTK_ALLOC_FAULTS_SEED:-1}" "${NNTK_ALLOC_FAULTS_PERCENT:-100}" fuzz/model_corpus/*.nntk
   echo "== allocation failures ($backend): from Python"
   LD_PRELOAD="$ASAN_RT $UBSAN_RT" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
     NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -p no:cacheprovider tests/alloc_faults_check.py

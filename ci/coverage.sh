@@ -2,8 +2,10 @@
 # Measured C coverage of nntk_core/csrc (issue 12 §2; docs/coverage.md), by gcov + gcovr.
 #
 #   bash ci/coverage.sh replay [--check]   fixture replay (no TensorFlow) under each kernel
-#                                          table in turn (NNTK_ISA=generic, avx2, avx512);
-#                                          ~1 min with the build. --check: CI's floor (below).
+#                                          table in turn (NNTK_ISA=generic, avx2, avx512),
+#                                          then the C model's tests (tests/test_c_model.py,
+#                                          no TensorFlow); ~2 min with the build. --check:
+#                                          CI's floor (below).
 #   bash ci/coverage.sh ci                 the live ci profile against tf.keras (nntk-parity run
 #                                          --profile ci, the CPU's own table); ~10 min: nightly.
 #   bash ci/coverage.sh <mode> --report-only   the table and reports again from the counters of
@@ -32,9 +34,9 @@ source "$(dirname "$0")/env.sh"
 # of nntk_core/csrc, and the branch coverage of the layer, kernel and training code
 # (the files ci/coverage_table.py's GOAL names; issue 12 §2's goal). Raise them when
 # fixtures add coverage.
-FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-93.6}
-FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-84.5}
-FLOOR_GOAL=${NNTK_COVERAGE_FLOOR_GOAL:-94.8}
+FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-87.4}
+FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-87.9}
+FLOOR_GOAL=${NNTK_COVERAGE_FLOOR_GOAL:-95.2}
 TABLES=(generic avx2 avx512)
 # The OpenBLAS thread count each table's replay sets (NNTK_BLAS_THREADS, core/ops.c): unset
 # (one thread), 2, and 0 (OpenBLAS's own default), so the fixture whose products go to
@@ -87,6 +89,12 @@ measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT
     tail -n 2 "$REPORT/replay-$table.log"
     echo "$table" >>"$REPORT/tables"
   done
+  # The C model (src/model/: the model file's loader, runtime and writer) has no
+  # fixtures: its own tests drive it against the Python side, without TensorFlow.
+  echo "== coverage: the C model's tests (tests/test_c_model.py)"
+  pytest -q -p no:cacheprovider tests/test_c_model.py >"$REPORT/c-model.log" ||
+    { tail -n 40 "$REPORT/c-model.log"; exit 1; }
+  tail -n 1 "$REPORT/c-model.log"
 }
 
 [ $run = 1 ] && measure

@@ -50,6 +50,7 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     echo "== ASan+UBSan ($backend): C smoke test and fuzz-corpus replay (LeakSanitizer on)"
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_smoke" 3
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_replay" "$CORPUS"/*
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_model_replay" fuzz/model_corpus/*
     # The portable build is where ASan sees every access (OpenBLAS is not
     # instrumented), so it runs the whole ci profile; the OpenBLAS build differs only
     # in ops.c's BLAS calls and runs the shorter dev profile.
@@ -85,6 +86,7 @@ if [ "$what" = all ] || [ "$what" = valgrind ]; then
     memcheck "$dir/nntk_smoke" 31
     echo "== valgrind ($backend): fuzz-corpus replay"
     memcheck "$dir/nntk_fuzz_replay" "$CORPUS"/*
+    memcheck "$dir/nntk_fuzz_model_replay" fuzz/model_corpus/*
   done
   echo "== valgrind (portable): native-only pytest files"
   log=$(mktemp)

@@ -206,6 +206,25 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKOptimizerGetState": (_STATUS, [c_void_p, c_int64, _INT64_PTR, _FLOAT_PTR, c_int64]),
     "NNTKOptimizerSetState": (_STATUS, [c_void_p, c_int64, _INT64_PTR, _FLOAT_PTR, c_int64]),
     "NNTKOptimizerSetIterations": (_STATUS, [c_void_p, c_int64]),
+    # The model of a model file (nntk/model.h): load, inference, training step, save.
+    "NNTKModelLoad": (c_void_p, [c_char_p, c_int64, c_int64]),
+    "NNTKModelDestroy": (None, [c_void_p]),
+    "NNTKModelSave": (_STATUS, [c_void_p, c_char_p]),
+    "NNTKModelDescribe": (_STATUS, [c_void_p, _INT64_PTR, _INT64_PTR, _INT64_PTR]),
+    "NNTKModelOutputShape": (_STATUS, [c_void_p, c_int64, c_int64, _INT64_PTR, _INT64_PTR]),
+    "NNTKModelApplyInference": (_STATUS, [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR]),
+    "NNTKModelGetWeights": (_STATUS, [c_void_p, _FLOAT_PTR, c_int64]),
+    "NNTKModelSetOptimizerSGD": (_STATUS, [c_void_p, c_double, c_double, c_int32]),
+    "NNTKModelSetOptimizerAdam": (
+        _STATUS,
+        [c_void_p, c_double, c_double, c_double, c_double, c_int32],
+    ),
+    "NNTKModelIterations": (_STATUS, [c_void_p, _INT64_PTR]),
+    # (model, loss, from_logits, batch, steps, x, y, loss_value)
+    "NNTKModelTrainStep": (
+        _STATUS,
+        [c_void_p, c_int32, c_int32, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
     # The layer description and the generic layer functions (nntk/layer.h): every
     # layer, described and driven by the same functions.
     "NNTKLayerTypeCount": (_STATUS, [_INT64_PTR]),
@@ -260,7 +279,7 @@ def _declare(cdll: ctypes.CDLL, name: str, restype, argtypes) -> None:
     func.argtypes = argtypes
     if restype is _STATUS:
         func.errcheck = _check_status
-    elif restype is c_void_p and "Create" in name:  # every constructor: NULL on error
+    elif restype is c_void_p and ("Create" in name or name.endswith("Load")):  # NULL on error
         func.errcheck = _check_handle
 
 

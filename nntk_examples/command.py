@@ -22,4 +22,5 @@ def add_parser(subparsers) -> None:
     example.add_argument("--epochs", type=int, help="training epochs")
     example.add_argument("--seed", type=int, default=0, help="data and initial weights")
     example.add_argument("--no-keras", action="store_true", help="nntk only (no TensorFlow needed)")
+    example.add_argument("--out", help="a directory to keep the model files in (default: none)")
     example.set_defaults(func=main)

@@ -9,7 +9,15 @@ BatchNorm, GRU(64), TimeDistributedDense(2, softmax); BatchNorm momentum 0.9) is
 trained on them with nntk (Adam, learning rate 0.01),
 and the same run (same initial weights, same batches) in tf.keras beside it.
 
-    nntk-parity example personalize            # ~20 s, most of it tf.keras
+It starts from a model file tf.keras writes and ends with the personalised weights
+back in tf.keras (nntk_examples/model_files.py): tf.keras saves the detector; the file
+is verified against tf.keras (nntk-parity verify's check); nn.load_keras reads it and
+nntk trains it (the table); the nntk model file is saved and read back; the C library's
+model runs it and trains one more step (bitwise Python's); save_keras_weights gives the
+weights back to tf.keras. Each step is checked and printed.
+
+    nntk-parity example personalize            # ~30 s, most of it tf.keras
+    nntk-parity example personalize --out DIR  # keep the files it writes in DIR
     nntk-parity example personalize --no-keras # nntk alone, no TensorFlow needed
 """
 
@@ -71,6 +79,9 @@ class Result:
     epochs: list[Epoch] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     initial_loss: dict[str, float] = field(default_factory=dict)  # before training (test set)
+    # run(keep=True): the trained nntk model and its optimizer (the caller closes them)
+    model: object = None
+    optimizer: object = None
 
     @property
     def sides(self) -> list[str]:
@@ -129,11 +140,11 @@ def accuracies(probabilities: np.ndarray, y: np.ndarray, has_word: np.ndarray):
 class _NntkSide:
     name = "nntk"
 
-    def __init__(self, layers, initial, config: Config):
+    def __init__(self, layers, initial, config: Config, model=None):
         import nntk_core as nn
         from parity.model_training import build_native_model
 
-        self.model = build_native_model(layers)
+        self.model = model if model is not None else build_native_model(layers)
         if initial is not None:
             self.model.set_weights(initial)
         self.loss = nn.losses.CategoricalCrossentropy()
@@ -172,22 +183,46 @@ class _KerasSide:
         return self.model(self.tf.constant(x), training=False).numpy()
 
 
-def run(config: Config, keras: bool = True, progress=None) -> Result:
+def data(config: Config):
+    """(x_train, y_train, x_test, y_test, word_test): the synthetic utterances."""
+    rng = np.random.default_rng(config.seed)
+    x_train, y_train, _ = utterances(config, config.train_utterances, rng)
+    x_test, y_test, word_test = utterances(config, config.test_utterances, rng)
+    return x_train, y_train, x_test, y_test, word_test
+
+
+def layer_specs(config: Config) -> list:
+    """The keyword detector as (spec name, config) pairs (nntk_models)."""
+    return keyword_detector(
+        config.features, config.filters, config.kernel, config.units, 2, "same", config.momentum
+    )
+
+
+def run(
+    config: Config, keras: bool = True, progress=None, keras_file=None, keep: bool = False
+) -> Result:
     """Trains the keyword detector on the synthetic utterances with nntk and (unless
     keras=False) with tf.keras from the same initial weights on the same batches.
+    `keras_file`: both sides start from that tf.keras model file (nn.load_keras and
+    tf.keras's load_model) instead of tf.keras's initializers. `keep`: the trained nntk
+    model and its optimizer are left open in the result (else closed).
     `progress`: a rich Progress to advance (one task per side, its field `seconds` the
     side's time inside train_step so far)."""
     import nntk_core as nn
     from parity.model_training import build_keras_model
 
-    rng = np.random.default_rng(config.seed)
-    x_train, y_train, _ = utterances(config, config.train_utterances, rng)
-    x_test, y_test, word_test = utterances(config, config.test_utterances, rng)
-    layers = keyword_detector(
-        config.features, config.filters, config.kernel, config.units, 2, "same", config.momentum
-    )
+    x_train, y_train, x_test, y_test, word_test = data(config)
+    layers = layer_specs(config)
     sides = []
-    if keras:
+    if keras_file is not None:
+        from parity import reference
+
+        start = nn.load_keras(keras_file)
+        sides = [_NntkSide(layers, None, config, model=start)]
+        if keras:
+            model = reference.keras().models.load_model(keras_file, compile=False)
+            sides.append(_KerasSide(model, config))
+    elif keras:
         from parity import reference
 
         reference.keras().utils.set_random_seed(config.seed)
@@ -235,7 +270,9 @@ def run(config: Config, keras: bool = True, progress=None) -> Result:
             )
         )
     for side in sides:
-        if side.name == "nntk":
+        if side.name == "nntk" and keep:
+            result.model, result.optimizer = side.model, side.optimizer
+        elif side.name == "nntk":
             side.model.close()
             side.optimizer.close()
     return result
@@ -274,9 +311,19 @@ def table(result: Result):
 AGREEMENT = 1e-3
 
 
+def _print_step(console, number: int, step) -> None:
+    mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
+    console.print(f"[{number}/6] {step.title}: {step.detail} ... {mark}", highlight=False)
+
+
 def main(args) -> int:
+    import tempfile
+    from contextlib import nullcontext
+    from pathlib import Path
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from nntk_examples import model_files
     from parity.terminal import EXIT_FAILED, EXIT_OK, UsageError
     from parity.terminal import console as _console
 
@@ -287,23 +334,63 @@ def main(args) -> int:
             raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
         overrides["epochs"] = args.epochs
     config = Config(**{**config.__dict__, **overrides})
+    out = getattr(args, "out", None)
+    if out is not None and not Path(out).is_dir():
+        raise UsageError(f"--out {out}: no such directory")
     console = _console()
     sides = "nntk" if args.no_keras else "nntk and tf.keras (same initial weights and batches)"
+    start = "tf.keras's initializers" if args.no_keras else "a model file tf.keras writes"
     console.print(
         f"Personalising the keyword detector on {config.train_utterances} synthetic "
         f"utterances of {config.frames} frames x {config.features} features "
-        f"(half of them hold the word), with {sides}."
+        f"(half of them hold the word), with {sides}, starting from {start}."
     )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        # Each side's own time inside its training steps (the summary's figure), not the
-        # wall time: the two sides take turns, and evaluation between epochs is not training.
-        TextColumn("{task.fields[seconds]:.2f} s in train_step"),
-        console=console,
-    ) as progress:
-        result = run(config, keras=not args.no_keras, progress=progress)
+    failed = False
+    with tempfile.TemporaryDirectory() if out is None else nullcontext(out) as work:
+        work = Path(work)
+        keras_path = None
+        if not args.no_keras:
+            keras_path = model_files.keras_file(work, config, layer_specs(config))
+            for number, step in (
+                (1, model_files.written(keras_path)),
+                (2, model_files.verified(keras_path, config)),
+            ):
+                _print_step(console, number, step)
+                failed |= not step.ok
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            # Each side's own time inside its training steps (the summary's figure), not
+            # the wall time: the two sides take turns, and evaluation between epochs is
+            # not training.
+            TextColumn("{task.fields[seconds]:.2f} s in train_step"),
+            console=console,
+        ) as progress:
+            result = run(
+                config,
+                keras=not args.no_keras,
+                progress=progress,
+                keras_file=keras_path,
+                keep=True,
+            )
+        failed |= _print_training(console, result)
+        try:
+            for number, step in enumerate(
+                model_files.after_training(work, config, result, keras_path, data(config)), start=4
+            ):
+                _print_step(console, number, step)
+                failed |= not step.ok
+        finally:
+            result.model.close()
+            result.optimizer.close()
+        if out is not None:
+            console.print(f"the files are in {out}", highlight=False)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_training(console, result: Result) -> bool:
+    """Step 3's table and checks; True when it failed."""
     before = ", ".join(f"{name} {value:.4f}" for name, value in result.initial_loss.items())
     console.print(f"held-out loss before training: {before}")
     console.print(table(result))
@@ -317,6 +404,7 @@ def main(args) -> int:
             failed = True
             console.print(f"[red]{side}: the loss did not fall[/red]")
     difference = result.largest_loss_difference()
+    trained = f"{result.config.epochs} epochs on device"
     if difference > AGREEMENT:
         failed = True
         console.print(
@@ -324,8 +412,7 @@ def main(args) -> int:
             f"(relative; allowed {AGREEMENT:g})[/red]"
         )
     elif len(result.sides) > 1:
-        console.print(
-            f"nntk and tf.keras agree: epoch losses within {difference:.1e} (relative) of "
-            "each other"
-        )
-    return EXIT_FAILED if failed else EXIT_OK
+        trained += f", tf.keras beside it within {difference:.1e} (relative) of the epoch losses"
+    mark = "[red]FAILED[/red]" if failed else "[green]ok[/green]"
+    console.print(f"[3/6] trained with nntk: {trained} ... {mark}", highlight=False)
+    return failed

@@ -7,19 +7,23 @@ compiled out); against another build it fails at once.
 
 A whole training workflow (every layer class, a Sequential model trained with a
 loss and an optimizer through a bigger batch and a longer sequence, inference,
-streaming) runs once per allocation it makes, with that allocation failing: each
+streaming, the C model of its saved file: load, inference, a step, save) runs once
+per allocation it makes, with that allocation failing: each
 must come out as nntk_core.NNTKError with status NNTK_ERROR_OUT_OF_MEMORY (never a
 crash, never another exception), and the next uninjected workflow in the same
 process must give bitwise the reference results.
 """
 
 import ctypes
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nntk_core as nn
 from nntk_core._native import lib
+from nntk_core.c_model import CModel
 from parity.specs import all_specs
 
 try:
@@ -32,6 +36,9 @@ except AttributeError:
     ) from None
 fail_allocation.argtypes, fail_allocation.restype = [ctypes.c_int64], None
 allocation_count.argtypes, allocation_count.restype = [], ctypes.c_int64
+
+
+DIRECTORY = Path(tempfile.mkdtemp(prefix="nntk-alloc-faults-"))  # the model files
 
 
 def build_model():
@@ -92,6 +99,13 @@ def workflow() -> list[np.ndarray]:
     out, state = gru.stream(batch(2, 3, seed=3)[0].repeat(2, axis=2))
     results += [out, *gru.stream(batch(2, 6, seed=4)[0].repeat(2, axis=2), state)]
     results.extend(model.get_weights())
+    # the C model of the model's file (nntk/model.h): load, inference, a step, save
+    model.save(DIRECTORY / "model.nntk", optimizer=optimizer)
+    with CModel(DIRECTORY / "model.nntk", 3, 7) as native:
+        x, y = batch(3, 7, seed=5)
+        results += [native(x), np.array(native.train_step(x, y, loss)), native.weights()]
+        native.save(DIRECTORY / "from_c.nntk")
+    results.append(np.frombuffer((DIRECTORY / "from_c.nntk").read_bytes(), np.uint8))
     for spec in other_specs():
         results.extend(run_from_spec(spec))
     return results

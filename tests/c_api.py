@@ -46,7 +46,7 @@ _SCALAR_TYPES = {"int64_t": "i64", "int32_t": "i32", "double": "f64", "float": "
 class Param:
     ctype: str  # normalised C type, e.g. "const float *"
     name: str
-    kind: str  # i64 i32 f64 f32 | fptr fptrptr i64ptr f64ptr strptr | handle | struct
+    kind: str  # i64 i32 f64 f32 | fptr fptrptr i64ptr f64ptr strptr str | handle | struct
     target: str = ""  # handle/struct: the NNTK type pointed to
 
     @property
@@ -240,6 +240,8 @@ def _classify(api: Api, fn: str, ctype: str, name: str) -> Param:
         return Param(ctype, name, "f64ptr")
     if base == "char **":  # a constant string out (the layer description)
         return Param(ctype, name, "strptr")
+    if base == "char *":  # a string in: a file's path (nntk/model.h)
+        return Param(ctype, name, "str")
     target = base.rstrip(" *")
     if base.endswith(" *") and target in api.opaque_types:
         return Param(ctype, name, "handle", target)

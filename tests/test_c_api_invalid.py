@@ -12,6 +12,7 @@ succeed, and then one argument at a time is made invalid:
 - 0, -1, INT64_MIN, INT64_MAX for every int64 size; -1, 1000, INT32_MIN,
   INT32_MAX for every int32 option or flag; NaN, ±Inf, -1 for every
   floating-point hyperparameter; out-of-range fields of a struct argument;
+- a directory, and a file in a missing directory, for every path (a model file's);
 - a live handle of another kind (another layer's, or the config where a filter
   is expected) for every handle;
 - for the layers' standard functions: an inference handle in a training call, a
@@ -27,12 +28,16 @@ suite, so a new function without coverage turns CI red.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import math
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import c_api
 import numpy as np
@@ -86,6 +91,7 @@ _CTYPES = {
     "i64ptr": ctypes.POINTER(ctypes.c_int64),
     "f64ptr": ctypes.POINTER(ctypes.c_double),
     "strptr": ctypes.POINTER(ctypes.c_char_p),
+    "str": ctypes.c_char_p,
     "handle": ctypes.c_void_p,
 }
 # nntk/layer.h's generic handle types: a handle of any layer, in one role (the typed
@@ -137,6 +143,19 @@ def named(message: str, name: str) -> bool:
 
 
 # -- argument values --------------------------------------------------------------------
+@functools.cache
+def model_file_path() -> Path:
+    """A model file (nntk/model.h's path arguments): the smallest model with an
+    optimizer, 2 weights (a count the scalar search finds), saved by Python."""
+    import nntk_core as nn
+
+    directory = Path(tempfile.mkdtemp(prefix="nntk-c-api-"))
+    atexit.register(shutil.rmtree, directory, True)
+    model = nn.Sequential([nn.Dense(1, input_dim=1)])
+    model.save(directory / "model.nntk", optimizer=nn.optimizers.SGD())
+    return directory / "model.nntk"
+
+
 class Buffers:
     """Float buffers, pointer arrays and int64 arrays, filled with sentinels so a
     refused call can be checked to have written nothing."""
@@ -170,6 +189,8 @@ class Buffers:
             array = (ctypes.c_char_p * 4)()
             self.arrays.append(array)
             return ctypes.cast(array, _CTYPES["strptr"])
+        if kind == "str":  # a path: a model file (nntk/model.h), read or rewritten
+            return bytes(model_file_path())
         raise KeyError(kind)
 
     def snapshot(self) -> list[bytes]:
@@ -399,7 +420,7 @@ class World:
                 args[p.name] = self.handle_of(p.target)
             elif p.kind == "struct":
                 args[p.name] = None if p.name in f.optional_pointers() else _STRUCTS[p.target]()
-            elif p.kind in ("fptr", "fptrptr", "i64ptr", "f64ptr", "strptr"):
+            elif p.kind in ("fptr", "fptrptr", "i64ptr", "f64ptr", "strptr", "str"):
                 args[p.name] = buffers.value(p.kind)
             elif objects is not None and p.name in ("batch", "steps"):
                 args[p.name] = getattr(objects, p.name)
@@ -535,6 +556,20 @@ def cases_for(f: c_api.Function) -> list[Case]:
             cases.append(
                 Case(f.name, f"{p.name}=NULL", p.name, _set(p.name, None), status=NULL_POINTER)
             )
+        if p.kind == "str":  # a path: a directory, a missing directory's file
+            for label, value in (
+                ("directory", lambda: bytes(model_file_path().parent)),
+                ("in a missing directory", lambda: bytes(model_file_path().parent / "no" / "m")),
+            ):
+                cases.append(
+                    Case(
+                        f.name,
+                        f"{p.name}={label}",
+                        p.name,
+                        lambda world, args, buffers, n=p.name, v=value: {**args, n: v()},
+                        status=INVALID_ARGUMENT,
+                    )
+                )
         if p.kind == "handle":
             for i in range(2):
                 cases.append(

@@ -15,8 +15,23 @@ def test_tiny_personalisation_falls_and_agrees_with_keras(capsys, monkeypatch):
     monkeypatch.setattr(example, "run", lambda *a, **k: runs.append(run(*a, **k)) or runs[-1])
     assert main(["example", "personalize", "--tiny"]) == 0
     out = capsys.readouterr().out
-    assert "tf.keras" in out and "word detected" in out and "agree" in out
+    assert "tf.keras" in out and "word detected" in out
     assert out.count("│") > 10  # the side-by-side table
+    # the model file's life, each step checked (nntk_examples/model_files.py)
+    for number, title in enumerate(
+        [
+            "tf.keras wrote the model file",
+            "verified against tf.keras",
+            "trained with nntk",
+            "saved the nntk model file",
+            "ran it from C",
+            "back to tf.keras",
+        ],
+        start=1,
+    ):
+        line = next(li for li in out.splitlines() if li.startswith(f"[{number}/6] {title}"))
+        assert "FAILED" not in line
+    assert "bitwise Python's" in out and "holds nntk's weights bit for bit" in out
 
     (result,) = runs
     assert result.sides == ["nntk", "tf.keras"]
@@ -29,6 +44,17 @@ def test_tiny_personalisation_falls_and_agrees_with_keras(capsys, monkeypatch):
     assert result.initial_loss["nntk"] == pytest.approx(result.initial_loss["tf.keras"], rel=1e-5)
 
 
+def test_tiny_personalisation_without_keras_runs_the_file_steps(capsys, tmp_path):
+    """--no-keras: no tf.keras file; the nntk file, C and reload steps still run."""
+    assert main(["example", "personalize", "--tiny", "--no-keras", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[5/6] ran it from C" in out and "[6/6] back to tf.keras: skipped" in out
+    assert "FAILED" not in out
+    assert (tmp_path / "personal_from_c.nntk").read_bytes() == (
+        tmp_path / "personal_from_python.nntk"
+    ).read_bytes()
+
+
 def test_tiny_personalisation_without_keras_learns():
     result = example.run(example.TINY, keras=False)
     assert result.sides == ["nntk"]
@@ -39,5 +65,7 @@ def test_tiny_personalisation_without_keras_learns():
 def test_bad_example_arguments_are_usage_errors(capsys):
     assert main(["example", "personalize", "--tiny", "--epochs", "0", "--no-keras"]) == 2
     assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert main(["example", "personalize", "--tiny", "--no-keras", "--out", "/no/such/dir"]) == 2
+    assert "--out /no/such/dir: no such directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["example", "nosuch"])

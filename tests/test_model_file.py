@@ -551,12 +551,11 @@ def _json_values():
     )
 
 
-@FUZZ
-@given(st.data())
-def test_mutated_configs_with_a_valid_checksum_raise_only_model_file_error(data):
-    """The checksum recomputed: the config's own checks must catch a changed value,
-    key or type. A mutation that still describes this model loads it."""
-    config = config_of(_WHOLE)
+def mutated_config(data, whole: bytes) -> bytes:
+    """`whole` with one drawn change of its config (a value, key or type replaced, or a
+    key removed, in the top level, a layer or the optimizer entry, a layer's config or
+    weights), the checksum recomputed."""
+    config = config_of(whole)
     entry = data.draw(st.sampled_from([*config["layers"], config["optimizer"]]))
     parts = [entry["config"], *entry.get("weights", [])]
     target = data.draw(st.sampled_from([config, entry, *parts]))
@@ -565,8 +564,16 @@ def test_mutated_configs_with_a_valid_checksum_raise_only_model_file_error(data)
         target[key] = data.draw(_json_values())
     else:
         target.pop(key, None)
+    return repack(whole, config=config)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_configs_with_a_valid_checksum_raise_only_model_file_error(data):
+    """The checksum recomputed: the config's own checks must catch a changed value,
+    key or type. A mutation that still describes this model loads it."""
     try:
-        model = model_file.decode(repack(_WHOLE, config=config))
+        model = model_file.decode(mutated_config(data, _WHOLE))
     except model_file.ModelFileError:
         return
     model.close()

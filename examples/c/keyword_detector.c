@@ -1,33 +1,25 @@
-/* keyword_detector.c: the keyword detector trained and run on device with the
- * nntk C API alone (no Python).
+/* keyword_detector.c: a keyword detector from an nntk model file, run and
+ * personalised on device with the C API alone (nntk/model.h):
  *
- *   Conv1d(40 -> 64, kernel 5, padding same) -> BatchNorm -> Activation(relu)
- *   -> GRU(64, return_sequences) -> BatchNorm -> GRU(64, return_sequences)
- *   -> TimeDistributedDense(2, softmax)                  (BatchNorm momentum 0.9)
+ *   1. NNTKModelLoad the model file (saved by Python's Sequential.save, or by
+ *      this program), reserving the capacity of a training batch;
+ *   2. inference on two utterances (one with the word, one without);
+ *   3. STEPS training steps (NNTKModelTrainStep: forward, categorical
+ *      cross-entropy, backward, the optimizer the file holds, or Adam(0.01)
+ *      when it holds none) on synthetic utterances, printing each loss;
+ *   4. NNTKModelSave to OUT.nntk (atomically), NNTKModelLoad it again and
+ *      check that the reloaded model gives bitwise the trained model's output
+ *      and step count.
  *
- * It builds the layers for training, loads their weights, trains STEPS Adam steps
- * on synthetic utterances (40 features per frame of noise; in half of them a
- * "word", a bump sweeping across the features, at a random time; every frame
- * labelled word / not word), printing the loss of each step, then runs
- * inference on two fresh utterances. Any failing call prints NNTKLastError()
- * and exits with status 1.
+ * The model takes (batch, frames, features) and gives (batch, frames, 2)
+ * word / not-word probabilities, e.g. Conv1d -> BatchNorm -> relu -> GRU ->
+ * BatchNorm -> GRU -> TimeDistributedDense(2, softmax) (ci/c-example.sh writes
+ * one from Python: nntk_core, no TensorFlow). The utterances: noise, and in
+ * half of them a "word", a bump sweeping across the features, at a random
+ * time; every frame labelled word / not word. Any failing call prints
+ * NNTKLastError() and exits with status 1.
  *
- * Usage: keyword_detector [WEIGHTS.f32]
- *   WEIGHTS.f32: every weight as raw little-endian float32 in tf.keras
- *   model.get_weights() order, concatenated, e.g. from Python
- *       np.concatenate([w.ravel() for w in model.get_weights()]).astype("<f4").tofile(path)
- *   for the tf.keras (or nntk) model of the same architecture. Without it the
- *   weights are deterministic pseudo-random (Glorot-uniform-like) draws.
- *
- * One training step is what tf.keras's custom training step does:
- *   forward:  each layer's ApplyTrainingBatch, in order (BatchNorm updates its
- *             moving statistics);
- *   loss:     NNTKLossCompute (categorical cross-entropy on the probabilities,
- *             as Keras does after TimeDistributed(Dense(softmax)));
- *   backward: each layer's CalculateGradient, in reverse order;
- *   update:   one NNTKOptimizerStep over every trainable weight block. A
- *             BatchNorm block is [gamma, beta, moving_mean, moving_variance]:
- *             only its first 2C floats (gamma, beta) are trainable.
+ * Usage: keyword_detector MODEL.nntk OUT.nntk
  */
 #include <math.h>
 #include <stdint.h>
@@ -37,380 +29,104 @@
 
 #include <nntk/nntk.h>
 
+#include "example_support.h"
+
 enum {
-    FEATURES = 40,
-    FILTERS = 64,
-    KERNEL = 5,
-    UNITS = 64,
-    CLASSES = 2,
     BATCH = 8,
     FRAMES = 50,      /* 0.5 s of 10 ms frames */
     WORD_FRAMES = 12, /* how long the word lasts */
     BATCHES = 4,      /* distinct training batches, cycled */
     STEPS = 16,
-    LAYERS = 7,
-    TRAINABLE_BLOCKS = 6, /* every layer but the activation */
+    CLASSES = 2,
 };
 static const double LEARNING_RATE = 0.01;
-static const double BN_MOMENTUM = 0.9;
 
-/* -- errors ------------------------------------------------------------------------ */
-static void check(NNTKStatus status, const char *call) {
-    if (status != NNTK_OK) {
-        fprintf(stderr, "keyword_detector: %s failed: %s\n", call, NNTKLastError());
-        exit(EXIT_FAILURE);
-    }
-}
-static void *check_created(void *handle, const char *call) {
-    if (handle == NULL) {
-        fprintf(stderr, "keyword_detector: %s failed: %s\n", call, NNTKLastError());
-        exit(EXIT_FAILURE);
-    }
-    return handle;
-}
-#define CHECK(call) check((call), #call)
-#define CREATE(call) check_created((void *)(call), #call)
-
-static void *xcalloc(size_t count, size_t size) {
-    void *p = calloc(count, size);
-    if (p == NULL) {
-        fprintf(stderr, "keyword_detector: out of memory\n");
-        exit(EXIT_FAILURE);
-    }
-    return p;
-}
-
-/* -- a small deterministic generator (splitmix64) ------------------------------------ */
-static uint64_t rng_state = 0x6e6e746bULL; /* "nntk" */
-static double uniform(void) {              /* [0, 1) */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) / 9007199254740992.0;
-}
-static double normal(void) { /* Box-Muller */
-    double u = uniform(), v = uniform();
-    return sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v);
-}
-/* U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)), as Keras's glorot_uniform. */
-static void glorot(float *w, int64_t count, int64_t fan_in, int64_t fan_out) {
-    double limit = sqrt(6.0 / (double)(fan_in + fan_out));
-    for (int64_t i = 0; i < count; i++) w[i] = (float)((2.0 * uniform() - 1.0) * limit);
-}
-
-/* -- the model ---------------------------------------------------------------------- */
-typedef struct Model {
-    NNTKConv1d *conv;
-    NNTKBatchNorm *bn1;
-    NNTKActivation *relu;
-    NNTKGRU *gru1;
-    NNTKBatchNorm *bn2;
-    NNTKGRU *gru2;
-    NNTKTimeDistributedDense *head;
-    NNTKConv1dGradient *g_conv;
-    NNTKBatchNormGradient *g_bn1;
-    NNTKActivationGradient *g_relu;
-    NNTKGRUGradient *g_gru1;
-    NNTKBatchNormGradient *g_bn2;
-    NNTKGRUGradient *g_gru2;
-    NNTKTimeDistributedDenseGradient *g_head;
-    /* out[i]: output of layer i, (B, T, width of layer i); d[i]: its gradient. */
-    float *out[LAYERS];
-    float *d[LAYERS];
-} Model;
-
-static const int64_t WIDTH[LAYERS] = {FILTERS, FILTERS, FILTERS, UNITS, UNITS, UNITS, CLASSES};
-
-static Model *model_create(void) {
-    Model *m = xcalloc(1, sizeof *m);
-    NNTKTrainingConfig training = {.max_batch = BATCH, .max_steps = FRAMES};
-
-    NNTKConv1dConfig *conv = CREATE(NNTKConv1dConfigCreate(
-        FEATURES, FILTERS, KERNEL, 1, NNTK_PADDING_SAME, 1, NNTK_ACTIVATION_LINEAR, 1));
-    NNTKBatchNormConfig *bn1 = CREATE(NNTKBatchNormConfigCreate(FILTERS, BN_MOMENTUM, 1e-3, 1, 1));
-    NNTKActivationConfig *relu = CREATE(NNTKActivationConfigCreate(NNTK_ACTIVATION_RELU, FILTERS));
-    /* GRU with Keras's defaults: tanh, sigmoid gates, bias, reset_after. */
-    NNTKGRUConfig *gru1 = CREATE(NNTKGRUConfigCreate(
-        FILTERS, UNITS, NNTK_ACTIVATION_TANH, NNTK_ACTIVATION_SIGMOID, 1, 1, 1, 0));
-    NNTKBatchNormConfig *bn2 = CREATE(NNTKBatchNormConfigCreate(UNITS, BN_MOMENTUM, 1e-3, 1, 1));
-    NNTKGRUConfig *gru2 = CREATE(NNTKGRUConfigCreate(
-        UNITS, UNITS, NNTK_ACTIVATION_TANH, NNTK_ACTIVATION_SIGMOID, 1, 1, 1, 0));
-    NNTKTimeDistributedDenseConfig *head = CREATE(
-        NNTKTimeDistributedDenseConfigCreate(UNITS, CLASSES, NNTK_ACTIVATION_SOFTMAX, 1));
-
-    m->conv = CREATE(NNTKConv1dCreateForTraining(conv, &training));
-    m->bn1 = CREATE(NNTKBatchNormCreateForTraining(bn1, &training));
-    m->relu = CREATE(NNTKActivationCreateForTraining(relu, &training));
-    m->gru1 = CREATE(NNTKGRUCreateForTraining(gru1, &training));
-    m->bn2 = CREATE(NNTKBatchNormCreateForTraining(bn2, &training));
-    m->gru2 = CREATE(NNTKGRUCreateForTraining(gru2, &training));
-    m->head = CREATE(NNTKTimeDistributedDenseCreateForTraining(head, &training));
-    NNTKConv1dConfigDestroy(conv);
-    NNTKBatchNormConfigDestroy(bn1);
-    NNTKActivationConfigDestroy(relu);
-    NNTKGRUConfigDestroy(gru1);
-    NNTKBatchNormConfigDestroy(bn2);
-    NNTKGRUConfigDestroy(gru2);
-    NNTKTimeDistributedDenseConfigDestroy(head);
-
-    m->g_conv = CREATE(NNTKConv1dGradientCreate(m->conv));
-    m->g_bn1 = CREATE(NNTKBatchNormGradientCreate(m->bn1));
-    m->g_relu = CREATE(NNTKActivationGradientCreate(m->relu));
-    m->g_gru1 = CREATE(NNTKGRUGradientCreate(m->gru1));
-    m->g_bn2 = CREATE(NNTKBatchNormGradientCreate(m->bn2));
-    m->g_gru2 = CREATE(NNTKGRUGradientCreate(m->gru2));
-    m->g_head = CREATE(NNTKTimeDistributedDenseGradientCreate(m->head));
-
-    /* "same" padding keeps the number of frames: every activation is (B, T, width). */
-    int64_t out_steps = 0, out_features = 0;
-    CHECK(NNTKConv1dOutputShape(m->conv, BATCH, FRAMES, &out_steps, &out_features));
-    if (out_steps != FRAMES || out_features != FILTERS) {
-        fprintf(stderr, "keyword_detector: unexpected Conv1d output shape\n");
-        exit(EXIT_FAILURE);
-    }
-    for (int i = 0; i < LAYERS; i++) {
-        m->out[i] = xcalloc((size_t)(BATCH * FRAMES * WIDTH[i]), sizeof(float));
-        m->d[i] = xcalloc((size_t)(BATCH * FRAMES * WIDTH[i]), sizeof(float));
-    }
-    return m;
-}
-
-static void model_destroy(Model *m) {
-    NNTKConv1dGradientDestroy(m->g_conv);
-    NNTKBatchNormGradientDestroy(m->g_bn1);
-    NNTKActivationGradientDestroy(m->g_relu);
-    NNTKGRUGradientDestroy(m->g_gru1);
-    NNTKBatchNormGradientDestroy(m->g_bn2);
-    NNTKGRUGradientDestroy(m->g_gru2);
-    NNTKTimeDistributedDenseGradientDestroy(m->g_head);
-    NNTKConv1dDestroy(m->conv);
-    NNTKBatchNormDestroy(m->bn1);
-    NNTKActivationDestroy(m->relu);
-    NNTKGRUDestroy(m->gru1);
-    NNTKBatchNormDestroy(m->bn2);
-    NNTKGRUDestroy(m->gru2);
-    NNTKTimeDistributedDenseDestroy(m->head);
-    for (int i = 0; i < LAYERS; i++) {
-        free(m->out[i]);
-        free(m->d[i]);
-    }
-    free(m);
-}
-
-/* The layers' weight blocks, in layer order (= tf.keras model.get_weights() order).
- * trainable[i]: how many floats at the start of block i an optimizer updates. */
-typedef struct Blocks {
-    float *weights[TRAINABLE_BLOCKS];
-    int64_t count[TRAINABLE_BLOCKS];
-    int64_t trainable[TRAINABLE_BLOCKS];
-} Blocks;
-
-static Blocks weight_blocks(Model *m) {
-    Blocks b;
-    CHECK(NNTKConv1dGetWeights(m->conv, &b.weights[0], &b.count[0]));
-    CHECK(NNTKBatchNormGetWeights(m->bn1, &b.weights[1], &b.count[1]));
-    CHECK(NNTKGRUGetWeights(m->gru1, &b.weights[2], &b.count[2]));
-    CHECK(NNTKBatchNormGetWeights(m->bn2, &b.weights[3], &b.count[3]));
-    CHECK(NNTKGRUGetWeights(m->gru2, &b.weights[4], &b.count[4]));
-    CHECK(NNTKTimeDistributedDenseGetWeights(m->head, &b.weights[5], &b.count[5]));
-    for (int i = 0; i < TRAINABLE_BLOCKS; i++) b.trainable[i] = b.count[i];
-    b.trainable[1] = 2 * FILTERS; /* gamma, beta; not the moving statistics */
-    b.trainable[3] = 2 * UNITS;
-    return b;
-}
-
-/* Deterministic weights, in the layout of each block (see the layers' headers);
- * BatchNorm keeps the values it was created with (Keras's initial values). */
-static void generate_weights(Model *m) {
-    Blocks b = weight_blocks(m);
-    float *w = b.weights[0]; /* conv: kernel (K, D, F), bias (F,) = 0 */
-    glorot(w, KERNEL * FEATURES * FILTERS, KERNEL * FEATURES, KERNEL * FILTERS);
-    for (int s = 2; s <= 4; s += 2) { /* GRU: kernel (D, 3U), recurrent (U, 3U), bias 0 */
-        int64_t in = s == 2 ? FILTERS : UNITS;
-        w = b.weights[s];
-        glorot(w, in * 3 * UNITS, in, 3 * UNITS);
-        glorot(w + in * 3 * UNITS, UNITS * 3 * UNITS, UNITS, 3 * UNITS);
-    }
-    glorot(b.weights[5], UNITS * CLASSES, UNITS, CLASSES); /* head: kernel (U, 2), bias 0 */
-}
-
-/* Weights from a raw float32 file in tf.keras model.get_weights() order. */
-static void load_weights(Model *m, const char *path) {
-    Blocks b = weight_blocks(m);
-    int64_t total = 0;
-    for (int i = 0; i < TRAINABLE_BLOCKS; i++) total += b.count[i];
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "keyword_detector: cannot open weights file %s\n", path);
-        exit(EXIT_FAILURE);
-    }
-    int64_t read = 0;
-    for (int i = 0; i < TRAINABLE_BLOCKS; i++)
-        read += (int64_t)fread(b.weights[i], sizeof(float), (size_t)b.count[i], f);
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (read != total || extra) {
-        fprintf(stderr,
-                "keyword_detector: %s must hold exactly %lld float32 values (the model's "
-                "weights in tf.keras order); it holds %s%lld\n",
-                path, (long long)total, extra ? "more than " : "", (long long)read);
-        exit(EXIT_FAILURE);
-    }
-    printf("loaded %lld weights from %s\n", (long long)total, path);
-}
-
-/* -- one training step and inference -------------------------------------------------- */
-static float train_step(Model *m, NNTKOptimizer *adam, const float *x, const float *y) {
-    const int64_t B = BATCH, T = FRAMES;
-    /* forward, training mode */
-    CHECK(NNTKConv1dApplyTrainingBatch(m->conv, B, T, x, m->out[0]));
-    CHECK(NNTKBatchNormApplyTrainingBatch(m->bn1, B, T, m->out[0], m->out[1]));
-    CHECK(NNTKActivationApplyTrainingBatch(m->relu, B, T, m->out[1], m->out[2]));
-    CHECK(NNTKGRUApplyTrainingBatch(m->gru1, B, T, m->out[2], m->out[3]));
-    CHECK(NNTKBatchNormApplyTrainingBatch(m->bn2, B, T, m->out[3], m->out[4]));
-    CHECK(NNTKGRUApplyTrainingBatch(m->gru2, B, T, m->out[4], m->out[5]));
-    CHECK(NNTKTimeDistributedDenseApplyTrainingBatch(m->head, B, T, m->out[5], m->out[6]));
-    /* loss over the B*T frames, and d loss / d probabilities */
-    float loss = 0.0f;
-    CHECK(NNTKLossCompute(NNTK_LOSS_CATEGORICAL_CROSSENTROPY, 0, B * T, CLASSES, m->out[6], y,
-                          &loss, m->d[6]));
-    /* backward, in reverse: d[i] = gradient of layer i's output */
-    CHECK(NNTKTimeDistributedDenseCalculateGradient(m->head, m->g_head, m->d[6], m->d[5]));
-    CHECK(NNTKGRUCalculateGradient(m->gru2, m->g_gru2, m->d[5], m->d[4]));
-    CHECK(NNTKBatchNormCalculateGradient(m->bn2, m->g_bn2, m->d[4], m->d[3]));
-    CHECK(NNTKGRUCalculateGradient(m->gru1, m->g_gru1, m->d[3], m->d[2]));
-    CHECK(NNTKActivationCalculateGradient(m->relu, m->g_relu, m->d[2], m->d[1]));
-    CHECK(NNTKBatchNormCalculateGradient(m->bn1, m->g_bn1, m->d[1], m->d[0]));
-    CHECK(NNTKConv1dCalculateGradient(m->conv, m->g_conv, m->d[0], NULL));
-    /* update every trainable block (the gradient blocks have the weights' layout) */
-    Blocks w = weight_blocks(m);
-    float *grads[TRAINABLE_BLOCKS];
-    int64_t count = 0;
-    CHECK(NNTKConv1dGradientGetWeights(m->g_conv, &grads[0], &count));
-    CHECK(NNTKBatchNormGradientGetWeights(m->g_bn1, &grads[1], &count));
-    CHECK(NNTKGRUGradientGetWeights(m->g_gru1, &grads[2], &count));
-    CHECK(NNTKBatchNormGradientGetWeights(m->g_bn2, &grads[3], &count));
-    CHECK(NNTKGRUGradientGetWeights(m->g_gru2, &grads[4], &count));
-    CHECK(NNTKTimeDistributedDenseGradientGetWeights(m->g_head, &grads[5], &count));
-    const float *const_grads[TRAINABLE_BLOCKS];
-    for (int i = 0; i < TRAINABLE_BLOCKS; i++) const_grads[i] = grads[i];
-    CHECK(NNTKOptimizerStep(adam, TRAINABLE_BLOCKS, w.weights, const_grads, w.trainable));
-    return loss;
-}
-
-/* Inference mode (BatchNorm uses its moving statistics): x (n, T, D) -> out[6] (n, T, 2). */
-static void infer(Model *m, int64_t n, const float *x) {
-    const int64_t T = FRAMES;
-    CHECK(NNTKConv1dApplyInference(m->conv, n, T, x, m->out[0]));
-    CHECK(NNTKBatchNormApplyInference(m->bn1, n, T, m->out[0], m->out[1]));
-    CHECK(NNTKActivationApplyInference(m->relu, n, T, m->out[1], m->out[2]));
-    CHECK(NNTKGRUApplyInference(m->gru1, n, T, m->out[2], m->out[3]));
-    CHECK(NNTKBatchNormApplyInference(m->bn2, n, T, m->out[3], m->out[4]));
-    CHECK(NNTKGRUApplyInference(m->gru2, n, T, m->out[4], m->out[5]));
-    CHECK(NNTKTimeDistributedDenseApplyInference(m->head, n, T, m->out[5], m->out[6]));
-}
-
-/* -- synthetic utterances --------------------------------------------------------------- */
-/* x (n, T, D): noise, plus the word in utterances with has_word[i]; y (n, T, 2) one-hot.
- * Returns via start[i] where the word begins (-1: no word). */
-static void utterances(int64_t n, const int *has_word, float *x, float *y, int64_t *start) {
-    for (int64_t i = 0; i < n * FRAMES * FEATURES; i++) x[i] = (float)normal();
-    for (int64_t i = 0; i < n; i++) {
-        start[i] = has_word[i] ? (int64_t)(uniform() * (FRAMES - WORD_FRAMES + 1)) : -1;
-        double gain = 0.8 + 0.4 * uniform();
-        for (int64_t t = 0; t < FRAMES; t++) {
-            int64_t k = t - start[i];
-            int in_word = start[i] >= 0 && k >= 0 && k < WORD_FRAMES;
-            float *frame = x + (i * FRAMES + t) * FEATURES;
-            if (in_word) { /* a bump rising across the features */
-                double s = (double)k / (WORD_FRAMES - 1);
-                double center = FEATURES * (0.2 + 0.6 * s), width = FEATURES / 10.0;
-                double envelope = sin(3.141592653589793 * (0.15 + 0.7 * s));
-                for (int64_t f = 0; f < FEATURES; f++) {
-                    double z = ((double)f - center) / width;
-                    frame[f] += (float)(2.5 * gain * envelope * exp(-z * z));
-                }
-            }
-            y[(i * FRAMES + t) * CLASSES + 0] = in_word ? 0.0f : 1.0f;
-            y[(i * FRAMES + t) * CLASSES + 1] = in_word ? 1.0f : 0.0f;
-        }
-    }
+/* Inference on the two test utterances, into probs (2, FRAMES, CLASSES). */
+static void infer(NNTKModel *model, const float *x, float *probs) {
+    CHECK(NNTKModelApplyInference(model, 2, FRAMES, x, probs));
 }
 
 int main(int argc, char **argv) {
-    if (argc > 2) {
-        fprintf(stderr, "usage: %s [WEIGHTS.f32]\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s MODEL.nntk OUT.nntk\n", argv[0]);
         return 2;
     }
-    printf("nntk %s (%s backend): keyword detector, Conv1d(%d->%d, k%d) BN relu GRU(%d) BN "
-           "GRU(%d) TimeDistributedDense(%d, softmax)\n",
-           NNTKVersion(), NNTKBackend(), FEATURES, FILTERS, KERNEL, UNITS, UNITS, CLASSES);
-    Model *m = model_create();
-    if (argc == 2) {
-        load_weights(m, argv[1]);
-    } else {
-        generate_weights(m);
+    printf("nntk %s (%s backend)\n", NNTKVersion(), NNTKBackend());
+    NNTKModel *model = CREATE(NNTKModelLoad(argv[1], BATCH, FRAMES));
+    int64_t layers, features, weights, out_steps, classes;
+    CHECK(NNTKModelDescribe(model, &layers, &features, &weights));
+    CHECK(NNTKModelOutputShape(model, BATCH, FRAMES, &out_steps, &classes));
+    printf("loaded %s: %lld layers, %lld weights, (batch, %d, %lld) -> (batch, %lld, %lld)\n",
+           argv[1], (long long)layers, (long long)weights, FRAMES, (long long)features,
+           (long long)out_steps, (long long)classes);
+    if (out_steps != FRAMES || classes != CLASSES) {
+        fprintf(stderr, "keyword_detector: the model must give (batch, %d, %d) word probabilities\n",
+                FRAMES, CLASSES);
+        return EXIT_FAILURE;
     }
 
-    /* BATCHES training batches of BATCH utterances, half of them with the word. */
+    /* Two test utterances, one with the word; BATCHES training batches of BATCH. */
+    float *test_x = xcalloc((size_t)(2 * FRAMES * features), sizeof(float));
+    float test_y[2 * FRAMES * CLASSES], probs[2 * FRAMES * CLASSES];
+    int64_t test_start[2];
+    const int test_has_word[2] = {1, 0};
+    utterances(2, FRAMES, features, WORD_FRAMES, test_has_word, test_x, test_y, test_start);
     const int64_t per_batch = BATCH * FRAMES;
-    float *x = xcalloc((size_t)(BATCHES * per_batch * FEATURES), sizeof(float));
+    float *x = xcalloc((size_t)(BATCHES * per_batch * features), sizeof(float));
     float *y = xcalloc((size_t)(BATCHES * per_batch * CLASSES), sizeof(float));
     int64_t starts[BATCHES * BATCH];
     int has_word[BATCHES * BATCH];
     for (int i = 0; i < BATCHES * BATCH; i++) has_word[i] = i % 2;
-    utterances(BATCHES * BATCH, has_word, x, y, starts);
+    utterances(BATCHES * BATCH, FRAMES, features, WORD_FRAMES, has_word, x, y, starts);
 
-    NNTKOptimizer *adam = CREATE(NNTKOptimizerCreateAdam(LEARNING_RATE, 0.9, 0.999, 1e-7, 0));
-    printf("training: %d Adam steps (learning rate %g), batches of %d utterances x %d frames\n",
-           STEPS, LEARNING_RATE, BATCH, FRAMES);
+    printf("before training:\n");
+    infer(model, test_x, probs);
+    for (int i = 0; i < 2; i++)
+        report_detection(i, FRAMES, WORD_FRAMES, test_start[i], probs + i * FRAMES * CLASSES);
+
+    int64_t iterations;
+    if (NNTKModelIterations(model, &iterations) != NNTK_OK) { /* the file holds no optimizer */
+        CHECK(NNTKModelSetOptimizerAdam(model, LEARNING_RATE, 0.9, 0.999, 1e-7, 0));
+        iterations = 0;
+        printf("training: the file holds no optimizer; Adam(learning_rate=%g)\n", LEARNING_RATE);
+    } else {
+        printf("training: the file's optimizer, after its %lld steps\n", (long long)iterations);
+    }
+    printf("%d steps, batches of %d utterances x %d frames\n", STEPS, BATCH, FRAMES);
     float first = 0.0f, last = 0.0f;
     for (int step = 0; step < STEPS; step++) {
-        int b = step % BATCHES;
-        float loss = train_step(m, adam, x + b * per_batch * FEATURES, y + b * per_batch * CLASSES);
-        printf("step %2d  loss %.6f\n", step + 1, loss);
-        if (step == 0) first = loss;
-        last = loss;
-        if (!isfinite(loss)) {
-            fprintf(stderr, "keyword_detector: the loss is not finite\n");
-            return EXIT_FAILURE;
-        }
+        const int b = step % BATCHES;
+        float loss;
+        CHECK(NNTKModelTrainStep(model, NNTK_LOSS_CATEGORICAL_CROSSENTROPY, 0, BATCH, FRAMES,
+                                 x + b * per_batch * features, y + b * per_batch * CLASSES, &loss));
+        report_loss(step, loss, &first, &last);
     }
     printf("loss %.6f -> %.6f\n", first, last);
+    printf("after training:\n");
+    infer(model, test_x, probs);
+    for (int i = 0; i < 2; i++)
+        report_detection(i, FRAMES, WORD_FRAMES, test_start[i], probs + i * FRAMES * CLASSES);
 
-    /* Inference on two fresh utterances: one with the word, one without. */
-    float test_x[2 * FRAMES * FEATURES], test_y[2 * FRAMES * CLASSES];
-    int64_t test_start[2];
-    const int test_has_word[2] = {1, 0};
-    utterances(2, test_has_word, test_x, test_y, test_start);
-    infer(m, 2, test_x);
-    for (int i = 0; i < 2; i++) {
-        int64_t first_frame = -1, last_frame = -1, frames = 0;
-        for (int64_t t = 0; t < FRAMES; t++) {
-            if (m->out[6][(i * FRAMES + t) * CLASSES + 1] > 0.5f) {
-                if (first_frame < 0) first_frame = t;
-                last_frame = t;
-                frames++;
-            }
-        }
-        printf("utterance %d: ", i + 1);
-        if (test_start[i] >= 0) {
-            printf("word said at frames %lld-%lld; ", (long long)test_start[i],
-                   (long long)(test_start[i] + WORD_FRAMES - 1));
-        } else {
-            printf("no word said; ");
-        }
-        if (frames > 0) {
-            printf("detected in %lld frames (%lld-%lld)\n", (long long)frames,
-                   (long long)first_frame, (long long)last_frame);
-        } else {
-            printf("not detected\n");
-        }
+    /* Save, reload, and check the reloaded model is the trained one. */
+    CHECK(NNTKModelSave(model, argv[2]));
+    NNTKModel *reloaded = CREATE(NNTKModelLoad(argv[2], BATCH, FRAMES));
+    float again[2 * FRAMES * CLASSES];
+    infer(reloaded, test_x, again);
+    int64_t steps_before, steps_after;
+    CHECK(NNTKModelIterations(model, &steps_before));
+    CHECK(NNTKModelIterations(reloaded, &steps_after));
+    if (memcmp(again, probs, sizeof probs) != 0 || steps_after != steps_before ||
+        steps_before != iterations + STEPS) {
+        fprintf(stderr, "keyword_detector: the model reloaded from %s is not the trained one\n",
+                argv[2]);
+        return EXIT_FAILURE;
     }
+    printf("saved %s; reloaded: the same output bit for bit, optimizer at step %lld\n", argv[2],
+           (long long)steps_after);
 
-    NNTKOptimizerDestroy(adam);
-    model_destroy(m);
+    NNTKModelDestroy(reloaded);
+    NNTKModelDestroy(model);
+    free(test_x);
     free(x);
     free(y);
     return EXIT_SUCCESS;

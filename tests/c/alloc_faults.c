@@ -10,8 +10,11 @@
  * a longer sequence, beyond a reserved capacity, and each optional function a
  * layer has (stream chunks through ApplyInferenceWithState, the first chunk's
  * final state feeding a longer second chunk; the training and gradient
- * variants WithState; ApplyFrozenBatch); then every loss, and the optimizers
- * (creation, the first step that creates the slots, a second step).
+ * variants WithState; ApplyFrozenBatch); then every loss, the optimizers
+ * (creation, the first step that creates the slots, a second step), and the
+ * model of each model file given (nntk/model.h: load, inference, a training
+ * step, save, a new optimizer, another step and save, load of the saved file;
+ * inference and the steps within the capacity reserved at load).
  *
  * For each step k of a scenario and n = 1, 2, ...: steps 0..k-1 run on fresh
  * handles, the n-th allocation of step k is made to fail, and the call must
@@ -27,14 +30,19 @@
  * n stops growing when step k makes fewer than n allocations. Every injected
  * failure is a site; their number is printed.
  *
- *   nntk_alloc_faults [seed percent]   default: every config variant (nightly);
+ *   nntk_alloc_faults [seed percent [MODEL.nntk ...]]
+ *                                      default: every config variant (nightly);
  *                                      else every layer's base config plus a
- *                                      seeded `percent`% of the variants (CI)
+ *                                      seeded `percent`% of the variants (CI);
+ *                                      the model files' scenarios (ci: the
+ *                                      fuzz/model_corpus files)
  * Exits 1 on any failure (and says which), 0 otherwise. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "c_test_support.h"
 
@@ -47,14 +55,17 @@ static long failures, sites, scenarios, steps_tried;
 enum Op {
     CONFIG, CREATE_INFERENCE, CREATE_TRAINING, INFER, TRAIN, FROZEN, GRAD_CREATE, CALC,
     CALC_NO_DIN, STREAM_FIRST, STREAM_NEXT, TRAIN_STATE, CALC_STATE,
-    LOSS, OPT_SGD, OPT_ADAM, OPT_STEP, OPT_SET_STATE
+    LOSS, OPT_SGD, OPT_ADAM, OPT_STEP, OPT_SET_STATE,
+    MODEL_LOAD, MODEL_INFER, MODEL_TRAIN, MODEL_SAVE, MODEL_SET_ADAM, MODEL_LOAD_SAVED
 };
 static const char *const OP_NAME[] = {
     "ConfigCreate", "CreateForInference", "CreateForTraining", "ApplyInference",
     "ApplyTrainingBatch", "ApplyFrozenBatch", "GradientCreate", "CalculateGradient",
     "CalculateGradient", "ApplyInferenceWithState", "ApplyInferenceWithState",
     "ApplyTrainingBatchWithState", "CalculateGradientWithState", "LossCompute",
-    "OptimizerCreateSGD", "OptimizerCreateAdam", "OptimizerStep", "OptimizerSetState"};
+    "OptimizerCreateSGD", "OptimizerCreateAdam", "OptimizerStep", "OptimizerSetState",
+    "ModelLoad", "ModelApplyInference", "ModelTrainStep", "ModelSave", "ModelSetOptimizerAdam",
+    "ModelLoad"};
 
 typedef struct {
     enum Op op;
@@ -65,7 +76,8 @@ typedef struct {
 #define MAX_STEPS 24
 typedef struct {
     const char *what; /* for messages */
-    const nntk_layer_api *L; /* NULL: loss / optimizer scenario */
+    const nntk_layer_api *L; /* NULL: loss / optimizer / model scenario */
+    const char *model_path;  /* a model scenario's file */
     nntk_arg_value v[32];
     NNTKTrainingConfig capacity; /* all-zero: none */
     int n_steps;
@@ -76,6 +88,7 @@ typedef struct {
 typedef struct {
     void *config, *filter, *gradient;
     NNTKOptimizer *optimizer;
+    NNTKModel *model, *reloaded;
     int64_t train_batch, train_steps; /* the last successful training batch */
     float *state;                     /* the last stream chunk's final state */
     int64_t state_n;
@@ -121,6 +134,46 @@ static float *gradient_weights(const Scenario *sc, Run *run, int64_t *n) {
     *n = 0;
     if (run->gradient == NULL || sc->L->gradient_get_weights(run->gradient, &w, n) != NNTK_OK) *n = 0;
     return w;
+}
+
+/* The model scenarios: their capacity, and where they save. */
+enum { MODEL_BATCH = 2, MODEL_STEPS = 6 };
+static char saved_path[96];
+
+/* Every weight of a model (malloc'd), *count of them. */
+static float *model_weights(NNTKModel *model, int64_t *count) {
+    int64_t layers, features;
+    NNTKModelDescribe(model, &layers, &features, count);
+    float *w = malloc((size_t)(*count + 1) * sizeof *w);
+    if (w == NULL) abort();
+    NNTKModelGetWeights(model, w, *count);
+    return w;
+}
+
+/* A model's weights and step count, into a record. */
+static void record_model(Record *rec, NNTKModel *model) {
+    int64_t count, it = -1;
+    float *w = model_weights(model, &count);
+    record_append(&rec->out, w, count);
+    free(w);
+    NNTKModelIterations(model, &it);
+    float iterations = (float)it;
+    record_append(&rec->out, &iterations, 1);
+}
+
+/* A file's bytes (malloc'd; NULL and *size 0 when there is none). */
+static char *read_bytes(const char *path, int64_t *size) {
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    const long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)n + 1);
+    if (data == NULL || fread(data, 1, (size_t)n, f) != (size_t)n) abort();
+    fclose(f);
+    *size = n;
+    return data;
 }
 
 /* Step k of sc on run. Returns 1 when the library refused the call (only
@@ -329,6 +382,81 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         free(state);
         return refused;
     }
+    case MODEL_LOAD:
+    case MODEL_LOAD_SAVED: {
+        NNTKModel *m = NNTKModelLoad(st->op == MODEL_LOAD ? sc->model_path : saved_path, MODEL_BATCH,
+                                     MODEL_STEPS);
+        if (m == NULL) return check_refusal(sc, k, fn, NNTKLastStatus()), 1;
+        *(st->op == MODEL_LOAD ? &run->model : &run->reloaded) = m;
+        record_model(rec, m);
+        return 0;
+    }
+    case MODEL_INFER:
+    case MODEL_TRAIN: {
+        int64_t features = 0, layers, weights, out_steps = 0, classes = 0;
+        NNTKModelDescribe(run->model, &layers, &features, &weights);
+        CHECK(NNTKModelOutputShape(run->model, st->batch, st->steps, &out_steps, &classes) == NNTK_OK,
+              "%s: NNTKModelOutputShape: %s", sc->what, NNTKLastError());
+        const int64_t n_in = st->batch * st->steps * features, n_out = st->batch * out_steps * classes;
+        float *x = seeded_floats(n_in, seed), *y = sentinel_floats(n_out), *target = calloc((size_t)n_out + 1, 4);
+        if (target == NULL) abort();
+        for (int64_t r = 0; r < n_out / classes; r++) target[r * classes + r % classes] = 1.0f; /* one-hot */
+        float *before = model_weights(run->model, &weights);
+        int64_t it_before = -1, it = -1;
+        NNTKModelIterations(run->model, &it_before);
+        const NNTKStatus s = st->op == MODEL_INFER
+                                 ? NNTKModelApplyInference(run->model, st->batch, st->steps, x, y)
+                                 : NNTKModelTrainStep(run->model, NNTK_LOSS_CATEGORICAL_CROSSENTROPY, 0,
+                                                      st->batch, st->steps, x, target, y);
+        const int refused = s != NNTK_OK;
+        if (refused) check_refusal(sc, k, fn, s);
+        float *after = model_weights(run->model, &weights);
+        NNTKModelIterations(run->model, &it);
+        const int64_t n_written = st->op == MODEL_INFER ? n_out : 1;
+        if (refused) {
+            CHECK(untouched(y, n_written) && memcmp(before, after, (size_t)weights * 4) == 0 && it == it_before,
+                  "%s step %d %s: output, weights or step count changed on failure", sc->what, k, fn);
+        } else {
+            record_append(&rec->out, y, n_written);
+            record_model(rec, run->model);
+        }
+        free(x), free(y), free(target), free(before), free(after);
+        return refused;
+    }
+    case MODEL_SAVE: {
+        int64_t size_before = 0, size = 0;
+        char *previous = read_bytes(saved_path, &size_before);
+        const NNTKStatus s = NNTKModelSave(run->model, saved_path);
+        char *bytes = read_bytes(saved_path, &size);
+        const int refused = s != NNTK_OK;
+        if (refused) {
+            check_refusal(sc, k, fn, s);
+            CHECK(size == size_before && (size == 0 || memcmp(previous, bytes, (size_t)size) == 0),
+                  "%s step %d %s: the file changed on failure", sc->what, k, fn);
+        } else {
+            float as_floats[4096] = {0}; /* the file's bytes, padded with zeros */
+            CHECK(size > 0 && size <= (int64_t)sizeof as_floats, "%s: saved %lld bytes", sc->what, (long long)size);
+            memcpy(as_floats, bytes, (size_t)size);
+            record_append(&rec->out, as_floats, (size + 3) / 4);
+        }
+        free(previous), free(bytes);
+        return refused;
+    }
+    case MODEL_SET_ADAM: {
+        int64_t it_before = -1, it = -1;
+        NNTKModelIterations(run->model, &it_before);
+        const NNTKStatus s = NNTKModelSetOptimizerAdam(run->model, 0.005, 0.9, 0.999, 1e-7, 1);
+        const int refused = s != NNTK_OK;
+        if (refused) check_refusal(sc, k, fn, s);
+        NNTKModelIterations(run->model, &it);
+        if (refused) { /* the model keeps its optimizer (or none) */
+            CHECK(it == it_before, "%s step %d %s: the optimizer changed on failure", sc->what, k, fn);
+        } else {
+            float iterations = (float)it; /* 0: a new optimizer */
+            record_append(&rec->out, &iterations, 1);
+        }
+        return refused;
+    }
     }
     return 0;
 }
@@ -340,6 +468,8 @@ static void run_free(const Scenario *sc, Run *run) {
         if (run->config) sc->L->config_destroy(run->config);
     }
     NNTKOptimizerDestroy(run->optimizer);
+    NNTKModelDestroy(run->model);
+    NNTKModelDestroy(run->reloaded);
     free(run->state);
     memset(run, 0, sizeof *run);
 }
@@ -516,14 +646,50 @@ static void run_losses_and_optimizers(void) {
     }
 }
 
+/* The model of a model file: load, inference, a step (when the file holds an
+ * optimizer), save, a new optimizer, a step, inference, save, load of the
+ * saved file. Inference and steps are within the capacity: no allocation. */
+static void run_model(const char *path) {
+    NNTKModel *probe = NNTKModelLoad(path, MODEL_BATCH, MODEL_STEPS);
+    if (probe == NULL) {
+        printf("nntk_alloc_faults: %s does not load: %s\n", path, NNTKLastError());
+        failures++;
+        return;
+    }
+    int64_t iterations;
+    const int has_optimizer = NNTKModelIterations(probe, &iterations) == NNTK_OK;
+    NNTKModelDestroy(probe);
+    Scenario sc;
+    memset(&sc, 0, sizeof sc);
+    char what[160];
+    snprintf(what, sizeof what, "model %s", path);
+    sc.what = what, sc.model_path = path;
+    add(&sc, MODEL_LOAD, 0, 0), add_within_capacity(&sc, MODEL_INFER, 1, 4);
+    if (has_optimizer) add_within_capacity(&sc, MODEL_TRAIN, 2, 6);
+    add(&sc, MODEL_SAVE, 0, 0), add(&sc, MODEL_SET_ADAM, 0, 0);
+    add_within_capacity(&sc, MODEL_TRAIN, 2, 5), add_within_capacity(&sc, MODEL_INFER, 2, 6);
+    add(&sc, MODEL_SAVE, 0, 0), add(&sc, MODEL_LOAD_SAVED, 0, 0);
+    remove(saved_path);
+    run_scenario(&sc);
+    remove(saved_path);
+}
+
 int main(int argc, char **argv) {
     const unsigned long seed = argc > 1 ? strtoul(argv[1], NULL, 10) : 1;
     const int percent = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 100;
     sample_state = (uint32_t)seed * 2654435761u + 1u;
     for (int l = 0; l < NNTK_LAYER_COUNT; l++) run_layer(&NNTK_LAYER_TABLE[l], percent);
     run_losses_and_optimizers();
+    const long layer_sites = sites;
+    char directory[] = "/tmp/nntk-alloc-faults-XXXXXX";
+    if (argc > 3 && mkdtemp(directory) == NULL) abort();
+    snprintf(saved_path, sizeof saved_path, "%s/saved.nntk", directory);
+    for (int i = 3; i < argc; i++) run_model(argv[i]);
+    if (argc > 3) rmdir(directory);
     printf("nntk_alloc_faults: %d layers, %ld scenarios, %ld calls, %ld allocation-failure sites tried "
-           "(seed %lu, %d%% of the config variants), %ld failures (%s backend)\n",
-           NNTK_LAYER_COUNT, scenarios, steps_tried, sites, seed, percent, failures, NNTKBackend());
+           "(%ld in the models of %d model files; seed %lu, %d%% of the config variants), %ld failures "
+           "(%s backend)\n",
+           NNTK_LAYER_COUNT, scenarios, steps_tried, sites, sites - layer_sites, argc > 3 ? argc - 3 : 0,
+           seed, percent, failures, NNTKBackend());
     return failures == 0 ? 0 : 1;
 }

@@ -9,6 +9,7 @@
  * per batch row of one direction (U per state), T' = return_sequences ? T : 1. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/blocking.h"
@@ -438,12 +439,24 @@ static NNTKStatus backward(const char *fn, NNTKLayer *layer, const float *d_out,
     return NNTK_OK;
 }
 
+static NNTKLayerConfig *create_for(const char *fn, const NNTKLayerConfig *inner,
+                                   const NNTKLayerValue *values);
+
+/* The wrapped layer's shapes (its return_sequences). */
+static int32_t drops_steps(const NNTKLayerConfig *config) {
+    const NNTKLayerConfig *inner = config->inner;
+    return inner != NULL && inner->type->drops_steps != NULL && inner->type->drops_steps(inner);
+}
+
 const NNTKLayerType nntk_bidirectional_type = {
     NNTK_LAYER_NAMES("Bidirectional", "Bidirectional", 'B', 'i', 'd'),
     NNTK_LAYER_FIELDS(fields),
     .weights = weights,
     .states = states,
     .wraps = 1,
+    .create_for = create_for,
+    .sequence_input = 1, /* tf.keras takes (B, T, D) only */
+    .drops_steps = drops_steps,
     .state_size = sizeof(Wrapper),
     .init = init,
     .release = release,
@@ -466,6 +479,12 @@ static NNTKLayerConfig *config_create_for(const char *fn, const NNTKLayerConfig 
         return NULL;
     }
     return config;
+}
+
+/* The type's create_for op: its one field is merge_mode. */
+static NNTKLayerConfig *create_for(const char *fn, const NNTKLayerConfig *inner,
+                                   const NNTKLayerValue *values) {
+    return config_create_for(fn, inner, (int32_t)values[0].i);
 }
 
 NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreateFor(const NNTKLayerConfig *inner,
@@ -534,7 +553,8 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
      * else its default. */
     NNTKLayerValue values[NNTK_LAYER_MAX_FIELDS];
     for (int32_t i = 0; i < type->field_count; i++) {
-        values[i].i = (int64_t)type->fields[i].default_value;
+        const double fallback = type->fields[i].default_value; /* NAN: required (an argument) */
+        values[i].i = isnan(fallback) ? 0 : (int64_t)fallback;
         for (int a = 0; a < ARGS; a++)
             if (strcmp(type->fields[i].name, args[a].name) == 0) values[i].i = args[a].value;
     }

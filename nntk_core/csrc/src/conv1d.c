@@ -367,6 +367,7 @@ const NNTKLayerType nntk_conv1d_type = {
     .state_size = sizeof(Conv),
     .init = init,
     NNTK_LAYER_STANDARD_OPS,
+    .sequence_input = 1, /* tf.keras takes (B, L, C) only */
 };
 
 NNTK_API NNTKConv1dConfig *NNTKConv1dConfigCreate(int64_t input_dim, int64_t filters,

@@ -130,6 +130,7 @@ const NNTKLayerType nntk_dense_type = {
 const NNTKLayerType nntk_time_distributed_dense_type = {
     NNTK_LAYER_NAMES("TimeDistributedDense", "TimeDistributed(Dense)", 'T', 'd', 'D'),
     DENSE_OPS,
+    .sequence_input = 1, /* tf.keras's TimeDistributed takes (B, T, D) only */
 };
 
 NNTK_API NNTKDenseConfig *NNTKDenseConfigCreate(int64_t input_dim, int64_t units,

@@ -17,6 +17,7 @@
 
 #include "nntk/layer.h"
 #include "nntk/loss.h"
+#include "nntk/model.h"
 #include "nntk/optimizer.h"
 #include "nntk/runtime.h"
 

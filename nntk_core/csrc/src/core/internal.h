@@ -66,6 +66,10 @@ NNTKStatus nntk_check_batch(const char *fn, int64_t batch, int64_t steps, int64_
 NNTKStatus nntk_training_capacity(const char *fn, const NNTKTrainingConfig *training_config,
                                   int64_t *max_batch, int64_t *max_steps);
 
+/* Checks a loss (nntk/loss.h): `kind` (named `arg`) an NNTKLossKind, from_logits
+ * 0 or 1, and 1 only for the categorical cross-entropy (train/loss.c). */
+NNTKStatus nntk_check_loss(const char *fn, const char *arg, int32_t kind, int32_t from_logits);
+
 /* Checks that `kind` is a valid NNTKActivationKind. */
 NNTKStatus nntk_check_activation(const char *fn, const char *arg, int32_t kind);
 

@@ -141,6 +141,11 @@ struct NNTKLayerType {
      * typed function (NNTKBidirectionalConfigCreateFor); the generic
      * NNTKLayerConfigCreateFromValues refuses it. */
     int32_t wraps;
+    /* A wrapper's config from its own field values and a copy of `inner` (what
+     * its typed ConfigCreateFor does, for the generic builders such as the
+     * model loader, src/model); NULL for a type that does not wrap. */
+    NNTKLayerConfig *(*create_for)(const char *fn, const NNTKLayerConfig *inner,
+                                   const NNTKLayerValue *values);
     const void *impl;   /* what a family's shared ops read (recurrent layers: their cell) */
     size_t state_size;  /* bytes of NNTKLayer.state (0: none) */
 

@@ -18,6 +18,10 @@ static int64_t field(const NNTKLayerConfig *config, const char *name, int64_t ab
     return i >= 0 ? nntk_layer_int(config, i) : absent;
 }
 
+int32_t nntk_recurrent_drops_steps(const NNTKLayerConfig *config) {
+    return field(config, "return_sequences", 0) == 0;
+}
+
 static NNTKRecurrentSpec spec_of(const NNTKLayerConfig *config) {
     const NNTKRecurrentCell *cell = cell_of(config);
     NNTKRecurrentSpec spec = {

@@ -169,7 +169,11 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
         .init = nntk_recurrent_init, .release = nntk_recurrent_release,                           \
         .output_shape = nntk_recurrent_output_shape, .reserve = nntk_recurrent_reserve,           \
         .forward = nntk_recurrent_forward, .backward = nntk_recurrent_backward,                   \
+        .sequence_input = 1, .drops_steps = nntk_recurrent_drops_steps,                           \
     }
+
+/* tf.keras's shapes: (B, T, D) input only; (B, U) out without return_sequences. */
+int32_t nntk_recurrent_drops_steps(const NNTKLayerConfig *config);
 
 /* Steps whose projection a forward pass holds at once: all of them when
  * training (the cache keeps them), else at most one block. */

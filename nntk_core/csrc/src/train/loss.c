@@ -73,14 +73,10 @@ static double cce_logits_row(int64_t c, const float *z /* (C,) */, const float *
     return loss;
 }
 
-NNTK_API NNTKStatus NNTKLossCompute(int32_t kind, int32_t from_logits, int64_t rows, int64_t classes,
-                                    const float *y_pred, const float *y_true, float *loss,
-                                    float *d_pred) {
-    static const char fn[] = "NNTKLossCompute";
-    NNTKStatus s;
-    /* GCOVR_EXCL_BR_START: argument validation */
+/* GCOVR_EXCL_BR_START: argument validation */
+NNTKStatus nntk_check_loss(const char *fn, const char *arg, int32_t kind, int32_t from_logits) {
     if (kind < 0 || kind >= NNTK_LOSS_COUNT_)
-        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: kind = %d is not a known NNTKLossKind", fn,
+        return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: %s = %d is not a known NNTKLossKind", fn, arg,
                          (int)kind);
     if (from_logits != 0 && from_logits != 1)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT, "%s: from_logits must be 0 or 1 (got %d)", fn,
@@ -88,8 +84,19 @@ NNTK_API NNTKStatus NNTKLossCompute(int32_t kind, int32_t from_logits, int64_t r
     if (from_logits && kind != NNTK_LOSS_CATEGORICAL_CROSSENTROPY)
         return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                          "%s: from_logits = 1 is only meaningful for NNTK_LOSS_CATEGORICAL_CROSSENTROPY "
-                         "(kind = %d)",
-                         fn, (int)kind);
+                         "(%s = %d)",
+                         fn, arg, (int)kind);
+    return NNTK_OK;
+}
+/* GCOVR_EXCL_BR_STOP */
+
+NNTK_API NNTKStatus NNTKLossCompute(int32_t kind, int32_t from_logits, int64_t rows, int64_t classes,
+                                    const float *y_pred, const float *y_true, float *loss,
+                                    float *d_pred) {
+    static const char fn[] = "NNTKLossCompute";
+    NNTKStatus s;
+    if ((s = nntk_check_loss(fn, "kind", kind, from_logits)) != NNTK_OK) return s;
+    /* GCOVR_EXCL_BR_START: argument validation */
     if ((s = nntk_check_size(fn, "rows", rows, NNTK_MAX_ELEMENTS)) != NNTK_OK) return s;
     if ((s = nntk_check_size(fn, "classes", classes, NNTK_MAX_ELEMENTS)) != NNTK_OK) return s;
     if (rows > NNTK_MAX_ELEMENTS / classes)
