@@ -132,6 +132,24 @@ def summarize(runs: list[dict], base: str = "base", today: str = "today") -> dic
         "b_today_original_layers": original,
         "c_today_all_layers": sides[today]["total"],
     }
+    for key, side, names in (
+        ("a_base", base, base_layers),
+        ("b_today_original_layers", today, base_layers),
+        ("c_today_all_layers", today, list(sides[today]["layers"])),
+    ):
+        comparisons[key] = {
+            **comparisons[key],
+            "cases": sum(sides[side]["layers"][n]["cases"] for n in names),
+        }
+    # The runs of one round ran next to each other: their ratio sees nearly the same
+    # machine load, so the median of the per-round ratios is a second, load-paired figure.
+    rounds = sorted({r["round"] for r in runs})
+    paired = {"b_over_a": [], "c_over_a": []}
+    for r in rounds:
+        old = next(run for run in by_side[base] if run["round"] == r)
+        new = next(run for run in by_side[today] if run["round"] == r)
+        paired["b_over_a"].append(_ratios(over_layers(new, base_layers), old))
+        paired["c_over_a"].append(_ratios(new, old))
     return {
         "sides": sides,
         "original_layers": base_layers,
@@ -140,6 +158,13 @@ def summarize(runs: list[dict], base: str = "base", today: str = "today") -> dic
         "growth": {
             "b_over_a": _ratios(original, sides[base]["total"]),
             "c_over_a": _ratios(sides[today]["total"], sides[base]["total"]),
+        },
+        "growth_paired_by_round": {
+            key: {
+                "per_round": ratios,
+                "median": {k: _median([x[k] for x in ratios]) for k in ("wall_s", "cpu_s")},
+            }
+            for key, ratios in paired.items()
         },
     }
 
@@ -158,9 +183,14 @@ def markdown(report: dict) -> str:
     base, today = summary["sides"]["base"], summary["sides"]["today"]
     lines = [
         "| layer | cases base | cases today | wall s base | wall s today | wall ×"
-        " | CPU s base | CPU s today | CPU × |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | CPU s base | CPU s today | CPU × | CPU ms/case base | CPU ms/case today |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def per_case(figures):
+        if not figures or "cases" not in figures:
+            return "—"
+        return f"{1000 * figures['cpu_s'] / figures['cases']:.0f}"
 
     def row(name, old, new):
         old = old or {}
@@ -174,6 +204,8 @@ def markdown(report: dict) -> str:
             f"{old['cpu_s']:.1f}" if old else "—",
             f"{new['cpu_s']:.1f}",
             _fmt_ratio(new["cpu_s"], old.get("cpu_s")),
+            per_case(old),
+            per_case(new),
         ]
         lines.append("| " + " | ".join(cells) + " |")
 
@@ -183,10 +215,22 @@ def markdown(report: dict) -> str:
     comparisons = summary["comparisons"]
     row(
         "**(b) original layers: today / (a) base**",
-        base["total"],
+        comparisons["a_base"],
         comparisons["b_today_original_layers"],
     )
-    row("**(c) all layers: today / (a) base**", base["total"], comparisons["c_today_all_layers"])
+    row(
+        "**(c) all layers: today / (a) base**",
+        comparisons["a_base"],
+        comparisons["c_today_all_layers"],
+    )
+    paired = {k: v["median"] for k, v in summary["growth_paired_by_round"].items()}
+    b, c = paired["b_over_a"], paired["c_over_a"]
+    lines.append("")
+    lines.append(
+        "Paired by round (median of each round's today / base): "
+        f"(b) wall {b['wall_s']:.2f}, CPU {b['cpu_s']:.2f}; "
+        f"(c) wall {c['wall_s']:.2f}, CPU {c['cpu_s']:.2f}."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -262,7 +306,7 @@ def _meta(args, sides: dict, gate: list[str]) -> dict:
     from nntk_bench.report import cpu_name
 
     return {
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "nice": args.nice,
