@@ -302,11 +302,16 @@ def _commit(path: Path) -> str:
         return "?"
 
 
-def _meta(args, sides: dict, gate: list[str]) -> dict:
+def _utc() -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+
+
+def _meta(args, sides: dict, gate: list[str], started: str) -> dict:
     from nntk_bench.report import cpu_name
 
     return {
-        "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "started_utc": started,
+        "finished_utc": _utc(),
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "nice": args.nice,
@@ -329,12 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", metavar="DIR", type=Path, help="write JSON and Markdown here")
     args = parser.parse_args(argv)
     here = Path(__file__).resolve().parents[1]
+    started = _utc()
     gate = ["run", "--profile", args.profile]
     gate += [a for name in args.layer or [] for a in ("--layer", name)]
     if args.stages:
         sides = {"today": {"commit": _commit(here), "site": "installed"}}
         run = run_gate(sys.executable, None, args.nice, ["--stages"], gate)
-        report = {"meta": _meta(args, sides, gate), "run": run}
+        report = {"meta": _meta(args, sides, gate, started), "run": run}
         table = stages_markdown(run["stages"])
         name = "gate-stages"
     else:
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"gate time: {args.rounds} rounds of base, today (nice {args.nice})")
         runs = measure(["base", "today"], args.rounds, run_once)
-        report = {"meta": _meta(args, sides, gate), "runs": runs}
+        report = {"meta": _meta(args, sides, gate, started), "runs": runs}
         report["summary"] = summarize(runs)
         table = markdown(report)
         name = "gate-time"
