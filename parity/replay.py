@@ -14,7 +14,15 @@ manifest and its own specs: the layer fixtures (fixtures/), the training fixture
 
 A layer fixture's calls also run through the C API's on-device paths (an inference
 handle, a reserved capacity, no input gradient, no final state: parity/variants.py),
-each compared with the same references and bit for bit with the plain path.
+each compared with the same references and bit for bit with the plain path; the
+optimizer fixtures' and training steps' optimizer is also saved and restored into a
+new one after every step (parity/training.py), bit for bit the uninterrupted run.
+
+A whole replay of the real library (no spec, kind or backend chosen) also checks the
+C API's invalid-call contract (parity/c_contract.py, derived from the public headers:
+every function refuses NULL, bad sizes and options and handles of the wrong kind, with
+the documented status and a message naming the function and the argument): what the
+binding, which checks its arguments itself, never sends. Its failures are problems.
 
 Nothing here imports TensorFlow (tests/test_fixtures.py runs it with TensorFlow
 made unimportable; ci/replay-no-tf.sh in a virtual environment without it).
@@ -131,6 +139,7 @@ class ReplayRun:
     results: list[CaseResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # fixture-level failures
     cases_by_spec: dict[str, list[Case]] = field(default_factory=dict)  # the cases that ran
+    contract_calls: int = 0  # the C API contract's calls checked (0: not checked)
     elapsed: float = 0.0
 
     @property
@@ -209,6 +218,7 @@ def replay(
     manifests = {k.name: load_manifest(directory / k.subdir) for k in selected}
     main = manifests.get("layers") or next(iter(manifests.values()))
     run = ReplayRun(directory, main)
+    real_library = backend is None and not backends and not layers and kinds is None
     backends = {"layers": backend, **(backends or {})}
     start = time.perf_counter()
     for kind in selected:
@@ -232,6 +242,11 @@ def replay(
         if seq_layers != []:
             sequences = replay_sequences(directory, seq_layers, backend, check_coverage)
             run.problems += sequences.problems
+    if real_library:  # the whole replay of the real library: its C API contract too
+        from parity import c_contract
+
+        run.contract_calls, problems = c_contract.problems()
+        run.problems += [f"C API contract: {p}" for p in problems]
     if run.expected and run.ran < run.expected:
         run.problems.append(
             f"only {run.ran} of the {run.expected} fixture cases the manifests list ran"

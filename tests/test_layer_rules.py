@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ctypes
 
-import c_api
 import numpy as np
 import pytest
 
 import nntk_core as nn
 from nntk_core import NNTKError, lib
+from parity import c_api
 
 FP = ctypes.POINTER(ctypes.c_float)
 

@@ -9,13 +9,13 @@ import json
 import subprocess
 import sys
 
-import c_api
 import numpy as np
 import pytest
 from helpers import _env
 
 import nntk_core as nn
 from nntk_core.layer import float_ptr
+from parity import c_api
 
 # The kernel tables' tile shapes (core/kernels_impl.inc): AVX-512 16 lanes, blocks of 4
 # vectors (64 columns); AVX2 8 lanes, blocks of 3 (24 columns); a row (M = 1) takes up to
