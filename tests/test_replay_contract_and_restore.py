@@ -8,6 +8,7 @@ The same checks kill library mutants too: docs/mutation.md lists the keys
 
 from __future__ import annotations
 
+import ctypes
 import types
 
 import pytest
@@ -138,3 +139,45 @@ def test_sgd_restore_without_momentum_loss_is_caught():
     run = replay_with(FakeNN(optimizers=_optimizers_whose_restore(loses_the_last_slot)), ["sgd"])
     failing = {r.case.config["momentum"] for r in run.failed_cases}
     assert failing == {0.9}
+
+
+# -- every byte given back -----------------------------------------------------------------
+class FakeLeakingBackend:
+    """A fake layer backend: the real library's plain path (runner.NativeBackend), plus
+    one native optimizer per case that is never destroyed, its slots (one float) left
+    allocated, as a layer that forgets to free its workspace would."""
+
+    def __init__(self):
+        from parity.runner import NativeBackend
+
+        self.real = NativeBackend()
+
+    def run(self, spec, case, data):
+        lib = nn.lib
+        optimizer = lib.NNTKOptimizerCreateSGD(0.01, 0.0, 0)
+        param, grad = (ctypes.c_float * 1)(1.0), (ctypes.c_float * 1)(1.0)
+        params = (ctypes.POINTER(ctypes.c_float) * 1)(param)
+        grads = (ctypes.POINTER(ctypes.c_float) * 1)(grad)
+        lib.NNTKOptimizerStep(optimizer, 1, params, grads, (ctypes.c_int64 * 1)(1))
+        return self.real.run(spec, case, data)
+
+
+def test_replay_catches_memory_the_library_keeps():
+    from parity.replay import library_bytes
+
+    before = library_bytes()
+    run = replay(FIXTURES, layers=["dense"], backend=FakeLeakingBackend())
+    assert not run.passed
+    assert not run.failed_cases  # every value is right: only the leak fails
+    leaks = [p for p in run.problems if "bytes after it than before" in p]
+    assert len(leaks) == run.ran, run.problems  # every case, each named by its fixture
+    assert all(p.startswith("dense-") for p in leaks)
+    assert library_bytes() > before  # (the fake's optimizers stay: this process only)
+
+
+def test_replay_gives_back_every_byte():
+    from parity.replay import library_bytes
+
+    before = library_bytes()
+    assert replay(FIXTURES, layers=["dense", "adam"]).passed
+    assert library_bytes() == before
