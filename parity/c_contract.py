@@ -22,6 +22,10 @@ message that starts with the function's name and names the argument, leave every
 output buffer untouched, and never crash. Destroy functions must shrug off NULL
 and a handle of another kind.
 
+The layer description (NNTKLayerTypeField, which the binding builds its layers from) is
+checked against what nntk/layer.h says of it: every field's kind, range, default and
+enum_count (`description_problems`).
+
 Checked twice from this one derivation: by `nntk-parity replay` (`problems()`: every
 case against the library replay loads, TF-free, from the installed package: the wheel
 carries the headers as nntk_core/include/nntk) and by tests/test_c_api_invalid.py (one
@@ -681,12 +685,77 @@ def no_parameters_problem(name: str) -> str | None:
     return None
 
 
+# What nntk/layer.h says of the layer description (NNTKLayerTypeField): a field's kind is an
+# NNTKFieldKind; INT fields are whole numbers in [min, max], BOOL 0 or 1, ENUM an index into
+# the field's value names; *enum_count is the number of those names for an ENUM field and 0
+# otherwise; the default is NaN (required) or a value of the field.
+FIELD_KINDS = {0: "INT", 1: "BOOL", 2: "ENUM", 3: "FLOAT"}
+
+
+def field_problem(kind, default, low, high, exclusive, enum_count) -> str | None:
+    """What a field's description breaks of nntk/layer.h's rules (None: nothing)."""
+    name = FIELD_KINDS.get(kind)
+    if name is None:
+        return f"kind {kind} is not an NNTKFieldKind"
+    if (enum_count != 0) != (name == "ENUM") or enum_count < 0:
+        return f"{name} field with enum_count {enum_count} (the ENUM's value names; 0 otherwise)"
+    if name == "BOOL" and (low, high, exclusive) != (0, 1, 0):
+        return f"BOOL field with range {low}..{high} (exclusive {exclusive}): BOOL is 0 or 1"
+    if name == "ENUM" and not (0 <= low <= high <= enum_count - 1 and not exclusive):
+        return f"ENUM field with range {low}..{high}: an index into its {enum_count} names"
+    if math.isnan(default):
+        return None
+    if name != "FLOAT" and default != int(default):
+        return f"{name} field with default {default}: a whole number"
+    below = default <= low if exclusive else default < low
+    if below or default > high:
+        return f"default {default} outside the field's range {low}..{high} (exclusive {exclusive})"
+    return None
+
+
+def description_problems() -> tuple[int, list[str]]:
+    """Every field of every layer type as NNTKLayerTypeField describes it, against
+    nntk/layer.h's rules (`field_problem`): (fields checked, what failed)."""
+    count = ctypes.c_int64()
+    raw("NNTKLayerTypeCount")(ctypes.byref(count))
+    checked, found = 0, []
+    for t in range(count.value):
+        type_name, keras, fields = ctypes.c_char_p(), ctypes.c_char_p(), ctypes.c_int64()
+        flags = [ctypes.c_int64() for _ in range(3)]
+        raw("NNTKLayerTypeDescribe")(
+            t, ctypes.byref(type_name), ctypes.byref(keras), ctypes.byref(fields),
+            *(ctypes.byref(f) for f in flags),
+        )  # fmt: skip
+        for i in range(fields.value):
+            name, kind, exclusive, enum_count = (
+                ctypes.c_char_p(), ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
+            )  # fmt: skip
+            default, low, high = ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+            status = raw("NNTKLayerTypeField")(
+                t, i, ctypes.byref(name), ctypes.byref(kind), ctypes.byref(default),
+                ctypes.byref(low), ctypes.byref(high), ctypes.byref(exclusive),
+                ctypes.byref(enum_count),
+            )  # fmt: skip
+            checked += 1
+            where = f"NNTKLayerTypeField({type_name.value.decode()}, {i})"
+            if status != NNTK_OK:
+                found.append(f"{where}: status {status} ({last_error()})")
+                continue
+            problem = field_problem(
+                kind.value, default.value, low.value, high.value, exclusive.value,
+                enum_count.value,
+            )  # fmt: skip
+            if problem:
+                found.append(f"{where} {name.value.decode()}: {problem}")
+    return checked, found
+
+
 def problems() -> tuple[int, list[str]]:
-    """Every call of the contract against the loaded library: (how many calls were
-    checked, what failed). A crash ends the process (replay then fails)."""
+    """Every call of the contract against the loaded library, and the layer description
+    against the header's rules: (how many calls and fields were checked, what failed). A
+    crash ends the process (replay then fails)."""
     world = World()
-    found: list[str] = []
-    checked = 0
+    checked, found = description_problems()
     try:
         for name in NO_PARAMETERS:
             checked += 1

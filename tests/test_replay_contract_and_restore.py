@@ -27,7 +27,8 @@ PLANTED = "NNTKDenseApplyInference"
 def test_the_contract_holds_on_the_real_library():
     checked, problems = c_contract.problems()
     assert problems == []
-    assert checked == len(NO_PARAMETERS) + len(WITH_VALID_CALL) + len(ALL_CASES)
+    fields, _ = c_contract.description_problems()
+    assert checked == fields + len(NO_PARAMETERS) + len(WITH_VALID_CALL) + len(ALL_CASES)
     assert sum(case.function == PLANTED for case in ALL_CASES) >= 10
 
 
@@ -181,3 +182,48 @@ def test_replay_gives_back_every_byte():
     before = library_bytes()
     assert replay(FIXTURES, layers=["dense", "adam"]).passed
     assert library_bytes() == before
+
+
+# -- the layer description ------------------------------------------------------------------
+def _fake_field(change):
+    """c_contract.raw, with NNTKLayerTypeField's outputs for Dense's use_bias changed by
+    change(out) (out: the ctypes outputs by name) after the real call."""
+    real_raw = c_contract.raw
+    names = ("name", "kind", "default", "min", "max", "min_exclusive", "enum_count")
+
+    def raw(name):
+        real = real_raw(name)
+        if name != "NNTKLayerTypeField":
+            return real
+
+        def fake(type_, field, *outputs):
+            status = real(type_, field, *outputs)
+            out = {n: o._obj for n, o in zip(names, outputs, strict=True)}
+            if out["name"].value == b"use_bias" and type_ == _dense_index():
+                change(out)
+            return status
+
+        return fake
+
+    return raw
+
+
+def _dense_index():
+    return next(t.index for t in nn._native.LAYERS.values() if t.name == "Dense")
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda out: setattr(out["default"], "value", 2.0), "default 2.0 outside"),
+        (lambda out: setattr(out["enum_count"], "value", -1), "enum_count -1"),
+        (lambda out: setattr(out["max"], "value", 2.0), "BOOL is 0 or 1"),
+    ],
+    ids=["bool default 2", "enum_count -1", "bool max 2"],
+)
+def test_the_description_check_catches_a_planted_fault(monkeypatch, change, expected):
+    monkeypatch.setattr(c_contract, "raw", _fake_field(change))
+    checked, problems = c_contract.description_problems()
+    assert checked >= len(nn._native.LAYERS)
+    assert len(problems) == 1 and problems[0].startswith("NNTKLayerTypeField(Dense, ")
+    assert expected in problems[0], problems
