@@ -24,7 +24,8 @@ and a handle of another kind.
 
 The layer description (NNTKLayerTypeField, which the binding builds its layers from) is
 checked against what nntk/layer.h says of it: every field's kind, range, default and
-enum_count (`description_problems`).
+enum_count (`description_problems`); so are the kernel constants the specs derive their
+shape buckets from (`kernel_constants_problems`).
 
 Checked twice from this one derivation: by `nntk-parity replay` (`problems()`: every
 case against the library replay loads, TF-free, from the installed package: the wheel
@@ -750,12 +751,44 @@ def description_problems() -> tuple[int, list[str]]:
     return checked, found
 
 
+# NNTKKernelConstants (nntk/runtime.h): each kernel table compiled in as "<isa>.<name>";
+# the specs derive their kernel-boundary shape buckets from these (parity.spec.boundaries),
+# so a table missing or a zero constant would drop buckets silently.
+KERNEL_TABLES = ["generic", "avx2", "avx512"]  # lowest first: NNTK_ISA forces a lower one
+TABLE_CONSTANTS = ("k_block", "vector", "tile_rows", "tile_cols", "row_cols", "cell_block")
+
+
+def tables_this_machine_runs() -> list[str]:
+    """The kernel tables this machine runs: the one in use and every lower one."""
+    best = raw("NNTKKernelISA")().decode()
+    return KERNEL_TABLES[: KERNEL_TABLES.index(best) + 1] if best in KERNEL_TABLES else [best]
+
+
+def kernel_constants_problems() -> list[str]:
+    """Every table this machine runs is described by NNTKKernelConstants, each constant a
+    size (>= 1), a tile's and a row's columns whole vectors (the masked last one included)."""
+    text = raw("NNTKKernelConstants")().decode()
+    constants = {k: v for k, _, v in (line.partition("=") for line in text.split())}
+    found = []
+    for isa in tables_this_machine_runs():
+        table = {name: constants.get(f"{isa}.{name}") for name in TABLE_CONSTANTS}
+        if not all(v is not None and v.isdigit() and int(v) >= 1 for v in table.values()):
+            found.append(f"NNTKKernelConstants: the {isa} table is described as {table}")
+            continue
+        for name in ("tile_cols", "row_cols"):
+            if int(table[name]) % int(table["vector"]):
+                found.append(f"NNTKKernelConstants: {isa}.{name} is not whole vectors: {table}")
+    return found
+
+
 def problems() -> tuple[int, list[str]]:
     """Every call of the contract against the loaded library, and the layer description
     against the header's rules: (how many calls and fields were checked, what failed). A
     crash ends the process (replay then fails)."""
     world = World()
     checked, found = description_problems()
+    checked += 1
+    found += kernel_constants_problems()
     try:
         for name in NO_PARAMETERS:
             checked += 1

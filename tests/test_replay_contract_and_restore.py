@@ -9,6 +9,7 @@ The same checks kill library mutants too: docs/mutation.md lists the keys
 from __future__ import annotations
 
 import ctypes
+import re
 import types
 
 import pytest
@@ -28,7 +29,10 @@ def test_the_contract_holds_on_the_real_library():
     checked, problems = c_contract.problems()
     assert problems == []
     fields, _ = c_contract.description_problems()
-    assert checked == fields + len(NO_PARAMETERS) + len(WITH_VALID_CALL) + len(ALL_CASES)
+    kernel_constants = 1
+    assert checked == fields + kernel_constants + len(NO_PARAMETERS) + len(WITH_VALID_CALL) + len(
+        ALL_CASES
+    )
     assert sum(case.function == PLANTED for case in ALL_CASES) >= 10
 
 
@@ -227,3 +231,27 @@ def test_the_description_check_catches_a_planted_fault(monkeypatch, change, expe
     assert checked >= len(nn._native.LAYERS)
     assert len(problems) == 1 and problems[0].startswith("NNTKLayerTypeField(Dense, ")
     assert expected in problems[0], problems
+
+
+# -- the kernel constants -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text, isa: re.sub(rf"{isa}\.row_cols=\d+", f"{isa}.row_cols=0", text),
+        lambda text, isa: "\n".join(t for t in text.split("\n") if not t.startswith(f"{isa}.")),
+    ],
+    ids=["row_cols 0", "table missing"],
+)
+def test_the_kernel_constants_check_catches_a_planted_fault(monkeypatch, edit):
+    """A fake NNTKKernelConstants (the real text, edited for the table in use)."""
+    isa = c_contract.raw("NNTKKernelISA")().decode()
+    text = c_contract.raw("NNTKKernelConstants")().decode()
+    real_raw = c_contract.raw
+    faked = edit(text, isa)
+    monkeypatch.setattr(
+        c_contract,
+        "raw",
+        lambda name: (lambda: faked.encode()) if name == "NNTKKernelConstants" else real_raw(name),
+    )
+    problems = c_contract.kernel_constants_problems()
+    assert len(problems) == 1 and f"the {isa} table" in problems[0], problems
