@@ -571,6 +571,19 @@ def cases_for(f: c_api.Function) -> list[Case]:
                         status=INVALID_ARGUMENT,
                     )
                 )
+    # batch and steps each within its limit (2^24), their product times the features
+    # not (the largest tensor: 2^31 elements): a size check of the combination.
+    sizes = {p.name for p in f.params if p.kind == "i64"}
+    if {"batch", "steps"} <= sizes:
+        cases.append(
+            Case(
+                f.name,
+                "batch=2^23 x steps=2^23",
+                "batch",
+                lambda world, args, buffers: {**args, "batch": 1 << 23, "steps": 1 << 23},
+                status=INVALID_ARGUMENT,
+            )
+        )
     # States of the standard layer API.
     roles = {_role(f, p): p.name for p in f.params}
     if "filter" in roles and f.return_kind in ("status", "handle"):
