@@ -14,9 +14,9 @@ import sys
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import c_api  # noqa: E402
+from parity import c_api  # noqa: E402
 
 # Operation bytes of fuzz_layers.c's main loop (u8 % 8).
 INFER, TRAIN, GRADIENT, CALCULATE, READ, WRITE, MISUSE = 0, 1, 3, 4, 5, 6, 7

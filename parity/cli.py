@@ -217,7 +217,9 @@ def cmd_replay(args) -> int:
     verdict = "passed" if run.passed else "FAILED"
     console.print(
         f"replayed {run.ran} of {plural(run.expected, 'fixture case')} from {directory} "
-        f"(references: {run.versions_line()}) in {elapsed:.2f} s: {verdict}",
+        f"(references: {run.versions_line()})"
+        + (f" and {run.contract_calls} C API contract calls" if run.contract_calls else "")
+        + f" in {elapsed:.2f} s: {verdict}",
         markup=False,
     )
     return EXIT_OK if run.passed else EXIT_FAILED

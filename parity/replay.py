@@ -14,7 +14,19 @@ manifest and its own specs: the layer fixtures (fixtures/), the training fixture
 
 A layer fixture's calls also run through the C API's on-device paths (an inference
 handle, a reserved capacity, no input gradient, no final state: parity/variants.py),
-each compared with the same references and bit for bit with the plain path.
+each compared with the same references and bit for bit with the plain path; the
+optimizer fixtures' and training steps' optimizer is also saved and restored into a
+new one after every step (parity/training.py), bit for bit the uninterrupted run.
+
+Every fixture case, the call sequences and the contract must also give back every byte
+the library allocated (NNTKMemoryStats' current bytes: the same before and after, with
+every layer, gradient and optimizer closed): a leak fails replay, naming the case.
+
+A whole replay of the real library (no spec, kind or backend chosen) also checks the
+C API's invalid-call contract (parity/c_contract.py, derived from the public headers:
+every function refuses NULL, bad sizes and options and handles of the wrong kind, with
+the documented status and a message naming the function and the argument): what the
+binding, which checks its arguments itself, never sends. Its failures are problems.
 
 Nothing here imports TensorFlow (tests/test_fixtures.py runs it with TensorFlow
 made unimportable; ci/replay-no-tf.sh in a virtual environment without it).
@@ -131,6 +143,7 @@ class ReplayRun:
     results: list[CaseResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # fixture-level failures
     cases_by_spec: dict[str, list[Case]] = field(default_factory=dict)  # the cases that ran
+    contract_calls: int = 0  # the C API contract's calls checked (0: not checked)
     elapsed: float = 0.0
 
     @property
@@ -209,6 +222,7 @@ def replay(
     manifests = {k.name: load_manifest(directory / k.subdir) for k in selected}
     main = manifests.get("layers") or next(iter(manifests.values()))
     run = ReplayRun(directory, main)
+    real_library = backend is None and not backends and not layers and kinds is None
     backends = {"layers": backend, **(backends or {})}
     start = time.perf_counter()
     for kind in selected:
@@ -230,8 +244,17 @@ def replay(
 
         seq_layers = [n for n in layers if n in spec_names()] if layers else None
         if seq_layers != []:
+            before = library_bytes()
             sequences = replay_sequences(directory, seq_layers, backend, check_coverage)
             run.problems += sequences.problems
+            run.problems += _leak("the call sequences", before)
+    if real_library:  # the whole replay of the real library: its C API contract too
+        from parity import c_contract
+
+        before = library_bytes()
+        run.contract_calls, problems = c_contract.problems()
+        run.problems += [f"C API contract: {p}" for p in problems]
+        run.problems += _leak("the C API contract's calls", before)
     if run.expected and run.ran < run.expected:
         run.problems.append(
             f"only {run.ran} of the {run.expected} fixture cases the manifests list ran"
@@ -246,11 +269,14 @@ def _replay_kind(run: ReplayRun, kind: FixtureKind, directory: Path, entries, ba
         spec_run = run.runs.setdefault(str(layer), SpecRun(str(layer)))
         result = None
         entry_start = time.perf_counter()
+        before = library_bytes()
         try:
             result, spec = replay_entry(directory, entry, backend, kind=kind)
         except FixtureError as exc:
             _fail(run, spec_run, str(exc))
         else:
+            for leak in _leak(f"{entry['file']} ({entry['id']})", before):
+                _fail(run, spec_run, leak)
             run.results.append(result)
             spec_run.record(spec, result)
             run.cases_by_spec.setdefault(spec.name, []).append(result.case)
@@ -294,6 +320,29 @@ def _check_coverage(run: ReplayRun, kind: FixtureKind, directory: Path, names) -
                 f"the fixtures of {spec.name!r} never exercise {' and '.join(gaps)}: "
                 f"re-record with `{record}`",
             )
+
+
+def library_bytes() -> int:
+    """The bytes the loaded library holds now (NNTKMemoryStats' current_bytes)."""
+    import ctypes
+
+    from nntk_core import _native
+
+    current, peak = ctypes.c_int64(), ctypes.c_int64()
+    _native.lib.NNTKMemoryStats(ctypes.byref(current), ctypes.byref(peak))
+    return current.value
+
+
+def _leak(what: str, before: int) -> list[str]:
+    """A problem when the library holds more bytes than `before` after `what` (which
+    closes everything it creates)."""
+    leaked = library_bytes() - before
+    if leaked == 0:
+        return []
+    return [
+        f"{what}: the library holds {leaked:+d} bytes after it than before, with every "
+        "layer, gradient and optimizer closed (a leak, or a free of what it never allocated)"
+    ]
 
 
 def _fail(run: ReplayRun, spec_run: SpecRun, message: str) -> None:

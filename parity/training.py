@@ -54,6 +54,7 @@ class TrainStepSpec(TrainingSpec):
     (parity/model_training.py builds both models from the layer specs)."""
 
     name = "train_step"
+    uses_optimizer = True
     description = "nn.Sequential.train_step over 3 steps against a tf.keras training loop"
     options = {
         "body": ("conv", "gru"),
@@ -262,12 +263,116 @@ class NativeTrainingBackend:
 
 
 def check_case(spec, case, data, float64, float32, backend=None, keep_arrays=False):
-    """The runner's check_case for a training spec (same CaseResult, same compare)."""
+    """The runner's check_case for a training spec (same CaseResult, same compare); then,
+    for a spec that trains with an optimizer, on the real library (or a backend with
+    another `nn`), the same case with the optimizer saved and restored after every step
+    (`restored_optimizer_comparisons`)."""
     from parity.runner import check_case as check
 
-    return check(
-        spec, case, data, float64, float32, backend or NativeTrainingBackend(), keep_arrays
-    )
+    backend = backend or NativeTrainingBackend()
+    result = check(spec, case, data, float64, float32, backend, keep_arrays=True)
+    if not result.error and spec.uses_optimizer and isinstance(backend, NativeTrainingBackend):
+        plain = result.arrays[2]
+        result.comparisons += restored_optimizer_comparisons(
+            spec, case, data, float64, float32, backend.nn, plain
+        )
+    if not keep_arrays:
+        result.arrays = None
+    return result
+
+
+# -- the optimizer saved and restored ----------------------------------------------------------
+RESTORED = "optimizer restored every step"  # the variant's name in reports
+
+
+class RestoredEveryStep:
+    """An nntk optimizer that, after each step, is saved and replaced by a new one
+    restored from what was saved, as an app that saves its training and resumes it
+    later does: get_state (NNTKOptimizerIterations, StateSize, GetState) and get_config,
+    then a new optimizer of that type and configuration given set_state (SetState,
+    SetIterations). nntk/optimizer.h promises the next steps are then bit for bit the
+    saved optimizer's."""
+
+    def __init__(self, make, **kwargs):
+        object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_optimizer", make(**kwargs))
+        object.__setattr__(self, "restores", 0)
+        # A harness fake's optimizer may have no state to save: it then runs as it is.
+        object.__setattr__(self, "saveable", hasattr(self._optimizer, "get_state"))
+
+    def __getattr__(self, name):
+        return getattr(self._optimizer, name)
+
+    def __setattr__(self, name, value):  # e.g. learning_rate: the current optimizer's
+        setattr(self._optimizer, name, value)
+
+    def apply_gradients(self, pairs):
+        result = self._optimizer.apply_gradients(pairs)
+        if not self.saveable:
+            return result
+        state, config = self._optimizer.get_state(), self._optimizer.get_config()
+        restored = self._make(**config)
+        restored.set_state(state)
+        self._optimizer.close()
+        object.__setattr__(self, "_optimizer", restored)
+        object.__setattr__(self, "restores", self.restores + 1)
+        return result
+
+    def close(self):
+        self._optimizer.close()
+
+
+class _RestoringOptimizers:
+    """Stands in for nn.optimizers: every optimizer class (anything callable) makes
+    RestoredEveryStep optimizers (`made`); anything else is nn.optimizers' own."""
+
+    def __init__(self, optimizers):
+        self._optimizers = optimizers
+        self.made: list[RestoredEveryStep] = []
+
+    def __getattr__(self, name):
+        found = getattr(self._optimizers, name)
+        if not callable(found):
+            return found
+
+        def make(**kwargs):
+            self.made.append(RestoredEveryStep(found, **kwargs))
+            return self.made[-1]
+
+        return make
+
+
+class _WithRestoringOptimizers:
+    """Stands in for the nn module, with _RestoringOptimizers as its optimizers."""
+
+    def __init__(self, nn):
+        self._nn = nn
+        self.optimizers = _RestoringOptimizers(nn.optimizers)
+
+    def __getattr__(self, name):
+        return getattr(self._nn, name)
+
+
+def restored_optimizer_comparisons(spec, case, data, float64, float32, nn, plain):
+    """The case run again (`spec.run_native`) with every optimizer saved and restored
+    into a new one after every step: each quantity compared with the references (the
+    spec's tolerances) and bit for bit with the uninterrupted run's `plain`."""
+    from parity import variants
+
+    if nn is None:
+        import nntk_core as nn
+    variant = variants.Variant(RESTORED, lambda build, case: None)
+    restoring = _WithRestoringOptimizers(nn)
+    try:
+        produced = {k: np.asarray(v) for k, v in spec.run_native(restoring, case, data).items()}
+    except Exception as exc:  # a native error fails the variant, reported as such
+        return [variants.failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")]
+    made = restoring.optimizers.made
+    if made and not any(o.saveable for o in made):
+        return []  # a harness fake's optimizers, with no state to save: nothing to vary
+    if not any(o.restores for o in made):
+        return [variants.failed(variant, "no optimizer step ran: nothing was saved or restored")]
+    return variants.compare_produced(variant, spec, case, produced, float64, float32, plain)
 
 
 def run_case(spec: TrainingSpec, case: Case, backend=None, keep_arrays: bool = False):

@@ -17,6 +17,7 @@ class OptimizerSpec(TrainingSpec):
     with lr_change the learning rate is assigned (x0.37) before step LR_CHANGE_STEP."""
 
     keras_class = ""
+    uses_optimizer = True
     steps = 6  # optimizer steps: Adam's bias correction changes at every one
     lr_change_step = 3
     variable_shapes = ((3, 4), (5,), (2, 1, 3))  # three blocks: the slot offsets matter

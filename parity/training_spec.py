@@ -31,6 +31,10 @@ class TrainingSpec:
     options: dict[str, tuple] = {}
     tolerances: dict[str, Tolerance] = {}  # by quantity name prefix ("" = the default)
     batch, steps, rank = 1, 1, 2  # the Case shape fields (see each spec)
+    # Whether run_native makes its optimizer(s) through nn.optimizers: replay then runs
+    # the case again with the optimizer saved and restored after every step
+    # (parity/training.py, restored_optimizer_comparisons).
+    uses_optimizer = False
 
     def valid(self, config: dict) -> bool:
         return True

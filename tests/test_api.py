@@ -3,13 +3,13 @@
 import ctypes
 import math
 
-import c_api
 import numpy as np
 import pytest
 
 import nntk_core as nn
 from nntk_core import _native
 from nntk_core._native import NNTKError
+from parity import c_api
 from parity.specs import all_specs
 
 lib = nn.lib

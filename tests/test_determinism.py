@@ -28,13 +28,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import c_api
 import numpy as np
 import pytest
 from test_bad_input import NAMES, as_list, backward, make, run, upstream_for
 
 import nntk_core as nn
 from nntk_core import _native
+from parity import c_api
 
 RESULT_KEYS = ("inference", "training", "dx", "dweights")
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ctypes
 
-import c_api
 import numpy as np
 import pytest
 
 import nntk_core as nn
 from nntk_core import NNTKError, lib
+from parity import c_api
 
 FP = ctypes.POINTER(ctypes.c_float)
 
@@ -172,3 +172,14 @@ def test_bidirectional_c_config_checks_its_inner_layer():
         NNTKError, match="NNTKBidirectionalConfigCreate: NNTKLSTMConfigCreate: units must be >= 1"
     ):
         create(2, 3, 0, tanh, sigmoid, 1, 0, 0, 0, 0)
+
+
+# -- DepthwiseConv1D ------------------------------------------------------------------------
+def test_depthwise_conv1d_c_config_refuses_a_kernel_above_the_element_limit():
+    """Each size within its own limit (2^24), the kernel's k x C x M elements not (2^31):
+    kernel_size 2^16 x input_dim 2^8 x depth_multiplier 2^8 = 2^32 floats is refused."""
+    create = c_api.config_create("DepthwiseConv1d")
+    with pytest.raises(NNTKError, match="the kernel or the output channels are too large"):
+        create(1 << 8, 1 << 16, 1, 0, 1 << 8, 1, 0, 1)
+    config = create(1 << 8, 1 << 7, 1, 0, 1 << 8, 1, 0, 1)  # 2^23 elements: accepted
+    lib.NNTKDepthwiseConv1dConfigDestroy(config)

@@ -9,13 +9,13 @@ import json
 import subprocess
 import sys
 
-import c_api
 import numpy as np
 import pytest
 from helpers import _env
 
 import nntk_core as nn
 from nntk_core.layer import float_ptr
+from parity import c_api, c_contract
 
 # The kernel tables' tile shapes (core/kernels_impl.inc): AVX-512 16 lanes, blocks of 4
 # vectors (64 columns); AVX2 8 lanes, blocks of 3 (24 columns); a row (M = 1) takes up to
@@ -224,15 +224,9 @@ def test_kernel_constants_describe_every_table_this_machine_runs():
     """The specs derive their kernel-boundary shape buckets from NNTKKernelConstants
     (parity.blocking.boundaries): a table missing from the text, or a zero constant, drops
     those buckets silently (fewer cases recorded and required, every check still green).
-    Kills src/core/ops.c:252 `defined(NNTK_X86_KERNELS)` -> `defined(NNTK_X1_KERNELS)` (the
-    AVX2 and AVX-512 tables not described) and core/kernels_impl.inc:527
-    `.row_cols = MV_MAX * VL` deleted (row_cols 0 in the SIMD tables)."""
-    text = nn.lib.NNTKKernelConstants().decode()
-    constants = {k: int(v) for k, _, v in (line.partition("=") for line in text.split())}
-    names = ("k_block", "vector", "tile_rows", "tile_cols", "row_cols", "cell_block")
-    for isa in _tables():
-        table = {name: constants.get(f"{isa}.{name}") for name in names}
-        assert all(v is not None and v >= 1 for v in table.values()), (isa, table)
-        # A tile and a row take whole vectors (the masked last vector included).
-        assert table["tile_cols"] % table["vector"] == 0, (isa, table)
-        assert table["row_cols"] % table["vector"] == 0, (isa, table)
+    Kills src/core/ops.c `defined(NNTK_X86_KERNELS)` -> `defined(NNTK_X1_KERNELS)` (the
+    AVX2 and AVX-512 tables not described) and core/kernels_impl.inc
+    `.row_cols = MV_MAX * VL` deleted (row_cols 0 in the SIMD tables). The check is
+    replay's too (parity/c_contract.py)."""
+    assert c_contract.kernel_constants_problems() == []
+    assert set(c_contract.tables_this_machine_runs()) >= set(_tables())

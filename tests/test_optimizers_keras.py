@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 
-import c_api
 import numpy as np
 import pytest
 from helpers import write_lines
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 
 import nntk_core as nn
 from nntk_core._native import NNTKError, lib
-from parity import reference
+from parity import c_api, reference
 
 # Variables of different shapes; 1037 elements exercise TF's vectorised path
 # and its scalar tail (1037 = 8·129 + 5).

@@ -1,7 +1,7 @@
 """Writes nntk_api_table.h: every layer of the public headers as a table of typed
 function pointers, for the C programs that drive the whole API generically
 (tests/c/smoke.c, fuzz/fuzz_layers.c). Generated at build time from the headers
-(tests/c_api.py), so a new layer is in the table without edits anywhere.
+(parity/c_api.py), so a new layer is in the table without edits anywhere.
 
     python tests/c/gen_api_table.py OUT.h [--headers DIR]
 """
@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The checkout's parity package (the build runs this before anything is installed).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import c_api  # noqa: E402
+from parity import c_api  # noqa: E402
 
 # The ConfigCreate argument that is the input's last axis (the C programs size the
 # input buffers exactly from it). A layer with none of these names fails the build.

@@ -5,7 +5,8 @@ Every `NNTK_API` declaration in `nntk_core/csrc/include/nntk/*.h` becomes a
 comment that documents it. The layers are the names `L` with an exported
 `NNTK<L>ConfigCreate`; their standard function set is docs/DESIGN.md §3.
 
-Used by tests/test_c_api_invalid.py, tests/test_determinism.py and
+Used by parity/c_contract.py (the invalid-call contract, checked by
+`nntk-parity replay` and tests/test_c_api_invalid.py), tests/test_determinism.py and
 tests/c/gen_api_table.py (the table the C smoke test and the fuzzer are built
 from), so a new header, layer or function is covered everywhere at once.
 """
@@ -17,8 +18,18 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-HEADERS = REPO / "nntk_core" / "csrc" / "include" / "nntk"
+_ROOT = Path(__file__).resolve().parents[1]  # the checkout, or site-packages when installed
+
+
+def _headers() -> Path:
+    """The public headers: the checkout's sources (the build runs this before anything is
+    installed), else the installed package's copy (nntk_core/include/nntk, which the
+    wheel carries: replay runs from an installed package)."""
+    source = _ROOT / "nntk_core" / "csrc" / "include" / "nntk"
+    return source if source.is_dir() else _ROOT / "nntk_core" / "include" / "nntk"
+
+
+HEADERS = _headers()
 
 # The functions every layer L has (docs/DESIGN.md §3, docs/ADDING_A_LAYER.md).
 STANDARD_SUFFIXES = (
@@ -248,7 +259,7 @@ def _classify(api: Api, fn: str, ctype: str, name: str) -> Param:
     if base.endswith(" *") and target in api.structs:
         return Param(ctype, name, "struct", target)
     raise ValueError(
-        f"{fn}: parameter {ctype} {name} has a type tests/c_api.py does not know; teach "
+        f"{fn}: parameter {ctype} {name} has a type parity/c_api.py does not know; teach "
         "_classify() (and the generic argument builders) about it"
     )
 
