@@ -273,16 +273,16 @@ def test_a_build_with_fewer_kernel_tables_asks_for_a_subset_of_the_kernel_produc
     the SIMD tables (the portable build: mutation testing replays on it) are among those
     the fixtures were recorded for with every table, or its replay would report missing
     buckets."""
-    from parity import spec
+    from parity import blocking
 
-    full = spec.kernel_constants()
+    full = blocking.kernel_constants()
     generic_only = {k: v for k, v in full.items() if "." not in k or k.startswith("generic.")}
     products = {}
     for name, constants in (("full", full), ("generic", generic_only)):
-        spec.kernel_products.cache_clear()
-        monkeypatch.setattr(spec, "kernel_constants", lambda c=constants: c)
-        products[name] = set(spec.kernel_products())
-    spec.kernel_products.cache_clear()
+        blocking.kernel_products.cache_clear()
+        monkeypatch.setattr(blocking, "kernel_constants", lambda c=constants: c)
+        products[name] = set(blocking.kernel_products())
+    blocking.kernel_products.cache_clear()
     assert products["generic"] <= products["full"]
     # The default build has the SIMD tables too, whose products the portable build does
     # not ask for; the portable build (the second CI test pass) has only the generic one.
