@@ -79,12 +79,13 @@ def print_failures(console, runs, specs=None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from parity import report
+    from parity.report_data import build
+    from parity.report_tables import MATRIX_LEGEND, matrix_table
 
-    data = report.build(runs, specs or [])
+    data = build(runs, specs or [])
     shown = False
     for layer in data["layers"]:
-        header, rows = report.matrix_table(layer)
+        header, rows = matrix_table(layer)
         if not header:
             continue
         table = Table(title=f"failure matrix: {layer['layer']}")
@@ -95,7 +96,7 @@ def print_failures(console, runs, specs=None) -> None:
         console.print(table)
         shown = True
     if shown:
-        console.print(report.MATRIX_LEGEND, markup=False, highlight=False)
+        console.print(MATRIX_LEGEND, markup=False, highlight=False)
     for run in runs:
         if run.failure:
             # soft_wrap: long lines (a rerun command) stay whole, to copy and paste

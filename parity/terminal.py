@@ -115,33 +115,34 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 
 def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
-    """Per layer and quantity, the columns of report.SUMMARY_COLUMNS (the same as in
-    report.md and report.html); cells are plain text (no rich markup: an element
+    """Per layer and quantity, the columns of report_tables.SUMMARY_COLUMNS (the same as
+    in report.md and report.html); cells are plain text (no rich markup: an element
     location reads `[b=2, t=1, unit=3]`)."""
     from rich.table import Table
     from rich.text import Text
 
-    from parity import report
+    from parity.report_data import build
+    from parity.report_tables import NUMERIC_COLUMNS, SUMMARY_COLUMNS, summary_rows
 
     table = Table(title=title)
-    for column in report.SUMMARY_COLUMNS:
-        numeric = column in report.NUMERIC_COLUMNS
+    for column in SUMMARY_COLUMNS:
+        numeric = column in NUMERIC_COLUMNS
         table.add_column(
             column,
             justify="right" if numeric else "left",
             no_wrap=column in ("layer", "quantity", "worst element"),
         )
     styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
-    for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):
+    for cells, status, _ in summary_rows(build(runs, specs or [])):
         table.add_row(*(Text(c) for c in cells), style=styles[status])
     return table
 
 
 def print_legend(console) -> None:
-    from parity import report
+    from parity.report_tables import legend_lines
 
     console.print("Legend:", markup=False)
-    for line in report.legend_lines():
+    for line in legend_lines():
         console.print(f"  {line}", markup=False, highlight=False)
 
 
