@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nntk_examples.command import add_parser as add_example_parser
     from parity.model_command import add_parser as add_model_parser
     from parity.record import DEFAULT_SEED, RANDOM_CASES
-    from parity.verify import add_parser as add_verify_parser
+    from parity.verify_command import add_parser as add_verify_parser
 
     parser = argparse.ArgumentParser(prog="nntk-parity", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_parser(sub)  # parity/model_command.py
 
     add_example_parser(sub)  # nntk_examples/command.py
-    add_verify_parser(sub)  # parity/verify.py
+    add_verify_parser(sub)  # parity/verify_command.py
     for command in sub.choices.values():
         command.add_argument(
             "--verbose", action="store_true", help="show TensorFlow's own start-up and log lines"
