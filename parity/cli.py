@@ -225,7 +225,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from parity import record
+    from parity import freshness, record
     from parity.fixtures import MAX_TOTAL_BYTES, default_dir
     from parity.training import SUBDIR
 
@@ -234,9 +234,9 @@ def cmd_record(args) -> int:
     directory = Path(args.out) if args.out else default_dir(writing=True)
     console = _console()
     if args.check:
-        messages, checked = record.check_freshness(directory, args.sample, args.layer)
+        messages, checked = freshness.check_freshness(directory, args.sample, args.layer)
         if not args.layer:  # and the training fixtures (parity/training.py)
-            more, count = record.check_training_freshness(directory / SUBDIR, args.sample)
+            more, count = freshness.check_training_freshness(directory / SUBDIR, args.sample)
             messages, checked = messages + more, checked + count
         for message in messages:
             console.print(message, style="red", markup=False)
@@ -264,7 +264,8 @@ def cmd_record(args) -> int:
         manifest = record.record_training(target)
         console.print(
             f"{len(manifest['cases'])} training fixture cases, "
-            f"{manifest['total_bytes'] / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
+            f"{manifest['total_bytes'] / 1024:.0f} KiB, "
+            f"with {record.versions_text(manifest['versions'])}"
         )
         return EXIT_OK
     console.print(f"recording fixtures into {directory} (seed {args.seed}) ...")
@@ -285,7 +286,7 @@ def cmd_record(args) -> int:
     per_layer = ", ".join(f"{k}: {v}" for k, v in layers.items())
     console.print(
         f"{plural(len(manifest['cases']), 'fixture case')} ({per_layer}), "
-        f"{size / 1024:.0f} KiB, with {record._fmt(manifest['versions'])}"
+        f"{size / 1024:.0f} KiB, with {record.versions_text(manifest['versions'])}"
     )
     if size > MAX_TOTAL_BYTES:
         console.print(
