@@ -9,7 +9,7 @@ tf.keras (`freshness.py` checks they still hold) and `replay.py` checks the nati
 library against them without TensorFlow; `report.py` writes JSON/Markdown/HTML/JUnit
 reports (built by the `report_*.py` modules); `model_training.py` and `model_parity.py`
 train whole models (the networks of nntk_models) step by step on both sides and compare
-every step; `cli.py` is the `nntk-parity` command, whose subcommands live in their own modules
-(`model_command.py`; the benchmark and the worked examples in the packages nntk_bench
-and nntk_examples).
+every step; `cli.py` is the `nntk-parity` command, whose subcommands live in their own
+modules (`*_command.py`, sharing `terminal.py`; the benchmark and the worked examples in
+the packages nntk_bench and nntk_examples).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from parity import report, terminal
 from parity.verify import verify
 from parity.verify_setup import DEFAULT_BATCH, DEFAULT_LENGTH, VerifyError
 
@@ -41,12 +42,11 @@ def add_parser(sub) -> None:
         "--optimizer", choices=("adam", "sgd"), help="the optimizer (default: the compiled one)"
     )
     verify_cmd.add_argument("--learning-rate", type=float, help="overrides the learning rate")
-    verify_cmd.add_argument("--report", metavar="DIR", help="write reports into DIR")
+    terminal.add_report_option(verify_cmd)
     verify_cmd.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from parity import report, terminal
     from parity.model_command import model_table
 
     if args.steps < 1:
@@ -87,17 +87,12 @@ def main(args) -> int:
     if not result.passed:
         console.print(result.failures(), style="red", markup=False, highlight=False, soft_wrap=True)
     if args.report:
-        from parity import reference
-        from parity import settings as reference_settings
-
         meta = {
             "model": str(args.model),
             "input_shape": list(result.input_shape),
             "loss": result.loss,
             "optimizer": result.optimizer,
-            "versions": reference.versions(),
-            "reference_settings": reference_settings.apply(),
-            **terminal.library_meta(),
+            **terminal.reference_meta(),
         }
         report.write(
             args.report, result.runs, result.parts, profile="verify", source="verify", meta=meta
