@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import compare
 from parity.fixtures import FixtureError, entry_problem, load_manifest, read_fixture
 from parity.record import blocking_versions, versions, versions_text
-from parity.spec import Case
 
 
 def _sample(

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from parity import settings
+from parity.case import Case
 from parity.fixtures import (
     FORMAT,
     MANIFEST,
@@ -35,7 +36,7 @@ from parity.fixtures import (
     write_fixture_set,
     write_manifest,
 )
-from parity.spec import Case, LayerSpec
+from parity.spec import LayerSpec
 
 DEFAULT_SEED = 20240611
 RANDOM_CASES = 4  # per layer spec

@@ -16,8 +16,8 @@ def main(args) -> int:
 
 def _repro_live(case_id: str) -> int:
     from parity import runner, training
+    from parity.case import Case
     from parity.record import parse_case_arg
-    from parity.spec import Case
     from parity.specs import get_spec
 
     try:

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.case import Case
 from parity.compare import compare
 from parity.model_parity import STEP_TOLERANCE, ModelParity, compare_training
 from parity.model_training import TrainingRun, train_keras, train_native
 from parity.runner import CaseResult
-from parity.spec import Case
 from parity.spec_run import SpecRun
 from parity.verify_setup import (
     VerifyError,
