@@ -1,5 +1,6 @@
-"""Recording golden fixtures from tf.keras (needs TensorFlow), and checking that the
-recorded references are still what tf.keras computes (freshness).
+"""Recording golden fixtures from tf.keras (needs TensorFlow): the layer fixtures, a
+failure's case as a regression fixture, and the training fixtures. Checking that the
+recorded references are still what tf.keras computes is parity/freshness.py.
 
 What is recorded for each layer spec, all from a fixed seed:
 
@@ -19,27 +20,23 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from parity import settings
-from parity.compare import compare
+from parity.case import Case
 from parity.fixtures import (
     FORMAT,
     MANIFEST,
     Fixture,
-    FixtureError,
     entry_problem,
     environment,
     fixture_bytes,
     fixture_stem,
     load_manifest,
-    read_fixture,
     sha256_file,
     write_bytes,
     write_fixture_set,
     write_manifest,
 )
-from parity.spec import Case, LayerSpec
+from parity.spec import LayerSpec
 
 DEFAULT_SEED = 20240611
 RANDOM_CASES = 4  # per layer spec
@@ -63,7 +60,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def _blocking_versions(versions: dict) -> dict:
+def blocking_versions(versions: dict) -> dict:
     """The versions that must match to mix fixtures in one manifest."""
     return {k: versions.get(k) for k in ("tensorflow", "tf_keras")}
 
@@ -181,12 +178,13 @@ def _existing(directory: Path) -> dict | None:
 
 
 def _check_compatible(existing: dict, current: dict, what: str) -> None:
-    old, new = _blocking_versions(existing.get("versions", {})), _blocking_versions(current)
+    old, new = blocking_versions(existing.get("versions", {})), blocking_versions(current)
     if old != new:
         raise RecordError(
-            f"the fixtures were recorded with {_fmt(old)}, this environment has {_fmt(new)}: "
-            f"{what} would mix references of two TensorFlow versions in one manifest. "
-            "Re-record everything with `nntk-parity record` (or install the manifest's versions)."
+            f"the fixtures were recorded with {versions_text(old)}, this environment has "
+            f"{versions_text(new)}: {what} would mix references of two TensorFlow versions in "
+            "one manifest. Re-record everything with `nntk-parity record` (or install the "
+            "manifest's versions)."
         )
     old_settings = existing.get("reference_settings")
     if old_settings is not None and old_settings != settings.apply():
@@ -196,7 +194,8 @@ def _check_compatible(existing: dict, current: dict, what: str) -> None:
         )
 
 
-def _fmt(versions: dict) -> str:
+def versions_text(versions: dict) -> str:
+    """'tensorflow 2.21.0, tf_keras 2.21.0'."""
     return ", ".join(f"{k} {v}" for k, v in versions.items())
 
 
@@ -288,95 +287,6 @@ def parse_case_arg(text: str) -> str:
     return text
 
 
-# -- freshness ---------------------------------------------------------------------------
-def check_freshness(
-    directory: Path, per_layer: int = 1, layers: list[str] | None = None
-) -> tuple[list[str], int]:
-    """Re-records a sample (the first `per_layer` fixtures of each layer) and compares
-    with the stored ones. Returns (drift messages, cases checked). Reference drift: the
-    float64 referee or tf.keras float32 now differs from the fixture beyond the spec's
-    tolerance. Data drift: the spec now draws different data for the case id (the
-    fixture stays valid, but a re-record would change it)."""
-    from parity import reference
-    from parity.specs import get_spec
-
-    directory = Path(directory)
-    manifest = load_manifest(directory)
-    recorded = manifest.get("versions", {})
-    now = versions()
-    changed = {k: (recorded.get(k), v) for k, v in now.items() if recorded.get(k) != v}
-    version_note = (
-        "versions differ from the manifest: "
-        + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
-        if changed
-        else f"same versions as the manifest ({_fmt(_blocking_versions(now))})"
-    )
-    counts: dict[str, int] = {}
-    messages: list[str] = []
-    checked = 0
-    for entry in manifest["cases"]:
-        if entry_problem(entry) or (layers and entry["layer"] not in layers):
-            continue
-        if counts.get(entry["layer"], 0) >= per_layer:
-            continue
-        counts[entry["layer"]] = counts.get(entry["layer"], 0) + 1
-        try:
-            spec = get_spec(entry["layer"])
-            fixture = read_fixture(directory / entry["file"])
-        except (KeyError, FixtureError) as exc:
-            messages.append(f"{entry['file']}: {exc}")
-            continue
-        case = Case.from_id(fixture.case_id)
-        checked += 1
-        where = f"{entry['file']} ({case.id})"
-        fresh = reference.draw_case_data(spec, case)
-        stored = fixture.data
-        same_data = (
-            fresh.weight_names == stored.weight_names
-            and len(fresh.weights) == len(stored.weights)
-            and all(
-                np.array_equal(a, b) for a, b in zip(fresh.weights, stored.weights, strict=True)
-            )
-            and np.array_equal(fresh.x, stored.x)
-            and len(fresh.upstream) == len(stored.upstream)
-            and all(
-                np.array_equal(a, b) for a, b in zip(fresh.upstream, stored.upstream, strict=True)
-            )
-        )
-        if not same_data:
-            messages.append(
-                f"data drift in {where}: the spec now draws different weights, input or "
-                f"upstream gradients for this case id (the fixture is still valid; "
-                f"`nntk-parity record` would change it); {version_note}"
-            )
-        # The references, recomputed from the stored data: only TensorFlow can drift here.
-        f64 = reference.run_keras(spec, case, stored, "float64")
-        f32 = reference.run_keras(spec, case, stored, "float32")
-        if set(f64) != set(fixture.float64):
-            messages.append(
-                f"reference drift in {where}: tf.keras now gives quantities {sorted(f64)}, "
-                f"the fixture holds {sorted(fixture.float64)}; {version_note}"
-            )
-            continue
-        for quantity in sorted(f64):
-            tol = spec.tolerance(quantity)
-            for label, new in (("float64 referee", f64), ("tf.keras float32", f32)):
-                c = compare(
-                    quantity,
-                    new[quantity],
-                    fixture.float64[quantity],
-                    fixture.float32[quantity],
-                    tol,
-                )
-                if not c.passed:
-                    messages.append(
-                        f"reference drift in {where}: {label} {quantity} now differs from the "
-                        f"recorded float64 by {c.max_error:.3g} "
-                        f"({100 * c.tolerance_used:.0f}% of tolerance); {version_note}"
-                    )
-    return messages, checked
-
-
 # -- training fixtures (parity/training.py) -------------------------------------------------------
 def record_training(directory: Path, on_case: Callable[[str], None] | None = None) -> dict:
     """(Re)records every training fixture (losses, optimizers, train_step) into
@@ -397,30 +307,3 @@ def record_training(directory: Path, on_case: Callable[[str], None] | None = Non
             if on_case:
                 on_case(case.id)
     return write_fixture_set(directory, manifest, entries)
-
-
-def check_training_freshness(directory: Path, per_spec: int = 1) -> tuple[list[str], int]:
-    """check_freshness for the training fixtures: re-runs tf.keras on the stored data
-    of the first `per_spec` fixtures of each training spec."""
-    from parity import training
-
-    directory = Path(directory)
-    manifest = load_manifest(directory)
-    counts: dict[str, int] = {}
-    messages: list[str] = []
-    for entry in manifest["cases"]:
-        if entry_problem(entry) or counts.get(entry["layer"], 0) >= per_spec:
-            continue
-        counts[entry["layer"]] = counts.get(entry["layer"], 0) + 1
-        try:
-            spec = training.get_spec(entry["layer"])
-            fixture = read_fixture(directory / entry["file"])
-        except (KeyError, FixtureError) as exc:
-            messages.append(f"{entry['file']}: {exc}")
-            continue
-        case = Case.from_id(fixture.case_id)
-        for message in training.freshness(
-            spec, case, fixture.data, fixture.float64, fixture.float32
-        ):
-            messages.append(f"{entry['file']} ({case.id}): {message}")
-    return messages, sum(counts.values())

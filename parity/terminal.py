@@ -1,6 +1,7 @@
 """What every `nntk-parity` command shares: the exit statuses, UsageError, the
-console, the progress display, plural(), the summary table of a parity run with its
-legend, and the library's description for a report."""
+console, the progress display, plural(), the --layer and --report options and the
+layer specs --layer selects, the summary table of a parity run with its legend and
+its failures, and the library's and reference's description for a report."""
 
 from __future__ import annotations
 
@@ -114,35 +115,87 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
+def add_layer_option(parser) -> None:
+    parser.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
+
+
+def add_report_option(parser) -> None:
+    parser.add_argument("--report", metavar="DIR", help="write reports into DIR")
+
+
+def select_specs(names: list[str] | None):
+    """The layer specs named by --layer (all of them without it); UsageError naming an
+    unknown one."""
+    from parity.specs import all_specs, get_spec, spec_names
+
+    if not names:
+        return all_specs()
+    unknown = [n for n in names if n not in spec_names()]
+    if unknown:
+        raise UsageError(f"unknown layer {', '.join(unknown)}; known: {', '.join(spec_names())}")
+    return [get_spec(n) for n in names]
+
+
 def summary_table(runs, specs=None, title="nntk vs tf.keras (float64 referee)"):
-    """Per layer and quantity, the columns of report.SUMMARY_COLUMNS (the same as in
-    report.md and report.html); cells are plain text (no rich markup: an element
+    """Per layer and quantity, the columns of report_tables.SUMMARY_COLUMNS (the same as
+    in report.md and report.html); cells are plain text (no rich markup: an element
     location reads `[b=2, t=1, unit=3]`)."""
     from rich.table import Table
     from rich.text import Text
 
-    from parity import report
+    from parity.report_data import build
+    from parity.report_tables import NUMERIC_COLUMNS, SUMMARY_COLUMNS, summary_rows
 
     table = Table(title=title)
-    for column in report.SUMMARY_COLUMNS:
-        numeric = column in report.NUMERIC_COLUMNS
+    for column in SUMMARY_COLUMNS:
+        numeric = column in NUMERIC_COLUMNS
         table.add_column(
             column,
             justify="right" if numeric else "left",
             no_wrap=column in ("layer", "quantity", "worst element"),
         )
     styles = {"FAIL": "red", "warn": "yellow", "ok": ""}
-    for cells, status, _ in report.summary_rows(report.build(runs, specs or [])):
+    for cells, status, _ in summary_rows(build(runs, specs or [])):
         table.add_row(*(Text(c) for c in cells), style=styles[status])
     return table
 
 
 def print_legend(console) -> None:
-    from parity import report
+    from parity.report_tables import legend_lines
 
     console.print("Legend:", markup=False)
-    for line in report.legend_lines():
+    for line in legend_lines():
         console.print(f"  {line}", markup=False, highlight=False)
+
+
+def print_failures(console, runs, specs=None) -> None:
+    """The failure matrix of each failing layer, then its failures in full. Printed
+    without markup, so element locations like `[b=2, t=1, unit=3]` stay."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from parity.report_data import build
+    from parity.report_tables import MATRIX_LEGEND, matrix_table
+
+    data = build(runs, specs or [])
+    shown = False
+    for layer in data["layers"]:
+        header, rows = matrix_table(layer)
+        if not header:
+            continue
+        table = Table(title=f"failure matrix: {layer['layer']}")
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i < 2 else "right")
+        for cells, failing in rows:
+            table.add_row(*(Text(c) for c in cells), style="red" if failing else "")
+        console.print(table)
+        shown = True
+    if shown:
+        console.print(MATRIX_LEGEND, markup=False, highlight=False)
+    for run in runs:
+        if run.failure:
+            # soft_wrap: long lines (a rerun command) stay whole, to copy and paste
+            console.print(run.failure, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 def library_meta() -> dict:
@@ -156,4 +209,16 @@ def library_meta() -> dict:
         "backend": nntk_core.BACKEND,
         "library": str(_native.library_path()),
         "cpu": cpu_model(),
+    }
+
+
+def reference_meta() -> dict:
+    """A live run's tf.keras versions and reference settings, and the library
+    (library_meta), for its report's meta."""
+    from parity import reference, settings
+
+    return {
+        "versions": reference.versions(),
+        "reference_settings": settings.apply(),
+        **library_meta(),
     }

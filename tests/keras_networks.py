@@ -69,7 +69,7 @@ def build(network: str, optimizer: str = "adam", loss: str = "categorical_crosse
 
 
 def record(directory: Path = RECORDED) -> None:
-    from parity.verify import keras_twin
+    from parity.verify_sides import keras_twin
 
     directory.mkdir(exist_ok=True)
     predictions = {}

@@ -143,14 +143,14 @@ def test_the_console_prints_element_locations_and_the_failure_matrix():
     from rich.console import Console
     from test_report import failing_dense_runs  # a fake zero bias gradient on dense
 
-    from parity import cli
+    from parity import terminal
     from parity.specs import get_spec
 
     runs = failing_dense_runs()
     buffer = io.StringIO()
     console = Console(file=buffer, width=200, highlight=False)
-    console.print(cli.summary_table(runs, [get_spec("dense")]))
-    cli.print_failures(console, runs, [get_spec("dense")])
+    console.print(terminal.summary_table(runs, [get_spec("dense")]))
+    terminal.print_failures(console, runs, [get_spec("dense")])
     out = buffer.getvalue()
     locations = re.findall(r"worst bias grad \[unit=\d+\]", runs[0].failure)
     assert locations and all(where in out for where in locations)
@@ -166,7 +166,7 @@ def test_progress_lines_appear_in_a_log():
 
     from rich.console import Console
 
-    from parity.cli import Progress
+    from parity.terminal import Progress
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=200)  # not a terminal: a log

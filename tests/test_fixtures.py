@@ -268,7 +268,7 @@ def test_record_from_failure_adds_a_regression_fixture_that_a_rerecord_keeps(tmp
 def test_fixtures_are_fresh():
     """Re-records the first fixture of every layer and compares with the stored one:
     a difference beyond tolerance is reference drift, reported with the versions."""
-    from parity.record import check_freshness
+    from parity.freshness import check_freshness
 
     messages, checked = check_freshness(FIXTURES, per_layer=1)
     assert checked == len({e["layer"] for e in manifest(FIXTURES)["cases"]})
@@ -277,7 +277,7 @@ def test_fixtures_are_fresh():
 
 @pytest.mark.tf
 def test_freshness_reports_drift_with_the_version_difference(tmp_path):
-    from parity.record import check_freshness
+    from parity.freshness import check_freshness
 
     directory = copy_fixtures(tmp_path)
     m = manifest(directory)

@@ -61,7 +61,7 @@ def save(model, tmp_path, fmt: str, name: str = "model"):
 def check_loaded(path, model, x) -> nn.Sequential:
     """nn.load_keras(path) computes model.predict(x) (held to the whole-model tolerance
     against the float64 twin) and holds Keras's weights bit for bit."""
-    from parity.verify import keras_twin
+    from parity.verify_sides import keras_twin
 
     native = nn.load_keras(path)
     for ours, theirs in zip(native.get_weights(), model.get_weights(), strict=True):
@@ -434,7 +434,7 @@ assert not loaded, loaded
 def test_loading_needs_no_tensorflow(saved, fmt, tmp_path):
     """In an interpreter where TensorFlow cannot be imported, the model loads and gives
     tf.keras's predictions."""
-    from parity.verify import keras_twin
+    from parity.verify_sides import keras_twin
 
     x = _input((2, 9, 4))
     np.save(tmp_path / "x.npy", x)

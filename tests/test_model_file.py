@@ -611,7 +611,7 @@ def test_keras_load_weights_reads_save_keras_weights_bit_for_bit(network, tmp_pa
     from parity import reference
     from parity.compare import compare
     from parity.model_parity import STEP_TOLERANCE
-    from parity.verify import keras_twin
+    from parity.verify_sides import keras_twin
 
     k = reference.keras()
     if network == "repeated":

@@ -13,6 +13,7 @@ from helpers import FIXTURES
 
 from parity import report
 from parity.replay import replay
+from parity.report_tables import MATRIX_LEGEND, SUMMARY_COLUMNS, legend_lines
 from parity.runner import NativeBackend
 from parity.specs import all_specs, get_spec
 
@@ -148,10 +149,10 @@ def test_markdown_and_html_carry_the_same_columns_a_legend_the_matrix_and_reruns
     report.write(tmp_path, runs, [get_spec("dense")], source="replay")
     md = (tmp_path / "report.md").read_text()
     page = (tmp_path / "report.html").read_text()
-    header = "| " + " | ".join(report.SUMMARY_COLUMNS) + " |"
+    header = "| " + " | ".join(SUMMARY_COLUMNS) + " |"
     assert header in md and "worst element" in header
-    assert all(f"<th>{column}</th>" in page for column in report.SUMMARY_COLUMNS)
-    for line in report.legend_lines():
+    assert all(f"<th>{column}</th>" in page for column in SUMMARY_COLUMNS)
+    for line in legend_lines():
         assert line.split(":")[0] in md
     assert "Legend:" in md and "Legend:" in page and "lower is better" in page
     # the failing quantity: its worst case, the element and the command to rerun it
@@ -166,6 +167,6 @@ def test_markdown_and_html_carry_the_same_columns_a_legend_the_matrix_and_reruns
     true_row = next(line for line in md.splitlines() if line.startswith("| **use_bias** | **true"))
     cases = true_row.split("|")[3].strip()
     assert f"| {cases}/{cases} |" in true_row
-    assert report.MATRIX_LEGEND in md
+    assert MATRIX_LEGEND in md
     data = strict_json(tmp_path / "report.json")
     assert data["layers"][0]["failing_columns"] == ["grad:bias"]

@@ -219,7 +219,7 @@ def test_replay_catches_train_step_taking_the_probability_path_after_a_softmax_l
 def test_training_fixtures_are_fresh():
     """tf.keras, rerun on the stored data of one fixture per training spec, still gives
     the recorded references, and the specs still draw the same data."""
-    from parity.record import check_training_freshness
+    from parity.freshness import check_training_freshness
 
     messages, checked = check_training_freshness(TRAINING)
     assert checked == len(training.all_specs())
@@ -229,7 +229,7 @@ def test_training_fixtures_are_fresh():
 @pytest.mark.tf
 def test_freshness_reports_a_changed_training_reference(tmp_path):
     from parity.fixtures import fixture_bytes, sha256_file, write_bytes
-    from parity.record import check_training_freshness
+    from parity.freshness import check_training_freshness
 
     directory = copy_fixtures(tmp_path) / training.SUBDIR
     m = manifest(directory)
