@@ -6,9 +6,10 @@
 #                                  the first NNTK_MUTATION_SAMPLE=30 mutants, about 15 that
 #                                  compile), replay only; fails when the sample's replay
 #                                  kill rate over non-equivalent mutants is below
-#                                  NNTK_MUTATION_FLOOR (87: the measured 87.5%, 7 of 8; its
-#                                  survivor changes only what follows an allocation failure,
-#                                  which replay never makes, docs/mutation.md).
+#                                  NNTK_MUTATION_FLOOR (81: the measured 81.8%, 9 of 11, on
+#                                  the sources with the C model; its two survivors are an
+#                                  allocation-failure path and a rank refusal, which replay
+#                                  never makes; both are killed live, docs/mutation.md).
 #                                  About 2 min on 2 cores.
 #   NNTK_MUTATION_FULL=1 bash ci/mutation.sh
 #                                  nightly: the documented sample, 700 mutants (219
@@ -37,5 +38,5 @@ if [ "${NNTK_MUTATION_FULL:-0}" = 1 ]; then
 else
   python tools/mutation/mutate.py --seed "$SEED" --sample "${NNTK_MUTATION_SAMPLE:-30}" \
     --replay-only --results build/mutation/ci.json --table build/mutation/ci.md \
-    --floor-replay "${NNTK_MUTATION_FLOOR:-87}"
+    --floor-replay "${NNTK_MUTATION_FLOOR:-81}"
 fi

@@ -197,7 +197,8 @@ class TrainStepSpec(TrainingSpec):
         inference = model(tf.constant(data.arrays["test"].astype(dtype)), training=False).numpy()
         return self._collect(data, losses, history, inference)
 
-    def run_native(self, nn, case, data):
+    def native_model(self, nn, case, data):
+        """The case's nn.Sequential (with its initial weights), optimizer and loss."""
         from parity import model_training
         from parity.specs import get_spec
 
@@ -213,6 +214,10 @@ class TrainStepSpec(TrainingSpec):
             ),
             "mean_squared_error": lambda: nn.losses.MeanSquaredError(),
         }[c["loss"]]()
+        return model, opt, loss
+
+    def run_native(self, nn, case, data):
+        model, opt, loss = self.native_model(nn, case, data)
         try:
             model.set_weights(self._initial(data))
             losses, history = [], []
@@ -276,6 +281,10 @@ def check_case(spec, case, data, float64, float32, backend=None, keep_arrays=Fal
         result.comparisons += restored_optimizer_comparisons(
             spec, case, data, float64, float32, backend.nn, plain
         )
+        if isinstance(spec, TrainStepSpec) and backend.nn is None:
+            from parity.c_model_variant import c_model_comparisons
+
+            result.comparisons += c_model_comparisons(spec, case, data, float64, float32, plain)
     if not keep_arrays:
         result.arrays = None
     return result

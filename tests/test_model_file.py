@@ -408,7 +408,24 @@ def damaged_files():
         ),
         "too few weight bytes": (repack(whole, weights=bytes(8)), "8 bytes of weights"),
         "no layers": (repack(whole, config={"layers": []}), "no list of layers"),
+        # every sequence layer's description says it takes (batch, steps, features)
+        "a time axis dropped before a sequence layer": (
+            sequence_after_dropped_steps(),
+            r"layers\[1\] \(GRU\) takes \(batch, steps, features\) inputs but layers\[0\]",
+        ),
     }
+
+
+def sequence_after_dropped_steps() -> bytes:
+    """GRU(return_sequences=True) -> GRU, saved, then the first GRU's return_sequences
+    set to False in the file: tf.keras refuses a GRU after a layer without a time axis."""
+    whole = model_file.encode(
+        nn.Sequential([nn.GRU(2, input_dim=2, return_sequences=True), nn.GRU(2, input_dim=2)])
+    )
+    config = config_of(whole)
+    first, second = config["layers"]
+    first = {**first, "config": {**first["config"], "return_sequences": False}}
+    return repack(whole, config={**config, "layers": [first, second]})
 
 
 def trained_small_model(optimizer, steps: int = 3):
