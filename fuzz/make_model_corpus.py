@@ -69,7 +69,7 @@ def networks() -> dict[str, tuple[nn.Sequential, object, np.ndarray]]:
             nn.Sequential(
                 [
                     nn.DepthwiseConv1d(2, input_dim=4),
-                    nn.MaxPool1d(4, pool_size=2),
+                    nn.MaxPool1d(2, input_dim=4),
                     nn.LayerNorm(4),
                     nn.GlobalAveragePool1d(4),
                     nn.Dense(2, input_dim=4),

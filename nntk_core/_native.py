@@ -237,6 +237,7 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
         [c_int32, c_int32, _STR_PTR, _INT64_PTR] + [_DOUBLE_PTR] * 3 + [_INT64_PTR, _INT64_PTR],
     ),
     "NNTKLayerTypeFieldEnumName": (_STATUS, [c_int32, c_int32, c_int32, _STR_PTR]),
+    "NNTKLayerTypeKerasPositional": (_STATUS, [c_int32, _INT64_PTR]),
     "NNTKLayerConfigCreateFromValues": (c_void_p, [c_int32, _DOUBLE_PTR, c_int64]),
     "NNTKLayerConfigDestroy": (None, [c_void_p]),
     "NNTKLayerConfigWeightCount": (_STATUS, [c_void_p, _INT64_PTR]),
@@ -333,6 +334,9 @@ class LayerType:
     has_states: bool  # recurrent: initial / final states (NNTKLayerConfigStates)
     wraps: bool  # its config holds an inner layer's config (NNTK<name>ConfigCreateFor)
     has_frozen: bool  # NNTK_APPLY_FROZEN differs from TRAINING (keeps inference batches)
+    # How many of tf.keras's constructor's leading arguments are fields, in the fields'
+    # order, input_dim aside (NNTKLayerTypeKerasPositional): the ones taken positionally.
+    keras_positional: int = 0
 
 
 def _describe_field(type_index: int, field: int) -> Field:
@@ -381,6 +385,8 @@ def _describe() -> dict[str, LayerType]:
         outputs = (name, keras_name, field_count, has_states, wraps, has_frozen)
         lib.NNTKLayerTypeDescribe(index, *(ctypes.byref(v) for v in outputs))
         fields = tuple(_describe_field(index, f) for f in range(field_count.value))
+        keras_positional = c_int64()
+        lib.NNTKLayerTypeKerasPositional(index, ctypes.byref(keras_positional))
         layer = LayerType(
             index,
             name.value.decode(),
@@ -389,6 +395,7 @@ def _describe() -> dict[str, LayerType]:
             bool(has_states.value),
             bool(wraps.value),
             bool(has_frozen.value),
+            keras_positional.value,
         )
         types[layer.name] = layer
     return types

@@ -194,34 +194,73 @@ class WeightBlock:
     trainable: bool
 
 
-# The constructor arguments of a layer type, in order: the required ones (input_dim
-# last of them: tf.keras has no input_dim, it comes after Keras's own), then the ones
-# with a default, as the description gives them.
+def positional_fields(layer_type: LayerType) -> list[str]:
+    """The arguments a layer's constructor takes positionally, in order: tf.keras's
+    leading constructor arguments that the layer has (`keras_positional` of its fields,
+    input_dim aside), so that a positional call means what it means to tf.keras
+    (`MaxPool1d(3)` is pool_size=3, `Dense(8, "relu")` units and activation). Keras's
+    next argument is one the layer lacks (kernel_initializer, data_format, axis), so
+    the others are keyword-only, input_dim among them as in tf.keras (`input_dim=`),
+    except in a layer that takes no Keras argument positionally (Keras's first is axis
+    or data_format, e.g. BatchNorm, LayerNorm, the global poolings): there input_dim,
+    its one required argument, is the positional one (`nn.BatchNorm(64)`)."""
+    keras = [f.name for f in layer_type.fields if f.name != "input_dim"]
+    positional = keras[: layer_type.keras_positional]
+    has_input_dim = any(f.name == "input_dim" for f in layer_type.fields)
+    return positional or (["input_dim"] if has_input_dim else [])
+
+
 def signature_of(
     layer_type: LayerType, defaults: dict | None = None, flags: dict | None = None
 ) -> inspect.Signature:
-    """`defaults` overrides a field's default (a hand-written class's behaviour, e.g. an
+    """The constructor's signature: the positional_fields, then, keyword-only,
+    input_dim and the other fields in the description's order, then the flags.
+    `defaults` overrides a field's default (a hand-written class's behaviour, e.g. an
     optional input_dim); `flags` are Python-only keyword flags (name -> default)."""
     defaults = defaults or {}
     empty = inspect.Parameter.empty
     default_of = {
         f.name: defaults.get(f.name, empty if f.required else f.default) for f in layer_type.fields
     }
-    order = sorted(
-        layer_type.fields,
-        key=lambda f: (default_of[f.name] is not empty, f.name == "input_dim"),
+    positional = positional_fields(layer_type)
+    keyword = sorted(
+        (f.name for f in layer_type.fields if f.name not in positional),
+        key=lambda name: name != "input_dim",
     )
     params = [
-        inspect.Parameter(
-            f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_of[f.name]
-        )
-        for f in order
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_of[n])
+        for n in positional
     ]
     params += [
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default_of[n]) for n in keyword
+    ]
+    params += [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
         for n, d in (flags or {}).items()
     ]
     return inspect.Signature(params)
+
+
+def bind_arguments(cls: type, args: tuple, kwargs: dict) -> inspect.BoundArguments:
+    """The constructor's arguments bound to its signature, its defaults applied; a
+    call the signature refuses raises TypeError naming the class and the arguments."""
+    signature = cls.__signature__
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as e:
+        positional = [
+            n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD
+        ]
+        if len(args) <= len(positional):
+            raise TypeError(f"{cls.__name__}(): {e}") from None
+        keyword = [n for n in signature.parameters if n not in positional]
+        raise TypeError(
+            f"{cls.__name__}() takes {len(positional)} positional argument"
+            f"{'s' * (len(positional) != 1)} ({', '.join(positional)}) but {len(args)} were "
+            f"given; the others are keyword-only: {', '.join(f'{n}=' for n in keyword)}"
+        ) from None
+    bound.apply_defaults()
+    return bound
 
 
 class Layer:
@@ -252,8 +291,7 @@ class Layer:
                 f"{type(self).__name__} is a base class: create a layer of one of the classes "
                 "of nntk_core.LAYER_CLASSES"
             )
-        bound = type(self).__signature__.bind(*args, **kwargs)
-        bound.apply_defaults()
+        bound = bind_arguments(type(self), args, kwargs)
         self._setup()
         for field in self.layer_type.fields:
             setattr(self, field.name, self._check_argument(field, bound.arguments[field.name]))

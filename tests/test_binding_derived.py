@@ -53,6 +53,86 @@ def test_signature_is_the_description(layer_type):
         assert params[name].default is default
 
 
+def _keras_constructor(keras_name: str):
+    """The tf.keras class whose constructor a layer follows: a TimeDistributed(X)'s
+    is X's (nntk takes the wrapped layer's arguments)."""
+    from parity import reference
+
+    inner = keras_name.removeprefix("TimeDistributed(").removesuffix(")")
+    return getattr(reference.keras().layers, inner)
+
+
+def _positional(signature: inspect.Signature) -> list[str]:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [n for n, p in signature.parameters.items() if p.kind in kinds]
+
+
+@pytest.mark.parametrize("layer_type", TYPES, ids=lambda t: t.name)
+def test_positional_arguments_are_keras_constructor_order(layer_type):
+    """A positional call means what it means to tf.keras: the class's positional
+    arguments are the tf.keras constructor's leading ones, read from tf_keras's own
+    signature, for as long as the layer has them (a wrapper's `layer` first); Keras's
+    next one is an argument the layer lacks, so the rest are keyword-only. A layer
+    that takes no Keras argument positionally takes its input_dim so (BatchNorm(64))."""
+    cls = nn.LAYER_CLASSES[layer_type.name]
+    names = {f.name for f in layer_type.fields} | ({"layer"} if layer_type.wraps else set())
+    keras = _positional(inspect.signature(_keras_constructor(layer_type.keras_name)))
+    leading = []
+    for name in keras:
+        if name not in names:
+            break
+        leading.append(name)
+    ours = _positional(inspect.signature(cls))
+    assert ours == (leading or ["input_dim"]), f"tf.keras {layer_type.keras_name}{keras}"
+    assert layer_type.keras_positional == len([n for n in leading if n != "layer"])
+
+
+@pytest.mark.parametrize("layer_type", [t for t in TYPES if not t.wraps], ids=lambda t: t.name)
+def test_a_call_with_too_many_positional_arguments_names_the_keyword_only_ones(layer_type):
+    """One positional argument more than the class takes (an old-style positional
+    input_dim, a Keras argument nntk lacks): a TypeError naming the keyword-only
+    arguments, before any value is checked."""
+    cls = nn.LAYER_CLASSES[layer_type.name]
+    signature = inspect.signature(cls)
+    positional = _positional(signature)
+    keyword = [n for n in signature.parameters if n not in positional]
+    with pytest.raises(TypeError, match=f"takes {len(positional)} positional") as refused:
+        cls(*[1] * (len(positional) + 1))
+    assert all(f"{n}=" in str(refused.value) for n in keyword), refused.value
+
+
+def test_a_pooling_takes_its_pool_size_first():
+    """tf.keras MaxPooling1D(3) is pool_size=3, and so is nn.MaxPool1d(3); the old
+    positional input_dim, nn.MaxPool1d(4, pool_size=2), is refused naming pool_size,
+    and input_dim left out is refused naming it."""
+    for cls in (nn.MaxPool1d, nn.AveragePool1d):
+        layer = cls(3, input_dim=4)
+        assert (layer.pool_size, layer.strides, layer.input_dim) == (3, None, 4)
+        assert cls(3, 1, "same", input_dim=4).padding == "same"
+        with pytest.raises(TypeError, match="multiple values for argument 'pool_size'"):
+            cls(4, pool_size=2)
+        with pytest.raises(TypeError, match="input_dim"):
+            cls(3)
+
+
+def test_a_positional_call_means_what_it_means_to_keras():
+    """The positional forms a tf.keras user writes keep Keras's meaning; input_dim
+    stays positional where it is the only one (BatchNorm(5)); an old positional
+    input_dim where Keras has another argument is refused naming an argument."""
+    dense = nn.Dense(3, "relu", False, input_dim=4)
+    assert (dense.units, dense.activation, dense.use_bias) == (3, "relu", False)
+    conv = nn.Conv1d(5, 3, 2, "same", input_dim=6)
+    assert (conv.filters, conv.kernel_size, conv.strides, conv.padding) == (5, 3, 2, "same")
+    gru = nn.GRU(4, "tanh", "hard_sigmoid", input_dim=5)
+    assert gru.recurrent_activation == "hard_sigmoid"
+    assert nn.BatchNorm(5).input_dim == 5 and nn.LayerNorm(5).input_dim == 5
+    for old_style in (lambda: nn.Dense(3, 4), lambda: nn.Conv1d(5, 3, 6)):
+        with pytest.raises(TypeError, match="missing a required argument: 'input_dim'"):
+            old_style()
+    with pytest.raises(TypeError, match="activation"):
+        nn.Dense(3, 4, input_dim=4)
+
+
 @pytest.mark.parametrize("layer_type", [t for t in TYPES if t.wraps], ids=lambda t: t.name)
 def test_a_wrapper_takes_its_layer_and_its_described_fields(layer_type):
     """A wrapper's class (hand-written: it holds the wrapped layer) takes `layer` and
@@ -105,17 +185,18 @@ def test_a_new_layer_type_gets_a_class_without_python_edits():
         has_states=False,
         wraps=False,
         has_frozen=False,
+        keras_positional=2,  # MaxPooling1D(pool_size, strides, ...): strides is not a field
     )
     cls = derived_class(fake)
     assert fake.name not in nn.LAYER_CLASSES and fake.name not in Layer.hand_written
     assert cls.__name__ == "FakePool1d" and issubclass(cls, Layer)
     assert not issubclass(cls, RecurrentLayer)
-    assert str(inspect.signature(cls)) == "(input_dim, pool_size=2, padding='valid')"
+    assert str(inspect.signature(cls)) == "(pool_size=2, padding='valid', *, input_dim)"
     assert "MaxPooling1D" in cls.__doc__
     with pytest.raises(ValueError, match="padding='full'"):
-        cls(4, padding="full")
+        cls(2, "full", input_dim=4)
     with pytest.raises(TypeError, match="pool_size"):
-        cls(4, pool_size=2.5)
+        cls(2.5, input_dim=4)
 
 
 def _string_collections(tree: ast.AST):

@@ -181,15 +181,15 @@ def test_wrapper_equals_its_two_directions(wrapper, item):
 def test_wrapper_bad_layer_and_merge_mode(wrapper):
     cls = nn.LAYER_CLASSES[wrapper.layer_class]
     with pytest.raises(TypeError, match="layer must be an nntk RNN, GRU or LSTM.*Dense"):
-        cls(nn.Dense(3, 2))
+        cls(nn.Dense(3, input_dim=2))
     with pytest.raises(TypeError, match="layer must be .*Bidirectional"):
-        cls(cls(nn.GRU(3, 2)))
+        cls(cls(nn.GRU(3, input_dim=2)))
     with pytest.raises(TypeError, match="layer must be"):
         cls("gru")
     with pytest.raises(ValueError, match="merge_mode='max'"):
-        cls(nn.GRU(3, 2), merge_mode="max")
+        cls(nn.GRU(3, input_dim=2), merge_mode="max")
     with pytest.raises(ValueError, match="merge_mode=3"):
-        cls(nn.GRU(3, 2), merge_mode=3)
+        cls(nn.GRU(3, input_dim=2), merge_mode=3)
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS, ids=lambda s: s.name)
@@ -217,7 +217,7 @@ def test_wrapper_bad_states_and_gradient_lists(wrapper, item):
 
 @pytest.mark.parametrize("wrapper", WRAPPERS, ids=lambda s: s.name)
 def test_wrapper_without_merge_or_states_takes_two_gradients(wrapper):
-    bi = nn.LAYER_CLASSES[wrapper.layer_class](nn.RNN(3, 2), merge_mode=None)
+    bi = nn.LAYER_CLASSES[wrapper.layer_class](nn.RNN(3, input_dim=2), merge_mode=None)
     out = bi(np.zeros((2, 4, 2), np.float32), training=True)
     assert isinstance(out, list) and [o.shape for o in out] == [(2, 3), (2, 3)]
     with pytest.raises(ValueError, match="dy must be a list of 2 gradients"):

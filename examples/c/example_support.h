@@ -85,6 +85,20 @@ static void utterances(int64_t n, int64_t frames, int64_t features, int64_t word
     }
 }
 
+/* n training utterances of `frames`, every other one with the word: *x (n, frames,
+ * features) and *y (n, frames, 2), allocated here (the caller frees them). */
+static void training_utterances(int64_t n, int64_t frames, int64_t features, int64_t word_frames,
+                                float **x, float **y) {
+    *x = xcalloc((size_t)(n * frames * features), sizeof(float));
+    *y = xcalloc((size_t)(n * frames * 2), sizeof(float));
+    int64_t *starts = xcalloc((size_t)n, sizeof(int64_t));
+    int *has_word = xcalloc((size_t)n, sizeof(int));
+    for (int64_t i = 0; i < n; i++) has_word[i] = (int)(i % 2);
+    utterances(n, frames, features, word_frames, has_word, *x, *y, starts);
+    free(starts);
+    free(has_word);
+}
+
 /* Prints a training step's loss and keeps the first and the last; a loss that is
  * not finite ends the program. */
 static void report_loss(int step, float loss, float *first, float *last) {

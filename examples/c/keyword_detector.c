@@ -72,12 +72,8 @@ int main(int argc, char **argv) {
     const int test_has_word[2] = {1, 0};
     utterances(2, FRAMES, features, WORD_FRAMES, test_has_word, test_x, test_y, test_start);
     const int64_t per_batch = BATCH * FRAMES;
-    float *x = xcalloc((size_t)(BATCHES * per_batch * features), sizeof(float));
-    float *y = xcalloc((size_t)(BATCHES * per_batch * CLASSES), sizeof(float));
-    int64_t starts[BATCHES * BATCH];
-    int has_word[BATCHES * BATCH];
-    for (int i = 0; i < BATCHES * BATCH; i++) has_word[i] = i % 2;
-    utterances(BATCHES * BATCH, FRAMES, features, WORD_FRAMES, has_word, x, y, starts);
+    float *x, *y;
+    training_utterances(BATCHES * BATCH, FRAMES, features, WORD_FRAMES, &x, &y);
 
     printf("before training:\n");
     infer(model, test_x, probs);

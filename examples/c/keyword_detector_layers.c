@@ -295,12 +295,8 @@ int main(int argc, char **argv) {
 
     /* BATCHES training batches of BATCH utterances, half of them with the word. */
     const int64_t per_batch = BATCH * FRAMES;
-    float *x = xcalloc((size_t)(BATCHES * per_batch * FEATURES), sizeof(float));
-    float *y = xcalloc((size_t)(BATCHES * per_batch * CLASSES), sizeof(float));
-    int64_t starts[BATCHES * BATCH];
-    int has_word[BATCHES * BATCH];
-    for (int i = 0; i < BATCHES * BATCH; i++) has_word[i] = i % 2;
-    utterances(BATCHES * BATCH, FRAMES, FEATURES, WORD_FRAMES, has_word, x, y, starts);
+    float *x, *y;
+    training_utterances(BATCHES * BATCH, FRAMES, FEATURES, WORD_FRAMES, &x, &y);
 
     NNTKOptimizer *adam = CREATE(NNTKOptimizerCreateAdam(LEARNING_RATE, 0.9, 0.999, 1e-7, 0));
     printf("training: %d Adam steps (learning rate %g), batches of %d utterances x %d frames\n",

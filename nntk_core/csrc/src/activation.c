@@ -61,6 +61,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 const NNTKLayerType nntk_activation_type = {
     NNTK_LAYER_NAMES("Activation", "Activation", 'A', 'c', 't'),
     NNTK_LAYER_FIELDS(fields),
+    .keras_positional = 1, /* Activation(activation) */
     NNTK_LAYER_STANDARD_OPS,
 };
 

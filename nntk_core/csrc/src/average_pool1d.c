@@ -58,6 +58,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 const NNTKLayerType nntk_average_pool1d_type = {
     NNTK_LAYER_NAMES("AveragePool1d", "AveragePooling1D", 'A', 'P', '1'),
     NNTK_LAYER_FIELDS(nntk_pool1d_fields),
+    .keras_positional = 3, /* AveragePooling1D(pool_size, strides, padding, data_format) */
     .output_shape = output_shape,
     .forward = forward,
     .backward = backward,

@@ -451,6 +451,7 @@ static int32_t drops_steps(const NNTKLayerConfig *config) {
 const NNTKLayerType nntk_bidirectional_type = {
     NNTK_LAYER_NAMES("Bidirectional", "Bidirectional", 'B', 'i', 'd'),
     NNTK_LAYER_FIELDS(fields),
+    .keras_positional = 1, /* Bidirectional(layer, merge_mode, weights, ...) */
     .weights = weights,
     .states = states,
     .wraps = 1,

@@ -362,6 +362,8 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
 const NNTKLayerType nntk_conv1d_type = {
     NNTK_LAYER_NAMES("Conv1d", "Conv1D", 'C', 'v', '1'),
     NNTK_LAYER_FIELDS(fields),
+    /* Conv1D(filters, kernel_size, strides, padding, data_format, ...) */
+    .keras_positional = 4,
     .check = check,
     .weights = weights,
     .state_size = sizeof(Conv),

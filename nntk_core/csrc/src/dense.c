@@ -120,7 +120,11 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     return NNTK_OK;
 }
 
-#define DENSE_OPS NNTK_LAYER_FIELDS(fields), .check = check, .weights = weights, NNTK_LAYER_STANDARD_OPS
+/* keras_positional: tf.keras Dense(units, activation, use_bias, kernel_initializer, ...)
+ * (TimeDistributed's: its Dense's). */
+#define DENSE_OPS                                                                                  \
+    NNTK_LAYER_FIELDS(fields), .check = check, .weights = weights, NNTK_LAYER_STANDARD_OPS,       \
+        .keras_positional = 3
 
 const NNTKLayerType nntk_dense_type = {
     NNTK_LAYER_NAMES("Dense", "Dense", 'D', 'n', 's'),

@@ -207,6 +207,8 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 const NNTKLayerType nntk_depthwise_conv1d_type = {
     NNTK_LAYER_NAMES("DepthwiseConv1d", "DepthwiseConv1D", 'D', 'w', '1'),
     NNTK_LAYER_FIELDS(fields),
+    /* DepthwiseConv1D(kernel_size, strides, padding, depth_multiplier, data_format, ...) */
+    .keras_positional = 4,
     .check = check,
     .weights = weights,
     NNTK_LAYER_STANDARD_OPS,

@@ -201,7 +201,9 @@ static const NNTKRecurrentCell cell = {
 
 /* --- the type and the public API ------------------------------------------------------- */
 
-const NNTKLayerType nntk_gru_type = NNTK_RECURRENT_TYPE("GRU", "GRU", 'G', 'r', 'u');
+const NNTKLayerType nntk_gru_type = NNTK_RECURRENT_TYPE("GRU", "GRU", 'G', 'r', 'u',
+    /* GRU(units, activation, recurrent_activation, use_bias, kernel_initializer, ...) */
+    4);
 
 NNTK_API NNTKGRUConfig *NNTKGRUConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t recurrent_activation, int32_t use_bias,

@@ -157,7 +157,9 @@ static const NNTKRecurrentCell cell = {
 
 /* --- the type and the public API ------------------------------------------------------- */
 
-const NNTKLayerType nntk_lstm_type = NNTK_RECURRENT_TYPE("LSTM", "LSTM", 'L', 's', 't');
+const NNTKLayerType nntk_lstm_type = NNTK_RECURRENT_TYPE("LSTM", "LSTM", 'L', 's', 't',
+    /* LSTM(units, activation, recurrent_activation, use_bias, kernel_initializer, ...) */
+    4);
 
 NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
                                               int32_t activation, int32_t recurrent_activation,

@@ -65,6 +65,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
 const NNTKLayerType nntk_max_pool1d_type = {
     NNTK_LAYER_NAMES("MaxPool1d", "MaxPooling1D", 'M', 'P', '1'),
     NNTK_LAYER_FIELDS(nntk_pool1d_fields),
+    .keras_positional = 3, /* MaxPooling1D(pool_size, strides, padding, data_format) */
     NNTK_LAYER_STANDARD_OPS,
     .sequence_input = 1, /* tf.keras takes (B, L, C) only */
 };

@@ -65,7 +65,9 @@ static const NNTKRecurrentCell cell = {
 
 /* --- the type and the public API ------------------------------------------------------- */
 
-const NNTKLayerType nntk_rnn_type = NNTK_RECURRENT_TYPE("RNN", "SimpleRNN", 'R', 'n', 'n');
+const NNTKLayerType nntk_rnn_type = NNTK_RECURRENT_TYPE("RNN", "SimpleRNN", 'R', 'n', 'n',
+    /* SimpleRNN(units, activation, use_bias, kernel_initializer, ...) */
+    3);
 
 NNTK_API NNTKRNNConfig *NNTKRNNConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t use_bias, int32_t return_sequences,

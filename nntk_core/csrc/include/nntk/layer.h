@@ -70,6 +70,12 @@ NNTK_API NNTKStatus NNTKLayerTypeCount(int64_t *count);
 NNTK_API NNTKStatus NNTKLayerTypeDescribe(int32_t type, const char **name, const char **keras_name,
                                           int64_t *field_count, int64_t *has_states,
                                           int64_t *wraps, int64_t *has_frozen);
+/* *count = how many of tf.keras's constructor's leading arguments are fields of
+ * layer type `type`, in the order of its fields (input_dim aside; a wrapper's
+ * after its wrapped layer): Keras's next argument is one the layer does not have
+ * (Dense: 3, units, activation and use_bias, Keras's 4th being kernel_initializer;
+ * BatchNormalization: 0, Keras's first being axis). */
+NNTK_API NNTKStatus NNTKLayerTypeKerasPositional(int32_t type, int64_t *count);
 /* Field `field` of layer type `type`: *name its tf.keras argument name, *kind an
  * NNTKFieldKind, *default_value its default (NaN: required, no default),
  * [*min, *max] its range (*min_exclusive 1: value > *min), *enum_count the

@@ -141,6 +141,12 @@ struct NNTKLayerType {
      * typed function (NNTKBidirectionalConfigCreateFor); the generic
      * NNTKLayerConfigCreateFromValues refuses it. */
     int32_t wraps;
+    /* How many of tf.keras's constructor's leading arguments are fields, in the
+     * fields' order (input_dim aside; a wrapper's after its wrapped layer): Keras's
+     * next argument is one the layer does not have (Dense: 3, units, activation,
+     * use_bias, then Keras's kernel_initializer; BatchNorm: 0, Keras's first is
+     * axis). The binding takes these positionally, the rest by keyword only. */
+    int32_t keras_positional;
     /* A wrapper's config from its own field values and a copy of `inner` (what
      * its typed ConfigCreateFor does, for the generic builders such as the
      * model loader, src/model); NULL for a type that does not wrap. */

@@ -68,6 +68,16 @@ NNTK_API NNTKStatus NNTKLayerTypeDescribe(int32_t type, const char **name, const
     return NNTK_OK;
 }
 
+NNTK_API NNTKStatus NNTKLayerTypeKerasPositional(int32_t type, int64_t *count) {
+    static const char fn[] = "NNTKLayerTypeKerasPositional";
+    const NNTKLayerType *t = type_at(fn, type);
+    if (t == NULL) return NNTKLastStatus();
+    const NNTKStatus s = nntk_check_pointer(fn, "count", count);
+    if (s != NNTK_OK) return s;
+    *count = t->keras_positional;
+    return NNTK_OK;
+}
+
 NNTK_API NNTKStatus NNTKLayerTypeField(int32_t type, int32_t field, const char **name,
                                        int64_t *kind, double *default_value, double *min,
                                        double *max, int64_t *min_exclusive, int64_t *enum_count) {

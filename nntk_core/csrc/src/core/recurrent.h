@@ -159,11 +159,11 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
     NNTK_FIELD_FLAG("return_sequences", 0), NNTK_FIELD_FLAG("go_backwards", 0)
 
 /* A recurrent layer's type: its names and tag stem (NNTK_LAYER_NAMES), the
- * file's `fields` table and `cell`, and the shared ops. */
-#define NNTK_RECURRENT_TYPE(Name, KerasName, a, b, c)                                             \
+ * file's `fields` table and `cell`, its keras_positional count, and the shared ops. */
+#define NNTK_RECURRENT_TYPE(Name, KerasName, a, b, c, keras_positional_)                          \
     {                                                                                             \
         NNTK_LAYER_NAMES(Name, KerasName, a, b, c),                                               \
-        NNTK_LAYER_FIELDS(fields),                                                                \
+        NNTK_LAYER_FIELDS(fields), .keras_positional = (keras_positional_),                       \
         .impl = &cell, .check = nntk_recurrent_check, .weights = nntk_recurrent_weight_blocks,    \
         .states = nntk_recurrent_states, .state_size = sizeof(NNTKRecurrentFilter),               \
         .init = nntk_recurrent_init, .release = nntk_recurrent_release,                           \
