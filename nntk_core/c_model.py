@@ -17,13 +17,9 @@ import os
 
 import numpy as np
 
-from nntk_core import losses
 from nntk_core._native import lib
 
 _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
-
-# NNTKLossKind (nntk/loss.h) of a Python loss.
-LOSS_KINDS = {losses.MeanSquaredError: 0, losses.CategoricalCrossentropy: 1}
 
 
 def _ptr(array: np.ndarray | None):
@@ -62,8 +58,8 @@ class CModel:
         value = ctypes.c_float()
         lib.NNTKModelTrainStep(
             self.handle,
-            LOSS_KINDS[type(loss)],
-            int(getattr(loss, "from_logits", False)),
+            loss._kind,  # NNTKLossKind (nntk/loss.h), as the loss's own calls pass it
+            loss._from_logits(),
             x.shape[0],
             x.shape[1],
             _ptr(x),
