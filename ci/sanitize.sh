@@ -59,7 +59,10 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     echo "== ASan+UBSan ($backend): pytest, hypothesis profile $profile"
     # The runtime must come first in the process: preloaded into the uninstrumented
     # Python. Leaks: CPython leaks at exit by design; valgrind checks ours below.
-    LD_PRELOAD="$ASAN_RT $UBSAN_RT" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+    # PYTHONMALLOC=malloc: Python's objects come from malloc, not its own pools, so ASan
+    # also sees the library writing into a freed Python object (a ctypes buffer that a
+    # caller let go while the library still held its address, as the bench once did).
+    LD_PRELOAD="$ASAN_RT $UBSAN_RT" PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
       NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -n 2 -p no:cacheprovider \
       --hypothesis-profile="$profile"
   done

@@ -11,8 +11,10 @@ from nntk_bench.workloads import CLASSES, TRAIN_B, D, F, K, O, Runner, T, U, Wei
 
 
 # --- nntk through the C API --------------------------------------------------------------------
-def _ptr(a: np.ndarray) -> int:
-    return a.ctypes.data
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    """The array's data pointer; the pointer object holds a reference to the array, so
+    an argument tuple keeps alive every buffer it points into."""
+    return a.ctypes.data_as(ctypes.c_void_p)
 
 
 class NNTKRaw:
@@ -33,8 +35,11 @@ class NNTKRaw:
 
 
 def _args(*values) -> tuple:
-    """C arguments prepared once: Python ints are pointers (c_void_p), None is NULL,
-    ctypes integers stay as they are."""
+    """C arguments prepared once: Python ints are the library's handles (c_void_p), None
+    is NULL, ctypes objects (integers, `_ptr` pointers, `ctypes.byref`) stay as they are.
+    A timed call may outlive the function that built its arguments, so whatever memory an
+    argument points into must be held by that argument: `_ptr` for arrays, `ctypes.byref`
+    for ctypes objects, never a bare address."""
     return tuple(ctypes.c_void_p(v) if isinstance(v, int) else v for v in values)
 
 
@@ -175,9 +180,9 @@ def nntk_train_runner(raw: NNTKRaw, model, w: Weights, check) -> Runner:
         forward.append((f, _args(handle, c_int(TRAIN_B), c_int(steps), _ptr(src), _ptr(out))))
         grad = getattr(nn.lib, f"NNTK{layer.layer_type.name}GradientCreate")(handle)
         grads.append((layer, grad))
-        d_in = 0 if i == 0 else _ptr(douts[i - 1])
+        d_in = None if i == 0 else _ptr(douts[i - 1])
         g = raw.fn(f"NNTK{layer.layer_type.name}CalculateGradient", 4)
-        backward.append((g, _args(handle, grad, _ptr(douts[i]), d_in or None)))
+        backward.append((g, _args(handle, grad, _ptr(douts[i]), d_in)))
         # trainable blocks: the weights' leading part (BatchNorm: gamma, beta)
         n_train = sum(
             int(np.prod(s))
@@ -216,16 +221,16 @@ def nntk_train_runner(raw: NNTKRaw, model, w: Weights, check) -> Runner:
         c_int(CLASSES),
         _ptr(outs[-1]),
         _ptr(w.y32),
-        ctypes.addressof(loss_value),
+        ctypes.byref(loss_value),
         _ptr(douts[-1]),
     )
     step_fn = raw.fn("NNTKOptimizerStep", 5)
     step_args = _args(
         opt,
         c_int(n),
-        ctypes.addressof(param_ptrs),
-        ctypes.addressof(grad_ptrs),
-        ctypes.addressof(sizes),
+        ctypes.byref(param_ptrs),
+        ctypes.byref(grad_ptrs),
+        ctypes.byref(sizes),
     )
 
     def train_step():
