@@ -20,19 +20,20 @@ FILES=("$@")
 [ ${#FILES[@]} -gt 0 ] || FILES=(tests/test_parity.py tests/test_model_keras.py tests/test_losses_keras.py
   tests/test_optimizers_keras.py)
 failed=0
+TIMEFORMAT='%R %U %S' # a seed's wall, user and system seconds (CPU time: what a shared machine cannot inflate)
 for ((seed = FIRST; seed < FIRST + RUNS; seed++)); do
   log=$(mktemp)
-  start=$SECONDS
-  if pytest -q -p no:cacheprovider -n "$WORKERS" --hypothesis-profile="$PROFILE" \
-    --hypothesis-seed="$seed" "${FILES[@]}" >"$log" 2>&1; then
+  if { time pytest -q -p no:cacheprovider -n "$WORKERS" --hypothesis-profile="$PROFILE" \
+    --hypothesis-seed="$seed" "${FILES[@]}" >"$log" 2>&1; } 2>"$log.time"; then
     status=passed
   else
     status=FAILED
     failed=$((failed + 1))
     grep -E "^(FAILED|ERROR)" "$log" | sed 's/^/    /'
   fi
-  echo "seed $seed: $status, $(tail -1 "$log" | tr -d '=') ($((SECONDS - start)) s)"
-  rm -f "$log"
+  read -r wall user system <"$log.time"
+  echo "seed $seed: $status, $(tail -1 "$log" | tr -d '=') (${wall%.*} s, CPU $(awk "BEGIN {printf \"%.0f\", $user + $system}") s)"
+  rm -f "$log" "$log.time"
 done
 echo "nightly-seeds: $RUNS runs (seeds $FIRST-$((FIRST + RUNS - 1)), profile $PROFILE) of ${FILES[*]}: $failed failed"
 [ "$failed" -eq 0 ]
