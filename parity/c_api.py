@@ -200,9 +200,9 @@ _UMBRELLA = "nntk.h"
 def preprocessed_headers(directory: Path = HEADERS) -> dict[str, str]:
     """Each public header's own text (file name -> text) after the C preprocessor, with
     its comments (-CC: also those of the macros it expands) and NNTK_API kept as the
-    marker (nntk/status.h takes a predefined one), its lines where the header has
-    them: its macros expanded, its directives and the headers it includes left out.
-    The compiler is $CC, else cc (the build passes its own)."""
+    marker (nntk/status.h takes a predefined one): its macros expanded, its directives
+    and the headers it includes left out, its blank lines kept (they end a group of
+    declarations). The compiler is $CC, else cc (the build passes its own)."""
     names = sorted(h.name for h in directory.glob("*.h") if h.name != _UMBRELLA)
     source = "".join(f'#include "{directory.name}/{name}"\n' for name in names)
     command = [os.environ.get("CC") or "cc", "-E", "-CC", "-DNNTK_API=NNTK_API"]
@@ -210,23 +210,24 @@ def preprocessed_headers(directory: Path = HEADERS) -> dict[str, str]:
     done = subprocess.run(command, input=source, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed on the headers:\n{done.stderr}")
+    # clang spells a macro's comment as written, its line splices included.
+    output = done.stdout.replace("\\\n", " ")
     own = {(directory / name).resolve(): name for name in names}
-    lines: dict[str, dict[int, str]] = {name: {} for name in names}
-    current, number = None, 0
-    for line in done.stdout.splitlines():
+    texts: dict[str, list[str]] = {name: [] for name in names}
+    line_of = dict.fromkeys(names, 1)  # the line of each header the next output line is
+    current = None
+    for line in output.splitlines():
         marker = _LINE_MARKER.match(line)
         if marker:
             path = Path(re.sub(r"\\(.)", r"\1", marker.group(2)))  # unescape \\ and \"
             current, number = own.get(path.resolve()), int(marker.group(1))
-            continue
-        if current is not None:
-            text = lines[current].get(number)
-            lines[current][number] = line if text is None else f"{text} {line}"
-        number += 1
-    return {
-        name: "\n".join(by_line.get(n, "") for n in range(1, max(by_line, default=0) + 1)) + "\n"
-        for name, by_line in lines.items()
-    }
+            if current is not None and number > line_of[current]:  # lines skipped: blank
+                texts[current].append("\n" * (number - line_of[current]))
+                line_of[current] = number
+        elif current is not None:
+            texts[current].append(line + "\n")
+            line_of[current] += 1
+    return {name: "".join(text) for name, text in texts.items()}
 
 
 def parse_headers(directory: Path = HEADERS) -> Api:
