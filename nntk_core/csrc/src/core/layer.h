@@ -304,11 +304,9 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
     return nntk_layer_output_shape(fn, nntk_typed_layer_type, (const NNTKLayer *)filter, batch,    \
                                    steps, out_steps, out_features);
 #define NNTK_LAYER_BODY_ApplyInference(fn, Return)                                                 \
-    return nntk_layer_apply(fn, nntk_typed_layer_type, (NNTKLayer *)filter, NNTK_APPLY_INFERENCE,  \
-                            batch, steps, in, NULL, out, NULL);
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_INFERENCE, NULL, NULL)
 #define NNTK_LAYER_BODY_ApplyTrainingBatch(fn, Return)                                             \
-    return nntk_layer_apply(fn, nntk_typed_layer_type, (NNTKLayer *)filter, NNTK_APPLY_TRAINING,   \
-                            batch, steps, in, NULL, out, NULL);
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_TRAINING, NULL, NULL)
 #define NNTK_LAYER_BODY_GradientCreate(fn, Return)                                                 \
     return (Return)nntk_layer_gradient_create(fn, nntk_typed_layer_type, (const NNTKLayer *)filter);
 #define NNTK_LAYER_BODY_GradientDestroy(fn, Return)                                                \
@@ -316,19 +314,21 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
 #define NNTK_LAYER_BODY_GradientGetWeights(fn, Return)                                             \
     return nntk_layer_gradient_get_weights(fn, nntk_typed_layer_type,                              \
                                            (NNTKLayerGradient *)gradient, weights, count);
-#define NNTK_LAYER_BODY_CalculateGradient(fn, Return)                                              \
-    return nntk_layer_calculate_gradient(fn, nntk_typed_layer_type, (NNTKLayer *)filter,           \
-                                         (NNTKLayerGradient *)gradient, d_out, NULL, d_in, NULL);
+#define NNTK_LAYER_BODY_CalculateGradient(fn, Return) NNTK_LAYER_GRADIENT_(fn, NULL, NULL)
 #define NNTK_LAYER_BODY_ApplyInferenceWithState(fn, Return)                                        \
-    return nntk_layer_apply(fn, nntk_typed_layer_type, (NNTKLayer *)filter, NNTK_APPLY_INFERENCE,  \
-                            batch, steps, in, initial_state, out, final_state);
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_INFERENCE, initial_state, final_state)
 #define NNTK_LAYER_BODY_ApplyTrainingBatchWithState(fn, Return)                                    \
-    return nntk_layer_apply(fn, nntk_typed_layer_type, (NNTKLayer *)filter, NNTK_APPLY_TRAINING,   \
-                            batch, steps, in, initial_state, out, final_state);
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_TRAINING, initial_state, final_state)
 #define NNTK_LAYER_BODY_CalculateGradientWithState(fn, Return)                                     \
+    NNTK_LAYER_GRADIENT_(fn, d_final_state, d_initial_state)
+/* The Apply and CalculateGradient bodies: the plain ones pass NULL for the states. */
+#define NNTK_LAYER_APPLY_(fn, MODE, initial_state_, final_state_)                                  \
+    return nntk_layer_apply(fn, nntk_typed_layer_type, (NNTKLayer *)filter, MODE, batch, steps,    \
+                            in, initial_state_, out, final_state_);
+#define NNTK_LAYER_GRADIENT_(fn, d_final_state_, d_initial_state_)                                 \
     return nntk_layer_calculate_gradient(fn, nntk_typed_layer_type, (NNTKLayer *)filter,           \
-                                         (NNTKLayerGradient *)gradient, d_out, d_final_state,      \
-                                         d_in, d_initial_state);
+                                         (NNTKLayerGradient *)gradient, d_out, d_final_state_,     \
+                                         d_in, d_initial_state_);
 
 /* The naming members of an NNTKLayerType initializer: the typed infix, the
  * Keras class name, and the three handle tags from a three-letter stem
