@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,10 +203,11 @@ def preprocessed_headers(directory: Path = HEADERS) -> dict[str, str]:
     its comments (-CC: also those of the macros it expands) and NNTK_API kept as the
     marker (nntk/status.h takes a predefined one): its macros expanded, its directives
     and the headers it includes left out, its blank lines kept (they end a group of
-    declarations). The compiler is $CC, else cc (the build passes its own)."""
+    declarations). The compiler is $CC (a command, e.g. "ccache gcc"), else cc (the build
+    passes its own)."""
     names = sorted(h.name for h in directory.glob("*.h") if h.name != _UMBRELLA)
     source = "".join(f'#include "{directory.name}/{name}"\n' for name in names)
-    command = [os.environ.get("CC") or "cc", "-E", "-CC", "-DNNTK_API=NNTK_API"]
+    command = [*shlex.split(os.environ.get("CC") or "cc"), "-E", "-CC", "-DNNTK_API=NNTK_API"]
     command += [f"-I{directory.parent}", "-x", "c", "-"]
     done = subprocess.run(command, input=source, capture_output=True, text=True)
     if done.returncode != 0:
