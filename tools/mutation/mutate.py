@@ -291,17 +291,20 @@ class Builds:
         self.baseline[name] = self.objects(name)
 
     def prepare_live(self, tested: str) -> None:
-        """The live stage's twins of the tested build: ASan+UBSan and allocation-failure
-        injection, each checked clean on the unmutated sources (call with the source copy
-        unmutated; once per tested build, when its first replay survivor needs them)."""
+        """The live stage's twins of the tested build (ASan+UBSan, allocation-failure
+        injection) and the C test programs: each check passes on the unmutated sources
+        (call with the source copy unmutated, and build the tested build again after;
+        once per tested build, when its first replay survivor needs them)."""
         if tested in self.live_ready:
             return
         for name, flags, checks in [
+            (tested, None, self.c_program_checks),
             (self.sanitized(tested), SANITIZER_FLAGS[tested], lambda lib: [replay_check(lib)]),
             (self.faulty(tested), FAULT_FLAGS[tested], self.fault_checks),
         ]:
-            self.dirs[name] = WORK / name
-            self.configure(name, flags)
+            if flags is not None:
+                self.dirs[name] = WORK / name
+                self.configure(name, flags)
             if self.build(name) != "ok":
                 raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
             for i, (label, cmd, env) in enumerate(checks(self.library(name))):
@@ -317,6 +320,20 @@ class Builds:
     @staticmethod
     def faulty(tested: str) -> str:
         return f"faults-{tested}"
+
+    def c_program_checks(self, library: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+        """The C smoke test and one round of the C thread test (the first calls raced,
+        OpenBLAS's set-up observed), not under TSan, on a library."""
+        env = dict(env_for(library), LD_LIBRARY_PATH=str(library.parent))  # the programs' libnntk
+        checks = []
+        for target, label, arguments in [
+            ("nntk_smoke", "C smoke test (tests/c/smoke.c)", []),
+            ("nntk_threads", "C thread test (tests/c/threads.c)", ["1"]),
+        ]:
+            program = self.c_test_program(target)
+            if program is not None:
+                checks.append((label, [str(program), *arguments], env))
+        return checks
 
     def fault_checks(self, library: Path) -> list[tuple[str, list[str], dict[str, str]]]:
         """ci/alloc-faults.sh's two checks on an allocation-failure build: the C loop
@@ -479,8 +496,7 @@ def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
     same failures from Python, the tests of the file's layers, then the live ci profile
     of those layers. ('killed'|'survived', what killed it or what ran)."""
     layers = affected_layers(file)
-    library = builds.library(tested)
-    env = dict(env_for(library), LD_LIBRARY_PATH=str(library.parent))  # the C programs' libnntk
+    env = env_for(builds.library(tested))
     for twin in (builds.sanitized(tested), builds.faulty(tested)):
         if builds.build(twin) != "ok":
             return "survived", f"the {twin} build fails (not counted as a kill)"
@@ -488,12 +504,7 @@ def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
     pytest = [tool("pytest"), "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci"]
     pytest += ["-m", "not slow"]  # the full-size model parity: the nightly suite's, not ours
     commands = [replay_check(builds.library(builds.sanitized(tested)))]
-    smoke = builds.c_test_program("nntk_smoke")
-    if smoke is not None:
-        commands.append(("C smoke test (tests/c/smoke.c)", [str(smoke)], env))
-    threads = builds.c_test_program("nntk_threads")  # one round: the first calls raced
-    if threads is not None:
-        commands.append(("C thread test (tests/c/threads.c)", [str(threads), "1"], env))
+    commands += builds.c_program_checks(builds.library(tested))
     commands.append(fault_loop)
     commands.append(("pytest -x " + " ".join(TESTS_ALWAYS), [*pytest, *TESTS_ALWAYS], env))
     commands.append(fault_python)
@@ -600,6 +611,8 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalen
             target.write_text(pristine)
             builds.prepare_live(tested)
             target.write_text(m.text())
+            if builds.build(tested) != "ok":
+                raise SystemExit(f"the mutant's {tested} build fails again: see {WORK}/build.log")
         outcome, detail = live(builds, tested, m.file, args.live_timeout, log_dir)
         result.stages.append(f"live: {outcome}: {detail}")
         result.outcome = "killed_live" if outcome == "killed" else "survived"
