@@ -7,7 +7,21 @@ import ctypes
 
 import numpy as np
 
-from nntk_bench.workloads import CLASSES, TRAIN_B, D, F, K, O, Runner, T, U, Weights
+from nntk_bench.workloads import (
+    CLASSES,
+    RECURRENT,
+    TRAIN_B,
+    D,
+    F,
+    K,
+    O,
+    Recurrent,
+    Runner,
+    T,
+    U,
+    Weights,
+    frame_runner,
+)
 
 
 # --- nntk through the C API --------------------------------------------------------------------
@@ -71,19 +85,8 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         if status != 0:
             raise RuntimeError(f"nntk {what}: {nn.lib.NNTKLastError().decode()}")
 
-    # W1, W2
-    for name, cls, weights in (("W1", nn.GRU, w.gru), ("W2", nn.LSTM, w.lstm)):
-        layer = cls(U, input_dim=D, return_sequences=True)
-        layer.set_weights(weights)
-        out = np.empty((1, T, U), np.float32)
-        if python_api:
-            runners[name] = Runner(lambda layer=layer: layer(w.x1), lambda layer=layer: layer(w.x1))
-            continue
-        apply = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
-        args = _args(layer._live_handle(), c_int(1), c_int(T), _ptr(w.x1), _ptr(out))
-        check(apply(*args), name)
-        runners[name] = Runner(lambda apply=apply, args=args: apply(*args), lambda out=out: out)
-        runners[name].keep = layer  # the handle lives as long as the layer object
+    for name, r in RECURRENT.items():
+        runners[name] = _recurrent_runner(raw, r, w, python_api, check)
 
     # W3: the layer stack, inference
     model = nntk_model(w, 1)
@@ -122,41 +125,8 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
     else:
         runners["W4"] = nntk_train_runner(raw, tmodel, w, check)
 
-    # W5: GRU forward + backward
-    gru = nn.GRU(U, input_dim=D, return_sequences=True)
-    gru.set_weights(w.gru)
-    if python_api:
-
-        def w5py():
-            gru(w.x32, training=True)
-            return gru.backward(w.dy32)
-
-        def w5py_result():
-            dx, grads = w5py()
-            return dx, grads[0]
-
-        runners["W5"] = Runner(w5py, w5py_result)
-    else:
-        out = np.empty((TRAIN_B, T, U), np.float32)
-        dx = np.empty((TRAIN_B, T, D), np.float32)
-        handle = gru._live_handle()
-        grad = nn.lib.NNTKGRUGradientCreate(handle)
-        gw_ptr, gw_count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-        nn.lib.NNTKGRUGradientGetWeights(grad, ctypes.byref(gw_ptr), ctypes.byref(gw_count))
-        d_kernel = np.ctypeslib.as_array(gw_ptr, shape=(gw_count.value,))[: D * 3 * U]
-        fwd = raw.fn("NNTKGRUApplyTrainingBatch", 5)
-        bwd = raw.fn("NNTKGRUCalculateGradient", 4)
-        fargs = _args(handle, c_int(TRAIN_B), c_int(T), _ptr(w.x32), _ptr(out))
-        bargs = _args(handle, grad, _ptr(w.dy32), _ptr(dx))
-        check(fwd(*fargs), "W5 forward")
-        check(bwd(*bargs), "W5 gradient")
-
-        def w5(fwd=fwd, bwd=bwd, fargs=fargs, bargs=bargs):
-            fwd(*fargs)
-            bwd(*bargs)
-
-        runners["W5"] = Runner(w5, lambda: (dx, d_kernel.reshape(D, 3 * U)))
-        runners["W5"].keep = (gru, grad, out, dx)  # the handles and buffers stay alive
+    # W6: W3's network streamed, one frame per call
+    runners["W6"] = _stream_runner(raw, w, python_api, check)
     return runners
 
 
@@ -262,3 +232,170 @@ def nntk_first_loss(w: Weights, python_api: bool) -> float:
     model = nntk_model(w, TRAIN_B)
     loss = nn.losses.CategoricalCrossentropy()
     return float(loss(w.y32, model(w.x32, training=True)))
+
+
+def _recurrent_runner(raw: NNTKRaw, r: Recurrent, w: Weights, python_api: bool, check) -> Runner:
+    """W1, W2, W5, W7: one GRU or LSTM layer; inference at B=1, or forward + backward at
+    B=32 (the result: the input gradient and the kernel's gradient)."""
+    import nntk_core as nn
+
+    c_int = ctypes.c_int64
+    layer = getattr(nn, r.cell)(r.units, input_dim=D, return_sequences=True)
+    layer.set_weights(w.recurrent(r))
+    x, dy = w.recurrent_data(r)
+    if not r.training:
+        if python_api:
+            return Runner(lambda: layer(x), lambda: layer(x))
+        out = np.empty((1, T, r.units), np.float32)
+        apply = raw.fn(f"NNTK{r.cell}ApplyInference", 5)
+        args = _args(layer._live_handle(), c_int(1), c_int(T), _ptr(x), _ptr(out))
+        check(apply(*args), r.cell)
+        runner = Runner(lambda: apply(*args), lambda: out)
+        runner.keep = layer  # the handle lives as long as the layer object
+        return runner
+    if python_api:
+
+        def fwd_bwd_py():
+            layer(x, training=True)
+            return layer.backward(dy)
+
+        def result_py():
+            dx, grads = fwd_bwd_py()
+            return dx, grads[0]
+
+        return Runner(fwd_bwd_py, result_py)
+    out = np.empty((TRAIN_B, T, r.units), np.float32)
+    dx = np.empty((TRAIN_B, T, D), np.float32)
+    handle = layer._live_handle()
+    grad = getattr(nn.lib, f"NNTK{r.cell}GradientCreate")(handle)
+    gw_ptr, gw_count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
+    getattr(nn.lib, f"NNTK{r.cell}GradientGetWeights")(
+        grad, ctypes.byref(gw_ptr), ctypes.byref(gw_count)
+    )
+    kernel_size = D * r.gates * r.units
+    d_kernel = np.ctypeslib.as_array(gw_ptr, shape=(gw_count.value,))[:kernel_size]
+    fwd = raw.fn(f"NNTK{r.cell}ApplyTrainingBatch", 5)
+    bwd = raw.fn(f"NNTK{r.cell}CalculateGradient", 4)
+    fargs = _args(handle, c_int(TRAIN_B), c_int(T), _ptr(x), _ptr(out))
+    bargs = _args(handle, grad, _ptr(dy), _ptr(dx))
+    check(fwd(*fargs), f"{r.cell} forward")
+    check(bwd(*bargs), f"{r.cell} gradient")
+
+    def fwd_bwd():
+        fwd(*fargs)
+        bwd(*bargs)
+
+    runner = Runner(fwd_bwd, lambda: (dx, d_kernel.reshape(D, r.gates * r.units)))
+    runner.keep = (layer, grad, out, dx)  # the handles and buffers stay alive
+    return runner
+
+
+def call_dispatch_seconds(calls: int, rounds: int = 15, frames: int = 2000) -> float:
+    """Seconds per frame that W6's C runner spends in ctypes itself: `calls` calls per
+    frame (its runner's `calls_per_frame`), in the same loop, of NNTKGRUOutputShape
+    (five prepared arguments; it checks them and writes two integers): the median over
+    `rounds` of the mean over `frames` frames."""
+    import statistics
+    import time
+
+    import nntk_core as nn
+
+    layer = nn.GRU(U, input_dim=U, return_sequences=True)
+    raw = NNTKRaw()
+    steps, features = ctypes.c_int64(), ctypes.c_int64()
+    f = raw.fn("NNTKGRUOutputShape", 5)
+    args = _args(
+        layer._live_handle(),
+        ctypes.c_int64(1),
+        ctypes.c_int64(1),
+        ctypes.byref(steps),
+        ctypes.byref(features),
+    )
+    if f(*args) != 0:
+        raise RuntimeError(f"nntk OutputShape: {nn.lib.NNTKLastError().decode()}")
+    call_list = [(f, args)] * calls
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(frames):
+            for fn, a in call_list:
+                fn(*a)
+        samples.append((time.perf_counter() - t0) / frames)
+    layer.close()
+    return statistics.median(samples)
+
+
+def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
+    """W6: W3's network fed one frame per call (frame i: the conv's window x1[:, i:i+K],
+    one output step), the GRUs' states carried from call to call. Through the C API:
+    ApplyInference of the conv, BatchNorm, Activation and Dense, the GRUs'
+    ApplyInferenceWithState, T=1 after the conv, into buffers prepared once; each GRU's
+    state alternates between two buffers (frame i reads one and writes the other; O is
+    even, so a new pass starts from the first again). Dense writes frame i's output
+    straight into row i of an (O, CLASSES) array. Through Python: the layers' calls and
+    the GRUs' stream()."""
+    model = nntk_model(w, 1)
+    conv, bn1, act, gru1, bn2, gru2, dense = model.layers
+    windows = w.windows()
+    if python_api:
+        states = [None, None]
+
+        def step_py(i):
+            h = act(bn1(conv(windows[i])))
+            h, states[0] = gru1.stream(h, states[0])
+            h, states[1] = gru2.stream(bn2(h), states[1])
+            return dense(h)
+
+        def reset_py():
+            states[:] = [None, None]
+
+        runner = frame_runner(step_py, reset_py)
+        runner.keep = model
+        return runner
+
+    c_int = ctypes.c_int64
+    one = c_int(1)
+    # per-frame buffers: conv, bn1, act, gru1, bn2, gru2 outputs (1, 1, width)
+    conv_out, bn1_out, act_out = (np.zeros((1, 1, F), np.float32) for _ in range(3))
+    gru1_out, bn2_out, gru2_out = (np.zeros((1, 1, U), np.float32) for _ in range(3))
+    states = np.zeros((2, 2, 1, U), np.float32)  # [GRU][buffer] (batch 1, U)
+    outs = np.zeros((O, CLASSES), np.float32)
+
+    def apply(layer, steps, src, dst):
+        f = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
+        return f, _args(layer._live_handle(), one, c_int(steps), _ptr(src), _ptr(dst))
+
+    with_state = raw.fn("NNTKGRUApplyInferenceWithState", 7)
+
+    def frame_calls(i):
+        src, dst = i % 2, 1 - i % 2
+        calls = [
+            apply(conv, K, windows[i], conv_out),
+            apply(bn1, 1, conv_out, bn1_out),
+            apply(act, 1, bn1_out, act_out),
+        ]
+        for g, (layer, x, y) in enumerate(((gru1, act_out, gru1_out), (gru2, bn2_out, gru2_out))):
+            h = layer._live_handle()
+            state_in, state_out = _ptr(states[g, src]), _ptr(states[g, dst])
+            calls.append((with_state, _args(h, one, one, _ptr(x), state_in, _ptr(y), state_out)))
+            if layer is gru1:
+                calls.append(apply(bn2, 1, gru1_out, bn2_out))
+        calls.append(apply(dense, 1, gru2_out, outs[i]))
+        return calls
+
+    frames = [frame_calls(i) for i in range(O)]
+    for f, args in frames[0]:  # statuses checked once, outside the timed loop
+        check(f(*args), "W6")
+
+    def step(i):
+        for f, args in frames[i]:
+            f(*args)
+        return outs[i]
+
+    def reset():
+        states.fill(0.0)
+
+    runner = frame_runner(step, reset)
+    runner.calls_per_frame = len(frames[0])
+    runner.keep = (model, conv_out, bn1_out, act_out, gru1_out, bn2_out, gru2_out, states, outs)
+    return runner

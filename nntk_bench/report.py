@@ -81,7 +81,21 @@ def format_workload(wl: str, entry: dict) -> str:
             f"  nntk time / fastest peer's = {ratio:.2f} "
             f"({'nntk faster' if ratio < 1 else 'nntk slower'}; lower is better for nntk)"
         )
+    if "nntk_py_vs_fastest_peer" in entry:
+        lines.append(f"  nntk-py time / fastest peer's = {entry['nntk_py_vs_fastest_peer']:.2f}")
+    if "c_per_frame_us" in entry:
+        lines.append("  " + per_frame_line(entry["c_per_frame_us"]))
     return "\n".join(lines)
+
+
+def per_frame_line(us: dict) -> str:
+    """W6's C API figures, in microseconds per frame."""
+    return (
+        f"nntk C API per frame: {us['latency']:.2f} us = FLOP time at the sgemm peak "
+        f"{us['flop_time_at_peak']:.2f} us + overhead {us['overhead']:.2f} us, of which "
+        f"ctypes dispatch {us['ctypes_dispatch']:.2f} us; without it "
+        f"{us['overhead_without_ctypes']:.2f} us"
+    )
 
 
 def markdown(report: dict) -> str:
@@ -97,7 +111,7 @@ def markdown(report: dict) -> str:
         "| workload | framework | median ms | IQR ms | GFLOP/s | % peak | nntk / framework |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    ratios = []
+    ratios, py_ratios, per_frame = [], [], []
     for wl, entry in report["workloads"].items():
         by_time = sorted(entry["frameworks"].items(), key=lambda kv: kv[1].get("median_ms", 1e9))
         for fw, i in by_time:
@@ -110,8 +124,15 @@ def markdown(report: dict) -> str:
             )
         if "nntk_vs_fastest_peer" in entry:
             ratios.append(f"{wl} {entry['nntk_vs_fastest_peer']:.2f}")
+        if "nntk_py_vs_fastest_peer" in entry:
+            py_ratios.append(f"{wl} {entry['nntk_py_vs_fastest_peer']:.2f}")
+        if "c_per_frame_us" in entry:
+            per_frame.append(f"{wl}: " + per_frame_line(entry["c_per_frame_us"]) + ".")
     if ratios:
         lines += ["", "nntk time / fastest peer's (below 1: nntk is faster): " + ", ".join(ratios)]
+    if py_ratios:
+        lines += ["", "nntk-py time / fastest peer's: " + ", ".join(py_ratios)]
+    lines += [line for text in per_frame for line in ("", text)]
     lines += ["", LEGEND.replace("nntk/x", "nntk / framework")]
     return "\n".join(lines) + "\n"
 
@@ -147,6 +168,11 @@ def plot(report: dict, path: Path) -> None:
         "W3": "keyword detector\ninference B=1",
         "W4": "keyword detector\ntrain step B=32",
         "W5": "GRU fwd+bwd\nB=32",
+        "W6": "keyword detector\nper frame",
+        "W7a": "GRU(256) inference\nB=1",
+        "W7b": "LSTM(256) inference\nB=1",
+        "W7c": "GRU(256) fwd+bwd\nB=32",
+        "W7d": "LSTM(256) fwd+bwd\nB=32",
     }
     ax.set_xticklabels([f"{wl}: {short.get(wl, wl)}" for wl in wls], fontsize=8)
     ax.set_ylabel("median ms per call (log; bars: IQR)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nntk_bench.frameworks import BUILDERS, FRAMEWORKS, IN_PROCESS
 from nntk_bench.memory import memory_report
+from nntk_bench.nntk_runners import call_dispatch_seconds, nntk_model
 from nntk_bench.report import (
     LEGEND,
     cpu_name,
@@ -26,6 +27,7 @@ from nntk_bench.workloads import (
     GRAD_TOL,
     INFER_TOL,
     LOSS_RTOL,
+    STREAMED_FROM,
     WORKLOADS,
     Skip,
     compare,
@@ -71,7 +73,7 @@ def run_bench(
         # reference outputs: tf.keras when present (the spec), else nntk
         reference = "tf" if "tf" in ran else ("nntk" if "nntk" in ran else None)
         results = _run_workloads(
-            ran, offered, reference, workloads, rounds, target, warmup, peak, log
+            ran, offered, reference, workloads, rounds, target, warmup, peak, log, w
         )
     finally:  # whatever happened: no worker outlives the run
         for worker in workers.values():
@@ -126,16 +128,24 @@ def run_bench(
     return report
 
 
-def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log) -> dict:
-    """Per workload: every framework's outputs checked against ref_fw's, then timed."""
+def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log, w) -> dict:
+    """Per workload: every framework's outputs checked against ref_fw's (a streamed
+    workload's, every framework's, against nntk's full-sequence inference), then timed."""
     log(LEGEND)
     results: dict[str, dict] = {}
     for wl in workloads:
         entry = {"description": WORKLOADS[wl], "flops": workload_flops(wl), "frameworks": {}}
         present = {fw: runner for fw, runner in ran.items() if wl in offered[fw]}
-        ref = present[ref_fw].result(wl) if ref_fw in present else None
+        wl_ref_fw = ref_fw
+        if wl in STREAMED_FROM:
+            wl_ref_fw = f"nntk {STREAMED_FROM[wl]} (full sequence)"
+            model = nntk_model(w, 1)
+            ref = model(w.x1)[0]
+            model.close()
+        else:
+            ref = present[ref_fw].result(wl) if ref_fw in present else None
         for fw, runner in present.items():
-            if ref is None or fw == ref_fw:
+            if ref is None or fw == wl_ref_fw:
                 ok, detail = True, "reference" if fw == ref_fw else "no reference"
             else:
                 ok, detail = compare(wl, runner.result(wl), ref)
@@ -170,12 +180,35 @@ def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak
         if base and peers:
             entry["fastest_peer_ms"] = min(peers)
             entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
+        py = entry["frameworks"].get("nntk-py")
+        if py and peers:
+            entry["nntk_py_vs_fastest_peer"] = py["median_ms"] / min(peers)
+        if wl in STREAMED_FROM and base:
+            calls = ran["nntk"].runners[wl].calls_per_frame
+            entry["c_per_frame_us"] = _per_frame_overhead(base, entry["flops"], peak, calls)
         for fw in present:
             if offered[fw][wl]:
                 entry["frameworks"][fw]["note"] = offered[fw][wl]
         results[wl] = entry
         log(format_workload(wl, entry))
     return results
+
+
+def _per_frame_overhead(nntk: dict, flops: float, peak: float, calls: int) -> dict:
+    """The C API's per-frame figures: the latency, the FLOP time at the sgemm peak, the
+    overhead (latency - FLOP time), the ctypes dispatch of the frame's calls (the same
+    number of calls to a function that does next to nothing, through the same path,
+    measured now), and the overhead without it: what a C caller pays."""
+    latency = nntk["median_ms"] * 1e3
+    flop_time = flops / (peak * 1e9) * 1e6
+    dispatch = call_dispatch_seconds(calls) * 1e6
+    return {
+        "latency": latency,
+        "flop_time_at_peak": flop_time,
+        "overhead": latency - flop_time,
+        "ctypes_dispatch": dispatch,
+        "overhead_without_ctypes": latency - flop_time - dispatch,
+    }
 
 
 def main(args) -> int:
@@ -217,7 +250,7 @@ def add_parser(subparsers) -> None:
     bench = subparsers.add_parser(
         "bench",
         help="time nntk against ONNX Runtime, TFLite, PyTorch and TF (+XLA) on workloads "
-        "W1-W5, one thread each, after checking all compute the same outputs",
+        "W1-W7, one thread each, after checking all compute the same outputs",
     )
     bench.add_argument("--quick", action="store_true", help="a short smoke run")
     bench.add_argument(
