@@ -4,6 +4,11 @@ call it) and through its Python layer classes ("nntk-py")."""
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -290,39 +295,56 @@ def _recurrent_runner(raw: NNTKRaw, r: Recurrent, w: Weights, python_api: bool, 
     return runner
 
 
-def call_dispatch_seconds(calls: int, rounds: int = 15, frames: int = 2000) -> float:
-    """Seconds per frame that W6's C runner spends in ctypes itself: `calls` calls per
-    frame (its runner's `calls_per_frame`), in the same loop, of NNTKGRUOutputShape
-    (five prepared arguments; it checks them and writes two integers): the median over
-    `rounds` of the mean over `frames` frames."""
-    import statistics
-    import time
+class _BenchCall(ctypes.Structure):
+    """nntk_bench/c/stream_frames.c's NNTKBenchCall: one library call and its arguments
+    (raw addresses: the runner holding the table keeps what they point into)."""
 
-    import nntk_core as nn
+    _fields_ = [
+        ("apply", ctypes.c_void_p),
+        ("apply_with_state", ctypes.c_void_p),
+        ("handle", ctypes.c_void_p),
+        ("batch", ctypes.c_int64),
+        ("steps", ctypes.c_int64),
+        ("input", ctypes.c_void_p),
+        ("initial_state", ctypes.c_void_p),
+        ("out", ctypes.c_void_p),
+        ("final_state", ctypes.c_void_p),
+    ]
 
-    layer = nn.GRU(U, input_dim=U, return_sequences=True)
-    raw = NNTKRaw()
-    steps, features = ctypes.c_int64(), ctypes.c_int64()
-    f = raw.fn("NNTKGRUOutputShape", 5)
-    args = _args(
-        layer._live_handle(),
-        ctypes.c_int64(1),
-        ctypes.c_int64(1),
-        ctypes.byref(steps),
-        ctypes.byref(features),
-    )
-    if f(*args) != 0:
-        raise RuntimeError(f"nntk OutputShape: {nn.lib.NNTKLastError().decode()}")
-    call_list = [(f, args)] * calls
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(frames):
-            for fn, a in call_list:
-                fn(*a)
-        samples.append((time.perf_counter() - t0) / frames)
-    layer.close()
-    return statistics.median(samples)
+
+@functools.cache
+def _frame_driver() -> ctypes.CDLL:
+    """nntk_bench/c/stream_frames.c compiled (by $CC, default cc) into a temporary
+    shared library and loaded, once per process."""
+    source = Path(__file__).with_name("c") / "stream_frames.c"
+    out_dir = Path(tempfile.mkdtemp(prefix="nntk_bench_"))
+    so = out_dir / "stream_frames.so"
+    cc = os.environ.get("CC", "cc")
+    cmd = [
+        cc,
+        "-O2",
+        "-std=c11",
+        "-shared",
+        "-fPIC",
+        "-Wall",
+        "-Wextra",
+        "-o",
+        str(so),
+        str(source),
+    ]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        raise RuntimeError(
+            f"W6 drives nntk's frames from C and needs a C compiler (CC={cc}): {detail}"
+        ) from None
+    driver = ctypes.CDLL(str(so))
+    driver.nntk_bench_frames.restype = ctypes.c_int32
+    driver.nntk_bench_frames.argtypes = None  # prepared ctypes arguments (see _args)
+    driver.nntk_bench_ns_per_frame.restype = ctypes.c_double
+    driver.nntk_bench_ns_per_frame.argtypes = None
+    return driver
 
 
 def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
@@ -332,8 +354,10 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
     ApplyInferenceWithState, T=1 after the conv, into buffers prepared once; each GRU's
     state alternates between two buffers (frame i reads one and writes the other; O is
     even, so a new pass starts from the first again). Dense writes frame i's output
-    straight into row i of an (O, CLASSES) array. Through Python: the layers' calls and
-    the GRUs' stream()."""
+    straight into row i of an (O, CLASSES) array. The frame's seven calls are made from
+    C (nntk_bench/c/stream_frames.c), as an app would make them: one ctypes call per
+    frame; `ns_per_frame` times frames in C alone. Through Python: the layers' calls
+    and the GRUs' stream()."""
     model = nntk_model(w, 1)
     conv, bn1, act, gru1, bn2, gru2, dense = model.layers
     windows = w.windows()
@@ -353,49 +377,87 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
         runner.keep = model
         return runner
 
-    c_int = ctypes.c_int64
-    one = c_int(1)
     # per-frame buffers: conv, bn1, act, gru1, bn2, gru2 outputs (1, 1, width)
     conv_out, bn1_out, act_out = (np.zeros((1, 1, F), np.float32) for _ in range(3))
     gru1_out, bn2_out, gru2_out = (np.zeros((1, 1, U), np.float32) for _ in range(3))
     states = np.zeros((2, 2, 1, U), np.float32)  # [GRU][buffer] (batch 1, U)
     outs = np.zeros((O, CLASSES), np.float32)
 
-    def apply(layer, steps, src, dst):
-        f = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
-        return f, _args(layer._live_handle(), one, c_int(steps), _ptr(src), _ptr(dst))
+    def address(name):
+        return ctypes.cast(getattr(raw.cdll, name), ctypes.c_void_p).value
 
-    with_state = raw.fn("NNTKGRUApplyInferenceWithState", 7)
+    def apply(layer, steps, src, dst):
+        fn = address(f"NNTK{layer.layer_type.name}ApplyInference")
+        return _BenchCall(
+            fn, None, layer._live_handle(), 1, steps, src.ctypes.data, None, dst.ctypes.data, None
+        )
+
+    with_state = address("NNTKGRUApplyInferenceWithState")
+
+    def recurrent(g, layer, src, dst, i):
+        state_in, state_out = states[g, i % 2], states[g, 1 - i % 2]
+        return _BenchCall(
+            None,
+            with_state,
+            layer._live_handle(),
+            1,
+            1,
+            src.ctypes.data,
+            state_in.ctypes.data,
+            dst.ctypes.data,
+            state_out.ctypes.data,
+        )
 
     def frame_calls(i):
-        src, dst = i % 2, 1 - i % 2
-        calls = [
+        return [
             apply(conv, K, windows[i], conv_out),
             apply(bn1, 1, conv_out, bn1_out),
             apply(act, 1, bn1_out, act_out),
+            recurrent(0, gru1, act_out, gru1_out, i),
+            apply(bn2, 1, gru1_out, bn2_out),
+            recurrent(1, gru2, bn2_out, gru2_out, i),
+            apply(dense, 1, gru2_out, outs[i]),
         ]
-        for g, (layer, x, y) in enumerate(((gru1, act_out, gru1_out), (gru2, bn2_out, gru2_out))):
-            h = layer._live_handle()
-            state_in, state_out = _ptr(states[g, src]), _ptr(states[g, dst])
-            calls.append((with_state, _args(h, one, one, _ptr(x), state_in, _ptr(y), state_out)))
-            if layer is gru1:
-                calls.append(apply(bn2, 1, gru1_out, bn2_out))
-        calls.append(apply(dense, 1, gru2_out, outs[i]))
-        return calls
 
-    frames = [frame_calls(i) for i in range(O)]
-    for f, args in frames[0]:  # statuses checked once, outside the timed loop
-        check(f(*args), "W6")
+    rows = [frame_calls(i) for i in range(O)]
+    per_frame = len(rows[0])
+    table = (_BenchCall * (O * per_frame))(*(call for row in rows for call in row))
+    driver = _frame_driver()
+    c_int = ctypes.c_int64
+    frame_args = [
+        _args(ctypes.byref(table), c_int(per_frame), c_int(O), c_int(i), c_int(1)) for i in range(O)
+    ]
+    check(driver.nntk_bench_frames(*frame_args[0]), "W6")  # statuses checked once
 
     def step(i):
-        for f, args in frames[i]:
-            f(*args)
+        driver.nntk_bench_frames(*frame_args[i])
         return outs[i]
 
     def reset():
         states.fill(0.0)
 
+    def ns_per_frame(frames: int) -> float:
+        """Nanoseconds per frame timed in C over `frames` frames (no ctypes inside)."""
+        ns = driver.nntk_bench_ns_per_frame(
+            ctypes.byref(table), c_int(per_frame), c_int(O), c_int(frames)
+        )
+        if ns < 0:
+            check(driver.nntk_bench_frames(*frame_args[0]), "W6")
+        return ns
+
     runner = frame_runner(step, reset)
-    runner.calls_per_frame = len(frames[0])
-    runner.keep = (model, conv_out, bn1_out, act_out, gru1_out, bn2_out, gru2_out, states, outs)
+    runner.ns_per_frame = ns_per_frame
+    runner.keep = (
+        model,
+        windows,
+        table,
+        conv_out,
+        bn1_out,
+        act_out,
+        gru1_out,
+        bn2_out,
+        gru2_out,
+        states,
+        outs,
+    )
     return runner

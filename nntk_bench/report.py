@@ -62,6 +62,11 @@ LEGEND = (
 )
 
 
+def ms(value: float) -> str:
+    """Milliseconds with three decimals, four below 0.1 ms (W6's microseconds)."""
+    return f"{value:.4f}" if value < 0.1 else f"{value:.3f}"
+
+
 def format_workload(wl: str, entry: dict) -> str:
     lines = [
         f"\n{wl}  {entry['description']}  ({entry['flops'] / 1e6:.1f} MFLOP)",
@@ -71,7 +76,7 @@ def format_workload(wl: str, entry: dict) -> str:
     for fw, i in sorted(entry["frameworks"].items(), key=lambda kv: kv[1].get("median_ms", 1e9)):
         ratio = f"{i['nntk_ratio']:.2f}" if "nntk_ratio" in i else "-"
         lines.append(
-            f"  {fw:12s} {i['median_ms']:10.3f} {i['iqr_ms']:8.3f} {i['min_ms']:8.3f} "
+            f"  {fw:12s} {ms(i['median_ms']):>10s} {ms(i['iqr_ms']):>8s} {ms(i['min_ms']):>8s} "
             f"{i['gflops']:8.1f} {i['pct_peak']:6.1f} {ratio:>7s}  {i['check']} "
             f"({i['check_detail']})"
         )
@@ -91,10 +96,9 @@ def format_workload(wl: str, entry: dict) -> str:
 def per_frame_line(us: dict) -> str:
     """W6's C API figures, in microseconds per frame."""
     return (
-        f"nntk C API per frame: {us['latency']:.2f} us = FLOP time at the sgemm peak "
-        f"{us['flop_time_at_peak']:.2f} us + overhead {us['overhead']:.2f} us, of which "
-        f"ctypes dispatch {us['ctypes_dispatch']:.2f} us; without it "
-        f"{us['overhead_without_ctypes']:.2f} us"
+        f"nntk C API per frame, timed in C: {us['latency_in_c']:.2f} us = FLOP time at the "
+        f"sgemm peak {us['flop_time_at_peak']:.2f} us + overhead {us['overhead']:.2f} us "
+        f"(the bench's nntk row adds {us['ctypes_call']:.2f} us: its one ctypes call)"
     )
 
 
@@ -119,7 +123,7 @@ def markdown(report: dict) -> str:
             if i["check"] != "ok":
                 ratio = f"MISMATCH ({i['check_detail']})"
             lines.append(
-                f"| {wl} | {fw} | {i['median_ms']:.3f} | {i['iqr_ms']:.3f} | {i['gflops']:.1f} "
+                f"| {wl} | {fw} | {ms(i['median_ms'])} | {ms(i['iqr_ms'])} | {i['gflops']:.1f} "
                 f"| {i['pct_peak']:.1f} | {ratio} |"
             )
         if "nntk_vs_fastest_peer" in entry:
