@@ -154,9 +154,10 @@ def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak
                 log(f"{wl} {fw}: MISMATCH ({detail})")
         samples = time_interleaved(present, wl, rounds, target, warmup)
         for fw, s in samples.items():
-            ms = sorted(x * 1e3 for x in s)
+            ms = sorted(wall * 1e3 for wall, _ in s)
             q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
             med = statistics.median(ms)
+            cpu = statistics.median(c * 1e3 for _, c in s)
             info = entry["frameworks"][fw]
             info.update(
                 median_ms=med,
@@ -164,25 +165,15 @@ def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak
                 p75_ms=q[2],
                 iqr_ms=q[2] - q[0],
                 min_ms=ms[0],
+                cpu_median_ms=cpu,
                 samples=len(ms),
                 gflops=entry["flops"] / (med * 1e-3) / 1e9,
+                cpu_pct_peak=100.0 * entry["flops"] / (cpu * 1e-3) / 1e9 / peak,
             )
             info["pct_peak"] = 100.0 * info["gflops"] / peak
+        _ratios(entry, "median_ms", "")
+        _ratios(entry, "cpu_median_ms", "_cpu")
         base = entry["frameworks"].get("nntk")
-        for fw, info in entry["frameworks"].items():
-            if base and fw != "nntk" and info["check"] == "ok":
-                info["nntk_ratio"] = base["median_ms"] / info["median_ms"]
-        peers = [
-            i["median_ms"]
-            for fw, i in entry["frameworks"].items()
-            if not fw.startswith("nntk") and i["check"] == "ok"
-        ]
-        if base and peers:
-            entry["fastest_peer_ms"] = min(peers)
-            entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
-        py = entry["frameworks"].get("nntk-py")
-        if py and peers:
-            entry["nntk_py_vs_fastest_peer"] = py["median_ms"] / min(peers)
         if wl in STREAMED_FROM and base:
             runner = ran["nntk"].runners[wl]
             entry["c_per_frame_us"] = _per_frame_overhead(
@@ -194,6 +185,23 @@ def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak
         results[wl] = entry
         log(format_workload(wl, entry))
     return results
+
+
+def _ratios(entry: dict, key: str, suffix: str) -> None:
+    """nntk's time (by `key`: the wall or the CPU median) over each peer's, and nntk's
+    and nntk-py's over the fastest peer's (peers that passed their check only)."""
+    fws = entry["frameworks"]
+    base = fws.get("nntk")
+    for fw, info in fws.items():
+        if base and fw != "nntk" and info["check"] == "ok":
+            info["nntk_ratio" + suffix] = base[key] / info[key]
+    peers = [i[key] for fw, i in fws.items() if not fw.startswith("nntk") and i["check"] == "ok"]
+    if not peers:
+        return
+    entry["fastest_peer" + suffix + "_ms"] = min(peers)
+    for fw, name in (("nntk", "nntk"), ("nntk-py", "nntk_py")):
+        if fw in fws:
+            entry[f"{name}_vs_fastest_peer{suffix}"] = fws[fw][key] / min(peers)
 
 
 def _per_frame_overhead(runner, nntk: dict, flops: float, peak: float, rounds: int) -> dict:
