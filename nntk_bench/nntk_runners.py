@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -315,7 +316,7 @@ class _BenchCall(ctypes.Structure):
 @functools.cache
 def _frame_driver() -> ctypes.CDLL:
     """nntk_bench/c/stream_frames.c compiled (by $CC, default cc) into a temporary
-    shared library and loaded, once per process."""
+    shared library and loaded, once per process (the file removed once loaded)."""
     source = Path(__file__).with_name("c") / "stream_frames.c"
     out_dir = Path(tempfile.mkdtemp(prefix="nntk_bench_"))
     so = out_dir / "stream_frames.so"
@@ -340,6 +341,7 @@ def _frame_driver() -> ctypes.CDLL:
             f"W6 drives nntk's frames from C and needs a C compiler (CC={cc}): {detail}"
         ) from None
     driver = ctypes.CDLL(str(so))
+    shutil.rmtree(out_dir)  # loaded: the mapping outlives the file
     driver.nntk_bench_frames.restype = ctypes.c_int32
     driver.nntk_bench_frames.argtypes = None  # prepared ctypes arguments (see _args)
     driver.nntk_bench_ns_per_frame.restype = ctypes.c_double
