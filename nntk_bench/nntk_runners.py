@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -320,9 +321,9 @@ def _frame_driver() -> ctypes.CDLL:
     source = Path(__file__).with_name("c") / "stream_frames.c"
     out_dir = Path(tempfile.mkdtemp(prefix="nntk_bench_"))
     so = out_dir / "stream_frames.so"
-    cc = os.environ.get("CC", "cc")
+    cc = os.environ.get("CC", "cc")  # may be words: "ccache gcc"
     cmd = [
-        cc,
+        *shlex.split(cc),
         "-O2",
         "-std=c11",
         "-shared",
@@ -335,13 +336,14 @@ def _frame_driver() -> ctypes.CDLL:
     ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
+        driver = ctypes.CDLL(str(so))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
         raise RuntimeError(
             f"W6 drives nntk's frames from C and needs a C compiler (CC={cc}): {detail}"
         ) from None
-    driver = ctypes.CDLL(str(so))
-    shutil.rmtree(out_dir)  # loaded: the mapping outlives the file
+    finally:
+        shutil.rmtree(out_dir)  # once loaded, the mapping outlives the file
     driver.nntk_bench_frames.restype = ctypes.c_int32
     driver.nntk_bench_frames.argtypes = None  # prepared ctypes arguments (see _args)
     driver.nntk_bench_ns_per_frame.restype = ctypes.c_double
