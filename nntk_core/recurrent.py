@@ -151,8 +151,9 @@ class RecurrentLayer(Layer):
         return arrays
 
     def _run(self, x, training: bool, initial_state, final_state: bool = True, out=None):
-        """Runs the native layer: (output parts, final states (n, B, U) or None when
-        `final_state` is False: not asked of the native side, final_state NULL).
+        """Runs the native layer: (output parts, the final states' native buffer
+        (n, B, U), or None when `final_state` is False: not asked of the native side,
+        final_state NULL).
         `out`: the caller's native output buffer (check_out), else a new one."""
         training = check_bool(training, "training")
         self._check_mode(training)
@@ -182,7 +183,7 @@ class RecurrentLayer(Layer):
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
             self._last_had_state = states is not None
-        return self._split_output(out), None if final is None else _state_list(final)
+        return self._split_output(out), final
 
     # -- the Keras-shaped API --------------------------------------------------------------
     def __call__(
@@ -195,16 +196,16 @@ class RecurrentLayer(Layer):
         final_state = check_bool(final_state, "final_state")
         if self.return_state and not final_state:
             raise ValueError("final_state=False: the layer has return_state=True")
-        parts, states = self._run(x, training, initial_state, final_state, out)
+        parts, final = self._run(x, training, initial_state, final_state, out)
         if self.return_state:
-            return [*parts, *states]
+            return [*parts, *_state_list(final)]
         return parts[0] if len(parts) == 1 else parts
 
     def stream(self, chunk, state=None, *, out=None):
         """Inference on one chunk from `state` (None = zeros): (output, new_state list).
         `out`: an array to write the output into (see the module doc)."""
-        parts, states = self._run(chunk, False, state, out=out)
-        return (parts[0] if len(parts) == 1 else parts), states
+        parts, final = self._run(chunk, False, state, out=out)
+        return (parts[0] if len(parts) == 1 else parts), _state_list(final)
 
     def backward(self, dy, input_gradient: bool = True):
         """Gradients of the last training call; see the module doc for the forms.
