@@ -91,6 +91,18 @@ def check_out(out, shape: tuple[int, ...], *inputs: np.ndarray | None) -> np.nda
     new one: a writeable C-contiguous float32 ndarray of exactly the output's `shape`,
     sharing no memory with the call's `inputs` (the library reads them while it writes
     out); TypeError / ValueError naming out."""
+    if not (is_float32_block(out) and out.shape == shape and out.flags.writeable):
+        _check_out_fully(out, shape)
+    for array in inputs:
+        if array is not None and np.may_share_memory(out, array):
+            raise ValueError("out must not share memory with the call's input or states")
+    return out
+
+
+def _check_out_fully(out, shape: tuple[int, ...]) -> None:
+    """Raises what is wrong with `out` (check_out), naming it; returns for an ndarray
+    subclass (np.memmap, ...) that is otherwise right, the one `out` the fast test
+    (an exact ndarray) sends here without a fault."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a float32 numpy array of shape {shape}, got {out!r}")
     if out.dtype != _FLOAT32:
@@ -101,9 +113,6 @@ def check_out(out, shape: tuple[int, ...], *inputs: np.ndarray | None) -> np.nda
         raise ValueError("out must be C-contiguous (the library writes it as one block)")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
-    if any(a is not None and np.may_share_memory(out, a) for a in inputs):
-        raise ValueError("out must not share memory with the call's input or states")
-    return out
 
 
 def check_positive_int(value, name: str) -> int:

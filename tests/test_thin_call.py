@@ -156,3 +156,17 @@ def test_out_sharing_memory_with_the_input_or_a_state_is_refused():
     _, state = gru.stream(x[:, None])
     with pytest.raises(ValueError, match="out must not share memory"):
         gru.stream(x[:, None], state, out=state[0])
+
+
+def test_out_of_an_ndarray_subclass_is_accepted():
+    """The fast test takes an exact ndarray; a subclass (np.memmap, ...) otherwise right
+    goes through the full checks and is written all the same."""
+
+    class Subclass(np.ndarray):
+        pass
+
+    layer = nn.Dense(5, input_dim=4)
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    out = np.zeros((3, 5), np.float32).view(Subclass)
+    assert layer(x, out=out) is out
+    assert out.tobytes() == layer(x).tobytes()

@@ -66,12 +66,12 @@ def cases(rng: np.random.Generator):
 
     frame_out = np.empty((1, 1, 64), f32)
 
-    def py_stream(out=None):
+    def py_stream(**out):  # out=, if given (an older nntk_core has none)
         nonlocal h
-        _, h = gru.stream(frame, h, out=out)
+        _, h = gru.stream(frame, h, **out)
 
     yield "GRU 40->64 stream() T=1", c_stream, py_stream
-    yield "  the same, out=", c_stream, lambda: py_stream(frame_out)
+    yield "  the same, out=", c_stream, lambda: py_stream(out=frame_out)
 
     x100 = rng.standard_normal((1, 100, 40)).astype(f32)
     for workload, cls in (("W1 GRU", nn.GRU), ("W2 LSTM", nn.LSTM)):
