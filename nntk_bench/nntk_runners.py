@@ -4,10 +4,31 @@ call it) and through its Python layer classes ("nntk-py")."""
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from nntk_bench.workloads import CLASSES, TRAIN_B, D, F, K, O, Runner, T, U, Weights
+from nntk_bench.workloads import (
+    CLASSES,
+    RECURRENT,
+    TRAIN_B,
+    D,
+    F,
+    K,
+    O,
+    Recurrent,
+    Runner,
+    T,
+    U,
+    Weights,
+    frame_runner,
+)
 
 
 # --- nntk through the C API --------------------------------------------------------------------
@@ -71,19 +92,8 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
         if status != 0:
             raise RuntimeError(f"nntk {what}: {nn.lib.NNTKLastError().decode()}")
 
-    # W1, W2
-    for name, cls, weights in (("W1", nn.GRU, w.gru), ("W2", nn.LSTM, w.lstm)):
-        layer = cls(U, input_dim=D, return_sequences=True)
-        layer.set_weights(weights)
-        out = np.empty((1, T, U), np.float32)
-        if python_api:
-            runners[name] = Runner(lambda layer=layer: layer(w.x1), lambda layer=layer: layer(w.x1))
-            continue
-        apply = raw.fn(f"NNTK{layer.layer_type.name}ApplyInference", 5)
-        args = _args(layer._live_handle(), c_int(1), c_int(T), _ptr(w.x1), _ptr(out))
-        check(apply(*args), name)
-        runners[name] = Runner(lambda apply=apply, args=args: apply(*args), lambda out=out: out)
-        runners[name].keep = layer  # the handle lives as long as the layer object
+    for name, r in RECURRENT.items():
+        runners[name] = _recurrent_runner(raw, r, w, python_api, check)
 
     # W3: the layer stack, inference
     model = nntk_model(w, 1)
@@ -122,41 +132,8 @@ def nntk_runners(w: Weights, python_api: bool) -> dict[str, Runner]:
     else:
         runners["W4"] = nntk_train_runner(raw, tmodel, w, check)
 
-    # W5: GRU forward + backward
-    gru = nn.GRU(U, input_dim=D, return_sequences=True)
-    gru.set_weights(w.gru)
-    if python_api:
-
-        def w5py():
-            gru(w.x32, training=True)
-            return gru.backward(w.dy32)
-
-        def w5py_result():
-            dx, grads = w5py()
-            return dx, grads[0]
-
-        runners["W5"] = Runner(w5py, w5py_result)
-    else:
-        out = np.empty((TRAIN_B, T, U), np.float32)
-        dx = np.empty((TRAIN_B, T, D), np.float32)
-        handle = gru._live_handle()
-        grad = nn.lib.NNTKGRUGradientCreate(handle)
-        gw_ptr, gw_count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
-        nn.lib.NNTKGRUGradientGetWeights(grad, ctypes.byref(gw_ptr), ctypes.byref(gw_count))
-        d_kernel = np.ctypeslib.as_array(gw_ptr, shape=(gw_count.value,))[: D * 3 * U]
-        fwd = raw.fn("NNTKGRUApplyTrainingBatch", 5)
-        bwd = raw.fn("NNTKGRUCalculateGradient", 4)
-        fargs = _args(handle, c_int(TRAIN_B), c_int(T), _ptr(w.x32), _ptr(out))
-        bargs = _args(handle, grad, _ptr(w.dy32), _ptr(dx))
-        check(fwd(*fargs), "W5 forward")
-        check(bwd(*bargs), "W5 gradient")
-
-        def w5(fwd=fwd, bwd=bwd, fargs=fargs, bargs=bargs):
-            fwd(*fargs)
-            bwd(*bargs)
-
-        runners["W5"] = Runner(w5, lambda: (dx, d_kernel.reshape(D, 3 * U)))
-        runners["W5"].keep = (gru, grad, out, dx)  # the handles and buffers stay alive
+    # W6: W3's network streamed, one frame per call
+    runners["W6"] = _stream_runner(raw, w, python_api, check)
     return runners
 
 
@@ -262,3 +239,229 @@ def nntk_first_loss(w: Weights, python_api: bool) -> float:
     model = nntk_model(w, TRAIN_B)
     loss = nn.losses.CategoricalCrossentropy()
     return float(loss(w.y32, model(w.x32, training=True)))
+
+
+def _recurrent_runner(raw: NNTKRaw, r: Recurrent, w: Weights, python_api: bool, check) -> Runner:
+    """W1, W2, W5, W7: one GRU or LSTM layer; inference at B=1, or forward + backward at
+    B=32 (the result: the input gradient and the kernel's gradient)."""
+    import nntk_core as nn
+
+    c_int = ctypes.c_int64
+    layer = getattr(nn, r.cell)(r.units, input_dim=D, return_sequences=True)
+    layer.set_weights(w.recurrent(r))
+    x, dy = w.recurrent_data(r)
+    if not r.training:
+        if python_api:
+            return Runner(lambda: layer(x), lambda: layer(x))
+        out = np.empty((1, T, r.units), np.float32)
+        apply = raw.fn(f"NNTK{r.cell}ApplyInference", 5)
+        args = _args(layer._live_handle(), c_int(1), c_int(T), _ptr(x), _ptr(out))
+        check(apply(*args), r.cell)
+        runner = Runner(lambda: apply(*args), lambda: out)
+        runner.keep = layer  # the handle lives as long as the layer object
+        return runner
+    if python_api:
+
+        def fwd_bwd_py():
+            layer(x, training=True)
+            return layer.backward(dy)
+
+        def result_py():
+            dx, grads = fwd_bwd_py()
+            return dx, grads[0]
+
+        return Runner(fwd_bwd_py, result_py)
+    out = np.empty((TRAIN_B, T, r.units), np.float32)
+    dx = np.empty((TRAIN_B, T, D), np.float32)
+    handle = layer._live_handle()
+    grad = getattr(nn.lib, f"NNTK{r.cell}GradientCreate")(handle)
+    gw_ptr, gw_count = ctypes.POINTER(ctypes.c_float)(), ctypes.c_int64()
+    getattr(nn.lib, f"NNTK{r.cell}GradientGetWeights")(
+        grad, ctypes.byref(gw_ptr), ctypes.byref(gw_count)
+    )
+    kernel_size = D * r.gates * r.units
+    d_kernel = np.ctypeslib.as_array(gw_ptr, shape=(gw_count.value,))[:kernel_size]
+    fwd = raw.fn(f"NNTK{r.cell}ApplyTrainingBatch", 5)
+    bwd = raw.fn(f"NNTK{r.cell}CalculateGradient", 4)
+    fargs = _args(handle, c_int(TRAIN_B), c_int(T), _ptr(x), _ptr(out))
+    bargs = _args(handle, grad, _ptr(dy), _ptr(dx))
+    check(fwd(*fargs), f"{r.cell} forward")
+    check(bwd(*bargs), f"{r.cell} gradient")
+
+    def fwd_bwd():
+        fwd(*fargs)
+        bwd(*bargs)
+
+    runner = Runner(fwd_bwd, lambda: (dx, d_kernel.reshape(D, r.gates * r.units)))
+    runner.keep = (layer, grad, out, dx)  # the handles and buffers stay alive
+    return runner
+
+
+class _BenchCall(ctypes.Structure):
+    """nntk_bench/c/stream_frames.c's NNTKBenchCall: one library call and its arguments
+    (raw addresses: the runner holding the table keeps what they point into)."""
+
+    _fields_ = [
+        ("apply", ctypes.c_void_p),
+        ("apply_with_state", ctypes.c_void_p),
+        ("handle", ctypes.c_void_p),
+        ("batch", ctypes.c_int64),
+        ("steps", ctypes.c_int64),
+        ("input", ctypes.c_void_p),
+        ("initial_state", ctypes.c_void_p),
+        ("out", ctypes.c_void_p),
+        ("final_state", ctypes.c_void_p),
+    ]
+
+
+@functools.cache
+def _frame_driver() -> ctypes.CDLL:
+    """nntk_bench/c/stream_frames.c compiled (by $CC, default cc) into a temporary
+    shared library and loaded, once per process (the file removed once loaded)."""
+    source = Path(__file__).with_name("c") / "stream_frames.c"
+    out_dir = Path(tempfile.mkdtemp(prefix="nntk_bench_"))
+    so = out_dir / "stream_frames.so"
+    cc = os.environ.get("CC", "cc")  # may be words: "ccache gcc"
+    cmd = [
+        *shlex.split(cc),
+        "-O2",
+        "-std=c11",
+        "-shared",
+        "-fPIC",
+        "-Wall",
+        "-Wextra",
+        "-o",
+        str(so),
+        str(source),
+    ]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        driver = ctypes.CDLL(str(so))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        raise RuntimeError(
+            f"W6 drives nntk's frames from C and needs a C compiler (CC={cc}): {detail}"
+        ) from None
+    finally:
+        shutil.rmtree(out_dir)  # once loaded, the mapping outlives the file
+    driver.nntk_bench_frames.restype = ctypes.c_int32
+    driver.nntk_bench_frames.argtypes = None  # prepared ctypes arguments (see _args)
+    driver.nntk_bench_ns_per_frame.restype = ctypes.c_double
+    driver.nntk_bench_ns_per_frame.argtypes = None
+    return driver
+
+
+def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
+    """W6: W3's network fed one frame per call (frame i: the conv's window x1[:, i:i+K],
+    one output step), the GRUs' states carried from call to call. Through the C API:
+    ApplyInference of the conv, BatchNorm, Activation and Dense, the GRUs'
+    ApplyInferenceWithState, T=1 after the conv, into buffers prepared once; each GRU's
+    state alternates between two buffers (frame i reads one and writes the other; O is
+    even, so a new pass starts from the first again). Dense writes frame i's output
+    straight into row i of an (O, CLASSES) array. The frame's seven calls are made from
+    C (nntk_bench/c/stream_frames.c), as an app would make them: one ctypes call per
+    frame; `ns_per_frame` times frames in C alone. Through Python: the layers' calls
+    and the GRUs' stream()."""
+    model = nntk_model(w, 1)
+    conv, bn1, act, gru1, bn2, gru2, dense = model.layers
+    windows = w.windows()
+    if python_api:
+        states = [None, None]
+
+        def step_py(i):
+            h = act(bn1(conv(windows[i])))
+            h, states[0] = gru1.stream(h, states[0])
+            h, states[1] = gru2.stream(bn2(h), states[1])
+            return dense(h)
+
+        def reset_py():
+            states[:] = [None, None]
+
+        runner = frame_runner(step_py, reset_py)
+        runner.keep = model
+        return runner
+
+    # per-frame buffers: conv, bn1, act, gru1, bn2, gru2 outputs (1, 1, width)
+    conv_out, bn1_out, act_out = (np.zeros((1, 1, F), np.float32) for _ in range(3))
+    gru1_out, bn2_out, gru2_out = (np.zeros((1, 1, U), np.float32) for _ in range(3))
+    states = np.zeros((2, 2, 1, U), np.float32)  # [GRU][buffer] (batch 1, U)
+    outs = np.zeros((O, CLASSES), np.float32)
+
+    def address(name):
+        return ctypes.cast(getattr(raw.cdll, name), ctypes.c_void_p).value
+
+    def apply(layer, steps, src, dst):
+        fn = address(f"NNTK{layer.layer_type.name}ApplyInference")
+        return _BenchCall(
+            fn, None, layer._live_handle(), 1, steps, src.ctypes.data, None, dst.ctypes.data, None
+        )
+
+    with_state = address("NNTKGRUApplyInferenceWithState")
+
+    def recurrent(g, layer, src, dst, i):
+        state_in, state_out = states[g, i % 2], states[g, 1 - i % 2]
+        return _BenchCall(
+            None,
+            with_state,
+            layer._live_handle(),
+            1,
+            1,
+            src.ctypes.data,
+            state_in.ctypes.data,
+            dst.ctypes.data,
+            state_out.ctypes.data,
+        )
+
+    def frame_calls(i):
+        return [
+            apply(conv, K, windows[i], conv_out),
+            apply(bn1, 1, conv_out, bn1_out),
+            apply(act, 1, bn1_out, act_out),
+            recurrent(0, gru1, act_out, gru1_out, i),
+            apply(bn2, 1, gru1_out, bn2_out),
+            recurrent(1, gru2, bn2_out, gru2_out, i),
+            apply(dense, 1, gru2_out, outs[i]),
+        ]
+
+    rows = [frame_calls(i) for i in range(O)]
+    per_frame = len(rows[0])
+    table = (_BenchCall * (O * per_frame))(*(call for row in rows for call in row))
+    driver = _frame_driver()
+    c_int = ctypes.c_int64
+    frame_args = [
+        _args(ctypes.byref(table), c_int(per_frame), c_int(O), c_int(i), c_int(1)) for i in range(O)
+    ]
+    check(driver.nntk_bench_frames(*frame_args[0]), "W6")  # statuses checked once
+
+    def step(i):
+        driver.nntk_bench_frames(*frame_args[i])
+        return outs[i]
+
+    def reset():
+        states.fill(0.0)
+
+    def ns_per_frame(frames: int) -> float:
+        """Nanoseconds per frame timed in C over `frames` frames (no ctypes inside)."""
+        ns = driver.nntk_bench_ns_per_frame(
+            ctypes.byref(table), c_int(per_frame), c_int(O), c_int(frames)
+        )
+        if ns < 0:
+            check(driver.nntk_bench_frames(*frame_args[0]), "W6")
+        return ns
+
+    runner = frame_runner(step, reset)
+    runner.ns_per_frame = ns_per_frame
+    runner.keep = (
+        model,
+        windows,
+        table,
+        conv_out,
+        bn1_out,
+        act_out,
+        gru1_out,
+        bn2_out,
+        gru2_out,
+        states,
+        outs,
+    )
+    return runner

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import os
 
-from nntk_bench.workloads import CLASSES, D, F, K, Runner, Skip, T, U, Weights
+from nntk_bench.workloads import (
+    CLASSES,
+    RECURRENT,
+    D,
+    F,
+    K,
+    Recurrent,
+    Runner,
+    Skip,
+    T,
+    U,
+    Weights,
+    frame_runner,
+)
 
 
 # --- tf.keras (also the reference and the source of the TFLite models) -------------------------
@@ -22,17 +35,18 @@ def _tf():
         raise Skip(f"tensorflow not installed ({exc})") from None
 
 
-def keras_models(w: Weights, batch: int | None):
-    tf = _tf()
-    keras = tf.keras
-    gru = keras.Sequential(
-        [keras.Input((T, D), batch_size=batch), keras.layers.GRU(U, return_sequences=True)]
-    )
-    gru.set_weights(w.gru)
-    lstm = keras.Sequential(
-        [keras.Input((T, D), batch_size=batch), keras.layers.LSTM(U, return_sequences=True)]
-    )
-    lstm.set_weights(w.lstm)
+def recurrent_model(w: Weights, r: Recurrent, batch: int | None):
+    """r's layer as a Keras model (inference)."""
+    keras = _tf().keras
+    layer = getattr(keras.layers, r.cell)(r.units, return_sequences=True)
+    model = keras.Sequential([keras.Input((T, D), batch_size=batch), layer])
+    model.set_weights(w.recurrent(r))
+    return model
+
+
+def kws_model(w: Weights, batch: int | None):
+    """W3's network."""
+    keras = _tf().keras
     kws = keras.Sequential(
         [
             keras.Input((T, D), batch_size=batch),
@@ -46,22 +60,66 @@ def keras_models(w: Weights, batch: int | None):
         ]
     )
     kws.set_weights(w.kws())
-    return gru, lstm, kws
+    return kws
+
+
+def stream_model(w: Weights):
+    """W6: W3's network on one conv window x (1, K, D) from the GRUs' states h1, h2
+    (1, U): outputs y (1, 1, CLASSES) and the final states h1_out, h2_out, named so the
+    TFLite signature keeps them apart. The GRUs unrolled (one step)."""
+    keras = _tf().keras
+    layers = keras.layers
+    x = keras.Input((K, D), batch_size=1, name="x")
+    h1 = keras.Input((U,), batch_size=1, name="h1")
+    h2 = keras.Input((U,), batch_size=1, name="h2")
+    a = layers.Activation("relu")(layers.BatchNormalization(epsilon=1e-3)(layers.Conv1D(F, K)(x)))
+    y1, s1 = layers.GRU(U, return_sequences=True, return_state=True, unroll=True)(
+        a, initial_state=h1
+    )
+    b = layers.BatchNormalization(epsilon=1e-3)(y1)
+    y2, s2 = layers.GRU(U, return_sequences=True, return_state=True, unroll=True)(
+        b, initial_state=h2
+    )
+    y = layers.TimeDistributed(layers.Dense(CLASSES, activation="softmax"))(y2)
+    outputs = [
+        layers.Activation("linear", name=name)(t)
+        for name, t in (("y", y), ("h1_out", s1), ("h2_out", s2))
+    ]
+    model = keras.Model([x, h1, h2], outputs)
+    model.set_weights(w.kws())
+    return model
 
 
 def tf_runners(w: Weights, xla: bool) -> dict[str, Runner]:
     tf = _tf()
-    gru, lstm, kws = keras_models(w, None)
     runners: dict[str, Runner] = {}
     x1 = tf.constant(w.x1)
-    for name, model in (("W1", gru), ("W2", lstm), ("W3", kws)):
+    models = {name: recurrent_model(w, r, None) for name, r in RECURRENT.items() if not r.training}
+    models["W3"] = kws_model(w, None)
+    for name, model in models.items():
         f = tf.function(lambda x, model=model: model(x, training=False), jit_compile=xla)
         runners[name] = Runner(lambda f=f: f(x1).numpy(), lambda f=f: f(x1).numpy())
+
+    # W6: one call per frame, the states (tensors) carried
+    smodel = stream_model(w)
+    sf = tf.function(lambda x, h1, h2: smodel([x, h1, h2], training=False), jit_compile=xla)
+    windows = [tf.constant(x) for x in w.windows()]
+    zeros = tf.zeros((1, U))
+    states = [zeros, zeros]
+
+    def frame_step(i):
+        y, states[0], states[1] = sf(windows[i], *states)
+        return y.numpy()
+
+    def frame_reset():
+        states[:] = [zeros, zeros]
+
+    runners["W6"] = frame_runner(frame_step, frame_reset)
 
     # W4: forward, loss and gradients in one tf.function (jit_compile=xla); the Adam
     # update in a plain tf.function. (With the optimizer inside the XLA cluster this TF
     # version recompiles at every step: seconds per call.)
-    _, _, tmodel = keras_models(w, None)
+    tmodel = kws_model(w, None)
     opt = tf.keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-7)
     loss_fn = tf.keras.losses.CategoricalCrossentropy()
     x32, y32 = tf.constant(w.x32), tf.constant(w.y32)
@@ -81,7 +139,7 @@ def tf_runners(w: Weights, xla: bool) -> dict[str, Runner]:
         apply(grads)
         return loss
 
-    _, _, fresh = keras_models(w, None)
+    fresh = kws_model(w, None)
     first = float(loss_fn(y32, fresh(x32, training=True)).numpy())
     runners["W4"] = Runner(train_step, lambda: first)
     runners["W4"].note = (
@@ -91,11 +149,18 @@ def tf_runners(w: Weights, xla: bool) -> dict[str, Runner]:
         else ""
     )
 
-    # W5
-    layer = tf.keras.layers.GRU(U, return_sequences=True)
+    for name, r in RECURRENT.items():
+        if r.training:
+            runners[name] = _tf_fwd_bwd(tf, w, r, xla)
+    return runners
+
+
+def _tf_fwd_bwd(tf, w: Weights, r: Recurrent, xla: bool) -> Runner:
+    """W5, W7's training: forward + backward (input and kernel gradients) at B=32."""
+    layer = getattr(tf.keras.layers, r.cell)(r.units, return_sequences=True)
     layer.build((None, T, D))
-    layer.set_weights(w.gru)
-    dy32 = tf.constant(w.dy32)
+    layer.set_weights(w.recurrent(r))
+    x, dy = (tf.constant(a) for a in w.recurrent_data(r))
 
     @tf.function(jit_compile=xla)
     def fwd_bwd(x, dy):
@@ -104,12 +169,11 @@ def tf_runners(w: Weights, xla: bool) -> dict[str, Runner]:
             y = layer(x, training=True)
         return tape.gradient(y, [x, layer.trainable_variables[0]], output_gradients=dy)
 
-    def w5_result():
-        dx, dk = fwd_bwd(x32, dy32)
+    def result():
+        dx, dk = fwd_bwd(x, dy)
         return dx.numpy(), dk.numpy()
 
-    runners["W5"] = Runner(lambda: [g.numpy() for g in fwd_bwd(x32, dy32)], w5_result)
-    return runners
+    return Runner(lambda: [g.numpy() for g in fwd_bwd(x, dy)], result)
 
 
 # --- TFLite (ai-edge-litert), inference ----------------------------------------------------------
@@ -129,6 +193,9 @@ def tflite_runners(w: Weights) -> dict[str, Runner]:
     for name, blob in blobs.items():
         interp = Interpreter(model_content=blob, num_threads=1)
         interp.allocate_tensors()
+        if name == "W6":
+            runners[name] = _tflite_stream(interp, w)
+            continue
         inp = interp.get_input_details()[0]["index"]
         out = interp.get_output_details()[0]["index"]
 
@@ -147,11 +214,40 @@ def tflite_runners(w: Weights) -> dict[str, Runner]:
     return runners
 
 
+def _tflite_stream(interp, w: Weights) -> Runner:
+    """W6 in TFLite: the states are the model's inputs and outputs (found by name through
+    its signature), copied in with set_tensor and out with get_tensor at every frame."""
+    import numpy as np
+
+    runner = interp.get_signature_runner()
+    inputs = {k: v["index"] for k, v in runner.get_input_details().items()}
+    outputs = {k: v["index"] for k, v in runner.get_output_details().items()}
+    windows = w.windows()
+    zeros = np.zeros((1, U), np.float32)
+    states = [zeros, zeros]
+
+    def frame_step(i):
+        interp.set_tensor(inputs["x"], windows[i])
+        interp.set_tensor(inputs["h1"], states[0])
+        interp.set_tensor(inputs["h2"], states[1])
+        interp.invoke()
+        states[0] = interp.get_tensor(outputs["h1_out"])
+        states[1] = interp.get_tensor(outputs["h2_out"])
+        return interp.get_tensor(outputs["y"])
+
+    def frame_reset():
+        states[:] = [zeros, zeros]
+
+    return frame_runner(frame_step, frame_reset)
+
+
 def tflite_models(w: Weights) -> dict[str, bytes]:
-    """W1-W3's Keras models converted to TFLite flatbuffers (needs TensorFlow)."""
+    """The inference workloads' Keras models (batch 1) converted to TFLite flatbuffers
+    (needs TensorFlow)."""
     tf = _tf()
-    gru, lstm, kws = keras_models(w, 1)
+    models = {name: recurrent_model(w, r, 1) for name, r in RECURRENT.items() if not r.training}
+    models |= {"W3": kws_model(w, 1), "W6": stream_model(w)}
     return {
         name: tf.lite.TFLiteConverter.from_keras_model(model).convert()
-        for name, model in (("W1", gru), ("W2", lstm), ("W3", kws))
+        for name, model in models.items()
     }

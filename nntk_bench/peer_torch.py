@@ -1,10 +1,10 @@
-"""PyTorch (CPU): W1-W5 with the same weights in PyTorch's gate layout."""
+"""PyTorch (CPU): W1-W7 with the same weights in PyTorch's gate layout."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nntk_bench.workloads import CLASSES, D, F, K, Runner, Skip, U, Weights
+from nntk_bench.workloads import CLASSES, RECURRENT, D, F, K, Runner, Skip, U, Weights, frame_runner
 
 
 # --- PyTorch (CPU) -------------------------------------------------------------------------------
@@ -32,7 +32,7 @@ def torch_runners(w: Weights) -> dict[str, Runner]:
             z, r, h = np.split(m, 3, axis=-1)
             return np.concatenate([r, z, h], axis=-1)
 
-        g = nn.GRU(din, U, batch_first=True)
+        g = nn.GRU(din, recurrent.shape[0], batch_first=True)
         with torch.no_grad():
             g.weight_ih_l0.copy_(t(zrh_to_rzn(kernel).T))
             g.weight_hh_l0.copy_(t(zrh_to_rzn(recurrent).T))
@@ -40,9 +40,9 @@ def torch_runners(w: Weights) -> dict[str, Runner]:
             g.bias_hh_l0.copy_(t(zrh_to_rzn(bias[1])))
         return g
 
-    def torch_lstm(weights):
+    def torch_lstm(din, weights):
         kernel, recurrent, bias = weights  # gates i, f, c(g), o: the same order as torch
-        g = nn.LSTM(D, U, batch_first=True)
+        g = nn.LSTM(din, recurrent.shape[0], batch_first=True)
         with torch.no_grad():
             g.weight_ih_l0.copy_(t(kernel.T))
             g.weight_hh_l0.copy_(t(recurrent.T))
@@ -75,26 +75,73 @@ def torch_runners(w: Weights) -> dict[str, Runner]:
                 self.dense.weight.copy_(t(w.dense[0].T))
                 self.dense.bias.copy_(t(w.dense[1]))
 
-        def forward(self, x):  # x (B, T, D)
+        def forward(self, x, h1=None, h2=None):  # x (B, T, D); h1, h2 (1, B, U) or None
             h = torch.relu(self.bn1(self.conv(x.transpose(1, 2))))  # (B, F, O)
-            h, _ = self.gru1(h.transpose(1, 2))  # (B, O, U)
+            h, h1 = self.gru1(h.transpose(1, 2), h1)  # (B, O, U)
             h = self.bn2(h.transpose(1, 2)).transpose(1, 2)
-            h, _ = self.gru2(h)
-            return torch.softmax(self.dense(h), dim=-1)
+            h, h2 = self.gru2(h, h2)
+            return torch.softmax(self.dense(h), dim=-1), h1, h2
+
+    def recurrent_runner(r) -> Runner:
+        """W1, W2, W5, W7: inference at B=1; or forward + backward at B=32, the result the
+        input gradient and the kernel's gradient in Keras's layout."""
+        make = torch_gru if r.cell == "GRU" else torch_lstm
+        layer = make(D, w.recurrent(r))
+        x, dy = (t(a) if a is not None else None for a in w.recurrent_data(r))
+        if not r.training:
+            layer.eval()
+
+            def run():
+                with torch.inference_mode():
+                    return layer(x)[0].numpy()
+
+            return Runner(run, run)
+        layer.train()
+        xg = x.clone().requires_grad_(True)
+
+        def fwd_bwd():
+            layer.zero_grad(set_to_none=True)
+            xg.grad = None
+            y, _ = layer(xg)
+            y.backward(dy)
+            return xg.grad, layer.weight_ih_l0.grad
+
+        def result():
+            dx, dwi = fwd_bwd()
+            kernel = dwi.numpy().T
+            if r.cell == "GRU":  # torch [r | z | n] -> Keras [z | r | h]
+                rg, z, n = np.split(kernel, 3, axis=-1)
+                kernel = np.concatenate([z, rg, n], axis=-1)
+            return dx.numpy(), kernel
+
+        return Runner(fwd_bwd, result)
 
     def cce(p, y):  # Keras CategoricalCrossentropy on probabilities (they sum to 1 here)
         return -(y * torch.log(torch.clamp(p, 1e-7, 1 - 1e-7))).sum(-1).mean()
 
     runners: dict[str, Runner] = {}
     x1 = t(w.x1)
-    gru, lstm, kws = torch_gru(D, w.gru).eval(), torch_lstm(w.lstm).eval(), KWS().eval()
-    for name, model in (("W1", lambda x: gru(x)[0]), ("W2", lambda x: lstm(x)[0]), ("W3", kws)):
+    kws = KWS().eval()
 
-        def run(model=model):
-            with torch.inference_mode():
-                return model(x1).numpy()
+    def w3():
+        with torch.inference_mode():
+            return kws(x1)[0].numpy()
 
-        runners[name] = Runner(run, run)
+    runners["W3"] = Runner(w3, w3)
+
+    # W6: one frame per call, the GRUs' states carried
+    windows = [t(x) for x in w.windows()]
+    states = [None, None]
+
+    def frame_step(i):
+        with torch.inference_mode():
+            y, states[0], states[1] = kws(windows[i], *states)
+        return y.numpy()
+
+    def frame_reset():
+        states[:] = [None, None]
+
+    runners["W6"] = frame_runner(frame_step, frame_reset)
 
     train = KWS().train()
     opt = torch.optim.Adam(train.parameters(), lr=1e-3, eps=1e-7)
@@ -102,29 +149,14 @@ def torch_runners(w: Weights) -> dict[str, Runner]:
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = cce(train(x32), y32)
+        loss = cce(train(x32)[0], y32)
         loss.backward()
         opt.step()
         return loss
 
-    first = float(cce(KWS().train()(x32), y32).detach())
+    first = float(cce(KWS().train()(x32)[0], y32).detach())
     runners["W4"] = Runner(step, lambda: first)
 
-    g5 = torch_gru(D, w.gru).train()
-    xg = t(w.x32).clone().requires_grad_(True)
-    dy = t(w.dy32)
-
-    def fwd_bwd():
-        g5.zero_grad(set_to_none=True)
-        xg.grad = None
-        y, _ = g5(xg)
-        y.backward(dy)
-        return xg.grad, g5.weight_ih_l0.grad
-
-    def w5_result():
-        dx, dwi = fwd_bwd()
-        r, z, n = np.split(dwi.numpy().T, 3, axis=-1)  # back to Keras [z | r | h]
-        return dx.numpy(), np.concatenate([z, r, n], axis=-1)
-
-    runners["W5"] = Runner(fwd_bwd, w5_result)
+    for name, r in RECURRENT.items():
+        runners[name] = recurrent_runner(r)
     return runners

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nntk_bench.frameworks import BUILDERS, FRAMEWORKS, IN_PROCESS
 from nntk_bench.memory import memory_report
+from nntk_bench.nntk_runners import nntk_model
 from nntk_bench.report import (
     LEGEND,
     cpu_name,
@@ -26,6 +27,7 @@ from nntk_bench.workloads import (
     GRAD_TOL,
     INFER_TOL,
     LOSS_RTOL,
+    STREAMED_FROM,
     WORKLOADS,
     Skip,
     compare,
@@ -71,7 +73,7 @@ def run_bench(
         # reference outputs: tf.keras when present (the spec), else nntk
         reference = "tf" if "tf" in ran else ("nntk" if "nntk" in ran else None)
         results = _run_workloads(
-            ran, offered, reference, workloads, rounds, target, warmup, peak, log
+            ran, offered, reference, workloads, rounds, target, warmup, peak, log, w
         )
     finally:  # whatever happened: no worker outlives the run
         for worker in workers.values():
@@ -126,16 +128,24 @@ def run_bench(
     return report
 
 
-def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log) -> dict:
-    """Per workload: every framework's outputs checked against ref_fw's, then timed."""
+def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak, log, w) -> dict:
+    """Per workload: every framework's outputs checked against ref_fw's (a streamed
+    workload's, every framework's, against nntk's full-sequence inference), then timed."""
     log(LEGEND)
     results: dict[str, dict] = {}
     for wl in workloads:
         entry = {"description": WORKLOADS[wl], "flops": workload_flops(wl), "frameworks": {}}
         present = {fw: runner for fw, runner in ran.items() if wl in offered[fw]}
-        ref = present[ref_fw].result(wl) if ref_fw in present else None
+        wl_ref_fw = ref_fw
+        if wl in STREAMED_FROM:
+            wl_ref_fw = f"nntk {STREAMED_FROM[wl]} (full sequence)"
+            model = nntk_model(w, 1)
+            ref = model(w.x1)[0]
+            model.close()
+        else:
+            ref = present[ref_fw].result(wl) if ref_fw in present else None
         for fw, runner in present.items():
-            if ref is None or fw == ref_fw:
+            if ref is None or fw == wl_ref_fw:
                 ok, detail = True, "reference" if fw == ref_fw else "no reference"
             else:
                 ok, detail = compare(wl, runner.result(wl), ref)
@@ -144,9 +154,10 @@ def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak
                 log(f"{wl} {fw}: MISMATCH ({detail})")
         samples = time_interleaved(present, wl, rounds, target, warmup)
         for fw, s in samples.items():
-            ms = sorted(x * 1e3 for x in s)
+            ms = sorted(wall * 1e3 for wall, _ in s)
             q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
             med = statistics.median(ms)
+            cpu = statistics.median(c * 1e3 for _, c in s)
             info = entry["frameworks"][fw]
             info.update(
                 median_ms=med,
@@ -154,28 +165,59 @@ def _run_workloads(ran, offered, ref_fw, workloads, rounds, target, warmup, peak
                 p75_ms=q[2],
                 iqr_ms=q[2] - q[0],
                 min_ms=ms[0],
+                cpu_median_ms=cpu,
                 samples=len(ms),
                 gflops=entry["flops"] / (med * 1e-3) / 1e9,
+                cpu_pct_peak=100.0 * entry["flops"] / (cpu * 1e-3) / 1e9 / peak,
             )
             info["pct_peak"] = 100.0 * info["gflops"] / peak
+        _ratios(entry, "median_ms", "")
+        _ratios(entry, "cpu_median_ms", "_cpu")
         base = entry["frameworks"].get("nntk")
-        for fw, info in entry["frameworks"].items():
-            if base and fw != "nntk" and info["check"] == "ok":
-                info["nntk_ratio"] = base["median_ms"] / info["median_ms"]
-        peers = [
-            i["median_ms"]
-            for fw, i in entry["frameworks"].items()
-            if not fw.startswith("nntk") and i["check"] == "ok"
-        ]
-        if base and peers:
-            entry["fastest_peer_ms"] = min(peers)
-            entry["nntk_vs_fastest_peer"] = base["median_ms"] / min(peers)
+        if wl in STREAMED_FROM and base:
+            runner = ran["nntk"].runners[wl]
+            entry["c_per_frame_us"] = _per_frame_overhead(
+                runner, base, entry["flops"], peak, rounds
+            )
         for fw in present:
             if offered[fw][wl]:
                 entry["frameworks"][fw]["note"] = offered[fw][wl]
         results[wl] = entry
         log(format_workload(wl, entry))
     return results
+
+
+def _ratios(entry: dict, key: str, suffix: str) -> None:
+    """nntk's time (by `key`: the wall or the CPU median) over each peer's, and nntk's
+    and nntk-py's over the fastest peer's (peers that passed their check only)."""
+    fws = entry["frameworks"]
+    base = fws.get("nntk")
+    for fw, info in fws.items():
+        if base and fw != "nntk" and info["check"] == "ok":
+            info["nntk_ratio" + suffix] = base[key] / info[key]
+    peers = [i[key] for fw, i in fws.items() if not fw.startswith("nntk") and i["check"] == "ok"]
+    if not peers:
+        return
+    entry["fastest_peer" + suffix + "_ms"] = min(peers)
+    for fw, name in (("nntk", "nntk"), ("nntk-py", "nntk_py")):
+        if fw in fws:
+            entry[f"{name}_vs_fastest_peer{suffix}"] = fws[fw][key] / min(peers)
+
+
+def _per_frame_overhead(runner, nntk: dict, flops: float, peak: float, rounds: int) -> dict:
+    """The C API's per-frame figures in microseconds: the frames timed in C alone (no
+    ctypes; the median of `rounds` runs of as many frames as the bench's samples last),
+    the FLOP time at the sgemm peak, the overhead (the C latency - the FLOP time), and
+    the one ctypes call per frame the bench's row pays on top (its CPU time - C's)."""
+    frames = max(100, round(2e-3 / (nntk["median_ms"] * 1e-3)))
+    in_c = statistics.median(runner.ns_per_frame(frames) for _ in range(rounds)) / 1e3
+    flop_time = flops / (peak * 1e9) * 1e6
+    return {
+        "latency_in_c": in_c,
+        "flop_time_at_peak": flop_time,
+        "overhead": in_c - flop_time,
+        "ctypes_call": nntk["cpu_median_ms"] * 1e3 - in_c,
+    }
 
 
 def main(args) -> int:
@@ -217,7 +259,7 @@ def add_parser(subparsers) -> None:
     bench = subparsers.add_parser(
         "bench",
         help="time nntk against ONNX Runtime, TFLite, PyTorch and TF (+XLA) on workloads "
-        "W1-W5, one thread each, after checking all compute the same outputs",
+        "W1-W7, one thread each, after checking all compute the same outputs",
     )
     bench.add_argument("--quick", action="store_true", help="a short smoke run")
     bench.add_argument(

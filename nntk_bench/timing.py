@@ -43,13 +43,15 @@ class Local:
     def calibrate(self, wl: str, target: float) -> int:
         return _calibrate(self.runners[wl].fn, target)
 
-    def sample(self, wl: str, calls: int) -> float:
-        """Seconds per call, the mean of `calls` back-to-back calls."""
+    def sample(self, wl: str, calls: int) -> tuple[float, float]:
+        """(wall, CPU) seconds per call, the means over `calls` back-to-back calls. The
+        CPU time is the process's (every thread's): on a shared machine it leaves out the
+        time the process waited for a core, which the wall time does not."""
         fn = self.runners[wl].fn
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for _ in range(calls):
             fn()
-        return (time.perf_counter() - t0) / calls
+        return (time.perf_counter() - t0) / calls, (time.process_time() - c0) / calls
 
 
 class Worker:
@@ -102,7 +104,7 @@ class Worker:
     def calibrate(self, wl: str, target: float) -> int:
         return self._call("calibrate", wl, target)
 
-    def sample(self, wl: str, calls: int) -> float:
+    def sample(self, wl: str, calls: int) -> tuple[float, float]:
         return self._call("sample", wl, calls)
 
     def close(self) -> None:
@@ -165,8 +167,8 @@ def _answer(framework: str, conn) -> None:
 
 
 def time_interleaved(frameworks: dict, wl: str, rounds: int, target: float, warmup: int):
-    """Per framework (a Local or a Worker), `rounds` samples of workload wl in seconds
-    per call; the rounds visit the frameworks in a rotating order."""
+    """Per framework (a Local or a Worker), `rounds` samples of workload wl: (wall, CPU)
+    seconds per call; the rounds visit the frameworks in a rotating order."""
     names = list(frameworks)
     for name in names:
         frameworks[name].warmup(wl, warmup)

@@ -12,7 +12,10 @@ subclass only adds behaviour (streaming, a wrapped layer, a time axis).
 Inputs: any real numeric array-like is converted to a C-contiguous float32
 array (tf.keras likewise casts inputs to the layer's float32 dtype); complex,
 boolean, object and string arrays are rejected with TypeError. Rank 2 (B, F)
-and rank 3 (B, T, F) inputs are accepted unless a layer says otherwise.
+and rank 3 (B, T, F) inputs are accepted unless a layer says otherwise. An input
+already C-contiguous float32 is passed as it is, and `out=` writes a call's output
+into the caller's array (check_out): the per-call cost above the C call is a few
+microseconds (tools/call_overhead.py).
 """
 
 from __future__ import annotations
@@ -42,10 +45,19 @@ from nntk_core._native import (
 )
 
 _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
+_FLOAT32 = np.dtype(np.float32)
+
+
+def is_float32_block(array) -> bool:
+    """Whether `array` is already what the library reads: a C-contiguous float32 ndarray
+    (the per-call fast path, checked in a fraction of a microsecond)."""
+    return type(array) is np.ndarray and array.dtype is _FLOAT32 and array.flags.c_contiguous
 
 
 def as_float32(array, name: str) -> np.ndarray:
     """`array` as a C-contiguous float32 ndarray; TypeError naming `name` unless real numbers."""
+    if is_float32_block(array):
+        return array
     try:
         arr = np.asarray(array)
     except (TypeError, ValueError) as e:  # ragged nested lists, ...
@@ -56,10 +68,51 @@ def as_float32(array, name: str) -> np.ndarray:
 
 
 def float_ptr(arr: np.ndarray | None):
-    """A float* into a float32 C-contiguous array (None -> NULL)."""
+    """A float* argument into a float32 C-contiguous array (None -> NULL), holding the
+    array: a c_float over the array's first element, which ctypes passes by reference
+    to a float* parameter (a tenth of the cost of `arr.ctypes.data_as`); a read-only
+    array, which from_buffer refuses, as a pointer cast from its address."""
     if arr is None:
         return None
-    return arr.ctypes.data_as(_FLOAT_PTR)
+    try:
+        return _c_float_over(arr)
+    except TypeError:  # read-only memory
+        return arr.ctypes.data_as(_FLOAT_PTR)
+
+
+_c_float_over = ctypes.c_float.from_buffer
+
+# How many input sizes a layer remembers the output shape of (Layer._native_output_shape).
+_MAX_OUTPUT_SHAPES = 64
+
+
+def check_out(out, shape: tuple[int, ...], *inputs: np.ndarray | None) -> np.ndarray:
+    """`out`, the caller's array a call writes its output into and returns instead of a
+    new one: a writeable C-contiguous float32 ndarray of exactly the output's `shape`,
+    sharing no memory with the call's `inputs` (the library reads them while it writes
+    out); TypeError / ValueError naming out."""
+    if not (is_float32_block(out) and out.shape == shape and out.flags.writeable):
+        _check_out_fully(out, shape)
+    for array in inputs:
+        if array is not None and np.may_share_memory(out, array):
+            raise ValueError("out must not share memory with the call's input or states")
+    return out
+
+
+def _check_out_fully(out, shape: tuple[int, ...]) -> None:
+    """Raises what is wrong with `out` (check_out), naming it; returns for an ndarray
+    subclass (np.memmap, ...) that is otherwise right, the one `out` the fast test
+    (an exact ndarray) sends here without a fault."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a float32 numpy array of shape {shape}, got {out!r}")
+    if out.dtype != _FLOAT32:
+        raise TypeError(f"out must have dtype float32, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have the output's shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous (the library writes it as one block)")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
 
 
 def check_positive_int(value, name: str) -> int:
@@ -309,6 +362,10 @@ class Layer:
         self._weights_set_after_call = False  # set_weights() came after that call
         self._closed = False
         self._output_dim: int | None = None
+        # NNTKLayerOutputShape's answers by (batch, steps), asked once per input size:
+        # they depend on the config alone; close() clears them (a closed layer refuses
+        # even a shape question, and Activation re-creates its handle for a new size).
+        self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
         # How the native handle is created (set_handle_options): inference only, or
         # for training with this reserved capacity (NNTKTrainingConfig).
         self._inference_only = False
@@ -477,6 +534,7 @@ class Layer:
         if self._handle is not None:
             lib.NNTKLayerDestroy(self._handle)
             self._handle = None
+        self._output_shapes.clear()
         self._closed = True
 
     def __del__(self):
@@ -569,14 +627,31 @@ class Layer:
         steps = arr.shape[1] if arr.ndim == 3 else 1
         return arr, batch, steps
 
+    def _native_output_shape(self, batch: int, steps: int) -> tuple[int, int]:
+        """(out_steps, out_features) of NNTKLayerOutputShape for (batch, steps), asked of
+        the library once per input size (the call's NNTKError, e.g. too few steps for a
+        "valid" window, each time)."""
+        shape = self._output_shapes.get((batch, steps))
+        if shape is None:
+            out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
+            lib.NNTKLayerOutputShape(
+                self._live_handle(),
+                batch,
+                steps,
+                ctypes.byref(out_steps),
+                ctypes.byref(out_features),
+            )
+            shape = out_steps.value, out_features.value
+            if len(self._output_shapes) >= _MAX_OUTPUT_SHAPES:  # many sizes: keep it small
+                self._output_shapes.clear()
+            self._output_shapes[batch, steps] = shape
+        return shape
+
     def _output_shape(self, x_shape: tuple[int, ...], batch: int, steps: int) -> tuple[int, ...]:
-        out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
-        lib.NNTKLayerOutputShape(
-            self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
-        )
+        out_steps, out_features = self._native_output_shape(batch, steps)
         if len(x_shape) == 3 and not self.drops_steps:
-            return (batch, out_steps.value, out_features.value)
-        return (batch, out_features.value)
+            return (batch, out_steps, out_features)
+        return (batch, out_features)
 
     # A layer whose inference-mode call differs from its training call (has_frozen:
     # BatchNorm's moving statistics) keeps what backward() needs in both: training=False
@@ -599,13 +674,16 @@ class Layer:
             handle, self._mode(training), batch, steps, float_ptr(arr), None, float_ptr(out), None
         )
 
-    def __call__(self, x, training: bool = False) -> np.ndarray:
-        """y = layer(x); with training=True also keeps what backward() needs."""
+    def __call__(self, x, training: bool = False, *, out=None) -> np.ndarray:
+        """y = layer(x); with training=True also keeps what backward() needs.
+        `out`: an array to write y into and return (check_out), instead of a new array
+        each call; the next call with the same `out` overwrites it."""
         training = check_bool(training, "training")
         self._check_mode(training)
         arr, batch, steps = self._prepare_input(x)
         handle = self._live_handle()
-        out = np.empty(self._output_shape(arr.shape, batch, steps), dtype=np.float32)
+        shape = self._output_shape(arr.shape, batch, steps)
+        out = np.empty(shape, dtype=np.float32) if out is None else check_out(out, shape, arr)
         keeps = self._keeps_for_backward(training)
         if keeps:
             self._last_training_shape = None  # the native side drops the old state first

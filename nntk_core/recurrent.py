@@ -28,17 +28,29 @@ Calls:
   previous stream call returned). Feeding a sequence chunk by chunk gives
   bit for bit the whole-sequence output (with go_backwards: feed the chunks
   last first).
+- ``out=`` (keyword, of the call and of stream()): a float32 C-contiguous array
+  of the output's shape that the output is written into and returned as, instead
+  of a new array each call (for a per-frame loop: no allocation, and the
+  output's memory stays warm). Only a caller who passes the same array again
+  sees it overwritten. With merge_mode=None, Bidirectional's two outputs are
+  ``out[0]`` and ``out[1]`` of an out of shape (2, *output shape).
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Sequence
 
 import numpy as np
 
 from nntk_core._native import lib
-from nntk_core.layer import Layer, as_float32, check_bool, float_ptr
+from nntk_core.layer import (
+    Layer,
+    as_float32,
+    check_bool,
+    check_out,
+    float_ptr,
+    is_float32_block,
+)
 
 # Keras's names of a recurrent layer's states, in order (LSTM: [h, c]).
 STATE_NAMES = ("h", "c")
@@ -71,13 +83,10 @@ class RecurrentLayer(Layer):
 
     def _out_buffer_shape(self, batch: int, steps: int) -> tuple[int, ...]:
         """Shape of the native output buffer (no time axis without return_sequences)."""
-        out_steps, out_features = ctypes.c_int64(), ctypes.c_int64()
-        lib.NNTKLayerOutputShape(
-            self._live_handle(), batch, steps, ctypes.byref(out_steps), ctypes.byref(out_features)
-        )
+        out_steps, out_features = self._native_output_shape(batch, steps)
         if self.return_sequences:
-            return (batch, out_steps.value, out_features.value)
-        return (batch, out_features.value)
+            return (batch, out_steps, out_features)
+        return (batch, out_features)
 
     def _split_output(self, buffer: np.ndarray) -> list[np.ndarray]:
         """The output tensor(s) the call returns, from the native buffer."""
@@ -97,10 +106,25 @@ class RecurrentLayer(Layer):
         return (len(self._state_widths), batch, self._state_widths[0])
 
     def _prepare_states(self, states, batch: int, name: str) -> np.ndarray | None:
-        """`states` (None, an array, or a list of arrays (batch, units)) as one
-        C-contiguous (n_states, batch, units) float32 array, or None."""
+        """`states` (None, an array, or a list of arrays (batch, units)) as what the
+        native call reads, one C-contiguous (n_states, batch, units) float32 buffer
+        (a single state's checked array itself: the same memory), or None."""
         if states is None:
             return None
+        expected = (batch, self._state_widths[0])
+        if not _is_state_list(states, len(self._state_widths), expected):
+            # not what stream() returned: the full checks, each error naming the argument
+            states = self._checked_states(states, expected, name)
+        if len(states) == 1:
+            return states[0]
+        buffer = np.empty((len(states), *expected), np.float32)  # cheaper than np.stack
+        for i, arr in enumerate(states):
+            buffer[i] = arr
+        return buffer
+
+    def _checked_states(self, states, expected: tuple[int, int], name: str) -> list[np.ndarray]:
+        """`states` as a list of C-contiguous float32 arrays of the `expected` shape;
+        TypeError / ValueError naming `name` and the state."""
         names = self.state_names()
         n = len(names)
         if isinstance(states, np.ndarray) or not isinstance(states, Sequence):
@@ -115,7 +139,6 @@ class RecurrentLayer(Layer):
                 f"{name} must be a list of {n} array{'s' if n > 1 else ''} "
                 f"[{', '.join(names)}], each (batch, units), got {len(states)}"
             )
-        expected = self._state_shape(batch)[1:]
         arrays = []
         for i, (state_name, s) in enumerate(zip(names, states, strict=True)):
             arr = as_float32(s, f"{name}[{i}] ({state_name})")
@@ -125,17 +148,23 @@ class RecurrentLayer(Layer):
                     f"got {arr.shape}"
                 )
             arrays.append(arr)
-        return np.ascontiguousarray(np.stack(arrays))
+        return arrays
 
-    def _run(self, x, training: bool, initial_state, final_state: bool = True):
-        """Runs the native layer: (output parts, final states (n, B, U) or None when
-        `final_state` is False: not asked of the native side, final_state NULL)."""
+    def _run(self, x, training: bool, initial_state, final_state: bool = True, out=None):
+        """Runs the native layer: (output parts, the final states' native buffer
+        (n, B, U), or None when `final_state` is False: not asked of the native side,
+        final_state NULL).
+        `out`: the caller's native output buffer (check_out), else a new one."""
         training = check_bool(training, "training")
         self._check_mode(training)
         arr, batch, steps = self._prepare_input(x)
         states = self._prepare_states(initial_state, batch, "initial_state")
         handle = self._live_handle()
-        out = np.empty(self._out_buffer_shape(batch, steps), dtype=np.float32)
+        shape = self._out_buffer_shape(batch, steps)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        else:
+            out = check_out(out, shape, arr, states)
         final = self._state_buffer(batch) if final_state else None
         if training:
             self._last_training_shape = None
@@ -154,25 +183,29 @@ class RecurrentLayer(Layer):
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
             self._last_had_state = states is not None
-        return self._split_output(out), None if final is None else list(final)
+        return self._split_output(out), final
 
     # -- the Keras-shaped API --------------------------------------------------------------
-    def __call__(self, x, training: bool = False, initial_state=None, final_state: bool = True):
+    def __call__(
+        self, x, training: bool = False, initial_state=None, final_state: bool = True, *, out=None
+    ):
         """The output (or, with return_state, [output(s)..., states...]); see the module doc.
         `final_state=False` (return_state=False only): the native call is not asked for
-        the final state (final_state NULL)."""
+        the final state (final_state NULL). `out`: an array to write the output into
+        (see the module doc)."""
         final_state = check_bool(final_state, "final_state")
         if self.return_state and not final_state:
             raise ValueError("final_state=False: the layer has return_state=True")
-        parts, states = self._run(x, training, initial_state, final_state)
+        parts, final = self._run(x, training, initial_state, final_state, out)
         if self.return_state:
-            return [*parts, *states]
+            return [*parts, *_state_list(final)]
         return parts[0] if len(parts) == 1 else parts
 
-    def stream(self, chunk, state=None):
-        """Inference on one chunk from `state` (None = zeros): (output, new_state list)."""
-        parts, states = self._run(chunk, False, state)
-        return (parts[0] if len(parts) == 1 else parts), states
+    def stream(self, chunk, state=None, *, out=None):
+        """Inference on one chunk from `state` (None = zeros): (output, new_state list).
+        `out`: an array to write the output into (see the module doc)."""
+        parts, final = self._run(chunk, False, state, out=out)
+        return (parts[0] if len(parts) == 1 else parts), _state_list(final)
 
     def backward(self, dy, input_gradient: bool = True):
         """Gradients of the last training call; see the module doc for the forms.
@@ -238,7 +271,7 @@ class RecurrentLayer(Layer):
         )
         weight_grads = self._weight_gradients()
         if d_init is not None:
-            return dx, weight_grads, list(d_init)
+            return dx, weight_grads, _state_list(d_init)
         return dx, weight_grads
 
     @staticmethod
@@ -252,3 +285,23 @@ class RecurrentLayer(Layer):
                 f"got {arr.shape}"
             )
         return arr
+
+
+def _is_state_list(states, count: int, shape: tuple[int, int]) -> bool:
+    """Whether `states` is a list of `count` C-contiguous float32 arrays of `shape`, as
+    stream() returns them: the per-call fast path (a loop, not all() over a generator:
+    a tenth of a microsecond a state)."""
+    if type(states) is not list or len(states) != count:
+        return False
+    for state in states:
+        if not (is_float32_block(state) and state.shape == shape):
+            return False
+    return True
+
+
+def _state_list(buffer: np.ndarray) -> list[np.ndarray]:
+    """The states of a native (n_states, batch, units) buffer as the list of their
+    (batch, units) views, by index (list() of an array costs several times more)."""
+    if len(buffer) == 1:  # RNN, GRU
+        return [buffer[0]]
+    return [buffer[i] for i in range(len(buffer))]

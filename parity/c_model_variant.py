@@ -25,7 +25,7 @@ def c_model_comparisons(spec, case, data, float64, float32, plain) -> list:
     from parity import variants
 
     variant = variants.Variant(C_MODEL, lambda build, case: None)
-    initial = spec._initial(data)
+    initial = spec.initial_weights(data)
     x, y, test = data.arrays["x"], data.arrays["y"], data.arrays["test"]
     model, opt, loss = spec.native_model(nn, case, data)
     try:
@@ -57,7 +57,7 @@ def c_model_comparisons(spec, case, data, float64, float32, plain) -> list:
     finally:
         model.close()
         opt.close()
-    produced = spec._collect(data, losses, history, inference)
+    produced = spec.quantities(data, losses, history, inference)
     comparisons = variants.compare_produced(variant, spec, case, produced, float64, float32, plain)
     return comparisons + [variants.failed(variant, problem) for problem in problems]
 

@@ -157,10 +157,13 @@ class TrainStepSpec(TrainingSpec):
         settings = {"labels": labels, "train_steps": self.train_steps}
         return ArrayData(arrays, settings)
 
-    def _initial(self, data: ArrayData) -> list[np.ndarray]:
+    def initial_weights(self, data: ArrayData) -> list[np.ndarray]:
+        """The case's initial weights (every run starts from them), in get_weights() order."""
         return [data.arrays[f"initial.{i}"] for i in range(len(data.settings["labels"]))]
 
-    def _collect(self, data, losses, history, inference) -> dict:
+    def quantities(self, data: ArrayData, losses, history, inference) -> dict:
+        """The compared quantities of one run of the case (Keras's, nn.Sequential's, the C
+        model's): each step's loss, each weight after every step, the final inference."""
         out = {"loss": np.asarray(losses, np.float64), "inference": inference}
         for i, label in enumerate(data.settings["labels"]):
             out[label] = np.stack([weights[i] for weights in history])
@@ -174,7 +177,7 @@ class TrainStepSpec(TrainingSpec):
         model = model_training.build_keras_model(
             self.layers(c), np.dtype(dtype).name, self.input_dim
         )
-        model.set_weights([w.astype(dtype) for w in self._initial(data)])
+        model.set_weights([w.astype(dtype) for w in self.initial_weights(data)])
         opt = model_training.keras_optimizer(keras, c["optimizer"])
         loss_fn = {
             # on a Dense(softmax) output Keras takes the softmax's logits by itself
@@ -195,7 +198,7 @@ class TrainStepSpec(TrainingSpec):
             losses.append(float(loss))
             history.append(model.get_weights())
         inference = model(tf.constant(data.arrays["test"].astype(dtype)), training=False).numpy()
-        return self._collect(data, losses, history, inference)
+        return self.quantities(data, losses, history, inference)
 
     def native_model(self, nn, case, data):
         """The case's nn.Sequential (with its initial weights), optimizer and loss."""
@@ -219,7 +222,7 @@ class TrainStepSpec(TrainingSpec):
     def run_native(self, nn, case, data):
         model, opt, loss = self.native_model(nn, case, data)
         try:
-            model.set_weights(self._initial(data))
+            model.set_weights(self.initial_weights(data))
             losses, history = [], []
             for step in range(data.settings["train_steps"]):
                 x, y = data.arrays["x"][step], data.arrays["y"][step]
@@ -229,7 +232,7 @@ class TrainStepSpec(TrainingSpec):
         finally:
             model.close()
             opt.close()
-        return self._collect(data, losses, history, inference)
+        return self.quantities(data, losses, history, inference)
 
 
 _SPECS = [LossSpec(), SGDSpec(), AdamSpec(), TrainStepSpec()]

@@ -19,7 +19,7 @@ from helpers import _env, cli
 
 import nntk_core as nn
 from nntk_bench.nntk_runners import nntk_model
-from nntk_bench.workloads import TRAIN_B, make_weights
+from nntk_bench.workloads import TRAIN_B, WORKLOADS, make_weights
 
 # Run in a child process with NNTK_ISA set: prints the table's name, then a JSON list of
 # outputs (as lists) for the cases, after asserting the bitwise properties itself.
@@ -115,7 +115,7 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
     proc = cli("bench", "--quick", "--frameworks", "nntk,nntk-py", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert set(report["workloads"]) == {"W1", "W2", "W3", "W4", "W5"}
+    assert set(report["workloads"]) == set(WORKLOADS)
     assert report["peak_gflops"] > 0
     for wl, entry in report["workloads"].items():
         assert entry["flops"] > 0
@@ -133,8 +133,15 @@ def test_bench_quick_runs_nntk_alone(tmp_path):
     assert [m["layer"] for m in created if m["mode"] == "inference"] == w4
     assert [m["layer"] for m in created if m["mode"] == "training"] == w4
     table = (tmp_path / "bench.md").read_text()
-    for wl in ("W1", "W2", "W3", "W4", "W5"):
+    for wl in WORKLOADS:
         assert f"| {wl} | nntk | " in table and f"| {wl} | nntk-py | " in table
+    # W6's C per-frame figures: the latency splits into FLOP time and overhead
+    per_frame = report["workloads"]["W6"]["c_per_frame_us"]
+    assert per_frame["latency_in_c"] > per_frame["flop_time_at_peak"] > 0
+    assert per_frame["latency_in_c"] == pytest.approx(
+        per_frame["flop_time_at_peak"] + per_frame["overhead"]
+    )
+    assert "W6: nntk C API per frame" in table
     if (tmp_path / "bench.png").exists():
         assert (tmp_path / "bench.png").stat().st_size > 1000
 

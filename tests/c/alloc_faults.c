@@ -133,6 +133,10 @@ static float *gradient_weights(const Scenario *sc, Run *run, int64_t *n) {
     float *w = NULL;
     *n = 0;
     if (run->gradient == NULL || sc->L->gradient_get_weights(run->gradient, &w, n) != NNTK_OK) *n = 0;
+    /* A gradient handed out with no block behind it (an allocation failure swallowed). */
+    CHECK(w != NULL || *n == 0, "%s: the gradient has %lld weights and no buffer", sc->what,
+          (long long)*n);
+    if (w == NULL) *n = 0;
     return w;
 }
 
@@ -201,6 +205,10 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         float *w = NULL;
         int64_t n = 0;
         CHECK(L->get_weights(run->filter, &w, &n) == NNTK_OK, "%s: GetWeights", sc->what);
+        /* A handle handed out half-built (an allocation failure swallowed). */
+        CHECK(w != NULL || n == 0, "%s: the handle has %lld weights and no buffer", sc->what,
+              (long long)n);
+        if (w == NULL) n = 0;
         record_append(&rec->out, w, n); /* the initial weights */
         float *set = seeded_floats(n, 99u);
         for (int64_t i = 0; i < n; i++) w[i] = 0.07f + set[i] * 0.1f; /* as tests/c/smoke.c */

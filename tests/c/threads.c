@@ -8,6 +8,10 @@
  *     calls come from THREADS threads released together by a barrier, each
  *     choosing the kernel table (NNTKKernelISA) and running a product large
  *     enough for OpenBLAS (its one-time thread setting) in the BLAS build.
+ *     The program interposes the library's two calls into OpenBLAS (below):
+ *     the thread setting must be made once, and no product may start while it
+ *     is being made (it lasts SETTING_NS longer here, so a first caller that
+ *     does not wait for it runs its product inside that window).
  *  2. Distinct handles in many threads: every layer of the generated table
  *     (nntk_api_table.h) created from one shared config by every thread at once,
  *     trained, its gradient computed, run for inference and streamed; every loss;
@@ -45,8 +49,10 @@
  *   nntk_threads [rounds [model files...]]     default 2 rounds of 2 and 3
  *   nntk_threads --misuse
  * Exits 1 on any failure (and says which), 0 otherwise. */
-#define _POSIX_C_SOURCE 200809L /* pthread barriers, clock_gettime under -std=c11 */
+#define _GNU_SOURCE /* pthread barriers, clock_gettime, nanosleep, mkdtemp under -std=c11; RTLD_NEXT */
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +68,33 @@ static _Atomic long failures;
 static pthread_barrier_t barrier;
 
 /* --- 1. the first calls of the process, raced ----------------------------------------------- */
+
+/* The BLAS build's calls into OpenBLAS (core/ops.c), interposed: the program's own
+ * definitions come first in the symbol lookup (ld exports them, as libnntk refers to
+ * them), and pass each call on to OpenBLAS's (RTLD_NEXT). The portable build makes
+ * neither call. Declared with int for the CBLAS enums and blasint (scipy-openblas32). */
+#define SETTING_NS 50000000L /* 50 ms: the raced first callers all arrive within it */
+static void (*real_set_num_threads)(int);
+static void (*real_sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int,
+                          float, float *, int);
+static atomic_int setting_calls, setting_now, product_during_setting;
+
+void scipy_openblas_set_num_threads(int threads);
+void scipy_openblas_set_num_threads(int threads) {
+    atomic_fetch_add(&setting_calls, 1);
+    atomic_store(&setting_now, 1);
+    nanosleep(&(struct timespec){0, SETTING_NS}, NULL);
+    real_set_num_threads(threads);
+    atomic_store(&setting_now, 0);
+}
+
+void scipy_cblas_sgemm(int layout, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void scipy_cblas_sgemm(int layout, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    if (atomic_load(&setting_now)) atomic_store(&product_during_setting, 1);
+    real_sgemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 static const nntk_layer_api *find_layer(const char *name) {
     for (int l = 0; l < NNTK_LAYER_COUNT; l++)
@@ -844,6 +877,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nntk_threads: cannot create %s\n", save_dir);
         return 1;
     }
+    /* OpenBLAS's own functions, for the interposed ones (resolved before any thread). */
+    *(void **)&real_set_num_threads = dlsym(RTLD_NEXT, "scipy_openblas_set_num_threads");
+    *(void **)&real_sgemm = dlsym(RTLD_NEXT, "scipy_cblas_sgemm");
+    const int blas = strcmp(NNTKBackend(), "openblas") == 0;
+    CHECK(!blas || (real_set_num_threads != NULL && real_sgemm != NULL), "OpenBLAS not found: %s",
+          dlerror());
 
     pthread_t threads[THREADS];
     FloatRecord first[THREADS];
@@ -854,6 +893,13 @@ int main(int argc, char **argv) {
     for (int t = 1; t < THREADS; t++)
         CHECK(records_equal(&first[t], &first[0]), "first calls: thread %d differs from thread 0", t);
     for (int t = 0; t < THREADS; t++) free(first[t].data);
+    /* Once, unless NNTK_BLAS_THREADS asks for no setting (0); never during a product. */
+    const int settings = atomic_load(&setting_calls);
+    CHECK(getenv("NNTK_BLAS_THREADS") != NULL ? settings <= 1 : settings == blas,
+          "first calls: OpenBLAS's thread setting made %d times (%s backend)", settings, NNTKBackend());
+    CHECK(!atomic_load(&product_during_setting),
+          "first calls: a product started while OpenBLAS's thread setting was being made "
+          "(core/ops.c: every first caller must wait for it)");
     dense->config_destroy(dense_config);
 
     static nntk_arg_value values[64][32];

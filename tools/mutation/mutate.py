@@ -3,6 +3,7 @@
     python tools/mutation/mutate.py [--seed N] [--sample N] [--replay-only]
                                     [--results FILE] [--resume] [--floor-replay PCT]
                                     [--floor-total PCT] [--table FILE]
+                                    [--files REGEX] [--keys KEY,...]
     python tools/mutation/mutate.py --list | --report --results FILE
     python tools/mutation/mutate.py --check KEY,... [--command "pytest ..."]
 
@@ -33,8 +34,14 @@ Each sampled mutant, grouped by file:
    NNTK_ISA=generic (each table is a separate code path; CI tests all three).
 3. A replay survivor (unless --replay-only or listed as equivalent) meets the rest of
    the suite, cheapest first (see `live`): replay on its ASan+UBSan build, the C smoke
-   test (tests/c/smoke.c), the contract tests, the tests of the layers that use its
-   file, the live ci profile of those layers (`nntk-parity run --profile ci --layer ...`).
+   test (tests/c/smoke.c), the C thread test (tests/c/threads.c, one round, not under
+   TSan: the first calls raced, OpenBLAS's set-up observed), the allocation-failure loop
+   (tests/c/alloc_faults.c) on its allocation-failure build (ci/alloc-faults.sh's:
+   -DNNTK_ALLOC_FAULTS=ON + ASan+UBSan, LeakSanitizer on), the contract tests, the
+   allocation failures from Python (tests/alloc_faults_check.py), the tests of the layers
+   that use its file, the live ci profile of those layers (`nntk-parity run --profile ci
+   --layer ...`). The two twin builds of a tested build are made (and checked clean) when
+   its first survivor needs them.
 4. A survivor of everything is *equivalent* only if tools/mutation/equivalent.toml
    lists it with the reason; otherwise it *survived*.
 
@@ -86,10 +93,13 @@ CONSTRAINTS = [
 ]
 # The sanitizer build of a replay survivor (ci/sanitize.sh's ASan+UBSan build): an
 # out-of-bounds access or undefined behaviour that leaves every value right.
-SANITIZER_FLAGS = {
-    "default": ["-DNNTK_SANITIZE=ON"],
-    "portable": ["-DNNTK_SANITIZE=ON", "-DNNTK_BLAS=OFF", "-DNNTK_SIMD=OFF"],
-}
+SANITIZER_FLAGS = {name: ["-DNNTK_SANITIZE=ON", *flags] for name, flags in CONFIGS.items()}
+# Its allocation-failure twin (ci/alloc-faults.sh's build): every malloc/calloc/realloc
+# of the library can be made to fail in turn, so a mutant of what follows a failed
+# allocation (a failure ignored, a half-built handle returned, a leak) meets a check.
+FAULT_FLAGS = {name: ["-DNNTK_ALLOC_FAULTS=ON", *flags] for name, flags in SANITIZER_FLAGS.items()}
+# ci/alloc-faults.sh's loop: every config variant (seed 1, 100%) and the model files.
+FAULT_LOOP_ARGS = ["1", "100", *sorted(map(str, (ROOT / "fuzz/model_corpus").glob("*.nntk")))]
 # The code compiled into each kernel table (kernels_impl.inc includes vmath.h).
 KERNEL_FILES = {"src/core/kernels_impl.inc", "src/core/vmath.h"}
 ISA_FALLBACKS = ["avx2", "generic"]  # tables below the CPU's own, for kernel mutants
@@ -262,6 +272,8 @@ class Builds:
         self.src = src
         self.dirs = {name: WORK / name for name in CONFIGS}
         self.baseline: dict[str, dict[str, str]] = {}
+        self.live_ready: set[str] = set()  # tested builds whose live twins are ready
+        self.programs: dict[str, Path | None] = {}  # C test programs (c_test_program)
 
     def configure_and_build(self) -> None:
         """The default build now; the others when a mutant first needs them (most never
@@ -278,22 +290,70 @@ class Builds:
             raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
         self.baseline[name] = self.objects(name)
 
-    def prepare_sanitizers(self) -> None:
-        """The ASan+UBSan twin of each build, checked clean on the unmutated sources."""
-        for tested, flags in SANITIZER_FLAGS.items():
-            name = self.sanitized(tested)
-            self.dirs[name] = WORK / name
-            self.configure(name, flags)
-            log = WORK / f"baseline-replay-{name}.log"
-            if (
-                self.build(name) != "ok"
-                or run(replay_command(), 1800, sanitizer_env(self.library(name)), log)[0] != "ok"
-            ):
-                raise SystemExit(f"the unmutated {name} build or its replay fails: see {log}")
+    def prepare_live(self, tested: str) -> None:
+        """The live stage's twins of the tested build (ASan+UBSan, allocation-failure
+        injection) and the C test programs: each check passes on the unmutated sources
+        (call with the source copy unmutated, and build the tested build again after;
+        once per tested build, when its first replay survivor needs them)."""
+        if tested in self.live_ready:
+            return
+        for name, flags, checks in [
+            (tested, None, self.c_program_checks),
+            (self.sanitized(tested), SANITIZER_FLAGS[tested], lambda lib: [replay_check(lib)]),
+            (self.faulty(tested), FAULT_FLAGS[tested], self.fault_checks),
+        ]:
+            if flags is not None:
+                self.dirs[name] = WORK / name
+                self.configure(name, flags)
+            if self.build(name) != "ok":
+                raise SystemExit(f"the unmutated {name} build fails: see {WORK}/build.log")
+            for i, (label, cmd, env) in enumerate(checks(self.library(name))):
+                log = WORK / f"baseline-{name}-{i}.log"
+                if run(cmd, 1800, env, log)[0] != "ok":
+                    raise SystemExit(f"{label} fails on the unmutated {name} build: see {log}")
+        self.live_ready.add(tested)
 
     @staticmethod
     def sanitized(tested: str) -> str:
         return f"asan-{tested}"
+
+    @staticmethod
+    def faulty(tested: str) -> str:
+        return f"faults-{tested}"
+
+    def c_program_checks(self, library: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+        """The C smoke test and one round of the C thread test (the first calls raced,
+        OpenBLAS's set-up observed), not under TSan, on a library."""
+        env = dict(env_for(library), LD_LIBRARY_PATH=str(library.parent))  # the programs' libnntk
+        checks = []
+        for target, label, arguments in [
+            ("nntk_smoke", "C smoke test (tests/c/smoke.c)", []),
+            ("nntk_threads", "C thread test (tests/c/threads.c)", ["1"]),
+        ]:
+            program = self.c_test_program(target)
+            if program is not None:
+                checks.append((label, [str(program), *arguments], env))
+        return checks
+
+    def fault_checks(self, library: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+        """ci/alloc-faults.sh's two checks on an allocation-failure build: the C loop
+        (tests/c/alloc_faults.c, LeakSanitizer on) and the same from Python."""
+        program = self.c_test_program("nntk_alloc_faults", FAULT_FLAGS["portable"])
+        if program is None:
+            raise SystemExit(f"tests/c/alloc_faults.c does not build: see {WORK}/build.log")
+        env = dict(sanitizer_env(library), ASAN_OPTIONS="detect_leaks=1:halt_on_error=1")
+        env.pop("LD_PRELOAD")  # the program is instrumented itself
+        env["LD_LIBRARY_PATH"] = str(library.parent)
+        loop = [str(program), *FAULT_LOOP_ARGS]
+        pytest = [tool("pytest"), "-q", "-p", "no:cacheprovider", "tests/alloc_faults_check.py"]
+        return [
+            ("allocation-failure loop (tests/c/alloc_faults.c)", loop, env),
+            (
+                "allocation failures from Python (tests/alloc_faults_check.py)",
+                pytest,
+                sanitizer_env(library),
+            ),
+        ]
 
     def configure(self, name: str, flags: list[str]) -> None:
         cmd = ["cmake", "-S", str(self.src), "-B", str(self.dirs[name])]
@@ -321,21 +381,23 @@ class Builds:
     def library(self, name: str) -> Path:
         return self.dirs[name] / "libnntk.so"
 
-    def smoke_program(self) -> Path | None:
-        """The C smoke test (tests/c/smoke.c: every layer through the C API, with
-        training capacities and inference-only handles, which the Python binding never
-        uses), built once from the checkout (unmutated) in its own directory; run on a
-        mutant with LD_LIBRARY_PATH (its RUNPATH gives way). None if it does not build."""
-        if not hasattr(self, "_smoke"):
-            where = WORK / "smoke"
+    def c_test_program(self, target: str, flags: list[str] | None = None) -> Path | None:
+        """A C test program of tests/c (the smoke test: every layer through the C API,
+        with training capacities and inference-only handles, which the Python binding
+        never uses; the thread test; the allocation-failure loop), built once from the checkout
+        (unmutated) in its own directory; run on a mutant with LD_LIBRARY_PATH (its
+        RUNPATH gives way). None if it does not build."""
+        if target not in self.programs:
+            where = WORK / target
             cmd = ["cmake", "-S", str(ROOT), "-B", str(where), "-DCMAKE_BUILD_TYPE=Release"]
             cmd += [f"-DPython_EXECUTABLE={sys.executable}", "-DNNTK_BUILD_C_TESTS=ON"]
+            cmd += flags or []
             with open(WORK / "configure.log", "a") as log:
                 configured = subprocess.run(cmd, stdout=log, stderr=log).returncode == 0
-            build = ["cmake", "--build", str(where), "-j1", "--target", "nntk_smoke"]
+            build = ["cmake", "--build", str(where), "-j1", "--target", target]
             built = configured and run(build, timeout=1200, log=WORK / "build.log")[0] == "ok"
-            self._smoke = where / "nntk_smoke" if built else None
-        return self._smoke
+            self.programs[target] = where / target if built else None
+        return self.programs[target]
 
 
 # ------------------------------------------------------------------------------ stages
@@ -358,6 +420,11 @@ def env_for(library: Path, isa: str | None = None) -> dict[str, str]:
 
 def replay_command() -> list[str]:
     return [tool("nntk-parity"), "replay", "--fixtures", str(ROOT / "fixtures")]
+
+
+def replay_check(library: Path) -> tuple[str, list[str], dict[str, str]]:
+    """Replay on a sanitizer build (what ci/sanitize.sh runs)."""
+    return ("replay on the ASan+UBSan build", replay_command(), sanitizer_env(library))
 
 
 def replay(library: Path, isa: str | None, timeout: float, log: Path) -> tuple[str, int | None]:
@@ -424,41 +491,37 @@ def sanitizer_env(library: Path) -> dict[str, str]:
 
 def live(builds: Builds, tested: str, file: str, timeout: float, log_dir: Path):
     """The rest of the suite, cheapest first: replay on the ASan+UBSan build (what
-    ci/sanitize.sh runs), the C smoke test and the contract tests (seconds), the tests
-    of the file's layers, then the live ci profile of those layers. ('killed'|'survived',
-    what killed it or what ran)."""
+    ci/sanitize.sh runs), the C smoke and thread tests, the allocation-failure loop on the mutant's
+    injection build (what ci/alloc-faults.sh runs) and the contract tests (seconds), the
+    same failures from Python, the tests of the file's layers, then the live ci profile
+    of those layers. ('killed'|'survived', what killed it or what ran)."""
     layers = affected_layers(file)
-    library = builds.library(tested)
-    env = env_for(library)
-    asan = builds.sanitized(tested)
-    if builds.build(asan) != "ok":
-        return "survived", "the sanitizer build fails (not counted as a kill)"
-    status, code, _ = run(
-        replay_command(), timeout, sanitizer_env(builds.library(asan)), log_dir / "replay-asan.log"
-    )
-    if status != "ok":
-        return "killed", f"replay on the ASan+UBSan build: {status} (exit {code})"
+    env = env_for(builds.library(tested))
+    for twin in (builds.sanitized(tested), builds.faulty(tested)):
+        if builds.build(twin) != "ok":
+            return "survived", f"the {twin} build fails (not counted as a kill)"
+    fault_loop, fault_python = builds.fault_checks(builds.library(builds.faulty(tested)))
     pytest = [tool("pytest"), "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci"]
     pytest += ["-m", "not slow"]  # the full-size model parity: the nightly suite's, not ours
-    commands = [("pytest -x " + " ".join(TESTS_ALWAYS), [*pytest, *TESTS_ALWAYS])]
-    smoke = builds.smoke_program()
-    if smoke is not None:
-        # (env below: LD_LIBRARY_PATH added, the mutant's directory)
-        commands.insert(0, ("C smoke test (tests/c/smoke.c)", [str(smoke)]))
+    commands = [replay_check(builds.library(builds.sanitized(tested)))]
+    commands += builds.c_program_checks(builds.library(tested))
+    commands.append(fault_loop)
+    commands.append(("pytest -x " + " ".join(TESTS_ALWAYS), [*pytest, *TESTS_ALWAYS], env))
+    commands.append(fault_python)
     tests = affected_tests(file, layers)
     if tests:
-        commands.append(("pytest -x " + " ".join(tests), [*pytest, *tests]))
+        commands.append(("pytest -x " + " ".join(tests), [*pytest, *tests], env))
     if layers:
         cmd = [tool("nntk-parity"), "run", "--profile", "ci"]
         for layer in layers:
             cmd += ["--layer", layer]
-        commands.append(("nntk-parity run --profile ci --layer " + " --layer ".join(layers), cmd))
-    env["LD_LIBRARY_PATH"] = str(library.parent)  # the smoke program's libnntk
-    for i, (label, cmd) in enumerate(commands):
-        status, code, _ = run(cmd, timeout, env, log_dir / f"live{i}.log")
+        label = "nntk-parity run --profile ci --layer " + " --layer ".join(layers)
+        commands.append((label, cmd, env))
+    for i, (label, cmd, command_env) in enumerate(commands):
+        status, code, _ = run(cmd, timeout, command_env, log_dir / f"live{i}.log")
         if status != "ok":
             return "killed", f"{label}: {status} (exit {code})"
-    return "survived", "; ".join(label for label, _ in commands)
+    return "survived", "; ".join(label for label, _, _ in commands)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -544,6 +607,12 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalen
         if args.replay_only:
             result.outcome, result.detail = "survived", REPLAY_ONLY
             return result
+        if tested not in builds.live_ready:  # its twins, built from the unmutated sources
+            target.write_text(pristine)
+            builds.prepare_live(tested)
+            target.write_text(m.text())
+            if builds.build(tested) != "ok":
+                raise SystemExit(f"the mutant's {tested} build fails again: see {WORK}/build.log")
         outcome, detail = live(builds, tested, m.file, args.live_timeout, log_dir)
         result.stages.append(f"live: {outcome}: {detail}")
         result.outcome = "killed_live" if outcome == "killed" else "survived"
@@ -629,7 +698,8 @@ def check_keys(args) -> int:
     sync_sources(src)
     builds = Builds(src)
     builds.configure_and_build()
-    env = env_for(builds.library("default"))
+    library = builds.library("default")
+    env = dict(env_for(library), LD_LIBRARY_PATH=str(library.parent))  # a C program's libnntk
     if run(command, args.live_timeout, env, WORK / "check-baseline.log")[0] != "ok":
         raise SystemExit(
             f"the command fails on the unmutated library: see {WORK}/check-baseline.log"
@@ -681,6 +751,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, help="results JSON (default build/mutation/)")
     parser.add_argument("--resume", action="store_true", help="continue a matching run")
     parser.add_argument("--files", help="only mutants of files matching this regex")
+    parser.add_argument("--keys", help="only these mutants of the sample (keys, comma-separated)")
     parser.add_argument("--live-timeout", type=float, default=1800, help="s per live command")
     parser.add_argument("--floor-replay", type=float, help="exit 1 if the replay kill %% < this")
     parser.add_argument("--floor-total", type=float, help="exit 1 if the total kill %% < this")
@@ -704,6 +775,12 @@ def main(argv=None) -> int:
     chosen, per_file = sample(args.seed, args.sample)
     if args.files:
         chosen = [m for m in chosen if re.search(args.files, m.file)]
+    if args.keys:
+        keys = args.keys.split(",")
+        missing = sorted(set(keys) - {m.key for m in chosen})
+        if missing:
+            raise SystemExit(f"not in the sample (seed {args.seed}, size {args.sample}): {missing}")
+        chosen = [m for m in chosen if m.key in keys]
     if args.list:
         for m in chosen:
             print(f"{m.key} {m.file}:{m.line}: {m.original.strip()}  ==>  {m.mutated.strip()}")
@@ -717,6 +794,7 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "sample": args.sample,
         "files": args.files,
+        **({"keys": args.keys} if args.keys else {}),  # (absent: a nightly run's config as before)
         **fingerprint(),
     }
     done: dict[str, Result] = {}  # results to reuse
@@ -742,8 +820,6 @@ def main(argv=None) -> int:
             f"see {WORK}/baseline-replay.log; nothing can be measured"
         )
     baseline_seconds = max(run(replay_command(), 600, env_for(builds.library("default")))[2], 1)
-    if not args.replay_only:
-        builds.prepare_sanitizers()
     replay_timeout = max(20.0, 10 * baseline_seconds)
     print(
         f"{config['tool']}: {sum(per_file.values())} mutants in {len(per_file)} files; "

@@ -33,15 +33,21 @@
 #ifndef NNTK_BATCH_NORM_H
 #define NNTK_BATCH_NORM_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKBatchNormConfig NNTKBatchNormConfig;
-typedef struct NNTKBatchNorm NNTKBatchNorm;
-typedef struct NNTKBatchNormGradient NNTKBatchNormGradient;
+/* BatchNorm's standard functions (nntk/layer_functions.h): the weights start at
+ * the tf.keras initial values (see above); OutputShape gives out_steps = steps,
+ * out_features = C; ApplyInference: in (batch, steps, C) -> out (batch, steps,
+ * C) with the moving statistics, changing nothing and using no workspace;
+ * ApplyTrainingBatch: with the batch statistics, updating the moving statistics;
+ * CalculateGradient: d_out (batch, steps, C) of the last training or frozen
+ * batch -> d_in (batch, steps, C). */
+NNTK_DECLARE_LAYER(BatchNorm)
 
 /* input_dim C >= 1, momentum finite in [0, 1], epsilon finite and > 0,
  * center and scale 0 or 1. NULL on error (see NNTKLastError).
@@ -54,49 +60,13 @@ typedef struct NNTKBatchNormGradient NNTKBatchNormGradient;
 NNTK_API NNTKBatchNormConfig *NNTKBatchNormConfigCreate(int64_t input_dim, double momentum,
                                                         double epsilon, int32_t center,
                                                         int32_t scale);
-NNTK_API void NNTKBatchNormConfigDestroy(NNTKBatchNormConfig *config);
 
-/* Weights start at the tf.keras initial values (see above). */
-NNTK_API NNTKBatchNorm *NNTKBatchNormCreateForInference(const NNTKBatchNormConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKBatchNorm *NNTKBatchNormCreateForTraining(const NNTKBatchNormConfig *config,
-                                                       const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKBatchNormDestroy(NNTKBatchNorm *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length. */
-NNTK_API NNTKStatus NNTKBatchNormGetWeights(NNTKBatchNorm *filter, float **weights, int64_t *count);
-
-/* For an input (batch, steps, C): *out_steps = steps, *out_features = C. */
-NNTK_API NNTKStatus NNTKBatchNormOutputShape(const NNTKBatchNorm *filter, int64_t batch,
-                                             int64_t steps, int64_t *out_steps,
-                                             int64_t *out_features);
-
-/* Inference mode: in (batch, steps, C) -> out (batch, steps, C) with the
- * moving statistics. Changes nothing; uses no workspace. */
-NNTK_API NNTKStatus NNTKBatchNormApplyInference(NNTKBatchNorm *filter, int64_t batch, int64_t steps,
-                                                const float *in, float *out);
-/* Training mode: batch statistics, updates the moving statistics, and keeps
- * what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKBatchNormApplyTrainingBatch(NNTKBatchNorm *filter, int64_t batch,
-                                                    int64_t steps, const float *in, float *out);
 /* Inference mode (the same output as NNTKBatchNormApplyInference, moving
  * statistics unchanged) that also keeps what the gradient needs, so that
  * NNTKBatchNormCalculateGradient then returns the inference-mode gradients
  * (those of tf.keras layer(x, training=False)). Training handles only. */
 NNTK_API NNTKStatus NNTKBatchNormApplyFrozenBatch(NNTKBatchNorm *filter, int64_t batch,
                                                   int64_t steps, const float *in, float *out);
-
-NNTK_API NNTKBatchNormGradient *NNTKBatchNormGradientCreate(const NNTKBatchNorm *filter);
-NNTK_API void NNTKBatchNormGradientDestroy(NNTKBatchNormGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKBatchNormGradientGetWeights(NNTKBatchNormGradient *gradient,
-                                                    float **weights, int64_t *count);
-
-/* d_out (batch, steps, C) of the last training or frozen batch -> the weight
- * gradients in `gradient`, and d_in (batch, steps, C) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKBatchNormCalculateGradient(NNTKBatchNorm *filter,
-                                                   NNTKBatchNormGradient *gradient,
-                                                   const float *d_out, float *d_in);
 
 #ifdef __cplusplus
 }

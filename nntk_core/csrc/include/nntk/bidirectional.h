@@ -30,6 +30,7 @@
 #define NNTK_BIDIRECTIONAL_H
 
 #include "nntk/layer.h"
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
@@ -52,9 +53,14 @@ typedef enum NNTKMergeMode {
     NNTK_MERGE_NONE = 4, /* both outputs, stacked: (2, B, T', U) */
 } NNTKMergeMode;
 
-typedef struct NNTKBidirectionalConfig NNTKBidirectionalConfig;
-typedef struct NNTKBidirectional NNTKBidirectional;
-typedef struct NNTKBidirectionalGradient NNTKBidirectionalGradient;
+/* Bidirectional's standard and *WithState functions (nntk/layer_functions.h):
+ * the weights are the forward layer's block, then the backward layer's;
+ * OutputShape gives out_steps = return_sequences ? steps : 1, out_features =
+ * 2U for concat and none, U otherwise (the layouts above); in (batch, steps, D);
+ * the plain Apply functions start both directions from zeros; the state buffers
+ * (initial_state, final_state, d_final_state, d_initial_state) are
+ * (2, S, batch, U). */
+NNTK_DECLARE_STATEFUL_LAYER(Bidirectional)
 
 /* layer a NNTKRecurrentKind; the next arguments configure the wrapped layer
  * exactly as its own ConfigCreate does (recurrent_activation is ignored for
@@ -64,71 +70,13 @@ NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreate(
     int32_t layer, int64_t input_dim, int64_t units, int32_t activation,
     int32_t recurrent_activation, int32_t use_bias, int32_t reset_after,
     int32_t return_sequences, int32_t go_backwards, int32_t merge_mode);
+
 /* Bidirectional around `inner`, a config of any layer type with states and a
  * go_backwards field (RNN, GRU, LSTM; made by its ConfigCreate or by
  * NNTKLayerConfigCreateFromValues; copied, so the caller still owns it);
  * merge_mode a NNTKMergeMode. NULL on error (see NNTKLastError). */
 NNTK_API NNTKBidirectionalConfig *NNTKBidirectionalConfigCreateFor(const NNTKLayerConfig *inner,
                                                                    int32_t merge_mode);
-NNTK_API void NNTKBidirectionalConfigDestroy(NNTKBidirectionalConfig *config);
-
-/* Weights start at zero; fill them through NNTKBidirectionalGetWeights. */
-NNTK_API NNTKBidirectional *NNTKBidirectionalCreateForInference(
-    const NNTKBidirectionalConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKBidirectional *NNTKBidirectionalCreateForTraining(
-    const NNTKBidirectionalConfig *config, const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKBidirectionalDestroy(NNTKBidirectional *filter);
-
-/* *weights = the weight block (forward, then backward; read and write). */
-NNTK_API NNTKStatus NNTKBidirectionalGetWeights(NNTKBidirectional *filter, float **weights,
-                                                int64_t *count);
-
-/* *out_steps = return_sequences ? steps : 1; *out_features = 2U for concat
- * and none (see the layout above), U otherwise. */
-NNTK_API NNTKStatus NNTKBidirectionalOutputShape(const NNTKBidirectional *filter, int64_t batch,
-                                                 int64_t steps, int64_t *out_steps,
-                                                 int64_t *out_features);
-
-/* in (batch, steps, D) -> out (layout above); both directions from zeros. */
-NNTK_API NNTKStatus NNTKBidirectionalApplyInference(NNTKBidirectional *filter, int64_t batch,
-                                                    int64_t steps, const float *in, float *out);
-/* As inference, and keeps what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKBidirectionalApplyTrainingBatch(NNTKBidirectional *filter, int64_t batch,
-                                                        int64_t steps, const float *in,
-                                                        float *out);
-
-/* As above, from initial_state (2, S, batch, U) (NULL = zeros); writes the
- * final states (2, S, batch, U) to final_state unless it is NULL. */
-NNTK_API NNTKStatus NNTKBidirectionalApplyInferenceWithState(NNTKBidirectional *filter,
-                                                             int64_t batch, int64_t steps,
-                                                             const float *in,
-                                                             const float *initial_state,
-                                                             float *out, float *final_state);
-NNTK_API NNTKStatus NNTKBidirectionalApplyTrainingBatchWithState(NNTKBidirectional *filter,
-                                                                 int64_t batch, int64_t steps,
-                                                                 const float *in,
-                                                                 const float *initial_state,
-                                                                 float *out, float *final_state);
-
-NNTK_API NNTKBidirectionalGradient *NNTKBidirectionalGradientCreate(
-    const NNTKBidirectional *filter);
-NNTK_API void NNTKBidirectionalGradientDestroy(NNTKBidirectionalGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKBidirectionalGradientGetWeights(NNTKBidirectionalGradient *gradient,
-                                                        float **weights, int64_t *count);
-
-/* d_out (the layout of the last training output) -> the weight gradients in
- * `gradient`, and d_in (batch, steps, D) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKBidirectionalCalculateGradient(NNTKBidirectional *filter,
-                                                       NNTKBidirectionalGradient *gradient,
-                                                       const float *d_out, float *d_in);
-/* As above, plus d_final_state (2, S, batch, U), the upstream gradient of the
- * returned states (NULL = zeros), and d_initial_state (2, S, batch, U), the
- * gradient of the initial state, unless NULL. */
-NNTK_API NNTKStatus NNTKBidirectionalCalculateGradientWithState(
-    NNTKBidirectional *filter, NNTKBidirectionalGradient *gradient, const float *d_out,
-    const float *d_final_state, float *d_in, float *d_initial_state);
 
 #ifdef __cplusplus
 }

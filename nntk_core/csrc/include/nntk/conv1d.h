@@ -23,6 +23,7 @@
 #ifndef NNTK_CONV1D_H
 #define NNTK_CONV1D_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
@@ -36,9 +37,14 @@ typedef enum NNTKPadding {
     NNTK_PADDING_CAUSAL = 2,
 } NNTKPadding;
 
-typedef struct NNTKConv1dConfig NNTKConv1dConfig;
-typedef struct NNTKConv1d NNTKConv1d;
-typedef struct NNTKConv1dGradient NNTKConv1dGradient;
+/* Conv1d's standard functions (nntk/layer_functions.h): OutputShape for an input
+ * (batch, steps, C) gives out_steps = ⌈n/s⌉ (see above), out_features = F, and
+ * fails with NNTK_ERROR_INVALID_ARGUMENT when padding is valid and steps is
+ * shorter than the effective kernel (k−1)·d + 1; Apply*: in (batch, steps, C) ->
+ * out (batch, out_steps, F); ApplyInference uses no workspace: an inference
+ * handle may be shared by threads. CalculateGradient: d_out (batch, out_steps,
+ * F) -> d_in (batch, steps, C). */
+NNTK_DECLARE_LAYER(Conv1d)
 
 /* input_dim C >= 1, filters F >= 1, kernel_size k >= 1, strides s >= 1,
  * padding an NNTKPadding, dilation_rate d >= 1 (s > 1 and d > 1 not both),
@@ -48,42 +54,6 @@ NNTK_API NNTKConv1dConfig *NNTKConv1dConfigCreate(int64_t input_dim, int64_t fil
                                                   int64_t kernel_size, int64_t strides,
                                                   int32_t padding, int64_t dilation_rate,
                                                   int32_t activation, int32_t use_bias);
-NNTK_API void NNTKConv1dConfigDestroy(NNTKConv1dConfig *config);
-
-/* Weights start at zero; fill them through NNTKConv1dGetWeights. */
-NNTK_API NNTKConv1d *NNTKConv1dCreateForInference(const NNTKConv1dConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKConv1d *NNTKConv1dCreateForTraining(const NNTKConv1dConfig *config,
-                                                 const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKConv1dDestroy(NNTKConv1d *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length. */
-NNTK_API NNTKStatus NNTKConv1dGetWeights(NNTKConv1d *filter, float **weights, int64_t *count);
-
-/* For an input (batch, steps, C): *out_steps = ⌈n/s⌉ (see above), *out_features
- * = F. Fails with NNTK_ERROR_INVALID_ARGUMENT when padding is valid and steps
- * is shorter than the effective kernel (k−1)·d + 1. */
-NNTK_API NNTKStatus NNTKConv1dOutputShape(const NNTKConv1d *filter, int64_t batch, int64_t steps,
-                                          int64_t *out_steps, int64_t *out_features);
-
-/* in (batch, steps, C) -> out (batch, out_steps, F). Uses no workspace: an
- * inference handle may be shared by threads. */
-NNTK_API NNTKStatus NNTKConv1dApplyInference(NNTKConv1d *filter, int64_t batch, int64_t steps,
-                                             const float *in, float *out);
-/* As inference, and keeps what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKConv1dApplyTrainingBatch(NNTKConv1d *filter, int64_t batch, int64_t steps,
-                                                 const float *in, float *out);
-
-NNTK_API NNTKConv1dGradient *NNTKConv1dGradientCreate(const NNTKConv1d *filter);
-NNTK_API void NNTKConv1dGradientDestroy(NNTKConv1dGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKConv1dGradientGetWeights(NNTKConv1dGradient *gradient, float **weights,
-                                                 int64_t *count);
-
-/* d_out (batch, out_steps, F) of the last training batch -> the weight
- * gradients in `gradient`, and d_in (batch, steps, C) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKConv1dCalculateGradient(NNTKConv1d *filter, NNTKConv1dGradient *gradient,
-                                                const float *d_out, float *d_in);
 
 #ifdef __cplusplus
 }

@@ -25,15 +25,19 @@
 #define NNTK_DEPTHWISE_CONV1D_H
 
 #include "nntk/conv1d.h" /* NNTKPadding */
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKDepthwiseConv1dConfig NNTKDepthwiseConv1dConfig;
-typedef struct NNTKDepthwiseConv1d NNTKDepthwiseConv1d;
-typedef struct NNTKDepthwiseConv1dGradient NNTKDepthwiseConv1dGradient;
+/* DepthwiseConv1d's standard functions (nntk/layer_functions.h): the weights
+ * start at the tf.keras initial values (see above); OutputShape for an input
+ * (batch, L, C) gives out_steps = O, out_features = C·M; Apply*: in (batch, L,
+ * C) -> out (batch, O, C·M); ApplyInference uses no workspace. CalculateGradient:
+ * d_out (batch, O, C·M) -> d_in (batch, L, C). */
+NNTK_DECLARE_LAYER(DepthwiseConv1d)
 
 /* input_dim C >= 1, kernel_size >= 1, strides >= 1, padding NNTK_PADDING_VALID
  * or NNTK_PADDING_SAME, depth_multiplier M >= 1, dilation_rate >= 1 (strides > 1
@@ -42,45 +46,6 @@ typedef struct NNTKDepthwiseConv1dGradient NNTKDepthwiseConv1dGradient;
 NNTK_API NNTKDepthwiseConv1dConfig *NNTKDepthwiseConv1dConfigCreate(
     int64_t input_dim, int64_t kernel_size, int64_t strides, int32_t padding,
     int64_t depth_multiplier, int64_t dilation_rate, int32_t activation, int32_t use_bias);
-NNTK_API void NNTKDepthwiseConv1dConfigDestroy(NNTKDepthwiseConv1dConfig *config);
-
-/* Weights start at the tf.keras initial values (see above). */
-NNTK_API NNTKDepthwiseConv1d *NNTKDepthwiseConv1dCreateForInference(
-    const NNTKDepthwiseConv1dConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKDepthwiseConv1d *NNTKDepthwiseConv1dCreateForTraining(
-    const NNTKDepthwiseConv1dConfig *config, const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKDepthwiseConv1dDestroy(NNTKDepthwiseConv1d *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length. */
-NNTK_API NNTKStatus NNTKDepthwiseConv1dGetWeights(NNTKDepthwiseConv1d *filter, float **weights,
-                                                  int64_t *count);
-
-/* For an input (batch, L, C): *out_steps = O, *out_features = C·M. */
-NNTK_API NNTKStatus NNTKDepthwiseConv1dOutputShape(const NNTKDepthwiseConv1d *filter,
-                                                   int64_t batch, int64_t steps,
-                                                   int64_t *out_steps, int64_t *out_features);
-
-/* in (batch, L, C) -> out (batch, O, C·M). Uses no workspace. */
-NNTK_API NNTKStatus NNTKDepthwiseConv1dApplyInference(NNTKDepthwiseConv1d *filter, int64_t batch,
-                                                      int64_t steps, const float *in, float *out);
-/* The same output, keeping what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKDepthwiseConv1dApplyTrainingBatch(NNTKDepthwiseConv1d *filter,
-                                                          int64_t batch, int64_t steps,
-                                                          const float *in, float *out);
-
-NNTK_API NNTKDepthwiseConv1dGradient *NNTKDepthwiseConv1dGradientCreate(
-    const NNTKDepthwiseConv1d *filter);
-NNTK_API void NNTKDepthwiseConv1dGradientDestroy(NNTKDepthwiseConv1dGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKDepthwiseConv1dGradientGetWeights(NNTKDepthwiseConv1dGradient *gradient,
-                                                          float **weights, int64_t *count);
-
-/* d_out (batch, O, C·M) of the last training batch -> the weight gradients in
- * `gradient`, and d_in (batch, L, C) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKDepthwiseConv1dCalculateGradient(NNTKDepthwiseConv1d *filter,
-                                                         NNTKDepthwiseConv1dGradient *gradient,
-                                                         const float *d_out, float *d_in);
 
 #ifdef __cplusplus
 }

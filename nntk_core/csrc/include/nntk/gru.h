@@ -34,15 +34,19 @@
 #ifndef NNTK_GRU_H
 #define NNTK_GRU_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKGRUConfig NNTKGRUConfig;
-typedef struct NNTKGRU NNTKGRU;
-typedef struct NNTKGRUGradient NNTKGRUGradient;
+/* GRU's standard and *WithState functions (nntk/layer_functions.h): OutputShape
+ * gives out_steps = return_sequences ? steps : 1, out_features = U; Apply*: in
+ * (batch, steps, D) -> out (batch, steps, U) or (batch, U); the plain Apply
+ * functions start from h_0 = 0; the state buffers (initial_state, final_state,
+ * d_final_state, d_initial_state) are h, (batch, U). */
+NNTK_DECLARE_STATEFUL_LAYER(GRU)
 
 /* input_dim D >= 1, units U >= 1, activation and recurrent_activation
  * NNTKActivationKind values; use_bias, reset_after, return_sequences,
@@ -51,57 +55,6 @@ NNTK_API NNTKGRUConfig *NNTKGRUConfigCreate(int64_t input_dim, int64_t units, in
                                             int32_t recurrent_activation, int32_t use_bias,
                                             int32_t reset_after, int32_t return_sequences,
                                             int32_t go_backwards);
-NNTK_API void NNTKGRUConfigDestroy(NNTKGRUConfig *config);
-
-/* Weights start at zero; fill them through NNTKGRUGetWeights. */
-NNTK_API NNTKGRU *NNTKGRUCreateForInference(const NNTKGRUConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKGRU *NNTKGRUCreateForTraining(const NNTKGRUConfig *config,
-                                           const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKGRUDestroy(NNTKGRU *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length. */
-NNTK_API NNTKStatus NNTKGRUGetWeights(NNTKGRU *filter, float **weights, int64_t *count);
-
-/* For an input (batch, steps, D): *out_steps = return_sequences ? steps : 1,
- * *out_features = U. */
-NNTK_API NNTKStatus NNTKGRUOutputShape(const NNTKGRU *filter, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features);
-
-/* in (batch, steps, D) -> out (batch, steps, U) or (batch, U); from h_0 = 0. */
-NNTK_API NNTKStatus NNTKGRUApplyInference(NNTKGRU *filter, int64_t batch, int64_t steps,
-                                          const float *in, float *out);
-/* As inference, and keeps what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKGRUApplyTrainingBatch(NNTKGRU *filter, int64_t batch, int64_t steps,
-                                              const float *in, float *out);
-
-/* As above, from initial_state (batch, U) (NULL = zeros); writes the final
- * state (batch, U) to final_state unless it is NULL. */
-NNTK_API NNTKStatus NNTKGRUApplyInferenceWithState(NNTKGRU *filter, int64_t batch, int64_t steps,
-                                                   const float *in, const float *initial_state,
-                                                   float *out, float *final_state);
-NNTK_API NNTKStatus NNTKGRUApplyTrainingBatchWithState(NNTKGRU *filter, int64_t batch,
-                                                       int64_t steps, const float *in,
-                                                       const float *initial_state, float *out,
-                                                       float *final_state);
-
-NNTK_API NNTKGRUGradient *NNTKGRUGradientCreate(const NNTKGRU *filter);
-NNTK_API void NNTKGRUGradientDestroy(NNTKGRUGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKGRUGradientGetWeights(NNTKGRUGradient *gradient, float **weights,
-                                              int64_t *count);
-
-/* d_out (shape of the last training output) -> the weight gradients in
- * `gradient`, and d_in (batch, steps, D) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKGRUCalculateGradient(NNTKGRU *filter, NNTKGRUGradient *gradient,
-                                             const float *d_out, float *d_in);
-/* As above, plus: d_final_state (batch, U), the upstream gradient of the
- * returned final state (NULL = zeros; Keras return_state=True), and
- * d_initial_state (batch, U), the gradient of the initial state, unless NULL. */
-NNTK_API NNTKStatus NNTKGRUCalculateGradientWithState(NNTKGRU *filter, NNTKGRUGradient *gradient,
-                                                      const float *d_out,
-                                                      const float *d_final_state, float *d_in,
-                                                      float *d_initial_state);
 
 #ifdef __cplusplus
 }

@@ -19,58 +19,26 @@
 #ifndef NNTK_LAYER_NORM_H
 #define NNTK_LAYER_NORM_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKLayerNormConfig NNTKLayerNormConfig;
-typedef struct NNTKLayerNorm NNTKLayerNorm;
-typedef struct NNTKLayerNormGradient NNTKLayerNormGradient;
+/* LayerNorm's standard functions (nntk/layer_functions.h): the weights start at
+ * the tf.keras initial values (see above), none (GetWeights gives NULL and 0)
+ * with center = scale = 0; OutputShape gives out_steps = steps, out_features =
+ * C; Apply*: in (batch, steps, C) -> out (batch, steps, C), out may equal in;
+ * ApplyInference uses no workspace. CalculateGradient: d_out (batch, steps, C) ->
+ * d_in (batch, steps, C). */
+NNTK_DECLARE_LAYER(LayerNorm)
 
 /* input_dim C >= 1, epsilon finite and > 0 (a double, as the Python float
  * tf.keras is given), center and scale 0 or 1. NULL on error (see
  * NNTKLastError). */
 NNTK_API NNTKLayerNormConfig *NNTKLayerNormConfigCreate(int64_t input_dim, double epsilon,
                                                         int32_t center, int32_t scale);
-NNTK_API void NNTKLayerNormConfigDestroy(NNTKLayerNormConfig *config);
-
-/* Weights start at the tf.keras initial values (see above). */
-NNTK_API NNTKLayerNorm *NNTKLayerNormCreateForInference(const NNTKLayerNormConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKLayerNorm *NNTKLayerNormCreateForTraining(const NNTKLayerNormConfig *config,
-                                                       const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKLayerNormDestroy(NNTKLayerNorm *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length
- * (0 and NULL with center = scale = 0). */
-NNTK_API NNTKStatus NNTKLayerNormGetWeights(NNTKLayerNorm *filter, float **weights, int64_t *count);
-
-/* For an input (batch, steps, C): *out_steps = steps, *out_features = C. */
-NNTK_API NNTKStatus NNTKLayerNormOutputShape(const NNTKLayerNorm *filter, int64_t batch,
-                                             int64_t steps, int64_t *out_steps,
-                                             int64_t *out_features);
-
-/* in (batch, steps, C) -> out (batch, steps, C); out may equal in. Uses no
- * workspace. */
-NNTK_API NNTKStatus NNTKLayerNormApplyInference(NNTKLayerNorm *filter, int64_t batch, int64_t steps,
-                                                const float *in, float *out);
-/* The same output, keeping what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKLayerNormApplyTrainingBatch(NNTKLayerNorm *filter, int64_t batch,
-                                                    int64_t steps, const float *in, float *out);
-
-NNTK_API NNTKLayerNormGradient *NNTKLayerNormGradientCreate(const NNTKLayerNorm *filter);
-NNTK_API void NNTKLayerNormGradientDestroy(NNTKLayerNormGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKLayerNormGradientGetWeights(NNTKLayerNormGradient *gradient,
-                                                    float **weights, int64_t *count);
-
-/* d_out (batch, steps, C) of the last training batch -> the weight gradients in
- * `gradient`, and d_in (batch, steps, C) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKLayerNormCalculateGradient(NNTKLayerNorm *filter,
-                                                   NNTKLayerNormGradient *gradient,
-                                                   const float *d_out, float *d_in);
 
 #ifdef __cplusplus
 }

@@ -30,15 +30,19 @@
 #ifndef NNTK_LSTM_H
 #define NNTK_LSTM_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKLSTMConfig NNTKLSTMConfig;
-typedef struct NNTKLSTM NNTKLSTM;
-typedef struct NNTKLSTMGradient NNTKLSTMGradient;
+/* LSTM's standard and *WithState functions (nntk/layer_functions.h): OutputShape
+ * gives out_steps = return_sequences ? steps : 1, out_features = U; Apply*: in
+ * (batch, steps, D) -> out (batch, steps, U) or (batch, U); the plain Apply
+ * functions start from h_0 = c_0 = 0; the state buffers (initial_state,
+ * final_state, d_final_state, d_initial_state) are (2, batch, U), h then c. */
+NNTK_DECLARE_STATEFUL_LAYER(LSTM)
 
 /* input_dim D >= 1, units U >= 1, activation and recurrent_activation
  * NNTKActivationKind values; use_bias, return_sequences, go_backwards 0 or 1.
@@ -47,57 +51,6 @@ NNTK_API NNTKLSTMConfig *NNTKLSTMConfigCreate(int64_t input_dim, int64_t units,
                                               int32_t activation, int32_t recurrent_activation,
                                               int32_t use_bias, int32_t return_sequences,
                                               int32_t go_backwards);
-NNTK_API void NNTKLSTMConfigDestroy(NNTKLSTMConfig *config);
-
-/* Weights start at zero; fill them through NNTKLSTMGetWeights. */
-NNTK_API NNTKLSTM *NNTKLSTMCreateForInference(const NNTKLSTMConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKLSTM *NNTKLSTMCreateForTraining(const NNTKLSTMConfig *config,
-                                           const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKLSTMDestroy(NNTKLSTM *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length. */
-NNTK_API NNTKStatus NNTKLSTMGetWeights(NNTKLSTM *filter, float **weights, int64_t *count);
-
-/* For an input (batch, steps, D): *out_steps = return_sequences ? steps : 1,
- * *out_features = U. */
-NNTK_API NNTKStatus NNTKLSTMOutputShape(const NNTKLSTM *filter, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features);
-
-/* in (batch, steps, D) -> out (batch, steps, U) or (batch, U); from h_0 = c_0 = 0. */
-NNTK_API NNTKStatus NNTKLSTMApplyInference(NNTKLSTM *filter, int64_t batch, int64_t steps,
-                                          const float *in, float *out);
-/* As inference, and keeps what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKLSTMApplyTrainingBatch(NNTKLSTM *filter, int64_t batch, int64_t steps,
-                                              const float *in, float *out);
-
-/* As above, from initial_state (2, batch, U) (NULL = zeros); writes the final
- * state (2, batch, U), h then c, to final_state unless it is NULL. */
-NNTK_API NNTKStatus NNTKLSTMApplyInferenceWithState(NNTKLSTM *filter, int64_t batch, int64_t steps,
-                                                   const float *in, const float *initial_state,
-                                                   float *out, float *final_state);
-NNTK_API NNTKStatus NNTKLSTMApplyTrainingBatchWithState(NNTKLSTM *filter, int64_t batch,
-                                                       int64_t steps, const float *in,
-                                                       const float *initial_state, float *out,
-                                                       float *final_state);
-
-NNTK_API NNTKLSTMGradient *NNTKLSTMGradientCreate(const NNTKLSTM *filter);
-NNTK_API void NNTKLSTMGradientDestroy(NNTKLSTMGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKLSTMGradientGetWeights(NNTKLSTMGradient *gradient, float **weights,
-                                              int64_t *count);
-
-/* d_out (shape of the last training output) -> the weight gradients in
- * `gradient`, and d_in (batch, steps, D) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKLSTMCalculateGradient(NNTKLSTM *filter, NNTKLSTMGradient *gradient,
-                                             const float *d_out, float *d_in);
-/* As above, plus: d_final_state (2, batch, U), the upstream gradient of the
- * returned final state (NULL = zeros; Keras return_state=True), and
- * d_initial_state (2, batch, U), the gradient of the initial state, unless NULL. */
-NNTK_API NNTKStatus NNTKLSTMCalculateGradientWithState(NNTKLSTM *filter, NNTKLSTMGradient *gradient,
-                                                      const float *d_out,
-                                                      const float *d_final_state, float *d_in,
-                                                      float *d_initial_state);
 
 #ifdef __cplusplus
 }

@@ -27,72 +27,25 @@
 #ifndef NNTK_RNN_H
 #define NNTK_RNN_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKRNNConfig NNTKRNNConfig;
-typedef struct NNTKRNN NNTKRNN;
-typedef struct NNTKRNNGradient NNTKRNNGradient;
+/* RNN's standard and *WithState functions (nntk/layer_functions.h): OutputShape
+ * gives out_steps = return_sequences ? steps : 1, out_features = U; Apply*: in
+ * (batch, steps, D) -> out (batch, steps, U) or (batch, U); the plain Apply
+ * functions start from h_0 = 0; the state buffers (initial_state, final_state,
+ * d_final_state, d_initial_state) are h, (batch, U). */
+NNTK_DECLARE_STATEFUL_LAYER(RNN)
 
 /* input_dim D >= 1, units U >= 1, activation a NNTKActivationKind; use_bias,
  * return_sequences, go_backwards 0 or 1. NULL on error (see NNTKLastError). */
 NNTK_API NNTKRNNConfig *NNTKRNNConfigCreate(int64_t input_dim, int64_t units, int32_t activation,
                                             int32_t use_bias, int32_t return_sequences,
                                             int32_t go_backwards);
-NNTK_API void NNTKRNNConfigDestroy(NNTKRNNConfig *config);
-
-/* Weights start at zero; fill them through NNTKRNNGetWeights. */
-NNTK_API NNTKRNN *NNTKRNNCreateForInference(const NNTKRNNConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKRNN *NNTKRNNCreateForTraining(const NNTKRNNConfig *config,
-                                           const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKRNNDestroy(NNTKRNN *filter);
-
-/* *weights = the layer's weight block (read and write), *count = its length. */
-NNTK_API NNTKStatus NNTKRNNGetWeights(NNTKRNN *filter, float **weights, int64_t *count);
-
-/* For an input (batch, steps, D): *out_steps = return_sequences ? steps : 1,
- * *out_features = U. */
-NNTK_API NNTKStatus NNTKRNNOutputShape(const NNTKRNN *filter, int64_t batch, int64_t steps,
-                                       int64_t *out_steps, int64_t *out_features);
-
-/* in (batch, steps, D) -> out (batch, steps, U) or (batch, U); from h_0 = 0. */
-NNTK_API NNTKStatus NNTKRNNApplyInference(NNTKRNN *filter, int64_t batch, int64_t steps,
-                                          const float *in, float *out);
-/* As inference, and keeps what the gradient needs. Training handles only. */
-NNTK_API NNTKStatus NNTKRNNApplyTrainingBatch(NNTKRNN *filter, int64_t batch, int64_t steps,
-                                              const float *in, float *out);
-
-/* As above, from initial_state (batch, U) (NULL = zeros); writes the final
- * state h (batch, U) to final_state unless it is NULL. */
-NNTK_API NNTKStatus NNTKRNNApplyInferenceWithState(NNTKRNN *filter, int64_t batch, int64_t steps,
-                                                   const float *in, const float *initial_state,
-                                                   float *out, float *final_state);
-NNTK_API NNTKStatus NNTKRNNApplyTrainingBatchWithState(NNTKRNN *filter, int64_t batch,
-                                                       int64_t steps, const float *in,
-                                                       const float *initial_state, float *out,
-                                                       float *final_state);
-
-NNTK_API NNTKRNNGradient *NNTKRNNGradientCreate(const NNTKRNN *filter);
-NNTK_API void NNTKRNNGradientDestroy(NNTKRNNGradient *gradient);
-/* *weights = the weight-gradient block (same layout as the weights). */
-NNTK_API NNTKStatus NNTKRNNGradientGetWeights(NNTKRNNGradient *gradient, float **weights,
-                                              int64_t *count);
-
-/* d_out (shape of the last training output) -> the weight gradients in
- * `gradient`, and d_in (batch, steps, D) unless d_in is NULL. */
-NNTK_API NNTKStatus NNTKRNNCalculateGradient(NNTKRNN *filter, NNTKRNNGradient *gradient,
-                                             const float *d_out, float *d_in);
-/* As above, plus: d_final_state (batch, U), the upstream gradient of the
- * returned final state (NULL = zeros; Keras return_state=True), and
- * d_initial_state (batch, U), the gradient of the initial state, unless NULL. */
-NNTK_API NNTKStatus NNTKRNNCalculateGradientWithState(NNTKRNN *filter, NNTKRNNGradient *gradient,
-                                                      const float *d_out,
-                                                      const float *d_final_state, float *d_in,
-                                                      float *d_initial_state);
 
 #ifdef __cplusplus
 }

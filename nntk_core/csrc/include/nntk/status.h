@@ -11,8 +11,12 @@ extern "C" {
 #endif
 
 /* Only functions marked NNTK_API are exported from the shared library; the
- * library is compiled with -fvisibility=hidden. */
-#if defined(_WIN32)
+ * library is compiled with -fvisibility=hidden. A definition given beforehand
+ * wins: parity/c_api.py preprocesses the headers with -DNNTK_API=NNTK_API to
+ * keep the marker. */
+#if defined(NNTK_API)
+/* given by the includer */
+#elif defined(_WIN32)
 #  if defined(NNTK_BUILDING)
 #    define NNTK_API __declspec(dllexport)
 #  else

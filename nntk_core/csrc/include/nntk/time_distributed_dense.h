@@ -11,53 +11,23 @@
 #ifndef NNTK_TIME_DISTRIBUTED_DENSE_H
 #define NNTK_TIME_DISTRIBUTED_DENSE_H
 
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct NNTKTimeDistributedDenseConfig NNTKTimeDistributedDenseConfig;
-typedef struct NNTKTimeDistributedDense NNTKTimeDistributedDense;
-typedef struct NNTKTimeDistributedDenseGradient NNTKTimeDistributedDenseGradient;
+/* TimeDistributedDense's standard functions (nntk/layer_functions.h):
+ * OutputShape gives out_steps = steps, out_features = U; Apply*: in (batch,
+ * steps, D) -> out (batch, steps, U); CalculateGradient: d_out (batch, steps, U)
+ * -> d_in (batch, steps, D). */
+NNTK_DECLARE_LAYER(TimeDistributedDense)
 
 NNTK_API NNTKTimeDistributedDenseConfig *NNTKTimeDistributedDenseConfigCreate(int64_t input_dim,
                                                                               int64_t units,
                                                                               int32_t activation,
                                                                               int32_t use_bias);
-NNTK_API void NNTKTimeDistributedDenseConfigDestroy(NNTKTimeDistributedDenseConfig *config);
-
-NNTK_API NNTKTimeDistributedDense *NNTKTimeDistributedDenseCreateForInference(
-    const NNTKTimeDistributedDenseConfig *config);
-/* training_config may be NULL (defaults). */
-NNTK_API NNTKTimeDistributedDense *NNTKTimeDistributedDenseCreateForTraining(
-    const NNTKTimeDistributedDenseConfig *config, const NNTKTrainingConfig *training_config);
-NNTK_API void NNTKTimeDistributedDenseDestroy(NNTKTimeDistributedDense *filter);
-
-NNTK_API NNTKStatus NNTKTimeDistributedDenseGetWeights(NNTKTimeDistributedDense *filter,
-                                                       float **weights, int64_t *count);
-NNTK_API NNTKStatus NNTKTimeDistributedDenseOutputShape(const NNTKTimeDistributedDense *filter,
-                                                        int64_t batch, int64_t steps,
-                                                        int64_t *out_steps, int64_t *out_features);
-
-/* in (batch, steps, D) -> out (batch, steps, U). */
-NNTK_API NNTKStatus NNTKTimeDistributedDenseApplyInference(NNTKTimeDistributedDense *filter,
-                                                           int64_t batch, int64_t steps,
-                                                           const float *in, float *out);
-NNTK_API NNTKStatus NNTKTimeDistributedDenseApplyTrainingBatch(NNTKTimeDistributedDense *filter,
-                                                               int64_t batch, int64_t steps,
-                                                               const float *in, float *out);
-
-NNTK_API NNTKTimeDistributedDenseGradient *NNTKTimeDistributedDenseGradientCreate(
-    const NNTKTimeDistributedDense *filter);
-NNTK_API void NNTKTimeDistributedDenseGradientDestroy(NNTKTimeDistributedDenseGradient *gradient);
-NNTK_API NNTKStatus NNTKTimeDistributedDenseGradientGetWeights(
-    NNTKTimeDistributedDenseGradient *gradient, float **weights, int64_t *count);
-
-/* d_out (batch, steps, U) -> weight gradients, and d_in (batch, steps, D) unless NULL. */
-NNTK_API NNTKStatus NNTKTimeDistributedDenseCalculateGradient(
-    NNTKTimeDistributedDense *filter, NNTKTimeDistributedDenseGradient *gradient,
-    const float *d_out, float *d_in);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@
 
 #include "core/internal.h"
 #include "nntk/layer.h"
+#include "nntk/layer_functions.h"
 #include "nntk/status.h"
 
 #define NNTK_LAYER_MAX_FIELDS 12
@@ -270,69 +271,64 @@ static inline double nntk_layer_float(const NNTKLayerConfig *config, int field) 
     return config->values[field].f;
 }
 
-/* The typed public functions of a layer `Name` (NNTK<Name>ConfigDestroy ...
- * NNTK<Name>CalculateGradient, all but ConfigCreate) over the generic ones,
- * for the type `TYPE`. The header keeps declaring them one by one (their
- * documentation). */
+/* The typed public functions of a layer `Name` over the generic ones, for the
+ * type `TYPE`: every function of the lists of nntk/layer_functions.h (which
+ * declares them from the same lists), NNTK_LAYER_BODY_<Suffix> the body of
+ * NNTK<Name><Suffix> (`fn` its name, for the messages; `Return` its return
+ * type). NNTK_DEFINE_LAYER: the standard functions (all but ConfigCreate);
+ * NNTK_DEFINE_STATEFUL_LAYER: those and the *WithState ones. One per layer
+ * file: nntk_typed_layer_type is the file's. */
 #define NNTK_DEFINE_LAYER(Name, TYPE)                                                              \
-    NNTK_API void NNTK##Name##ConfigDestroy(NNTK##Name##Config *config) {                          \
-        nntk_layer_config_destroy((NNTKLayerConfig *)config, &(TYPE));                              \
-    }                                                                                              \
-    NNTK_API NNTK##Name *NNTK##Name##CreateForInference(const NNTK##Name##Config *config) {        \
-        return (NNTK##Name *)nntk_layer_create("NNTK" #Name "CreateForInference", &(TYPE),          \
-                                               (const NNTKLayerConfig *)config, 0, NULL);          \
-    }                                                                                              \
-    NNTK_API NNTK##Name *NNTK##Name##CreateForTraining(const NNTK##Name##Config *config,           \
-                                                       const NNTKTrainingConfig *training_config) { \
-        return (NNTK##Name *)nntk_layer_create("NNTK" #Name "CreateForTraining", &(TYPE),           \
-                                               (const NNTKLayerConfig *)config, 1,                 \
-                                               training_config);                                   \
-    }                                                                                              \
-    NNTK_API void NNTK##Name##Destroy(NNTK##Name *filter) {                                        \
-        nntk_layer_destroy((NNTKLayer *)filter, &(TYPE));                                          \
-    }                                                                                              \
-    NNTK_API NNTKStatus NNTK##Name##GetWeights(NNTK##Name *filter, float **weights,                \
-                                               int64_t *count) {                                   \
-        return nntk_layer_get_weights("NNTK" #Name "GetWeights", &(TYPE), (NNTKLayer *)filter,     \
-                                      weights, count);                                             \
-    }                                                                                              \
-    NNTK_API NNTKStatus NNTK##Name##OutputShape(const NNTK##Name *filter, int64_t batch,           \
-                                                int64_t steps, int64_t *out_steps,                 \
-                                                int64_t *out_features) {                           \
-        return nntk_layer_output_shape("NNTK" #Name "OutputShape", &(TYPE),                        \
-                                       (const NNTKLayer *)filter, batch, steps, out_steps,         \
-                                       out_features);                                              \
-    }                                                                                              \
-    NNTK_API NNTKStatus NNTK##Name##ApplyInference(NNTK##Name *filter, int64_t batch,              \
-                                                   int64_t steps, const float *in, float *out) {   \
-        return nntk_layer_apply("NNTK" #Name "ApplyInference", &(TYPE), (NNTKLayer *)filter,       \
-                                NNTK_APPLY_INFERENCE, batch, steps, in, NULL, out, NULL);          \
-    }                                                                                              \
-    NNTK_API NNTKStatus NNTK##Name##ApplyTrainingBatch(NNTK##Name *filter, int64_t batch,          \
-                                                       int64_t steps, const float *in,             \
-                                                       float *out) {                               \
-        return nntk_layer_apply("NNTK" #Name "ApplyTrainingBatch", &(TYPE), (NNTKLayer *)filter,   \
-                                NNTK_APPLY_TRAINING, batch, steps, in, NULL, out, NULL);           \
-    }                                                                                              \
-    NNTK_API NNTK##Name##Gradient *NNTK##Name##GradientCreate(const NNTK##Name *filter) {          \
-        return (NNTK##Name##Gradient *)nntk_layer_gradient_create(                                 \
-            "NNTK" #Name "GradientCreate", &(TYPE), (const NNTKLayer *)filter);                    \
-    }                                                                                              \
-    NNTK_API void NNTK##Name##GradientDestroy(NNTK##Name##Gradient *gradient) {                    \
-        nntk_layer_gradient_destroy((NNTKLayerGradient *)gradient, &(TYPE));                       \
-    }                                                                                              \
-    NNTK_API NNTKStatus NNTK##Name##GradientGetWeights(NNTK##Name##Gradient *gradient,             \
-                                                       float **weights, int64_t *count) {          \
-        return nntk_layer_gradient_get_weights("NNTK" #Name "GradientGetWeights", &(TYPE),         \
-                                               (NNTKLayerGradient *)gradient, weights, count);     \
-    }                                                                                              \
-    NNTK_API NNTKStatus NNTK##Name##CalculateGradient(NNTK##Name *filter,                          \
-                                                      NNTK##Name##Gradient *gradient,              \
-                                                      const float *d_out, float *d_in) {           \
-        return nntk_layer_calculate_gradient("NNTK" #Name "CalculateGradient", &(TYPE),            \
-                                             (NNTKLayer *)filter, (NNTKLayerGradient *)gradient,   \
-                                             d_out, NULL, d_in, NULL);                             \
+    static const NNTKLayerType *const nntk_typed_layer_type = &(TYPE);                             \
+    NNTK_LAYER_STANDARD_FUNCTIONS(NNTK_DEFINE_FUNCTION_, Name)
+#define NNTK_DEFINE_STATEFUL_LAYER(Name, TYPE)                                                     \
+    NNTK_DEFINE_LAYER(Name, TYPE)                                                                  \
+    NNTK_LAYER_STATE_FUNCTIONS(NNTK_DEFINE_FUNCTION_, Name)
+#define NNTK_DEFINE_FUNCTION_(Name, Suffix, Return, Params)                                        \
+    NNTK_API Return NNTK##Name##Suffix Params {                                                    \
+        NNTK_LAYER_BODY_##Suffix("NNTK" #Name #Suffix, Return)                                     \
     }
+#define NNTK_LAYER_BODY_ConfigDestroy(fn, Return)                                                  \
+    nntk_layer_config_destroy((NNTKLayerConfig *)config, nntk_typed_layer_type);
+#define NNTK_LAYER_BODY_CreateForInference(fn, Return)                                             \
+    return (Return)nntk_layer_create(fn, nntk_typed_layer_type, (const NNTKLayerConfig *)config,   \
+                                     0, NULL);
+#define NNTK_LAYER_BODY_CreateForTraining(fn, Return)                                              \
+    return (Return)nntk_layer_create(fn, nntk_typed_layer_type, (const NNTKLayerConfig *)config,   \
+                                     1, training_config);
+#define NNTK_LAYER_BODY_Destroy(fn, Return)                                                        \
+    nntk_layer_destroy((NNTKLayer *)filter, nntk_typed_layer_type);
+#define NNTK_LAYER_BODY_GetWeights(fn, Return)                                                     \
+    return nntk_layer_get_weights(fn, nntk_typed_layer_type, (NNTKLayer *)filter, weights, count);
+#define NNTK_LAYER_BODY_OutputShape(fn, Return)                                                    \
+    return nntk_layer_output_shape(fn, nntk_typed_layer_type, (const NNTKLayer *)filter, batch,    \
+                                   steps, out_steps, out_features);
+#define NNTK_LAYER_BODY_ApplyInference(fn, Return)                                                 \
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_INFERENCE, NULL, NULL)
+#define NNTK_LAYER_BODY_ApplyTrainingBatch(fn, Return)                                             \
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_TRAINING, NULL, NULL)
+#define NNTK_LAYER_BODY_GradientCreate(fn, Return)                                                 \
+    return (Return)nntk_layer_gradient_create(fn, nntk_typed_layer_type, (const NNTKLayer *)filter);
+#define NNTK_LAYER_BODY_GradientDestroy(fn, Return)                                                \
+    nntk_layer_gradient_destroy((NNTKLayerGradient *)gradient, nntk_typed_layer_type);
+#define NNTK_LAYER_BODY_GradientGetWeights(fn, Return)                                             \
+    return nntk_layer_gradient_get_weights(fn, nntk_typed_layer_type,                              \
+                                           (NNTKLayerGradient *)gradient, weights, count);
+#define NNTK_LAYER_BODY_CalculateGradient(fn, Return) NNTK_LAYER_GRADIENT_(fn, NULL, NULL)
+#define NNTK_LAYER_BODY_ApplyInferenceWithState(fn, Return)                                        \
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_INFERENCE, initial_state, final_state)
+#define NNTK_LAYER_BODY_ApplyTrainingBatchWithState(fn, Return)                                    \
+    NNTK_LAYER_APPLY_(fn, NNTK_APPLY_TRAINING, initial_state, final_state)
+#define NNTK_LAYER_BODY_CalculateGradientWithState(fn, Return)                                     \
+    NNTK_LAYER_GRADIENT_(fn, d_final_state, d_initial_state)
+/* The Apply and CalculateGradient bodies: the plain ones pass NULL for the states. */
+#define NNTK_LAYER_APPLY_(fn, MODE, initial_state_, final_state_)                                  \
+    return nntk_layer_apply(fn, nntk_typed_layer_type, (NNTKLayer *)filter, MODE, batch, steps,    \
+                            in, initial_state_, out, final_state_);
+#define NNTK_LAYER_GRADIENT_(fn, d_final_state_, d_initial_state_)                                 \
+    return nntk_layer_calculate_gradient(fn, nntk_typed_layer_type, (NNTKLayer *)filter,           \
+                                         (NNTKLayerGradient *)gradient, d_out, d_final_state_,     \
+                                         d_in, d_initial_state_);
 
 /* The naming members of an NNTKLayerType initializer: the typed infix, the
  * Keras class name, and the three handle tags from a three-letter stem

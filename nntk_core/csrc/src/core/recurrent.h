@@ -182,27 +182,6 @@ static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training
                                                                : NNTK_RECURRENT_PROJECTION_STEPS;
 }
 
-/* The typed public functions of a layer with states: NNTK_DEFINE_LAYER's and
- * the three *WithState ones. */
-#define NNTK_DEFINE_STATEFUL_LAYER(Name, TYPE)                                                    \
-    NNTK_DEFINE_LAYER(Name, TYPE)                                                                 \
-    NNTK_STATEFUL_APPLY_(Name, TYPE, ApplyInferenceWithState, NNTK_APPLY_INFERENCE)              \
-    NNTK_STATEFUL_APPLY_(Name, TYPE, ApplyTrainingBatchWithState, NNTK_APPLY_TRAINING)           \
-    NNTK_API NNTKStatus NNTK##Name##CalculateGradientWithState(                                   \
-        NNTK##Name *filter, NNTK##Name##Gradient *gradient, const float *d_out,                   \
-        const float *d_final_state, float *d_in, float *d_initial_state) {                        \
-        return nntk_layer_calculate_gradient("NNTK" #Name "CalculateGradientWithState", &(TYPE),  \
-                                             (NNTKLayer *)filter, (NNTKLayerGradient *)gradient,  \
-                                             d_out, d_final_state, d_in, d_initial_state);        \
-    }
-#define NNTK_STATEFUL_APPLY_(Name, TYPE, What, MODE)                                              \
-    NNTK_API NNTKStatus NNTK##Name##What(NNTK##Name *filter, int64_t batch, int64_t steps,        \
-                                         const float *in, const float *initial_state, float *out, \
-                                         float *final_state) {                                    \
-        return nntk_layer_apply("NNTK" #Name #What, &(TYPE), (NNTKLayer *)filter, MODE, batch,    \
-                                steps, in, initial_state, out, final_state);                      \
-    }
-
 /* --- the cells' helpers ---------------------------------------------------------------- */
 /* hp (B, n) with row stride ldc = h (B, U) · recurrent_kernel[:, :n] [+ bias (n,)]
  * for processing step k: the same bits as nntk_matmul on the unpacked kernel
