@@ -1,9 +1,13 @@
 """`nntk-parity`: the parity suite's command line.
 
     nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR] [--seed N]
-                                                    live against tf.keras; keeps going
+                    [-j N] [--shard I/N]            live against tf.keras; keeps going
                                                     after a failure and reports every
-                                                    distinct one with its minimal case
+                                                    distinct one with its minimal case;
+                                                    on every core (-j N: N processes);
+                                                    --shard: a 1/N share of the cases
+    nntk-parity report merge DIR... [--report OUT]  the shards' results joined into the
+                                                    whole run's report
     nntk-parity replay [--fixtures DIR] [--layer NAME ...] [--report DIR]
                                                     the native library against the
                                                     recorded fixtures (no TensorFlow)
@@ -60,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         model_command,
         record_command,
         replay_command,
+        report_command,
         repro_command,
         run_command,
         verify_command,
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registered = (
         run_command,
+        report_command,
         replay_command,
         record_command,
         repro_command,
