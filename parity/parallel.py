@@ -77,6 +77,10 @@ def _start_worker(verbose: bool) -> None:
     reference.tensorflow()
 
 
+def _started() -> None:
+    """A task that only makes the pool start a worker."""
+
+
 def _run_cases(spec_name: str, cases: list[Case]) -> list[tuple[CaseResult, float]]:
     """A task: cases of one spec run in a worker, each with its wall time."""
     from parity.runner import run_case
@@ -108,12 +112,17 @@ class CasePool:
         from parity import settings
 
         settings.quiet_tensorflow()  # the workers inherit the reference environment
+        self.jobs = jobs
         self.executor = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=get_context("spawn"),  # a fresh interpreter: no forked TensorFlow state
             initializer=_start_worker,
             initargs=(settings.verbose(),),
         )
+        # Start every worker now (one task each): they import TensorFlow while this
+        # process draws the cases.
+        for _ in range(jobs):
+            self.executor.submit(_started)
 
     def __enter__(self) -> CasePool:
         return self

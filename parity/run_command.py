@@ -4,6 +4,7 @@ failure and reports every distinct one with its minimal case."""
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 from parity import parallel, report, shards
 from parity.terminal import (
@@ -76,14 +77,15 @@ def main(args) -> int:
             "shard): its search is random otherwise, and the shards would draw other cases"
         )
     console = _console()
-    # Every way of running plans every spec first (parallel.py says why)
-    plans = parallel.plan_specs(specs, args.seed)
-    if args.shard is not None:
-        return _run_shard(console, specs, plans, args, jobs)
-    if jobs == 1:
-        runs, meta = _run_here(console, specs, plans, args), reference_meta
-    else:
-        runs, meta = _run_pool(console, specs, plans, args, jobs)
+    with parallel.CasePool(jobs) if jobs > 1 else nullcontext() as pool:
+        # Every way of running plans every spec first (parallel.py says why)
+        plans = parallel.plan_specs(specs, args.seed)
+        if args.shard is not None:
+            return _run_shard(console, specs, plans, args, pool)
+        if pool is None:
+            runs, meta = _run_here(console, specs, plans, args), reference_meta
+        else:
+            runs, meta = _run_pool(console, specs, plans, args, pool)
     return conclude(console, runs, specs, args.profile, args.report, meta)
 
 
@@ -101,14 +103,11 @@ def _run_here(console, specs, plans, args):
     return runs
 
 
-def _run_pool(console, specs, plans, args, jobs: int):
-    """The specs' cases spread over `jobs` worker processes (parity/parallel.py);
+def _run_pool(console, specs, plans, args, pool):
+    """The specs' cases spread over the pool's worker processes (parity/parallel.py);
     (runs, a function giving the report's meta)."""
     total = sum(len(p.cases) for p in plans)
-    with (
-        Progress(console, f"run ({args.profile}, -j {jobs})") as progress,
-        parallel.CasePool(jobs) as pool,
-    ):
+    with Progress(console, f"run ({args.profile}, -j {pool.jobs})") as progress:
         progress.stage(f"{total} cases of {plural(len(specs), 'layer')}", total)
         done = parallel.run_selected(specs, plans, None, pool, on_case=progress.advance)
         runs = parallel.finish_all(
@@ -119,25 +118,20 @@ def _run_pool(console, specs, plans, args, jobs: int):
             on_case=progress.advance,
             on_stage=progress.stage,
         )
-        meta = pool.reference_meta()
+    meta = pool.reference_meta()
     return runs, lambda: meta
 
 
-def _run_shard(console, specs, plans, args, jobs: int) -> int:
-    """This shard's share of the cases (in `jobs` processes); its results written for
-    `nntk-parity report merge`. Exit status 1 if one of its cases failed."""
-    from contextlib import nullcontext
-
+def _run_shard(console, specs, plans, args, pool) -> int:
+    """This shard's share of the cases (in the pool's processes, or here); its results
+    written for `nntk-parity report merge`. Exit status 1 if one of its cases failed."""
     total = sum(len(p.cases) for p in plans)
     share = len([p for p, *_ in parallel.positions(plans) if args.shard.takes(p)])
-    label = f"run ({args.profile}, -j {jobs}, shard {args.shard})"
-    with (
-        Progress(console, label) as progress,
-        parallel.CasePool(jobs) if jobs > 1 else nullcontext() as pool,
-    ):
+    jobs = 1 if pool is None else pool.jobs
+    with Progress(console, f"run ({args.profile}, -j {jobs}, shard {args.shard})") as progress:
         progress.stage(f"{share} of the {total} cases of {plural(len(specs), 'layer')}", share)
         done = parallel.run_selected(specs, plans, args.shard, pool, on_case=progress.advance)
-        meta = pool.reference_meta() if pool is not None else reference_meta()
+    meta = pool.reference_meta() if pool is not None else reference_meta()
     path = shards.write(args.report, args.shard, args.profile, plans, done, meta)
     failed = sum(not r.passed for spec in done.results.values() for r in spec.values())
     console.print(
