@@ -17,19 +17,11 @@ from hypothesis import settings
 
 from parity import parallel, report_data, shards
 from parity.compare import Tolerance, compare
+from parity.report_data import without_timings
 from parity.runner import CaseResult, run_case
 from parity.spec_run import plan_spec, run_spec
 from parity.specs import get_spec
 from parity.terminal import EXIT_OK, EXIT_USAGE
-
-
-def timeless(report: dict) -> dict:
-    """A report without what says when and how fast it ran."""
-    report = {k: v for k, v in report.items() if k != "created"}
-    report["layers"] = [
-        {k: v for k, v in layer.items() if k != "seconds"} for layer in report["layers"]
-    ]
-    return report
 
 
 # -- the partition ---------------------------------------------------------------------------
@@ -200,7 +192,7 @@ def test_two_shards_merged_find_and_shrink_what_one_run_does(tmp_path):
         run_one=lambda s, case, _: run_case(s, case, backend),
         hypothesis_settings=chosen,
     )
-    one, two = (timeless(report_data.build(r, [spec], "ci")) for r in ([whole], runs))
+    one, two = (without_timings(report_data.build(r, [spec], "ci")) for r in ([whole], runs))
     assert one == two
     assert runs[0].failure == whole.failure
 
@@ -243,5 +235,5 @@ def test_parallel_and_sharded_runs_write_the_report_of_one_process(tmp_path):
         name: json.loads((path / "report.json").read_text()) for name, path in reports.items()
     }
     assert loaded["j1"]["layers"][0]["cases"] > 30  # the coverage cases and the draws
-    assert timeless(loaded["j2"]) == timeless(loaded["j1"])
-    assert timeless(loaded["merged"]) == timeless(loaded["j1"])
+    assert without_timings(loaded["j2"]) == without_timings(loaded["j1"])
+    assert without_timings(loaded["merged"]) == without_timings(loaded["j1"])
