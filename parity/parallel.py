@@ -21,6 +21,7 @@ imports below: parity.reference imports TensorFlow only when used) already loade
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -170,12 +171,18 @@ class CasePool:
 
 
 def chunks(selected: list[tuple[str, int, Case]], size: int = CHUNK):
-    """Tasks of up to `size` consecutive cases of one spec."""
-    tasks: list[tuple[str, list[tuple[int, Case]]]] = []
+    """Tasks of about `size` cases of one spec, in the run's order, the cases of one
+    Keras twin (a spec, config and input rank: reference.keras_layer's cache key) in
+    one task, so that each twin is built in one worker only."""
+    twins: dict[tuple, list[tuple[int, Case]]] = {}
     for spec_name, index, case in selected:
-        if not tasks or tasks[-1][0] != spec_name or len(tasks[-1][1]) >= size:
+        key = (spec_name, json.dumps(case.config, sort_keys=True), case.rank)
+        twins.setdefault(key, []).append((index, case))
+    tasks: list[tuple[str, list[tuple[int, Case]]]] = []
+    for (spec_name, *_), cases in twins.items():
+        if not tasks or tasks[-1][0] != spec_name or len(tasks[-1][1]) + len(cases) > size:
             tasks.append((spec_name, []))
-        tasks[-1][1].append((index, case))
+        tasks[-1][1].extend(cases)
     return tasks
 
 

@@ -237,3 +237,25 @@ def test_parallel_and_sharded_runs_write_the_report_of_one_process(tmp_path):
     assert loaded["j1"]["layers"][0]["cases"] > 30  # the coverage cases and the draws
     assert without_timings(loaded["j2"]) == without_timings(loaded["j1"])
     assert without_timings(loaded["merged"]) == without_timings(loaded["j1"])
+
+
+def test_tasks_hold_every_case_once_and_each_keras_twin_in_one_task():
+    specs = [get_spec("dense"), get_spec("conv1d")]
+    plans = parallel.plan_specs(specs, None, settings.get_profile("ci"))
+    selected = [(name, index, case) for _, name, index, case in parallel.positions(plans)]
+    tasks = parallel.chunks(selected)
+    run = [(name, index) for name, chunk in tasks for index, _ in chunk]
+    assert sorted(run) == sorted((name, index) for name, index, _ in selected)
+    twins = {}
+    for number, (name, chunk) in enumerate(tasks):
+        for _, case in chunk:
+            assert case.layer == name
+            twins.setdefault((name, json.dumps(case.config, sort_keys=True), case.rank), set()).add(
+                number
+            )
+    assert all(len(numbers) == 1 for numbers in twins.values())
+    assert len(twins) < len(selected)  # some twins serve several cases
+    # a task exceeds CHUNK only with the cases of a single twin
+    for _, chunk in tasks:
+        keys = {(json.dumps(case.config, sort_keys=True), case.rank) for _, case in chunk}
+        assert len(chunk) <= parallel.CHUNK or len(keys) == 1
