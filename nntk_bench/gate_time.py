@@ -469,39 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     started = _utc()
     gate = ["run", "--profile", args.profile]
     gate += [a for name in args.layer or [] for a in ("--layer", name)]
-    if args.jobs:
-        if not args.base_site:
-            parser.error("--jobs needs --base-site")
-        commands = {"base": gate, "today": [*gate, "-j", str(args.jobs)]}
-        sides = {
-            "base": {
-                "commit": _commit(Path(args.base_tree or args.base_site)),
-                "site": args.base_site,
-                "command": " ".join(["nntk-parity", *commands["base"]]),
-            },
-            "today": {
-                "commit": _commit(here),
-                "site": "installed",
-                "command": " ".join(["nntk-parity", *commands["today"]]),
-            },
-        }
-        work = Path(tempfile.mkdtemp(prefix="gate-jobs-"))
-        count = iter(range(1_000_000))
-
-        def run_jobs(side: str) -> dict:
-            extra = args.base_site if side == "base" else None
-            report_dir = work / f"{side}-{next(count)}"
-            return run_command(sys.executable, extra, args.nice, commands[side], report_dir)
-
-        print(f"gate time: {args.rounds} rounds of base (one process), today (-j {args.jobs})")
-        runs = measure(["base", "today"], args.rounds, run_jobs)
-        report = {"meta": _meta(args, sides, gate, started), "runs": runs}
-        report["summary"] = summarize_jobs(runs)
-        table = jobs_markdown(report)
-        name = "gate-jobs"
-        if not all(report["summary"]["identical_reports"]):
-            print(f"the two sides' reports differ (kept in {work}): not the same run")
-    elif args.stages:
+    if args.stages:
         sides = {"today": {"commit": _commit(here), "site": "installed"}}
         run = run_gate(sys.executable, None, args.nice, ["--stages"], gate)
         report = {"meta": _meta(args, sides, gate, started), "run": run}
@@ -517,17 +485,35 @@ def main(argv: list[str] | None = None) -> int:
             },
             "today": {"commit": _commit(here), "site": "installed"},
         }
+        if args.jobs:
+            commands = {"base": gate, "today": [*gate, "-j", str(args.jobs)]}
+            for side, command in commands.items():
+                sides[side]["command"] = " ".join(["nntk-parity", *command])
+            work = Path(tempfile.mkdtemp(prefix="gate-jobs-"))
+            count = iter(range(1_000_000))
 
-        def run_once(side: str) -> dict:
-            extra = args.base_site if side == "base" else None
-            return run_gate(sys.executable, extra, args.nice, [], gate)
+            def run_once(side: str) -> dict:
+                extra = args.base_site if side == "base" else None
+                report_dir = work / f"{side}-{next(count)}"
+                return run_command(sys.executable, extra, args.nice, commands[side], report_dir)
 
-        print(f"gate time: {args.rounds} rounds of base, today (nice {args.nice})")
+            what = f"base (one process), today (-j {args.jobs})"
+            summarize_runs, render, name = summarize_jobs, jobs_markdown, "gate-jobs"
+        else:
+
+            def run_once(side: str) -> dict:
+                extra = args.base_site if side == "base" else None
+                return run_gate(sys.executable, extra, args.nice, [], gate)
+
+            what = "base, today"
+            summarize_runs, render, name = summarize, markdown, "gate-time"
+        print(f"gate time: {args.rounds} rounds of {what} (nice {args.nice})")
         runs = measure(["base", "today"], args.rounds, run_once)
         report = {"meta": _meta(args, sides, gate, started), "runs": runs}
-        report["summary"] = summarize(runs)
-        table = markdown(report)
-        name = "gate-time"
+        report["summary"] = summarize_runs(runs)
+        table = render(report)
+        if not all(report["summary"].get("identical_reports", [True])):
+            print(f"the two sides' reports differ (kept in {work}): not the same run")
     print(table)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
