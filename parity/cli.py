@@ -32,8 +32,9 @@
                                                     beside the same run in tf.keras
 
 Exit status 0 only when everything passed; 1 on a parity failure (or a missing,
-altered or corrupt fixture); 2 on bad usage (unknown layer, unwritable report
-directory, library not loadable).
+altered or corrupt fixture, or a worker process that died); 2 on bad usage (unknown
+layer, unwritable report directory, library not loadable, shards that are not one
+run).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from parity import settings
     from parity.fixtures import FixtureError
+    from parity.parallel import WorkerDied
     from parity.record import RecordError
     from parity.report import ReportError
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ReportError, RecordError) as exc:
         print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except FixtureError as exc:
+    except (FixtureError, WorkerDied) as exc:
         print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
