@@ -265,6 +265,17 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
         _STATUS,
         [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
     ),
+    # A chain of layers streamed in one call (nntk/layer.h, NNTKLayerChain).
+    "NNTKLayerChainCreate": (c_void_p, [c_void_p, c_int64, c_int64]),
+    "NNTKLayerChainDestroy": (None, [c_void_p]),
+    "NNTKLayerChainAppend": (_STATUS, [c_void_p, c_void_p]),
+    "NNTKLayerChainDescribe": (_STATUS, [c_void_p] + [_INT64_PTR] * 4),
+    "NNTKLayerChainOutputShape": (_STATUS, [c_void_p, c_int64, c_int64, _INT64_PTR, _INT64_PTR]),
+    # (chain, batch, steps, in, initial_states, out, final_states)
+    "NNTKLayerChainStream": (
+        _STATUS,
+        [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
 }
 
 # nntk/layer.h: NNTK_MAX_WEIGHT_RANK, NNTK_MAX_STATES.
