@@ -100,8 +100,10 @@ class LayerChain:
                 f"Sequential.stream: states must hold {count} entries (one per layer with "
                 f"states, in model order), got {len(states)}"
             )
+        if not self.state_floats:  # no layer with states: nothing to pass
+            return None
         buffer = np.zeros(self.state_floats, np.float32)
-        for k, (i, layer, n, width, start, end) in enumerate(self.stateful):
+        for k, (i, layer, _n, _width, start, end) in enumerate(self.stateful):
             name = f"states[{k}] ({layer_name(i, layer)})"
             arr = layer._prepare_states(states[k], self.batch, name)
             if arr is not None:
