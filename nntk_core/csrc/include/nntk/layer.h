@@ -209,13 +209,13 @@ NNTK_API NNTKStatus NNTKLayerChainOutputShape(const NNTKLayerChain *chain, int64
                                               int64_t steps, int64_t *out_steps,
                                               int64_t *out_features);
 /* Inference on one chunk: in (batch, steps, input_features) -> out (batch,
- * out_steps, output_features) (NNTKLayerChainOutputShape), from the states in
- * initial_states (batch * state_width floats, see NNTKLayerChainDescribe; may
- * be NULL: zeros, a sequence's start) to final_states (the same layout; may be
- * NULL: not wanted), which the next chunk of the sequence starts from. in,
- * out, initial_states and final_states must not overlap (alternate two state
- * buffers). A layer without states ignores them; a chain without states takes
- * NULL for both. Allocates nothing. */
+ * out_steps, output_features) (NNTKLayerChainOutputShape), from the states of
+ * the sequence so far to the states the next chunk starts from.
+ * initial_states (batch * state_width floats, see NNTKLayerChainDescribe) may
+ * be NULL (zeros: a sequence's start); final_states (the same layout) may be
+ * NULL (not wanted). in, out, initial_states and final_states must not
+ * overlap (alternate two state buffers). A chain without states ignores both.
+ * Allocates nothing. */
 NNTK_API NNTKStatus NNTKLayerChainStream(NNTKLayerChain *chain, int64_t batch, int64_t steps,
                                          const float *in, const float *initial_states, float *out,
                                          float *final_states);
