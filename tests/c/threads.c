@@ -23,7 +23,7 @@
  *     in a loop (Dense ApplyInference and ApplyInference; ApplyTrainingBatch and
  *     CalculateGradient, a filter and its gradient; Optimizer Step and Step;
  *     Step and Iterations) until a call has been refused and each thread has
- *     had ACCEPTED calls accepted. Overlaps come by themselves (a call lasts
+ *     had ACCEPTED calls accepted; LayerChain Stream and Stream on one chain. Overlaps come by themselves (a call lasts
  *     far longer than the loop around it, and a thread preempted in a call
  *     holds it), so the loop ends within milliseconds; DEADLINE_S bounds it,
  *     and reaching it with no refusal is a failure. A refused call must return
@@ -315,6 +315,13 @@ static int iterations_correct(Caller *c) { /* never behind what was seen before 
     return ok;
 }
 
+/* A chain of the one Dense (nntk/layer.h, NNTKLayerChain): its Stream is that
+ * Dense's inference. */
+static NNTKLayerChain *bed_chain;
+static NNTKStatus chain_stream(Caller *c) {
+    return NNTKLayerChainStream(bed_chain, ROWS, 1, bed.x, NULL, c->out, NULL);
+}
+
 /* GetState during steps: with momentum 0 the SGD slot after any step is −g·lr, g the
  * stepping thread's gradient, so a whole read gives exactly that. */
 static const float *state_grads;
@@ -517,6 +524,16 @@ static void one_handle_two_threads(void) {
     caller_free(&a);
     caller_free(&b);
     optimizer_pair();
+    bed_chain = NNTKLayerChainCreate((NNTKLayer *)bed.filter, ROWS, 1);
+    CHECK(bed_chain != NULL, "NNTKLayerChainCreate: %s", NNTKLastError());
+    if (bed_chain != NULL) {
+        a = caller("NNTKLayerChainStream", chain_stream, inference_correct);
+        b = caller("NNTKLayerChainStream", chain_stream, inference_correct);
+        pair("LayerChain Stream x Stream", &a, &b);
+        caller_free(&a);
+        caller_free(&b);
+        NNTKLayerChainDestroy(bed_chain);
+    }
 
     NNTKOptimizerDestroy(bed.optimizer);
     NNTKDenseGradientDestroy(bed.gradient);
