@@ -13,6 +13,7 @@ with states, in model order; natively as one (batch * state_width) buffer, the l
 from __future__ import annotations
 
 import ctypes
+import weakref
 
 import numpy as np
 
@@ -50,9 +51,11 @@ class LayerChain:
         self.made_for: tuple = ()  # the layers' input sizes (Sequential's check)
         self.out_shape = tuple(out_shape)
         self.batch, self.steps = batch, steps
-        self._handle = None
+        self._handle = self._finalizer = None
         try:
             self._handle = lib.NNTKLayerChainCreate(handles[0], batch, steps)
+            # destroyed by close(), or when the chain is collected
+            self._finalizer = weakref.finalize(self, lib.NNTKLayerChainDestroy, self._handle)
             for handle in handles[1:]:
                 lib.NNTKLayerChainAppend(self._handle, handle)
         except NNTKError as exc:
@@ -74,6 +77,11 @@ class LayerChain:
                 start += size
         self.state_floats = start
         self._returned = None  # (states list, its entries, the buffer): the fast path
+
+    def close(self) -> None:
+        """Destroys the native chain (once; the layers are the Sequential's)."""
+        if self._finalizer is not None:
+            self._finalizer()
 
     def _count(self) -> int:
         values = [ctypes.c_int64() for _ in range(4)]
@@ -130,14 +138,3 @@ class LayerChain:
             new.append(_state_list(final[start:end].reshape(n, self.batch, width)))
         self._returned = (new, tuple(tuple(entry) for entry in new), final)
         return out, new
-
-    def close(self) -> None:
-        if self._handle is not None:
-            lib.NNTKLayerChainDestroy(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may already be gone
-            pass
