@@ -177,9 +177,12 @@ NNTK_API NNTKStatus NNTKLayerCalculateGradient(NNTKLayer *filter, NNTKLayerGradi
  * and Append reserve every buffer a call needs for chunks of up to max_batch x
  * max_steps input steps; Stream allocates nothing (a larger chunk is refused
  * naming batch or steps). One call at a time per chain (docs/DESIGN.md §3):
- * Stream refuses a concurrent call on the chain with NNTK_ERROR_INVALID_STATE,
- * and each layer refuses a concurrent call on itself (the same layer in two
- * chains streaming at once). */
+ * Stream refuses a concurrent call on the chain with NNTK_ERROR_INVALID_STATE
+ * before writing anything, and each layer refuses a concurrent call on itself
+ * (the same layer used elsewhere at the same moment): that refusal comes when
+ * the chain reaches the layer, and final_states may then hold the new states
+ * of the layers before it (the chunk must be streamed again from
+ * initial_states). */
 typedef struct NNTKLayerChain NNTKLayerChain;
 
 /* A chain of one layer, `first` (any layer handle, inference or training;
