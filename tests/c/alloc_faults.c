@@ -14,7 +14,8 @@
  * (creation, the first step that creates the slots, a second step), and the
  * model of each model file given (nntk/model.h: load, inference, a training
  * step, save, a new optimizer, another step and save, load of the saved file;
- * inference and the steps within the capacity reserved at load), and a
+ * inference and the steps within the capacity reserved at load; two chunks
+ * streamed when the model streams), and a
  * chain of layers streamed (nntk/layer.h, NNTKLayerChain: the layers, create,
  * append, two chunks with the states carried, within the capacity).
  *
@@ -59,7 +60,7 @@ enum Op {
     CALC_NO_DIN, STREAM_FIRST, STREAM_NEXT, TRAIN_STATE, CALC_STATE,
     LOSS, OPT_SGD, OPT_ADAM, OPT_STEP, OPT_SET_STATE,
     MODEL_LOAD, MODEL_INFER, MODEL_TRAIN, MODEL_SAVE, MODEL_SET_ADAM, MODEL_LOAD_SAVED,
-    CHAIN_LAYERS, CHAIN_CREATE, CHAIN_APPEND, CHAIN_STREAM
+    CHAIN_LAYERS, CHAIN_CREATE, CHAIN_APPEND, CHAIN_STREAM, MODEL_STREAM
 };
 static const char *const OP_NAME[] = {
     "ConfigCreate", "CreateForInference", "CreateForTraining", "ApplyInference",
@@ -69,7 +70,7 @@ static const char *const OP_NAME[] = {
     "OptimizerCreateSGD", "OptimizerCreateAdam", "OptimizerStep", "OptimizerSetState",
     "ModelLoad", "ModelApplyInference", "ModelTrainStep", "ModelSave", "ModelSetOptimizerAdam",
     "ModelLoad", "LayerCreateForInference", "LayerChainCreate", "LayerChainAppend",
-    "LayerChainStream"};
+    "LayerChainStream", "ModelStream"};
 
 typedef struct {
     enum Op op;
@@ -539,6 +540,33 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         free(x), free(y);
         return refused;
     }
+    case MODEL_STREAM: { /* a chunk from the last chunk's states (run->state), within the capacity */
+        int64_t features = 0, layers, weights, out_steps = 0, classes = 0, width = 0;
+        NNTKModelDescribe(run->model, &layers, &features, &weights);
+        CHECK(NNTKModelOutputShape(run->model, st->batch, st->steps, &out_steps, &classes) == NNTK_OK &&
+                  NNTKModelStreamStates(run->model, &width) == NNTK_OK,
+              "%s: NNTKModelOutputShape / StreamStates: %s", sc->what, NNTKLastError());
+        const int64_t n_out = st->batch * out_steps * classes, n_state = st->batch * width;
+        float *x = seeded_floats(st->batch * st->steps * features, seed);
+        float *y = sentinel_floats(n_out), *final = sentinel_floats(n_state);
+        const NNTKStatus s = NNTKModelStream(run->model, st->batch, st->steps, x,
+                                             run->state_n == n_state ? run->state : NULL, y, final);
+        const int refused = s != NNTK_OK;
+        if (refused) {
+            check_refusal(sc, k, fn, s);
+            CHECK(untouched(y, n_out) && untouched(final, n_state),
+                  "%s step %d %s: output or final states written on failure", sc->what, k, fn);
+            free(final);
+        } else {
+            record_append(&rec->out, y, n_out);
+            record_append(&rec->out, final, n_state);
+            free(run->state);
+            run->state = final;
+            run->state_n = n_state;
+        }
+        free(x), free(y);
+        return refused;
+    }
     case MODEL_SET_ADAM: {
         int64_t it_before = -1, it = -1;
         NNTKModelIterations(run->model, &it_before);
@@ -757,6 +785,10 @@ static void run_model(const char *path) {
     }
     int64_t iterations;
     const int has_optimizer = NNTKModelIterations(probe, &iterations) == NNTK_OK;
+    int64_t state_width, out_steps, classes;
+    /* streams (NNTKModelStream) when it can, with a chunk that gives output steps */
+    const int streams = NNTKModelStreamStates(probe, &state_width) == NNTK_OK &&
+                        NNTKModelOutputShape(probe, MODEL_BATCH, MODEL_STEPS, &out_steps, &classes) == NNTK_OK;
     NNTKModelDestroy(probe);
     Scenario sc;
     memset(&sc, 0, sizeof sc);
@@ -768,6 +800,10 @@ static void run_model(const char *path) {
     add(&sc, MODEL_SAVE, 0, 0), add(&sc, MODEL_SET_ADAM, 0, 0);
     add_within_capacity(&sc, MODEL_TRAIN, 2, 5), add_within_capacity(&sc, MODEL_INFER, 2, 6);
     add(&sc, MODEL_SAVE, 0, 0), add(&sc, MODEL_LOAD_SAVED, 0, 0);
+    if (streams) {
+        add_within_capacity(&sc, MODEL_STREAM, MODEL_BATCH, MODEL_STEPS);
+        add_within_capacity(&sc, MODEL_STREAM, MODEL_BATCH, MODEL_STEPS);
+    }
     remove(saved_path);
     run_scenario(&sc);
     remove(saved_path);
