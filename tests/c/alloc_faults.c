@@ -227,6 +227,28 @@ static int chain_layers(const Scenario *sc, Run *run, int k) {
     return 1;
 }
 
+/* A stream call's outcome (status s; y and final written by it, both freed
+ * here): a refusal checked (nothing written), else recorded, final becoming the
+ * carried state run->state. Returns 1 when refused. */
+static int streamed(const Scenario *sc, Run *run, int k, const char *fn, NNTKStatus s, float *y,
+                    int64_t n_out, float *final, int64_t n_state, Record *rec) {
+    const int refused = s != NNTK_OK;
+    if (refused) {
+        check_refusal(sc, k, fn, s);
+        CHECK(untouched(y, n_out) && untouched(final, n_state),
+              "%s step %d %s: output or final states written on failure", sc->what, k, fn);
+        free(final);
+    } else {
+        record_append(&rec->out, y, n_out);
+        record_append(&rec->out, final, n_state);
+        free(run->state);
+        run->state = final;
+        run->state_n = n_state;
+    }
+    free(y);
+    return refused;
+}
+
 /* Step k of sc on run. Returns 1 when the library refused the call (only
  * expected with an injected failure: then checked here), 0 otherwise; the
  * outputs of a successful call go to *rec. */
@@ -519,26 +541,13 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         return 0;
     }
     case CHAIN_STREAM: { /* chunk of st->steps input steps; the state carried in run->state */
-        const int64_t out_steps = st->steps - 2, n_out = st->batch * out_steps * CHAIN_OUT;
-        const int64_t n_state = st->batch * CHAIN_STATE;
+        const int64_t n_out = st->batch * (st->steps - 2) * CHAIN_OUT, n_state = st->batch * CHAIN_STATE;
         float *x = seeded_floats(st->batch * st->steps * CHAIN_IN, seed);
         float *y = sentinel_floats(n_out), *final = sentinel_floats(n_state);
         const NNTKStatus s =
             NNTKLayerChainStream(run->chain, st->batch, st->steps, x, run->state, y, final);
-        const int refused = s != NNTK_OK;
-        if (refused) {
-            check_refusal(sc, k, fn, s);
-            CHECK(untouched(y, n_out) && untouched(final, n_state),
-                  "%s step %d %s: output or final states written on failure", sc->what, k, fn);
-            free(final);
-        } else {
-            record_append(&rec->out, y, n_out);
-            record_append(&rec->out, final, n_state);
-            free(run->state);
-            run->state = final;
-        }
-        free(x), free(y);
-        return refused;
+        free(x);
+        return streamed(sc, run, k, fn, s, y, n_out, final, n_state, rec);
     }
     case MODEL_STREAM: { /* a chunk from the last chunk's states (run->state), within the capacity */
         int64_t features = 0, layers, weights, out_steps = 0, classes = 0, width = 0;
@@ -551,21 +560,8 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         float *y = sentinel_floats(n_out), *final = sentinel_floats(n_state);
         const NNTKStatus s = NNTKModelStream(run->model, st->batch, st->steps, x,
                                              run->state_n == n_state ? run->state : NULL, y, final);
-        const int refused = s != NNTK_OK;
-        if (refused) {
-            check_refusal(sc, k, fn, s);
-            CHECK(untouched(y, n_out) && untouched(final, n_state),
-                  "%s step %d %s: output or final states written on failure", sc->what, k, fn);
-            free(final);
-        } else {
-            record_append(&rec->out, y, n_out);
-            record_append(&rec->out, final, n_state);
-            free(run->state);
-            run->state = final;
-            run->state_n = n_state;
-        }
-        free(x), free(y);
-        return refused;
+        free(x);
+        return streamed(sc, run, k, fn, s, y, n_out, final, n_state, rec);
     }
     case MODEL_SET_ADAM: {
         int64_t it_before = -1, it = -1;
