@@ -61,6 +61,8 @@ class LayerChain:
         except NNTKError as exc:
             index = 0 if self._handle is None else self._count()
             self.close()
+            if exc.status == "NNTK_ERROR_OUT_OF_MEMORY":  # not the layer's fault: as it came
+                raise
             reason = exc.message.split(": ", 1)[-1]
             raise ValueError(
                 f"Sequential.stream: {layer_name(index, layers[index])} {reason}"
