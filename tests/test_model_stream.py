@@ -177,3 +177,15 @@ def test_bad_states_name_the_argument():
         model.stream(x, np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="chunk must be"):
         model.stream(np.zeros((2, 2), np.float32))
+
+
+def test_an_entry_none_is_that_layers_zero_state():
+    model = nn.Sequential([nn.GRU(3, input_dim=2, return_sequences=True), nn.LSTM(2, input_dim=3)])
+    randomize(model, np.random.default_rng(5))
+    x = np.random.default_rng(6).uniform(-1, 1, (2, 4, 2)).astype(np.float32)
+    _, states = model.stream(x[:, :2])
+    zero_gru = [[np.zeros((2, 3), np.float32)], states[1]]
+    out_none, _ = model.stream(x[:, 2:], [None, states[1]])
+    out_zero, _ = model.stream(x[:, 2:], zero_gru)
+    np.testing.assert_array_equal(out_none, out_zero)
+    assert not np.array_equal(out_none, model.stream(x[:, 2:], states)[0])  # the state matters
