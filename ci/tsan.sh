@@ -3,9 +3,11 @@
 # tests/c/threads.c built with -fsanitize=thread, on the portable build and on the
 # OpenBLAS build (its one-time thread setting; OpenBLAS itself is not instrumented).
 # The program races the process's first calls (kernel table, OpenBLAS set-up) from
-# several threads, then runs every layer, the losses and an optimizer on distinct
-# handles in several threads at once and compares each thread's results bitwise with
-# the main thread's; then two threads call one handle at once, and the overlapping
+# several threads, then runs every layer, the losses, an optimizer and the model
+# (nntk/model.h) of every fuzz/model_corpus file (loaded, run, trained, saved to the
+# thread's own path, reloaded) on distinct handles in several threads at once and
+# compares each thread's results bitwise with the main thread's; then two threads
+# call one handle (a layer, an optimizer, a model) at once, and the overlapping
 # calls must be refused (NNTK_ERROR_INVALID_STATE) while the accepted ones stay
 # right. Any TSan report fails the run (halt_on_error, exitcode 66).
 # Last, a deliberate race the library cannot see (a handle's weights written by the
@@ -26,7 +28,7 @@ for backend in portable openblas; do
     -DCMAKE_SHARED_LINKER_FLAGS="$TSAN_FLAGS" -DPython_EXECUTABLE="$(command -v python)" >/dev/null
   cmake --build "$dir" -j"$JOBS" --target nntk_threads >/dev/null
   echo "== ThreadSanitizer ($backend): first calls raced, distinct handles in many threads"
-  "$dir/nntk_threads" "${1:-2}"
+  "$dir/nntk_threads" "${1:-2}" fuzz/model_corpus/*.nntk
 done
 # The sanitizer must be armed: a handle's weights written through GetWeights'
 # pointer while another thread applies it (the caller's own access, which the

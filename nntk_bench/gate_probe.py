@@ -4,7 +4,9 @@ writes, per layer spec, its wall time, CPU time and case count to a JSON file.
 Run as a script by path, by the interpreter of the tree being measured, so it must not
 import nntk_bench (an older tree has none) and must work with every version of the
 parity package: it wraps `run_spec` where that version's `cmd_run` imports it from
-(parity.spec_run today, parity.runner before the split), then calls the command itself.
+(parity.spec_run, parity.runner before the split) or, since the runs are planned
+first (`-j N`), parity.parallel's run_selected and finish_all, then calls the command
+itself with `-j 1`.
 
     python -P nntk_bench/gate_probe.py OUT.json [--stages] -- run --profile ci [...]
 
@@ -114,6 +116,44 @@ def _install_stage_wrappers(clock: StageClock) -> None:
     runner.compare_quantities = clock.wrap(runner.compare_quantities, lambda *a, **k: "comparison")
 
 
+def _time_planned_runs(layers: dict[str, dict], clock: StageClock | None) -> bool:
+    """Today's tree, whose `run` plans every spec first and then, with -j 1, runs and
+    finishes them spec by spec through parity.parallel (run_selected, finish_all):
+    each such call's time counts for its spec (the planning, before, for start-up)."""
+    try:
+        parallel = importlib.import_module("parity.parallel")
+    except ModuleNotFoundError:
+        return False
+
+    def timed(fn):
+        def for_one_spec(specs, *args, **kwargs):
+            if len(specs) != 1:
+                raise RuntimeError("gate_probe times the gate per layer with -j 1 only")
+            name = specs[0].name
+            if clock:
+                clock.layer = name
+                clock.enter("hypothesis and harness")
+            begin = _clock()
+            try:
+                result = fn(specs, *args, **kwargs)
+            finally:
+                end = _clock()
+                if clock:
+                    clock.leave()
+            figures = layers.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+            figures["wall_s"] += end[0] - begin[0]
+            figures["cpu_s"] += end[1] - begin[1]
+            if isinstance(result, list):  # finish_all: the spec's run
+                figures.update(cases=result[0].cases, failed=bool(result[0].failure))
+            return result
+
+        return for_one_spec
+
+    parallel.run_selected = timed(parallel.run_selected)
+    parallel.finish_all = timed(parallel.finish_all)
+    return True
+
+
 def main(argv: list[str]) -> int:
     out, rest = argv[0], argv[1:]
     stages = "--stages" in rest[: rest.index("--")]
@@ -152,6 +192,8 @@ def main(argv: list[str]) -> int:
         return run
 
     module.run_spec = timed_run_spec
+    if _time_planned_runs(layers, clock) and "-j" not in command:
+        command = [*command, "-j", "1"]  # its default is every core
     imported = _clock()
     # The gate through its own entry point, `python -m parity` (only that imports cli.py)
     sys.argv = ["nntk-parity", *command]

@@ -2,6 +2,7 @@
 --profile ci`, what `ci/parity-gate.sh` runs) for two source trees, measured in one run.
 
     python -m nntk_bench.gate_time --base-site DIR [--rounds 2] [--nice 10] [--out docs/bench]
+    python -m nntk_bench.gate_time --base-site DIR --jobs 2 [--rounds 2] [--out docs/bench]
     python -m nntk_bench.gate_time --stages [--layer gru ...] [--out DIR]
 
 Each side is the same command in a fresh process of this interpreter (the TensorFlow
@@ -21,6 +22,17 @@ Medians over the rounds are compared three ways:
 
 --stages runs today's gate once with every stage timed (gate_probe.py --stages) and
 writes where a live case's time goes, per layer.
+
+--jobs N compares the ways of running instead of the trees' growth: base as it runs
+(one process) against today with `-j N` (its cases in N worker processes). Both run
+the plain command (`python -m parity run --profile ci --report DIR`, no probe: the
+CPU time is the kernel's account of the whole process tree, workers included) and
+write their reports, which must be the same but for timings (report_data's
+`without_timings`): the same cases with the same results, checked every round. The
+base tree must be installed in a directory named site-packages (`pip install
+--target .../lib/python3.11/site-packages`), as today's is: hypothesis draws from the
+constants of modules loaded from anywhere else, so a base tree elsewhere would draw
+other cases.
 """
 
 from __future__ import annotations
@@ -293,6 +305,120 @@ def run_gate(
     }
 
 
+def run_command(
+    python: str, extra_path: str | None, nice: int, gate: list[str], report_dir: Path
+) -> dict:
+    """One run of `nntk-parity` (gate + --report report_dir) in a child process: its
+    wall time, the CPU time of it and every process it waited for (its workers), the
+    load around it, and from its report the cases and seconds of each layer and a
+    digest of its timeless content."""
+    import hashlib
+
+    from parity.report_data import without_timings
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if extra_path:
+        env["PYTHONPATH"] = extra_path
+    command = ["nice", "-n", str(nice), python, "-P", "-m", "parity", *gate]
+    command += ["--report", str(report_dir)]
+    load_before = os.getloadavg()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    log = report_dir.with_suffix(".log")
+    with open(log, "w") as f:
+        # cwd: the report's parent, so no checkout is on the import path
+        status = subprocess.call(
+            command, cwd=report_dir.parent, env=env, stdout=f, stderr=subprocess.STDOUT
+        )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if status != 0 or not (report_dir / "report.json").exists():
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        raise RuntimeError(f"the gate exited {status}:\n" + "\n".join(tail))
+    report = json.loads((report_dir / "report.json").read_text())
+    # the library's path is each side's install, not a result
+    content = without_timings({k: v for k, v in report.items() if k != "library"})
+    content = json.dumps(content, sort_keys=True).encode()
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "cases": sum(layer["cases"] for layer in report["layers"]),
+        "passed": report["passed"],
+        "layers": {
+            layer["layer"]: {"cases": layer["cases"], "seconds": layer["seconds"]}
+            for layer in report["layers"]
+        },
+        "report_sha256": hashlib.sha256(content).hexdigest(),
+    }
+
+
+def summarize_jobs(runs: list[dict], base: str = "base", today: str = "today") -> dict:
+    """Jobs mode: per side the medians of wall and CPU time, today / base of the
+    medians and the median of each round's ratio, and whether every round's two
+    reports were the same (timings apart)."""
+    by_side = {side: [r for r in runs if r["side"] == side] for side in (base, today)}
+    medians = {
+        side: {k: _median([r[k] for r in side_runs]) for k in ("wall_s", "cpu_s")}
+        for side, side_runs in by_side.items()
+    }
+    rounds = sorted({r["round"] for r in runs})
+    per_round = []
+    identical = []
+    for r in rounds:
+        old = next(run for run in by_side[base] if run["round"] == r)
+        new = next(run for run in by_side[today] if run["round"] == r)
+        per_round.append(_ratios(new, old))
+        identical.append(old["report_sha256"] == new["report_sha256"])
+    return {
+        "sides": {
+            side: {"runs": len(side_runs), "cases": side_runs[0]["cases"], **medians[side]}
+            for side, side_runs in by_side.items()
+        },
+        "ratio": _ratios(medians[today], medians[base]),
+        "ratio_paired_by_round": {
+            "per_round": per_round,
+            "median": {k: _median([x[k] for x in per_round]) for k in ("wall_s", "cpu_s")},
+        },
+        "identical_reports": identical,
+        "loads": [(r["side"], r["load_before"][0], r["load_after"][0]) for r in runs],
+    }
+
+
+def jobs_markdown(report: dict) -> str:
+    """Jobs mode: the two sides, their ratio, the rounds."""
+    summary, meta = report["summary"], report["meta"]
+    sides = summary["sides"]
+    lines = [
+        "| side | command | runs | cases | wall s | CPU s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for side in ("base", "today"):
+        figures = sides[side]
+        lines.append(
+            f"| {side} ({meta['sides'][side]['commit']}) | `{meta['sides'][side]['command']}` "
+            f"| {figures['runs']} | {figures['cases']} | {figures['wall_s']:.1f} "
+            f"| {figures['cpu_s']:.1f} |"
+        )
+    ratio, paired = summary["ratio"], summary["ratio_paired_by_round"]
+    lines.append(
+        f"| **today / base** | | | | **{ratio['wall_s']:.2f}** | **{ratio['cpu_s']:.2f}** |"
+    )
+    lines.append("")
+    rounds = ", ".join(f"wall {r['wall_s']:.2f} CPU {r['cpu_s']:.2f}" for r in paired["per_round"])
+    lines.append(
+        f"Medians over the rounds. Paired by round (today / base of the two runs of a "
+        f"round): {rounds}; median wall {paired['median']['wall_s']:.2f}, CPU "
+        f"{paired['median']['cpu_s']:.2f}. Reports the same but for timings in every "
+        f"round: {all(summary['identical_reports'])}. Load average (1 min) before/after "
+        "each run: " + ", ".join(f"{side} {a:.1f}/{b:.1f}" for side, a, b in summary["loads"]) + "."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def _commit(path: Path) -> str:
     try:
         return subprocess.check_output(
@@ -327,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs per side (default 2)")
     parser.add_argument("--nice", type=int, default=10, help="nice level of every run")
     parser.add_argument("--stages", action="store_true", help="today's stage split instead")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="compare base in one process with today's `-j N` instead (the module doc)",
+    )
     parser.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
     parser.add_argument(
         "--profile", default="ci", help="the gate's profile (default ci; dev: a quick check)"
@@ -353,24 +485,43 @@ def main(argv: list[str] | None = None) -> int:
             },
             "today": {"commit": _commit(here), "site": "installed"},
         }
+        if args.jobs:
+            commands = {"base": gate, "today": [*gate, "-j", str(args.jobs)]}
+            for side, command in commands.items():
+                sides[side]["command"] = " ".join(["nntk-parity", *command])
+            work = Path(tempfile.mkdtemp(prefix="gate-jobs-"))
+            count = iter(range(1_000_000))
 
-        def run_once(side: str) -> dict:
-            extra = args.base_site if side == "base" else None
-            return run_gate(sys.executable, extra, args.nice, [], gate)
+            def run_once(side: str) -> dict:
+                extra = args.base_site if side == "base" else None
+                report_dir = work / f"{side}-{next(count)}"
+                return run_command(sys.executable, extra, args.nice, commands[side], report_dir)
 
-        print(f"gate time: {args.rounds} rounds of base, today (nice {args.nice})")
+            what = f"base (one process), today (-j {args.jobs})"
+            summarize_runs, render, name = summarize_jobs, jobs_markdown, "gate-jobs"
+        else:
+
+            def run_once(side: str) -> dict:
+                extra = args.base_site if side == "base" else None
+                return run_gate(sys.executable, extra, args.nice, [], gate)
+
+            what = "base, today"
+            summarize_runs, render, name = summarize, markdown, "gate-time"
+        print(f"gate time: {args.rounds} rounds of {what} (nice {args.nice})")
         runs = measure(["base", "today"], args.rounds, run_once)
         report = {"meta": _meta(args, sides, gate, started), "runs": runs}
-        report["summary"] = summarize(runs)
-        table = markdown(report)
-        name = "gate-time"
+        report["summary"] = summarize_runs(runs)
+        table = render(report)
+        if not all(report["summary"].get("identical_reports", [True])):
+            print(f"the two sides' reports differ (kept in {work}): not the same run")
     print(table)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
         (args.out / f"{name}.md").write_text(table)
         print(f"written: {args.out / name}.json, .md")
-    return 0
+    identical = report.get("summary", {}).get("identical_reports", [True])
+    return 0 if all(identical) else 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """`nntk-parity`: the parity suite's command line.
 
     nntk-parity run [--layer NAME ...] [--profile dev|ci|nightly] [--report DIR] [--seed N]
-                                                    live against tf.keras; keeps going
+                    [-j N] [--shard I/N]            live against tf.keras; keeps going
                                                     after a failure and reports every
-                                                    distinct one with its minimal case
+                                                    distinct one with its minimal case;
+                                                    on every core (-j N: N processes);
+                                                    --shard: a 1/N share of the cases
+    nntk-parity report merge DIR... [--report OUT]  the shards' results joined into the
+                                                    whole run's report
     nntk-parity replay [--fixtures DIR] [--layer NAME ...] [--report DIR]
                                                     the native library against the
                                                     recorded fixtures (no TensorFlow)
@@ -28,8 +32,9 @@
                                                     beside the same run in tf.keras
 
 Exit status 0 only when everything passed; 1 on a parity failure (or a missing,
-altered or corrupt fixture); 2 on bad usage (unknown layer, unwritable report
-directory, library not loadable).
+altered or corrupt fixture, or a worker process that died); 2 on bad usage (unknown
+layer, unwritable report directory, library not loadable, shards that are not one
+run).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         model_command,
         record_command,
         replay_command,
+        report_command,
         repro_command,
         run_command,
         verify_command,
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registered = (
         run_command,
+        report_command,
         replay_command,
         record_command,
         repro_command,
@@ -90,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from parity import settings
     from parity.fixtures import FixtureError
+    from parity.parallel import WorkerDied
     from parity.record import RecordError
     from parity.report import ReportError
 
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ReportError, RecordError) as exc:
         print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except FixtureError as exc:
+    except (FixtureError, WorkerDied) as exc:
         print(f"nntk-parity {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -8,8 +8,9 @@
   layer, with T=201 and 65-unit cases); 100 rather than 200 keeps the ci profile's
   time within 30% of what it was before those grew (issue 12: 150 drawn examples
   still took 28% more CPU time, 104 -> 133 s).
-- nightly: 2000 examples per layer, randomized, for long runs (spread over cores
-  with pytest-xdist: `pytest -n auto --hypothesis-profile=nightly`).
+- nightly: 2000 examples per layer, randomized, for long runs (on every core:
+  `nntk-parity run --profile nightly`, over a CI matrix with --shard: docs/gate.md;
+  or `pytest -n auto --hypothesis-profile=nightly`).
 """
 
 from __future__ import annotations

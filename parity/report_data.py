@@ -116,3 +116,14 @@ def build(runs, specs, profile: str = "", source: str = "live", meta: dict | Non
             "layers": layers,
         }
     )
+
+
+def without_timings(report: dict) -> dict:
+    """report.json's content without what says when and how fast the run went (its
+    creation time, each layer's seconds): what two runs of the same cases share,
+    whether in one process, in several (-j N) or in shards merged."""
+    kept = {k: v for k, v in report.items() if k != "created"}
+    kept["layers"] = [
+        {k: v for k, v in layer.items() if k != "seconds"} for layer in kept["layers"]
+    ]
+    return kept

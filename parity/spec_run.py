@@ -212,6 +212,133 @@ SHRINK_FINDINGS = 6
 SHRINK_CASES = 40
 
 
+@dataclass
+class SpecPlan:
+    """The cases a spec's live run records, fixed before any runs: its coverage cases,
+    then the cases its seeded hypothesis search draws (each distinct case once, in
+    the order the search meets it). The search's test never fails while it draws
+    (`check` raises only while shrinking), so what it draws does not depend on the
+    results: the cases can be run anywhere, in any order (parity/parallel.py), and
+    recorded in this order (`finish_spec`) for the same run."""
+
+    spec: str
+    seed: int
+    cases: list[Case]
+    coverage: int  # the first `coverage` cases are the coverage cases
+
+
+def _chosen_settings(hypothesis_settings):
+    from hypothesis import settings as current_settings
+
+    return hypothesis_settings or current_settings()
+
+
+def _search(spec: LayerSpec, chosen, seed: int, check, phases):
+    """The spec's hypothesis search calling `check(case)`, under `chosen` settings."""
+    from hypothesis import Verbosity, given
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import settings as current_settings
+
+    test = given(case=spec.case_strategy())(check)
+    test = current_settings(
+        chosen,
+        database=None,
+        phases=phases,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,  # the findings are reported, not hypothesis's notes
+        print_blob=False,
+    )(test)
+    return hypothesis_seed(seed)(test)
+
+
+def plan_spec(spec: LayerSpec, hypothesis_settings=None, seed: int | None = None) -> SpecPlan:
+    """The spec's cases for one run (`SpecPlan`) under the current (or given)
+    hypothesis profile. `seed`: the search's seed (default: fixed per spec under a
+    derandomized profile, random otherwise). Draws only: no TensorFlow, no library."""
+    import random
+
+    from hypothesis import Phase
+
+    chosen = _chosen_settings(hypothesis_settings)
+    if seed is None:
+        seed = zlib.crc32(spec.name.encode()) if chosen.derandomize else random.getrandbits(32)
+    cases: dict[str, Case] = {}
+    for case in spec.coverage_cases():
+        cases.setdefault(case.id, case)
+    coverage = len(cases)
+
+    def draw(case: Case) -> None:
+        cases.setdefault(case.id, case)
+
+    _search(spec, chosen, seed, draw, (Phase.generate,))()
+    return SpecPlan(spec.name, seed, list(cases.values()), coverage)
+
+
+def finish_spec(
+    spec: LayerSpec,
+    plan: SpecPlan,
+    results: list[CaseResult],
+    backend=None,
+    hypothesis_settings=None,
+    on_case: Callable[[CaseResult], None] | None = None,
+    on_stage: Callable[[str, int], None] | None = None,
+    shrink_findings: int = SHRINK_FINDINGS,
+    shrink_cases: int = SHRINK_CASES,
+    run_one: Callable[..., CaseResult] | None = None,
+) -> SpecRun:
+    """A spec's run from its plan's results (one per planned case, in the plan's
+    order, run wherever): each recorded, then the failing cases grouped into distinct
+    failures (SpecRun.diagnose), and each shrunk by hypothesis: the same seeded search
+    is replayed (the cases already run come from a cache, so it costs nothing until the
+    first case of that failure) with a test that fails only on that failure, and
+    hypothesis shrinks it. The cases shrinking runs anew run here, through `run_one`
+    (default `run_case`: TensorFlow) and are recorded too."""
+    from hypothesis import Phase
+
+    if [r.case.id for r in results] != [c.id for c in plan.cases]:
+        raise ValueError(f"{spec.name}: the results are not those of the plan's cases")
+    run_one = run_one or run_case
+    chosen = _chosen_settings(hypothesis_settings)
+    run = SpecRun(spec.name, seed=plan.seed)
+    cache: dict[str, CaseResult] = {}
+    for result in results:
+        cache[result.case.id] = result
+        run.record(spec, result)
+    shrinking = {"target": None, "budget": 0}
+
+    def check(case: Case) -> None:
+        result = cache.get(case.id)
+        if result is None:  # a case the search never drew: shrinking made it
+            if shrinking["budget"] <= 0:
+                return
+            shrinking["budget"] -= 1
+            result = run_one(spec, case, backend)
+            cache[case.id] = result
+            run.record(spec, result)
+            if on_case is not None:
+                on_case(result)
+        if run.shows(result, shrinking["target"]):
+            raise ParityFailure(result)
+
+    shrunk: set[str] = set()
+    to_shrink = [f for f in run.diagnose() if f.kind != "unsupported"][:shrink_findings]
+    for i, finding in enumerate(to_shrink, 1):
+        if on_stage is not None:
+            on_stage(f"shrinking failure {i}/{len(to_shrink)}", shrink_cases)
+        shrinking.update(target=finding, budget=shrink_cases)
+        try:
+            _search(spec, chosen, plan.seed, check, (Phase.generate, Phase.shrink))()
+        except ParityFailure as exc:
+            shrunk.add(exc.result.case.id)
+    run.findings = run.diagnose(frozenset(shrunk))
+    if run.findings:
+        run.failure = findings_message(spec.name, run.findings) + (
+            f"\n(hypothesis search seed {plan.seed}: `nntk-parity run --layer {spec.name} "
+            f"--seed {plan.seed}` with the same --profile repeats this search)"
+        )
+    return run
+
+
 def run_spec(
     spec: LayerSpec,
     backend=None,
@@ -223,91 +350,40 @@ def run_spec(
     shrink_cases: int = SHRINK_CASES,
     run_one: Callable[..., CaseResult] | None = None,
 ) -> SpecRun:
-    """The live run of one spec under the current (or given) hypothesis profile.
-
-    It keeps going after a failure: (1) every coverage case (each declared option value,
-    each shape bucket); (2) hypothesis's search over the spec's cases, all max_examples
-    of them, recording each; then (3) the failing cases are grouped into distinct
-    failures (SpecRun.diagnose), and each is shrunk by hypothesis: the same seeded
-    search is replayed (the cases already run come from a cache, so it costs nothing
-    until the first case of that failure) with a test that fails only on that
-    failure, and hypothesis shrinks it. `on_stage(name, cases)` announces each stage.
-    `seed`: the search's seed (default: fixed per spec under a derandomized profile,
-    random otherwise). `run_one` replaces `run_case` (the harness's own tests)."""
-    import random
-
-    from hypothesis import Phase, Verbosity, given
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import settings as current_settings
-
+    """The live run of one spec under the current (or given) hypothesis profile, in
+    this process. It keeps going after a failure: (1) every coverage case (each
+    declared option value, each shape bucket); (2) hypothesis's search over the
+    spec's cases, all max_examples of them (both fixed first: `plan_spec`); then (3)
+    the distinct failures, each shrunk (`finish_spec`). `on_stage(name, cases)`
+    announces each stage. `seed`: the search's seed (default: fixed per spec under a
+    derandomized profile, random otherwise). `run_one` replaces `run_case` (the
+    harness's own tests)."""
     run_one = run_one or run_case
-    chosen = hypothesis_settings or current_settings()
-    if seed is None:
-        seed = zlib.crc32(spec.name.encode()) if chosen.derandomize else random.getrandbits(32)
-    run = SpecRun(spec.name, seed=seed)
-    cache: dict[str, CaseResult] = {}
-    shrinking = {"target": None, "budget": 0}
-
-    def evaluate(case: Case) -> CaseResult | None:
-        """The case's result: from the cache, or run now (None: shrink budget spent)."""
-        if case.id in cache:
-            return cache[case.id]
-        if shrinking["target"] is not None:
-            if shrinking["budget"] <= 0:
-                return None
-            shrinking["budget"] -= 1
-        result = run_one(spec, case, backend)
-        cache[case.id] = result
-        run.record(spec, result)
-        if on_case is not None:
-            on_case(result)
-        return result
-
-    def check(case: Case) -> None:
-        result = evaluate(case)
-        target = shrinking["target"]
-        if target is not None and result is not None and run.shows(result, target):
-            raise ParityFailure(result)
-
-    def search(phases):
-        test = given(case=spec.case_strategy())(check)
-        test = current_settings(
-            chosen,
-            database=None,
-            phases=phases,
-            report_multiple_bugs=False,
-            verbosity=Verbosity.quiet,  # the findings are reported, not hypothesis's notes
-            print_blob=False,
-        )(test)
-        return hypothesis_seed(seed)(test)
-
     start = time.perf_counter()
-    coverage = spec.coverage_cases()
-    if on_stage is not None:
-        on_stage("coverage cases", len(coverage))
-    for case in coverage:
-        evaluate(case)
-    if on_stage is not None:
-        on_stage("hypothesis search", chosen.max_examples)
-    search((Phase.generate,))()  # never raises: `check` fails only while shrinking
-
-    shrunk: set[str] = set()
-    to_shrink = [f for f in run.diagnose() if f.kind != "unsupported"][:shrink_findings]
-    for i, finding in enumerate(to_shrink, 1):
+    plan = plan_spec(spec, hypothesis_settings, seed)
+    results = []
+    stages = (
+        ("coverage cases", plan.cases[: plan.coverage]),
+        ("hypothesis search", plan.cases[plan.coverage :]),
+    )
+    for stage, cases in stages:
         if on_stage is not None:
-            on_stage(f"shrinking failure {i}/{len(to_shrink)}", shrink_cases)
-        shrinking.update(target=finding, budget=shrink_cases)
-        try:
-            search((Phase.generate, Phase.shrink))()
-        except ParityFailure as exc:
-            shrunk.add(exc.result.case.id)
-        finally:
-            shrinking["target"] = None
-    run.findings = run.diagnose(frozenset(shrunk))
-    if run.findings:
-        run.failure = findings_message(spec.name, run.findings) + (
-            f"\n(hypothesis search seed {seed}: `nntk-parity run --layer {spec.name} "
-            f"--seed {seed}` with the same --profile repeats this search)"
-        )
+            on_stage(stage, len(cases))
+        for case in cases:
+            results.append(run_one(spec, case, backend))
+            if on_case is not None:
+                on_case(results[-1])
+    run = finish_spec(
+        spec,
+        plan,
+        results,
+        backend,
+        hypothesis_settings,
+        on_case,
+        on_stage,
+        shrink_findings,
+        shrink_cases,
+        run_one,
+    )
     run.elapsed = time.perf_counter() - start
     return run

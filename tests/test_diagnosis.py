@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import settings
+from test_parity import search_seed
 
 from parity.runner import RAISED, UNSUPPORTED, check_case
 from parity.spec_fields import SMALL_SIZE
@@ -144,3 +145,28 @@ def test_unsupported_errors_are_told_apart(exc, unsupported):
     from parity.runner import is_unsupported
 
     assert is_unsupported(exc) is unsupported
+
+
+def test_hypothesis_seed_repeats_a_layers_randomized_search():
+    """pytest --hypothesis-seed=N (ci/nightly-seeds.sh) seeds each layer's search in a
+    randomized profile: the same N draws the same cases again, another N others; a
+    derandomized profile keeps run_spec's fixed search (None)."""
+    chosen = settings(max_examples=8, derandomize=False, database=None, deadline=None)
+    run_one = fake_run_case(FakeFaultyBackend({}))
+
+    def drawn(forced):
+        seen = []
+
+        def recording(spec, case, backend=None):
+            seen.append(case.id)
+            return run_one(spec, case, backend)
+
+        seed = search_seed("dense", forced, chosen.derandomize)
+        run_spec(get_spec("dense"), hypothesis_settings=chosen, run_one=recording, seed=seed)
+        return seen
+
+    assert drawn("1") == drawn("1")
+    assert drawn("1") != drawn("2")
+    assert search_seed("dense", "1", False) != search_seed("gru", "1", False)
+    assert search_seed("dense", "1", True) is None
+    assert search_seed("dense", None, False) is None

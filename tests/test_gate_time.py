@@ -9,7 +9,15 @@ import statistics
 import pytest
 
 from nntk_bench import gate_probe
-from nntk_bench.gate_time import markdown, measure, schedule, startup, summarize
+from nntk_bench.gate_time import (
+    jobs_markdown,
+    markdown,
+    measure,
+    schedule,
+    startup,
+    summarize,
+    summarize_jobs,
+)
 
 
 def fake_run(total: float, layers: dict[str, float]) -> dict:
@@ -144,3 +152,38 @@ def test_the_totals_count_the_cases_of_their_layers():
     assert comparisons["a_base"]["cases"] == 2 * 10
     assert comparisons["b_today_original_layers"]["cases"] == 2 * 10
     assert comparisons["c_today_all_layers"]["cases"] == 3 * 10
+
+
+def jobs_run(wall: float, cpu: float, digest: str = "same") -> dict:
+    """A run as run_command returns it."""
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load_before": (2.0, 2.0, 2.0),
+        "load_after": (3.0, 3.0, 3.0),
+        "cases": 10,
+        "passed": True,
+        "layers": {"dense": {"cases": 10, "seconds": wall / 2}},
+        "report_sha256": digest,
+    }
+
+
+def test_the_jobs_comparison_pairs_the_rounds_and_checks_the_reports():
+    gate = FakeGate(
+        {
+            "base": [jobs_run(100.0, 90.0), jobs_run(120.0, 95.0), jobs_run(110.0, 92.0)],
+            "today": [jobs_run(60.0, 96.0), jobs_run(50.0, 99.0, "other"), jobs_run(55.0, 97.0)],
+        }
+    )
+    runs = measure(["base", "today"], 3, gate, log=lambda _: None)
+    summary = summarize_jobs(runs)
+    assert (
+        summary["sides"]["base"]["wall_s"] == 110.0 and summary["sides"]["today"]["wall_s"] == 55.0
+    )
+    assert summary["ratio"]["wall_s"] == pytest.approx(0.5)
+    per_round = [r["wall_s"] for r in summary["ratio_paired_by_round"]["per_round"]]
+    assert per_round == pytest.approx([0.6, 50 / 120, 0.5])
+    assert summary["identical_reports"] == [True, False, True]
+    meta = {"sides": {s: {"commit": "c", "command": f"nntk-parity {s}"} for s in ("base", "today")}}
+    table = jobs_markdown({"summary": summary, "meta": meta})
+    assert "**0.50**" in table and "every round: False" in table

@@ -15,22 +15,31 @@
  *  2. Distinct handles in many threads: every layer of the generated table
  *     (nntk_api_table.h) created from one shared config by every thread at once,
  *     trained, its gradient computed, run for inference and streamed; every loss;
- *     an optimizer per thread. Each thread's results must equal a run on the
- *     main thread bitwise, and no call is refused (every status is checked).
+ *     an optimizer per thread; the model (nntk/model.h) of every model file
+ *     given, loaded by every thread into its own handle, run, trained (both
+ *     losses), saved to the thread's own path and reloaded. Each thread's
+ *     results (the saved files' bytes included) must equal a run on the main
+ *     thread bitwise, and no call is refused (every status is checked).
  *  3. The error state is per thread: each thread's refused call leaves its own
  *     message, whatever the other threads do meanwhile.
  *  4. One handle, two threads: the overlap refused. Two threads call one handle
  *     in a loop (Dense ApplyInference and ApplyInference; ApplyTrainingBatch and
  *     CalculateGradient, a filter and its gradient; Optimizer Step and Step;
- *     Step and Iterations) until a call has been refused and each thread has
- *     had ACCEPTED calls accepted; LayerChain Stream and Stream on one chain. Overlaps come by themselves (a call lasts
+ *     Step and Iterations; a model's ApplyInference with ApplyInference, with
+ *     GetWeights and with Save, and TrainStep with TrainStep, the model after
+ *     them bitwise one trained by as many steps on one thread; LayerChain
+ *     Stream and Stream on one chain) until a call has been refused and each
+ *     thread has had ACCEPTED calls accepted.
+ *     Overlaps come by themselves (a call lasts
  *     far longer than the loop around it, and a thread preempted in a call
  *     holds it), so the loop ends within milliseconds; DEADLINE_S bounds it,
  *     and reaching it with no refusal is a failure. A refused call must return
  *     NNTK_ERROR_INVALID_STATE with a message naming its function and saying
  *     the handle is in use by another call; every accepted call must give the
  *     single-thread result bitwise. Before that, single-threaded: every error
- *     exit of a call releases the handle (the next call is accepted).
+ *     exit of a call releases the handle (the next call is accepted), a
+ *     model's too (a step without an optimizer, a batch or sequence beyond its
+ *     capacity, a save into a missing directory).
  *
  *  5. (--misuse) A race the library cannot see, on purpose: one thread writes
  *     a Dense handle's weights through the pointer of GetWeights (the caller's
@@ -38,10 +47,10 @@
  *     must report it (ci/tsan.sh checks that it does, so a build without the
  *     sanitizer armed cannot pass unseen).
  *
- *   nntk_threads [rounds]     default 2 rounds of 2 and 3
+ *   nntk_threads [rounds [model files...]]     default 2 rounds of 2 and 3
  *   nntk_threads --misuse
  * Exits 1 on any failure (and says which), 0 otherwise. */
-#define _GNU_SOURCE /* pthread barriers, clock_gettime, nanosleep under -std=c11; RTLD_NEXT */
+#define _GNU_SOURCE /* pthread barriers, clock_gettime, nanosleep, mkdtemp under -std=c11; RTLD_NEXT */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "c_test_support.h"
 
@@ -208,12 +218,152 @@ static void losses_and_optimizer(FloatRecord *r) {
     free(truth);
 }
 
+/* The models (nntk/model.h) of the model files given on the command line, each
+ * loaded by every thread into its own handle and saved to its own path in
+ * save_dir. */
+#define MODEL_BATCH 3
+#define MODEL_STEPS 8
+static char **model_paths;
+static int model_count;
+static char save_dir[] = "/tmp/nntk_threads_XXXXXX";
+
+/* A file's bytes (malloc'd, *length of them); NULL if it cannot be read. */
+static unsigned char *file_bytes(const char *path, long *length) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *data = NULL;
+    *length = -1;
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (*length = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)*length + 1)) != NULL &&
+        fread(data, 1, (size_t)*length, f) != (size_t)*length) {
+        free(data);
+        data = NULL;
+    }
+    if (f != NULL) fclose(f);
+    return data;
+}
+
+/* Appends a file's bytes (their length first), zero-padded to whole floats. */
+static void record_file(FloatRecord *r, const char *path) {
+    long length = 0;
+    unsigned char *data = file_bytes(path, &length);
+    CHECK(data != NULL, "cannot read %s", path);
+    if (data == NULL) return;
+    const int64_t n = (length + (long)sizeof(float) - 1) / (long)sizeof(float);
+    float *padded = calloc((size_t)n + 1, sizeof(float));
+    if (padded == NULL) abort();
+    memcpy(padded, data, (size_t)length);
+    const float length_as_float = (float)length;
+    record_append(r, &length_as_float, 1);
+    record_append(r, padded, n);
+    free(padded);
+    free(data);
+}
+
+/* A model's every weight and its step count. */
+static void record_model_state(FloatRecord *r, NNTKModel *model) {
+    int64_t layers = 0, features = 0, count = 0, iterations = -1;
+    CHECK(NNTKModelDescribe(model, &layers, &features, &count) == NNTK_OK, "NNTKModelDescribe");
+    float *w = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    if (w == NULL) abort();
+    CHECK(NNTKModelGetWeights(model, w, count) == NNTK_OK, "NNTKModelGetWeights");
+    record_append(r, w, count);
+    free(w);
+    CHECK(NNTKModelIterations(model, &iterations) == NNTK_OK, "NNTKModelIterations");
+    const float steps = (float)iterations;
+    record_append(r, &steps, 1);
+}
+
+/* A model's input and one-hot target for (MODEL_BATCH, MODEL_STEPS), and its output size. */
+typedef struct {
+    int64_t n_in, n_out, out_steps, classes;
+    float *x, *y;
+} ModelData;
+
+static ModelData model_data(NNTKModel *model) {
+    ModelData d = {0};
+    int64_t layers = 0, features = 0, weights = 0;
+    CHECK(NNTKModelDescribe(model, &layers, &features, &weights) == NNTK_OK &&
+              NNTKModelOutputShape(model, MODEL_BATCH, MODEL_STEPS, &d.out_steps, &d.classes) == NNTK_OK,
+          "NNTKModelDescribe / OutputShape");
+    d.n_in = MODEL_BATCH * MODEL_STEPS * features;
+    d.n_out = MODEL_BATCH * d.out_steps * d.classes;
+    d.x = seeded_floats(d.n_in, 40);
+    d.y = calloc((size_t)(d.n_out > 0 ? d.n_out : 1), sizeof(float));
+    if (d.y == NULL) abort();
+    for (int64_t row = 0; d.classes > 0 && row < d.n_out / d.classes; row++)
+        d.y[row * d.classes + row % d.classes] = 1;
+    return d;
+}
+
+/* Loads `path` (giving it Adam when the file holds no optimizer), as every thread does. */
+static NNTKModel *model_load(const char *path) {
+    NNTKModel *model = NNTKModelLoad(path, MODEL_BATCH, MODEL_STEPS);
+    CHECK(model != NULL, "NNTKModelLoad %s", path);
+    int64_t iterations;
+    if (model != NULL && NNTKModelIterations(model, &iterations) != NNTK_OK)
+        CHECK(NNTKModelSetOptimizerAdam(model, 0.01, 0.9, 0.999, 1e-7, 0) == NNTK_OK,
+              "NNTKModelSetOptimizerAdam %s", path);
+    return model;
+}
+
+/* A training step of `model` on d, the loss kind alternating with `step`. */
+static NNTKStatus model_step(NNTKModel *model, const ModelData *d, int step, float *loss) {
+    const int32_t kind = step % 2 == 0 ? NNTK_LOSS_CATEGORICAL_CROSSENTROPY : NNTK_LOSS_MEAN_SQUARED_ERROR;
+    return NNTKModelTrainStep(model, kind, 0, MODEL_BATCH, MODEL_STEPS, d->x, d->y, loss);
+}
+
+/* Inference, three training steps (both losses), inference, save to save_path,
+ * reload: the reloaded weights, step count, inference and next step, and the
+ * saved file's bytes, all recorded. */
+static void model_work(const char *path, const char *save_path, FloatRecord *r) {
+    NNTKModel *model = model_load(path);
+    if (model == NULL) return;
+    ModelData d = model_data(model);
+    float *out = calloc((size_t)d.n_out, sizeof(float)), loss = 0;
+    if (out == NULL) abort();
+    CHECK(NNTKModelApplyInference(model, MODEL_BATCH, MODEL_STEPS, d.x, out) == NNTK_OK,
+          "NNTKModelApplyInference %s", path);
+    record_append(r, out, d.n_out);
+    for (int step = 0; step < 3; step++) {
+        CHECK(model_step(model, &d, step, &loss) == NNTK_OK, "NNTKModelTrainStep %s", path);
+        record_append(r, &loss, 1);
+    }
+    record_model_state(r, model);
+    CHECK(NNTKModelApplyInference(model, MODEL_BATCH, MODEL_STEPS, d.x, out) == NNTK_OK,
+          "NNTKModelApplyInference %s after training", path);
+    record_append(r, out, d.n_out);
+    CHECK(NNTKModelSave(model, save_path) == NNTK_OK, "NNTKModelSave %s", save_path);
+    record_file(r, save_path);
+    NNTKModel *reloaded = NNTKModelLoad(save_path, MODEL_BATCH, MODEL_STEPS);
+    CHECK(reloaded != NULL, "NNTKModelLoad %s", save_path);
+    if (reloaded != NULL) {
+        record_model_state(r, reloaded);
+        CHECK(NNTKModelApplyInference(reloaded, MODEL_BATCH, MODEL_STEPS, d.x, out) == NNTK_OK,
+              "NNTKModelApplyInference %s", save_path);
+        record_append(r, out, d.n_out);
+        CHECK(model_step(reloaded, &d, 3, &loss) == NNTK_OK, "NNTKModelTrainStep %s", save_path);
+        record_append(r, &loss, 1);
+        record_model_state(r, reloaded);
+    }
+    unlink(save_path);
+    NNTKModelDestroy(reloaded);
+    NNTKModelDestroy(model);
+    free(out);
+    free(d.x);
+    free(d.y);
+}
+
 static void all_work(Work *work) {
     for (int l = 0; l < NNTK_LAYER_COUNT; l++)
         if (configs[l] != NULL)
             layer_work(&NNTK_LAYER_TABLE[l], configs[l], config_values[l], work->batch, work->steps,
                        &work->results);
     losses_and_optimizer(&work->results);
+    for (int m = 0; m < model_count; m++) {
+        char save_path[sizeof save_dir + 32];
+        snprintf(save_path, sizeof save_path, "%s/thread%d-model%d.nntk", save_dir, work->id, m);
+        model_work(model_paths[m], save_path, &work->results);
+    }
 }
 
 /* --- 3. the error state is per thread -------------------------------------------------------- */
@@ -269,6 +419,7 @@ typedef struct Caller {
     int (*correct)(struct Caller *); /* after an accepted call: is its result right? */
     float *out, *dx;                 /* this thread's outputs */
     float *params, *grads;           /* this thread's optimizer block */
+    char path[64];                   /* where a model Save caller saves */
     int64_t iterations, seen;        /* Iterations: its result, the largest before */
     long accepted, refused;
 } Caller;
@@ -445,6 +596,145 @@ static void optimizer_pair(void) {
     caller_free(&c[1]);
 }
 
+/* One model handle, two threads: its input, target and single-thread results. */
+static struct {
+    NNTKModel *model;
+    ModelData d;
+    float *y_inference, *weights;
+    int64_t weight_count;
+    unsigned char *file; /* the model saved single-threaded */
+    long file_length;
+} mbed;
+
+static NNTKStatus model_apply(Caller *c) {
+    return NNTKModelApplyInference(mbed.model, MODEL_BATCH, MODEL_STEPS, mbed.d.x, c->out);
+}
+static int model_inference_correct(Caller *c) {
+    return memcmp(c->out, mbed.y_inference, (size_t)mbed.d.n_out * sizeof(float)) == 0;
+}
+static NNTKStatus model_get_weights(Caller *c) {
+    return NNTKModelGetWeights(mbed.model, c->params, mbed.weight_count);
+}
+static int model_weights_correct(Caller *c) {
+    return memcmp(c->params, mbed.weights, (size_t)mbed.weight_count * sizeof(float)) == 0;
+}
+static NNTKStatus model_save(Caller *c) { return NNTKModelSave(mbed.model, c->path); }
+static int model_file_correct(Caller *c) {
+    long length = 0;
+    unsigned char *data = file_bytes(c->path, &length);
+    const int ok = data != NULL && length == mbed.file_length && memcmp(data, mbed.file, (size_t)length) == 0;
+    free(data);
+    return ok;
+}
+static NNTKStatus model_train(Caller *c) {
+    float loss;
+    (void)c;
+    return model_step(mbed.model, &mbed.d, 0, &loss);
+}
+
+/* Single-threaded: a model call that fails inside the call releases the handle. */
+static void model_error_exits_release(const char *path) {
+    float loss;
+    NNTKModel *bare = NNTKModelLoad(path, MODEL_BATCH, MODEL_STEPS);
+    CHECK(bare != NULL, "NNTKModelLoad %s", path);
+    if (bare == NULL) return;
+    ModelData d = model_data(bare);
+    float *out = calloc((size_t)d.n_out, sizeof(float));
+    if (out == NULL) abort();
+    int64_t iterations;
+    if (NNTKModelIterations(bare, &iterations) != NNTK_OK) /* no optimizer: refused inside the call */
+        CHECK(model_step(bare, &d, 0, &loss) == NNTK_ERROR_INVALID_STATE &&
+                  NNTKModelSetOptimizerSGD(bare, 0.01, 0.0, 0) == NNTK_OK,
+              "a model call after TrainStep without an optimizer");
+    char missing[sizeof save_dir + 32];
+    snprintf(missing, sizeof missing, "%s/missing/model.nntk", save_dir);
+    CHECK(NNTKModelApplyInference(bare, MODEL_BATCH + 1, MODEL_STEPS, d.x, out) ==
+                  NNTK_ERROR_INVALID_ARGUMENT &&
+              NNTKModelTrainStep(bare, NNTK_LOSS_CATEGORICAL_CROSSENTROPY, 0, MODEL_BATCH, MODEL_STEPS + 1,
+                                 d.x, d.y, &loss) == NNTK_ERROR_INVALID_ARGUMENT &&
+              NNTKModelSave(bare, missing) == NNTK_ERROR_INVALID_ARGUMENT &&
+              model_step(bare, &d, 0, &loss) == NNTK_OK &&
+              NNTKModelApplyInference(bare, MODEL_BATCH, MODEL_STEPS, d.x, out) == NNTK_OK,
+          "%s: model calls after failed ones", path);
+    NNTKModelDestroy(bare);
+    free(out);
+    free(d.x);
+    free(d.y);
+}
+
+/* Two threads call one model: inference with inference, GetWeights and Save with
+ * inference (every accepted call bitwise the single-thread result, every saved
+ * file the single-thread file's bytes), then TrainStep with TrainStep: the model
+ * after them must equal, bitwise, one trained by the accepted steps in turn. */
+static void model_pairs(const char *path) {
+    mbed.model = model_load(path);
+    if (mbed.model == NULL) return;
+    mbed.d = model_data(mbed.model);
+    int64_t layers = 0, features = 0, start = 0;
+    NNTKModelDescribe(mbed.model, &layers, &features, &mbed.weight_count);
+    mbed.y_inference = calloc((size_t)mbed.d.n_out, sizeof(float));
+    mbed.weights = calloc((size_t)mbed.weight_count, sizeof(float));
+    if (mbed.y_inference == NULL || mbed.weights == NULL) abort();
+    CHECK(mbed.d.n_out <= ROWS * WIDE, "%s: output larger than a caller's buffer", path);
+    char reference[sizeof save_dir + 32];
+    snprintf(reference, sizeof reference, "%s/reference.nntk", save_dir);
+    CHECK(NNTKModelApplyInference(mbed.model, MODEL_BATCH, MODEL_STEPS, mbed.d.x, mbed.y_inference) ==
+                  NNTK_OK &&
+              NNTKModelGetWeights(mbed.model, mbed.weights, mbed.weight_count) == NNTK_OK &&
+              NNTKModelIterations(mbed.model, &start) == NNTK_OK &&
+              NNTKModelSave(mbed.model, reference) == NNTK_OK,
+          "model single-thread reference");
+    mbed.file = file_bytes(reference, &mbed.file_length);
+    CHECK(mbed.file != NULL, "cannot read %s", reference);
+    unlink(reference);
+
+    Caller a = caller("NNTKModelApplyInference", model_apply, model_inference_correct),
+           b = caller("NNTKModelApplyInference", model_apply, model_inference_correct);
+    pair("Model ApplyInference x ApplyInference", &a, &b);
+    caller_free(&b);
+    b = caller("NNTKModelGetWeights", model_get_weights, model_weights_correct);
+    b.params = calloc((size_t)mbed.weight_count, sizeof(float));
+    if (b.params == NULL) abort();
+    a.accepted = a.refused = 0; /* a pair counts each caller's calls from 0 */
+    pair("Model GetWeights x ApplyInference", &b, &a);
+    caller_free(&b);
+    b = caller("NNTKModelSave", model_save, model_file_correct);
+    snprintf(b.path, sizeof b.path, "%s/saved.nntk", save_dir);
+    a.accepted = a.refused = 0;
+    pair("Model Save x ApplyInference", &b, &a);
+    unlink(b.path);
+    caller_free(&a);
+    caller_free(&b);
+
+    a = caller("NNTKModelTrainStep", model_train, checked_at_the_end);
+    b = caller("NNTKModelTrainStep", model_train, checked_at_the_end);
+    pair("Model TrainStep x TrainStep", &a, &b);
+    NNTKModel *serial = model_load(path);
+    if (serial != NULL) {
+        float loss;
+        for (long k = 0; k < a.accepted + b.accepted; k++)
+            CHECK(model_step(serial, &mbed.d, 0, &loss) == NNTK_OK, "NNTKModelTrainStep");
+        FloatRecord raced = {NULL, 0}, in_turn = {NULL, 0};
+        record_model_state(&raced, mbed.model);
+        record_model_state(&in_turn, serial);
+        CHECK(records_equal(&raced, &in_turn) &&
+                  raced.data[raced.n - 1] == (float)(start + a.accepted + b.accepted),
+              "Model TrainStep x TrainStep: the model differs from %ld steps on one thread",
+              a.accepted + b.accepted);
+        free(raced.data);
+        free(in_turn.data);
+        NNTKModelDestroy(serial);
+    }
+    caller_free(&a);
+    caller_free(&b);
+    NNTKModelDestroy(mbed.model);
+    free(mbed.d.x);
+    free(mbed.d.y);
+    free(mbed.y_inference);
+    free(mbed.weights);
+    free(mbed.file);
+}
+
 /* Single-threaded: a call that fails after taking the handle releases it. */
 static void error_exits_release(NNTKDenseConfig *config) {
     float y[ROWS * WIDE], dx[ROWS * WIDE];
@@ -534,6 +824,8 @@ static void one_handle_two_threads(void) {
         caller_free(&b);
         NNTKLayerChainDestroy(bed_chain);
     }
+    for (int m = 0; m < model_count; m++) model_error_exits_release(model_paths[m]);
+    if (model_count > 0) model_pairs(model_paths[0]);
 
     NNTKOptimizerDestroy(bed.optimizer);
     NNTKDenseGradientDestroy(bed.gradient);
@@ -597,6 +889,12 @@ int main(int argc, char **argv) {
     dense_config = dense->config_create(dense_v);
     if (dense_config == NULL) return 1;
     if (misuse_only) return misuse();
+    model_paths = argv + (argc > 1 ? 2 : 1);
+    model_count = argc > 2 ? argc - 2 : 0;
+    if (model_count > 0 && mkdtemp(save_dir) == NULL) {
+        fprintf(stderr, "nntk_threads: cannot create %s\n", save_dir);
+        return 1;
+    }
     /* OpenBLAS's own functions, for the interposed ones (resolved before any thread). */
     *(void **)&real_set_num_threads = dlsym(RTLD_NEXT, "scipy_openblas_set_num_threads");
     *(void **)&real_sgemm = dlsym(RTLD_NEXT, "scipy_cblas_sgemm");
@@ -660,8 +958,9 @@ int main(int argc, char **argv) {
     for (int l = 0; l < NNTK_LAYER_COUNT && l < 64; l++)
         if (configs[l] != NULL) NNTK_LAYER_TABLE[l].config_destroy(configs[l]);
     pthread_barrier_destroy(&barrier);
+    if (model_count > 0) CHECK(rmdir(save_dir) == 0, "%s not empty at the end", save_dir);
     printf("nntk_threads: %d threads raced the first calls (%s kernels, %s backend); %ld thread runs "
-           "over %d layers, losses and an optimizer; %ld failures\n",
-           THREADS, NNTKKernelISA(), NNTKBackend(), runs, NNTK_LAYER_COUNT, (long)failures);
+           "over %d layers, losses, an optimizer and %d model files; %ld failures\n",
+           THREADS, NNTKKernelISA(), NNTKBackend(), runs, NNTK_LAYER_COUNT, model_count, (long)failures);
     return failures == 0 ? 0 : 1;
 }
