@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 from test_keras_io import _live_allocations
 from test_model_api import data, keyword_detector
 from test_model_file import _WHOLE as DETECTOR_FILE  # the keyword detector after an Adam step
-from test_model_file import DAMAGED, FUZZ, mutated_config, repack, split
+from test_model_file import DAMAGED, FUZZ, mutated_config
 
 import nntk_core as nn
 from nntk_core import model_file
 from nntk_core._native import NNTKError
 from nntk_core.c_model import CModel
+from parity.damaged_model_files import repack, split
 
 FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
