@@ -459,6 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="compare base in one process with today's `-j N` instead (the module doc)",
     )
+    parser.add_argument(
+        "--base-jobs",
+        type=int,
+        metavar="N",
+        help="with --jobs: run base with `-j N` (a base tree that has -j runs on every core"
+        " by default; `--base-jobs 1` makes it the one-process gate of the same cases)",
+    )
     parser.add_argument("--layer", action="append", help="only this layer spec (repeatable)")
     parser.add_argument(
         "--profile", default="ci", help="the gate's profile (default ci; dev: a quick check)"
@@ -486,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             "today": {"commit": _commit(here), "site": "installed"},
         }
         if args.jobs:
-            commands = {"base": gate, "today": [*gate, "-j", str(args.jobs)]}
+            base = gate if args.base_jobs is None else [*gate, "-j", str(args.base_jobs)]
+            commands = {"base": base, "today": [*gate, "-j", str(args.jobs)]}
             for side, command in commands.items():
                 sides[side]["command"] = " ".join(["nntk-parity", *command])
             work = Path(tempfile.mkdtemp(prefix="gate-jobs-"))
@@ -497,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                 report_dir = work / f"{side}-{next(count)}"
                 return run_command(sys.executable, extra, args.nice, commands[side], report_dir)
 
-            what = f"base (one process), today (-j {args.jobs})"
+            base_how = "one process" if args.base_jobs in (None, 1) else f"-j {args.base_jobs}"
+            what = f"base ({base_how}), today (-j {args.jobs})"
             summarize_runs, render, name = summarize_jobs, jobs_markdown, "gate-jobs"
         else:
 
