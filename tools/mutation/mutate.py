@@ -436,26 +436,34 @@ def spec_names() -> list[str]:
     return sorted(p.stem for p in (ROOT / "parity" / "specs").glob("*.py") if p.stem != "__init__")
 
 
-def public_functions(path: Path) -> set[str]:
-    return set(re.findall(r"^NNTK_API\b[^(]*?\b(NNTK\w+)\s*\(", path.read_text(), re.M))
+def exported_names(path: Path) -> set[str]:
+    """What other layer files can reach in a layer file: its public functions and its
+    layer types (Bidirectional runs the recurrent layers' types, TimeDistributedDense
+    runs the type dense.c declares for it)."""
+    text = path.read_text()
+    functions = re.findall(r"^NNTK_API\b[^(]*?\b(NNTK\w+)\s*\(", text, re.M)
+    types = re.findall(r"^const NNTKLayerType (nntk_\w+_type)\b", text, re.M)
+    return set(functions) | set(types)
 
 
 def affected_layers(file: str) -> list[str]:
     """The layer specs whose code runs the file: shared code (core/) serves every layer;
     a layer's own file serves its spec and every layer file that calls its public
-    functions (Bidirectional wraps the recurrent layers, TimeDistributedDense wraps
-    Dense); training code (train/) serves no layer spec, only the training tests."""
+    functions or runs its layer types (Bidirectional wraps the recurrent layers,
+    TimeDistributedDense wraps Dense); training code (train/) serves no layer spec,
+    only the training tests."""
     specs = spec_names()
     if file.startswith("src/core/"):
         return specs
     stem = Path(file).stem
     if stem not in specs:
         return []
-    names = public_functions(ROOT / CSRC / file)
+    names = exported_names(ROOT / CSRC / file)
     users = {
         p.stem
         for p in (ROOT / SRC).glob("*.c")
-        if p.stem != stem and names & set(re.findall(r"\bNNTK\w+", p.read_text()))
+        if p.stem != stem
+        and names & set(re.findall(r"\b(?:NNTK\w+|nntk_\w+_type)\b", p.read_text()))
     }
     return sorted({stem} | (users & set(specs)))
 
