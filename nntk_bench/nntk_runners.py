@@ -29,6 +29,7 @@ from nntk_bench.workloads import (
     Weights,
     frame_runner,
 )
+from nntk_core.layer_chain import LayerChain
 
 
 # --- nntk through the C API --------------------------------------------------------------------
@@ -354,16 +355,15 @@ def _frame_driver() -> ctypes.CDLL:
 def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
     """W6: W3's network fed one frame per call (frame i: the conv's window x1[:, i:i+K],
     one output step), the GRUs' states carried from call to call. Through the C API:
-    ApplyInference of the conv, BatchNorm, Activation and Dense, the GRUs'
-    ApplyInferenceWithState, T=1 after the conv, into buffers prepared once; each GRU's
-    state alternates between two buffers (frame i reads one and writes the other; O is
-    even, so a new pass starts from the first again). Dense writes frame i's output
-    straight into row i of an (O, CLASSES) array. The frame's seven calls are made from
-    C (nntk_bench/c/stream_frames.c), as an app would make them: one ctypes call per
+    one NNTKLayerChainStream per frame on a chain of the model's seven layers (what
+    Sequential.stream runs, nntk/layer.h), into buffers prepared once; the chain's
+    states alternate between two buffers (frame i reads one and writes the other; O is
+    even, so a new pass starts from the first again), and frame i's output goes
+    straight into row i of an (O, CLASSES) array. The calls are made from C
+    (nntk_bench/c/stream_frames.c), as an app would make them: one ctypes call per
     frame; `ns_per_frame` times frames in C alone. Through Python: Sequential.stream,
-    one call per frame for the whole network (one native NNTKLayerChainStream)."""
+    one call per frame (the same native call)."""
     model = nntk_model(w, 1)
-    conv, bn1, act, gru1, bn2, gru2, dense = model.layers
     windows = w.windows()
     if python_api:
         states = [None]  # the model's states, as the last stream() returned them
@@ -379,51 +379,27 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
         runner.keep = model
         return runner
 
-    # per-frame buffers: conv, bn1, act, gru1, bn2, gru2 outputs (1, 1, width)
-    conv_out, bn1_out, act_out = (np.zeros((1, 1, F), np.float32) for _ in range(3))
-    gru1_out, bn2_out, gru2_out = (np.zeros((1, 1, U), np.float32) for _ in range(3))
-    states = np.zeros((2, 2, 1, U), np.float32)  # [GRU][buffer] (batch 1, U)
+    handles = tuple(layer._live_handle() for layer in model.layers)
+    chain = LayerChain(model.layers, handles, windows[0].shape, (1, 1, CLASSES))
+    states = np.zeros((2, chain.state_floats), np.float32)  # frame i: reads [i % 2]
     outs = np.zeros((O, CLASSES), np.float32)
+    stream = ctypes.cast(raw.cdll.NNTKLayerChainStream, ctypes.c_void_p).value
 
-    def address(name):
-        return ctypes.cast(getattr(raw.cdll, name), ctypes.c_void_p).value
-
-    def apply(layer, steps, src, dst):
-        fn = address(f"NNTK{layer.layer_type.name}ApplyInference")
-        return _BenchCall(
-            fn, None, layer._live_handle(), 1, steps, src.ctypes.data, None, dst.ctypes.data, None
-        )
-
-    with_state = address("NNTKGRUApplyInferenceWithState")
-
-    def recurrent(g, layer, src, dst, i):
-        state_in, state_out = states[g, i % 2], states[g, 1 - i % 2]
+    def frame_call(i):
         return _BenchCall(
             None,
-            with_state,
-            layer._live_handle(),
+            stream,
+            chain._handle,
             1,
-            1,
-            src.ctypes.data,
-            state_in.ctypes.data,
-            dst.ctypes.data,
-            state_out.ctypes.data,
+            K,
+            windows[i].ctypes.data,
+            states[i % 2].ctypes.data,
+            outs[i].ctypes.data,
+            states[1 - i % 2].ctypes.data,
         )
 
-    def frame_calls(i):
-        return [
-            apply(conv, K, windows[i], conv_out),
-            apply(bn1, 1, conv_out, bn1_out),
-            apply(act, 1, bn1_out, act_out),
-            recurrent(0, gru1, act_out, gru1_out, i),
-            apply(bn2, 1, gru1_out, bn2_out),
-            recurrent(1, gru2, bn2_out, gru2_out, i),
-            apply(dense, 1, gru2_out, outs[i]),
-        ]
-
-    rows = [frame_calls(i) for i in range(O)]
-    per_frame = len(rows[0])
-    table = (_BenchCall * (O * per_frame))(*(call for row in rows for call in row))
+    per_frame = 1
+    table = (_BenchCall * O)(*(frame_call(i) for i in range(O)))
     driver = _frame_driver()
     c_int = ctypes.c_int64
     frame_args = [
@@ -449,17 +425,5 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
 
     runner = frame_runner(step, reset)
     runner.ns_per_frame = ns_per_frame
-    runner.keep = (
-        model,
-        windows,
-        table,
-        conv_out,
-        bn1_out,
-        act_out,
-        gru1_out,
-        bn2_out,
-        gru2_out,
-        states,
-        outs,
-    )
+    runner.keep = (model, chain, windows, table, states, outs)
     return runner

@@ -1,10 +1,11 @@
 /* W6's frames driven from C (nntk_bench/nntk_runners.py compiles this at run time
  * into a shared library of its own and loads it with ctypes). A frame is a row of
- * calls prepared by the bench: the library's Apply functions of W3's layers,
- * (handle, batch, steps, in, out), and the GRUs' ApplyInferenceWithState,
- * (handle, batch, steps, in, initial_state, out, final_state), each with its
- * buffers, as an app streaming audio would call them. No nntk header is needed:
- * the functions come as pointers in the table.
+ * calls prepared by the bench, each with its buffers, as an app streaming audio would
+ * make them: a function of the (handle, batch, steps, in, out) form of the layers'
+ * Apply functions, or of the (handle, batch, steps, in, initial_state, out,
+ * final_state) form of NNTKLayerChainStream and the recurrent layers'
+ * ApplyInferenceWithState (W6: one NNTKLayerChainStream per frame). No nntk header is
+ * needed: the functions come as pointers in the table.
  *
  *   nntk_bench_frames(calls, per_frame, frames, first, count)
  *       runs frames first, first+1, ... (count of them, cycling over the table's
