@@ -52,10 +52,14 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_replay" "$CORPUS"/*
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_model_replay" fuzz/model_corpus/*
     # The portable build is where ASan sees every access (OpenBLAS is not
-    # instrumented), so it runs the whole ci profile; the OpenBLAS build differs only
-    # in ops.c's BLAS calls and runs the shorter dev profile.
+    # instrumented), so it runs the whole ci profile, TensorFlow's tests included; the
+    # OpenBLAS build differs only in ops.c's BLAS calls, which the fixture replay and the
+    # other native tests drive at every recorded size, so it runs the dev profile
+    # without the tests that need TensorFlow (-m "not tf": 818 of 7060 tests, measured
+    # at about two thirds of a pytest pass's time, more under ASan).
     profile=$PROFILE
-    [ "$backend" = openblas ] && profile=${NNTK_SANITIZE_BLAS_PROFILE:-dev}
+    marks=()
+    [ "$backend" = openblas ] && profile=${NNTK_SANITIZE_BLAS_PROFILE:-dev} && marks=(-m "not tf")
     echo "== ASan+UBSan ($backend): pytest, hypothesis profile $profile"
     # The runtime must come first in the process: preloaded into the uninstrumented
     # Python. Leaks: CPython leaks at exit by design; valgrind checks ours below.
@@ -63,12 +67,12 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     # own pools, so ASan also sees the library writing into a freed Python object (a
     # ctypes buffer that a caller let go while the library still held its address, as
     # the bench once did). The binding is the same code over both backends, so one pass
-    # with it is enough: the shorter one (it costs ~1.5x over the whole suite).
+    # with it is enough: the shorter one (it cost ~1.5x over the whole suite).
     pymalloc=pymalloc
     [ "$backend" = openblas ] && pymalloc=malloc
     LD_PRELOAD="$ASAN_RT $UBSAN_RT" PYTHONMALLOC=$pymalloc ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
       NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -n 2 -p no:cacheprovider \
-      --hypothesis-profile="$profile"
+      --hypothesis-profile="$profile" "${marks[@]}"
   done
 fi
 
