@@ -29,7 +29,6 @@ from nntk_bench.workloads import (
     Weights,
     frame_runner,
 )
-from nntk_core.layer_chain import LayerChain
 
 
 # --- nntk through the C API --------------------------------------------------------------------
@@ -378,6 +377,8 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
         runner = frame_runner(step_py, reset_py)
         runner.keep = model
         return runner
+
+    from nntk_core.layer_chain import LayerChain  # here: importing it loads the library
 
     handles = tuple(layer._live_handle() for layer in model.layers)
     chain = LayerChain(model.layers, handles, windows[0].shape, (1, 1, CLASSES))
