@@ -17,6 +17,8 @@ tf.keras semantics, and its Python binding (ctypes).
     model = nn.load("model.nntk")
 """
 
+import ctypes
+
 from nntk_core import losses, optimizers
 from nntk_core._native import NNTKError, lib
 from nntk_core.activations import ACTIVATIONS
@@ -35,6 +37,20 @@ from nntk_core.recurrent import RecurrentLayer
 
 __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
+
+
+def set_thread_count(threads: int) -> None:
+    """Threads the library's training calls may use (default 1); the results are
+    bitwise the same for every count (docs/threads.md). Raises NNTKError."""
+    lib.NNTKSetThreadCount(threads)
+
+
+def thread_count() -> int:
+    """The count set_thread_count set (1 when never called)."""
+    threads = ctypes.c_int32()
+    lib.NNTKGetThreadCount(ctypes.byref(threads))
+    return threads.value
+
 
 # The layer classes (one per layer type of the library; the parity suite's coverage
 # test checks that each has a spec) are this package's names too: nntk_core.GRU ...
@@ -57,6 +73,8 @@ __all__ = [
     "RecurrentLayer",
     "Sequential",
     "set_random_seed",
+    "set_thread_count",
+    "thread_count",
     "UnsupportedKerasModel",
     *LAYER_CLASSES,
 ]

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_bad_input import NAMES, as_list, backward, make, run, upstream_for
 
 import nntk_core as nn
@@ -277,6 +279,10 @@ DECLARED_GLOBALS = {
     # core/status.c: NNTKMemoryStats' counters (bytes allocated now and at the peak).
     "allocated_now": "memory counter, atomic",
     "allocated_peak": "memory counter, atomic",
+    # core/threads.c: NNTKSetThreadCount's worker pool and its one-call-at-a-time flag
+    # (a result never depends on them: every thread count gives the same bits).
+    "pool_now": "worker pool, atomic pointer",
+    "pool_busy": "worker pool in use, atomic flag",
     # libgcc's CPU feature cache behind __builtin_cpu_supports (the dispatch reads it).
     "__cpu_model": "libgcc CPU features",
     "__cpu_features2": "libgcc CPU features",
@@ -327,3 +333,78 @@ def test_backward_of_one_layer_is_independent_of_another():
         assert all(
             u.tobytes() == v.tobytes() for u, v in zip(dwa, alone_a["dweights"], strict=True)
         )
+
+
+# -- the thread count (docs/threads.md) --------------------------------------------------
+@pytest.fixture
+def one_thread_after():
+    yield
+    nn.set_thread_count(1)
+
+
+def _recurrent_training(cls, kwargs, weights, x, h0, dys):
+    """Training output and states, dx, the weight gradients and d_initial_state of a
+    fresh layer, in one flat list of arrays."""
+    layer = cls(**kwargs)
+    layer.set_weights(weights)
+    outs = layer(x, training=True, initial_state=h0)
+    dx, dw, d_h0 = layer.backward(dys)
+    return [*outs, dx, *dw, *d_h0]
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4), deadline=None)
+@given(data=st.data())
+def test_recurrent_training_is_bitwise_equal_for_any_thread_count(data):
+    """RNN, GRU (both reset_after, the fused and the generic cell) and LSTM, trained
+    with 1 thread and with 2-5: every output, state, gradient and initial-state
+    gradient has the same bits, whatever batch (1, below and not divisible by the
+    thread count) and sequence flags are drawn."""
+    name = data.draw(st.sampled_from(["RNN", "GRU", "LSTM"]), label="layer")
+    cls = nn.LAYER_CLASSES[name]
+    batch = data.draw(st.integers(1, 11), label="batch")
+    steps = data.draw(st.integers(1, 7), label="steps")
+    input_dim = data.draw(st.integers(1, 9), label="input_dim")
+    units = data.draw(st.integers(1, 20), label="units")
+    threads = data.draw(st.integers(2, 5), label="threads")
+    kwargs = {
+        "units": units,
+        "input_dim": input_dim,
+        "return_sequences": data.draw(st.booleans(), label="return_sequences"),
+        "go_backwards": data.draw(st.booleans(), label="go_backwards"),
+        "return_state": True,
+    }
+    if name == "GRU":
+        kwargs["reset_after"] = data.draw(st.booleans(), label="reset_after")
+        kwargs["activation"] = data.draw(st.sampled_from(["tanh", "relu"]), label="activation")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    probe = cls(**kwargs)
+    weights = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in probe.weight_shapes()]
+    x = rng.standard_normal((batch, steps, input_dim)).astype(np.float32)
+    states = 2 if name == "LSTM" else 1
+    h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    out_shape = (batch, steps, units) if kwargs["return_sequences"] else (batch, units)
+    dys = [rng.standard_normal(out_shape).astype(np.float32)]
+    dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+
+    nn.set_thread_count(1)
+    serial = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+    nn.set_thread_count(threads)
+    try:
+        assert nn.thread_count() == threads
+        split = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+    finally:
+        nn.set_thread_count(1)
+    assert len(split) == len(serial)
+    for i, (a, b) in enumerate(zip(serial, split, strict=True)):
+        assert a.shape == b.shape
+        assert a.tobytes() == b.tobytes(), f"{name} {kwargs}: result {i} differs"
+
+
+@pytest.mark.parametrize("threads", [0, -1, 65])
+def test_thread_count_out_of_range_is_refused(threads, one_thread_after):
+    nn.set_thread_count(3)
+    with pytest.raises(nn.NNTKError) as error:
+        nn.set_thread_count(threads)
+    assert error.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
+    assert error.value.message.startswith(f"NNTKSetThreadCount: threads={threads} ")
+    assert nn.thread_count() == 3  # unchanged
