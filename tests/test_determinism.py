@@ -408,3 +408,47 @@ def test_thread_count_out_of_range_is_refused(threads, one_thread_after):
     assert error.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
     assert error.value.message.startswith(f"NNTKSetThreadCount: threads={threads} ")
     assert nn.thread_count() == 3  # unchanged
+
+
+# Shapes whose products are large enough to be split by columns (ops.c SPLIT_MIN_MACS)
+# and to go to OpenBLAS (BLAS_MIN_MACS): W5's GRU, W7c's, and odd sizes whose column
+# parts end mid-unit.
+LARGE_RECURRENT = [
+    ("GRU", 32, 100, 40, 64),
+    ("GRU", 32, 100, 40, 256),
+    ("GRU", 13, 37, 29, 71),
+    ("LSTM", 7, 61, 45, 50),
+    ("RNN", 5, 90, 130, 150),
+]
+
+
+@pytest.mark.parametrize(("name", "batch", "steps", "input_dim", "units"), LARGE_RECURRENT)
+def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
+    name, batch, steps, input_dim, units, one_thread_after
+):
+    cls = nn.LAYER_CLASSES[name]
+    kwargs = {"units": units, "input_dim": input_dim, "return_sequences": True}
+    kwargs["return_state"] = True
+    rng = np.random.default_rng(units)
+    probe = cls(**kwargs)
+    weights = [(rng.standard_normal(s) * 0.3).astype(np.float32) for s in probe.weight_shapes()]
+    x = rng.standard_normal((batch, steps, input_dim)).astype(np.float32)
+    states = 2 if name == "LSTM" else 1
+    h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    dys = [rng.standard_normal((batch, steps, units)).astype(np.float32)]
+    dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    serial = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+    for threads in (2, 3):
+        nn.set_thread_count(threads)
+        split = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+        for i, (a, b) in enumerate(zip(serial, split, strict=True)):
+            assert a.tobytes() == b.tobytes(), f"{name} threads={threads}: result {i} differs"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_layer_is_bitwise_equal_for_any_thread_count(name, one_thread_after):
+    """Every layer (its products and sums may be split by columns) with 1 and 3 threads."""
+    layer, x = big_input(name)
+    serial = results(layer, x)
+    nn.set_thread_count(3)
+    assert_bitwise(serial, results(layer, x), f"{name}, 3 threads")

@@ -344,16 +344,31 @@ static int64_t project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_
 
 /* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
  * a (T, B, G·U) the input-side pre-activation gradients in processing order;
- * wt (G·U, D) scratch for kernelᵀ. */
+ * wt (G·U, D) = kernelᵀ. The steps are independent products, so the pool may
+ * split them (each step is the same call on whichever thread). */
+typedef struct {
+    const NNTKRecurrentFilter *f;
+    int64_t batch, steps;
+    const float *a, *wt;
+    float *d_in;
+} InputGradient;
+
+static void input_gradient_steps(void *context, int64_t k0, int64_t k1) {
+    const InputGradient *p = context;
+    const int64_t d = p->f->spec.input_dim, gu = p->f->spec.gates * p->f->spec.units;
+    for (int64_t k = k0; k < k1; k++) {
+        const int64_t t = position(&p->f->spec, k, p->steps);
+        nntk_gemm(0, 0, p->batch, d, gu, 1.0f, p->a + k * p->batch * gu, gu, p->wt, d, 0.0f,
+                  p->d_in + t * d, p->steps * d);
+    }
+}
+
 static void input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
                            const float *a, float *wt, float *d_in) {
     const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
     nntk_transpose(d, gu, nntk_recurrent_weights(f).kernel, wt);
-    for (int64_t k = 0; k < steps; k++) {
-        const int64_t t = position(&f->spec, k, steps);
-        nntk_gemm(0, 0, batch, d, gu, 1.0f, a + k * batch * gu, gu, wt, d, 0.0f, d_in + t * d,
-                  steps * d);
-    }
+    InputGradient p = {f, batch, steps, a, wt, d_in};
+    nntk_parallel_rows(steps, input_gradient_steps, &p);
 }
 
 /* --- the loop over time ------------------------------------------------------------------- */
