@@ -29,7 +29,7 @@ from nntk_core.keras_io import (
     UnsupportedKerasModel,
     load_keras,
 )
-from nntk_core.layer import Layer, set_random_seed
+from nntk_core.layer import Layer, check_positive_int, set_random_seed
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
 from nntk_core.model_file import ModelFileError, load
@@ -41,13 +41,17 @@ BACKEND = lib.NNTKBackend().decode()
 
 def set_thread_count(threads: int) -> None:
     """Threads the library's training calls may use (default 1); the results are
-    bitwise the same for every count (docs/threads.md). Raises NNTKError."""
+    bitwise the same for every count (docs/threads.md). TypeError / ValueError for
+    a non-integer or a count below 1, NNTKError for one the library refuses."""
+    threads = check_positive_int(threads, "threads")
+    if threads > 2**31 - 1:
+        raise ValueError(f"threads must fit an int32, got {threads}")
     lib.NNTKSetThreadCount(threads)
 
 
 def thread_count() -> int:
     """The count set_thread_count set (1 when never called)."""
-    threads = ctypes.c_int32()
+    threads = ctypes.c_int64()
     lib.NNTKGetThreadCount(ctypes.byref(threads))
     return threads.value
 

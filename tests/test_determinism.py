@@ -400,14 +400,23 @@ def test_recurrent_training_is_bitwise_equal_for_any_thread_count(data):
         assert a.tobytes() == b.tobytes(), f"{name} {kwargs}: result {i} differs"
 
 
-@pytest.mark.parametrize("threads", [0, -1, 65])
-def test_thread_count_out_of_range_is_refused(threads, one_thread_after):
+@pytest.mark.parametrize("threads", [65, 2**31 - 1])
+def test_thread_count_above_the_limit_is_refused_by_the_library(threads, one_thread_after):
     nn.set_thread_count(3)
     with pytest.raises(nn.NNTKError) as error:
         nn.set_thread_count(threads)
     assert error.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
-    assert error.value.message.startswith(f"NNTKSetThreadCount: threads={threads} ")
+    assert error.value.message.startswith(f"NNTKSetThreadCount: threads={threads} is not in 1..64")
     assert nn.thread_count() == 3  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("threads", "error"), [(0, ValueError), (-1, ValueError), (2**31, ValueError), (2.0, TypeError)]
+)
+def test_thread_count_of_a_bad_value_is_refused_by_the_binding(threads, error, one_thread_after):
+    with pytest.raises(error, match="threads must"):
+        nn.set_thread_count(threads)
+    assert nn.thread_count() == 1
 
 
 # Shapes whose products are large enough to be split by columns (ops.c SPLIT_MIN_MACS)

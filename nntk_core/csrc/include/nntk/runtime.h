@@ -43,7 +43,7 @@ NNTK_API void NNTKMemoryResetPeak(void);
 NNTK_API NNTKStatus NNTKSetThreadCount(int32_t threads);
 
 /* *threads = the count NNTKSetThreadCount set (1 when never called). */
-NNTK_API NNTKStatus NNTKGetThreadCount(int32_t *threads);
+NNTK_API NNTKStatus NNTKGetThreadCount(int64_t *threads);
 
 #ifdef __cplusplus
 }

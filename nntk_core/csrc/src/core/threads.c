@@ -161,7 +161,7 @@ NNTK_API NNTKStatus NNTKSetThreadCount(int32_t threads) {
     return s;
 }
 
-NNTK_API NNTKStatus NNTKGetThreadCount(int32_t *threads) {
+NNTK_API NNTKStatus NNTKGetThreadCount(int64_t *threads) {
     NNTKStatus s = nntk_check_pointer("NNTKGetThreadCount", "threads", threads);
     if (s != NNTK_OK) return s;
     const Pool *p = atomic_load_explicit(&pool_now, memory_order_acquire);
