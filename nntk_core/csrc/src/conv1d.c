@@ -15,6 +15,7 @@
  *     d_kernel[j] += x_tapᵀ · delta,   d_in[b, i_lo : : s, :] += delta · kernel[j]ᵀ. */
 #include "core/layer.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "nntk/conv1d.h"
 
 enum { INPUT_DIM, FILTERS, KERNEL_SIZE, STRIDES, PADDING, DILATION_RATE, ACTIVATION, USE_BIAS };
@@ -193,15 +194,29 @@ static int64_t full_rows(const Conv *c, const Geometry *g, int64_t *o1, int64_t 
  * element is one sequential chain over (j, c) in that order (the zero
  * padding's terms skipped), then + bias, as Keras's conv then bias_add:
  * full-window rows in one product over the overlapping windows, the rows at
- * a padded edge tap by tap (the chain continuing through pre). */
-static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const float *x, float *pre) {
+ * a padded edge tap by tap (the chain continuing through pre). The part of
+ * convolve for samples [b0, b1) of `Convolution`: each sample is its own
+ * products, so the pool may split the batch (docs/threads.md). */
+typedef struct {
+    const NNTKLayer *f;
+    const Geometry *g;
+    const float *x;
+    float *pre;
+} Convolution;
+
+static void convolve_samples(void *context, int64_t b0, int64_t b1) {
+    const Convolution *p = context;
+    const NNTKLayer *f = p->f;
+    const Geometry *g = p->g;
+    const float *x = p->x;
+    float *pre = p->pre;
     const Conv *c = conv(f);
     const int64_t cin = c->input_dim, nf = c->filters, s = c->strides;
     const float *kernel = f->weights;                           /* (k, C, F) */
     const float *bias = c->use_bias ? f->weights + c->kernel_size * cin * nf : NULL; /* (F,) */
     int64_t o1, o2;
     const int64_t n_full = full_rows(c, g, &o1, &o2);
-    for (int64_t b = 0; b < batch; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const float *x_b = x + b * g->steps * cin;    /* (L, C) */
         float *pre_b = pre + b * g->out_steps * nf;   /* (O, F) */
         if (n_full > 0)
@@ -240,6 +255,11 @@ static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const
                 for (int64_t q = 0; q < nf; q++) pre_b[o * nf + q] = pre_b[o * nf + q] + bias[q];
             }
     }
+}
+
+static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const float *x, float *pre) {
+    Convolution p = {f, g, x, pre};
+    nntk_parallel_rows(batch, convolve_samples, &p);
 }
 
 /* The training workspace of a batch of B·L input rows and B·O output rows. */
