@@ -70,11 +70,13 @@ static void *worker_main(void *arg) {
 }
 
 void nntk_parallel_rows(int64_t rows, NNTKRowsFn fn, void *context) {
-    if (rows < 2 || atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) {
+    /* No pool (the default): no atomic read-modify-write on the shared flag either. */
+    if (rows < 2 || atomic_load_explicit(&pool_now, memory_order_relaxed) == NULL ||
+        atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) {
         fn(context, 0, rows);
         return;
     }
-    Pool *p = atomic_load_explicit(&pool_now, memory_order_acquire);
+    Pool *p = atomic_load_explicit(&pool_now, memory_order_acquire); /* stable while held */
     if (p == NULL) {
         atomic_flag_clear_explicit(&pool_busy, memory_order_release);
         fn(context, 0, rows);
