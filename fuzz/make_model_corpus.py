@@ -1,7 +1,8 @@
 """Writes the seed corpus of fuzz/fuzz_model_file.c: model files of the project's
 networks saved by the Python binding (the keyword detector with Adam after a step,
 its bidirectional variant with Adam(amsgrad), the causal-conv + SimpleRNN classifier
-with SGD(nesterov), a model without an optimizer, one in version 1's layout), so the
+with SGD(nesterov), a streaming one (a valid-padding Conv1d, GRU, LSTM) with SGD, a
+model without an optimizer, one in version 1's layout), so the
 fuzzer mutates files that load. Deterministic (fixed seeds); fuzz/model_corpus/
 holds a committed copy, which ci/fuzz.sh uses.
 
@@ -64,6 +65,19 @@ def networks() -> dict[str, tuple[nn.Sequential, object, np.ndarray]]:
             ),
             nn.optimizers.SGD(momentum=0.9, nesterov=True),
             (x, frames[:, -1]),
+        ),
+        "streaming_sgd": (  # streams (NNTKModelStream): a front window, recurrent layers
+            nn.Sequential(
+                [
+                    nn.Conv1d(3, 3, input_dim=4),
+                    nn.BatchNorm(3),
+                    nn.GRU(3, input_dim=3, return_sequences=True),
+                    nn.LSTM(2, input_dim=3, return_sequences=True),
+                    nn.TimeDistributedDense(2, input_dim=2, activation="softmax"),
+                ]
+            ),
+            nn.optimizers.SGD(momentum=0.9),
+            (x, frames[:, 2:]),
         ),
         "pooling_no_optimizer": (
             nn.Sequential(

@@ -360,22 +360,20 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
     even, so a new pass starts from the first again). Dense writes frame i's output
     straight into row i of an (O, CLASSES) array. The frame's seven calls are made from
     C (nntk_bench/c/stream_frames.c), as an app would make them: one ctypes call per
-    frame; `ns_per_frame` times frames in C alone. Through Python: the layers' calls
-    and the GRUs' stream()."""
+    frame; `ns_per_frame` times frames in C alone. Through Python: Sequential.stream,
+    one call per frame for the whole network (one native NNTKLayerChainStream)."""
     model = nntk_model(w, 1)
     conv, bn1, act, gru1, bn2, gru2, dense = model.layers
     windows = w.windows()
     if python_api:
-        states = [None, None]
+        states = [None]  # the model's states, as the last stream() returned them
 
         def step_py(i):
-            h = act(bn1(conv(windows[i])))
-            h, states[0] = gru1.stream(h, states[0])
-            h, states[1] = gru2.stream(bn2(h), states[1])
-            return dense(h)
+            out, states[0] = model.stream(windows[i], states[0])
+            return out
 
         def reset_py():
-            states[:] = [None, None]
+            states[0] = None
 
         runner = frame_runner(step_py, reset_py)
         runner.keep = model

@@ -216,6 +216,12 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKModelOutputShape": (_STATUS, [c_void_p, c_int64, c_int64, _INT64_PTR, _INT64_PTR]),
     "NNTKModelApplyInference": (_STATUS, [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR]),
     "NNTKModelGetWeights": (_STATUS, [c_void_p, _FLOAT_PTR, c_int64]),
+    "NNTKModelStreamStates": (_STATUS, [c_void_p, _INT64_PTR]),
+    # (model, batch, steps, in, initial_states, out, final_states)
+    "NNTKModelStream": (
+        _STATUS,
+        [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
     "NNTKModelSetOptimizerSGD": (_STATUS, [c_void_p, c_double, c_double, c_int32]),
     "NNTKModelSetOptimizerAdam": (
         _STATUS,
@@ -266,6 +272,17 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKLayerCalculateGradient": (
         _STATUS,
         [c_void_p, c_void_p, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
+    ),
+    # A chain of layers streamed in one call (nntk/layer.h, NNTKLayerChain).
+    "NNTKLayerChainCreate": (c_void_p, [c_void_p, c_int64, c_int64]),
+    "NNTKLayerChainDestroy": (None, [c_void_p]),
+    "NNTKLayerChainAppend": (_STATUS, [c_void_p, c_void_p]),
+    "NNTKLayerChainDescribe": (_STATUS, [c_void_p] + [_INT64_PTR] * 4),
+    "NNTKLayerChainOutputShape": (_STATUS, [c_void_p, c_int64, c_int64, _INT64_PTR, _INT64_PTR]),
+    # (chain, batch, steps, in, initial_states, out, final_states)
+    "NNTKLayerChainStream": (
+        _STATUS,
+        [c_void_p, c_int64, c_int64, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR, _FLOAT_PTR],
     ),
 }
 

@@ -8,6 +8,8 @@ nn.Sequential. Errors raise NNTKError with the library's message.
         probabilities = model(x)
         loss = model.train_step(x, y, nn.losses.CategoricalCrossentropy())
         model.save("personal.nntk")
+        y, states = model.stream(window)          # live frames: NNTKModelStream
+        y, states = model.stream(next_window, states)
 """
 
 from __future__ import annotations
@@ -67,6 +69,24 @@ class CModel:
             ctypes.byref(value),
         )
         return value.value
+
+    def state_width(self) -> int:
+        """NNTKModelStreamStates: the floats of the stream states per sequence."""
+        value = ctypes.c_int64()
+        lib.NNTKModelStreamStates(self.handle, ctypes.byref(value))
+        return value.value
+
+    def stream(self, x: np.ndarray, states: np.ndarray | None = None):
+        """NNTKModelStream on one chunk x (batch, steps, features) from `states` (a flat
+        buffer of batch * state_width floats, None = zeros): (output, new states)."""
+        x = np.ascontiguousarray(x, np.float32)
+        out = np.empty((x.shape[0], *self.output_shape(*x.shape[:2])), np.float32)
+        final = np.empty(x.shape[0] * self.state_width(), np.float32)
+        initial = None if states is None else np.ascontiguousarray(states, np.float32)
+        lib.NNTKModelStream(
+            self.handle, x.shape[0], x.shape[1], _ptr(x), _ptr(initial), _ptr(out), _ptr(final)
+        )
+        return out, final
 
     def weights(self) -> np.ndarray:
         """Every weight, flat, in the model file's order."""

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from nntk_core._native import NNTKError
-from nntk_core.layer import Layer, as_float32, check_bool
+from nntk_core.layer import Layer, as_float32, check_bool, is_float32_block
+from nntk_core.layer_chain import LayerChain
+from nntk_core.layer_chain import layer_name as _name
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.losses import CategoricalCrossentropy
 from nntk_core.recurrent import RecurrentLayer
@@ -27,10 +29,6 @@ from nntk_core.recurrent import RecurrentLayer
 Activation, Dense = LAYER_CLASSES["Activation"], LAYER_CLASSES["Dense"]
 
 _RANK_FORMS = {2: "(batch, features)", 3: "(batch, steps, features)"}
-
-
-def _name(index: int, layer) -> str:
-    return f"layers[{index}] ({type(layer).__name__})"
 
 
 class Sequential:
@@ -96,6 +94,7 @@ class Sequential:
         # The optimizer nn.load restored from a model file saved with one (else None).
         self.optimizer = None
         self._logits_twin: Layer | None = None  # see _logits_head
+        self._chains: dict[tuple[int, ...], LayerChain] = {}  # stream(): by chunk shape
 
     # -- weights -----------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -340,7 +339,61 @@ class Sequential:
 
         keras_io.save_keras_weights(self, path)
 
+    # -- streaming -------------------------------------------------------------------
+    def stream(self, chunk, states=None):
+        """Inference on one chunk of a sequence, chunk (batch, t, features), from
+        `states`, in one native call (NNTKLayerChainStream, nntk/layer.h): (output, new
+        states). `states`: None (zeros: a sequence's start) or what the previous call
+        returned, a list with one entry per layer with states (RNN, GRU, LSTM), in
+        model order, each that layer's state list as its own stream() takes and
+        returns it ([h] or [h, c]; an entry None = zeros).
+
+        The same as each layer in turn on the chunk (a layer with states through its
+        stream(), from its entry of `states`), bit for bit; fed a sequence chunk by
+        chunk it gives the whole sequence's output. So every layer must stream:
+        per-step layers (Dense, TimeDistributedDense, Activation, BatchNorm (moving
+        statistics), LayerNorm, Conv1d / DepthwiseConv1d with kernel_size 1 and
+        strides 1), layers with states, and, before the first layer with states only,
+        a Conv1d / DepthwiseConv1d with padding "valid", whose windows the chunk must
+        hold whole (for one output step per call, the kernel's newest input frames,
+        which the caller keeps: the library keeps no input history). Any other layer
+        (padding at the chunk's edges, a pooling, Bidirectional) raises ValueError
+        naming it. A call with a new chunk shape makes the native chain for it (its
+        buffers reserved); later calls with that shape allocate only the output and
+        the new states, and pass what the previous call returned without a copy."""
+        x = chunk if is_float32_block(chunk) else as_float32(chunk, "chunk")
+        chain = self._chains.get(x.shape)
+        if chain is None or not _same_layers(chain, self.layers):
+            chain = self._chain_for(x.shape)
+        return chain.stream(x, states)
+
+    def _chain_for(self, shape: tuple[int, ...]) -> LayerChain:
+        """A native chain for chunks of `shape` over the layers' current handles."""
+        if len(shape) != 3:
+            raise ValueError(
+                f"Sequential.stream: chunk must be (batch, steps, features), got shape {shape}"
+            )
+        out_shape = self.compute_output_shape(shape)
+        # An adaptive Activation's handle is for the size of its last input: give it
+        # this chunk's (each layer's input, as a call would).
+        size = shape
+        for i, layer in enumerate(self.layers):
+            if getattr(layer, "adapts_input_dim", False):
+                layer._prepare_input(np.empty(size, np.float32))
+            size = self._layer_output_shape(i, layer, size)
+        handles = tuple(layer._live_handle() for layer in self.layers)
+        for old in self._chains.values():
+            old.close()
+        self._chains = {}
+        chain = LayerChain(self.layers, handles, shape, out_shape)
+        chain.made_for = tuple(layer.input_dim for layer in self.layers)
+        self._chains[shape] = chain
+        return self._chains[shape]
+
     def close(self) -> None:
+        for chain in self._chains.values():
+            chain.close()
+        self._chains.clear()
         for layer in self.layers:
             layer.close()
         if self._logits_twin is not None:
@@ -349,3 +402,13 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential([\n  {inner}\n])"
+
+
+def _same_layers(chain: LayerChain, layers: list) -> bool:
+    """Whether every layer still has the native handle a chain was made over, for the
+    same input size (an adaptive Activation re-created for another size may get the
+    freed handle's address)."""
+    for handle, input_dim, layer in zip(chain.handles, chain.made_for, layers, strict=True):
+        if layer._handle != handle or layer.input_dim != input_dim:
+            return False
+    return True

@@ -29,16 +29,12 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TYPE_CHECKING
 
 from parity import reference  # noqa: F401 (loaded before any draw: the module doc)
 from parity.case import Case
 from parity.runner import CaseResult
 from parity.spec import LayerSpec
 from parity.spec_run import SpecPlan, SpecRun, finish_spec, plan_spec
-
-if TYPE_CHECKING:
-    from parity.shards import Shard
 
 # Cases per task: few enough that the last tasks end together, enough that a task's
 # round trip (pickling, the pool's bookkeeping: about a millisecond) is small against
@@ -205,18 +201,19 @@ class CaseResults:
 def run_selected(
     specs: list[LayerSpec],
     plans: list[SpecPlan],
-    shard: Shard | None,
+    takes: Callable[[int], bool] | None,
     pool: CasePool | None,
     on_case: Callable[[CaseResult], None] | None = None,
     backend=None,
 ) -> CaseResults:
-    """The plans' cases (those of `shard`, or all), in the pool's workers or, without a
+    """The plans' cases (those whose run position `takes` accepts, e.g. a shard's
+    `Shard.takes`; None: all), in the pool's workers or, without a
     pool, here one after another (on `backend`: default the native library)."""
     by_name = {spec.name: spec for spec in specs}
     selected = [
         (spec_name, index, case)
         for position, spec_name, index, case in positions(plans)
-        if shard is None or shard.takes(position)
+        if takes is None or takes(position)
     ]
     done = CaseResults.empty(plans)
     if pool is not None:

@@ -65,7 +65,8 @@ def main(args) -> int:
     console.print(
         f"replayed {run.ran} of {plural(run.expected, 'fixture case')} from {directory} "
         f"(references: {run.versions_line()})"
-        + (f" and {run.contract_calls} C API contract calls" if run.contract_calls else "")
+        + (f", {run.contract_calls} C API contract calls" if run.contract_calls else "")
+        + (f" and {run.damaged_files} damaged model files" if run.damaged_files else "")
         + f" in {elapsed:.2f} s: {verdict}",
         markup=False,
     )

@@ -130,7 +130,7 @@ def _run_shard(console, specs, plans, args, pool) -> int:
     jobs = 1 if pool is None else pool.jobs
     with Progress(console, f"run ({args.profile}, -j {jobs}, shard {args.shard})") as progress:
         progress.stage(f"{share} of the {total} cases of {plural(len(specs), 'layer')}", share)
-        done = parallel.run_selected(specs, plans, args.shard, pool, on_case=progress.advance)
+        done = parallel.run_selected(specs, plans, args.shard.takes, pool, on_case=progress.advance)
     meta = pool.reference_meta() if pool is not None else reference_meta()
     path = shards.write(args.report, args.shard, args.profile, plans, done, meta)
     failed = sum(not r.passed for spec in done.results.values() for r in spec.values())

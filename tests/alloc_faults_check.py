@@ -98,6 +98,10 @@ def workflow() -> list[np.ndarray]:
     gru = model.layers[4]
     out, state = gru.stream(batch(2, 3, seed=3)[0].repeat(2, axis=2))
     results += [out, *gru.stream(batch(2, 6, seed=4)[0].repeat(2, axis=2), state)]
+    tail = nn.Sequential(model.layers[4:])  # the layers that stream: one native chain
+    out, states = tail.stream(batch(2, 3, seed=6)[0].repeat(2, axis=2))
+    out2, states = tail.stream(batch(2, 3, seed=7)[0].repeat(2, axis=2), states)
+    results += [out, out2, *[state for entry in states for state in entry]]
     results.extend(model.get_weights())
     # the C model of the model's file (nntk/model.h): load, inference, a step, save
     model.save(DIRECTORY / "model.nntk", optimizer=optimizer)

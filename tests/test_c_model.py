@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 from test_keras_io import _live_allocations
 from test_model_api import data, keyword_detector
 from test_model_file import _WHOLE as DETECTOR_FILE  # the keyword detector after an Adam step
-from test_model_file import DAMAGED, FUZZ, mutated_config, repack, split
+from test_model_file import DAMAGED, FUZZ, mutated_config
 
 import nntk_core as nn
 from nntk_core import model_file
 from nntk_core._native import NNTKError
 from nntk_core.c_model import CModel
+from parity.damaged_model_files import repack, split
 
 FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
 
@@ -115,6 +116,44 @@ def test_inference_is_bitwise_pythons(name, tmp_path):
             expected = model(x)
             got = native(x)
             np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+def test_stream_frame_by_frame_is_bitwise_the_whole_sequence(tmp_path):
+    """NNTKModelStream on a loaded keyword detector (Conv1d padding valid, kernel 3: each
+    frame's 3-frame window), the states carried: the whole-sequence inference bit for
+    bit, and Python's Sequential.stream's states bit for bit."""
+    nn.set_random_seed(4)
+    model = keyword_detector(padding="valid")
+    x, y = data(batch=2, steps=8, seed=2)
+    model.train_step(x, y[:, 2:], nn.losses.CategoricalCrossentropy(), nn.optimizers.Adam())
+    model.save(tmp_path / "valid.nntk")
+    whole = model(x)
+    with CModel(tmp_path / "valid.nntk", 2, 3) as native:
+        assert native.state_width() == 4 + 4  # the two GRUs' h
+        states, py_states, frames = None, None, []
+        for i in range(6):
+            out, states = native.stream(x[:, i : i + 3], states)
+            py_out, py_states = model.stream(x[:, i : i + 3], py_states)
+            np.testing.assert_array_equal(out, py_out)
+            np.testing.assert_array_equal(states, np.concatenate([s[0].ravel() for s in py_states]))
+            frames.append(out)
+        np.testing.assert_array_equal(np.concatenate(frames, axis=1), whole)
+        chunk, out = np.ascontiguousarray(x[:, :4]), np.zeros((2, 2, 2), np.float32)
+        with pytest.raises(NNTKError, match=r"NNTKModelStream: steps must be <= 3"):
+            nn.lib.NNTKModelStream(  # beyond the capacity: refused, nothing written
+                native.handle, 2, 4, chunk.ctypes.data_as(FLOAT_PTR), None,
+                out.ctypes.data_as(FLOAT_PTR), None,
+            )  # fmt: skip
+        assert not out.any()
+
+
+def test_a_model_that_cannot_stream_is_refused_naming_the_layer(tmp_path):
+    model, path = trained("bidirectional", nn.optimizers.Adam(), tmp_path)
+    with CModel(path, 3, 8) as native:
+        x = network_data("bidirectional")[0]
+        np.testing.assert_array_equal(native(x), model(x))  # loaded and runs all the same
+        with pytest.raises(NNTKError, match=r"NNTKModelStreamStates: .*layers\[0\] \(Conv1d\)"):
+            native.state_width()
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))

@@ -235,14 +235,10 @@ def test_scanner_reads_a_git_checkout_and_skips_binary_files(tmp_path):
 
 def test_scanner_on_a_copy_of_the_real_documents(tmp_path):
     """The repository's own documents, copied, with one good and two broken citations."""
-    for name in (
-        "docs/DESIGN.md",
-        "docs/KERAS_SEMANTICS.md",
-        "docs/ADDING_A_LAYER.md",
-        "docs/threads.md",  # cited by DESIGN.md
-    ):
+    for path in (ROOT / "docs").rglob("*.md"):  # the documents cite one another
+        name = path.relative_to(ROOT)
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text((ROOT / name).read_text())
+        (tmp_path / name).write_text(path.read_text())
     (tmp_path / "README.md").write_text("# nntk\n\n## Hardening\n")
     (tmp_path / "gru.h").write_text(
         "/* docs/KERAS_SEMANTICS.md §2, docs/DESIGN.md §3 */\n"

@@ -180,7 +180,9 @@ def test_two_shards_merged_find_and_shrink_what_one_run_does(tmp_path):
 
     plans = parallel.plan_specs([spec], 5, chosen)
     for index in (1, 2):
-        done = parallel.run_selected([spec], plans, shards.Shard(index, 2), None, backend=backend)
+        done = parallel.run_selected(
+            [spec], plans, shards.Shard(index, 2).takes, None, backend=backend
+        )
         shards.write(tmp_path, shards.Shard(index, 2), "ci", plans, done, {})
     merged = shards.read(
         [str(tmp_path)], lambda name, seed: plan_spec(get_spec(name), chosen, seed)

@@ -14,7 +14,10 @@
  * (creation, the first step that creates the slots, a second step), and the
  * model of each model file given (nntk/model.h: load, inference, a training
  * step, save, a new optimizer, another step and save, load of the saved file;
- * inference and the steps within the capacity reserved at load).
+ * inference and the steps within the capacity reserved at load; two chunks
+ * streamed when the model streams), and a
+ * chain of layers streamed (nntk/layer.h, NNTKLayerChain: the layers, create,
+ * append, two chunks with the states carried, within the capacity).
  *
  * For each step k of a scenario and n = 1, 2, ...: steps 0..k-1 run on fresh
  * handles, the n-th allocation of step k is made to fail, and the call must
@@ -56,7 +59,8 @@ enum Op {
     CONFIG, CREATE_INFERENCE, CREATE_TRAINING, INFER, TRAIN, FROZEN, GRAD_CREATE, CALC,
     CALC_NO_DIN, STREAM_FIRST, STREAM_NEXT, TRAIN_STATE, CALC_STATE,
     LOSS, OPT_SGD, OPT_ADAM, OPT_STEP, OPT_SET_STATE,
-    MODEL_LOAD, MODEL_INFER, MODEL_TRAIN, MODEL_SAVE, MODEL_SET_ADAM, MODEL_LOAD_SAVED
+    MODEL_LOAD, MODEL_INFER, MODEL_TRAIN, MODEL_SAVE, MODEL_SET_ADAM, MODEL_LOAD_SAVED,
+    CHAIN_LAYERS, CHAIN_CREATE, CHAIN_APPEND, CHAIN_STREAM, MODEL_STREAM
 };
 static const char *const OP_NAME[] = {
     "ConfigCreate", "CreateForInference", "CreateForTraining", "ApplyInference",
@@ -65,7 +69,8 @@ static const char *const OP_NAME[] = {
     "ApplyTrainingBatchWithState", "CalculateGradientWithState", "LossCompute",
     "OptimizerCreateSGD", "OptimizerCreateAdam", "OptimizerStep", "OptimizerSetState",
     "ModelLoad", "ModelApplyInference", "ModelTrainStep", "ModelSave", "ModelSetOptimizerAdam",
-    "ModelLoad"};
+    "ModelLoad", "LayerCreateForInference", "LayerChainCreate", "LayerChainAppend",
+    "LayerChainStream", "ModelStream"};
 
 typedef struct {
     enum Op op;
@@ -93,6 +98,9 @@ typedef struct {
     float *state;                     /* the last stream chunk's final state */
     int64_t state_n;
     float params[2][6];
+    NNTKLayer *chain_layers[3]; /* the chain scenario's layers */
+    int32_t appended;           /* of them in the chain */
+    NNTKLayerChain *chain;
 } Run;
 
 /* The outputs one step wrote, for bitwise comparison. */
@@ -178,6 +186,67 @@ static char *read_bytes(const char *path, int64_t *size) {
     fclose(f);
     *size = n;
     return data;
+}
+
+/* The chain scenario: Conv1d (3 -> 4 features, kernel 3, padding valid), GRU
+ * (4 -> 5, sequences), Dense (5 -> 2), for chunks of up to CHAIN_BATCH x
+ * CHAIN_STEPS; a GRU state of 5 floats per sequence. */
+enum { CHAIN_BATCH = 2, CHAIN_STEPS = 6, CHAIN_IN = 3, CHAIN_OUT = 2, CHAIN_STATE = 5 };
+
+/* The chain's layers, their weights seeded; 1 when a call refused (checked). */
+static int chain_layers(const Scenario *sc, Run *run, int k) {
+    NNTKLayerConfig *configs[3] = {
+        (NNTKLayerConfig *)NNTKConv1dConfigCreate(CHAIN_IN, 4, 3, 1, NNTK_PADDING_VALID, 1,
+                                                  NNTK_ACTIVATION_TANH, 1),
+        (NNTKLayerConfig *)NNTKGRUConfigCreate(4, CHAIN_STATE, NNTK_ACTIVATION_TANH,
+                                               NNTK_ACTIVATION_SIGMOID, 1, 1, 1, 0),
+        (NNTKLayerConfig *)NNTKDenseConfigCreate(CHAIN_STATE, CHAIN_OUT, NNTK_ACTIVATION_LINEAR, 1)};
+    const char *failed = NULL;
+    for (int i = 0; i < 3 && failed == NULL; i++) {
+        if (configs[i] == NULL) {
+            failed = i == 0 ? "NNTKConv1dConfigCreate" : i == 1 ? "NNTKGRUConfigCreate" : "NNTKDenseConfigCreate";
+        } else if ((run->chain_layers[i] = NNTKLayerCreateForInference(configs[i])) == NULL) {
+            failed = "NNTKLayerCreateForInference";
+        } else {
+            float *w;
+            int64_t n;
+            NNTKLayerGetWeights(run->chain_layers[i], &w, &n);
+            float *seeded = seeded_floats(n, (uint32_t)i + 11u);
+            for (int64_t j = 0; j < n; j++) w[j] = 0.5f * seeded[j];
+            free(seeded);
+        }
+    }
+    const NNTKStatus s = NNTKLastStatus();
+    for (int i = 0; i < 3; i++) NNTKLayerConfigDestroy(configs[i]);
+    if (failed == NULL) return 0;
+    check_refusal(sc, k, failed, s);
+    for (int i = 0; i < 3; i++) { /* the step again starts afresh */
+        NNTKLayerDestroy(run->chain_layers[i]);
+        run->chain_layers[i] = NULL;
+    }
+    return 1;
+}
+
+/* A stream call's outcome (status s; y and final written by it, both freed
+ * here): a refusal checked (nothing written), else recorded, final becoming the
+ * carried state run->state. Returns 1 when refused. */
+static int streamed(const Scenario *sc, Run *run, int k, const char *fn, NNTKStatus s, float *y,
+                    int64_t n_out, float *final, int64_t n_state, Record *rec) {
+    const int refused = s != NNTK_OK;
+    if (refused) {
+        check_refusal(sc, k, fn, s);
+        CHECK(untouched(y, n_out) && untouched(final, n_state),
+              "%s step %d %s: output or final states written on failure", sc->what, k, fn);
+        free(final);
+    } else {
+        record_append(&rec->out, y, n_out);
+        record_append(&rec->out, final, n_state);
+        free(run->state);
+        run->state = final;
+        run->state_n = n_state;
+    }
+    free(y);
+    return refused;
 }
 
 /* Step k of sc on run. Returns 1 when the library refused the call (only
@@ -450,6 +519,50 @@ static int do_step(const Scenario *sc, Run *run, int k, Record *rec) {
         free(previous), free(bytes);
         return refused;
     }
+    case CHAIN_LAYERS:
+        return chain_layers(sc, run, k);
+    case CHAIN_CREATE:
+        run->chain = NNTKLayerChainCreate(run->chain_layers[0], CHAIN_BATCH, CHAIN_STEPS);
+        if (run->chain == NULL) return check_refusal(sc, k, fn, NNTKLastStatus()), 1;
+        run->appended = 1;
+        return 0;
+    case CHAIN_APPEND: {
+        const NNTKStatus s = NNTKLayerChainAppend(run->chain, run->chain_layers[run->appended]);
+        int64_t layers = 0, in, out, width;
+        NNTKLayerChainDescribe(run->chain, &layers, &in, &out, &width);
+        if (s != NNTK_OK) {
+            check_refusal(sc, k, fn, s);
+            CHECK(layers == run->appended, "%s step %d %s: the chain changed on failure", sc->what, k, fn);
+            return 1;
+        }
+        run->appended++;
+        const float shape[4] = {(float)layers, (float)in, (float)out, (float)width};
+        record_append(&rec->out, shape, 4);
+        return 0;
+    }
+    case CHAIN_STREAM: { /* chunk of st->steps input steps; the state carried in run->state */
+        const int64_t n_out = st->batch * (st->steps - 2) * CHAIN_OUT, n_state = st->batch * CHAIN_STATE;
+        float *x = seeded_floats(st->batch * st->steps * CHAIN_IN, seed);
+        float *y = sentinel_floats(n_out), *final = sentinel_floats(n_state);
+        const NNTKStatus s =
+            NNTKLayerChainStream(run->chain, st->batch, st->steps, x, run->state, y, final);
+        free(x);
+        return streamed(sc, run, k, fn, s, y, n_out, final, n_state, rec);
+    }
+    case MODEL_STREAM: { /* a chunk from the last chunk's states (run->state), within the capacity */
+        int64_t features = 0, layers, weights, out_steps = 0, classes = 0, width = 0;
+        NNTKModelDescribe(run->model, &layers, &features, &weights);
+        CHECK(NNTKModelOutputShape(run->model, st->batch, st->steps, &out_steps, &classes) == NNTK_OK &&
+                  NNTKModelStreamStates(run->model, &width) == NNTK_OK,
+              "%s: NNTKModelOutputShape / StreamStates: %s", sc->what, NNTKLastError());
+        const int64_t n_out = st->batch * out_steps * classes, n_state = st->batch * width;
+        float *x = seeded_floats(st->batch * st->steps * features, seed);
+        float *y = sentinel_floats(n_out), *final = sentinel_floats(n_state);
+        const NNTKStatus s = NNTKModelStream(run->model, st->batch, st->steps, x,
+                                             run->state_n == n_state ? run->state : NULL, y, final);
+        free(x);
+        return streamed(sc, run, k, fn, s, y, n_out, final, n_state, rec);
+    }
     case MODEL_SET_ADAM: {
         int64_t it_before = -1, it = -1;
         NNTKModelIterations(run->model, &it_before);
@@ -478,6 +591,8 @@ static void run_free(const Scenario *sc, Run *run) {
     NNTKOptimizerDestroy(run->optimizer);
     NNTKModelDestroy(run->model);
     NNTKModelDestroy(run->reloaded);
+    NNTKLayerChainDestroy(run->chain);
+    for (int i = 0; i < 3; i++) NNTKLayerDestroy(run->chain_layers[i]);
     free(run->state);
     memset(run, 0, sizeof *run);
 }
@@ -666,6 +781,10 @@ static void run_model(const char *path) {
     }
     int64_t iterations;
     const int has_optimizer = NNTKModelIterations(probe, &iterations) == NNTK_OK;
+    int64_t state_width, out_steps, classes;
+    /* streams (NNTKModelStream) when it can, with a chunk that gives output steps */
+    const int streams = NNTKModelStreamStates(probe, &state_width) == NNTK_OK &&
+                        NNTKModelOutputShape(probe, MODEL_BATCH, MODEL_STEPS, &out_steps, &classes) == NNTK_OK;
     NNTKModelDestroy(probe);
     Scenario sc;
     memset(&sc, 0, sizeof sc);
@@ -677,9 +796,26 @@ static void run_model(const char *path) {
     add(&sc, MODEL_SAVE, 0, 0), add(&sc, MODEL_SET_ADAM, 0, 0);
     add_within_capacity(&sc, MODEL_TRAIN, 2, 5), add_within_capacity(&sc, MODEL_INFER, 2, 6);
     add(&sc, MODEL_SAVE, 0, 0), add(&sc, MODEL_LOAD_SAVED, 0, 0);
+    if (streams) {
+        add_within_capacity(&sc, MODEL_STREAM, MODEL_BATCH, MODEL_STEPS);
+        add_within_capacity(&sc, MODEL_STREAM, MODEL_BATCH, MODEL_STEPS);
+    }
     remove(saved_path);
     run_scenario(&sc);
     remove(saved_path);
+}
+
+/* A chain of layers streamed: the layers, create, two appends, two chunks of a
+ * sequence (the second from the first's states) within the capacity. */
+static void run_chain(void) {
+    Scenario sc;
+    memset(&sc, 0, sizeof sc);
+    sc.what = "layer chain";
+    add(&sc, CHAIN_LAYERS, 0, 0), add(&sc, CHAIN_CREATE, 0, 0);
+    add(&sc, CHAIN_APPEND, 0, 0), add(&sc, CHAIN_APPEND, 0, 0);
+    add_within_capacity(&sc, CHAIN_STREAM, 2, 5), add_within_capacity(&sc, CHAIN_STREAM, 2, 6);
+    add_within_capacity(&sc, CHAIN_STREAM, 1, 3);
+    run_scenario(&sc);
 }
 
 int main(int argc, char **argv) {
@@ -688,6 +824,7 @@ int main(int argc, char **argv) {
     sample_state = (uint32_t)seed * 2654435761u + 1u;
     for (int l = 0; l < NNTK_LAYER_COUNT; l++) run_layer(&NNTK_LAYER_TABLE[l], percent);
     run_losses_and_optimizers();
+    run_chain();
     const long layer_sites = sites;
     char directory[] = "/tmp/nntk-alloc-faults-XXXXXX";
     if (argc > 3 && mkdtemp(directory) == NULL) abort();

@@ -27,8 +27,9 @@
  *     CalculateGradient, a filter and its gradient; Optimizer Step and Step;
  *     Step and Iterations; a model's ApplyInference with ApplyInference, with
  *     GetWeights and with Save, and TrainStep with TrainStep, the model after
- *     them bitwise one trained by as many steps on one thread) until a call
- *     has been refused and each thread has had ACCEPTED calls accepted.
+ *     them bitwise one trained by as many steps on one thread; LayerChain
+ *     Stream and Stream on one chain) until a call has been refused and each
+ *     thread has had ACCEPTED calls accepted.
  *     Overlaps come by themselves (a call lasts
  *     far longer than the loop around it, and a thread preempted in a call
  *     holds it), so the loop ends within milliseconds; DEADLINE_S bounds it,
@@ -465,6 +466,13 @@ static int iterations_correct(Caller *c) { /* never behind what was seen before 
     return ok;
 }
 
+/* A chain of the one Dense (nntk/layer.h, NNTKLayerChain): its Stream is that
+ * Dense's inference. */
+static NNTKLayerChain *bed_chain;
+static NNTKStatus chain_stream(Caller *c) {
+    return NNTKLayerChainStream(bed_chain, ROWS, 1, bed.x, NULL, c->out, NULL);
+}
+
 /* GetState during steps: with momentum 0 the SGD slot after any step is −g·lr, g the
  * stepping thread's gradient, so a whole read gives exactly that. */
 static const float *state_grads;
@@ -806,6 +814,16 @@ static void one_handle_two_threads(void) {
     caller_free(&a);
     caller_free(&b);
     optimizer_pair();
+    bed_chain = NNTKLayerChainCreate((NNTKLayer *)bed.filter, ROWS, 1);
+    CHECK(bed_chain != NULL, "NNTKLayerChainCreate: %s", NNTKLastError());
+    if (bed_chain != NULL) {
+        a = caller("NNTKLayerChainStream", chain_stream, inference_correct);
+        b = caller("NNTKLayerChainStream", chain_stream, inference_correct);
+        pair("LayerChain Stream x Stream", &a, &b);
+        caller_free(&a);
+        caller_free(&b);
+        NNTKLayerChainDestroy(bed_chain);
+    }
     for (int m = 0; m < model_count; m++) model_error_exits_release(model_paths[m]);
     if (model_count > 0) model_pairs(model_paths[0]);
 

@@ -62,6 +62,7 @@ const NNTKLayerType nntk_activation_type = {
     NNTK_LAYER_NAMES("Activation", "Activation", 'A', 'c', 't'),
     NNTK_LAYER_FIELDS(fields),
     .keras_positional = 1, /* Activation(activation) */
+    .streams = nntk_stream_stepwise,
     NNTK_LAYER_STANDARD_OPS,
 };
 

@@ -269,6 +269,7 @@ const NNTKLayerType nntk_batch_norm_type = {
     NNTK_LAYER_FIELDS(fields),
     .weights = weights,
     .has_frozen = 1,
+    .streams = nntk_stream_stepwise, /* inference: the moving statistics, per step */
     .state_size = sizeof(BatchNorm),
     .init = init,
     .release = release,

@@ -379,6 +379,11 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
     return NNTK_OK;
 }
 
+static int32_t streams(const NNTKLayerConfig *config) {
+    return nntk_stream_convolution(nntk_layer_int(config, KERNEL_SIZE), nntk_layer_int(config, STRIDES),
+                                   (int32_t)nntk_layer_int(config, PADDING));
+}
+
 const NNTKLayerType nntk_conv1d_type = {
     NNTK_LAYER_NAMES("Conv1d", "Conv1D", 'C', 'v', '1'),
     NNTK_LAYER_FIELDS(fields),
@@ -388,6 +393,7 @@ const NNTKLayerType nntk_conv1d_type = {
     .weights = weights,
     .state_size = sizeof(Conv),
     .init = init,
+    .streams = streams,
     NNTK_LAYER_STANDARD_OPS,
     .sequence_input = 1, /* tf.keras takes (B, L, C) only */
 };

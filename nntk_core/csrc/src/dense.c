@@ -124,7 +124,7 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
  * (TimeDistributed's: its Dense's). */
 #define DENSE_OPS                                                                                  \
     NNTK_LAYER_FIELDS(fields), .check = check, .weights = weights, NNTK_LAYER_STANDARD_OPS,       \
-        .keras_positional = 3
+        .keras_positional = 3, .streams = nntk_stream_stepwise
 
 const NNTKLayerType nntk_dense_type = {
     NNTK_LAYER_NAMES("Dense", "Dense", 'D', 'n', 's'),

@@ -204,6 +204,11 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     return NNTK_OK;
 }
 
+static int32_t streams(const NNTKLayerConfig *config) {
+    return nntk_stream_convolution(nntk_layer_int(config, KERNEL_SIZE), nntk_layer_int(config, STRIDES),
+                                   (int32_t)nntk_layer_int(config, PADDING));
+}
+
 const NNTKLayerType nntk_depthwise_conv1d_type = {
     NNTK_LAYER_NAMES("DepthwiseConv1d", "DepthwiseConv1D", 'D', 'w', '1'),
     NNTK_LAYER_FIELDS(fields),
@@ -211,6 +216,7 @@ const NNTKLayerType nntk_depthwise_conv1d_type = {
     .keras_positional = 4,
     .check = check,
     .weights = weights,
+    .streams = streams,
     NNTK_LAYER_STANDARD_OPS,
     .sequence_input = 1, /* tf.keras takes (B, L, C) only */
 };

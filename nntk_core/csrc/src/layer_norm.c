@@ -152,6 +152,7 @@ const NNTKLayerType nntk_layer_norm_type = {
     NNTK_LAYER_FIELDS(fields),
     .weights = weights,
     .state_size = sizeof(double *),
+    .streams = nntk_stream_stepwise, /* normalises each step over its features */
     .init = init,
     .release = release,
     NNTK_LAYER_STANDARD_OPS,

@@ -146,6 +146,83 @@ NNTK_API NNTKStatus NNTKLayerCalculateGradient(NNTKLayer *filter, NNTKLayerGradi
                                                const float *d_out, const float *d_final_state,
                                                float *d_in, float *d_initial_state);
 
+/* --- Streaming a chain of layers (src/core/chain.c) --------------------------------------
+ * A chain runs layers one after the other on one chunk of a sequence in one
+ * call, in inference mode, carrying the states of its layers with states from
+ * call to call through the caller's state buffers: what NNTKLayerApply on each
+ * layer in turn gives (each layer's final state its next initial state), bit
+ * for bit, without a buffer per layer on the caller's side.
+ *
+ *   NNTKLayerChain *chain = NNTKLayerChainCreate(conv, 1, 5);  // chunks up to 1 x 5 steps
+ *   NNTKLayerChainAppend(chain, norm); ... NNTKLayerChainAppend(chain, head);
+ *   NNTKLayerChainDescribe(chain, &in_features, &out_features, &state_width);
+ *   // states: 2 buffers of state_width floats per batch row, zeroed (or NULL: zeros)
+ *   for each frame: NNTKLayerChainStream(chain, 1, 5, window, states[i % 2], y, states[(i + 1) % 2]);
+ *
+ * Which layers stream. Fed chunk by chunk, a chain gives the whole sequence's
+ * output bit for bit when every layer is one of:
+ *   - a layer whose output step t depends on input step t alone (Dense,
+ *     TimeDistributedDense, Activation, BatchNorm (moving statistics),
+ *     LayerNorm, a Conv1d or DepthwiseConv1d with kernel_size 1 and strides 1);
+ *   - a layer with states (SimpleRNN, GRU, LSTM): carried in the state buffer;
+ *   - before the first layer with states only: a Conv1d or DepthwiseConv1d
+ *     with padding valid, whose output steps need windows of input steps: each
+ *     chunk must hold its windows whole (for one output step per call, the
+ *     kernel's k_eff newest input frames), which the caller keeps.
+ * Append refuses every other layer (padding at the chunk's edges, a pooling
+ * or Bidirectional: not the whole sequence's output) naming it and why.
+ *
+ * The chain borrows its layers: they must outlive it, and a layer may also be
+ * used on its own between stream calls (its weights edited, trained). Create
+ * and Append reserve every buffer a call needs for chunks of up to max_batch x
+ * max_steps input steps; Stream allocates nothing (a larger chunk is refused
+ * naming batch or steps). One call at a time per chain (docs/DESIGN.md §3):
+ * Stream refuses a concurrent call on the chain with NNTK_ERROR_INVALID_STATE
+ * before writing anything, and each layer refuses a concurrent call on itself
+ * (the same layer used elsewhere at the same moment): that refusal comes when
+ * the chain reaches the layer, and final_states may then hold the new states
+ * of the layers before it (the chunk must be streamed again from
+ * initial_states). */
+typedef struct NNTKLayerChain NNTKLayerChain;
+
+/* A chain of one layer, `first` (any layer handle, inference or training;
+ * borrowed), for chunks of up to max_batch >= 1 sequences of up to
+ * max_steps >= 1 steps. NULL on error. */
+NNTK_API NNTKLayerChain *NNTKLayerChainCreate(NNTKLayer *layer, int64_t max_batch,
+                                              int64_t max_steps);
+/* NULL-safe; the layers are not destroyed (they are the caller's). */
+NNTK_API void NNTKLayerChainDestroy(NNTKLayerChain *chain);
+/* Appends `layer` (borrowed) at the end of the chain: it must take the
+ * features the chain gives (its input_dim), a (batch, features) input when the
+ * chain's last layer drops the time axis, and stream (see above). On error the
+ * chain is unchanged. */
+NNTK_API NNTKStatus NNTKLayerChainAppend(NNTKLayerChain *chain, NNTKLayer *layer);
+/* *layer_count = the layers in the chain; *input_features = the first layer's
+ * input features; *output_features = the last layer's output features;
+ * *state_width = the floats of the state buffer per sequence of the batch (0:
+ * no layer has states): a state buffer holds batch * state_width floats, the
+ * state buffers (NNTKLayerConfigStates) of the layers with states in chain
+ * order, each (states, batch, width). */
+NNTK_API NNTKStatus NNTKLayerChainDescribe(const NNTKLayerChain *chain, int64_t *layer_count,
+                                           int64_t *input_features, int64_t *output_features,
+                                           int64_t *state_width);
+/* The output's shape for a chunk of (batch, steps): *out_steps (1 when a layer
+ * drops the time axis) and *out_features. Checks the chunk as Stream does. */
+NNTK_API NNTKStatus NNTKLayerChainOutputShape(const NNTKLayerChain *chain, int64_t batch,
+                                              int64_t steps, int64_t *out_steps,
+                                              int64_t *out_features);
+/* Inference on one chunk: in (batch, steps, input_features) -> out (batch,
+ * out_steps, output_features) (NNTKLayerChainOutputShape), from the states of
+ * the sequence so far to the states the next chunk starts from.
+ * initial_states (batch * state_width floats, see NNTKLayerChainDescribe) may
+ * be NULL (zeros: a sequence's start); final_states (the same layout) may be
+ * NULL (not wanted). in, out, initial_states and final_states must not
+ * overlap (alternate two state buffers). A chain without states ignores both.
+ * Allocates nothing. */
+NNTK_API NNTKStatus NNTKLayerChainStream(NNTKLayerChain *chain, int64_t batch, int64_t steps,
+                                         const float *in, const float *initial_states, float *out,
+                                         float *final_states);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,8 +29,22 @@
  * (batch, out_steps, out_features) as NNTKModelOutputShape gives (out_steps is
  * 1 when the last layer drops the time axis).
  *
+ * Streaming (a live microphone's frames): NNTKModelStream runs the model on
+ * one chunk of a sequence, the recurrent layers' states carried from call to
+ * call in the caller's buffers; fed chunk by chunk it gives ApplyInference's
+ * output for the whole sequence bit for bit. Which models stream is
+ * nntk/layer.h's rule for a layer chain (per-step and recurrent layers, and a
+ * first Conv1d with padding valid given its window of input frames whole);
+ * Load builds the chain for it when they do (two more activation buffers of
+ * the capacity), and the stream functions refuse the others naming the layer.
+ *
+ *   int64_t width;  NNTKModelStreamStates(model, &width);   // floats per sequence
+ *   float states[2][width];                                   // alternate them
+ *   NNTKModelStream(model, 1, 5, window, NULL, y, states[0]); // the first frame: zeros
+ *   NNTKModelStream(model, 1, 5, next, states[0], y, states[1]);
+ *
  * One handle takes one call at a time (docs/DESIGN.md §3, Threads): Apply,
- * TrainStep, Save, SetOptimizer and GetWeights refuse a second concurrent call
+ * Stream, TrainStep, Save, SetOptimizer and GetWeights refuse a second concurrent call
  * on the same model with NNTK_ERROR_INVALID_STATE. */
 #ifndef NNTK_MODEL_H
 #define NNTK_MODEL_H
@@ -74,6 +88,23 @@ NNTK_API NNTKStatus NNTKModelOutputShape(const NNTKModel *model, int64_t batch, 
  * out_features). BatchNorm uses its moving statistics. */
 NNTK_API NNTKStatus NNTKModelApplyInference(NNTKModel *model, int64_t batch, int64_t steps,
                                             const float *in, float *out);
+
+/* *state_width = the floats of a state buffer per sequence of the batch (0:
+ * no recurrent layer): NNTKModelStream's states hold batch * state_width
+ * floats, the recurrent layers' states in model order (nntk/layer.h,
+ * NNTKLayerChainDescribe). NNTK_ERROR_INVALID_STATE, naming the layer, when
+ * the model cannot stream. */
+NNTK_API NNTKStatus NNTKModelStreamStates(const NNTKModel *model, int64_t *state_width);
+
+/* Inference on one chunk of a sequence: in (batch, steps, input_features) ->
+ * out (batch, out_steps, out_features) (NNTKModelOutputShape), within the
+ * capacity. initial_states (batch * state_width floats, see
+ * NNTKModelStreamStates) may be NULL (zeros: a sequence's start, the reset);
+ * final_states (the same layout) may be NULL (not wanted): the states the next
+ * chunk starts from. in, out and the two state buffers must not overlap.
+ * BatchNorm uses its moving statistics. Allocates nothing. */
+NNTK_API NNTKStatus NNTKModelStream(NNTKModel *model, int64_t batch, int64_t steps, const float *in,
+                                    const float *initial_states, float *out, float *final_states);
 
 /* Copies every weight into weights (count floats, count = the weight_count of
  * NNTKModelDescribe): each layer's weights in tf.keras Model.get_weights()

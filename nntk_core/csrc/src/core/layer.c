@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nntk/conv1d.h" /* NNTKPadding */
+
 /* The registry: every layer type, for the lookups of the generic API. The list
  * is generated from the layer sources (CMakeLists.txt: src/<stem>.c defines
  * nntk_<stem>_type), in file-name order. */
@@ -149,6 +151,36 @@ int32_t nntk_layer_weight_blocks(const NNTKLayerConfig *config, NNTKWeightBlock 
 
 int32_t nntk_layer_state_widths(const NNTKLayerConfig *config, int64_t *widths) {
     return config->type->states != NULL ? config->type->states(config, widths) : 0;
+}
+
+int64_t nntk_layer_input_features(const NNTKLayerConfig *config) {
+    const NNTKLayerConfig *c = config->type->wraps ? config->inner : config;
+    const int32_t i = nntk_layer_field_index(c->type, "input_dim");
+    return i >= 0 ? c->values[i].i : 0;
+}
+
+NNTKStatus nntk_layer_output_features(const char *fn, const NNTKLayer *layer, int64_t *features) {
+    for (int64_t steps = 1; steps <= NNTK_MAX_DIM; steps *= 2) {
+        int64_t out_steps;
+        if (nntk_layer_output_shape(fn, NULL, layer, 1, steps, &out_steps, features) == NNTK_OK)
+            return NNTK_OK;
+    }
+    return NNTKLastStatus();
+}
+
+int32_t nntk_stream_stepwise(const NNTKLayerConfig *config) {
+    (void)config;
+    return NNTK_STREAM_STEPWISE;
+}
+
+int32_t nntk_stream_states(const NNTKLayerConfig *config) {
+    (void)config;
+    return NNTK_STREAM_STATES;
+}
+
+int32_t nntk_stream_convolution(int64_t kernel_size, int64_t strides, int32_t padding) {
+    if (kernel_size == 1 && strides == 1) return NNTK_STREAM_STEPWISE;
+    return padding == NNTK_PADDING_VALID ? NNTK_STREAM_WINDOW : NNTK_STREAM_NONE;
 }
 
 int64_t nntk_layer_block_size(const NNTKWeightBlock *block) {

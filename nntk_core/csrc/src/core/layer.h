@@ -197,7 +197,37 @@ struct NNTKLayerType {
      * global poolings without keepdims; OutputShape's out_steps is then 1). */
     int32_t sequence_input;
     int32_t (*drops_steps)(const NNTKLayerConfig *config);
+
+    /* How a config streams in an NNTKLayerChain (core/chain.c): an
+     * NNTKStreamKind; NULL: NNTK_STREAM_NONE. */
+    int32_t (*streams)(const NNTKLayerConfig *config);
 };
+
+/* How a layer streams, chunk by chunk, giving bit for bit its whole-sequence
+ * output: STEPWISE, its output step t depends on input step t alone (a chunk
+ * of any length); STATES, it carries its states between chunks (recurrent);
+ * WINDOW, its output steps depend on a window of input steps with no padding
+ * (Conv1d, padding valid): the chunk must hold each window whole (the caller
+ * keeps the input's history), so it can only stream before any layer with
+ * states; NONE, not at all (padding at the chunk's edges, a pooling over the
+ * chunk, a backward direction). */
+typedef enum NNTKStreamKind {
+    NNTK_STREAM_NONE = 0,
+    NNTK_STREAM_STEPWISE = 1,
+    NNTK_STREAM_STATES = 2,
+    NNTK_STREAM_WINDOW = 3
+} NNTKStreamKind;
+int32_t nntk_stream_stepwise(const NNTKLayerConfig *config);
+int32_t nntk_stream_states(const NNTKLayerConfig *config);
+/* A convolution's: kernel 1 and stride 1, STEPWISE; else padding valid, WINDOW;
+ * else NONE. */
+int32_t nntk_stream_convolution(int64_t kernel_size, int64_t strides, int32_t padding);
+
+/* The input features a layer takes (its config's input_dim field; a wrapper's
+ * inner layer's) and the output features it gives
+ * (Python's output_dim: at the first input length its OutputShape accepts). */
+int64_t nntk_layer_input_features(const NNTKLayerConfig *config);
+NNTKStatus nntk_layer_output_features(const char *fn, const NNTKLayer *layer, int64_t *features);
 
 /* Which tag of a type a handle carries. */
 typedef enum NNTKHandleRole { NNTK_ROLE_CONFIG, NNTK_ROLE_FILTER, NNTK_ROLE_GRADIENT } NNTKHandleRole;

@@ -170,6 +170,7 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
         .output_shape = nntk_recurrent_output_shape, .reserve = nntk_recurrent_reserve,           \
         .forward = nntk_recurrent_forward, .backward = nntk_recurrent_backward,                   \
         .sequence_input = 1, .drops_steps = nntk_recurrent_drops_steps,                           \
+        .streams = nntk_stream_states,                                                            \
     }
 
 /* tf.keras's shapes: (B, T, D) input only; (B, U) out without return_sequences. */

@@ -503,23 +503,6 @@ static NNTKStatus read_optimizer(const NNTKJson *json, const NNTKJsonValue *entr
 }
 
 /* --- building ----------------------------------------------------------------------------- */
-/* The size of the last axis a layer produces (Python's output_dim: the first
- * input length its OutputShape accepts). */
-static NNTKStatus out_features_of(const char *where, NNTKLayer *layer, int64_t *features) {
-    for (int64_t steps = 1; steps <= NNTK_MAX_DIM; steps *= 2) {
-        int64_t out_steps;
-        if (nntk_layer_output_shape(where, NULL, layer, 1, steps, &out_steps, features) == NNTK_OK)
-            return NNTK_OK;
-    }
-    return NNTKLastStatus();
-}
-
-static int64_t input_dim_of(const NNTKLayerConfig *config) {
-    const NNTKLayerConfig *c = config->type->wraps ? config->inner : config;
-    const int32_t i = nntk_layer_field_index(c->type, "input_dim");
-    return i >= 0 ? c->values[i].i : 0;
-}
-
 static int32_t drops_steps(const NNTKLayerConfig *config) {
     return config->type->drops_steps != NULL && config->type->drops_steps(config);
 }
@@ -552,7 +535,7 @@ static NNTKStatus create_layers(const char *where, NNTKModel *model, Built *buil
             built[i].config = sized;
             config = sized;
         }
-        const int64_t wanted = input_dim_of(config);
+        const int64_t wanted = nntk_layer_input_features(config);
         if (producer >= 0 && wanted != produced)
             return nntk_fail(NNTK_ERROR_INVALID_ARGUMENT,
                              "%s: the layers do not form a model: layers[%d] (%s) expects input_dim=%lld "
@@ -568,7 +551,7 @@ static NNTKStatus create_layers(const char *where, NNTKModel *model, Built *buil
         if ((l->layer = nntk_layer_create(here, NULL, config, 1, &capacity)) == NULL ||
             (l->gradient = nntk_layer_gradient_create(here, NULL, l->layer)) == NULL)
             return NNTKLastStatus();
-        if ((s = out_features_of(here, l->layer, &l->out_features)) != NNTK_OK) return s;
+        if ((s = nntk_layer_output_features(here, l->layer, &l->out_features)) != NNTK_OK) return s;
         l->in_features = wanted;
         l->block_count = nntk_layer_weight_blocks(config, l->blocks);
         /* the weights: little-endian float32 in the file */

@@ -35,6 +35,7 @@ void nntk_model_free(NNTKModel *model) {
     free(model->sizes);
     free(model->steps_at);
     NNTKOptimizerDestroy(model->optimizer);
+    NNTKLayerChainDestroy(model->stream_chain);
     free(model->layers_json);
     model->tag = NNTK_TAG_DEAD;
     free(model);
@@ -74,6 +75,26 @@ static NNTKStatus make_head(const char *fn, NNTKModel *model) {
     return NNTK_OK;
 }
 
+/* The streaming chain of the layers (NNTKModelStream); a layer that cannot
+ * stream leaves it NULL, its reason kept: not an error of the load. */
+static NNTKStatus make_stream_chain(const char *fn, NNTKModel *model) {
+    NNTKLayerChain *chain = NNTKLayerChainCreate(model->layers[0].layer, model->max_batch, model->max_steps);
+    int32_t i = 0;
+    NNTKStatus s = chain != NULL ? NNTK_OK : NNTKLastStatus();
+    while (s == NNTK_OK && ++i < model->count) s = NNTKLayerChainAppend(chain, model->layers[i].layer);
+    if (s == NNTK_OK) {
+        model->stream_chain = chain;
+        return NNTK_OK;
+    }
+    NNTKLayerChainDestroy(chain);
+    if (s == NNTK_ERROR_OUT_OF_MEMORY) return nntk_relabel(fn, s);
+    const char *reason = strstr(NNTKLastError(), ": layer ");
+    snprintf(model->stream_refusal, sizeof model->stream_refusal, "layers[%d] %s", (int)i,
+             reason != NULL ? reason + 8 : NNTKLastError());
+    NNTKClearError();
+    return NNTK_OK;
+}
+
 NNTKStatus nntk_model_reserve(const char *fn, NNTKModel *model) {
     int64_t widest = 1, n_params = 0;
     for (int32_t i = 0; i < model->count; i++) {
@@ -94,7 +115,7 @@ NNTKStatus nntk_model_reserve(const char *fn, NNTKModel *model) {
         if ((model->buffers[k] = nntk_alloc_floats(floats)) == NULL)
             return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for the activations", fn);
     NNTKStatus s;
-    if ((s = make_head(fn, model)) != NNTK_OK) return s;
+    if ((s = make_head(fn, model)) != NNTK_OK || (s = make_stream_chain(fn, model)) != NNTK_OK) return s;
     const size_t n = (size_t)(n_params > 0 ? n_params : 1);
     model->params = malloc(n * sizeof *model->params);
     model->grads = malloc(n * sizeof *model->grads);
@@ -292,6 +313,44 @@ NNTK_API NNTKStatus NNTKModelApplyInference(NNTKModel *model, int64_t batch, int
     if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
     if ((s = nntk_call_enter(fn, "model", &model->in_call)) != NNTK_OK) return s;
     s = apply_in_call(fn, model, batch, steps, in, out);
+    nntk_call_leave(&model->in_call);
+    return s;
+}
+
+/* --- streaming ---------------------------------------------------------------------------- */
+/* The streaming chain, or the refusal naming the layer that cannot stream. */
+static NNTKStatus stream_chain(const char *fn, const NNTKModel *model) {
+    if (model->stream_chain == NULL)
+        return nntk_fail(NNTK_ERROR_INVALID_STATE, "%s: the model cannot stream: %s", fn,
+                         model->stream_refusal);
+    return NNTK_OK;
+}
+
+NNTK_API NNTKStatus NNTKModelStreamStates(const NNTKModel *model, int64_t *state_width) {
+    static const char fn[] = "NNTKModelStreamStates";
+    NNTKStatus s;
+    if ((s = nntk_check_handle(fn, "model", model, NNTK_MODEL_TAG)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "state_width", state_width)) != NNTK_OK) return s;
+    if ((s = stream_chain(fn, model)) != NNTK_OK) return s;
+    int64_t layers, in, out;
+    return nntk_relabel(fn, NNTKLayerChainDescribe(model->stream_chain, &layers, &in, &out, state_width));
+}
+
+NNTK_API NNTKStatus NNTKModelStream(NNTKModel *model, int64_t batch, int64_t steps, const float *in,
+                                    const float *initial_states, float *out, float *final_states) {
+    static const char fn[] = "NNTKModelStream";
+    NNTKStatus s;
+    if ((s = nntk_check_handle(fn, "model", model, NNTK_MODEL_TAG)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "in", in)) != NNTK_OK) return s;
+    if ((s = nntk_check_pointer(fn, "out", out)) != NNTK_OK) return s;
+    if ((s = stream_chain(fn, model)) != NNTK_OK) return s;
+    if ((s = nntk_call_enter(fn, "model", &model->in_call)) != NNTK_OK) return s;
+    /* the capacity and the layers' checks as ApplyInference's, with its messages */
+    int64_t out_steps, out_features;
+    s = chain(fn, model, batch, steps, NULL, &out_steps, &out_features);
+    if (s == NNTK_OK)
+        s = nntk_relabel(fn, NNTKLayerChainStream(model->stream_chain, batch, steps, in, initial_states,
+                                                  out, final_states));
     nntk_call_leave(&model->in_call);
     return s;
 }

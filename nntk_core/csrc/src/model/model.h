@@ -75,6 +75,11 @@ struct NNTKModel {
     ModelOptimizerKind optimizer_kind;
     double optimizer_args[MODEL_OPTIMIZER_MAX_ARGS];
     int32_t optimizer_bound;
+    /* Streaming (NNTKModelStream): a chain of the layers (its own activation
+     * buffers, the capacity's), or NULL when a layer cannot stream: then
+     * stream_refusal holds why (the chain's message, naming layers[i]). */
+    NNTKLayerChain *stream_chain;
+    char stream_refusal[320];
     /* The config's "layers" value as the file held it (saved verbatim: the
      * layers do not change). */
     char *layers_json;
