@@ -461,3 +461,68 @@ def test_every_layer_is_bitwise_equal_for_any_thread_count(name, one_thread_afte
     serial = results(layer, x)
     nn.set_thread_count(3)
     assert_bitwise(serial, results(layer, x), f"{name}, 3 threads")
+
+
+# Layers whose own loops the pool splits (docs/threads.md): BatchNorm by channels,
+# Conv1d's kernel gradient by filters and its input gradient by samples. Sizes on both
+# sides of the split unit (16 channels or filters: 71 and 50 end mid-unit, 20 holds one
+# unit) and of the least work split; every padding, strides and dilation (the edge
+# taps' products).
+SPLIT_LAYERS = [
+    ("BatchNorm", {"input_dim": 64}, (32, 96)),
+    ("BatchNorm", {"input_dim": 71}, (13, 100)),
+    ("BatchNorm", {"input_dim": 20, "center": False}, (40, 50)),
+    ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40}, (32, 100)),
+    (
+        "Conv1d",
+        {"filters": 50, "kernel_size": 3, "input_dim": 17, "padding": "same", "strides": 2},
+        (9, 61),
+    ),
+    (
+        "Conv1d",
+        {"filters": 33, "kernel_size": 4, "input_dim": 8, "padding": "causal", "dilation_rate": 3},
+        (16, 80),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "shape"), SPLIT_LAYERS)
+def test_split_layers_are_bitwise_equal_for_any_thread_count(name, kwargs, shape, one_thread_after):
+    layer = nn.LAYER_CLASSES[name](**kwargs)
+    rng = np.random.default_rng(len(kwargs) + shape[0])
+    layer.set_weights(
+        [
+            (rng.standard_normal(s) * 0.3 + (1 if n == "moving_variance" else 0)).astype(np.float32)
+            for n, s in zip(layer.weight_names(), layer.weight_shapes(), strict=True)
+        ]
+    )
+    x = rng.standard_normal((*shape, kwargs["input_dim"])).astype(np.float32)
+    serial = results(layer, x)
+    for threads in (2, 3, 5):
+        nn.set_thread_count(threads)
+        assert_bitwise(serial, results(layer, x), f"{name} {kwargs}, {threads} threads")
+
+
+def test_keyword_detector_training_is_bitwise_equal_for_any_thread_count(one_thread_after):
+    """W4's network (Conv1d, BatchNorm, ReLU, GRU, BatchNorm, GRU, TimeDistributedDense
+    softmax) trained three Adam steps at B=32, T=100 with 1, 2 and 3 threads: the losses
+    and every weight after the steps (BatchNorm's moving statistics included) have the
+    same bits."""
+    from nntk_bench.nntk_runners import nntk_model
+    from nntk_bench.workloads import make_weights
+
+    w = make_weights()
+
+    def train(threads):
+        nn.set_thread_count(threads)
+        model = nntk_model(w, 32)
+        loss, opt = nn.losses.CategoricalCrossentropy(), nn.optimizers.Adam(learning_rate=1e-3)
+        losses = [model.train_step(w.x32, w.y32, loss, opt) for _ in range(3)]
+        return np.array(losses, np.float32), model.get_weights()
+
+    serial_losses, serial_weights = train(1)
+    for threads in (2, 3):
+        losses, weights = train(threads)
+        assert losses.tobytes() == serial_losses.tobytes(), f"{threads} threads: losses differ"
+        for i, (a, b) in enumerate(zip(serial_weights, weights, strict=True)):
+            assert a.tobytes() == b.tobytes(), f"{threads} threads: weight {i} differs"

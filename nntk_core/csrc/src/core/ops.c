@@ -156,7 +156,7 @@ static void gemm_on(int blas, int trans_a, int trans_b, int64_t m, int64_t n, in
 }
 
 /* The pool splits products and sums by output columns (docs/threads.md), only
- * those of at least SPLIT_MIN_MACS multiply-adds (a dispatch costs microseconds),
+ * those of at least NNTK_SPLIT_MIN_WORK multiply-adds (a dispatch costs microseconds),
  * in units of `width` columns (the last unit takes the remainder). The backend is
  * chosen for the whole product, and each element of C keeps its whole chain over
  * k: the own kernel's contract (ops.h). OpenBLAS gives other bits for a part below
@@ -166,53 +166,49 @@ static void gemm_on(int blas, int trans_a, int trans_b, int64_t m, int64_t n, in
  * part's columns in any tested product (as they do not on OpenBLAS's own
  * threads). */
 #define SPLIT_COLUMNS 32
-#define SPLIT_MIN_MACS ((int64_t)1 << 18)
 
 typedef struct {
     int blas, trans_a, trans_b;
-    int64_t m, n, k, lda, ldb, ldc;
+    int64_t m, k, lda, ldb, ldc;
     float alpha, beta;
     const float *a, *b;
     float *c;
-    int64_t width, units; /* the split's unit: `units` of `width` columns, the last wider */
 } Product;
 
-/* The first column of unit `unit` of `units` (n for the end, unit >= units > 0). */
-static int64_t column(int64_t unit, int64_t units, int64_t width, int64_t n) {
-    return unit > 0 && unit >= units ? n : unit * width;
-}
-
-static void product_columns(void *context, int64_t first, int64_t end) {
+static void product_columns(void *context, int64_t j0, int64_t j1) {
     const Product *p = context;
-    const int64_t j0 = column(first, p->units, p->width, p->n);
-    const int64_t j1 = column(end, p->units, p->width, p->n);
     /* op(B)'s columns j0..j1: B's columns (K, N), or B's rows (N, K) when trans_b */
     const float *b = p->b + (p->trans_b ? j0 * p->ldb : j0);
     gemm_on(p->blas, p->trans_a, p->trans_b, p->m, j1 - j0, p->k, p->alpha, p->a, p->lda, b,
             p->ldb, p->beta, p->c + j0, p->ldc);
 }
 
+int nntk_gemm_own_kernel(int64_t m, int64_t n, int64_t k) {
+#ifdef NNTK_USE_BLAS
+    return m * n * k < BLAS_MIN_MACS;
+#else
+    (void)m, (void)n, (void)k;
+    return 1;
+#endif
+}
+
 void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc) {
     const int64_t macs = m * n * k;
+    const int blas = !nntk_gemm_own_kernel(m, n, k);
     int64_t width = SPLIT_COLUMNS;
 #ifdef NNTK_USE_BLAS
-    const int blas = macs >= BLAS_MIN_MACS;
     if (blas) { /* whole units of SPLIT_COLUMNS holding BLAS_MIN_MACS */
         const int64_t least = (BLAS_MIN_MACS + m * k - 1) / (m * k);
         width = (least + SPLIT_COLUMNS - 1) / SPLIT_COLUMNS * SPLIT_COLUMNS;
     }
-#else
-    const int blas = 0;
 #endif
-    const int64_t units = n / width;
-    if (macs < SPLIT_MIN_MACS || units < 2) {
-        gemm_on(blas, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    Product p = {blas, trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, width, units};
-    nntk_parallel_rows(units, product_columns, &p);
+    Product p = {blas, trans_a, trans_b, m, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    if (macs < NNTK_SPLIT_MIN_WORK)
+        product_columns(&p, 0, n);
+    else
+        nntk_parallel_columns(n, width, product_columns, &p);
 }
 
 /* Sums in double (SUM_BLOCK columns at a time, the accumulators on the stack):
@@ -229,11 +225,8 @@ typedef struct {
     int accumulate;
 } Sum;
 
-static void sum_columns(void *context, int64_t first, int64_t end) {
+static void sum_columns(void *context, int64_t c0, int64_t c1) {
     const Sum *p = context;
-    const int64_t units = p->n / SPLIT_COLUMNS;
-    const int64_t c0 = column(first, units, SPLIT_COLUMNS, p->n);
-    const int64_t c1 = column(end, units, SPLIT_COLUMNS, p->n);
     for (int64_t j0 = c0; j0 < c1; j0 += SUM_BLOCK) {
         const int64_t width = c1 - j0 < SUM_BLOCK ? c1 - j0 : SUM_BLOCK;
         double acc[SUM_BLOCK];
@@ -248,11 +241,10 @@ static void sum_columns(void *context, int64_t first, int64_t end) {
 
 void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate) {
     Sum p = {rows, n, x, out, accumulate};
-    const int64_t units = n / SPLIT_COLUMNS;
-    if (rows * n < SPLIT_MIN_MACS || units < 2)
-        sum_columns(&p, 0, units > 0 ? units : 1);
+    if (rows * n < NNTK_SPLIT_MIN_WORK)
+        sum_columns(&p, 0, n);
     else
-        nntk_parallel_rows(units, sum_columns, &p);
+        nntk_parallel_columns(n, SPLIT_COLUMNS, sum_columns, &p);
 }
 
 void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst) {

@@ -245,13 +245,13 @@ static void output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_
     }
 }
 
-/* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
-static void gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                         const float *in, float *x) {
+/* x (T, B, D) = in (B, T, D) in processing order, rows [b0, b1): x[k, b] = in[b, position(k)]. */
+static void gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps, int64_t b0,
+                         int64_t b1, const float *in, float *x) {
     const int64_t d = spec->input_dim;
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = position(spec, k, steps);
-        for (int64_t b = 0; b < batch; b++) nntk_copy(x + (k * batch + b) * d, in + (b * steps + t) * d, d);
+        for (int64_t b = b0; b < b1; b++) nntk_copy(x + (k * batch + b) * d, in + (b * steps + t) * d, d);
     }
 }
 
@@ -342,35 +342,6 @@ static int64_t project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_
     return t_lo;
 }
 
-/* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
- * a (T, B, G·U) the input-side pre-activation gradients in processing order;
- * wt (G·U, D) = kernelᵀ. The steps are independent products, so the pool may
- * split them (each step is the same call on whichever thread). */
-typedef struct {
-    const NNTKRecurrentFilter *f;
-    int64_t batch, steps;
-    const float *a, *wt;
-    float *d_in;
-} InputGradient;
-
-static void input_gradient_steps(void *context, int64_t k0, int64_t k1) {
-    const InputGradient *p = context;
-    const int64_t d = p->f->spec.input_dim, gu = p->f->spec.gates * p->f->spec.units;
-    for (int64_t k = k0; k < k1; k++) {
-        const int64_t t = position(&p->f->spec, k, p->steps);
-        nntk_gemm(0, 0, p->batch, d, gu, 1.0f, p->a + k * p->batch * gu, gu, p->wt, d, 0.0f,
-                  p->d_in + t * d, p->steps * d);
-    }
-}
-
-static void input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                           const float *a, float *wt, float *d_in) {
-    const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
-    nntk_transpose(d, gu, nntk_recurrent_weights(f).kernel, wt);
-    InputGradient p = {f, batch, steps, a, wt, d_in};
-    nntk_parallel_rows(steps, input_gradient_steps, &p);
-}
-
 /* --- the loop over time ------------------------------------------------------------------- */
 
 /* What one part of a split training pass needs (nntk_parallel_rows: rows are
@@ -381,12 +352,15 @@ typedef struct {
     int64_t batch, steps;
     Cache c;
     float *xp, *hp;       /* forward: (T·B, G·U), (B, G·U) */
+    const float *in;      /* forward: the input (B, T, D) */
     const float *bias;    /* forward: the projection's bias or NULL */
     float *out;           /* forward */
     const float *d_out, *d_final_state; /* backward */
     float *d_state, *d_prev, *work; /* backward: (S, B, U) twice, (B, work·U) */
     NNTKRecurrentSlots grads;       /* backward: (T, B, grad_width·U) each */
     const float *rt;                /* backward: recurrent_kernelᵀ */
+    const float *wt;                /* backward: kernelᵀ, when d_in */
+    float *d_in;                    /* backward, may be NULL */
     float *d_initial_state;         /* backward, may be NULL */
 } Pass;
 
@@ -395,9 +369,9 @@ static int64_t out_rows(const NNTKRecurrentSpec *spec, int64_t steps) {
     return spec->return_sequences ? steps : 1;
 }
 
-/* The training forward pass for batch rows [b0, b1): the input projection of
- * those rows, then the loop over time. Slices of the (·, B, ·) arrays at row b0,
- * the full batch apart. */
+/* The training forward pass for batch rows [b0, b1): their input kept in the
+ * cache, its projection, then the loop over time. Slices of the (·, B, ·)
+ * arrays at row b0, the full batch apart. */
 static void forward_rows(void *context, int64_t b0, int64_t b1) {
     const Pass *p = context;
     NNTKRecurrentFilter *f = p->f;
@@ -406,6 +380,7 @@ static void forward_rows(void *context, int64_t b0, int64_t b1) {
     const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
     const int64_t gu = f->spec.gates * u, stride = (steps + 1) * bu;
     const float *kernel = nntk_recurrent_weights(f).kernel;
+    gather_input(&f->spec, batch, steps, b0, b1, p->in, p->c.x);
     /* xp[k, b] = x[k, b] · kernel [+ bias]: rows are independent (nntk_matmul) */
     for (int64_t k = 0; k < steps; k++)
         nntk_matmul(0, nb, gu, d, p->c.x + (k * batch + b0) * d, d, kernel, gu, p->bias, 0,
@@ -424,8 +399,8 @@ static void forward_rows(void *context, int64_t b0, int64_t b1) {
 }
 
 /* Runs the whole sequence from state0 (S, B, U) (NULL = zeros). training:
- * keeps every step in the cache (whose x already holds the input in
- * processing order), split by batch rows over the threads (docs/threads.md);
+ * keeps the input (in processing order) and every step in the cache, split by
+ * batch rows over the threads (docs/threads.md);
  * otherwise two states (ping-pong) and one step's values live in the scratch.
  *
  * The input projections are one product per step for all steps before the
@@ -455,7 +430,7 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
         for (int64_t j = 0; j < ns; j++)
             load_state(batch, u, state0 ? state0 + j * bu : NULL, c.states + j * stride);
         Pass pass = {.f = f, .batch = batch, .steps = steps, .c = c, .xp = xp, .hp = hp,
-                     .bias = bias, .out = out};
+                     .in = in, .bias = bias, .out = out};
         nntk_parallel_rows(batch, forward_rows, &pass);
         if (final_state)
             for (int64_t j = 0; j < ns; j++)
@@ -498,23 +473,23 @@ NNTKStatus nntk_recurrent_forward(const char *fn, NNTKLayer *layer, NNTKApplyMod
     (void)out_steps;
     NNTKRecurrentFilter *f = layer->state;
     const int training = mode != NNTK_APPLY_INFERENCE; /* FROZEN = TRAINING: no batch statistics */
-    if (training) {
-        f->cache = layer->workspace; /* reserved by nntk_recurrent_reserve */
-        gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
-    }
+    if (training) f->cache = layer->workspace; /* reserved by nntk_recurrent_reserve */
     return forward(fn, f, training, batch, steps, in, initial_state, out, final_state);
 }
 
 /* BPTT for batch rows [b0, b1) (nb rows): their slices of the cache and of
  * the pre-activation gradients (at row b0, the full batch apart), and their
  * own d_state, d_prev (S, nb, U) and work (nb, work·U), contiguous at
- * S·b0·U and work·b0·U, as the cell lays them out for nb rows. */
+ * S·b0·U and work·b0·U, as the cell lays them out for nb rows. With d_in,
+ * each step's input gradient too: dx = grad 0 · kernelᵀ for the step's rows, at
+ * its input position (nntk_matmul: a row's bits do not depend on the others). */
 static void backward_rows(void *context, int64_t b0, int64_t b1) {
     const Pass *p = context;
     NNTKRecurrentFilter *f = p->f;
     const NNTKRecurrentCell *cell = f->spec.cell;
     const int64_t batch = p->batch, steps = p->steps, nb = b1 - b0;
-    const int64_t u = f->spec.units, bu = batch * u, nbu = nb * u, ns = cell->states;
+    const int64_t d = f->spec.input_dim, u = f->spec.units, gu = f->spec.gates * u;
+    const int64_t bu = batch * u, nbu = nb * u, ns = cell->states;
     const int64_t stride = (steps + 1) * bu;
     float *d_state = p->d_state + ns * b0 * u, *d_prev = p->d_prev + ns * b0 * u;
     float *work = p->work + cell->work * b0 * u;
@@ -538,6 +513,9 @@ static void backward_rows(void *context, int64_t b0, int64_t b1) {
                             values_k, d_state, d_prev, p->rt, work, grads_k);
         if (ns > 1) nntk_copy(d_state + nbu, d_prev + nbu, (ns - 1) * nbu);
         incoming = d_prev;
+        if (p->d_in)
+            nntk_matmul(0, nb, d, gu, grads_k.a[0], gu, p->wt, d, NULL, 0,
+                        p->d_in + (b0 * steps + position(&f->spec, k, steps)) * d, steps * d);
     }
     if (p->d_initial_state) {
         nntk_copy(p->d_initial_state + b0 * u, d_prev, nbu);
@@ -547,8 +525,8 @@ static void backward_rows(void *context, int64_t b0, int64_t b1) {
 }
 
 /* BPTT over the kept batch, last processing step first. The loop carries
- * only what is sequential (the state gradients through the cell); the weight
- * gradients and the input gradient are large products over all steps after
+ * what is sequential (the state gradients through the cell) and each step's
+ * input gradient; the weight gradients are large products over all steps after
  * it, from the cell's pre-activation gradients of every step. */
 NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float *d_out,
                                    const float *d_final_state, float *d_in,
@@ -574,10 +552,12 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
     }
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
     nntk_transpose(u, gu, w.recurrent, rt);
+    if (d_in) nntk_transpose(d, gu, w.kernel, wt);
     const Cache c = cache_layout(f, batch, steps);
     Pass pass = {.f = f, .batch = batch, .steps = steps, .c = c, .d_out = d_out,
                  .d_final_state = d_final_state, .d_state = d_state, .d_prev = d_prev,
-                 .work = work, .grads = grads, .rt = rt, .d_initial_state = d_initial_state};
+                 .work = work, .grads = grads, .rt = rt, .wt = wt, .d_in = d_in,
+                 .d_initial_state = d_initial_state};
     nntk_parallel_rows(batch, backward_rows, &pass);
     /* Weight gradients, summed over all steps and rows (processing order):
      * d kernel = xᵀ·grad 0; the recurrent_kernel and bias gradients by the cell. */
@@ -591,7 +571,5 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
         nntk_gemm(1, 0, u, gu, rows, 1.0f, c.states, u, grads.a[0], gu, 0.0f, g_recurrent, gu);
         if (f->spec.use_bias) nntk_sum_rows(rows, gu, grads.a[0], g_bias, 0);
     }
-    /* dx = grad 0 · kernelᵀ, step by step into d_in (B, T, D) at the step's position. */
-    if (d_in) input_gradient(f, batch, steps, grads.a[0], wt, d_in);
     return NNTK_OK;
 }

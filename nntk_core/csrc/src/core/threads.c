@@ -1,12 +1,19 @@
 /* The worker pool behind nntk_parallel_rows (core/threads.h, docs/threads.md).
  *
- * NNTKSetThreadCount(n) makes n - 1 workers that sleep on a condition variable
- * between dispatches; nothing is allocated or started per call. One process-wide
- * pool serves one call at a time (the atomic `pool_busy`): a call that finds it
- * taken runs on its own thread, which gives the same bits. */
+ * NNTKSetThreadCount(n) makes n - 1 workers; nothing is allocated or started per
+ * call. One process-wide pool serves one call at a time (the atomic `pool_busy`): a
+ * call that finds it taken runs on its own thread, which gives the same bits.
+ *
+ * A dispatch is published by a new `generation` (release) and finished when `pending`
+ * reaches 0. Between dispatches a worker polls `generation` for up to SPIN_NS before it
+ * sleeps on a condition variable, and the caller polls `pending` as long before it
+ * sleeps: a training call makes its dispatches microseconds apart, and waking a
+ * sleeping thread costs more than that (docs/threads.md, measured). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/internal.h"
 #include "core/threads.h"
@@ -14,6 +21,8 @@
 
 /* The most threads NNTKSetThreadCount accepts. */
 #define MAX_THREADS 64
+/* How long a waiting thread polls before it sleeps (nanoseconds). */
+#define SPIN_NS 50000
 
 typedef struct Pool Pool;
 
@@ -26,16 +35,20 @@ struct Pool {
     int threads; /* the caller's + the workers' */
     pthread_t handles[MAX_THREADS];
     Worker workers[MAX_THREADS];
-    pthread_mutex_t lock;
-    pthread_cond_t wake, finished;
-    /* Under lock: the dispatch (a new generation wakes the workers) */
-    uint64_t generation;
-    int pending; /* workers still running the current dispatch */
-    int stop;
+    /* The dispatch: written by the caller before it publishes a new generation, read
+     * by the workers after they see it. */
     NNTKRowsFn fn;
     void *context;
     int64_t rows;
     int parts;
+    _Atomic uint64_t generation; /* a new value: a new dispatch (or stop) */
+    atomic_int pending;          /* workers still running the current dispatch */
+    atomic_int stop;
+    /* Sleeping: under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t wake, finished;
+    int sleepers;      /* workers asleep on wake */
+    int caller_asleep; /* the caller asleep on finished */
 };
 
 /* The pool (NULL: one thread) and whether a call is using it. */
@@ -47,26 +60,79 @@ static void run_part(NNTKRowsFn fn, void *context, int64_t rows, int parts, int 
     if (end > first) fn(context, first, end);
 }
 
+static int64_t clock_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Polls until generation differs from `seen` (returns 1, *now the new value) or
+ * SPIN_NS have passed (returns 0). */
+static int spin_for_dispatch(Pool *p, uint64_t seen, uint64_t *now) {
+    const int64_t start = clock_ns();
+    for (int i = 1;; i++) {
+        *now = atomic_load_explicit(&p->generation, memory_order_acquire);
+        if (*now != seen) return 1;
+        cpu_relax();
+        if (i % 64 == 0 && clock_ns() - start > SPIN_NS) return 0;
+    }
+}
+
+/* Polls until pending is 0 (returns 1) or SPIN_NS have passed (returns 0). */
+static int spin_for_workers(Pool *p) {
+    const int64_t start = clock_ns();
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return 1;
+        cpu_relax();
+        if (i % 64 == 0 && clock_ns() - start > SPIN_NS) return 0;
+    }
+}
+
+/* The next generation after `seen`: polled, then slept for. */
+static uint64_t next_dispatch(Pool *p, uint64_t seen) {
+    uint64_t now;
+    if (spin_for_dispatch(p, seen, &now)) return now;
+    pthread_mutex_lock(&p->lock);
+    p->sleepers++;
+    while ((now = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&p->wake, &p->lock);
+    p->sleepers--;
+    pthread_mutex_unlock(&p->lock);
+    return now;
+}
+
 static void *worker_main(void *arg) {
     const Worker *self = arg;
     Pool *p = self->pool;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (p->generation == seen && !p->stop) pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stop) break;
-        seen = p->generation;
-        const NNTKRowsFn fn = p->fn;
-        void *context = p->context;
-        const int64_t rows = p->rows;
-        const int parts = p->parts;
-        pthread_mutex_unlock(&p->lock);
-        if (self->index < parts) run_part(fn, context, rows, parts, self->index);
-        pthread_mutex_lock(&p->lock);
-        if (--p->pending == 0) pthread_cond_signal(&p->finished);
+        seen = next_dispatch(p, seen);
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+        if (self->index < p->parts) run_part(p->fn, p->context, p->rows, p->parts, self->index);
+        /* The last worker to finish wakes the caller if it sleeps. */
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->lock);
+            if (p->caller_asleep) pthread_cond_signal(&p->finished);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
-    pthread_mutex_unlock(&p->lock);
     return NULL;
+}
+
+/* Publishes a new generation and wakes the sleeping workers. */
+static void publish(Pool *p) {
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_mutex_lock(&p->lock);
+    if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void nntk_parallel_rows(int64_t rows, NNTKRowsFn fn, void *context) {
@@ -83,28 +149,52 @@ void nntk_parallel_rows(int64_t rows, NNTKRowsFn fn, void *context) {
         return;
     }
     const int parts = rows < p->threads ? (int)rows : p->threads;
-    pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->context = context;
     p->rows = rows;
     p->parts = parts;
-    p->pending = p->threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
+    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
+    publish(p);
     run_part(fn, context, rows, parts, 0);
-    pthread_mutex_lock(&p->lock);
-    while (p->pending > 0) pthread_cond_wait(&p->finished, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+    if (!spin_for_workers(p)) {
+        pthread_mutex_lock(&p->lock);
+        p->caller_asleep = 1;
+        while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+            pthread_cond_wait(&p->finished, &p->lock);
+        p->caller_asleep = 0;
+        pthread_mutex_unlock(&p->lock);
+    }
     atomic_flag_clear_explicit(&pool_busy, memory_order_release);
+}
+
+typedef struct {
+    NNTKRowsFn fn;
+    void *context;
+    int64_t n, width, units;
+} Columns;
+
+/* The first column of unit `unit` (n for the last unit's end). */
+static int64_t first_column(const Columns *c, int64_t unit) {
+    return unit >= c->units ? c->n : unit * c->width;
+}
+
+static void column_part(void *context, int64_t first, int64_t end) {
+    const Columns *c = context;
+    c->fn(c->context, first_column(c, first), first_column(c, end));
+}
+
+void nntk_parallel_columns(int64_t n, int64_t width, NNTKRowsFn fn, void *context) {
+    Columns c = {fn, context, n, width, n / width};
+    if (c.units < 2)
+        fn(context, 0, n);
+    else
+        nntk_parallel_rows(c.units, column_part, &c);
 }
 
 /* Stops and joins the first `started` workers and frees the pool. */
 static void pool_destroy(Pool *p, int started) {
-    pthread_mutex_lock(&p->lock);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
+    publish(p);
     for (int i = 1; i <= started; i++) pthread_join(p->handles[i], NULL);
     pthread_cond_destroy(&p->finished);
     pthread_cond_destroy(&p->wake);
