@@ -11,6 +11,7 @@
  * sleeping thread costs more than that (docs/threads.md, measured). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -74,25 +75,33 @@ static void cpu_relax(void) {
 #endif
 }
 
+/* One round of polling: the CPU's pause hint, and every 64th round the clock and a
+ * sched_yield, so that a thread waiting for this core (on a loaded machine, maybe the
+ * one whose part is awaited) runs. Returns 0 once SPIN_NS have passed since start. */
+static int keep_polling(int round, int64_t start) {
+    cpu_relax();
+    if (round % 64 != 0) return 1;
+    sched_yield();
+    return clock_ns() - start <= SPIN_NS;
+}
+
 /* Polls until generation differs from `seen` (returns 1, *now the new value) or
  * SPIN_NS have passed (returns 0). */
 static int spin_for_dispatch(Pool *p, uint64_t seen, uint64_t *now) {
     const int64_t start = clock_ns();
-    for (int i = 1;; i++) {
+    for (int round = 1;; round++) {
         *now = atomic_load_explicit(&p->generation, memory_order_acquire);
         if (*now != seen) return 1;
-        cpu_relax();
-        if (i % 64 == 0 && clock_ns() - start > SPIN_NS) return 0;
+        if (!keep_polling(round, start)) return 0;
     }
 }
 
 /* Polls until pending is 0 (returns 1) or SPIN_NS have passed (returns 0). */
 static int spin_for_workers(Pool *p) {
     const int64_t start = clock_ns();
-    for (int i = 1;; i++) {
+    for (int round = 1;; round++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return 1;
-        cpu_relax();
-        if (i % 64 == 0 && clock_ns() - start > SPIN_NS) return 0;
+        if (!keep_polling(round, start)) return 0;
     }
 }
 
