@@ -464,14 +464,16 @@ def test_every_layer_is_bitwise_equal_for_any_thread_count(name, one_thread_afte
 
 
 # Layers whose own loops the pool splits (docs/threads.md): BatchNorm by channels,
-# Conv1d's kernel gradient by filters and its input gradient by samples. Sizes on both
-# sides of the split unit (16 channels or filters: 71 and 50 end mid-unit, 20 holds one
-# unit) and of the least work split; every padding, strides and dilation (the edge
-# taps' products).
+# Conv1d's kernel gradient by filters and its input gradient by samples, the Activation
+# layer by rows. Sizes on both sides of the split unit (16 channels or filters: 71 and
+# 50 end mid-unit, 20 holds one unit) and of the least work split; every padding,
+# strides and dilation (the edge taps' products).
 SPLIT_LAYERS = [
     ("BatchNorm", {"input_dim": 64}, (32, 96)),
     ("BatchNorm", {"input_dim": 71}, (13, 100)),
     ("BatchNorm", {"input_dim": 20, "center": False}, (40, 50)),
+    ("Activation", {"activation": "relu", "input_dim": 64}, (32, 96)),
+    ("Activation", {"activation": "softmax", "input_dim": 37}, (29, 83)),
     ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40}, (32, 100)),
     (
         "Conv1d",
