@@ -4,7 +4,8 @@
 #   bash ci/coverage.sh replay [--check]   fixture replay (no TensorFlow) under each kernel
 #                                          table in turn (NNTK_ISA=generic, avx2, avx512),
 #                                          then the C model's tests (tests/test_c_model.py,
-#                                          no TensorFlow); ~2 min with the build. --check:
+#                                          no TensorFlow) and the thread-count tests
+#                                          (the worker pool); ~2.5 min with the build. --check:
 #                                          CI's floor (below).
 #   bash ci/coverage.sh ci                 the live ci profile against tf.keras (nntk-parity run
 #                                          --profile ci, the CPU's own table); ~10 min: nightly.
@@ -95,6 +96,14 @@ measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT
   pytest -q -p no:cacheprovider tests/test_c_model.py >"$REPORT/c-model.log" ||
     { tail -n 40 "$REPORT/c-model.log"; exit 1; }
   tail -n 1 "$REPORT/c-model.log"
+  # The worker pool (core/threads.c) runs only with a thread count above 1, and replay
+  # runs one thread: the thread-count tests drive it (bitwise equal results for 1-5
+  # threads, every split layer, W4's network; no TensorFlow).
+  echo "== coverage: the thread-count tests (tests/test_determinism.py)"
+  pytest -q -p no:cacheprovider tests/test_determinism.py \
+    -k "thread_count or split_layers or keyword_detector" >"$REPORT/threads.log" ||
+    { tail -n 40 "$REPORT/threads.log"; exit 1; }
+  tail -n 1 "$REPORT/threads.log"
 }
 
 [ $run = 1 ] && measure

@@ -37,7 +37,12 @@ from nntk_bench.workloads import (
 
 
 def run_bench(
-    frameworks: list[str], workloads: list[str], quick: bool, out_dir: Path | None, log=print
+    frameworks: list[str],
+    workloads: list[str],
+    quick: bool,
+    out_dir: Path | None,
+    log=print,
+    nntk_threads: int = 1,
 ) -> dict:
     try:
         from threadpoolctl import threadpool_limits
@@ -49,6 +54,9 @@ def run_bench(
     rounds = 3 if quick else 15
     target = 0.002 if quick else 0.005
     warmup = 2 if quick else 5
+    import nntk_core
+
+    nntk_core.set_thread_count(nntk_threads)  # nntk's own pool (docs/threads.md)
     w = make_weights()
     load_before = os.getloadavg()
     peak = measure_peak(512 if quick else 2048)
@@ -78,8 +86,7 @@ def run_bench(
     finally:  # whatever happened: no worker outlives the run
         for worker in workers.values():
             worker.close()
-
-    import nntk_core
+        nntk_core.set_thread_count(1)
 
     report = {
         "machine": {
@@ -99,7 +106,7 @@ def run_bench(
         "versions": versions(),
         "threads": "1 everywhere: threadpoolctl limits BLAS/OpenMP pools to 1, torch "
         "set_num_threads(1), ORT intra/inter_op 1, TF intra/inter_op 1, TFLite "
-        "num_threads=1, nntk's OpenBLAS 1",
+        f"num_threads=1, nntk's OpenBLAS 1; nntk's pool {nntk_threads} (--nntk-threads)",
         "settings": {
             "quick": quick,
             "rounds": rounds,
@@ -233,7 +240,7 @@ def main(args) -> int:
         )
         return 2
     out = Path(args.out) if args.out else None
-    report = run_bench(frameworks, workloads, args.quick, out)
+    report = run_bench(frameworks, workloads, args.quick, out, nntk_threads=args.nntk_threads)
     mem = report.get("memory", {})
     if "w4" in mem:
         print(
@@ -273,4 +280,11 @@ def add_parser(subparsers) -> None:
         "--workloads", metavar="LIST", help=f"comma-separated subset of {first}..{last}"
     )
     bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR")
+    bench.add_argument(
+        "--nntk-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads of nntk's training pool (docs/threads.md; default 1); the peers stay at 1",
+    )
     bench.set_defaults(func=main)

@@ -17,6 +17,8 @@ tf.keras semantics, and its Python binding (ctypes).
     model = nn.load("model.nntk")
 """
 
+import ctypes
+
 from nntk_core import losses, optimizers
 from nntk_core._native import NNTKError, lib
 from nntk_core.activations import ACTIVATIONS
@@ -27,7 +29,7 @@ from nntk_core.keras_io import (
     UnsupportedKerasModel,
     load_keras,
 )
-from nntk_core.layer import Layer, set_random_seed
+from nntk_core.layer import Layer, check_positive_int, set_random_seed
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
 from nntk_core.model_file import ModelFileError, load
@@ -35,6 +37,24 @@ from nntk_core.recurrent import RecurrentLayer
 
 __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
+
+
+def set_thread_count(threads: int) -> None:
+    """Threads the library's training calls may use (default 1); the results are
+    bitwise the same for every count (docs/threads.md). TypeError / ValueError for
+    a non-integer or a count below 1, NNTKError for one the library refuses."""
+    threads = check_positive_int(threads, "threads")
+    if threads > 2**31 - 1:
+        raise ValueError(f"threads must fit an int32, got {threads}")
+    lib.NNTKSetThreadCount(threads)
+
+
+def thread_count() -> int:
+    """The count set_thread_count set (1 when never called)."""
+    threads = ctypes.c_int64()
+    lib.NNTKGetThreadCount(ctypes.byref(threads))
+    return threads.value
+
 
 # The layer classes (one per layer type of the library; the parity suite's coverage
 # test checks that each has a spec) are this package's names too: nntk_core.GRU ...
@@ -57,6 +77,8 @@ __all__ = [
     "RecurrentLayer",
     "Sequential",
     "set_random_seed",
+    "set_thread_count",
+    "thread_count",
     "UnsupportedKerasModel",
     *LAYER_CLASSES,
 ]

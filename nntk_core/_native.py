@@ -190,6 +190,8 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKKernelConstants": (c_char_p, []),
     "NNTKMemoryStats": (_STATUS, [_INT64_PTR, _INT64_PTR]),
     "NNTKMemoryResetPeak": (None, []),
+    "NNTKSetThreadCount": (_STATUS, [c_int32]),
+    "NNTKGetThreadCount": (_STATUS, [_INT64_PTR]),
     # Losses (nntk/loss.h): kind, from_logits, rows, classes, y_pred, y_true, loss, d_pred.
     "NNTKLossCompute": (
         _STATUS,

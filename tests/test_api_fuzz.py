@@ -171,6 +171,14 @@ def _in_a_temporary_directory(tmp_path_factory):
     os.chdir(previous)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_after():
+    """nn.set_thread_count is among the fuzzed callables: the tests after these start
+    with the default single thread again, not with up to 64 drawn ones."""
+    yield
+    nn.set_thread_count(1)
+
+
 def public_members(obj) -> list[str]:
     names = [n for n in dir(obj) if not n.startswith("_")]
     return (["__call__"] if callable(obj) else []) + sorted(names)

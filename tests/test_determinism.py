@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_bad_input import NAMES, as_list, backward, make, run, upstream_for
 
 import nntk_core as nn
@@ -277,6 +279,10 @@ DECLARED_GLOBALS = {
     # core/status.c: NNTKMemoryStats' counters (bytes allocated now and at the peak).
     "allocated_now": "memory counter, atomic",
     "allocated_peak": "memory counter, atomic",
+    # core/threads.c: NNTKSetThreadCount's worker pool and its one-call-at-a-time flag
+    # (a result never depends on them: every thread count gives the same bits).
+    "pool_now": "worker pool, atomic pointer",
+    "pool_busy": "worker pool in use, atomic flag",
     # libgcc's CPU feature cache behind __builtin_cpu_supports (the dispatch reads it).
     "__cpu_model": "libgcc CPU features",
     "__cpu_features2": "libgcc CPU features",
@@ -327,3 +333,198 @@ def test_backward_of_one_layer_is_independent_of_another():
         assert all(
             u.tobytes() == v.tobytes() for u, v in zip(dwa, alone_a["dweights"], strict=True)
         )
+
+
+# -- the thread count (docs/threads.md) --------------------------------------------------
+@pytest.fixture
+def one_thread_after():
+    yield
+    nn.set_thread_count(1)
+
+
+def _recurrent_training(cls, kwargs, weights, x, h0, dys):
+    """Training output and states, dx, the weight gradients and d_initial_state of a
+    fresh layer, in one flat list of arrays."""
+    layer = cls(**kwargs)
+    layer.set_weights(weights)
+    outs = layer(x, training=True, initial_state=h0)
+    dx, dw, d_h0 = layer.backward(dys)
+    return [*outs, dx, *dw, *d_h0]
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4), deadline=None)
+@given(data=st.data())
+def test_recurrent_training_is_bitwise_equal_for_any_thread_count(data):
+    """RNN, GRU (both reset_after, the fused and the generic cell) and LSTM, trained
+    with 1 thread and with 2-5: every output, state, gradient and initial-state
+    gradient has the same bits, whatever batch (1, below and not divisible by the
+    thread count) and sequence flags are drawn."""
+    name = data.draw(st.sampled_from(["RNN", "GRU", "LSTM"]), label="layer")
+    cls = nn.LAYER_CLASSES[name]
+    batch = data.draw(st.integers(1, 11), label="batch")
+    steps = data.draw(st.integers(1, 7), label="steps")
+    input_dim = data.draw(st.integers(1, 9), label="input_dim")
+    units = data.draw(st.integers(1, 20), label="units")
+    threads = data.draw(st.integers(2, 5), label="threads")
+    kwargs = {
+        "units": units,
+        "input_dim": input_dim,
+        "return_sequences": data.draw(st.booleans(), label="return_sequences"),
+        "go_backwards": data.draw(st.booleans(), label="go_backwards"),
+        "return_state": True,
+    }
+    if name == "GRU":
+        kwargs["reset_after"] = data.draw(st.booleans(), label="reset_after")
+        kwargs["activation"] = data.draw(st.sampled_from(["tanh", "relu"]), label="activation")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    probe = cls(**kwargs)
+    weights = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in probe.weight_shapes()]
+    x = rng.standard_normal((batch, steps, input_dim)).astype(np.float32)
+    states = 2 if name == "LSTM" else 1
+    h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    out_shape = (batch, steps, units) if kwargs["return_sequences"] else (batch, units)
+    dys = [rng.standard_normal(out_shape).astype(np.float32)]
+    dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+
+    nn.set_thread_count(1)
+    serial = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+    nn.set_thread_count(threads)
+    try:
+        assert nn.thread_count() == threads
+        split = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+    finally:
+        nn.set_thread_count(1)
+    assert len(split) == len(serial)
+    for i, (a, b) in enumerate(zip(serial, split, strict=True)):
+        assert a.shape == b.shape
+        assert a.tobytes() == b.tobytes(), f"{name} {kwargs}: result {i} differs"
+
+
+@pytest.mark.parametrize("threads", [65, 2**31 - 1])
+def test_thread_count_above_the_limit_is_refused_by_the_library(threads, one_thread_after):
+    nn.set_thread_count(3)
+    with pytest.raises(nn.NNTKError) as error:
+        nn.set_thread_count(threads)
+    assert error.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
+    assert error.value.message.startswith(f"NNTKSetThreadCount: threads={threads} is not in 1..64")
+    assert nn.thread_count() == 3  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("threads", "error"), [(0, ValueError), (-1, ValueError), (2**31, ValueError), (2.0, TypeError)]
+)
+def test_thread_count_of_a_bad_value_is_refused_by_the_binding(threads, error, one_thread_after):
+    with pytest.raises(error, match="threads must"):
+        nn.set_thread_count(threads)
+    assert nn.thread_count() == 1
+
+
+# Shapes whose products are large enough to be split by columns (ops.c SPLIT_MIN_MACS)
+# and to go to OpenBLAS (BLAS_MIN_MACS): W5's GRU, W7c's, and odd sizes whose column
+# parts end mid-unit.
+LARGE_RECURRENT = [
+    ("GRU", 32, 100, 40, 64),
+    ("GRU", 32, 100, 40, 256),
+    ("GRU", 13, 37, 29, 71),
+    ("LSTM", 7, 61, 45, 50),
+    ("RNN", 5, 90, 130, 150),
+]
+
+
+@pytest.mark.parametrize(("name", "batch", "steps", "input_dim", "units"), LARGE_RECURRENT)
+def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
+    name, batch, steps, input_dim, units, one_thread_after
+):
+    cls = nn.LAYER_CLASSES[name]
+    kwargs = {"units": units, "input_dim": input_dim, "return_sequences": True}
+    kwargs["return_state"] = True
+    rng = np.random.default_rng(units)
+    probe = cls(**kwargs)
+    weights = [(rng.standard_normal(s) * 0.3).astype(np.float32) for s in probe.weight_shapes()]
+    x = rng.standard_normal((batch, steps, input_dim)).astype(np.float32)
+    states = 2 if name == "LSTM" else 1
+    h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    dys = [rng.standard_normal((batch, steps, units)).astype(np.float32)]
+    dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    serial = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+    for threads in (2, 3):
+        nn.set_thread_count(threads)
+        split = _recurrent_training(cls, kwargs, weights, x, h0, dys)
+        for i, (a, b) in enumerate(zip(serial, split, strict=True)):
+            assert a.tobytes() == b.tobytes(), f"{name} threads={threads}: result {i} differs"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_layer_is_bitwise_equal_for_any_thread_count(name, one_thread_after):
+    """Every layer (its products and sums may be split by columns) with 1 and 3 threads."""
+    layer, x = big_input(name)
+    serial = results(layer, x)
+    nn.set_thread_count(3)
+    assert_bitwise(serial, results(layer, x), f"{name}, 3 threads")
+
+
+# Layers whose own loops the pool splits (docs/threads.md): BatchNorm by channels,
+# Conv1d's kernel gradient by filters and its input gradient by samples, the Activation
+# layer by rows. Sizes on both sides of the split unit (16 channels or filters: 71 and
+# 50 end mid-unit, 20 holds one unit) and of the least work split; every padding,
+# strides and dilation (the edge taps' products).
+SPLIT_LAYERS = [
+    ("BatchNorm", {"input_dim": 64}, (32, 96)),
+    ("BatchNorm", {"input_dim": 71}, (13, 100)),
+    ("BatchNorm", {"input_dim": 20, "center": False}, (40, 50)),
+    ("Activation", {"activation": "relu", "input_dim": 64}, (32, 96)),
+    ("Activation", {"activation": "softmax", "input_dim": 37}, (29, 83)),
+    ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40}, (32, 100)),
+    (
+        "Conv1d",
+        {"filters": 50, "kernel_size": 3, "input_dim": 17, "padding": "same", "strides": 2},
+        (9, 61),
+    ),
+    (
+        "Conv1d",
+        {"filters": 33, "kernel_size": 4, "input_dim": 8, "padding": "causal", "dilation_rate": 3},
+        (16, 80),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "shape"), SPLIT_LAYERS)
+def test_split_layers_are_bitwise_equal_for_any_thread_count(name, kwargs, shape, one_thread_after):
+    layer = nn.LAYER_CLASSES[name](**kwargs)
+    rng = np.random.default_rng(len(kwargs) + shape[0])
+    layer.set_weights(
+        [
+            (rng.standard_normal(s) * 0.3 + (1 if n == "moving_variance" else 0)).astype(np.float32)
+            for n, s in zip(layer.weight_names(), layer.weight_shapes(), strict=True)
+        ]
+    )
+    x = rng.standard_normal((*shape, kwargs["input_dim"])).astype(np.float32)
+    serial = results(layer, x)
+    for threads in (2, 3, 5):
+        nn.set_thread_count(threads)
+        assert_bitwise(serial, results(layer, x), f"{name} {kwargs}, {threads} threads")
+
+
+def test_keyword_detector_training_is_bitwise_equal_for_any_thread_count(one_thread_after):
+    """W4's network (Conv1d, BatchNorm, ReLU, GRU, BatchNorm, GRU, TimeDistributedDense
+    softmax) trained three Adam steps at B=32, T=100 with 1, 2 and 3 threads: the losses
+    and every weight after the steps (BatchNorm's moving statistics included) have the
+    same bits."""
+    from nntk_bench.nntk_runners import nntk_model
+    from nntk_bench.workloads import make_weights
+
+    w = make_weights()
+
+    def train(threads):
+        nn.set_thread_count(threads)
+        model = nntk_model(w, 32)
+        loss, opt = nn.losses.CategoricalCrossentropy(), nn.optimizers.Adam(learning_rate=1e-3)
+        losses = [model.train_step(w.x32, w.y32, loss, opt) for _ in range(3)]
+        return np.array(losses, np.float32), model.get_weights()
+
+    serial_losses, serial_weights = train(1)
+    for threads in (2, 3):
+        losses, weights = train(threads)
+        assert losses.tobytes() == serial_losses.tobytes(), f"{threads} threads: losses differ"
+        for i, (a, b) in enumerate(zip(serial_weights, weights, strict=True)):
+            assert a.tobytes() == b.tobytes(), f"{threads} threads: weight {i} differs"

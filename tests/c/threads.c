@@ -935,6 +935,10 @@ int main(int argc, char **argv) {
     for (long round = 0; round < rounds; round++) {
         Work reference = {0, 2 + round, 3 + round, {NULL, 0}}, work[THREADS];
         all_work(&reference);
+        /* Odd rounds: the worker pool (docs/threads.md) of 3 threads, which one
+         * caller's call holds at a time while the others' run inline; the same bits. */
+        const int32_t pool = round % 2 ? 3 : 1;
+        CHECK(NNTKSetThreadCount(pool) == NNTK_OK, "NNTKSetThreadCount(%d)", (int)pool);
         for (int t = 0; t < THREADS; t++) {
             work[t] = reference;
             work[t].id = t;
@@ -949,6 +953,7 @@ int main(int argc, char **argv) {
             runs++;
         }
         free(reference.results.data);
+        CHECK(NNTKSetThreadCount(1) == NNTK_OK, "NNTKSetThreadCount(1)");
     }
     one_handle_two_threads();
     int64_t now = 0;

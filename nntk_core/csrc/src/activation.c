@@ -2,6 +2,7 @@
  * Shapes: rows = batch·steps, F = features. No weights. */
 #include "core/layer.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "nntk/activation.h"
 
 enum { ACTIVATION, INPUT_DIM };
@@ -30,6 +31,40 @@ static NNTKStatus output_shape(const char *fn, const NNTKLayer *f, int64_t batch
     return nntk_check_batch(fn, batch, steps, features);
 }
 
+/* Training rows [r0, r1) of `Rows`: every activation is per element or (softmax) per
+ * row, so the pool may split the rows (docs/threads.md). */
+typedef struct {
+    const NNTKLayer *f;
+    int64_t rows, features;
+    const float *in; /* forward: the input; backward: d_out */
+    float *out;      /* forward: the output; backward: d_in */
+} Rows;
+
+static void forward_rows(void *context, int64_t r0, int64_t r1) {
+    const Rows *p = context;
+    const int64_t rows = p->rows, n = p->features;
+    float *x = p->f->workspace + r0 * n, *y = p->f->workspace + (rows + r0) * n;
+    nntk_copy(x, p->in + r0 * n, (r1 - r0) * n);
+    nntk_activation_forward(kind_of(p->f), r1 - r0, n, x, y);
+    nntk_copy(p->out + r0 * n, y, (r1 - r0) * n);
+}
+
+static void backward_rows(void *context, int64_t r0, int64_t r1) {
+    const Rows *p = context;
+    const int64_t rows = p->rows, n = p->features;
+    nntk_activation_backward(kind_of(p->f), r1 - r0, n, p->f->workspace + r0 * n,
+                             p->f->workspace + (rows + r0) * n, p->in + r0 * n, p->out + r0 * n);
+}
+
+/* Runs fn over every row: split from 2^16 elements (an element is two copies and a few
+ * operations, about four multiply-adds' time: NNTK_SPLIT_MIN_WORK / 4). */
+static void split_rows(NNTKRowsFn fn, Rows *p) {
+    if (4 * p->rows * p->features < NNTK_SPLIT_MIN_WORK)
+        fn(p, 0, p->rows);
+    else
+        nntk_parallel_rows(p->rows, fn, p);
+}
+
 static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int64_t batch,
                           int64_t steps, int64_t out_steps, const float *in,
                           const float *initial_state, float *out, float *final_state) {
@@ -39,10 +74,8 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
         nntk_activation_forward(kind_of(f), rows, features, in, out);
         return NNTK_OK;
     }
-    float *x = f->workspace, *y = f->workspace + rows * features;
-    nntk_copy(x, in, rows * features);
-    nntk_activation_forward(kind_of(f), rows, features, x, y);
-    nntk_copy(out, y, rows * features);
+    Rows p = {f, rows, features, in, out};
+    split_rows(forward_rows, &p);
     return NNTK_OK;
 }
 
@@ -51,10 +84,8 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     (void)fn, (void)d_final_state, (void)d_initial_state, (void)d_weights;
     /* No weights: with d_in NULL (the standard contract allows it) there is
      * nothing to compute. */
-    const int64_t rows = f->batch * f->steps, features = nntk_layer_int(&f->config, INPUT_DIM);
-    if (d_in != NULL)
-        nntk_activation_backward(kind_of(f), rows, features, f->workspace, f->workspace + rows * features,
-                                 d_out, d_in);
+    Rows p = {f, f->batch * f->steps, nntk_layer_int(&f->config, INPUT_DIM), d_out, d_in};
+    if (d_in != NULL) split_rows(backward_rows, &p);
     return NNTK_OK;
 }
 

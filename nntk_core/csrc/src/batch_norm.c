@@ -11,9 +11,13 @@
 
 #include "core/blocking.h"
 #include "core/layer.h"
+#include "core/threads.h"
 #include "nntk/batch_norm.h"
 
 #define CHANNEL_BLOCK NNTK_BATCH_NORM_CHANNEL_BLOCK /* core/blocking.h */
+/* Training splits the channels over the pool in units of this many (16 floats, one
+ * 64-byte cache line: parts meet at a line boundary when the rows start at one). */
+#define CHANNEL_UNIT 16
 
 enum { INPUT_DIM, MOMENTUM, EPSILON, CENTER, SCALE };
 
@@ -152,31 +156,54 @@ static void apply_inference(const NNTKLayer *filter, int64_t batch, int64_t step
     }
 }
 
-/* Training: the batch statistics (the moving ones updated). */
-static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, float *out) {
+/* Channels [c0, c1) of a training forward or a gradient (`Channels`): every statistic
+ * and sum is per channel, one chain over the rows, and every output element depends on
+ * its own channel's, so the pool may split the channels (docs/threads.md). */
+typedef struct {
+    NNTKLayer *filter;
+    int64_t rows;
+    const float *d_out; /* the gradient's */
+    float *out;         /* the forward's output, or the gradient's d_in (may be NULL) */
+    float *d_weights;   /* the gradient's */
+} Channels;
+
+/* Runs fn over every channel: split when worth a dispatch (each element costs about
+ * as much as four multiply-adds: two or three passes in double). */
+static void split_channels(NNTKRowsFn fn, Channels *p) {
+    const int64_t channels = bn(p->filter)->input_dim;
+    if (4 * p->rows * channels < NNTK_SPLIT_MIN_WORK)
+        fn(p, 0, channels);
+    else
+        nntk_parallel_columns(channels, CHANNEL_UNIT, fn, p);
+}
+
+/* Training: the batch statistics (the moving ones updated), for channels [c0, c1). */
+static void train_channels(void *context, int64_t c0, int64_t c1) {
+    const Channels *p = context;
+    NNTKLayer *filter = p->filter;
     BatchNorm *state = filter->state;
-    const int64_t rows = batch * steps, channels = state->input_dim;
+    const int64_t rows = p->rows, channels = state->input_dim;
     const float *x = filter->workspace; /* (N, C) */
     double *mean = state->mean, *var = state->rstd; /* var becomes rstd below */
 
     /* Pass 1: μ = Σx / N.  Pass 2: σ² = Σ(x−μ)² / N (biased). */
-    for (int64_t c = 0; c < channels; c++) mean[c] = var[c] = 0.0;
+    for (int64_t c = c0; c < c1; c++) mean[c] = var[c] = 0.0;
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < channels; c++) mean[c] += (double)x[r * channels + c];
-    for (int64_t c = 0; c < channels; c++) mean[c] /= (double)rows;
+        for (int64_t c = c0; c < c1; c++) mean[c] += (double)x[r * channels + c];
+    for (int64_t c = c0; c < c1; c++) mean[c] /= (double)rows;
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < channels; c++) {
+        for (int64_t c = c0; c < c1; c++) {
             const double centered = (double)x[r * channels + c] - mean[c];
             var[c] += centered * centered;
         }
-    for (int64_t c = 0; c < channels; c++) var[c] /= (double)rows;
+    for (int64_t c = c0; c < c1; c++) var[c] /= (double)rows;
 
     /* moving −= (moving − batch statistic)·(1 − momentum), with the batch's
      * biased variance (tf.keras applies no Bessel correction for rank 2/3). */
     const Parts w = parts(state, filter->weights);
     /* tf.keras: decay = float32(1 − momentum), also in a float64 layer. */
     const double decay = (double)(float)(1.0 - state->momentum);
-    for (int64_t c = 0; c < channels; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         const double mm = (double)w.moving_mean[c], mv = (double)w.moving_variance[c];
         w.moving_mean[c] = (float)(mm - (mm - mean[c]) * decay);
         w.moving_variance[c] = (float)(mv - (mv - var[c]) * decay);
@@ -184,9 +211,15 @@ static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, floa
 
     /* y = x·inv + (β − μ·inv), inv = γ/√(σ²+ε). */
     const double eps = state->epsilon;
-    for (int64_t c = 0; c < channels; c++) state->rstd[c] = 1.0 / sqrt(var[c] + eps);
-    affine(filter, 0, channels, mean, state->rstd, state->scratch_a, state->scratch_b);
-    normalize(rows, channels, 0, channels, x, state->scratch_a, state->scratch_b, out);
+    for (int64_t c = c0; c < c1; c++) state->rstd[c] = 1.0 / sqrt(var[c] + eps);
+    affine(filter, c0, c1 - c0, mean + c0, state->rstd + c0, state->scratch_a + c0,
+           state->scratch_b + c0);
+    normalize(rows, channels, c0, c1 - c0, x, state->scratch_a + c0, state->scratch_b + c0, p->out);
+}
+
+static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, float *out) {
+    Channels p = {.filter = filter, .rows = batch * steps, .out = out};
+    split_channels(train_channels, &p);
 }
 
 /* Frozen: the moving statistics, kept for the gradient. */
@@ -214,38 +247,40 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     return NNTK_OK;
 }
 
-static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out,
-                           const float *d_final_state, float *d_in, float *d_initial_state,
-                           float *d_weights) {
-    (void)fn, (void)d_final_state, (void)d_initial_state;
+/* The gradient for channels [c0, c1). */
+static void gradient_channels(void *context, int64_t c0, int64_t c1) {
+    const Channels *p = context;
+    const NNTKLayer *filter = p->filter;
     const BatchNorm *state = bn(filter);
-    const int64_t rows = filter->batch * filter->steps, channels = state->input_dim;
+    const int64_t rows = p->rows, channels = state->input_dim;
     const float *x = filter->workspace;                            /* (N, C) */
+    const float *d_out = p->d_out;                                 /* (N, C) */
+    float *d_in = p->out;                                          /* (N, C) or NULL */
     const double *mean = state->mean, *rstd = state->rstd; /* (C,) */
     double *sum_dy = state->scratch_a, *sum_dy_xhat = state->scratch_b; /* (C,) */
     const Parts w = parts(state, filter->weights);
-    const Parts dw = parts(state, d_weights);
+    const Parts dw = parts(state, p->d_weights);
 
     /* x̂ = (x − μ)·rstd:  Σ dY and Σ dY⊙x̂ per channel. */
-    for (int64_t c = 0; c < channels; c++) sum_dy[c] = sum_dy_xhat[c] = 0.0;
+    for (int64_t c = c0; c < c1; c++) sum_dy[c] = sum_dy_xhat[c] = 0.0;
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < channels; c++) {
+        for (int64_t c = c0; c < c1; c++) {
             const double dy = (double)d_out[r * channels + c];
             sum_dy[c] += dy;
             sum_dy_xhat[c] += dy * (((double)x[r * channels + c] - mean[c]) * rstd[c]);
         }
     /* y = γ·x̂ + β:  dγ = Σ dY⊙x̂, dβ = Σ dY; the moving statistics get 0. */
-    for (int64_t c = 0; c < channels; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         if (dw.gamma != NULL) dw.gamma[c] = (float)sum_dy_xhat[c];
         if (dw.beta != NULL) dw.beta[c] = (float)sum_dy[c];
         dw.moving_mean[c] = 0.0f;
         dw.moving_variance[c] = 0.0f;
     }
-    if (d_in == NULL) return NNTK_OK;
+    if (d_in == NULL) return;
     if (filter->kept == NNTK_APPLY_FROZEN) {
         /* Constant statistics: dx = dY·γ·rstd. */
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < channels; c++) {
+            for (int64_t c = c0; c < c1; c++) {
                 const double g = (w.gamma != NULL ? (double)w.gamma[c] : 1.0) * rstd[c];
                 d_in[r * channels + c] = (float)((double)d_out[r * channels + c] * g);
             }
@@ -254,13 +289,22 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
          * dx = γ·rstd/N · (N·dY − ΣdY − x̂·Σ(dY⊙x̂)) = γ·rstd·(dY − ΣdY/N − x̂·Σ(dY⊙x̂)/N). */
         const double n = (double)rows;
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < channels; c++) {
+            for (int64_t c = c0; c < c1; c++) {
                 const double g = (w.gamma != NULL ? (double)w.gamma[c] : 1.0) * rstd[c];
                 const double xhat = ((double)x[r * channels + c] - mean[c]) * rstd[c];
                 const double dy = (double)d_out[r * channels + c];
                 d_in[r * channels + c] = (float)(g * (dy - sum_dy[c] / n - xhat * (sum_dy_xhat[c] / n)));
             }
     }
+}
+
+static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out,
+                           const float *d_final_state, float *d_in, float *d_initial_state,
+                           float *d_weights) {
+    (void)fn, (void)d_final_state, (void)d_initial_state;
+    Channels p = {.filter = filter, .rows = filter->batch * filter->steps, .d_out = d_out,
+                  .out = d_in, .d_weights = d_weights};
+    split_channels(gradient_channels, &p);
     return NNTK_OK;
 }
 

@@ -15,7 +15,12 @@
  *     d_kernel[j] += x_tapᵀ · delta,   d_in[b, i_lo : : s, :] += delta · kernel[j]ᵀ. */
 #include "core/layer.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "nntk/conv1d.h"
+
+/* The kernel gradient is split over the pool in units of this many filters (one
+ * AVX-512 vector of columns). */
+#define FILTER_UNIT 16
 
 enum { INPUT_DIM, FILTERS, KERNEL_SIZE, STRIDES, PADDING, DILATION_RATE, ACTIVATION, USE_BIAS };
 
@@ -193,15 +198,29 @@ static int64_t full_rows(const Conv *c, const Geometry *g, int64_t *o1, int64_t 
  * element is one sequential chain over (j, c) in that order (the zero
  * padding's terms skipped), then + bias, as Keras's conv then bias_add:
  * full-window rows in one product over the overlapping windows, the rows at
- * a padded edge tap by tap (the chain continuing through pre). */
-static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const float *x, float *pre) {
+ * a padded edge tap by tap (the chain continuing through pre). The part of
+ * convolve for samples [b0, b1) of `Convolution`: each sample is its own
+ * products, so the pool may split the batch (docs/threads.md). */
+typedef struct {
+    const NNTKLayer *f;
+    const Geometry *g;
+    const float *x;
+    float *pre;
+} Convolution;
+
+static void convolve_samples(void *context, int64_t b0, int64_t b1) {
+    const Convolution *p = context;
+    const NNTKLayer *f = p->f;
+    const Geometry *g = p->g;
+    const float *x = p->x;
+    float *pre = p->pre;
     const Conv *c = conv(f);
     const int64_t cin = c->input_dim, nf = c->filters, s = c->strides;
     const float *kernel = f->weights;                           /* (k, C, F) */
     const float *bias = c->use_bias ? f->weights + c->kernel_size * cin * nf : NULL; /* (F,) */
     int64_t o1, o2;
     const int64_t n_full = full_rows(c, g, &o1, &o2);
-    for (int64_t b = 0; b < batch; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const float *x_b = x + b * g->steps * cin;    /* (L, C) */
         float *pre_b = pre + b * g->out_steps * nf;   /* (O, F) */
         if (n_full > 0)
@@ -240,6 +259,11 @@ static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const
                 for (int64_t q = 0; q < nf; q++) pre_b[o * nf + q] = pre_b[o * nf + q] + bias[q];
             }
     }
+}
+
+static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const float *x, float *pre) {
+    Convolution p = {f, g, x, pre};
+    nntk_parallel_rows(batch, convolve_samples, &p);
 }
 
 /* The training workspace of a batch of B·L input rows and B·O output rows. */
@@ -297,46 +321,40 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     return NNTK_OK;
 }
 
-static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out,
-                           const float *d_final_state, float *d_in, float *d_initial_state,
-                           float *d_weights) {
-    (void)d_final_state, (void)d_initial_state;
-    NNTKStatus s;
-    const Conv *c = conv(filter);
-    const int64_t batch = filter->batch, cin = c->input_dim, nf = c->filters, s_ = c->strides;
-    Geometry g = {0, 0, 0};
-    if ((s = geometry(fn, c, filter->steps, &g)) != NNTK_OK) return s; /* cannot fail: it did before */
-    const int64_t out_rows = batch * g.out_steps;
-    const float *kernel = filter->weights;                           /* (k, C, F) */
-    float *d_kernel = d_weights;                                     /* (k, C, F) */
-    float *d_bias = d_weights + c->kernel_size * cin * nf;           /* (F,) */
-    const Kept k = kept(filter, batch * g.steps, out_rows);
-    float *delta = k.delta; /* (B, O, F) d pre-activation */
+/* The gradient's products (backward): the kernel gradient summed over the samples,
+ * one chain per element in sample order, and the input gradient, each sample its own.
+ *   d_kernel[j] += x_tap_jᵀ · delta_b  (b = 0, 1, ...)   d_in_b[taps of j] += delta_b · kernel[j]ᵀ
+ * The pool splits the kernel gradient by filter columns (each column's chains are the
+ * same whatever its part, when every product is the own kernel's: see backward) and
+ * the input gradient by samples (docs/threads.md). */
+typedef struct {
+    const NNTKLayer *filter;
+    const Geometry *g;
+    const float *x, *delta; /* (B, L, C), (B, O, F) */
+    float *d_kernel, *d_in; /* (k, C, F), (B, L, C) */
+} ConvGradient;
 
-    /* y = act(pre): delta = d_out ⊙ act'(pre). */
-    nntk_activation_backward(c->activation, out_rows, nf, k.pre, k.y, d_out, delta);
-    /* pre = bias + Σ_j x_tap_j · kernel[j]:
-     *   d_kernel[j] = Σ_b x_tap_jᵀ · delta_b,   d_bias = Σ_rows delta,
-     *   d_in[b, taps of j] += delta_b · kernel[j]ᵀ   (zero-padding positions are never written). */
-    for (int64_t i = 0; i < c->kernel_size * cin * nf; i++) d_kernel[i] = 0.0f;
-    if (c->use_bias) nntk_sum_rows(out_rows, nf, delta, d_bias, 0);
-    if (d_in != NULL)
-        for (int64_t i = 0; i < batch * g.steps * cin; i++) d_in[i] = 0.0f;
+/* d_kernel[:, :, q0:q1] over all the samples. */
+static void kernel_gradient_columns(void *context, int64_t q0, int64_t q1) {
+    const ConvGradient *p = context;
+    const Conv *c = conv(p->filter);
+    const Geometry *g = p->g;
+    const int64_t cin = c->input_dim, nf = c->filters, s = c->strides, w = q1 - q0;
     int64_t o1, o2;
-    const int64_t n_full = full_rows(c, &g, &o1, &o2);
-    for (int64_t b = 0; b < batch; b++) {
-        const float *x_b = k.x + b * g.steps * cin;         /* (L, C) */
-        const float *delta_b = delta + b * g.out_steps * nf; /* (O, F) */
-        /* Full-window rows: d_kernel (k·C, F) += windowsᵀ (k·C, n) · delta_b[o1:o2] (n, F),
+    const int64_t n_full = full_rows(c, g, &o1, &o2);
+    for (int64_t b = 0; b < p->filter->batch; b++) {
+        const float *x_b = p->x + b * g->steps * cin;             /* (L, C) */
+        const float *delta_b = p->delta + b * g->out_steps * nf + q0; /* (O, w), ld F */
+        /* Full-window rows: d_kernel (k·C, w) += windowsᵀ (k·C, n) · delta_b[o1:o2] (n, w),
          * the windows read in place (overlapping, leading dimension s·C). */
         if (n_full > 0)
-            nntk_matmul(1, c->kernel_size * cin, nf, n_full, x_b + (o1 * s_ - g.pad_left) * cin,
-                        s_ * cin, delta_b + o1 * nf, nf, NULL, 1, d_kernel, nf);
+            nntk_matmul(1, c->kernel_size * cin, w, n_full, x_b + (o1 * s - g->pad_left) * cin,
+                        s * cin, delta_b + o1 * nf, nf, NULL, 1, p->d_kernel + q0, nf);
         for (int64_t j = 0; j < c->kernel_size; j++) {
             int64_t o_lo, i_lo;
-            const int64_t n = tap_range(c, &g, j, &o_lo, &i_lo);
+            const int64_t n = tap_range(c, g, j, &o_lo, &i_lo);
             if (n == 0) continue;
-            /* d_kernel[j] (C, F) += x_tapᵀ · delta over the tap's rows outside [o1, o2) */
+            /* d_kernel[j] (C, w) += x_tapᵀ · delta over the tap's rows outside [o1, o2) */
             const int64_t ranges[2][2] = {{o_lo, o_lo + n < o1 ? o_lo + n : o1},
                                           {o_lo > o2 ? o_lo : o2, o_lo + n}};
             for (int r = 0; r < 2; r++) {
@@ -347,14 +365,68 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
                     hi = o_lo + n;
                 }
                 if (hi <= lo) continue;
-                nntk_gemm(1, 0, cin, nf, hi - lo, 1.0f, x_b + (i_lo + (lo - o_lo) * s_) * cin,
-                          s_ * cin, delta_b + lo * nf, nf, 1.0f, d_kernel + j * cin * nf, nf);
+                nntk_gemm(1, 0, cin, w, hi - lo, 1.0f, x_b + (i_lo + (lo - o_lo) * s) * cin, s * cin,
+                          delta_b + lo * nf, nf, 1.0f, p->d_kernel + j * cin * nf + q0, nf);
             }
-            /* d_in_b[i_lo::s] (n, C; row stride s·C) += delta_b[o_lo:o_lo+n] (n, F) · kernel[j]ᵀ (F, C) */
-            if (d_in != NULL)
-                nntk_gemm(0, 1, n, cin, nf, 1.0f, delta_b + o_lo * nf, nf, kernel + j * cin * nf, nf, 1.0f,
-                          d_in + b * g.steps * cin + i_lo * cin, s_ * cin);
         }
+    }
+}
+
+/* d_in of samples [b0, b1): d_in_b[i_lo::s] (n, C; row stride s·C) += delta_b[o_lo:o_lo+n]
+ * (n, F) · kernel[j]ᵀ (F, C), tap by tap. */
+static void input_gradient_samples(void *context, int64_t b0, int64_t b1) {
+    const ConvGradient *p = context;
+    const Conv *c = conv(p->filter);
+    const Geometry *g = p->g;
+    const int64_t cin = c->input_dim, nf = c->filters, s = c->strides;
+    const float *kernel = p->filter->weights; /* (k, C, F) */
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t j = 0; j < c->kernel_size; j++) {
+            int64_t o_lo, i_lo;
+            const int64_t n = tap_range(c, g, j, &o_lo, &i_lo);
+            if (n == 0) continue;
+            nntk_gemm(0, 1, n, cin, nf, 1.0f, p->delta + (b * g->out_steps + o_lo) * nf, nf,
+                      kernel + j * cin * nf, nf, 1.0f, p->d_in + (b * g->steps + i_lo) * cin, s * cin);
+        }
+}
+
+static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out,
+                           const float *d_final_state, float *d_in, float *d_initial_state,
+                           float *d_weights) {
+    (void)d_final_state, (void)d_initial_state;
+    NNTKStatus s;
+    const Conv *c = conv(filter);
+    const int64_t batch = filter->batch, cin = c->input_dim, nf = c->filters;
+    Geometry g = {0, 0, 0};
+    if ((s = geometry(fn, c, filter->steps, &g)) != NNTK_OK) return s; /* cannot fail: it did before */
+    const int64_t out_rows = batch * g.out_steps;
+    float *d_kernel = d_weights;                           /* (k, C, F) */
+    float *d_bias = d_weights + c->kernel_size * cin * nf; /* (F,) */
+    const Kept k = kept(filter, batch * g.steps, out_rows);
+    float *delta = k.delta; /* (B, O, F) d pre-activation */
+
+    /* y = act(pre): delta = d_out ⊙ act'(pre). */
+    nntk_activation_backward(c->activation, out_rows, nf, k.pre, k.y, d_out, delta);
+    /* pre = bias + Σ_j x_tap_j · kernel[j]: d_bias = Σ_rows delta, and the products
+     * (zero-padding positions are never written). */
+    for (int64_t i = 0; i < c->kernel_size * cin * nf; i++) d_kernel[i] = 0.0f;
+    if (c->use_bias) nntk_sum_rows(out_rows, nf, delta, d_bias, 0);
+    ConvGradient p = {filter, &g, k.x, delta, d_kernel, d_in};
+    /* Split when worth a dispatch; the kernel gradient only when every product of the
+     * whole is the own kernel's (a BLAS product of a column part may give other bits
+     * than the whole's, core/ops.c): the edge taps' products, at most O rows each, are
+     * the only ones through nntk_gemm. */
+    const int split = batch * g.out_steps * c->kernel_size * cin * nf >= NNTK_SPLIT_MIN_WORK;
+    if (split && nntk_gemm_own_kernel(cin, nf, g.out_steps))
+        nntk_parallel_columns(nf, FILTER_UNIT, kernel_gradient_columns, &p);
+    else
+        kernel_gradient_columns(&p, 0, nf);
+    if (d_in != NULL) {
+        for (int64_t i = 0; i < batch * g.steps * cin; i++) d_in[i] = 0.0f;
+        if (split)
+            nntk_parallel_rows(batch, input_gradient_samples, &p);
+        else
+            input_gradient_samples(&p, 0, batch);
     }
     return NNTK_OK;
 }

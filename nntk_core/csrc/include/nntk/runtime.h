@@ -32,6 +32,19 @@ NNTK_API NNTKStatus NNTKMemoryStats(int64_t *current_bytes, int64_t *peak_bytes)
 /* Starts a new peak measurement: peak = current. */
 NNTK_API void NNTKMemoryResetPeak(void);
 
+/* Threads a training call may use (1..64; default 1). With n > 1 the
+ * recurrent layers split their loops over time by batch rows across n - 1
+ * worker threads made here and the calling thread (docs/threads.md). Results
+ * are bitwise the same for every n. One process-wide pool, used by one call at
+ * a time: a call made while another thread's call holds it runs on its own
+ * thread. Returns NNTK_ERROR_INVALID_STATE while a call is using the pool (set
+ * the count before training, not during it), NNTK_ERROR_OUT_OF_MEMORY when a
+ * thread cannot be started (the count is then unchanged). */
+NNTK_API NNTKStatus NNTKSetThreadCount(int32_t threads);
+
+/* *threads = the count NNTKSetThreadCount set (1 when never called). */
+NNTK_API NNTKStatus NNTKGetThreadCount(int64_t *threads);
+
 #ifdef __cplusplus
 }
 #endif

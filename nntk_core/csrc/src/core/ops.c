@@ -15,6 +15,7 @@
 #include "core/internal.h"
 #include "core/kernels.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "nntk/runtime.h"
 
 #ifdef NNTK_USE_BLAS
@@ -129,13 +130,14 @@ static void matmul_trans_b(int trans_a, int64_t m, int64_t n, int64_t k, const f
     }
 }
 
-/* Every caller passes alpha = 1 and beta 0 or 1 (ops.h), and m, n, k >= 1 (sizes the
+/* One product on the backend chosen for it (blas: OpenBLAS, else the own kernel).
+ * Every caller passes alpha = 1 and beta 0 or 1 (ops.h), and m, n, k >= 1 (sizes the
  * layers validated), so the own kernel's accumulate flag says all that beta says. */
-void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-               int64_t ldc) {
+static void gemm_on(int blas, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                    float beta, float *c, int64_t ldc) {
 #ifdef NNTK_USE_BLAS
-    if (m * n * k >= BLAS_MIN_MACS) {
+    if (blas) {
         blas_threads_once();
         NNTK_SGEMM(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c,
@@ -143,6 +145,7 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
         return;
     }
 #else
+    (void)blas;
     (void)alpha; /* 1 */
 #endif
     const int accumulate = beta == 1.0f;
@@ -152,23 +155,96 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
         nntk_matmul(trans_a, m, n, k, a, lda, b, ldb, NULL, accumulate, c, ldc);
 }
 
+/* The pool splits products and sums by output columns (docs/threads.md), only
+ * those of at least NNTK_SPLIT_MIN_WORK multiply-adds (a dispatch costs microseconds),
+ * in units of `width` columns (the last unit takes the remainder). The backend is
+ * chosen for the whole product, and each element of C keeps its whole chain over
+ * k: the own kernel's contract (ops.h). OpenBLAS gives other bits for a part below
+ * its small-matrix threshold (about 10^6 multiply-adds; a 29x64x481 part of a
+ * 29x213x481 product differed, tests/test_determinism.py), so its units hold at
+ * least BLAS_MIN_MACS each; above that, a column's bits did not depend on the
+ * part's columns in any tested product (as they do not on OpenBLAS's own
+ * threads). */
+#define SPLIT_COLUMNS 32
+
+typedef struct {
+    int blas, trans_a, trans_b;
+    int64_t m, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} Product;
+
+static void product_columns(void *context, int64_t j0, int64_t j1) {
+    const Product *p = context;
+    /* op(B)'s columns j0..j1: B's columns (K, N), or B's rows (N, K) when trans_b */
+    const float *b = p->b + (p->trans_b ? j0 * p->ldb : j0);
+    gemm_on(p->blas, p->trans_a, p->trans_b, p->m, j1 - j0, p->k, p->alpha, p->a, p->lda, b,
+            p->ldb, p->beta, p->c + j0, p->ldc);
+}
+
+int nntk_gemm_own_kernel(int64_t m, int64_t n, int64_t k) {
+#ifdef NNTK_USE_BLAS
+    return m * n * k < BLAS_MIN_MACS;
+#else
+    (void)m, (void)n, (void)k;
+    return 1;
+#endif
+}
+
+void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc) {
+    const int64_t macs = m * n * k;
+    const int blas = !nntk_gemm_own_kernel(m, n, k);
+    int64_t width = SPLIT_COLUMNS;
+#ifdef NNTK_USE_BLAS
+    if (blas) { /* whole units of SPLIT_COLUMNS holding BLAS_MIN_MACS */
+        const int64_t least = (BLAS_MIN_MACS + m * k - 1) / (m * k);
+        width = (least + SPLIT_COLUMNS - 1) / SPLIT_COLUMNS * SPLIT_COLUMNS;
+    }
+#endif
+    Product p = {blas, trans_a, trans_b, m, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    if (macs < NNTK_SPLIT_MIN_WORK)
+        product_columns(&p, 0, n);
+    else
+        nntk_parallel_columns(n, width, product_columns, &p);
+}
+
 /* Sums in double (SUM_BLOCK columns at a time, the accumulators on the stack):
  * a bias gradient sums B·T rows, and a float32 running sum over thousands of
  * them loses digits that Keras's tree reduction keeps (its error was 15.6x
- * Keras's on Dense's bias; in double it is one final rounding). */
+ * Keras's on Dense's bias; in double it is one final rounding). Each column's
+ * sum is its own chain, so the pool may split the columns. */
 enum { SUM_BLOCK = NNTK_SUM_BLOCK }; /* core/blocking.h */
 
-void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate) {
-    for (int64_t j0 = 0; j0 < n; j0 += SUM_BLOCK) {
-        const int64_t width = n - j0 < SUM_BLOCK ? n - j0 : SUM_BLOCK;
+typedef struct {
+    int64_t rows, n;
+    const float *x;
+    float *out;
+    int accumulate;
+} Sum;
+
+static void sum_columns(void *context, int64_t c0, int64_t c1) {
+    const Sum *p = context;
+    for (int64_t j0 = c0; j0 < c1; j0 += SUM_BLOCK) {
+        const int64_t width = c1 - j0 < SUM_BLOCK ? c1 - j0 : SUM_BLOCK;
         double acc[SUM_BLOCK];
-        for (int64_t j = 0; j < width; j++) acc[j] = accumulate ? (double)out[j0 + j] : 0.0;
-        for (int64_t r = 0; r < rows; r++) {
-            const float *row = x + r * n + j0; /* (width,) */
+        for (int64_t j = 0; j < width; j++) acc[j] = p->accumulate ? (double)p->out[j0 + j] : 0.0;
+        for (int64_t r = 0; r < p->rows; r++) {
+            const float *row = p->x + r * p->n + j0; /* (width,) */
             for (int64_t j = 0; j < width; j++) acc[j] += (double)row[j];
         }
-        for (int64_t j = 0; j < width; j++) out[j0 + j] = (float)acc[j];
+        for (int64_t j = 0; j < width; j++) p->out[j0 + j] = (float)acc[j];
     }
+}
+
+void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate) {
+    Sum p = {rows, n, x, out, accumulate};
+    if (rows * n < NNTK_SPLIT_MIN_WORK)
+        sum_columns(&p, 0, n);
+    else
+        nntk_parallel_columns(n, SPLIT_COLUMNS, sum_columns, &p);
 }
 
 void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst) {

@@ -31,6 +31,11 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc);
 
+/* 1 when nntk_gemm computes an M x N x K product with the own kernel (nntk_matmul's
+ * bits: an element's chain does not depend on the other rows or columns, so a caller may
+ * compute a product's rows or columns in parts), 0 when it goes to BLAS. */
+int nntk_gemm_own_kernel(int64_t m, int64_t n, int64_t k);
+
 /* dst (cols, rows) = src (rows, cols)ᵀ. */
 void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst);
 

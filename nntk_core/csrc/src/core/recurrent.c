@@ -5,6 +5,7 @@
 #include "core/internal.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
+#include "core/threads.h"
 
 /* --- the config ----------------------------------------------------------------------------- */
 
@@ -244,13 +245,13 @@ static void output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_
     }
 }
 
-/* x (T, B, D) = in (B, T, D) in processing order: x[k, b] = in[b, position(k)]. */
-static void gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps,
-                         const float *in, float *x) {
+/* x (T, B, D) = in (B, T, D) in processing order, rows [b0, b1): x[k, b] = in[b, position(k)]. */
+static void gather_input(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps, int64_t b0,
+                         int64_t b1, const float *in, float *x) {
     const int64_t d = spec->input_dim;
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = position(spec, k, steps);
-        for (int64_t b = 0; b < batch; b++) nntk_copy(x + (k * batch + b) * d, in + (b * steps + t) * d, d);
+        for (int64_t b = b0; b < b1; b++) nntk_copy(x + (k * batch + b) * d, in + (b * steps + t) * d, d);
     }
 }
 
@@ -341,38 +342,78 @@ static int64_t project_block(const NNTKRecurrentFilter *f, int64_t batch, int64_
     return t_lo;
 }
 
-/* d_in (B, T, D) = a · kernelᵀ, step by step to each step's input position:
- * a (T, B, G·U) the input-side pre-activation gradients in processing order;
- * wt (G·U, D) scratch for kernelᵀ. */
-static void input_gradient(const NNTKRecurrentFilter *f, int64_t batch, int64_t steps,
-                           const float *a, float *wt, float *d_in) {
-    const int64_t d = f->spec.input_dim, gu = f->spec.gates * f->spec.units;
-    nntk_transpose(d, gu, nntk_recurrent_weights(f).kernel, wt);
+/* --- the loop over time ------------------------------------------------------------------- */
+
+/* What one part of a split training pass needs (nntk_parallel_rows: rows are
+ * batch rows; they never interact in the loop over time, so each part runs the
+ * whole sequence for its rows). */
+typedef struct {
+    NNTKRecurrentFilter *f;
+    int64_t batch, steps;
+    Cache c;
+    float *xp, *hp;       /* forward: (T·B, G·U), (B, G·U) */
+    const float *in;      /* forward: the input (B, T, D) */
+    const float *bias;    /* forward: the projection's bias or NULL */
+    float *out;           /* forward */
+    const float *d_out, *d_final_state; /* backward */
+    float *d_state, *d_prev, *work; /* backward: (S, B, U) twice, (B, work·U) */
+    NNTKRecurrentSlots grads;       /* backward: (T, B, grad_width·U) each */
+    const float *rt;                /* backward: recurrent_kernelᵀ */
+    const float *wt;                /* backward: kernelᵀ, when d_in */
+    float *d_in;                    /* backward, may be NULL */
+    float *d_initial_state;         /* backward, may be NULL */
+} Pass;
+
+/* Rows of the output per batch row: T with return_sequences, else 1. */
+static int64_t out_rows(const NNTKRecurrentSpec *spec, int64_t steps) {
+    return spec->return_sequences ? steps : 1;
+}
+
+/* The training forward pass for batch rows [b0, b1): their input kept in the
+ * cache, its projection, then the loop over time. Slices of the (·, B, ·)
+ * arrays at row b0, the full batch apart. */
+static void forward_rows(void *context, int64_t b0, int64_t b1) {
+    const Pass *p = context;
+    NNTKRecurrentFilter *f = p->f;
+    const NNTKRecurrentCell *cell = f->spec.cell;
+    const int64_t batch = p->batch, steps = p->steps, nb = b1 - b0;
+    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
+    const int64_t gu = f->spec.gates * u, stride = (steps + 1) * bu;
+    const float *kernel = nntk_recurrent_weights(f).kernel;
+    gather_input(&f->spec, batch, steps, b0, b1, p->in, p->c.x);
+    /* xp[k, b] = x[k, b] · kernel [+ bias]: rows are independent (nntk_matmul) */
+    for (int64_t k = 0; k < steps; k++)
+        nntk_matmul(0, nb, gu, d, p->c.x + (k * batch + b0) * d, d, kernel, gu, p->bias, 0,
+                    p->xp + (k * batch + b0) * gu, gu);
+    float *states = p->c.states + b0 * u;
+    float *out = p->out + b0 * out_rows(&f->spec, steps) * u;
     for (int64_t k = 0; k < steps; k++) {
-        const int64_t t = position(&f->spec, k, steps);
-        nntk_gemm(0, 0, batch, d, gu, 1.0f, a + k * batch * gu, gu, wt, d, 0.0f, d_in + t * d,
-                  steps * d);
+        NNTKRecurrentSlots values = {{0}};
+        for (int i = 0; i < cell->values; i++)
+            values.a[i] = p->c.values.a[i] + (k * batch + b0) * cell->value_width[i] * u;
+        cell->forward_step(f, k, nb, p->xp + (k * batch + b0) * gu, gu,
+                           (NNTKRecurrentStates){states + k * bu, states + (k + 1) * bu, stride},
+                           p->hp + b0 * gu, values, 1);
+        store_output(&f->spec, nb, steps, k, states + (k + 1) * bu, out);
     }
 }
 
-/* --- the loop over time ------------------------------------------------------------------- */
-
 /* Runs the whole sequence from state0 (S, B, U) (NULL = zeros). training:
- * keeps every step in the cache (whose x already holds the input in
- * processing order); otherwise two states (ping-pong) and one step's values
- * live in the scratch.
+ * keeps the input (in processing order) and every step in the cache, split by
+ * batch rows over the threads (docs/threads.md);
+ * otherwise two states (ping-pong) and one step's values live in the scratch.
  *
- * The input projections are one product for all steps before the loop
- * (training), or one per block of NNTK_RECURRENT_PROJECTION_STEPS steps inside
- * it (inference: the scratch does not grow with T). Rows are computed
+ * The input projections are one product per step for all steps before the
+ * loop (training), or one per block of NNTK_RECURRENT_PROJECTION_STEPS steps
+ * inside it (inference: the scratch does not grow with T). Rows are computed
  * independently of each other (nntk_matmul), so a row's bits do not depend on
- * the layout or the number of steps: inference, training and streaming chunk
- * by chunk give the same bits. */
+ * the layout, the number of steps or the split: inference, training and
+ * streaming chunk by chunk give the same bits. */
 static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, int64_t batch,
                           int64_t steps, const float *in, const float *state0, float *out,
                           float *final_state) {
     const NNTKRecurrentCell *cell = f->spec.cell;
-    const int64_t d = f->spec.input_dim, u = f->spec.units, bu = batch * u;
+    const int64_t u = f->spec.units, bu = batch * u;
     const int64_t gu = f->spec.gates * u, ns = cell->states;
     float *scratch;
     NNTKStatus s = reserve_scratch(fn, f, forward_scratch(&f->spec, batch, steps, training), &scratch);
@@ -382,49 +423,45 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
     const int64_t block = nntk_recurrent_projected_steps(steps, training);
     float *xp = scratch;          /* training (T·B, G·U); inference (B, block, G·U) */
     float *hp = xp + block * gu * batch; /* (B, G·U) */
-    float *states;                /* S × (slots, B, U) */
-    int64_t slots;                /* training: T+1; inference: 2 (ping-pong) */
-    NNTKRecurrentSlots values = {{0}};
-    Cache c = {0};
+    prepare_product(f, batch, steps);
     if (training) {
-        c = cache_layout(f, batch, steps);
-        states = c.states;
-        slots = steps + 1;
-        /* x (T, B, D) in processing order: row k·B + b */
-        nntk_matmul(0, steps * batch, gu, d, c.x, d, w.kernel, gu, bias, 0, xp, gu);
-    } else {
-        states = hp + gu * batch;
-        slots = 2;
-        float *next = states + ns * 2 * bu;
-        for (int i = 0; i < cell->values; i++) {
-            values.a[i] = next;
-            next += cell->value_width[i] * bu;
-        }
+        const Cache c = cache_layout(f, batch, steps);
+        const int64_t stride = (steps + 1) * bu;
+        for (int64_t j = 0; j < ns; j++)
+            load_state(batch, u, state0 ? state0 + j * bu : NULL, c.states + j * stride);
+        Pass pass = {.f = f, .batch = batch, .steps = steps, .c = c, .xp = xp, .hp = hp,
+                     .in = in, .bias = bias, .out = out};
+        nntk_parallel_rows(batch, forward_rows, &pass);
+        if (final_state)
+            for (int64_t j = 0; j < ns; j++)
+                nntk_copy(final_state + j * bu, c.states + j * stride + steps * bu, bu);
+        return NNTK_OK;
     }
-    const int64_t stride = slots * bu;
+    float *states = hp + gu * batch; /* S × (2, B, U), ping-pong */
+    NNTKRecurrentSlots values = {{0}};
+    float *next_value = states + ns * 2 * bu;
+    for (int i = 0; i < cell->values; i++) {
+        values.a[i] = next_value;
+        next_value += cell->value_width[i] * bu;
+    }
+    const int64_t stride = 2 * bu;
     for (int64_t j = 0; j < ns; j++)
         load_state(batch, u, state0 ? state0 + j * bu : NULL, states + j * stride);
-    prepare_product(f, batch, steps);
-    int64_t n = 0, t_lo = 0; /* inference: the projected block's steps and first position */
+    int64_t n = 0, t_lo = 0; /* the projected block's steps and first position */
     for (int64_t k = 0; k < steps; k++) {
         const int64_t t = position(&f->spec, k, steps);
-        if (!training && k % block == 0) {
+        if (k % block == 0) {
             n = steps - k < block ? steps - k : block;
             t_lo = project_block(f, batch, steps, k, n, in, bias, xp);
         }
-        const int64_t prev = (training ? k : k % 2) * bu, next = (training ? k + 1 : (k + 1) % 2) * bu;
-        const float *xp_k = training ? xp + k * batch * gu : xp + (t - t_lo) * gu; /* B rows */
-        const int64_t ldxp = training ? gu : n * gu;
-        if (training)
-            for (int i = 0; i < cell->values; i++)
-                values.a[i] = c.values.a[i] + k * cell->value_width[i] * bu;
-        cell->forward_step(f, k, batch, xp_k, ldxp,
+        const int64_t prev = (k % 2) * bu, next = ((k + 1) % 2) * bu;
+        cell->forward_step(f, k, batch, xp + (t - t_lo) * gu, n * gu,
                            (NNTKRecurrentStates){states + prev, states + next, stride}, hp, values,
-                           training);
+                           0);
         store_output(&f->spec, batch, steps, k, states + next, out);
     }
     if (final_state) {
-        const int64_t last = (training ? steps : steps % 2) * bu;
+        const int64_t last = (steps % 2) * bu;
         for (int64_t j = 0; j < ns; j++) nntk_copy(final_state + j * bu, states + j * stride + last, bu);
     }
     return NNTK_OK;
@@ -436,16 +473,60 @@ NNTKStatus nntk_recurrent_forward(const char *fn, NNTKLayer *layer, NNTKApplyMod
     (void)out_steps;
     NNTKRecurrentFilter *f = layer->state;
     const int training = mode != NNTK_APPLY_INFERENCE; /* FROZEN = TRAINING: no batch statistics */
-    if (training) {
-        f->cache = layer->workspace; /* reserved by nntk_recurrent_reserve */
-        gather_input(&f->spec, batch, steps, in, cache_layout(f, batch, steps).x);
-    }
+    if (training) f->cache = layer->workspace; /* reserved by nntk_recurrent_reserve */
     return forward(fn, f, training, batch, steps, in, initial_state, out, final_state);
 }
 
+/* BPTT for batch rows [b0, b1) (nb rows): their slices of the cache and of
+ * the pre-activation gradients (at row b0, the full batch apart), and their
+ * own d_state, d_prev (S, nb, U) and work (nb, work·U), contiguous at
+ * S·b0·U and work·b0·U, as the cell lays them out for nb rows. With d_in,
+ * each step's input gradient too: dx = grad 0 · kernelᵀ for the step's rows, at
+ * its input position (nntk_matmul: a row's bits do not depend on the others). */
+static void backward_rows(void *context, int64_t b0, int64_t b1) {
+    const Pass *p = context;
+    NNTKRecurrentFilter *f = p->f;
+    const NNTKRecurrentCell *cell = f->spec.cell;
+    const int64_t batch = p->batch, steps = p->steps, nb = b1 - b0;
+    const int64_t d = f->spec.input_dim, u = f->spec.units, gu = f->spec.gates * u;
+    const int64_t bu = batch * u, nbu = nb * u, ns = cell->states;
+    const int64_t stride = (steps + 1) * bu;
+    float *d_state = p->d_state + ns * b0 * u, *d_prev = p->d_prev + ns * b0 * u;
+    float *work = p->work + cell->work * b0 * u;
+    const float *d_out = p->d_out + b0 * out_rows(&f->spec, steps) * u;
+    float *states = p->c.states + b0 * u;
+    /* The gradients reaching the states after step k (besides d_out): h's
+     * through `incoming`, the others (LSTM's c) in d_state[1:]. */
+    const float *incoming = p->d_final_state ? p->d_final_state + b0 * u : NULL;
+    for (int64_t j = 1; j < ns; j++)
+        load_state(nb, u, p->d_final_state ? p->d_final_state + j * bu + b0 * u : NULL,
+                   d_state + j * nbu);
+    for (int64_t k = steps - 1; k >= 0; k--) {
+        output_gradient(&f->spec, nb, steps, k, d_out, incoming, d_state);
+        NNTKRecurrentSlots values_k = {{0}}, grads_k = {{0}};
+        for (int i = 0; i < cell->values; i++)
+            values_k.a[i] = p->c.values.a[i] + (k * batch + b0) * cell->value_width[i] * u;
+        for (int i = 0; i < cell->grads; i++)
+            grads_k.a[i] = p->grads.a[i] + (k * batch + b0) * cell->grad_width[i] * u;
+        cell->backward_step(f, nb,
+                            (NNTKRecurrentStates){states + k * bu, states + (k + 1) * bu, stride},
+                            values_k, d_state, d_prev, p->rt, work, grads_k);
+        if (ns > 1) nntk_copy(d_state + nbu, d_prev + nbu, (ns - 1) * nbu);
+        incoming = d_prev;
+        if (p->d_in)
+            nntk_matmul(0, nb, d, gu, grads_k.a[0], gu, p->wt, d, NULL, 0,
+                        p->d_in + (b0 * steps + position(&f->spec, k, steps)) * d, steps * d);
+    }
+    if (p->d_initial_state) {
+        nntk_copy(p->d_initial_state + b0 * u, d_prev, nbu);
+        for (int64_t j = 1; j < ns; j++)
+            nntk_copy(p->d_initial_state + j * bu + b0 * u, d_state + j * nbu, nbu);
+    }
+}
+
 /* BPTT over the kept batch, last processing step first. The loop carries
- * only what is sequential (the state gradients through the cell); the weight
- * gradients and the input gradient are large products over all steps after
+ * what is sequential (the state gradients through the cell) and each step's
+ * input gradient; the weight gradients are large products over all steps after
  * it, from the cell's pre-activation gradients of every step. */
 NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float *d_out,
                                    const float *d_final_state, float *d_in,
@@ -471,29 +552,13 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
     }
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
     nntk_transpose(u, gu, w.recurrent, rt);
+    if (d_in) nntk_transpose(d, gu, w.kernel, wt);
     const Cache c = cache_layout(f, batch, steps);
-    const int64_t stride = (steps + 1) * bu;
-    /* The gradients reaching the states after step k (besides d_out): h's
-     * through `incoming`, the others (LSTM's c) in d_state[1:]. */
-    const float *incoming = d_final_state;
-    for (int64_t j = 1; j < ns; j++)
-        load_state(batch, u, d_final_state ? d_final_state + j * bu : NULL, d_state + j * bu);
-    for (int64_t k = steps - 1; k >= 0; k--) {
-        output_gradient(&f->spec, batch, steps, k, d_out, incoming, d_state);
-        NNTKRecurrentSlots values_k = {{0}}, grads_k = {{0}};
-        for (int i = 0; i < cell->values; i++)
-            values_k.a[i] = c.values.a[i] + k * cell->value_width[i] * bu;
-        for (int i = 0; i < cell->grads; i++) grads_k.a[i] = grads.a[i] + k * cell->grad_width[i] * bu;
-        cell->backward_step(f, batch,
-                            (NNTKRecurrentStates){c.states + k * bu, c.states + (k + 1) * bu, stride},
-                            values_k, d_state, d_prev, rt, work, grads_k);
-        if (ns > 1) nntk_copy(d_state + bu, d_prev + bu, (ns - 1) * bu);
-        incoming = d_prev;
-    }
-    if (d_initial_state) {
-        nntk_copy(d_initial_state, d_prev, bu);
-        if (ns > 1) nntk_copy(d_initial_state + bu, d_state + bu, (ns - 1) * bu);
-    }
+    Pass pass = {.f = f, .batch = batch, .steps = steps, .c = c, .d_out = d_out,
+                 .d_final_state = d_final_state, .d_state = d_state, .d_prev = d_prev,
+                 .work = work, .grads = grads, .rt = rt, .wt = wt, .d_in = d_in,
+                 .d_initial_state = d_initial_state};
+    nntk_parallel_rows(batch, backward_rows, &pass);
     /* Weight gradients, summed over all steps and rows (processing order):
      * d kernel = xᵀ·grad 0; the recurrent_kernel and bias gradients by the cell. */
     float *g_kernel = d_weights;            /* (D, G·U) */
@@ -506,7 +571,5 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
         nntk_gemm(1, 0, u, gu, rows, 1.0f, c.states, u, grads.a[0], gu, 0.0f, g_recurrent, gu);
         if (f->spec.use_bias) nntk_sum_rows(rows, gu, grads.a[0], g_bias, 0);
     }
-    /* dx = grad 0 · kernelᵀ, step by step into d_in (B, T, D) at the step's position. */
-    if (d_in) input_gradient(f, batch, steps, grads.a[0], wt, d_in);
     return NNTK_OK;
 }
