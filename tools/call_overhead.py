@@ -11,14 +11,17 @@ Two kinds of case, each a C call and a Python call on the same native handle:
 - single calls: the layer's typed C function with prepared arguments against `layer(x)`
   and `layer.stream(...)`, also with `out=` (the output written into one array, not a
   new one each call).
-The two loops of a case are interleaved, each repeat timing `calls` calls by the
-thread's CPU time and by wall time. Printed per case: the C and Python times (the
-fastest repeat, CPU time) and the Python call's excess over C, from the fastest repeats
-(on a shared machine the least disturbed: other work inflates a repeat, never shrinks
-it) and from the medians, by CPU time and by wall time. CPU time leaves out the time
-the process waits for a core, so it is the load-robust figure; wall time is what the
-bench's median columns show. A measurement, not a test: the figures depend on the
-machine and its load (the load average is printed with them).
+The two loops of a case are interleaved (their order swapped every repeat), each repeat
+timing `calls` calls by the thread's CPU time and by wall time. Printed per case: the C
+and Python times (the fastest repeat, CPU time) and the Python call's excess over C,
+from the fastest repeats (on a shared machine the least disturbed: other work inflates
+a repeat, never shrinks it) and as the median of the repeats' paired differences (the
+two loops of a repeat ran side by side), by CPU time and by wall time. CPU time leaves
+out the time the process waits for a core, so it is the load-robust figure; wall time is
+what the bench's median columns show. At T=100 the C call's own time varies by a few µs
+from repeat to repeat on a loaded machine (cache traffic of the co-runners), more than
+the excess measured: many repeats are needed there (--repeats 301). A measurement, not
+a test: the figures depend on the machine and its load (the load average is printed).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def bench_cases(only: set[str]):
             c, py = (
                 runners._recurrent_runner(raw, RECURRENT[name], w, p, check) for p in (False, True)
             )
-            yield f"bench {name} ({RECURRENT[name].cell} B=1 T=100)", c.fn, py.fn, 1 / 50, (c, py)
+            yield f"bench {name} ({RECURRENT[name].cell} B=1 T=100)", c.fn, py.fn, 1 / 200, (c, py)
     if "W6" in only:
         c, py = (runners._stream_runner(raw, w, p, check) for p in (False, True))
         yield "bench W6 (frame, stream)", c.fn, py.fn, 1, (c, py)
@@ -117,12 +120,18 @@ def call_cases(rng: np.random.Generator, only: set[str]):
         layer = cls(64, input_dim=40, return_sequences=True)
         out = np.empty((1, 100, 64), f32)
         c_call = _c_call(layer, x100, out)
-        yield f"{workload} B=1 T=100 40->64", c_call, lambda layer=layer: layer(x100), 1 / 50, layer
+        yield (
+            f"{workload} B=1 T=100 40->64",
+            c_call,
+            lambda layer=layer: layer(x100),
+            1 / 200,
+            layer,
+        )
         yield (
             "  the same, out=",
             c_call,
             lambda layer=layer, out=out: layer(x100, out=out),
-            1 / 50,
+            1 / 200,
             layer,
         )
 
@@ -139,26 +148,33 @@ def per_call_us(call, calls: int) -> tuple[float, float]:
 
 
 def measure(c_call, py_call, calls: int, repeats: int) -> dict[str, float]:
-    """The two calls timed in interleaved repeats: the fastest repeats' and the medians'
-    times (µs per call), by CPU and wall time."""
+    """The two calls timed in interleaved repeats, their order swapped every repeat (the
+    first after the other's work may find the caches colder): per clock (cpu, wall) the
+    fastest repeats' times and the median over the repeats of the Python call's excess
+    over the C call's in the same repeat (µs per call)."""
     c_call(), py_call()  # warm
     times = {"c_cpu": [], "c_wall": [], "py_cpu": [], "py_wall": []}
-    for _ in range(repeats):
-        for who, call in (("c", c_call), ("py", py_call)):
+    for repeat in range(repeats):
+        order = (("c", c_call), ("py", py_call))
+        for who, call in order if repeat % 2 else order[::-1]:
             cpu, wall = per_call_us(call, calls)
             times[f"{who}_cpu"].append(cpu)
             times[f"{who}_wall"].append(wall)
     figures = {}
-    for key, values in times.items():
-        figures[f"{key}_min"] = min(values)
-        figures[f"{key}_median"] = statistics.median(values)
+    for clock in ("cpu", "wall"):
+        c, py = times[f"c_{clock}"], times[f"py_{clock}"]
+        figures[f"c_{clock}"], figures[f"py_{clock}"] = min(c), min(py)
+        figures[f"excess_{clock}_min"] = min(py) - min(c)
+        figures[f"excess_{clock}_paired"] = statistics.median(
+            p - q for p, q in zip(py, c, strict=True)
+        )
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=41)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (T=100: /50)")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (T=100: /200)")
     parser.add_argument(
         "--only", default="W1,W2,W6,calls", help="W1, W2, W6 (the bench's runners), calls"
     )
@@ -166,18 +182,16 @@ def main() -> None:
     only = set(args.only.split(","))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
     print(
-        f"{'case':34} {'C µs':>8} {'Py µs':>8}   above C, µs: {'CPU min':>7} {'median':>7}"
-        f" {'wall min':>8} {'median':>7}"
+        f"{'case':34} {'C µs':>8} {'Py µs':>8}   above C, µs: {'CPU min':>7} {'paired':>7}"
+        f" {'wall min':>8} {'paired':>7}"
     )
     cases = [*bench_cases(only), *call_cases(np.random.default_rng(0), only)]
     for name, c_call, py_call, share, _keep in cases:
-        f = measure(c_call, py_call, max(20, int(args.calls * share)), args.repeats)
+        f = measure(c_call, py_call, max(10, int(args.calls * share)), args.repeats)
         print(
-            f"{name:34} {f['c_cpu_min']:8.2f} {f['py_cpu_min']:8.2f}   {'':13}"
-            f"{f['py_cpu_min'] - f['c_cpu_min']:7.2f} "
-            f"{f['py_cpu_median'] - f['c_cpu_median']:7.2f} "
-            f"{f['py_wall_min'] - f['c_wall_min']:8.2f} "
-            f"{f['py_wall_median'] - f['c_wall_median']:7.2f}"
+            f"{name:34} {f['c_cpu']:8.2f} {f['py_cpu']:8.2f}   {'':13}"
+            f"{f['excess_cpu_min']:7.2f} {f['excess_cpu_paired']:7.2f} "
+            f"{f['excess_wall_min']:8.2f} {f['excess_wall_paired']:7.2f}"
         )
 
 
