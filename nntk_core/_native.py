@@ -29,6 +29,8 @@ __all__ = [
     "LayerType",
     "Field",
     "layer_function",
+    "unchecked",
+    "raise_for_status",
 ]
 
 LIBRARY_ENV = "NNTK_CORE_LIB"
@@ -291,6 +293,24 @@ MAX_WEIGHT_RANK, MAX_STATES = 3, 4
 
 # NNTKApplyMode (nntk/layer.h).
 APPLY_INFERENCE, APPLY_TRAINING, APPLY_FROZEN = 0, 1, 2
+
+
+def unchecked(name: str):
+    """A second function object of the C function `name`, for a per-call fast lane: no
+    argtypes and no errcheck. Its caller passes ctypes objects that it prepared, each of
+    the C parameter's type (c_void_p handles, c_int32 / c_int64 values, `ctypes.byref`
+    or POINTER pointers, None for NULL), so ctypes converts nothing; and it tests the
+    returned status itself (`if status: raise_for_status(status)`). The declared `lib`
+    function stays as it was."""
+    func = lib[name]  # a new function object, not lib's attribute
+    func.restype = _STATUS
+    return func
+
+
+def raise_for_status(status: int) -> None:
+    """Raises the NNTKError of a failed call's status (what the declared functions'
+    errcheck raises)."""
+    _check_status(status, None, None)
 
 
 def _declare(cdll: ctypes.CDLL, name: str, restype, argtypes) -> None:

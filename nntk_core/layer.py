@@ -42,6 +42,7 @@ from nntk_core._native import (
     NNTKError,
     TrainingConfig,
     lib,
+    raise_for_status,
 )
 
 _FLOAT_PTR = ctypes.POINTER(ctypes.c_float)
@@ -69,20 +70,112 @@ def as_float32(array, name: str) -> np.ndarray:
 
 def float_ptr(arr: np.ndarray | None):
     """A float* argument into a float32 C-contiguous array (None -> NULL), holding the
-    array: a c_float over the array's first element, which ctypes passes by reference
-    to a float* parameter (a tenth of the cost of `arr.ctypes.data_as`); a read-only
-    array, which from_buffer refuses, as a pointer cast from its address."""
+    array, for a declared function (a POINTER(c_float) parameter) and an unchecked one
+    (_native.unchecked) alike: `ctypes.byref` of a c_float over the array's first
+    element (a tenth of the cost of `arr.ctypes.data_as`); a read-only array, which
+    from_buffer refuses, as a pointer cast from its address."""
     if arr is None:
         return None
     try:
-        return _c_float_over(arr)
+        return _byref(_c_float_over(arr))
     except TypeError:  # read-only memory
         return arr.ctypes.data_as(_FLOAT_PTR)
 
 
+# The per-call fast lane's names, bound once (a module global is a dictionary lookup,
+# an attribute of ctypes or numpy one more).
 _c_float_over = ctypes.c_float.from_buffer
+_byref = ctypes.byref
+_addressof = ctypes.addressof
+_ndarray = np.ndarray
+_empty = np.empty
+_apply = _native.unchecked("NNTKLayerApply")
 
-# How many input sizes a layer remembers the output shape of (Layer._native_output_shape).
+
+class PreparedCall:
+    """A layer's inference call for inputs of one shape, prepared by a checked call of
+    that shape (Layer._remember_call): the arguments of NNTKLayerApply other than the
+    arrays, as the ctypes objects the unchecked function takes, and the shapes. A later
+    call whose input has that shape runs it (`run`) without checking again what the
+    shape already passed (rank, features, steps) and without converting an argument.
+    Handle-bound: Layer.close() drops the layer's prepared calls."""
+
+    __slots__ = (
+        "handle",
+        "batch",
+        "steps",
+        "in_bytes",
+        "out_shape",
+        "out_bytes",
+        "state_shape",
+        "state_bytes",
+        "scratch",
+        "scratch_arg",
+    )
+
+    def __init__(self, handle, batch: int, steps: int, in_shape, out_shape, state_shape=None):
+        self.handle = ctypes.c_void_p(handle)
+        self.batch, self.steps = ctypes.c_int64(batch), ctypes.c_int64(steps)
+        self.in_bytes = 4 * math.prod(in_shape)
+        self.out_shape = tuple(out_shape)
+        self.out_bytes = 4 * math.prod(out_shape)
+        self.state_shape = state_shape
+        self.state_bytes = 4 * math.prod(state_shape) if state_shape else 0
+        # A layer with states: the buffer a call that returns no state gives the native
+        # side for the final state (which it writes and nobody reads), one for all calls.
+        self.scratch = None if state_shape is None else np.empty(state_shape, np.float32)
+        self.scratch_arg = float_ptr(self.scratch)
+
+    def run(self, x, out, initial=None, final=None):
+        """NNTKLayerApply in inference mode on `x`, an exact float32 ndarray of the prepared
+        shape, into `out` (None: a new array), from the initial states `initial` (a
+        c_float over their buffer of state_bytes, or None: zeros), the final states
+        written to `final` (a pointer argument, or None: NULL); returns the output. None
+        when x or out is not what the library reads as it is (x read-only or not
+        C-contiguous; out not an exact writeable C-contiguous float32 ndarray of the
+        output's shape, or sharing memory with x or the states): the checked call then
+        converts, or raises the error naming the argument."""
+        try:
+            x_c = _c_float_over(x)  # TypeError: read-only, or not C-contiguous
+            if out is None:
+                out = _empty(self.out_shape, _FLOAT32)
+                out_c = _c_float_over(out)
+            else:
+                if type(out) is not _ndarray or out.dtype is not _FLOAT32:
+                    return None
+                if out.shape != self.out_shape:
+                    return None
+                out_c = _c_float_over(out)
+                # what np.may_share_memory tests for C-contiguous arrays: overlapping bounds
+                at, end = _addressof(out_c), _addressof(out_c) + self.out_bytes
+                x_at = _addressof(x_c)
+                if x_at < end and at < x_at + self.in_bytes:
+                    return None
+                if initial is not None:
+                    s_at = _addressof(initial)
+                    if s_at < end and at < s_at + self.state_bytes:
+                        return None
+        except TypeError:
+            return None
+        status = _apply(
+            self.handle,
+            _INFERENCE,
+            self.batch,
+            self.steps,
+            _byref(x_c),
+            None if initial is None else _byref(initial),
+            _byref(out_c),
+            final,
+        )
+        if status:
+            raise_for_status(status)
+        return out
+
+
+_INFERENCE = ctypes.c_int32(APPLY_INFERENCE)
+
+# How many input sizes a layer remembers the output shape (Layer._native_output_shape) and
+# the prepared call (Layer._calls) of.
 _MAX_OUTPUT_SHAPES = 64
 
 
@@ -329,6 +422,9 @@ class Layer:
     _flags: dict = {}
     # Hand-written subclasses by layer type name (nntk_core/layers.py uses them).
     hand_written: dict[str, type] = {}
+    # How many native layer handles close() has destroyed, in every layer: a layer's
+    # handle changes only then (LayerChain.current's quick test).
+    handles_closed = 0
 
     def __init_subclass__(cls, layer: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -366,6 +462,8 @@ class Layer:
         # they depend on the config alone; close() clears them (a closed layer refuses
         # even a shape question, and Activation re-creates its handle for a new size).
         self._output_shapes: dict[tuple[int, int], tuple[int, int]] = {}
+        # The inference calls prepared by input shape (PreparedCall; same lifetime).
+        self._calls: dict[tuple[int, ...], PreparedCall] = {}
         # How the native handle is created (set_handle_options): inference only, or
         # for training with this reserved capacity (NNTKTrainingConfig).
         self._inference_only = False
@@ -534,7 +632,9 @@ class Layer:
         if self._handle is not None:
             lib.NNTKLayerDestroy(self._handle)
             self._handle = None
+            Layer.handles_closed += 1
         self._output_shapes.clear()
+        self._calls.clear()
         self._closed = True
 
     def __del__(self):
@@ -674,10 +774,32 @@ class Layer:
             handle, self._mode(training), batch, steps, float_ptr(arr), None, float_ptr(out), None
         )
 
+    def _remember_call(self, x_shape, batch: int, steps: int, out_shape, state_shape=None) -> None:
+        """Prepares the inference call for inputs of `x_shape` (PreparedCall), after a
+        checked inference call of that shape passed."""
+        if len(self._calls) >= _MAX_OUTPUT_SHAPES:  # many sizes: keep it small
+            self._calls.clear()
+        self._calls[x_shape] = PreparedCall(
+            self._handle, batch, steps, x_shape, out_shape, state_shape
+        )
+
     def __call__(self, x, training: bool = False, *, out=None) -> np.ndarray:
         """y = layer(x); with training=True also keeps what backward() needs.
         `out`: an array to write y into and return (check_out), instead of a new array
         each call; the next call with the same `out` overwrites it."""
+        # The fast lane: an inference call on a float32 ndarray of a shape a checked call
+        # prepared (its checks passed for that shape); anything else takes the checked
+        # call, which raises the errors naming the argument.
+        if training is False and type(x) is _ndarray and x.dtype is _FLOAT32:
+            call = self._calls.get(x.shape)
+            if call is not None:
+                y = call.run(x, out)
+                if y is not None:
+                    return y
+        return self._checked_call(x, training, out)
+
+    def _checked_call(self, x, training, out) -> np.ndarray:
+        """layer(x) with every argument checked (and converted where Keras would)."""
         training = check_bool(training, "training")
         self._check_mode(training)
         arr, batch, steps = self._prepare_input(x)
@@ -692,6 +814,8 @@ class Layer:
             self._weights_set_after_call = False
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
+        else:  # an inference call (APPLY_INFERENCE)
+            self._remember_call(arr.shape, batch, steps, shape)
         return out
 
     def backward(

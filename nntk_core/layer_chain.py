@@ -17,27 +17,15 @@ import weakref
 
 import numpy as np
 
-from nntk_core._native import NNTKError, lib
-from nntk_core.layer import float_ptr
+from nntk_core._native import NNTKError, lib, raise_for_status, unchecked
+from nntk_core.layer import _FLOAT32, Layer, _byref, _c_float_over, _empty, float_ptr
 from nntk_core.recurrent import RecurrentLayer, _state_list
+
+_stream = unchecked("NNTKLayerChainStream")
 
 
 def layer_name(index: int, layer) -> str:
     return f"layers[{index}] ({type(layer).__name__})"
-
-
-def _unchanged(states: list, kept: tuple) -> bool:
-    """Whether `states` still holds exactly the arrays `kept` recorded (identity: the
-    arrays' memory is the buffer they view, whatever the caller wrote into it)."""
-    if len(states) != len(kept):
-        return False
-    for entry, arrays in zip(states, kept, strict=True):
-        if type(entry) is not list or len(entry) != len(arrays):
-            return False
-        for given, array in zip(entry, arrays, strict=True):
-            if given is not array:
-                return False
-    return True
 
 
 class LayerChain:
@@ -78,7 +66,25 @@ class LayerChain:
                 self.stateful.append((i, layer, len(widths), widths[0], start, start + size))
                 start += size
         self.state_floats = start
-        self._returned = None  # (states list, its entries, the buffer): the fast path
+        # The final states' buffer: with one state per layer, all of one width W (W6's
+        # GRUs), shaped (layers, batch, W), a layer's state its row (the per-frame fast
+        # path: one index per view); otherwise flat, a layer's states its slice.
+        layout = {(n, width) for _i, _layer, n, width, _start, _end in self.stateful}
+        self._one_state = len(layout) == 1 and layout.pop()[0] == 1
+        if self._one_state:
+            self._final_shape = (len(self.stateful), batch, self.stateful[0][3])
+        else:
+            self._final_shape = (start,)
+        self._layer_rows = range(len(self.stateful))
+        # What the last call returned: (the states list, per layer its state (one state)
+        # or the tuple of its states, the final buffer's pointer argument). Passed back
+        # unchanged, that buffer is the call's initial states, without a copy.
+        self._returned = (None, (), None)
+        # The arguments of the unchecked NNTKLayerChainStream other than the arrays.
+        self._handle_arg = ctypes.c_void_p(self._handle)
+        self._batch_arg, self._steps_arg = ctypes.c_int64(batch), ctypes.c_int64(steps)
+        self.layers = list(layers)
+        self.closes_seen = Layer.handles_closed  # see current()
 
     def close(self) -> None:
         """Destroys the native chain (once; the layers are the Sequential's)."""
@@ -91,14 +97,8 @@ class LayerChain:
         return values[0].value
 
     def initial_buffer(self, states) -> np.ndarray | None:
-        """`states` as the native initial-state buffer (None: zeros). What the last
-        call returned, unchanged, is its own buffer; anything else is checked as
+        """`states` (not None) as the native initial-state buffer, checked as
         RecurrentLayer.stream checks a state, each error naming states[k]."""
-        if states is None:
-            return None
-        returned = self._returned
-        if returned is not None and states is returned[0] and _unchanged(states, returned[1]):
-            return returned[2]
         count = len(self.stateful)
         if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
             raise TypeError(
@@ -120,23 +120,83 @@ class LayerChain:
                 buffer[start:end] = arr.reshape(-1)
         return buffer
 
+    def current(self, layers: list) -> bool:
+        """Whether the chain still runs `layers`: the same layer objects, each with the
+        native handle the chain was made over, for the same input size (an adaptive
+        Activation re-created for another size may get the freed handle's address). A
+        handle changes only when its layer is closed, so while no layer has been closed
+        since the last look (Layer.handles_closed), the layers' identities suffice."""
+        if layers != self.layers:  # list ==: element identity first, no Layer has __eq__
+            return False
+        if self.closes_seen == Layer.handles_closed:
+            return True
+        for handle, input_dim, layer in zip(self.handles, self.made_for, layers, strict=True):
+            if layer._handle != handle or layer.input_dim != input_dim:
+                return False
+        self.closes_seen = Layer.handles_closed
+        return True
+
     def stream(self, x: np.ndarray, states):
-        initial = self.initial_buffer(states)
-        out = np.empty(self.out_shape, np.float32)
-        final = np.empty(self.state_floats, np.float32) if self.state_floats else None
-        lib.NNTKLayerChainStream(
-            self._handle,
-            self.batch,
-            self.steps,
-            float_ptr(x),
-            float_ptr(initial),
-            float_ptr(out),
-            float_ptr(final),
+        """The chain on chunk `x` (float32 of the chain's shape) from `states`:
+        (output, new states)."""
+        returned = self._returned
+        if states is None:
+            initial = None
+        elif states is returned[0] and self._unchanged(states, returned[1]):
+            initial = returned[2]
+        else:
+            initial = float_ptr(self.initial_buffer(states))
+        try:
+            x_arg = _byref(_c_float_over(x))
+        except TypeError:  # read-only, or not C-contiguous
+            x_arg = float_ptr(np.ascontiguousarray(x))
+        out = _empty(self.out_shape, _FLOAT32)
+        final = final_arg = None
+        if self.state_floats:
+            final = _empty(self._final_shape, _FLOAT32)
+            final_arg = _byref(_c_float_over(final))
+        status = _stream(
+            self._handle_arg,
+            self._batch_arg,
+            self._steps_arg,
+            x_arg,
+            initial,
+            _byref(_c_float_over(out)),
+            final_arg,
         )
+        if status:
+            raise_for_status(status)
         if final is None:
             return out, []
-        new = []
-        for _i, _layer, n, width, start, end in self.stateful:
-            new.append(_state_list(final[start:end].reshape(n, self.batch, width)))
-        self._returned = (new, tuple(tuple(entry) for entry in new), final)
+        new, kept = [], []
+        if self._one_state:
+            for k in self._layer_rows:
+                state = final[k]
+                new.append([state])
+                kept.append(state)
+        else:
+            for _i, _layer, n, width, start, end in self.stateful:
+                entry = _state_list(final[start:end].reshape(n, self.batch, width))
+                new.append(entry)
+                kept.append(tuple(entry))
+        self._returned = (new, kept, final_arg)
         return out, new
+
+    def _unchanged(self, states: list, kept: list) -> bool:
+        """Whether `states`, the list the last call returned, still holds exactly the
+        arrays `kept` recorded (by identity: an array's memory is the buffer it views,
+        whatever the caller wrote into it; a replaced entry or array is checked anew)."""
+        if len(states) != len(kept):
+            return False
+        if self._one_state:
+            for entry, state in zip(states, kept, strict=True):
+                if type(entry) is not list or len(entry) != 1 or entry[0] is not state:
+                    return False
+            return True
+        for entry, arrays in zip(states, kept, strict=True):
+            if type(entry) is not list or len(entry) != len(arrays):
+                return False
+            for given, array in zip(entry, arrays, strict=True):
+                if given is not array:
+                    return False
+        return True

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nntk_core._native import NNTKError
-from nntk_core.layer import Layer, as_float32, check_bool, is_float32_block
+from nntk_core.layer import _FLOAT32, Layer, _ndarray, as_float32, check_bool
 from nntk_core.layer_chain import LayerChain
 from nntk_core.layer_chain import layer_name as _name
 from nntk_core.layers import LAYER_CLASSES
@@ -361,10 +361,18 @@ class Sequential:
         naming it. A call with a new chunk shape makes the native chain for it (its
         buffers reserved); later calls with that shape allocate only the output and
         the new states, and pass what the previous call returned without a copy."""
-        x = chunk if is_float32_block(chunk) else as_float32(chunk, "chunk")
+        # A float32 ndarray goes as it is (the chain copies one the library cannot read
+        # in place), anything else is converted or refused naming the chunk.
+        x = chunk
+        if type(chunk) is not _ndarray or chunk.dtype is not _FLOAT32:
+            x = as_float32(chunk, "chunk")
         chain = self._chains.get(x.shape)
-        if chain is None or not _same_layers(chain, self.layers):
-            chain = self._chain_for(x.shape)
+        # LayerChain.current's quick test inline (per frame, a call costs as much)
+        if chain is None or not (
+            chain.closes_seen == Layer.handles_closed and chain.layers == self.layers
+        ):
+            if chain is None or not chain.current(self.layers):
+                chain = self._chain_for(x.shape)
         return chain.stream(x, states)
 
     def _chain_for(self, shape: tuple[int, ...]) -> LayerChain:
@@ -402,13 +410,3 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential([\n  {inner}\n])"
-
-
-def _same_layers(chain: LayerChain, layers: list) -> bool:
-    """Whether every layer still has the native handle a chain was made over, for the
-    same input size (an adaptive Activation re-created for another size may get the
-    freed handle's address)."""
-    for handle, input_dim, layer in zip(chain.handles, chain.made_for, layers, strict=True):
-        if layer._handle != handle or layer.input_dim != input_dim:
-            return False
-    return True

@@ -42,9 +42,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nntk_core._native import lib
+from nntk_core._native import APPLY_INFERENCE, lib
 from nntk_core.layer import (
+    _FLOAT32,
     Layer,
+    _byref,
+    _c_float_over,
+    _empty,
+    _ndarray,
     as_float32,
     check_bool,
     check_out,
@@ -178,12 +183,16 @@ class RecurrentLayer(Layer):
             float_ptr(out),
             float_ptr(final),
         )
+        parts = self._split_output(out)
         if training:
             self._weights_set_after_call = False
             self._last_training_shape = out.shape
             self._last_input_shape = arr.shape
             self._last_had_state = states is not None
-        return self._split_output(out), final
+        elif self._mode(training) == APPLY_INFERENCE and len(parts) == 1:
+            # an inference call whose one output tensor is the native buffer
+            self._remember_call(arr.shape, batch, steps, shape, self._state_shape(batch))
+        return parts, final
 
     # -- the Keras-shaped API --------------------------------------------------------------
     def __call__(
@@ -193,6 +202,22 @@ class RecurrentLayer(Layer):
         `final_state=False` (return_state=False only): the native call is not asked for
         the final state (final_state NULL). `out`: an array to write the output into
         (see the module doc)."""
+        # The fast lane (Layer.__call__): an inference call without states in or out on
+        # a float32 ndarray of a prepared shape; the final states go to the prepared
+        # call's scratch buffer, as the checked call gives them a buffer it drops.
+        if (
+            training is False
+            and initial_state is None
+            and final_state is True
+            and self.return_state is False
+            and type(x) is _ndarray
+            and x.dtype is _FLOAT32
+        ):
+            call = self._calls.get(x.shape)
+            if call is not None:
+                y = call.run(x, out, None, call.scratch_arg)
+                if y is not None:
+                    return y
         final_state = check_bool(final_state, "final_state")
         if self.return_state and not final_state:
             raise ValueError("final_state=False: the layer has return_state=True")
@@ -204,8 +229,31 @@ class RecurrentLayer(Layer):
     def stream(self, chunk, state=None, *, out=None):
         """Inference on one chunk from `state` (None = zeros): (output, new_state list).
         `out`: an array to write the output into (see the module doc)."""
+        if type(chunk) is _ndarray and chunk.dtype is _FLOAT32:
+            call = self._calls.get(chunk.shape)
+            if call is not None:  # the fast lane (Layer.__call__)
+                result = self._stream_prepared(call, chunk, state, out)
+                if result is not None:
+                    return result
         parts, final = self._run(chunk, False, state, out=out)
         return (parts[0] if len(parts) == 1 else parts), _state_list(final)
+
+    def _stream_prepared(self, call, chunk, state, out):
+        """stream() through a prepared call: the states checked as the checked call
+        checks them (the chunk's shape passed already), a new final-state buffer; None
+        when the chunk, out or the states are in a form the checked call converts."""
+        initial = None
+        if state is not None:
+            states = self._prepare_states(state, call.state_shape[1], "initial_state")
+            try:
+                initial = _c_float_over(states)
+            except TypeError:  # read-only states: the checked call passes them by address
+                return None
+        final = _empty(call.state_shape, _FLOAT32)
+        y = call.run(chunk, out, initial, _byref(_c_float_over(final)))
+        if y is None:
+            return None
+        return y, _state_list(final)
 
     def backward(self, dy, input_gradient: bool = True):
         """Gradients of the last training call; see the module doc for the forms.

@@ -3,8 +3,10 @@
 layer: `out=` receives, bit for bit, what the call returns without it; a returned
 array is never overwritten by a later call that was not given it; the fast paths
 (a C-contiguous float32 input, stream()'s own state list, the remembered output
-shapes) and the full ones (a conversion, a state list in another form, a read-only
-array) give the same bits; a bad `out` raises an error naming out.
+shapes, the call prepared for an input shape) and the full ones (a conversion, a state
+list in another form, a read-only array) give the same bits; after a prepared call,
+every other input gets what a fresh layer gives it (the same bits, or the same error
+naming the argument); a bad `out` raises an error naming out.
 """
 
 from __future__ import annotations
@@ -90,10 +92,72 @@ def test_stream_with_out_and_each_state_form_gives_the_same_bits(spec):
             assert s.tobytes() == w.tobytes(), form
 
 
+class _Subclass(np.ndarray):
+    pass
+
+
 def _read_only(a: np.ndarray) -> np.ndarray:
     a = np.array(a, np.float32)
     a.setflags(write=False)
     return a
+
+
+def _outcome(call):
+    """What a call gives: ("ok", its outputs' bytes), or (exception type, message)."""
+    try:
+        return "ok", [y.tobytes() for y in as_list(call())]
+    except Exception as e:  # the outcome compared, whatever it is
+        return type(e), str(e)
+
+
+def _forms(x: np.ndarray) -> dict:
+    """Inputs of x's shape in every form, and the usual wrong ones."""
+    wide = np.repeat(x, 2, axis=-1)
+    return {
+        "new values": (x * 0.5 + 0.25).astype(np.float32),
+        "float64": x.astype(np.float64),
+        "int": np.round(x * 4).astype(np.int32),
+        "list": x.tolist(),
+        "non-contiguous": wide[..., ::2],
+        "fortran": np.asfortranarray(x),
+        "read-only": _read_only(x),
+        "big-endian": x.astype(">f4"),
+        "subclass": x.view(_Subclass),
+        "masked": np.ma.masked_array(x),
+        "complex": x.astype(np.complex64),
+        "one feature more": np.concatenate([x, x[..., :1]], axis=-1),
+        "one feature less": x[..., :-1],
+        "no batch": x[:0],
+        "one rank less": x[0],
+        "one rank more": x[None],
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_prepared_call_gives_every_input_what_a_fresh_layer_gives(name):
+    """After an inference call prepared the call for x's shape, each form of input (of
+    that shape, converted, or wrong), with training given as True, 1 or np.False_, or
+    with a bad out, gets what the same layer gets on its first call: the same bits, or
+    the same exception and message."""
+    layer, x, _ = make(name)
+    weights = layer.get_weights()
+    y = as_list(layer(x))
+    # The call prepared, what is under test: all but Bidirectional's two outputs and
+    # BatchNorm's call, which keeps its input for backward() (a frozen batch).
+    two_outputs = out_for(layer, y).ndim > y[0].ndim
+    assert (x.shape in layer._calls) is not (two_outputs or layer._keeps_for_backward(False))
+    calls = {f"x {form}": (v, {}) for form, v in _forms(x).items()}
+    for flag in (True, 1, np.False_):
+        calls[f"training={flag!r}"] = (x, {"training": flag})
+    for form, make_out, _exc, _match in BAD_OUT:
+        calls[f"out {form}"] = (x, {"out": make_out(y[0].shape)})
+    for what, (arg, kwargs) in calls.items():
+        fresh = make(name)[0]
+        want = _outcome(lambda fresh=fresh, arg=arg, kwargs=kwargs: fresh(arg, **kwargs))
+        got = _outcome(lambda arg=arg, kwargs=kwargs: layer(arg, **kwargs))
+        assert got == want, what
+        fresh.close()
+        layer.set_weights(weights)  # a training call's update (BatchNorm's statistics)
 
 
 def test_read_only_input_gives_the_writable_result():
@@ -146,12 +210,19 @@ def test_bad_out_is_refused_naming_out(form, make_out, exc, match):
         gru.stream(x[:, None], out=make_out((3, 5)))
 
 
-def test_out_sharing_memory_with_the_input_or_a_state_is_refused():
+@pytest.mark.parametrize("prepared", (False, True), ids=("first call", "prepared call"))
+def test_out_sharing_memory_with_the_input_or_a_state_is_refused(prepared):
     """The library reads the input and the initial state while it writes out."""
     layer = nn.Dense(4, input_dim=4)
     x = np.ones((3, 4), np.float32)
+    if prepared:
+        layer(x)
     with pytest.raises(ValueError, match="out must not share memory"):
         layer(x, out=x)
+    overlapping = np.ones(16, np.float32)
+    with pytest.raises(ValueError, match="out must not share memory"):
+        layer(overlapping[:12].reshape(3, 4), out=overlapping[4:].reshape(3, 4))
+    layer(overlapping[:12].reshape(3, 4), out=np.ones(12, np.float32).reshape(3, 4))
     gru = nn.GRU(4, input_dim=4, return_sequences=False)
     _, state = gru.stream(x[:, None])
     with pytest.raises(ValueError, match="out must not share memory"):
@@ -170,3 +241,25 @@ def test_out_of_an_ndarray_subclass_is_accepted():
     out = np.zeros((3, 5), np.float32).view(Subclass)
     assert layer(x, out=out) is out
     assert out.tobytes() == layer(x).tobytes()
+
+
+def test_a_model_stream_follows_a_layer_re_created_between_chunks():
+    """Sequential.stream's native chain is made over the layers' handles: after one of
+    them is re-created (an adaptive Activation called on another size), the next chunk
+    still gives what it gave before, and after a layer is closed stream() refuses."""
+    act = nn.Activation("tanh")
+    model = nn.Sequential(
+        [nn.GRU(3, input_dim=2, return_sequences=True), act, nn.Dense(2, input_dim=3)]
+    )
+    chunk = np.random.default_rng(3).uniform(-1, 1, (1, 2, 2)).astype(np.float32)
+    first, states = model.stream(chunk)
+    again, _ = model.stream(chunk, states)
+    for size in (5, 3, 7):
+        act(np.ones((1, size), np.float32))  # a new handle for 5 and 7 features
+        y, _ = model.stream(chunk)
+        assert y.tobytes() == first.tobytes(), size
+        y, _ = model.stream(chunk, states)
+        assert y.tobytes() == again.tobytes(), size
+    model.layers[2].close()
+    with pytest.raises(RuntimeError, match="was closed"):
+        model.stream(chunk)

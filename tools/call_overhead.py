@@ -1,16 +1,27 @@
 """The Python layer call's overhead above the C call it makes (issue 16, part 4).
 
-    python -P tools/call_overhead.py [--repeats 41] [--calls 2000]
+    python -P tools/call_overhead.py [--repeats 41] [--calls 2000] [--only W1,W6,...]
 
-For each case, the same native handle is called through the C function with its
-arguments prepared once (ctypes, no checks: what an app's C call costs, as the
-bench's "nntk" rows) and through the Python API (`layer(x)`, `layer.stream(...)`);
-with `out=` too (the output written into one array, not a new one each call);
-the two loops are interleaved, each repeat timing `calls` calls in CPU time, and
-the medians over the repeats are printed with their difference, the per-call
-overhead (and the same from the fastest repeats).
-A measurement, not a test: the figures depend on the machine and its load (the
-load average is printed with them).
+Two kinds of case, each a C call and a Python call on the same native handle:
+- the bench's own runners (nntk_bench/nntk_runners.py) for W1, W2 and W6: the `nntk`
+  row (the C API through ctypes with its arguments prepared once; W6: the seven layer
+  calls of a frame made from C) against the `nntk-py` row (`layer(x)`;
+  `Sequential.stream(window, states)`): the figure issue 16's goal (≤ 5 µs above C) is
+  judged on;
+- single calls: the layer's typed C function with prepared arguments against `layer(x)`
+  and `layer.stream(...)`, also with `out=` (the output written into one array, not a
+  new one each call).
+The two loops of a case are interleaved (their order swapped every repeat), each repeat
+timing `calls` calls by the thread's CPU time and by wall time. Printed per case: the C
+and Python times (the fastest repeat, CPU time) and the Python call's excess over C,
+from the fastest repeats (on a shared machine the least disturbed: other work inflates
+a repeat, never shrinks it) and as the median of the repeats' paired differences (the
+two loops of a repeat ran side by side), by CPU time and by wall time. CPU time leaves
+out the time the process waits for a core, so it is the load-robust figure; wall time is
+what the bench's median columns show. At T=100 the C call's own time varies by a few µs
+from repeat to repeat on a loaded machine (cache traffic of the co-runners), more than
+the excess measured: many repeats are needed there (--repeats 301). A measurement, not
+a test: the figures depend on the machine and its load (the load average is printed).
 """
 
 from __future__ import annotations
@@ -40,80 +51,148 @@ def _ptr(a: np.ndarray | None):
 
 
 def _c_call(layer, x: np.ndarray, out: np.ndarray, state=None, final=None):
-    """The C call of the layer's inference on x: (function, its prepared arguments)."""
+    """The C call of the layer's inference on x, checked once: a function of no arguments."""
     handle = ctypes.c_void_p(layer._live_handle())
     batch, steps = ctypes.c_int64(x.shape[0]), ctypes.c_int64(x.shape[1] if x.ndim == 3 else 1)
     name = layer.layer_type.name
     if state is None and final is None:
-        return _raw(f"NNTK{name}ApplyInference"), (handle, batch, steps, _ptr(x), _ptr(out))
-    args = (handle, batch, steps, _ptr(x), _ptr(state), _ptr(out), _ptr(final))
-    return _raw(f"NNTK{name}ApplyInferenceWithState"), args
+        fn, args = _raw(f"NNTK{name}ApplyInference"), (handle, batch, steps, _ptr(x), _ptr(out))
+    else:
+        args = (handle, batch, steps, _ptr(x), _ptr(state), _ptr(out), _ptr(final))
+        fn = _raw(f"NNTK{name}ApplyInferenceWithState")
+    if fn(*args) != 0:
+        raise RuntimeError(f"{name}: {lib.NNTKLastError().decode()}")
+    return lambda: fn(*args)
 
 
-def cases(rng: np.random.Generator):
-    """(name, C call, Python call) of each measured case."""
+def bench_cases(only: set[str]):
+    """(name, C call, Python call, calls per repeat / 2000) of the bench's W1, W2 and W6
+    runners (nntk against nntk-py)."""
+    from nntk_bench import nntk_runners as runners
+    from nntk_bench.workloads import RECURRENT, make_weights
+
+    w = make_weights()
+    raw = runners.NNTKRaw()
+
+    def check(status: int, what: str):
+        if status != 0:
+            raise RuntimeError(f"nntk {what}: {lib.NNTKLastError().decode()}")
+
+    for name in ("W1", "W2"):
+        if name in only:
+            c, py = (
+                runners._recurrent_runner(raw, RECURRENT[name], w, p, check) for p in (False, True)
+            )
+            yield f"bench {name} ({RECURRENT[name].cell} B=1 T=100)", c.fn, py.fn, 1 / 200, (c, py)
+    if "W6" in only:
+        c, py = (runners._stream_runner(raw, w, p, check) for p in (False, True))
+        yield "bench W6 (frame, stream)", c.fn, py.fn, 1, (c, py)
+
+
+def call_cases(rng: np.random.Generator, only: set[str]):
+    """(name, C call, Python call, calls per repeat / 2000) of single layer calls."""
     f32 = np.float32
+    if "calls" not in only:
+        return
     dense = nn.Dense(4, input_dim=4)
     x_dense = rng.standard_normal((1, 4)).astype(f32)
+    dense_out = np.empty((1, 4), f32)
     c_dense = _c_call(dense, x_dense, np.empty((1, 4), f32))
-    yield "Dense 4->4 B=1", c_dense, lambda: dense(x_dense)
+    yield "Dense 4->4 B=1", c_dense, lambda: dense(x_dense), 1, dense
+    yield "  the same, out=", c_dense, lambda: dense(x_dense, out=dense_out), 1, dense
 
     gru = nn.GRU(64, input_dim=40, return_sequences=True)
     frame = rng.standard_normal((1, 1, 40)).astype(f32)
     h = [np.zeros((1, 64), f32)]
     state, final = np.zeros((1, 1, 64), f32), np.empty((1, 1, 64), f32)
     c_stream = _c_call(gru, frame, np.empty((1, 1, 64), f32), state, final)
-
     frame_out = np.empty((1, 1, 64), f32)
 
-    def py_stream(**out):  # out=, if given (an older nntk_core has none)
+    def py_stream(**out):
         nonlocal h
         _, h = gru.stream(frame, h, **out)
 
-    yield "GRU 40->64 stream() T=1", c_stream, py_stream
-    yield "  the same, out=", c_stream, lambda: py_stream(out=frame_out)
+    yield "GRU 40->64 stream() T=1", c_stream, py_stream, 1, gru
+    yield "  the same, out=", c_stream, lambda: py_stream(out=frame_out), 1, gru
 
     x100 = rng.standard_normal((1, 100, 40)).astype(f32)
     for workload, cls in (("W1 GRU", nn.GRU), ("W2 LSTM", nn.LSTM)):
         layer = cls(64, input_dim=40, return_sequences=True)
         out = np.empty((1, 100, 64), f32)
         c_call = _c_call(layer, x100, out)
-        yield f"{workload} B=1 T=100 40->64", c_call, lambda layer=layer: layer(x100)
-        yield "  the same, out=", c_call, lambda layer=layer, out=out: layer(x100, out=out)
+        yield (
+            f"{workload} B=1 T=100 40->64",
+            c_call,
+            lambda layer=layer: layer(x100),
+            1 / 200,
+            layer,
+        )
+        yield (
+            "  the same, out=",
+            c_call,
+            lambda layer=layer, out=out: layer(x100, out=out),
+            1 / 200,
+            layer,
+        )
 
 
-def per_call_us(call, calls: int) -> float:
-    """CPU time per call (the process's, all its threads): on a machine shared with
-    other work, wall time would count the time the process waits for a core."""
-    start = time.process_time_ns()
+def per_call_us(call, calls: int) -> tuple[float, float]:
+    """(thread CPU time, wall time) per call, µs. CPU time leaves out the time the thread
+    waited for a core (the library runs on this thread: OpenBLAS is pinned to one)."""
+    cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
     for _ in range(calls):
         call()
-    return (time.process_time_ns() - start) / calls / 1e3
+    return (time.thread_time_ns() - cpu) / calls / 1e3, (
+        time.perf_counter_ns() - wall
+    ) / calls / 1e3
+
+
+def measure(c_call, py_call, calls: int, repeats: int) -> dict[str, float]:
+    """The two calls timed in interleaved repeats, their order swapped every repeat (the
+    first after the other's work may find the caches colder): per clock (cpu, wall) the
+    fastest repeats' times and the median over the repeats of the Python call's excess
+    over the C call's in the same repeat (µs per call)."""
+    c_call(), py_call()  # warm
+    times = {"c_cpu": [], "c_wall": [], "py_cpu": [], "py_wall": []}
+    for repeat in range(repeats):
+        order = (("c", c_call), ("py", py_call))
+        for who, call in order if repeat % 2 else order[::-1]:
+            cpu, wall = per_call_us(call, calls)
+            times[f"{who}_cpu"].append(cpu)
+            times[f"{who}_wall"].append(wall)
+    figures = {}
+    for clock in ("cpu", "wall"):
+        c, py = times[f"c_{clock}"], times[f"py_{clock}"]
+        figures[f"c_{clock}"], figures[f"py_{clock}"] = min(c), min(py)
+        figures[f"excess_{clock}_min"] = min(py) - min(c)
+        figures[f"excess_{clock}_paired"] = statistics.median(
+            p - q for p, q in zip(py, c, strict=True)
+        )
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=41)
-    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (T=100: /200)")
+    parser.add_argument(
+        "--only", default="W1,W2,W6,calls", help="W1, W2, W6 (the bench's runners), calls"
+    )
     args = parser.parse_args()
+    only = set(args.only.split(","))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
-    print(f"{'case':28} {'C µs':>9} {'Python µs':>10} {'overhead µs':>12} {'(min)':>7}")
-    for name, (c_fn, c_args), py_call in cases(np.random.default_rng(0)):
-        if c_fn(*c_args) != 0:
-            raise RuntimeError(f"{name}: {lib.NNTKLastError().decode()}")
-        try:
-            py_call()
-        except TypeError as e:  # an nntk_core before out= (to compare with one)
-            print(f"{name:28} not measured: {e}")
-            continue
-        calls = max(20, args.calls // (50 if c_args[2].value == 100 else 1))
-        c_times, py_times = [], []
-        for _ in range(args.repeats):
-            c_times.append(per_call_us(lambda c_fn=c_fn, c_args=c_args: c_fn(*c_args), calls))
-            py_times.append(per_call_us(py_call, calls))
-        c_us, py_us = statistics.median(c_times), statistics.median(py_times)
-        fastest = min(py_times) - min(c_times)
-        print(f"{name:28} {c_us:9.2f} {py_us:10.2f} {py_us - c_us:12.2f} {fastest:7.2f}")
+    print(
+        f"{'case':34} {'C µs':>8} {'Py µs':>8}   above C, µs: {'CPU min':>7} {'paired':>7}"
+        f" {'wall min':>8} {'paired':>7}"
+    )
+    cases = [*bench_cases(only), *call_cases(np.random.default_rng(0), only)]
+    for name, c_call, py_call, share, _keep in cases:
+        f = measure(c_call, py_call, max(10, int(args.calls * share)), args.repeats)
+        print(
+            f"{name:34} {f['c_cpu']:8.2f} {f['py_cpu']:8.2f}   {'':13}"
+            f"{f['excess_cpu_min']:7.2f} {f['excess_cpu_paired']:7.2f} "
+            f"{f['excess_wall_min']:8.2f} {f['excess_wall_paired']:7.2f}"
+        )
 
 
 if __name__ == "__main__":
