@@ -67,11 +67,12 @@ def positions(plans: list[SpecPlan]) -> Iterator[tuple[int, str, int, Case]]:
 
 # -- the worker processes ------------------------------------------------------------------
 def _start_worker(verbose: bool) -> None:
-    """Each worker: TensorFlow imported once, quietly, with the reference settings."""
+    """Each worker: TensorFlow and tf.keras imported once, quietly, with the reference
+    settings."""
     from parity import settings
 
     settings.set_verbose(verbose)
-    reference.tensorflow()
+    reference.keras()
 
 
 def _started() -> None:
@@ -234,6 +235,50 @@ def _run_here(by_name, selected, backend):
         start = time.perf_counter()
         result = run_case(by_name[spec_name], case, backend)
         yield spec_name, index, result, time.perf_counter() - start
+
+
+def run_and_finish(
+    specs: list[LayerSpec],
+    plans: list[SpecPlan],
+    pool: CasePool,
+    on_case: Callable[[CaseResult], None] | None = None,
+    on_stage: Callable[[str, int], None] | None = None,
+    on_finished: Callable[[LayerSpec, SpecRun], None] | None = None,
+) -> list[SpecRun]:
+    """Every plan's cases in the pool's workers, each spec finished (`finish_all`)
+    here as soon as its last result is in, and then `on_finished(spec, run)` (the
+    report's plot of it): that work overlaps the later specs' cases instead of
+    following them all. The runs in the specs' order, the same as run_selected and
+    finish_all make."""
+    by_name = {spec.name: spec for spec in specs}
+    by_plan = {plan.spec: plan for plan in plans}
+    waiting = {plan.spec: len(plan.cases) for plan in plans}
+    done = CaseResults.empty(plans)
+    runs: dict[str, SpecRun] = {}
+
+    def finish(name: str) -> None:
+        [runs[name]] = finish_all(
+            [by_name[name]],
+            [by_plan[name]],
+            done,
+            run_one=pool.run_one,
+            on_case=on_case,
+            on_stage=on_stage,
+        )
+        if on_finished is not None:
+            on_finished(by_name[name], runs[name])
+
+    for name in [name for name, count in waiting.items() if count == 0]:
+        finish(name)
+    selected = [(name, index, case) for _, name, index, case in positions(plans)]
+    for name, index, result, seconds in pool.run(chunks(selected)):
+        done.add(name, index, result, seconds)
+        if on_case is not None:
+            on_case(result)
+        waiting[name] -= 1
+        if waiting[name] == 0:
+            finish(name)
+    return [runs[spec.name] for spec in specs]
 
 
 def _named(on_stage, name: str):

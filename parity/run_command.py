@@ -82,11 +82,12 @@ def main(args) -> int:
         plans = parallel.plan_specs(specs, args.seed)
         if args.shard is not None:
             return _run_shard(console, specs, plans, args, pool)
+        plotted: dict[str, bytes | None] = {}
         if pool is None:
             runs, meta = _run_here(console, specs, plans, args), reference_meta
         else:
-            runs, meta = _run_pool(console, specs, plans, args, pool)
-    return conclude(console, runs, specs, args.profile, args.report, meta)
+            runs, meta = _run_pool(console, specs, plans, args, pool, plotted)
+    return conclude(console, runs, specs, args.profile, args.report, meta, plotted)
 
 
 def _run_here(console, specs, plans, args):
@@ -103,20 +104,24 @@ def _run_here(console, specs, plans, args):
     return runs
 
 
-def _run_pool(console, specs, plans, args, pool):
-    """The specs' cases spread over the pool's worker processes (parity/parallel.py);
-    (runs, a function giving the report's meta)."""
+def _run_pool(console, specs, plans, args, pool, plotted: dict):
+    """The specs' cases spread over the pool's worker processes (parity/parallel.py),
+    each spec finished and, with --report, plotted into `plotted` while the workers
+    run the later specs' cases; (runs, a function giving the report's meta)."""
+
+    def plot(spec, run) -> None:
+        plotted[spec.name] = report.plot(run, spec)
+
     total = sum(len(p.cases) for p in plans)
     with Progress(console, f"run ({args.profile}, -j {pool.jobs})") as progress:
         progress.stage(f"{total} cases of {plural(len(specs), 'layer')}", total)
-        done = parallel.run_selected(specs, plans, None, pool, on_case=progress.advance)
-        runs = parallel.finish_all(
+        runs = parallel.run_and_finish(
             specs,
             plans,
-            done,
-            run_one=pool.run_one,
+            pool,
             on_case=progress.advance,
             on_stage=progress.stage,
+            on_finished=plot if args.report else None,
         )
     meta = pool.reference_meta()
     return runs, lambda: meta
@@ -142,17 +147,19 @@ def _run_shard(console, specs, plans, args, pool) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def conclude(console, runs, specs, profile: str, report_dir, meta) -> int:
+def conclude(console, runs, specs, profile: str, report_dir, meta, plotted=None) -> int:
     """A live run's end (or its shards' merge): the summary, the failures, the
-    coverage gaps, the report (`meta()`: its reference's description) and the verdict;
-    the exit status."""
+    coverage gaps, the report (`meta()`: its reference's description; `plotted`: the
+    plots made ahead, report.write) and the verdict; the exit status."""
     console.print(summary_table(runs, specs))
     print_legend(console)
     print_failures(console, runs, specs)
     failed = any(run.failure for run in runs)
     failed = _coverage_gaps(console, runs, specs) or failed
     if report_dir:
-        report.write(report_dir, runs, specs, profile=profile, source="live", meta=meta())
+        report.write(
+            report_dir, runs, specs, profile=profile, source="live", meta=meta(), plotted=plotted
+        )
         console.print(f"report written to {report_dir}")
     total = sum(r.cases for r in runs)
     verdict = "FAILED" if failed else "passed"

@@ -261,3 +261,47 @@ def test_tasks_hold_every_case_once_and_each_keras_twin_in_one_task():
     for _, chunk in tasks:
         keys = {(json.dumps(case.config, sort_keys=True), case.rank) for _, case in chunk}
         assert len(chunk) <= parallel.CHUNK or len(keys) == 1
+
+
+class FakePool:
+    """A stand-in for parallel.CasePool (no processes, no TensorFlow): a passing
+    made-up result per case, yielded task by task; `log` records what happens."""
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def run(self, tasks):
+        for name, chunk in tasks:
+            for index, case in chunk:
+                self.log.append(("result", name))
+                yield name, index, self.result(case), 0.0
+
+    def run_one(self, spec, case, backend=None):
+        return self.result(case)
+
+    def result(self, case) -> CaseResult:
+        reference = np.ones(3)
+        return CaseResult(
+            case, [compare("output:inference", reference, reference, None, TOLERANCE)]
+        )
+
+
+def test_each_spec_is_finished_as_its_last_case_comes_in_with_the_runs_of_one_pass():
+    specs = [get_spec("dense"), get_spec("conv1d")]
+    plans = parallel.plan_specs(specs, None, settings.get_profile("ci"))
+    log = []
+    runs = parallel.run_and_finish(
+        specs, plans, FakePool(log), on_finished=lambda spec, run: log.append(("done", spec.name))
+    )
+    dense_cases = len(plans[0].cases)
+    assert log[dense_cases] == ("done", "dense")  # before any conv1d result
+    assert log[-1] == ("done", "conv1d") and len(log) == dense_cases + len(plans[1].cases) + 2
+    done = parallel.CaseResults.empty(plans)
+    pool = FakePool([])
+    for name, index, result, seconds in pool.run(
+        parallel.chunks([(name, index, case) for _, name, index, case in parallel.positions(plans)])
+    ):
+        done.add(name, index, result, seconds)
+    whole = parallel.finish_all(specs, plans, done, run_one=pool.run_one)
+    one, two = (without_timings(report_data.build(r, specs, "ci")) for r in (whole, runs))
+    assert one == two and one["layers"][0]["cases"] == dense_cases

@@ -170,3 +170,18 @@ def test_markdown_and_html_carry_the_same_columns_a_legend_the_matrix_and_reruns
     assert MATRIX_LEGEND in md
     data = strict_json(tmp_path / "report.json")
     assert data["layers"][0]["failing_columns"] == ["grad:bias"]
+
+
+def test_plots_made_ahead_are_the_ones_the_report_makes(tmp_path, passing_runs):
+    """`run -j N` plots each layer as soon as it is finished (report.plot) and hands
+    the plots to report.write: the same images as the report makes itself."""
+    specs = {spec.name: spec for spec in all_specs()}
+    runs = passing_runs[:3]
+    report.write(tmp_path / "here", runs, list(specs.values()))
+    plotted = {run.spec: report.plot(run, specs[run.spec]) for run in runs[:2]}
+    report.write(tmp_path / "ahead", runs, list(specs.values()), plotted=plotted)
+    pngs = sorted(p.name for p in (tmp_path / "here" / "plots").glob("*.png"))
+    assert pngs == sorted(f"{run.spec}.png" for run in runs)
+    for name in pngs:
+        here = (tmp_path / "here" / "plots" / name).read_bytes()
+        assert (tmp_path / "ahead" / "plots" / name).read_bytes() == here
