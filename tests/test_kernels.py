@@ -326,14 +326,14 @@ def test_bidirectional_streamed_inference_is_bitwise_the_whole_sequence(
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_batch_one_panel_path_is_bitwise_a_row_of_a_batch(kind, go_backwards):
     """At batch 1 and at least recurrent_panel_min_steps steps the recurrent kernel is read
-    from column panels of the kernel table's recurrent_panel width (core/recurrent.c); a
+    from column panels of recurrent_panel columns (core/recurrent.c); a
     batch of two takes the whole-row product. Rows are independent, so a sample alone and
     the same sample in a batch must be the same bits: units of one, two and four panels
     and a partial panel, inference and training, from zeros and from a given state."""
-    from parity.blocking import kernel_constants, kernel_tables
+    from parity.blocking import kernel_constants
 
-    panel = kernel_tables()[nn.lib.NNTKKernelISA().decode()]["recurrent_panel"]
-    steps = kernel_constants()["recurrent_panel_min_steps"] + 3
+    constants = kernel_constants()
+    panel, steps = constants["recurrent_panel"], constants["recurrent_panel_min_steps"] + 3
     cls = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
     rng = np.random.default_rng(11)
     for units in (panel, 2 * panel, 4 * panel, panel + 5):

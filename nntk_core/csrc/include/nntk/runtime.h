@@ -17,7 +17,7 @@ NNTK_API const char *NNTKKernelISA(void);
 /* The blocking constants of the kernels, one "name=value" per line: the sizes
  * at which a code path changes (a tile, panel or chunk fills), for tests that
  * place shapes one below, at and one above each. Shared ones by name
- * ("pack_k=128", "recurrent_panel_min_steps=8", ...); each kernel table compiled in
+ * ("pack_k=128", "recurrent_panel=64", ...); each kernel table compiled in
  * (whichever the CPU runs) as "<isa>.<name>" ("avx2.tile_cols=24"). The
  * string is the calling thread's own (valid until its next call), so calls from
  * several threads are safe. */

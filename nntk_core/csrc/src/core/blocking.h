@@ -15,9 +15,10 @@
 /* ops.c, nntk_sum_rows: columns summed per block (double accumulators on the stack). */
 #define NNTK_SUM_BLOCK 512
 
-/* core/recurrent.c: at batch 1 the recurrent kernel is read from column panels (of
- * the kernel table's recurrent_panel width, core/kernels.h), once the sequence has at
- * least PANEL_MIN_STEPS steps (the copy costs about one step's read of the kernel). */
+/* core/recurrent.c: at batch 1 the recurrent kernel is read from column panels of
+ * this width, once the sequence has at least PANEL_MIN_STEPS steps (the copy costs
+ * about one step's read of the kernel). */
+#define NNTK_RECURRENT_PANEL 64
 #define NNTK_RECURRENT_PANEL_MIN_STEPS 8
 
 /* Inference projects the input NNTK_RECURRENT_PROJECTION_STEPS processing steps

@@ -38,8 +38,6 @@ typedef struct NNTKKernels {
     int32_t tile_cols;  /* columns of C per tile */
     int32_t row_cols;   /* columns per block of a one-row product (M = 1) */
     int32_t cell_block; /* units per block of the fused GRU/LSTM cells */
-    /* columns per panel of the batch-1 recurrent product (core/recurrent.c) */
-    int32_t recurrent_panel;
 
     /* C (M, N) = [C +] op(A) (M, K) · B (K, N) [+ bias (N,)], row-major.
      * op(A) = A (M, K) with leading dimension lda, or Aᵀ for A stored (K, M)

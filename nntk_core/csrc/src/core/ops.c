@@ -196,7 +196,6 @@ static void describe_table(char *text, size_t size, size_t *length, const NNTKKe
     add_line(text, size, length, prefix, "tile_cols", k->tile_cols);
     add_line(text, size, length, prefix, "row_cols", k->row_cols);
     add_line(text, size, length, prefix, "cell_block", k->cell_block);
-    add_line(text, size, length, prefix, "recurrent_panel", k->recurrent_panel);
 }
 
 NNTK_API const char *NNTKKernelConstants(void) {
@@ -208,6 +207,7 @@ NNTK_API const char *NNTKKernelConstants(void) {
     add_line(buffer, size, &length, "", "pack_n", NNTK_PACK_N);
     add_line(buffer, size, &length, "", "pack_k", NNTK_PACK_K);
     add_line(buffer, size, &length, "", "sum_block", NNTK_SUM_BLOCK);
+    add_line(buffer, size, &length, "", "recurrent_panel", NNTK_RECURRENT_PANEL);
     add_line(buffer, size, &length, "", "recurrent_panel_min_steps",
              NNTK_RECURRENT_PANEL_MIN_STEPS);
     add_line(buffer, size, &length, "", "recurrent_projection_steps",

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include "core/kernels.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 
@@ -291,8 +290,7 @@ void nntk_recurrent_activate_backward(NNTKActivationKind kind, int64_t batch, in
  * forwards on even steps and backwards on odd ones, the panels read last in
  * one step are read first in the next, still in L1. Measured on the bench
  * machine (AVX-512, U = 64): 574 -> 467 ns per LSTM step, 425 -> 334 ns per
- * GRU step; neither the panels alone nor the alternation alone gains. The panel
- * width is the kernel table's (recurrent_panel, core/kernels_impl.inc says why). */
+ * GRU step; neither the panels alone nor the alternation alone gains. */
 /* Called by the forward pass before its loop: packs recurrent_kernel into
  * f->panels and sets f->use_panels when the batch is 1 and the sequence long
  * enough to repay the copy; clears use_panels otherwise. */
@@ -300,11 +298,10 @@ static void prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps
     f->use_panels = batch == 1 && steps >= NNTK_RECURRENT_PANEL_MIN_STEPS;
     if (!f->use_panels) return;
     const int64_t u = f->spec.units, gu = f->spec.gates * u;
-    const int64_t panel = nntk_kernels()->recurrent_panel;
     const float *r = nntk_recurrent_weights(f).recurrent; /* (U, GU) */
     float *dst = f->panels;
-    for (int64_t j0 = 0; j0 < gu; j0 += panel) {
-        const int64_t width = gu - j0 < panel ? gu - j0 : panel;
+    for (int64_t j0 = 0; j0 < gu; j0 += NNTK_RECURRENT_PANEL) {
+        const int64_t width = gu - j0 < NNTK_RECURRENT_PANEL ? gu - j0 : NNTK_RECURRENT_PANEL;
         for (int64_t p = 0; p < u; p++, dst += width) memcpy(dst, r + p * gu + j0, (size_t)width * sizeof *dst);
     }
 }
@@ -316,12 +313,11 @@ void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t bat
         nntk_matmul(0, batch, n, u, h, u, nntk_recurrent_weights(f).recurrent, gu, bias, 0, hp, ldc);
         return;
     }
-    const int64_t panel = nntk_kernels()->recurrent_panel;
-    const int64_t panels = (n + panel - 1) / panel;
+    const int64_t panels = (n + NNTK_RECURRENT_PANEL - 1) / NNTK_RECURRENT_PANEL;
     for (int64_t i = 0; i < panels; i++) {
         const int64_t q = k % 2 ? panels - 1 - i : i; /* the panel visited i-th */
-        const int64_t j0 = q * panel;
-        const int64_t stored = gu - j0 < panel ? gu - j0 : panel;
+        const int64_t j0 = q * NNTK_RECURRENT_PANEL;
+        const int64_t stored = gu - j0 < NNTK_RECURRENT_PANEL ? gu - j0 : NNTK_RECURRENT_PANEL;
         const int64_t width = n - j0 < stored ? n - j0 : stored;
         nntk_matmul(0, 1, width, u, h, u, f->panels + j0 * u, stored, bias ? bias + j0 : NULL, 0,
                     hp + j0, ldc);
