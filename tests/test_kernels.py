@@ -320,3 +320,38 @@ def test_bidirectional_streamed_inference_is_bitwise_the_whole_sequence(
             whole = layer(x, training=True, initial_state=initial)
             for a, b in zip(streamed, whole, strict=True):
                 assert np.array_equal(a, b), (batch, steps, initial is None)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_batch_one_panel_path_is_bitwise_a_row_of_a_batch(kind, go_backwards):
+    """At batch 1 and at least recurrent_panel_min_steps steps the recurrent kernel is read
+    from column panels of recurrent_panel columns (core/recurrent.c); a
+    batch of two takes the whole-row product. Rows are independent, so a sample alone and
+    the same sample in a batch must be the same bits: units of one, two and four panels
+    and a partial panel, inference and training, from zeros and from a given state."""
+    from parity.blocking import kernel_constants
+
+    constants = kernel_constants()
+    panel, steps = constants["recurrent_panel"], constants["recurrent_panel_min_steps"] + 3
+    cls = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
+    rng = np.random.default_rng(11)
+    for units in (panel, 2 * panel, 4 * panel, panel + 5):
+        layer = cls(
+            units, input_dim=6, return_sequences=True, return_state=True, go_backwards=go_backwards
+        )
+        layer.set_weights(
+            [rng.uniform(-0.3, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()]
+        )
+        x = rng.uniform(-1, 1, (2, steps, 6)).astype(np.float32)
+        states = [
+            rng.uniform(-1, 1, (2, units)).astype(np.float32)
+            for _ in range(2 if kind == "lstm" else 1)
+        ]
+        for initial in (None, states):
+            first = None if initial is None else [s[:1] for s in initial]
+            for training in (False, True):
+                pair = layer(x, training=training, initial_state=initial)
+                one = layer(x[:1], training=training, initial_state=first)
+                for a, b in zip(one, pair, strict=True):
+                    assert np.array_equal(a, b[:1]), (units, initial is None, training)
