@@ -56,13 +56,10 @@ static void backward_rows(void *context, int64_t r0, int64_t r1) {
                              p->f->workspace + (rows + r0) * n, p->in + r0 * n, p->out + r0 * n);
 }
 
-/* Runs fn over every row: split from 2^16 elements (an element is two copies and a few
- * operations, about four multiply-adds' time: NNTK_SPLIT_MIN_WORK / 4). */
+/* Runs fn over every row, split when worth a dispatch (an element is two copies and a
+ * few operations, about four multiply-adds' time). */
 static void split_rows(NNTKRowsFn fn, Rows *p) {
-    if (4 * p->rows * p->features < NNTK_SPLIT_MIN_WORK)
-        fn(p, 0, p->rows);
-    else
-        nntk_parallel_rows(p->rows, fn, p);
+    nntk_split_rows(4 * p->rows * p->features, p->rows, fn, p);
 }
 
 static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int64_t batch,

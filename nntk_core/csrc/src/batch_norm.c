@@ -171,10 +171,7 @@ typedef struct {
  * as much as four multiply-adds: two or three passes in double). */
 static void split_channels(NNTKRowsFn fn, Channels *p) {
     const int64_t channels = bn(p->filter)->input_dim;
-    if (4 * p->rows * channels < NNTK_SPLIT_MIN_WORK)
-        fn(p, 0, channels);
-    else
-        nntk_parallel_columns(channels, CHANNEL_UNIT, fn, p);
+    nntk_split_columns(4 * p->rows * channels, channels, CHANNEL_UNIT, fn, p);
 }
 
 /* Training: the batch statistics (the moving ones updated), for channels [c0, c1). */

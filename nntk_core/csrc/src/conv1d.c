@@ -416,17 +416,14 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
      * whole is the own kernel's (a BLAS product of a column part may give other bits
      * than the whole's, core/ops.c): the edge taps' products, at most O rows each, are
      * the only ones through nntk_gemm. */
-    const int split = batch * g.out_steps * c->kernel_size * cin * nf >= NNTK_SPLIT_MIN_WORK;
-    if (split && nntk_gemm_own_kernel(cin, nf, g.out_steps))
-        nntk_parallel_columns(nf, FILTER_UNIT, kernel_gradient_columns, &p);
+    const int64_t work = batch * g.out_steps * c->kernel_size * cin * nf;
+    if (nntk_gemm_own_kernel(cin, nf, g.out_steps))
+        nntk_split_columns(work, nf, FILTER_UNIT, kernel_gradient_columns, &p);
     else
         kernel_gradient_columns(&p, 0, nf);
     if (d_in != NULL) {
         for (int64_t i = 0; i < batch * g.steps * cin; i++) d_in[i] = 0.0f;
-        if (split)
-            nntk_parallel_rows(batch, input_gradient_samples, &p);
-        else
-            input_gradient_samples(&p, 0, batch);
+        nntk_split_rows(work, batch, input_gradient_samples, &p);
     }
     return NNTK_OK;
 }

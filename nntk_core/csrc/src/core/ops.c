@@ -195,7 +195,6 @@ int nntk_gemm_own_kernel(int64_t m, int64_t n, int64_t k) {
 void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc) {
-    const int64_t macs = m * n * k;
     const int blas = !nntk_gemm_own_kernel(m, n, k);
     int64_t width = SPLIT_COLUMNS;
 #ifdef NNTK_USE_BLAS
@@ -205,10 +204,7 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
     }
 #endif
     Product p = {blas, trans_a, trans_b, m, k, lda, ldb, ldc, alpha, beta, a, b, c};
-    if (macs < NNTK_SPLIT_MIN_WORK)
-        product_columns(&p, 0, n);
-    else
-        nntk_parallel_columns(n, width, product_columns, &p);
+    nntk_split_columns(m * n * k, n, width, product_columns, &p);
 }
 
 /* Sums in double (SUM_BLOCK columns at a time, the accumulators on the stack):
@@ -241,10 +237,7 @@ static void sum_columns(void *context, int64_t c0, int64_t c1) {
 
 void nntk_sum_rows(int64_t rows, int64_t n, const float *x, float *out, int accumulate) {
     Sum p = {rows, n, x, out, accumulate};
-    if (rows * n < NNTK_SPLIT_MIN_WORK)
-        sum_columns(&p, 0, n);
-    else
-        nntk_parallel_columns(n, SPLIT_COLUMNS, sum_columns, &p);
+    nntk_split_columns(rows * n, n, SPLIT_COLUMNS, sum_columns, &p);
 }
 
 void nntk_transpose(int64_t rows, int64_t cols, const float *src, float *dst) {

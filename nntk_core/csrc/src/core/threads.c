@@ -200,6 +200,20 @@ void nntk_parallel_columns(int64_t n, int64_t width, NNTKRowsFn fn, void *contex
         nntk_parallel_rows(c.units, column_part, &c);
 }
 
+void nntk_split_rows(int64_t work, int64_t rows, NNTKRowsFn fn, void *context) {
+    if (work < NNTK_SPLIT_MIN_WORK)
+        fn(context, 0, rows);
+    else
+        nntk_parallel_rows(rows, fn, context);
+}
+
+void nntk_split_columns(int64_t work, int64_t n, int64_t width, NNTKRowsFn fn, void *context) {
+    if (work < NNTK_SPLIT_MIN_WORK)
+        fn(context, 0, n);
+    else
+        nntk_parallel_columns(n, width, fn, context);
+}
+
 /* Stops and joins the first `started` workers and frees the pool. */
 static void pool_destroy(Pool *p, int started) {
     atomic_store_explicit(&p->stop, 1, memory_order_release);

@@ -25,4 +25,10 @@ void nntk_parallel_rows(int64_t rows, NNTKRowsFn fn, void *context);
  * calling thread when n holds fewer than two units. */
 void nntk_parallel_columns(int64_t n, int64_t width, NNTKRowsFn fn, void *context);
 
+/* nntk_parallel_rows / nntk_parallel_columns when `work` (multiply-adds, or loop
+ * elements costing about as much) reaches NNTK_SPLIT_MIN_WORK; below it fn runs over
+ * everything on the calling thread, as a dispatch would cost more than it saves. */
+void nntk_split_rows(int64_t work, int64_t rows, NNTKRowsFn fn, void *context);
+void nntk_split_columns(int64_t work, int64_t n, int64_t width, NNTKRowsFn fn, void *context);
+
 #endif /* NNTK_THREADS_H */
