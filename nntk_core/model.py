@@ -367,12 +367,8 @@ class Sequential:
         if type(chunk) is not _ndarray or chunk.dtype is not _FLOAT32:
             x = as_float32(chunk, "chunk")
         chain = self._chains.get(x.shape)
-        # LayerChain.current's quick test inline (per frame, a call costs as much)
-        if chain is None or not (
-            chain.closes_seen == Layer.handles_closed and chain.layers == self.layers
-        ):
-            if chain is None or not chain.current(self.layers):
-                chain = self._chain_for(x.shape)
+        if chain is None or not chain.current(self.layers):
+            chain = self._chain_for(x.shape)
         return chain.stream(x, states)
 
     def _chain_for(self, shape: tuple[int, ...]) -> LayerChain:
