@@ -27,15 +27,21 @@ def problems_text(run) -> str:
 
 
 # -- the committed set ------------------------------------------------------------------
-def test_replay_passes_on_the_committed_fixtures():
-    run = replay(FIXTURES)
+@pytest.fixture(scope="module")
+def committed_replay():
+    """One whole replay of the committed set, for the tests that read it."""
+    return replay(FIXTURES)
+
+
+def test_replay_passes_on_the_committed_fixtures(committed_replay):
+    run = committed_replay
     assert run.passed, problems_text(run)
     training = len(manifest(FIXTURES / "training")["cases"])  # tests/test_training_fixtures.py
     assert run.ran == run.expected == len(manifest(FIXTURES)["cases"]) + training
 
 
-def test_every_layer_spec_has_fixtures_covering_every_option_value_and_bucket():
-    run = replay(FIXTURES)
+def test_every_layer_spec_has_fixtures_covering_every_option_value_and_bucket(committed_replay):
+    run = committed_replay
     for spec in all_specs():
         spec_run = run.runs[spec.name]
         assert spec_run.cases >= len(spec.coverage_cases())
@@ -79,6 +85,8 @@ def test_replay_imports_no_tensorflow():
 
 
 # -- every way the set can be wrong -----------------------------------------------------------
+# Each test damages a copy of the set and replays the damaged layer's fixtures only:
+# the checks are per file, and a whole replay takes ~8 s.
 def test_one_changed_byte_fails(tmp_path):
     directory = copy_fixtures(tmp_path)
     entry = manifest(directory)["cases"][3]
@@ -86,7 +94,7 @@ def test_one_changed_byte_fails(tmp_path):
     content = bytearray(path.read_bytes())
     content[len(content) // 2] ^= 0x01
     path.write_bytes(bytes(content))
-    run = replay(directory)
+    run = replay(directory, layers=[entry["layer"]])
     assert not run.passed
     text = problems_text(run)
     assert entry["file"] in text and "altered" in text and entry["id"] in text
@@ -108,7 +116,7 @@ def test_a_corrupt_fixture_with_a_matching_checksum_fails(tmp_path, damage):
         np.savez(path.with_suffix(""), x=np.zeros(3))  # a valid npz, not a fixture
     entry["sha256"] = sha256_file(path)
     save_manifest(directory, m)
-    run = replay(directory)
+    run = replay(directory, layers=[entry["layer"]])
     assert not run.passed
     assert any("corrupt" in p and entry["file"] in p for p in run.problems), run.problems
 
@@ -117,7 +125,7 @@ def test_a_removed_fixture_fails(tmp_path):
     directory = copy_fixtures(tmp_path)
     entry = manifest(directory)["cases"][-1]
     (directory / entry["file"]).unlink()
-    run = replay(directory)
+    run = replay(directory, layers=[entry["layer"]])
     assert not run.passed
     assert any("missing" in p and entry["file"] in p for p in run.problems)
     assert any(f"only {run.expected - 1} of the {run.expected}" in p for p in run.problems)
@@ -130,7 +138,7 @@ def test_a_manifest_entry_for_an_unknown_spec_fails(tmp_path):
     fake.update(layer="conv9d", id=fake["id"].replace("activation?", "conv9d?", 1))
     m["cases"].append(fake)
     save_manifest(directory, m)
-    run = replay(directory)
+    run = replay(directory, layers=["conv9d"])
     assert not run.passed
     assert any("'conv9d'" in p and "does not exist" in p for p in run.problems)
 
@@ -152,7 +160,7 @@ def test_a_layer_spec_without_fixtures_fails(tmp_path):
     m = manifest(directory)
     m["cases"] = [e for e in m["cases"] if e["layer"] != "activation"]
     save_manifest(directory, m)
-    run = replay(directory)
+    run = replay(directory, layers=["activation"])
     assert not run.passed
     assert any(
         "'activation' has no fixtures" in p and "nntk-parity record --layer activation" in p
@@ -181,7 +189,7 @@ def test_a_wrong_reference_fails_the_case_and_names_it(tmp_path):
     write_bytes(path, fixture_bytes(fixture))
     entry["sha256"] = sha256_file(path)
     save_manifest(directory, m)
-    run = replay(directory)
+    run = replay(directory, layers=["dense"])
     assert not run.passed and not run.problems
     [failed] = run.failed_cases
     message = failed.failure_message()

@@ -46,6 +46,12 @@ def failing_dense_runs():
     return list(replay(FIXTURES, layers=["dense"], backend=FakeZeroBiasGradient()).runs.values())
 
 
+def no_plots(runs):
+    """`plotted` for report.write that leaves every layer without a plot: for the tests
+    of the tables (the plots take ~1.5 s a layer; the first test checks them)."""
+    return {run.spec: None for run in runs}
+
+
 @pytest.fixture(scope="module")
 def passing_runs():
     run = replay(FIXTURES)
@@ -105,7 +111,7 @@ def test_coverage_gaps_and_run_failures_are_flagged(tmp_path, passing_runs):
     dense.coverage["activation"].discard("selu")
     activation = next(r for r in runs if r.spec == "activation")
     activation.failure = "parity failure: activation ...\n  the native side raised: boom"
-    report.write(tmp_path, runs, all_specs())
+    report.write(tmp_path, runs, all_specs(), plotted=no_plots(runs))
     cases, _ = junit_cases(tmp_path / "junit.xml")
     coverage = cases[("parity.dense", "coverage")].find("failure")
     assert coverage is not None and "B=1" in coverage.get("message")
@@ -125,7 +131,7 @@ def test_non_finite_numbers_stay_strict_json(tmp_path, passing_runs):
 
     runs = copy.deepcopy(passing_runs)
     next(iter(runs[0].stats.values())).worst_keras_multiple = float("inf")
-    report.write(tmp_path, runs, all_specs())
+    report.write(tmp_path, runs, all_specs(), plotted=no_plots(runs))
     strict_json(tmp_path / "report.json")
 
 
