@@ -3,12 +3,19 @@
 #
 #  1. ASan + UBSan (gcc): the library built with -DNNTK_SANITIZE=ON, portable C
 #     path (OpenBLAS is not instrumented, so only there does ASan see every
-#     access) and OpenBLAS path. The whole pytest suite (hypothesis profile
-#     $NNTK_SANITIZE_PROFILE, default ci: the live parity tests included) runs in
-#     the uninstrumented Python with the sanitizer runtime preloaded; leak
-#     detection is off there (CPython itself leaks at exit) and done by valgrind
-#     below. The C smoke test and the fuzz-corpus replay run instrumented, with
-#     LeakSanitizer on.
+#     access) and OpenBLAS path. The C smoke test and the fuzz-corpus replay run
+#     instrumented, with LeakSanitizer on. Then pytest, in the uninstrumented Python
+#     with the sanitizer runtime preloaded; leak detection is off there (CPython
+#     itself leaks at exit) and done by valgrind below:
+#     - portable: every test but the harness's own (-m "not harness": reports, CLI,
+#       docs, the gate's jobs; their library calls are the replay's and the specs',
+#       made here by other tests), hypothesis profile $NNTK_SANITIZE_PROFILE (default
+#       ci). This is also CI's only pytest pass over the portable build.
+#     - OpenBLAS: a seeded sample: the tests that need neither TensorFlow nor the
+#       harness (-m "not tf and not harness"), the dev profile with a fixed seed. It
+#       differs from the portable build only in ops.c's BLAS calls, which the fixture
+#       replay drives at every recorded size.
+#     NNTK_SANITIZE_FULL=1 (the nightly job) runs the whole suite on both builds.
 #  2. valgrind memcheck: the C smoke test (10k create/destroy cycles over every
 #     layer and config) and the fuzz-corpus replay, on both builds, with
 #     --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite; and
@@ -51,16 +58,15 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_smoke" 3
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_replay" "$CORPUS"/*
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 "$dir/nntk_fuzz_model_replay" fuzz/model_corpus/*
-    # The portable build is where ASan sees every access (OpenBLAS is not
-    # instrumented), so it runs the whole ci profile, TensorFlow's tests included; the
-    # OpenBLAS build differs only in ops.c's BLAS calls, which the fixture replay and the
-    # other native tests drive at every recorded size, so it runs the dev profile
-    # without the tests that need TensorFlow (-m "not tf": 818 of 7060 tests, measured
-    # at about two thirds of a pytest pass's time, more under ASan).
-    profile=$PROFILE
-    marks=()
-    [ "$backend" = openblas ] && profile=${NNTK_SANITIZE_BLAS_PROFILE:-dev} && marks=(-m "not tf")
-    echo "== ASan+UBSan ($backend): pytest, hypothesis profile $profile"
+    if [ "${NNTK_SANITIZE_FULL:-0}" = 1 ]; then
+      select=(--hypothesis-profile="$PROFILE")
+    elif [ "$backend" = portable ]; then
+      select=(--hypothesis-profile="$PROFILE" -m "not harness")
+    else
+      select=(--hypothesis-profile=dev --hypothesis-seed="${NNTK_SANITIZE_SEED:-20261206}"
+        -m "not tf and not harness")
+    fi
+    echo "== ASan+UBSan ($backend): pytest ${select[*]}"
     # The runtime must come first in the process: preloaded into the uninstrumented
     # Python. Leaks: CPython leaks at exit by design; valgrind checks ours below.
     # PYTHONMALLOC=malloc (the OpenBLAS pass): Python's objects come from malloc, not its
@@ -72,7 +78,7 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     [ "$backend" = openblas ] && pymalloc=malloc
     LD_PRELOAD="$ASAN_RT $UBSAN_RT" PYTHONMALLOC=$pymalloc ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
       NNTK_CORE_LIB="$PWD/$dir/libnntk.so" pytest -q -n 2 -p no:cacheprovider \
-      --hypothesis-profile="$profile" "${marks[@]}"
+      "${select[@]}"
   done
 fi
 

@@ -14,22 +14,25 @@
 #     failure modes, freshness of the fixtures against tf.keras, reports, CLI,
 #     harness self-test, API, C-API invalid-argument, bad-input and determinism
 #     tests) against the default build (OpenBLAS), on both cores (pytest-xdist);
-#  4. the same tests against the portable C build (-DNNTK_BLAS=OFF -DNNTK_SIMD=OFF:
-#     plain C, no BLAS, no intrinsics), loaded
-#     through NNTK_CORE_LIB;
-#  4b. C coverage of the fixture replay under every kernel table, against its floor
+#  4. C coverage of the fixture replay under every kernel table, against its floor
 #     (ci/coverage.sh replay --check, ~1 min; docs/coverage.md);
-#  5. ASan+UBSan and valgrind (ci/sanitize.sh); every allocation failed in turn
-#     (ci/alloc-faults.sh) and ThreadSanitizer (ci/tsan.sh; docs/reliability.md);
+#  5. ASan+UBSan and valgrind (ci/sanitize.sh): the same tests, the harness's own
+#     apart, against the portable C build (-DNNTK_BLAS=OFF -DNNTK_SIMD=OFF: plain C,
+#     no BLAS, no intrinsics) under ASan+UBSan, loaded through NNTK_CORE_LIB (CI's
+#     pass over the portable build; NNTK_SKIP_HARDENING=1 runs them on its plain
+#     build instead), a seeded sample against the OpenBLAS build; every allocation
+#     failed in turn (ci/alloc-faults.sh) and ThreadSanitizer (ci/tsan.sh;
+#     docs/reliability.md);
 #  6. libFuzzer for a bounded time (ci/fuzz.sh, NNTK_FUZZ_SECONDS, default 60);
 #  7. the plain-C kernels cross-compiled for aarch64 (NEON) and run under qemu: the
 #     smoke test, and recurrent outputs bitwise equal to x86-64's (ci/aarch64.sh).
-# NNTK_SKIP_HARDENING=1 skips 5 to 7 (a quick local run). Extra arguments go
-# to pytest in 3 and 4.
-# Slow tests (full-size model parity) run in 3 and 4. The tf.keras side of a
+# NNTK_SKIP_HARDENING=1 skips 5 to 7 (a quick local run) and runs the tests against
+# the plain portable build instead. Extra arguments go to pytest in 3 (and in that
+# portable pass).
+# Slow tests (full-size model parity) run in 3 and 5. The tf.keras side of a
 # model-parity run does not depend on nntk: pass 3 records it in
 # build/model-reference-cache (emptied first, so every CI run computes each
-# reference live, once) and pass 4 reuses it.
+# reference live, once) and the later passes reuse it.
 source "$(dirname "$0")/env.sh"
 stage() { echo "== [$(date +%T), ${SECONDS}s] $*"; }
 
@@ -56,11 +59,6 @@ export NNTK_MODEL_REFERENCE_CACHE="$PWD/build/model-reference-cache"
 stage "tests: default build ($(python -P -c 'import nntk_core; print(nntk_core.BACKEND)'))"
 pytest -q -n 2 --hypothesis-profile=ci "$@"
 
-stage "tests: portable C build"
-cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_SIMD=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/portable -j2 >/dev/null
-NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
-
 stage "C coverage of the fixture replay (every kernel table) against its floor"
 bash ci/coverage.sh replay --check
 
@@ -77,5 +75,10 @@ if [ "${NNTK_SKIP_HARDENING:-0}" != 1 ]; then
   bash ci/fuzz.sh
   stage "aarch64 (NEON) build under qemu"
   bash ci/aarch64.sh
+else
+  stage "tests: portable C build (CI runs them under ASan+UBSan in ci/sanitize.sh)"
+  cmake -S . -B build/portable -DNNTK_BLAS=OFF -DNNTK_SIMD=OFF -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build/portable -j2 >/dev/null
+  NNTK_CORE_LIB="$PWD/build/portable/libnntk.so" pytest -q -n 2 --hypothesis-profile=ci "$@"
 fi
 stage "done"

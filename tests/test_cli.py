@@ -10,6 +10,8 @@ from helpers import FIXTURES, cli, copy_fixtures, manifest
 
 from parity.cli import EXIT_FAILED, EXIT_USAGE
 
+pytestmark = pytest.mark.harness
+
 
 def assert_clean_failure(result, status: int, *needles: str) -> None:
     output = result.stdout + result.stderr

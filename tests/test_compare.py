@@ -6,6 +6,8 @@ import pytest
 from parity.case import Case
 from parity.compare import EPS32, Tolerance, compare
 
+pytestmark = pytest.mark.harness
+
 TOL = Tolerance(atol=1e-5, rtol=1e-4, k=8)
 
 

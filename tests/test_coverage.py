@@ -3,10 +3,14 @@ function the C headers export is declared in the binding table."""
 
 from pathlib import Path
 
+import pytest
+
 import nntk_core
 from nntk_core import _native
 from parity import c_api
 from parity.specs import all_specs
+
+pytestmark = pytest.mark.harness
 
 # The checkout's headers (an installed nntk_core carries only the built library).
 HEADERS = Path(__file__).resolve().parents[1] / "nntk_core" / "csrc" / "include" / "nntk"

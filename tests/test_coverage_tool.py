@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.harness
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "ci" / "gcovr.cfg"
 SOURCES = sorted(

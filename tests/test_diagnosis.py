@@ -15,6 +15,8 @@ from parity.spec_fields import SMALL_SIZE
 from parity.spec_run import run_spec
 from parity.specs import get_spec
 
+pytestmark = pytest.mark.harness
+
 QUANTITIES = ("output:training", "grad:input", "grad:kernel")
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.harness
+
 SELF = Path(__file__).resolve()
 ROOT = SELF.parent.parent
 

@@ -30,6 +30,8 @@ from parity.spec import LayerSpec
 from parity.specs import all_specs
 from parity.sweep import PAIRWISE_MAX_VALUES
 
+pytestmark = pytest.mark.harness
+
 SPECS = all_specs()
 
 

@@ -23,6 +23,8 @@ from parity.spec_run import plan_spec, run_spec
 from parity.specs import get_spec
 from parity.terminal import EXIT_OK, EXIT_USAGE
 
+pytestmark = pytest.mark.harness
+
 
 # -- the partition ---------------------------------------------------------------------------
 @pytest.mark.parametrize("count", [1, 2, 3, 7])

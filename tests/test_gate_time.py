@@ -19,6 +19,8 @@ from nntk_bench.gate_time import (
     summarize_jobs,
 )
 
+pytestmark = pytest.mark.harness
+
 
 def fake_run(total: float, layers: dict[str, float]) -> dict:
     """A run as run_gate returns it: CPU time half the wall time throughout."""

@@ -22,7 +22,7 @@ from parity.case import Case
 from parity.runner import NativeBackend, run_case
 from parity.specs import get_spec
 
-pytestmark = pytest.mark.tf
+pytestmark = [pytest.mark.tf, pytest.mark.harness]
 
 
 class FakePerturbOneGradientElement(NativeBackend):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import grimp
 import pytest
 
+pytestmark = pytest.mark.harness
+
 # Every package the wheel installs that holds Python code (pyproject.toml,
 # wheel.packages), except the ctypes binding, which imports none of them.
 PACKAGES = ("parity", "nntk_bench", "nntk_examples", "nntk_models")

@@ -13,6 +13,8 @@ from helpers import cli
 
 from parity.cli import EXIT_OK, build_parser
 
+pytestmark = pytest.mark.harness
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

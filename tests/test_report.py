@@ -17,6 +17,8 @@ from parity.report_tables import MATRIX_LEGEND, SUMMARY_COLUMNS, legend_lines
 from parity.runner import NativeBackend
 from parity.specs import all_specs, get_spec
 
+pytestmark = pytest.mark.harness
+
 
 def strict_json(path):
     def refuse(constant):

@@ -22,6 +22,8 @@ from parity.spec_fields import keras_arguments, keras_spelling
 from parity.specs import all_specs
 from parity.specs.dense import DenseSpec
 
+pytestmark = pytest.mark.harness
+
 
 def fake_field(name, kind, default, low=0.0, high=1.0, enum_names=()):
     return _native.Field(name, kind, default, low, high, False, tuple(enum_names))
