@@ -828,7 +828,9 @@ def main(argv=None) -> int:
             f"see {WORK}/baseline-replay.log; nothing can be measured"
         )
     baseline_seconds = max(run(replay_command(), 600, env_for(builds.library("default")))[2], 1)
-    replay_timeout = max(20.0, 10 * baseline_seconds)
+    # An endless loop is stopped at 4x the unmutated replay's time (StrykerJS's default is
+    # 1.5x + 5 s): a seeded sample that draws one would otherwise spend 10x a replay on it.
+    replay_timeout = max(30.0, 4 * baseline_seconds)
     print(
         f"{config['tool']}: {sum(per_file.values())} mutants in {len(per_file)} files; "
         f"sample of {len(chosen)} (seed {args.seed}); replay {baseline_seconds:.1f} s "
