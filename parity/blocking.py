@@ -54,16 +54,16 @@ def kernel_products() -> list[tuple[int, int]]:
     """(M, N) products of nntk_matmul that together run every kernel instance of every
     table compiled in, each instance by the smallest product that runs it: a one-row
     block of n vectors (M = 1, N = (n-1)·vector + 1, for n up to row_cols/vector) and a
-    tile of r rows x v vectors (M = r, or tile_rows + 1 for r = 1 since one row takes the
-    one-row path; N = (v-1)·vector + 1), for a table that tiles rows (tile_rows > 1). One
-    set per table, merged: a build with fewer tables (no SIMD) asks for a subset of what a
-    full build's fixtures hold."""
+    tile of r rows x v vectors (M = r, r >= 2: matmul splits the rows evenly over tiles,
+    so no tile has one row; N = (v-1)·vector + 1), for a table that tiles rows
+    (tile_rows > 1). One set per table, merged: a build with fewer tables (no SIMD) asks
+    for a subset of what a full build's fixtures hold."""
     products = set()
     for k in kernel_tables().values():
         vector = k["vector"]
         products |= {(1, (n - 1) * vector + 1) for n in range(1, k["row_cols"] // vector + 1)}
         if k["tile_rows"] > 1:
-            rows = [r if r > 1 else k["tile_rows"] + 1 for r in range(1, k["tile_rows"] + 1)]
+            rows = range(2, k["tile_rows"] + 1)
             widths = [(v - 1) * vector + 1 for v in range(1, k["tile_cols"] // vector + 1)]
             products |= {(m, n) for m in rows for n in widths}
     return sorted(products)

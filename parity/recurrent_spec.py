@@ -184,7 +184,10 @@ class RecurrentSpec(LayerSpec):
         """gates·units columns around every panel (the recurrent product at batch 1)
         and column tile (the input projection), at batch 1 with the panels on (small
         enough kernels only: BUCKET_KERNEL_FLOATS). With panels no product is wider
-        than one panel, so row_cols does not apply."""
+        than one panel, so row_cols does not apply; avx512 reads no panels (kernels.h,
+        recurrent_panels): its one-row blocks of row_cols columns are Conv1D's kernel-product
+        buckets (parity.blocking.kernel_products), and the fused cell's large bucket
+        (4·65 LSTM columns) crosses its first."""
         gates = self.gates_count(self.base_config)
         columns = around(boundaries("recurrent_panel", "tile_cols"), step=gates)
         return Bucket.sizes(

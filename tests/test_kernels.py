@@ -34,7 +34,8 @@ def make(kind, units, d, **kw):
 
 out = {"isa": nn.lib.NNTKKernelISA().decode(), "cases": []}
 rng = np.random.default_rng(0)
-# batch 1 and >= 8 steps read the recurrent kernel from its panels (core/recurrent.c);
+# batch 1 and >= 8 steps read the recurrent kernel from its panels (core/recurrent.c; the
+# tables with recurrent_panels, not avx512, which reads it in place, row_cols at a time);
 # 37 units end in a partial panel, GRU reset_after=False uses the panels for 2U columns
 configs = [(kind, {}) for kind in ("rnn", "gru", "lstm")] + [("gru", {"reset_after": False})]
 for kind, options in configs:
@@ -326,7 +327,8 @@ def test_bidirectional_streamed_inference_is_bitwise_the_whole_sequence(
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_batch_one_panel_path_is_bitwise_a_row_of_a_batch(kind, go_backwards):
     """At batch 1 and at least recurrent_panel_min_steps steps the recurrent kernel is read
-    from column panels of recurrent_panel columns (core/recurrent.c); a
+    from column panels of recurrent_panel columns (core/recurrent.c; avx512 reads it in
+    place, row_cols columns at a time, kernels.h recurrent_panels); a
     batch of two takes the whole-row product. Rows are independent, so a sample alone and
     the same sample in a batch must be the same bits: units of one, two and four panels
     and a partial panel, inference and training, from zeros and from a given state."""

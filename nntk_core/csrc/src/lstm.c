@@ -34,7 +34,7 @@ static int fused(const NNTKRecurrentSpec *s) {
 typedef struct {
     float *pre; /* (B, 4U) pre-activations z = [zi | zf | zc | zo] (generic cell only) */
     float *act; /* (B, 4U) activations [i | f | g | o] */
-    float *tc;  /* (B, U) act(c_t) */
+    float *tc;  /* (B, U) act(c_t) (generic cell only: the fused one recomputes it) */
 } Step;
 
 static Step step_of(NNTKRecurrentSlots values) {
@@ -58,8 +58,7 @@ static void forward_step(const NNTKRecurrentFilter *f, int64_t k, int64_t batch,
         const NNTKKernels *kern = nntk_kernels();
         for (int64_t b = 0; b < batch; b++)
             kern->lstm_forward(u, xp + b * ldxp, hp + b * g4, w.bias, c_prev + b * u,
-                               keep ? st.act + b * g4 : NULL, keep ? st.tc + b * u : NULL,
-                               c + b * u, h + b * u);
+                               keep ? st.act + b * g4 : NULL, c + b * u, h + b * u);
         return;
     }
     /* z = (x_t · W + h_prev · R) + b: the bias is added last, as Keras. */
@@ -104,7 +103,7 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
     if (fused(&f->spec)) {
         const NNTKKernels *kern = nntk_kernels();
         for (int64_t b = 0; b < batch; b++)
-            kern->lstm_backward(u, dh + b * u, st.act + b * g4, st.tc + b * u, c_prev + b * u,
+            kern->lstm_backward(u, dh + b * u, st.act + b * g4, c + b * u, c_prev + b * u,
                                 dc + b * u, a + b * g4, dc_prev + b * u);
         nntk_matmul(0, batch, u, g4, a, g4, rt, u, NULL, 0, dh_prev, u);
         return;

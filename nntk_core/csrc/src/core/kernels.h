@@ -38,6 +38,11 @@ typedef struct NNTKKernels {
     int32_t tile_cols;  /* columns of C per tile */
     int32_t row_cols;   /* columns per block of a one-row product (M = 1) */
     int32_t cell_block; /* units per block of the fused GRU/LSTM cells */
+    /* 1: at batch 1 the recurrent product reads the recurrent kernel from column
+     * panels of NNTK_RECURRENT_PANEL (copied at the start of every call, core/recurrent.c);
+     * 0: in place, row_cols columns at a time (avx512: its 16-vector rows read the
+     * kernel in place faster than four-vector panels, and skip the copy). */
+    int32_t recurrent_panels;
 
     /* C (M, N) = [C +] op(A) (M, K) · B (K, N) [+ bias (N,)], row-major.
      * op(A) = A (M, K) with leading dimension lda, or Aᵀ for A stored (K, M)
@@ -68,14 +73,15 @@ typedef struct NNTKKernels {
 
     /* LSTM cell, sigmoid gates and tanh, one row. xp (4U) = x·W,
      * hp (4U) = h_prev·R, bias (4U) or NULL: pre = (xp + hp) + bias;
-     * i, f, o = σ, g = tanh; c = f ⊙ c_prev + i ⊙ g; tc = tanh(c);
-     * h = o ⊙ tc. act (4U) and tc (U) are written unless act is NULL. */
+     * i, f, o = σ, g = tanh; c = f ⊙ c_prev + i ⊙ g; h = o ⊙ tanh(c).
+     * act (4U) = [i | f | g | o] is written unless act is NULL. */
     void (*lstm_forward)(int64_t u, const float *xp, const float *hp, const float *bias,
-                         const float *c_prev, float *act, float *tc, float *c, float *h);
+                         const float *c_prev, float *act, float *c, float *h);
     /* Its gradient for one row: g (U) upstream gradient of h; dc (U) that of
-     * c arriving from the next step (overwritten with scratch). a (4U) = the
+     * c arriving from the next step (overwritten with scratch); c (U) the step's
+     * cell state (tanh(c) is recomputed, the forward's bits). a (4U) = the
      * pre-activation gradient, dc_prev (U) = dc_total ⊙ f. */
-    void (*lstm_backward)(int64_t u, const float *g, const float *act, const float *tc,
+    void (*lstm_backward)(int64_t u, const float *g, const float *act, const float *c,
                           const float *c_prev, float *dc, float *a, float *dc_prev);
 } NNTKKernels;
 

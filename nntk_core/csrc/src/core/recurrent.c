@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/kernels.h"
 #include "core/ops.h"
 #include "core/recurrent.h"
 #include "core/threads.h"
@@ -122,8 +123,8 @@ static Cache cache_layout(const NNTKRecurrentFilter *f, int64_t batch, int64_t s
     return c;
 }
 
-/* Scratch of a forward pass: xp the input projection (training: (T·B, G·U),
- * every step; inference: (B, block, G·U), one block of steps), hp (B, G·U);
+/* Scratch of a forward pass: xp the input projection (training: (B, G·U),
+ * one step; inference: (B, block, G·U), one block of steps), hp (B, G·U);
  * inference also the states (S, 2, B, U) (ping-pong) and one step's values. */
 static int64_t forward_scratch(const NNTKRecurrentSpec *s, int64_t batch, int64_t steps,
                                int training) {
@@ -168,8 +169,10 @@ NNTKStatus nntk_recurrent_init(const char *fn, NNTKLayer *layer, const NNTKLayer
     f->spec = spec_of(config);
     f->weights = layer->weights;
     const int64_t gu = f->spec.gates * f->spec.units;
-    f->panels = nntk_alloc_floats(f->spec.units * gu);
-    if (f->panels == NULL)
+    /* the panels only for a kernel table that reads them (prepare_product) */
+    const int panels = nntk_kernels()->recurrent_panels;
+    f->panels = panels ? nntk_alloc_floats(f->spec.units * gu) : NULL;
+    if (panels && f->panels == NULL)
         return nntk_fail(NNTK_ERROR_OUT_OF_MEMORY, "%s: out of memory for %lld weights", fn,
                          (long long)layer->weight_count);
     return nntk_reserve(fn, &f->scratch, &f->scratch_capacity,
@@ -229,7 +232,7 @@ static void store_output(const NNTKRecurrentSpec *spec, int64_t batch, int64_t s
 }
 
 /* dh (B, U) = d_out's part for processing step k (zeros when k has no output)
- * + carry (B, U) (may be NULL). The mirror of store_output. */
+ * + carry (B, U) (may be NULL, or dh itself). The mirror of store_output. */
 static void output_gradient(const NNTKRecurrentSpec *spec, int64_t batch, int64_t steps, int64_t k,
                             const float *d_out, const float *carry, float *dh) {
     const int64_t u = spec->units;
@@ -293,10 +296,13 @@ void nntk_recurrent_activate_backward(NNTKActivationKind kind, int64_t batch, in
  * machine (AVX-512, U = 64): 574 -> 467 ns per LSTM step, 425 -> 334 ns per
  * GRU step; neither the panels alone nor the alternation alone gains. */
 /* Called by the forward pass before its loop: packs recurrent_kernel into
- * f->panels and sets f->use_panels when the batch is 1 and the sequence long
- * enough to repay the copy; clears use_panels otherwise. */
+ * f->panels and sets f->use_panels when the kernel table reads panels
+ * (kernels.h, recurrent_panels: not avx512, whose wider one-row product reads the
+ * kernel in place faster), the batch is 1 and the sequence long enough to repay
+ * the copy; clears use_panels otherwise. */
 static void prepare_product(NNTKRecurrentFilter *f, int64_t batch, int64_t steps) {
-    f->use_panels = batch == 1 && steps >= NNTK_RECURRENT_PANEL_MIN_STEPS;
+    f->use_panels = nntk_kernels()->recurrent_panels && batch == 1 &&
+                    steps >= NNTK_RECURRENT_PANEL_MIN_STEPS;
     if (!f->use_panels) return;
     const int64_t u = f->spec.units, gu = f->spec.gates * u;
     const float *r = nntk_recurrent_weights(f).recurrent; /* (U, GU) */
@@ -351,7 +357,7 @@ typedef struct {
     NNTKRecurrentFilter *f;
     int64_t batch, steps;
     Cache c;
-    float *xp, *hp;       /* forward: (T·B, G·U), (B, G·U) */
+    float *xp, *hp;       /* forward: (B, G·U) each */
     const float *in;      /* forward: the input (B, T, D) */
     const float *bias;    /* forward: the projection's bias or NULL */
     float *out;           /* forward */
@@ -370,7 +376,10 @@ static int64_t out_rows(const NNTKRecurrentSpec *spec, int64_t steps) {
 }
 
 /* The training forward pass for batch rows [b0, b1): their input kept in the
- * cache, its projection, then the loop over time. Slices of the (·, B, ·)
+ * cache, then the loop over time, each step's input projection made just
+ * before the step into the rows' slice of xp (B, G·U): it is read back from
+ * L2, not from memory as a (T·B, G·U) projection made before the loop would
+ * be (13 MiB at B = 32, T = 100, 1024 columns). Slices of the (·, B, ·)
  * arrays at row b0, the full batch apart. */
 static void forward_rows(void *context, int64_t b0, int64_t b1) {
     const Pass *p = context;
@@ -381,17 +390,17 @@ static void forward_rows(void *context, int64_t b0, int64_t b1) {
     const int64_t gu = f->spec.gates * u, stride = (steps + 1) * bu;
     const float *kernel = nntk_recurrent_weights(f).kernel;
     gather_input(&f->spec, batch, steps, b0, b1, p->in, p->c.x);
-    /* xp[k, b] = x[k, b] · kernel [+ bias]: rows are independent (nntk_matmul) */
-    for (int64_t k = 0; k < steps; k++)
-        nntk_matmul(0, nb, gu, d, p->c.x + (k * batch + b0) * d, d, kernel, gu, p->bias, 0,
-                    p->xp + (k * batch + b0) * gu, gu);
     float *states = p->c.states + b0 * u;
     float *out = p->out + b0 * out_rows(&f->spec, steps) * u;
+    float *xp = p->xp + b0 * gu; /* (nb, G·U) */
     for (int64_t k = 0; k < steps; k++) {
+        /* xp = x[k, b0:b1] · kernel [+ bias]: rows are independent (nntk_matmul) */
+        nntk_matmul(0, nb, gu, d, p->c.x + (k * batch + b0) * d, d, kernel, gu, p->bias, 0, xp,
+                    gu);
         NNTKRecurrentSlots values = {{0}};
         for (int i = 0; i < cell->values; i++)
             values.a[i] = p->c.values.a[i] + (k * batch + b0) * cell->value_width[i] * u;
-        cell->forward_step(f, k, nb, p->xp + (k * batch + b0) * gu, gu,
+        cell->forward_step(f, k, nb, xp, gu,
                            (NNTKRecurrentStates){states + k * bu, states + (k + 1) * bu, stride},
                            p->hp + b0 * gu, values, 1);
         store_output(&f->spec, nb, steps, k, states + (k + 1) * bu, out);
@@ -403,9 +412,9 @@ static void forward_rows(void *context, int64_t b0, int64_t b1) {
  * batch rows over the threads (docs/threads.md);
  * otherwise two states (ping-pong) and one step's values live in the scratch.
  *
- * The input projections are one product per step for all steps before the
- * loop (training), or one per block of NNTK_RECURRENT_PROJECTION_STEPS steps
- * inside it (inference: the scratch does not grow with T). Rows are computed
+ * The input projections are one product per step, made just before the step
+ * (training), or one per block of NNTK_RECURRENT_PROJECTION_STEPS steps
+ * (inference): the scratch does not grow with T. Rows are computed
  * independently of each other (nntk_matmul), so a row's bits do not depend on
  * the layout, the number of steps or the split: inference, training and
  * streaming chunk by chunk give the same bits. */
@@ -421,7 +430,7 @@ static NNTKStatus forward(const char *fn, NNTKRecurrentFilter *f, int training, 
     const NNTKRecurrentWeights w = nntk_recurrent_weights(f);
     const float *bias = cell->projection_bias ? w.bias : NULL; /* (G·U,) or NULL */
     const int64_t block = nntk_recurrent_projected_steps(steps, training);
-    float *xp = scratch;          /* training (T·B, G·U); inference (B, block, G·U) */
+    float *xp = scratch;          /* training (B, G·U); inference (B, block, G·U) */
     float *hp = xp + block * gu * batch; /* (B, G·U) */
     prepare_product(f, batch, steps);
     if (training) {
@@ -496,7 +505,8 @@ static void backward_rows(void *context, int64_t b0, int64_t b1) {
     const float *d_out = p->d_out + b0 * out_rows(&f->spec, steps) * u;
     float *states = p->c.states + b0 * u;
     /* The gradients reaching the states after step k (besides d_out): h's
-     * through `incoming`, the others (LSTM's c) in d_state[1:]. */
+     * through `incoming`, the others (LSTM's c) in d_state[1:]. d_state and
+     * d_prev trade places after every step. */
     const float *incoming = p->d_final_state ? p->d_final_state + b0 * u : NULL;
     for (int64_t j = 1; j < ns; j++)
         load_state(nb, u, p->d_final_state ? p->d_final_state + j * bu + b0 * u : NULL,
@@ -511,17 +521,20 @@ static void backward_rows(void *context, int64_t b0, int64_t b1) {
         cell->backward_step(f, nb,
                             (NNTKRecurrentStates){states + k * bu, states + (k + 1) * bu, stride},
                             values_k, d_state, d_prev, p->rt, work, grads_k);
-        if (ns > 1) nntk_copy(d_state + nbu, d_prev + nbu, (ns - 1) * nbu);
-        incoming = d_prev;
+        /* The step before's gradients are this step's d_prev: swapped, not copied.
+         * output_gradient then adds d_out to its h part in place (incoming is that
+         * buffer), and the other states' (LSTM's c) carry over as they are. */
+        float *const done = d_state;
+        d_state = d_prev;
+        d_prev = done;
+        incoming = d_state;
         if (p->d_in)
             nntk_matmul(0, nb, d, gu, grads_k.a[0], gu, p->wt, d, NULL, 0,
                         p->d_in + (b0 * steps + position(&f->spec, k, steps)) * d, steps * d);
     }
-    if (p->d_initial_state) {
-        nntk_copy(p->d_initial_state + b0 * u, d_prev, nbu);
-        for (int64_t j = 1; j < ns; j++)
+    if (p->d_initial_state)
+        for (int64_t j = 0; j < ns; j++)
             nntk_copy(p->d_initial_state + j * bu + b0 * u, d_state + j * nbu, nbu);
-    }
 }
 
 /* BPTT over the kept batch, last processing step first. The loop carries

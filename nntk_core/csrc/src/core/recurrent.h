@@ -176,11 +176,11 @@ NNTKStatus nntk_recurrent_backward(const char *fn, NNTKLayer *layer, const float
 /* tf.keras's shapes: (B, T, D) input only; (B, U) out without return_sequences. */
 int32_t nntk_recurrent_drops_steps(const NNTKLayerConfig *config);
 
-/* Steps whose projection a forward pass holds at once: all of them when
- * training (the cache keeps them), else at most one block. */
+/* Steps whose projection a forward pass holds at once: one when training (each
+ * step's, made just before it), else at most one block. */
 static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training) {
-    return training || steps < NNTK_RECURRENT_PROJECTION_STEPS ? steps
-                                                               : NNTK_RECURRENT_PROJECTION_STEPS;
+    if (training) return 1;
+    return steps < NNTK_RECURRENT_PROJECTION_STEPS ? steps : NNTK_RECURRENT_PROJECTION_STEPS;
 }
 
 /* --- the cells' helpers ---------------------------------------------------------------- */
