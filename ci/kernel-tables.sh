@@ -6,8 +6,8 @@
 # NNTKKernelISA(), that the forced table is the one that ran. Fails if replay fails
 # under any table, or if a table cannot run on this CPU (the CI machine has
 # AVX-512; elsewhere name the tables to run: NNTK_KERNEL_TABLES="generic avx2").
-# About 17 s per table under a load of 3 (the replay itself: 8 s on idle cores). No report: its plots
-# would take twice the replay's time, and ci/replay-no-tf.sh writes one already.
+# 6-7 s per table on idle cores, 17 s under a load of 3. No report: its plots would
+# take twice the replay's time, and ci/replay-no-tf.sh writes one already.
 # Usage: bash ci/kernel-tables.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"

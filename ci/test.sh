@@ -3,9 +3,10 @@
 #  1. lint (ruff) and the C build with -Werror (done by the install in env.sh);
 #  2. the golden fixtures replayed in a virtual environment WITHOUT TensorFlow
 #     (ci/replay-no-tf.sh: proves replay needs no TensorFlow), then under each
-#     kernel table in turn, forced with NNTK_ISA (ci/kernel-tables.sh, 10-20 s a table); then mutation testing of the C library
-#     on a small seeded sample, replay only, against its floor (ci/mutation.sh,
-#     ~2 min; the full run is the nightly job in docs/mutation.md);
+#     kernel table in turn, forced with NNTK_ISA (ci/kernel-tables.sh, 6-20 s a
+#     table); then mutation testing of the C library on a small seeded sample,
+#     replay only, against its floor (ci/mutation.sh, ~3 min; the full run is the
+#     nightly job in docs/mutation.md);
 #  2b. the C library for a consumer without Python (ci/c-example.sh: CMake install,
 #     examples/c/keyword_detector.c built with find_package(nntk) and with
 #     pkg-config, run, its loss must fall);
