@@ -281,14 +281,8 @@ def run_gate(
         command = ["nice", "-n", str(nice), python, "-P", str(PROBE), str(out), *probe_args]
         command += ["--", *gate]
         load_before = os.getloadavg()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        with open(log, "w") as f:
-            # cwd: the temporary directory, so no checkout is on the import path
-            status = subprocess.call(command, cwd=tmp, env=env, stdout=f, stderr=subprocess.STDOUT)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        # cwd: the temporary directory, so no checkout is on the import path
+        status, wall, cpu = run_accounted(command, tmp, env, log)
         if status != 0 or not out.exists():
             tail = log.read_text(errors="replace").splitlines()[-30:]
             raise RuntimeError(f"the gate exited {status}:\n" + "\n".join(tail))
@@ -303,6 +297,22 @@ def run_gate(
         "layers": probe["layers"],
         **({"stages": probe["stages"]} if "stages" in probe else {}),
     }
+
+
+def run_accounted(command: list[str], cwd, env: dict, log: Path) -> tuple[int, float, float]:
+    """Runs `command` (output to `log`) under nntk_bench.subreaper: its exit status,
+    wall time, and the CPU time (user + system) of it and of every process it started,
+    those that outlive it included (the gate's fork server and workers)."""
+    # run as a script (stdlib only): the command's PYTHONPATH may hold another tree
+    command = [sys.executable, "-P", str(Path(__file__).with_name("subreaper.py")), *command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        status = subprocess.call(command, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return status, wall, cpu
 
 
 def run_command(
@@ -323,17 +333,9 @@ def run_command(
     command = ["nice", "-n", str(nice), python, "-P", "-m", "parity", *gate]
     command += ["--report", str(report_dir)]
     load_before = os.getloadavg()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
     log = report_dir.with_suffix(".log")
-    with open(log, "w") as f:
-        # cwd: the report's parent, so no checkout is on the import path
-        status = subprocess.call(
-            command, cwd=report_dir.parent, env=env, stdout=f, stderr=subprocess.STDOUT
-        )
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # cwd: the report's parent, so no checkout is on the import path
+    status, wall, cpu = run_accounted(command, report_dir.parent, env, log)
     if status != 0 or not (report_dir / "report.json").exists():
         tail = log.read_text(errors="replace").splitlines()[-30:]
         raise RuntimeError(f"the gate exited {status}:\n" + "\n".join(tail))

@@ -4,9 +4,10 @@ SpecRuns a one-process run makes.
 
 Every spec's cases are fixed before any runs (spec_run.plan_spec: the coverage cases
 and the seeded search's draws, no TensorFlow), so they can run anywhere: here in a
-pool of worker processes (concurrent.futures, started with `spawn`: each worker
-imports TensorFlow once, under the reference settings, which give TensorFlow one
-intra-op and one inter-op thread, so N workers keep to N cores), or on another
+pool of worker processes (concurrent.futures; forked from a fork server that has
+imported TensorFlow once for all of them, each worker starting its own TensorFlow
+runtime under the reference settings, which give TensorFlow one intra-op and one
+inter-op thread, so N workers keep to N cores), or on another
 machine (a shard). The results are recorded in the plan's order, and the failures
 grouped and shrunk, by spec_run.finish_spec, as in a one-process run: the report is
 the same, timings apart.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -99,6 +101,21 @@ def _reference_meta() -> dict:
     return reference_meta()
 
 
+def _worker_context():
+    """Workers forked from a fork server that imported TensorFlow, tf_keras and the
+    harness once (parity/worker_preload.py), instead of each worker importing them
+    (~3.5 s CPU each). The fork server never starts TensorFlow's runtime, so no
+    TensorFlow thread is forked: each worker starts its own runtime, with the reference
+    settings, in `reference.keras()`. Where there is no fork server: fresh interpreters."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["parity.worker_preload"])
+    return context
+
+
 class WorkerDied(Exception):
     """A worker process ended without an answer (killed, or crashed in native code)."""
 
@@ -113,19 +130,26 @@ class CasePool:
         self.jobs = jobs
         self.executor = ProcessPoolExecutor(
             max_workers=jobs,
-            mp_context=get_context("spawn"),  # a fresh interpreter: no forked TensorFlow state
+            mp_context=_worker_context(),
             initializer=_start_worker,
             initargs=(settings.verbose(),),
         )
-        # Start every worker now (one task each): they import TensorFlow while this
-        # process draws the cases.
-        for _ in range(jobs):
+        # Start every worker now (one task each), from a thread: a worker's start waits
+        # for the fork server's imports (~4 s), which go on while this process draws
+        # the cases. (The executor's submit is thread-safe: the first task of the run
+        # waits for these starts, not the other way round.)
+        self.starting = threading.Thread(target=self._start_workers, daemon=True)
+        self.starting.start()
+
+    def _start_workers(self) -> None:
+        for _ in range(self.jobs):
             self.executor.submit(_started)
 
     def __enter__(self) -> CasePool:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.starting.join()
         # An interrupt or error: the queued tasks are dropped, the running ones end.
         self.executor.shutdown(wait=True, cancel_futures=exc[0] is not None)
 

@@ -81,16 +81,39 @@ def _stderr_into(file):
         os.close(saved)
 
 
+# True in a process whose TensorFlow was imported by `preload_tensorflow` and whose
+# runtime has not started yet: a process forked from the preloading one (a worker of
+# parity/parallel.py) starts its own runtime at its first `import_tensorflow()`.
+_runtime_pending = False
+
+
+def preload_tensorflow() -> None:
+    """Imports TensorFlow and tf_keras, quietly, WITHOUT starting TensorFlow's runtime
+    (its thread pools and devices): for the process that forks the gate's workers, so
+    that each worker starts with them imported (a runtime's threads would not survive
+    the fork; each worker starts its own in `import_tensorflow`)."""
+    global _runtime_pending
+    quiet_tensorflow()
+    if "tensorflow" in sys.modules:
+        return
+    with stderr_captured():
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
+    _runtime_pending = True
+
+
 def import_tensorflow():
     """The tensorflow module, imported with the reference settings and, unless verbose,
     without its start-up lines; its Python-side logging is set to errors only."""
+    global _runtime_pending
     quiet_tensorflow()
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules and not _runtime_pending:
         import tensorflow as tf
 
         return tf
     with stderr_captured():
         tf = _load_tensorflow()
+    _runtime_pending = False
     if not verbose():
         tf.get_logger().setLevel("ERROR")
     return tf

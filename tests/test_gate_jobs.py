@@ -307,3 +307,23 @@ def test_each_spec_is_finished_as_its_last_case_comes_in_with_the_runs_of_one_pa
     whole = parallel.finish_all(specs, plans, done, run_one=pool.run_one)
     one, two = (without_timings(report_data.build(r, specs, "ci")) for r in (whole, runs))
     assert one == two and one["layers"][0]["cases"] == dense_cases
+
+
+@pytest.mark.tf
+def test_the_workers_run_tensorflow_with_the_reference_thread_counts():
+    """The workers are forked from a process that imported TensorFlow without starting
+    its runtime (parity/worker_preload.py); each must still start it with the reference
+    settings (parity/settings.py: one intra-op and one inter-op thread)."""
+    from parity import reference
+
+    threading = reference.tensorflow().config.threading
+    with parallel.CasePool(2) as pool:
+        asked = [
+            (
+                pool.executor.submit(threading.get_intra_op_parallelism_threads),
+                pool.executor.submit(threading.get_inter_op_parallelism_threads),
+            )
+            for _ in range(4)
+        ]
+        counts = {(intra.result(), inter.result()) for intra, inter in asked}
+    assert counts == {(1, 1)}

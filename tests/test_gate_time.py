@@ -4,7 +4,9 @@ the table, the probe's exclusive stage times. No gate runs here; the measurement
 is the benchmark (docs/bench/README.md, Gate time)."""
 
 import copy
+import os
 import statistics
+import sys
 
 import pytest
 
@@ -13,6 +15,7 @@ from nntk_bench.gate_time import (
     jobs_markdown,
     markdown,
     measure,
+    run_accounted,
     schedule,
     startup,
     summarize,
@@ -189,3 +192,27 @@ def test_the_jobs_comparison_pairs_the_rounds_and_checks_the_reports():
     meta = {"sides": {s: {"commit": "c", "command": f"nntk-parity {s}"} for s in ("base", "today")}}
     table = jobs_markdown({"summary": summary, "meta": meta})
     assert "**0.50**" in table and "every round: False" in table
+
+
+# A command that leaves an orphan: its child forks a grandchild that burns ~0.4 s of CPU
+# after the child has exited (as the gate's fork server outlives the gate's process).
+ORPHAN = """
+import os, time
+if os.fork() == 0:
+    end = time.process_time() + 0.4
+    while time.process_time() < end:
+        pass
+    os._exit(0)
+os._exit(3)
+"""
+
+
+def test_the_cpu_time_of_a_process_that_outlives_the_command_is_counted(tmp_path):
+    """Real processes: the orphan is adopted and waited for (nntk_bench/subreaper.py), so
+    its CPU time counts and the command's status comes back."""
+    status, wall, cpu = run_accounted(
+        [sys.executable, "-c", ORPHAN], tmp_path, dict(os.environ), tmp_path / "log"
+    )
+    assert status == 3
+    assert cpu >= 0.4
+    assert wall >= 0.4  # the run ends when the orphan does
