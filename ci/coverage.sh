@@ -2,7 +2,8 @@
 # Measured C coverage of nntk_core/csrc (issue 12 §2; docs/coverage.md), by gcov + gcovr.
 #
 #   bash ci/coverage.sh replay [--check]   fixture replay (no TensorFlow) under each kernel
-#                                          table in turn (NNTK_ISA=generic, avx2, avx512),
+#                                          table in turn (NNTK_ISA=generic, avx2, avx512;
+#                                          without AVX-512 the first two, own floors),
 #                                          then the C model's tests (tests/test_c_model.py,
 #                                          no TensorFlow) and the thread-count tests
 #                                          (the worker pool); ~2.5 min with the build. --check:
@@ -35,14 +36,22 @@ source "$(dirname "$0")/env.sh"
 # of nntk_core/csrc, and the branch coverage of the layer, kernel and training code
 # (the files ci/coverage_table.py's GOAL names; issue 12 §2's goal). Raise them when
 # fixtures add coverage.
-FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-88.7}
-FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-94.9}
-FLOOR_GOAL=${NNTK_COVERAGE_FLOOR_GOAL:-95.9}
-TABLES=(generic avx2 avx512)
-# The OpenBLAS thread count each table's replay sets (NNTK_BLAS_THREADS, core/ops.c): unset
-# (one thread), 2, and 0 (OpenBLAS's own default), so the fixture whose products go to
-# OpenBLAS is checked under each setting of the knob.
-declare -A BLAS_THREADS=([generic]="" [avx2]=2 [avx512]=0)
+# A CPU without AVX-512 (the AMD EPYC machines CI sometimes gets) cannot execute the
+# avx512 table: its replay runs generic and avx2 only, whose fully covered avx512 rows
+# are then missing from the totals. Its floors are that set's own figures, measured the
+# same way (2026-12-07, AMD EPYC: branches 87.0 %, lines 95.1 %, layer/kernel/training
+# branches 95.0 %), minus the same margin.
+if [ "$(NNTK_ISA= python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())")" = avx512 ]; then
+  TABLES=(generic avx2 avx512)
+  FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-88.7}
+  FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-94.9}
+  FLOOR_GOAL=${NNTK_COVERAGE_FLOOR_GOAL:-95.9}
+else
+  TABLES=(generic avx2)
+  FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-86.5}
+  FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-94.6}
+  FLOOR_GOAL=${NNTK_COVERAGE_FLOOR_GOAL:-94.5}
+fi
 
 mode=${1:-replay}
 check=0 run=1
@@ -79,13 +88,10 @@ measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT
     used=$(isa_of "$table")
     if [ "$used" != "$table" ]; then
       echo "coverage: this CPU cannot run the $table table (NNTK_ISA=$table gives $used)" >&2
-      [ $check = 1 ] && { echo "coverage: the floor is measured with every table" >&2; exit 1; }
-      continue
+      exit 1
     fi
     echo "== coverage: nntk-parity replay, $table table"
-    threads=${BLAS_THREADS[$table]}
-    env -u NNTK_BLAS_THREADS ${threads:+NNTK_BLAS_THREADS=$threads} NNTK_ISA="$table" \
-      nntk-parity replay --fixtures fixtures >"$REPORT/replay-$table.log" ||
+    NNTK_ISA="$table" nntk-parity replay --fixtures fixtures >"$REPORT/replay-$table.log" ||
       { cat "$REPORT/replay-$table.log"; exit 1; }
     tail -n 2 "$REPORT/replay-$table.log"
     echo "$table" >>"$REPORT/tables"

@@ -107,42 +107,26 @@ def _wide_layers():
     return cases
 
 
-@needs_openblas
-def test_results_do_not_depend_on_blas_threads():
-    openblas = _openblas()
-    before = openblas.scipy_openblas_get_num_threads()
-    cases = _wide_layers()
-    try:
-        reference = {}
-        for threads in (1, 2, 4):
-            openblas.scipy_openblas_set_num_threads(threads)
-            assert openblas.scipy_openblas_get_num_threads() == threads
-            for label, layer, x in cases:
-                got = results(layer, x)
-                if label in reference:
-                    assert_bitwise(reference[label], got, f"{label}: {threads} BLAS threads vs 1")
-                else:
-                    reference[label] = got
-    finally:
-        openblas.scipy_openblas_set_num_threads(before)
-
-
 _CHILD = """
 import hashlib, json, sys
 sys.path[:0] = sys.argv[1:3]  # the parent's tests/ and the directory its nntk_core came from
 import test_determinism as t
-out = {"threads": t._openblas().scipy_openblas_get_num_threads()}
+out = {"threads before": t._openblas().scipy_openblas_get_num_threads()}
 for label, layer, x in t._wide_layers():
     r = t.results(layer, x)
     data = b"".join(a.tobytes() for k in t.RESULT_KEYS for a in r[k])
     out[label] = hashlib.sha256(data).hexdigest()
+out["threads after"] = t._openblas().scipy_openblas_get_num_threads()
 print(json.dumps(out))
 """
 
 
 @needs_openblas
 def test_results_do_not_depend_on_openblas_num_threads_env():
-    """The same in fresh processes started with OPENBLAS_NUM_THREADS=1 and =2."""
+    """Fresh processes started with OPENBLAS_NUM_THREADS=1 and =2 give the same bits:
+    the library sets OpenBLAS to one thread before its first product (core/ops.c), as
+    OpenBLAS's own threads split a product into parts whose bits depend on the split
+    on some CPUs (its Haswell kernels on AMD EPYC: a 40x192x3200 product differed)."""
     digests = []
     for threads in ("1", "2"):
         env = {**os.environ, "OPENBLAS_NUM_THREADS": threads}
@@ -156,7 +140,8 @@ def test_results_do_not_depend_on_openblas_num_threads_env():
             text=True,
         ).stdout
         digest = json.loads(out.strip().splitlines()[-1])
-        assert digest.pop("threads") == int(threads)
+        assert digest.pop("threads before") == int(threads)
+        assert digest.pop("threads after") == 1
         digests.append(digest)
     assert digests[0] == digests[1]
 
@@ -452,6 +437,61 @@ def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
         split = _recurrent_training(cls, kwargs, weights, x, h0, dys)
         for i, (a, b) in enumerate(zip(serial, split, strict=True)):
             assert a.tobytes() == b.tobytes(), f"{name} threads={threads}: result {i} differs"
+
+
+_HASWELL_CHILD = """
+import ctypes, json, sys
+sys.path[:0] = sys.argv[1:3]  # the parent's tests/ and the directory its nntk_core came from
+import numpy as np
+import test_determinism as t
+nn = t.nn
+name, batch, steps, input_dim, units = json.loads(sys.argv[3])
+cls = nn.LAYER_CLASSES[name]
+kwargs = {"units": units, "input_dim": input_dim, "return_sequences": True, "return_state": True}
+rng = np.random.default_rng(units)
+weights = [(rng.standard_normal(s) * 0.3).astype(np.float32) for s in cls(**kwargs).weight_shapes()]
+x = rng.standard_normal((batch, steps, input_dim)).astype(np.float32)
+states = 2 if name == "LSTM" else 1
+h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+dys = [rng.standard_normal((batch, steps, units)).astype(np.float32)]
+dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in h0]
+runs = {}
+for threads in (1, 2, 3):
+    nn.set_thread_count(threads)
+    runs[threads] = t._recurrent_training(cls, kwargs, weights, x, h0, dys)
+openblas = t._openblas()
+openblas.scipy_openblas_get_corename.restype = ctypes.c_char_p
+differ = [f"threads={n}: result {i}" for n in (2, 3)
+          for i, (a, b) in enumerate(zip(runs[1], runs[n], strict=True))
+          if a.tobytes() != b.tobytes()]
+print(json.dumps({"core": openblas.scipy_openblas_get_corename().decode(), "differ": differ}))
+"""
+
+
+@needs_openblas
+@pytest.mark.parametrize(("name", "batch", "steps", "input_dim", "units"), LARGE_RECURRENT[:3])
+def test_thread_count_keeps_the_bits_on_openblas_haswell_kernels(
+    name, batch, steps, input_dim, units
+):
+    """OpenBLAS's Haswell kernels (what it runs on AMD EPYC) give a column other bits
+    when it is computed in a call of other columns, so the pool's split of an OpenBLAS
+    product must not change the calls (core/ops.c: fixed calls per shape). Forced with
+    OPENBLAS_CORETYPE in a child process, so that any AVX2 CPU checks it (on a CPU whose
+    OpenBLAS kernels are split-invariant the tests above cannot fail on this)."""
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    package_dir = str(Path(nn.__file__).resolve().parents[1])
+    shape = json.dumps([name, batch, steps, input_dim, units])
+    tests_dir = str(Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", _HASWELL_CHILD, tests_dir, package_dir, shape],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["core"] == "Haswell"
+    assert result["differ"] == []
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -911,9 +911,9 @@ int main(int argc, char **argv) {
     for (int t = 1; t < THREADS; t++)
         CHECK(records_equal(&first[t], &first[0]), "first calls: thread %d differs from thread 0", t);
     for (int t = 0; t < THREADS; t++) free(first[t].data);
-    /* Once, unless NNTK_BLAS_THREADS asks for no setting (0); never during a product. */
+    /* Once (one OpenBLAS thread: core/ops.c); never during a product. */
     const int settings = atomic_load(&setting_calls);
-    CHECK(getenv("NNTK_BLAS_THREADS") != NULL ? settings <= 1 : settings == blas,
+    CHECK(settings == blas,
           "first calls: OpenBLAS's thread setting made %d times (%s backend)", settings, NNTKBackend());
     CHECK(!atomic_load(&product_during_setting),
           "first calls: a product started while OpenBLAS's thread setting was being made "

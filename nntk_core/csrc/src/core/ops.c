@@ -84,9 +84,11 @@ void nntk_matmul(int trans_a, int64_t m, int64_t n, int64_t k, const float *a, i
 
 extern void scipy_openblas_set_num_threads(int);
 
-/* OpenBLAS runs on one thread unless NNTK_BLAS_THREADS says otherwise: nntk's
- * products are small and sequential, and its thread start-up costs more than
- * it brings (GRU B=1 T=200 U=32 inference: 0.55 ms threaded, 0.24 ms not). */
+/* OpenBLAS always runs on one thread: its own threads split a product into parts
+ * whose bits depend on the split on some CPUs (its Haswell kernels, which it also
+ * runs on AMD EPYC), and nntk's pool splits the products itself (nntk_gemm). One
+ * thread is also the faster for nntk's small sequential products (GRU B=1 T=200
+ * U=32 inference: 0.55 ms threaded, 0.24 ms not). */
 static void blas_threads_once(void) {
     /* done: 0 not set, 1 one caller is setting it, 2 set. Every caller waits for
      * 2, so no product from any thread starts before the setting is made nor
@@ -99,9 +101,7 @@ static void blas_threads_once(void) {
         }
         return;
     }
-    const char *env = getenv("NNTK_BLAS_THREADS");
-    int threads = env ? atoi(env) : 1;
-    if (threads >= 1) scipy_openblas_set_num_threads(threads);
+    scipy_openblas_set_num_threads(1);
     atomic_store_explicit(&done, 2, memory_order_release);
 }
 #endif
@@ -159,28 +159,56 @@ static void gemm_on(int blas, int trans_a, int trans_b, int64_t m, int64_t n, in
  * those of at least NNTK_SPLIT_MIN_WORK multiply-adds (a dispatch costs microseconds),
  * in units of `width` columns (the last unit takes the remainder). The backend is
  * chosen for the whole product, and each element of C keeps its whole chain over
- * k: the own kernel's contract (ops.h). OpenBLAS gives other bits for a part below
- * its small-matrix threshold (about 10^6 multiply-adds; a 29x64x481 part of a
- * 29x213x481 product differed, tests/test_determinism.py), so its units hold at
- * least BLAS_MIN_MACS each; above that, a column's bits did not depend on the
- * part's columns in any tested product (as they do not on OpenBLAS's own
- * threads). */
+ * k: the own kernel's contract (ops.h), so any column split gives the same bits.
+ *
+ * OpenBLAS makes no such promise: a column's bits depend on the columns of the call
+ * that computes it (measured on its Haswell kernels, on AMD EPYC: a 40x192x3200
+ * product made as two calls of 96 columns differs from one call in the 16 columns
+ * around the seam; on its SkylakeX kernels it did not for calls of >= 2^21
+ * multiply-adds). So an OpenBLAS product is always made as the same calls, whatever
+ * the thread count: calls of `width` columns from column 0, the remainder one more
+ * call, and the pool's parts are whole calls. `width` depends on the product's shape
+ * only: up to BLAS_MAX_CALLS calls (each call packs the shared operand A again: 4
+ * calls cost ~10 % over one at 256x1024x3200, 2 calls ~3 % at 64x192x3200), each of
+ * at least BLAS_MIN_CALL_COLUMNS columns and BLAS_MIN_MACS multiply-adds, in
+ * multiples of SPLIT_COLUMNS. */
 #define SPLIT_COLUMNS 32
+#ifdef NNTK_USE_BLAS
+#define BLAS_MAX_CALLS 4
+#define BLAS_MIN_CALL_COLUMNS 64
+
+static int64_t blas_call_columns(int64_t m, int64_t n, int64_t k) {
+    int64_t calls = 1;
+    while (calls < BLAS_MAX_CALLS && n / (2 * calls) >= BLAS_MIN_CALL_COLUMNS &&
+           m * k * (n / (2 * calls)) >= BLAS_MIN_MACS)
+        calls *= 2;
+    if (calls == 1) return n;
+    /* rounded down, so that n holds `calls` whole units (the pool's parts) */
+    return n / calls / SPLIT_COLUMNS * SPLIT_COLUMNS;
+}
+#endif
 
 typedef struct {
     int blas, trans_a, trans_b;
     int64_t m, k, lda, ldb, ldc;
+    int64_t width; /* the columns of one OpenBLAS call */
     float alpha, beta;
     const float *a, *b;
     float *c;
 } Product;
 
+/* C's columns j0..j1 (j0 a multiple of p->width): the own kernel in one call,
+ * OpenBLAS in its fixed calls of p->width columns. */
 static void product_columns(void *context, int64_t j0, int64_t j1) {
     const Product *p = context;
-    /* op(B)'s columns j0..j1: B's columns (K, N), or B's rows (N, K) when trans_b */
-    const float *b = p->b + (p->trans_b ? j0 * p->ldb : j0);
-    gemm_on(p->blas, p->trans_a, p->trans_b, p->m, j1 - j0, p->k, p->alpha, p->a, p->lda, b,
-            p->ldb, p->beta, p->c + j0, p->ldc);
+    const int64_t step = p->blas ? p->width : j1 - j0;
+    for (int64_t c0 = j0; c0 < j1; c0 += step) {
+        const int64_t c1 = j1 - c0 < step ? j1 : c0 + step;
+        /* op(B)'s columns c0..c1: B's columns (K, N), or B's rows (N, K) when trans_b */
+        const float *b = p->b + (p->trans_b ? c0 * p->ldb : c0);
+        gemm_on(p->blas, p->trans_a, p->trans_b, p->m, c1 - c0, p->k, p->alpha, p->a, p->lda, b,
+                p->ldb, p->beta, p->c + c0, p->ldc);
+    }
 }
 
 int nntk_gemm_own_kernel(int64_t m, int64_t n, int64_t k) {
@@ -198,12 +226,9 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
     const int blas = !nntk_gemm_own_kernel(m, n, k);
     int64_t width = SPLIT_COLUMNS;
 #ifdef NNTK_USE_BLAS
-    if (blas) { /* whole units of SPLIT_COLUMNS holding BLAS_MIN_MACS */
-        const int64_t least = (BLAS_MIN_MACS + m * k - 1) / (m * k);
-        width = (least + SPLIT_COLUMNS - 1) / SPLIT_COLUMNS * SPLIT_COLUMNS;
-    }
+    if (blas) width = blas_call_columns(m, n, k); /* the parts are whole calls */
 #endif
-    Product p = {blas, trans_a, trans_b, m, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    Product p = {blas, trans_a, trans_b, m, k, lda, ldb, ldc, width, alpha, beta, a, b, c};
     nntk_split_columns(m * n * k, n, width, product_columns, &p);
 }
 
