@@ -54,10 +54,11 @@ typedef struct NNTKRecurrentFilter {
      * an inference call between a training batch and its gradient is safe). */
     float *scratch;
     int64_t scratch_capacity;
-    /* recurrent_kernel copied into column panels for the batch-1 product
+    /* recurrent_kernel copied into column panels for the recurrent product
      * (nntk_recurrent_product); valid during a forward call that set
      * use_panels, stale otherwise (the weights may change between calls). */
-    float *panels; /* (ceil(GU / PANEL) panels of (U, width)) */
+    float *panels; /* (ceil(GU / panel_width) panels of (U, width)) */
+    int64_t panel_width; /* NNTK_RECURRENT_PANEL at batch 1, else the tile's columns */
     int32_t use_panels;
 } NNTKRecurrentFilter;
 
