@@ -338,8 +338,8 @@ void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t bat
         const int64_t j0 = q * panel;
         const int64_t stored = gu - j0 < panel ? gu - j0 : panel;
         const int64_t width = n - j0 < stored ? n - j0 : stored;
-        nntk_matmul(0, batch, width, u, h, u, f->panels + j0 * u, stored, bias ? bias + j0 : NULL, 0,
-                    hp + j0, ldc);
+        nntk_matmul(0, batch, width, u, h, u, f->panels + j0 * u, stored,
+                    bias ? bias + j0 : NULL, 0, hp + j0, ldc);
     }
 }
 
