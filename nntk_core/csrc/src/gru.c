@@ -116,7 +116,7 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
             kern->gru_backward(u, g + b * u, st.act + b * g3, st.rec + b * u, h_prev + b * u,
                                ax + b * g3, ah + b * g3, dh_prev + b * u);
         /* dh_prev += ah · Rᵀ */
-        nntk_matmul(0, batch, u, g3, ah, g3, rt, u, NULL, 1, dh_prev, u);
+        nntk_recurrent_product_t(f, batch, 0, g3, ah, g3, rt, 1, dh_prev);
         return;
     }
     /* h = z ⊙ h_prev + (1 - z) ⊙ ĥ */
@@ -141,7 +141,7 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
     } else {
         /* pre_h = xh + (r ⊙ h_prev) · R_h: q = δ · R_hᵀ, dr = q ⊙ h_prev, dh_prev += q ⊙ r
          * (dR_h = Σ (r ⊙ h_prev)ᵀ · δ after the loop). */
-        nntk_matmul(0, batch, u, u, ax + 2 * u, g3, rt + 2 * u * u, u, NULL, 0, q, u);
+        nntk_recurrent_product_t(f, batch, 2 * u, u, ax + 2 * u, g3, rt, 0, q);
         for (int64_t b = 0; b < batch; b++)
             for (int64_t j = 0; j < u; j++) {
                 d_act[b * g3 + u + j] = q[b * u + j] * h_prev[b * u + j];
@@ -157,10 +157,10 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
         /* hp = h_prev · R + b_rec; its gradient is [δz | δr | δ ⊙ r]. */
         for (int64_t b = 0; b < batch; b++)
             for (int64_t j = 0; j < 2 * u; j++) ah[b * g3 + j] = ax[b * g3 + j];
-        nntk_matmul(0, batch, u, g3, ah, g3, rt, u, NULL, 1, dh_prev, u);
+        nntk_recurrent_product_t(f, batch, 0, g3, ah, g3, rt, 1, dh_prev);
     } else {
         /* [hz | hr] = h_prev · R[:, :2U]; gradient [δz | δr]. */
-        nntk_matmul(0, batch, u, 2 * u, ax, g3, rt, u, NULL, 1, dh_prev, u);
+        nntk_recurrent_product_t(f, batch, 0, 2 * u, ax, g3, rt, 1, dh_prev);
     }
 }
 

@@ -105,7 +105,7 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
         for (int64_t b = 0; b < batch; b++)
             kern->lstm_backward(u, dh + b * u, st.act + b * g4, c + b * u, c_prev + b * u,
                                 dc + b * u, a + b * g4, dc_prev + b * u);
-        nntk_matmul(0, batch, u, g4, a, g4, rt, u, NULL, 0, dh_prev, u);
+        nntk_recurrent_product_t(f, batch, 0, g4, a, g4, rt, 0, dh_prev);
         return;
     }
     /* h = o ⊙ act(c): d act(c) = dh ⊙ o (into dh_prev as scratch), do = dh ⊙ act(c) */
@@ -137,7 +137,7 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
     nntk_recurrent_activate_backward(ra, batch, u, g4, st.pre + 3 * u, st.act + 3 * u,
                                      d_act + 3 * u, a + 3 * u);
     /* z = (x_t · W + h_prev · R) + b: dh_prev = a · Rᵀ */
-    nntk_matmul(0, batch, u, g4, a, g4, rt, u, NULL, 0, dh_prev, u);
+    nntk_recurrent_product_t(f, batch, 0, g4, a, g4, rt, 0, dh_prev);
 }
 
 static const NNTKRecurrentCell cell = {

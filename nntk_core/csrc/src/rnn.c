@@ -46,7 +46,7 @@ static void backward_step(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecur
     float *delta = grads.a[0];
     /* h = act(pre): delta = dh ⊙ act'(pre). */
     nntk_activation_backward(f->spec.activation, batch, u, values.a[0], st.next, d_state, delta);
-    nntk_matmul(0, batch, u, u, delta, u, rt, u, NULL, 0, d_prev, u);
+    nntk_recurrent_product_t(f, batch, 0, u, delta, u, rt, 0, d_prev);
 }
 
 static const NNTKRecurrentCell cell = {

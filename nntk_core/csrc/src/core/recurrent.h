@@ -54,11 +54,16 @@ typedef struct NNTKRecurrentFilter {
      * an inference call between a training batch and its gradient is safe). */
     float *scratch;
     int64_t scratch_capacity;
-    /* recurrent_kernel copied into column panels for the batch-1 product
+    /* recurrent_kernel copied into column panels for the recurrent product
      * (nntk_recurrent_product); valid during a forward call that set
      * use_panels, stale otherwise (the weights may change between calls). */
-    float *panels; /* (ceil(GU / PANEL) panels of (U, width)) */
+    float *panels; /* (ceil(GU / panel_width) panels of (U, width)) */
+    int64_t panel_width; /* NNTK_RECURRENT_PANEL at batch 1, else the tile's columns */
     int32_t use_panels;
+    /* The backward's rt = recurrent_kernelᵀ (G·U, U) in column panels of
+     * rt_panel_width columns, each (G·U, width) contiguous; 0: rt is plain
+     * (nntk_recurrent_product_t). Set by the gradient call before its loop. */
+    int64_t rt_panel_width;
 } NNTKRecurrentFilter;
 
 /* Pointers into the weight block. */
@@ -108,7 +113,8 @@ struct NNTKRecurrentCell {
     /* One step backward: d_state (S, B, U) holds the whole upstream gradient of
      * the states after the step (the cell may overwrite it); writes d_prev
      * (S, B, U), that of the states before it, and the step's pre-activation
-     * gradients. rt (G·U, U) = recurrent_kernelᵀ; work (B, work·U) scratch. */
+     * gradients. rt (G·U, U) = recurrent_kernelᵀ, read through
+     * nntk_recurrent_product_t (its layout may be panels); work (B, work·U) scratch. */
     void (*backward_step)(const NNTKRecurrentFilter *f, int64_t batch, NNTKRecurrentStates st,
                           NNTKRecurrentSlots values, float *d_state, float *d_prev, const float *rt,
                           float *work, NNTKRecurrentSlots grads);
@@ -190,6 +196,14 @@ static inline int64_t nntk_recurrent_projected_steps(int64_t steps, int training
  * order that alternates with k when f->use_panels. */
 void nntk_recurrent_product(const NNTKRecurrentFilter *f, int64_t k, int64_t batch, int64_t n,
                             const float *h, const float *bias, float *hp, int64_t ldc);
+
+/* out (B, U) = a (B, n), rows lda apart, · rt[k0 : k0+n, :] (accumulate: out +=),
+ * rt = recurrent_kernelᵀ as the gradient call laid it out (f->rt_panel_width):
+ * the same bits as nntk_matmul on the plain rt (every element one sequential
+ * chain over the n rows). */
+void nntk_recurrent_product_t(const NNTKRecurrentFilter *f, int64_t batch, int64_t k0, int64_t n,
+                              const float *a, int64_t lda, const float *rt, int accumulate,
+                              float *out);
 
 /* Per-row activation of one gate block: rows of `units` values spaced `ld`
  * apart (a gate's columns inside (B, G·U)). Softmax normalises each gate's
