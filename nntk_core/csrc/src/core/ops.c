@@ -155,16 +155,16 @@ static void gemm_on(int blas, int trans_a, int trans_b, int64_t m, int64_t n, in
         nntk_matmul(trans_a, m, n, k, a, lda, b, ldb, NULL, accumulate, c, ldc);
 }
 
-/* The pool splits products and sums by output columns (docs/threads.md), only
+/* The pool splits the own kernel's products by output columns (docs/threads.md), only
  * those of at least NNTK_SPLIT_MIN_WORK multiply-adds (a dispatch costs microseconds),
- * in units of `width` columns (the last unit takes the remainder). The backend is
- * chosen for the whole product, and each element of C keeps its whole chain over
- * k: the own kernel's contract (ops.h). OpenBLAS gives other bits for a part below
- * its small-matrix threshold (about 10^6 multiply-adds; a 29x64x481 part of a
- * 29x213x481 product differed, tests/test_determinism.py), so its units hold at
- * least BLAS_MIN_MACS each; above that, a column's bits did not depend on the
- * part's columns in any tested product (as they do not on OpenBLAS's own
- * threads). */
+ * in units of SPLIT_COLUMNS columns (the last unit takes the remainder): each element
+ * of C keeps its whole chain over k, the own kernel's contract (ops.h). A product that
+ * goes to OpenBLAS is never split: a part of it is not computed as that part of the
+ * whole. With OpenBLAS 0.3.34's Haswell kernels (AMD EPYC, 2026-12-07) every column
+ * split tried (units of 16 to 128 columns of 40x192x3200, 64x192x3040, 64x768x3200),
+ * every row split and OpenBLAS's own threads changed bits near the parts' edges;
+ * with its SkylakeX kernels a column split in units of >= 2^21 multiply-adds had kept
+ * them, which the CPU-dependent rule before this one relied on. */
 #define SPLIT_COLUMNS 32
 
 typedef struct {
@@ -196,15 +196,11 @@ void nntk_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc) {
     const int blas = !nntk_gemm_own_kernel(m, n, k);
-    int64_t width = SPLIT_COLUMNS;
-#ifdef NNTK_USE_BLAS
-    if (blas) { /* whole units of SPLIT_COLUMNS holding BLAS_MIN_MACS */
-        const int64_t least = (BLAS_MIN_MACS + m * k - 1) / (m * k);
-        width = (least + SPLIT_COLUMNS - 1) / SPLIT_COLUMNS * SPLIT_COLUMNS;
-    }
-#endif
     Product p = {blas, trans_a, trans_b, m, k, lda, ldb, ldc, alpha, beta, a, b, c};
-    nntk_split_columns(m * n * k, n, width, product_columns, &p);
+    if (blas) /* whole, on the calling thread: no part of it has its bits (above) */
+        product_columns(&p, 0, n);
+    else
+        nntk_split_columns(m * n * k, n, SPLIT_COLUMNS, product_columns, &p);
 }
 
 /* Sums in double (SUM_BLOCK columns at a time, the accumulators on the stack):
