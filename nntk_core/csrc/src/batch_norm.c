@@ -162,6 +162,7 @@ static void apply_inference(const NNTKLayer *filter, int64_t batch, int64_t step
 typedef struct {
     NNTKLayer *filter;
     int64_t rows;
+    const float *in;    /* the training forward's input (N, C), kept by its part */
     const float *d_out; /* the gradient's */
     float *out;         /* the forward's output, or the gradient's d_in (may be NULL) */
     float *d_weights;   /* the gradient's */
@@ -183,6 +184,8 @@ static void train_channels(void *context, int64_t c0, int64_t c1) {
     const float *x = filter->workspace; /* (N, C) */
     double *mean = state->mean, *var = state->rstd; /* var becomes rstd below */
 
+    for (int64_t r = 0; r < rows; r++) /* the part's channels of the input, kept */
+        nntk_copy(filter->workspace + r * channels + c0, p->in + r * channels + c0, c1 - c0);
     /* Pass 1: μ = Σx / N.  Pass 2: σ² = Σ(x−μ)² / N (biased). */
     for (int64_t c = c0; c < c1; c++) mean[c] = var[c] = 0.0;
     for (int64_t r = 0; r < rows; r++)
@@ -214,8 +217,9 @@ static void train_channels(void *context, int64_t c0, int64_t c1) {
     normalize(rows, channels, c0, c1 - c0, x, state->scratch_a + c0, state->scratch_b + c0, p->out);
 }
 
-static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, float *out) {
-    Channels p = {.filter = filter, .rows = batch * steps, .out = out};
+static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, const float *in,
+                           float *out) {
+    Channels p = {.filter = filter, .rows = batch * steps, .in = in, .out = out};
     split_channels(train_channels, &p);
 }
 
@@ -236,11 +240,12 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
         apply_inference(f, batch, steps, in, out);
         return NNTK_OK;
     }
-    nntk_copy(f->workspace, in, batch * steps * bn(f)->input_dim);
-    if (mode == NNTK_APPLY_FROZEN)
+    if (mode == NNTK_APPLY_FROZEN) {
+        nntk_copy(f->workspace, in, batch * steps * bn(f)->input_dim);
         apply_frozen(f, batch, steps, out);
-    else
-        apply_training(f, batch, steps, out);
+    } else {
+        apply_training(f, batch, steps, in, out); /* keeps the input in its parts */
+    }
     return NNTK_OK;
 }
 

@@ -266,6 +266,28 @@ static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const
     nntk_parallel_rows(batch, convolve_samples, &p);
 }
 
+/* The training forward of samples [b0, b1): their input kept, convolved, the
+ * activation and the output; every step of it is the sample's own rows. */
+typedef struct {
+    Convolution conv;   /* its x: the kept input */
+    const float *in;    /* (B, L, C) */
+    float *x;           /* (B, L, C) the kept input (conv.x) */
+    float *y, *out;     /* (B, O, F) each */
+} Training;
+
+static void train_samples(void *context, int64_t b0, int64_t b1) {
+    Training *p = context;
+    const Geometry *g = p->conv.g;
+    const int64_t cin = conv(p->conv.f)->input_dim, nf = conv(p->conv.f)->filters;
+    const int64_t in_first = b0 * g->steps * cin, out_first = b0 * g->out_steps * nf;
+    const int64_t out_rows = (b1 - b0) * g->out_steps;
+    nntk_copy(p->x + in_first, p->in + in_first, (b1 - b0) * g->steps * cin);
+    convolve_samples(&p->conv, b0, b1);
+    nntk_activation_forward(conv(p->conv.f)->activation, out_rows, nf, p->conv.pre + out_first,
+                            p->y + out_first);
+    nntk_copy(p->out + out_first, p->y + out_first, out_rows * nf);
+}
+
 /* The training workspace of a batch of B·L input rows and B·O output rows. */
 typedef struct Kept {
     float *x;     /* (B, L, C) the input */
@@ -314,10 +336,8 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
         return NNTK_OK;
     }
     const Kept k = kept(f, batch * steps, out_rows);
-    nntk_copy(k.x, in, batch * steps * conv(f)->input_dim);
-    convolve(f, &g, batch, k.x, k.pre);
-    nntk_activation_forward(conv(f)->activation, out_rows, nf, k.pre, k.y);
-    nntk_copy(out, k.y, out_rows * nf);
+    Training p = {{f, &g, k.x, k.pre}, in, k.x, k.y, out};
+    nntk_parallel_rows(batch, train_samples, &p);
     return NNTK_OK;
 }
 
