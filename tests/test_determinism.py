@@ -486,6 +486,12 @@ SPLIT_LAYERS = [
     ("TimeDistributedDense", {"units": 48, "input_dim": 200, "activation": "tanh"}, (13, 83)),
     ("Dense", {"units": 3, "input_dim": 130, "activation": "sigmoid"}, (1001, 1)),
     ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40}, (32, 100)),
+    ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40, "activation": "relu"}, (31, 100)),
+    (
+        "Conv1d",
+        {"filters": 21, "kernel_size": 3, "input_dim": 10, "activation": "softmax"},
+        (127, 41),
+    ),
     (
         "Conv1d",
         {"filters": 50, "kernel_size": 3, "input_dim": 17, "padding": "same", "strides": 2},

@@ -410,6 +410,21 @@ static void input_gradient_samples(void *context, int64_t b0, int64_t b1) {
         }
 }
 
+/* delta = d_out ⊙ act'(pre) for output rows [r0, r1): per element (per row for
+ * softmax), so the pool may split the rows. */
+typedef struct {
+    const Conv *c;
+    Kept k;
+    const float *d_out; /* (B·O, F) */
+} Delta;
+
+static void delta_rows(void *context, int64_t r0, int64_t r1) {
+    const Delta *p = context;
+    const int64_t nf = p->c->filters;
+    nntk_activation_backward(p->c->activation, r1 - r0, nf, p->k.pre + r0 * nf, p->k.y + r0 * nf,
+                             p->d_out + r0 * nf, p->k.delta + r0 * nf);
+}
+
 static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out,
                            const float *d_final_state, float *d_in, float *d_initial_state,
                            float *d_weights) {
@@ -425,8 +440,10 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
     const Kept k = kept(filter, batch * g.steps, out_rows);
     float *delta = k.delta; /* (B, O, F) d pre-activation */
 
-    /* y = act(pre): delta = d_out ⊙ act'(pre). */
-    nntk_activation_backward(c->activation, out_rows, nf, k.pre, k.y, d_out, delta);
+    /* y = act(pre): delta = d_out ⊙ act'(pre), split by rows when worth a dispatch (an
+     * element costs about four multiply-adds' time, as in the Activation layer). */
+    Delta dp = {c, k, d_out};
+    nntk_split_rows(4 * out_rows * nf, out_rows, delta_rows, &dp);
     /* pre = bias + Σ_j x_tap_j · kernel[j]: d_bias = Σ_rows delta, and the products
      * (zero-padding positions are never written). */
     for (int64_t i = 0; i < c->kernel_size * cin * nf; i++) d_kernel[i] = 0.0f;
