@@ -162,7 +162,7 @@ static void apply_inference(const NNTKLayer *filter, int64_t batch, int64_t step
 typedef struct {
     NNTKLayer *filter;
     int64_t rows;
-    const float *in;    /* the training forward's input (N, C): read by the statistics, kept by normalize_rows */
+    const float *in;    /* the training forward's input (N, C) */
     const float *d_out; /* the gradient's */
     float *out;         /* the forward's output, or the gradient's d_in (may be NULL) */
     float *d_weights;   /* the gradient's */
