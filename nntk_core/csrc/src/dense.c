@@ -129,7 +129,7 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
     }
     Rows p = {.f = f, .k = kept(f, rows), .rows = rows, .d = d, .u = u, .in = in, .out = out};
     p.in_parts = nntk_gemm_own_kernel(rows, u, d);
-    if (!p.in_parts) { /* a BLAS product, whole (nntk_gemm may split its columns) */
+    if (!p.in_parts) { /* an OpenBLAS product: whole, on this thread (core/ops.c) */
         nntk_copy(p.k.x, in, rows * d);
         nntk_gemm(0, 0, rows, u, d, 1.0f, p.k.x, d, f->weights, u, 0.0f, p.k.pre, u);
     }

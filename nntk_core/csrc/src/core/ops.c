@@ -163,8 +163,8 @@ static void gemm_on(int blas, int trans_a, int trans_b, int64_t m, int64_t n, in
  * whole. With OpenBLAS 0.3.34's Haswell kernels (AMD EPYC, 2026-12-07) every column
  * split tried (units of 16 to 128 columns of 40x192x3200, 64x192x3040, 64x768x3200),
  * every row split and OpenBLAS's own threads changed bits near the parts' edges;
- * with its SkylakeX kernels a column split in units of >= 2^21 multiply-adds had kept
- * them, which the CPU-dependent rule before this one relied on. */
+ * with the AVX-512 kernels it picked on an Intel Xeon a column split in units of
+ * >= 2^21 multiply-adds had kept them, which the rule before this one relied on. */
 #define SPLIT_COLUMNS 32
 
 typedef struct {
