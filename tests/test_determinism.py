@@ -505,16 +505,33 @@ def test_every_layer_is_bitwise_equal_for_any_thread_count(name, one_thread_afte
 
 # Layers whose own loops the pool splits (docs/threads.md): BatchNorm by channels,
 # Conv1d's kernel gradient by filters and its input gradient by samples, the Activation
-# layer by rows. Sizes on both sides of the split unit (16 channels or filters: 71 and
+# layer by rows, Dense and TimeDistributedDense by rows (their kernel gradient by its
+# rows). Sizes on both sides of the split unit (16 channels or filters: 71 and
 # 50 end mid-unit, 20 holds one unit) and of the least work split; every padding,
-# strides and dilation (the edge taps' products).
+# strides and dilation (the edge taps' products); W4's softmax head, rows that do not
+# divide by the thread count, and a head whose products go to OpenBLAS (1079 x 48 x 200,
+# above 2^21 multiply-adds: projected whole, its activation split).
 SPLIT_LAYERS = [
     ("BatchNorm", {"input_dim": 64}, (32, 96)),
     ("BatchNorm", {"input_dim": 71}, (13, 100)),
     ("BatchNorm", {"input_dim": 20, "center": False}, (40, 50)),
     ("Activation", {"activation": "relu", "input_dim": 64}, (32, 96)),
     ("Activation", {"activation": "softmax", "input_dim": 37}, (29, 83)),
+    ("TimeDistributedDense", {"units": 2, "input_dim": 64, "activation": "softmax"}, (32, 95)),
+    (
+        "TimeDistributedDense",
+        {"units": 5, "input_dim": 33, "activation": "relu", "use_bias": False},
+        (7, 61),
+    ),
+    ("TimeDistributedDense", {"units": 48, "input_dim": 200, "activation": "tanh"}, (13, 83)),
+    ("Dense", {"units": 3, "input_dim": 130, "activation": "sigmoid"}, (1001, 1)),
     ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40}, (32, 100)),
+    ("Conv1d", {"filters": 64, "kernel_size": 5, "input_dim": 40, "activation": "relu"}, (31, 100)),
+    (
+        "Conv1d",
+        {"filters": 21, "kernel_size": 3, "input_dim": 10, "activation": "softmax"},
+        (127, 41),
+    ),
     (
         "Conv1d",
         {"filters": 50, "kernel_size": 3, "input_dim": 17, "padding": "same", "strides": 2},
@@ -568,3 +585,65 @@ def test_keyword_detector_training_is_bitwise_equal_for_any_thread_count(one_thr
         assert losses.tobytes() == serial_losses.tobytes(), f"{threads} threads: losses differ"
         for i, (a, b) in enumerate(zip(serial_weights, weights, strict=True)):
             assert a.tobytes() == b.tobytes(), f"{threads} threads: weight {i} differs"
+
+
+# Adam (plain and amsgrad) and SGD (momentum, nesterov) over a list of blocks whose
+# sizes do not divide by the thread count, and W4's list: the pool splits the list by
+# parameters, across the blocks' ends.
+OPTIMIZERS = [
+    ("Adam", {"learning_rate": 1e-3}, (12864, 128, 24960, 128, 24960, 130)),
+    ("Adam", {"learning_rate": 3e-3, "amsgrad": True}, (1, 40001, 7, 33333)),
+    ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}, (50001, 3, 29999)),
+    ("SGD", {"learning_rate": 0.05}, (70001,)),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "sizes"), OPTIMIZERS)
+def test_optimizer_steps_are_bitwise_equal_for_any_thread_count(
+    name, kwargs, sizes, one_thread_after
+):
+    def train(threads):
+        nn.set_thread_count(threads)
+        rng = np.random.default_rng(len(sizes))
+        params = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+        opt = getattr(nn.optimizers, name)(**kwargs)
+        for _ in range(3):
+            grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+            opt.apply_gradients(zip(grads, params, strict=True))
+        return [*params, opt.get_state()["slots"]]
+
+    serial = train(1)
+    for threads in (2, 3):
+        split = train(threads)
+        for i, (a, b) in enumerate(zip(serial, split, strict=True)):
+            assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), (
+                f"{name} {kwargs}, {threads} threads: result {i} differs"
+            )
+
+
+# The losses split by rows in blocks of 2048 (their values summed after, in row order):
+# W4's 3040 x 2, and 5001 rows (three blocks, odd sizes).
+@pytest.mark.parametrize("rows", [3040, 5001])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        nn.losses.CategoricalCrossentropy,
+        lambda: nn.losses.CategoricalCrossentropy(from_logits=True),
+        nn.losses.MeanSquaredError,
+    ],
+    ids=["cce", "cce_logits", "mse"],
+)
+def test_losses_are_bitwise_equal_for_any_thread_count(loss, rows, one_thread_after):
+    rng = np.random.default_rng(rows)
+    classes = 7 if rows == 5001 else 2
+    y_pred = (rng.uniform(0.01, 1.0, (rows, classes))).astype(np.float32)
+    y_true = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, rows)]
+
+    def compute(threads):
+        nn.set_thread_count(threads)
+        value, gradient = loss().gradient(y_true, y_pred)
+        return np.float32(value).tobytes(), gradient.tobytes()
+
+    serial = compute(1)
+    for threads in (2, 3):
+        assert compute(threads) == serial, f"{threads} threads"

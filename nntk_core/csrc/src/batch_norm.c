@@ -162,6 +162,7 @@ static void apply_inference(const NNTKLayer *filter, int64_t batch, int64_t step
 typedef struct {
     NNTKLayer *filter;
     int64_t rows;
+    const float *in;    /* the training forward's input (N, C) */
     const float *d_out; /* the gradient's */
     float *out;         /* the forward's output, or the gradient's d_in (may be NULL) */
     float *d_weights;   /* the gradient's */
@@ -180,7 +181,7 @@ static void train_channels(void *context, int64_t c0, int64_t c1) {
     NNTKLayer *filter = p->filter;
     BatchNorm *state = filter->state;
     const int64_t rows = p->rows, channels = state->input_dim;
-    const float *x = filter->workspace; /* (N, C) */
+    const float *x = p->in; /* (N, C): the input (its copy is kept by normalize_rows) */
     double *mean = state->mean, *var = state->rstd; /* var becomes rstd below */
 
     /* Pass 1: μ = Σx / N.  Pass 2: σ² = Σ(x−μ)² / N (biased). */
@@ -211,12 +212,26 @@ static void train_channels(void *context, int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) state->rstd[c] = 1.0 / sqrt(var[c] + eps);
     affine(filter, c0, c1 - c0, mean + c0, state->rstd + c0, state->scratch_a + c0,
            state->scratch_b + c0);
-    normalize(rows, channels, c0, c1 - c0, x, state->scratch_a + c0, state->scratch_b + c0, p->out);
 }
 
-static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, float *out) {
-    Channels p = {.filter = filter, .rows = batch * steps, .out = out};
+/* Training rows [r0, r1) once every channel's inv and offset are made: the input kept,
+ * y = x·inv + offset. Per element, so the pool may split the rows; contiguous rows
+ * (a channel part would read every row's cache lines from both threads). */
+static void normalize_rows(void *context, int64_t r0, int64_t r1) {
+    const Channels *p = context;
+    const BatchNorm *state = bn(p->filter);
+    const int64_t channels = state->input_dim, first = r0 * channels;
+    float *x = p->filter->workspace; /* (N, C) */
+    nntk_copy(x + first, p->in + first, (r1 - r0) * channels);
+    normalize(r1 - r0, channels, 0, channels, x + first, state->scratch_a, state->scratch_b,
+              p->out + first);
+}
+
+static void apply_training(NNTKLayer *filter, int64_t batch, int64_t steps, const float *in,
+                           float *out) {
+    Channels p = {.filter = filter, .rows = batch * steps, .in = in, .out = out};
     split_channels(train_channels, &p);
+    nntk_split_rows(4 * p.rows * bn(filter)->input_dim, p.rows, normalize_rows, &p);
 }
 
 /* Frozen: the moving statistics, kept for the gradient. */
@@ -236,11 +251,12 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
         apply_inference(f, batch, steps, in, out);
         return NNTK_OK;
     }
-    nntk_copy(f->workspace, in, batch * steps * bn(f)->input_dim);
-    if (mode == NNTK_APPLY_FROZEN)
+    if (mode == NNTK_APPLY_FROZEN) {
+        nntk_copy(f->workspace, in, batch * steps * bn(f)->input_dim);
         apply_frozen(f, batch, steps, out);
-    else
-        apply_training(f, batch, steps, out);
+    } else {
+        apply_training(f, batch, steps, in, out); /* keeps the input in its parts */
+    }
     return NNTK_OK;
 }
 

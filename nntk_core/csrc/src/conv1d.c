@@ -266,6 +266,28 @@ static void convolve(const NNTKLayer *f, const Geometry *g, int64_t batch, const
     nntk_parallel_rows(batch, convolve_samples, &p);
 }
 
+/* The training forward of samples [b0, b1): their input kept, convolved, the
+ * activation and the output; every step of it is the sample's own rows. */
+typedef struct {
+    Convolution conv;   /* its x: the kept input */
+    const float *in;    /* (B, L, C) */
+    float *x;           /* (B, L, C) the kept input (conv.x) */
+    float *y, *out;     /* (B, O, F) each */
+} Training;
+
+static void train_samples(void *context, int64_t b0, int64_t b1) {
+    Training *p = context;
+    const Geometry *g = p->conv.g;
+    const int64_t cin = conv(p->conv.f)->input_dim, nf = conv(p->conv.f)->filters;
+    const int64_t in_first = b0 * g->steps * cin, out_first = b0 * g->out_steps * nf;
+    const int64_t out_rows = (b1 - b0) * g->out_steps;
+    nntk_copy(p->x + in_first, p->in + in_first, (b1 - b0) * g->steps * cin);
+    convolve_samples(&p->conv, b0, b1);
+    nntk_activation_forward(conv(p->conv.f)->activation, out_rows, nf, p->conv.pre + out_first,
+                            p->y + out_first);
+    nntk_copy(p->out + out_first, p->y + out_first, out_rows * nf);
+}
+
 /* The training workspace of a batch of B·L input rows and B·O output rows. */
 typedef struct Kept {
     float *x;     /* (B, L, C) the input */
@@ -314,10 +336,8 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
         return NNTK_OK;
     }
     const Kept k = kept(f, batch * steps, out_rows);
-    nntk_copy(k.x, in, batch * steps * conv(f)->input_dim);
-    convolve(f, &g, batch, k.x, k.pre);
-    nntk_activation_forward(conv(f)->activation, out_rows, nf, k.pre, k.y);
-    nntk_copy(out, k.y, out_rows * nf);
+    Training p = {{f, &g, k.x, k.pre}, in, k.x, k.y, out};
+    nntk_parallel_rows(batch, train_samples, &p);
     return NNTK_OK;
 }
 
@@ -390,6 +410,21 @@ static void input_gradient_samples(void *context, int64_t b0, int64_t b1) {
         }
 }
 
+/* delta = d_out ⊙ act'(pre) for output rows [r0, r1): per element (per row for
+ * softmax), so the pool may split the rows. */
+typedef struct {
+    const Conv *c;
+    Kept k;
+    const float *d_out; /* (B·O, F) */
+} Delta;
+
+static void delta_rows(void *context, int64_t r0, int64_t r1) {
+    const Delta *p = context;
+    const int64_t nf = p->c->filters;
+    nntk_activation_backward(p->c->activation, r1 - r0, nf, p->k.pre + r0 * nf, p->k.y + r0 * nf,
+                             p->d_out + r0 * nf, p->k.delta + r0 * nf);
+}
+
 static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out,
                            const float *d_final_state, float *d_in, float *d_initial_state,
                            float *d_weights) {
@@ -405,8 +440,10 @@ static NNTKStatus backward(const char *fn, NNTKLayer *filter, const float *d_out
     const Kept k = kept(filter, batch * g.steps, out_rows);
     float *delta = k.delta; /* (B, O, F) d pre-activation */
 
-    /* y = act(pre): delta = d_out ⊙ act'(pre). */
-    nntk_activation_backward(c->activation, out_rows, nf, k.pre, k.y, d_out, delta);
+    /* y = act(pre): delta = d_out ⊙ act'(pre), split by rows when worth a dispatch (an
+     * element costs about four multiply-adds' time, as in the Activation layer). */
+    Delta dp = {c, k, d_out};
+    nntk_split_rows(4 * out_rows * nf, out_rows, delta_rows, &dp);
     /* pre = bias + Σ_j x_tap_j · kernel[j]: d_bias = Σ_rows delta, and the products
      * (zero-padding positions are never written). */
     for (int64_t i = 0; i < c->kernel_size * cin * nf; i++) d_kernel[i] = 0.0f;

@@ -5,6 +5,7 @@
  * its type, below, differs only in names and tags. */
 #include "core/layer.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "nntk/dense.h"
 
 enum { INPUT_DIM, UNITS, ACTIVATION, USE_BIAS };
@@ -80,6 +81,40 @@ static void project(const NNTKLayer *f, int64_t rows, const float *x, float *pre
             for (int64_t j = 0; j < u; j++) pre[r * u + j] += bias[j];
 }
 
+/* Training rows [r0, r1) of a forward or gradient pass (docs/threads.md): a row of
+ * the output, of delta and of d_in depends only on the same row of the input, of
+ * d_out and of delta, and the own kernel's products give a row the same bits
+ * whatever rows share the call (core/ops.h), so the pool may split the rows. */
+typedef struct {
+    const NNTKLayer *f;
+    Kept k;
+    int64_t rows, d, u;
+    int in_parts; /* the products run in the parts: the whole product is the own kernel's */
+    const float *in;    /* forward: the input (rows, D) */
+    float *out;         /* forward: the output (rows, U) */
+    const float *d_out; /* backward (rows, U) */
+    float *d_in;        /* backward (rows, D) or NULL */
+    float *d_kernel;    /* backward (D, U) */
+} Rows;
+
+static void forward_rows(void *context, int64_t r0, int64_t r1) {
+    const Rows *p = context;
+    const int64_t d = p->d, u = p->u, nr = r1 - r0;
+    const float *kernel = p->f->weights;        /* (D, U) */
+    const float *bias = p->f->weights + d * u; /* (U,) */
+    float *x = p->k.x + r0 * d, *pre = p->k.pre + r0 * u, *y = p->k.y + r0 * u; /* (nr, ·) */
+    if (p->in_parts) { /* else copied and projected whole before the dispatch */
+        nntk_copy(x, p->in + r0 * d, nr * d);
+        nntk_matmul(0, nr, u, d, x, d, kernel, u, NULL, 0, pre, u);
+    }
+    if (nntk_layer_int(&p->f->config, USE_BIAS))
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t j = 0; j < u; j++) pre[r * u + j] += bias[j];
+    nntk_activation_forward((NNTKActivationKind)nntk_layer_int(&p->f->config, ACTIVATION), nr, u, pre,
+                            y);
+    nntk_copy(p->out + r0 * u, y, nr * u);
+}
+
 static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int64_t batch,
                           int64_t steps, int64_t out_steps, const float *in,
                           const float *initial_state, float *out, float *final_state) {
@@ -92,12 +127,37 @@ static NNTKStatus forward(const char *fn, NNTKLayer *f, NNTKApplyMode mode, int6
         nntk_activation_forward(act, rows, u, out, out);
         return NNTK_OK;
     }
-    const Kept k = kept(f, rows);
-    nntk_copy(k.x, in, rows * d);
-    project(f, rows, k.x, k.pre);
-    nntk_activation_forward(act, rows, u, k.pre, k.y);
-    nntk_copy(out, k.y, rows * u);
+    Rows p = {.f = f, .k = kept(f, rows), .rows = rows, .d = d, .u = u, .in = in, .out = out};
+    p.in_parts = nntk_gemm_own_kernel(rows, u, d);
+    if (!p.in_parts) { /* an OpenBLAS product: whole, on this thread (core/ops.c) */
+        nntk_copy(p.k.x, in, rows * d);
+        nntk_gemm(0, 0, rows, u, d, 1.0f, p.k.x, d, f->weights, u, 0.0f, p.k.pre, u);
+    }
+    /* work: the product (when in the parts) and about four multiply-adds' time per
+     * output element (bias, activation, copies) */
+    nntk_split_rows((p.in_parts ? rows * u * d : 0) + 4 * rows * u, rows, forward_rows, &p);
     return NNTK_OK;
+}
+
+/* delta = d_out ⊙ act'(pre) for rows [r0, r1), and their d_in = delta · kernelᵀ when
+ * that product is the own kernel's. */
+static void delta_rows(void *context, int64_t r0, int64_t r1) {
+    const Rows *p = context;
+    const int64_t d = p->d, u = p->u, nr = r1 - r0;
+    nntk_activation_backward((NNTKActivationKind)nntk_layer_int(&p->f->config, ACTIVATION), nr, u,
+                             p->k.pre + r0 * u, p->k.y + r0 * u, p->d_out + r0 * u,
+                             p->k.delta + r0 * u);
+    if (p->in_parts && p->d_in != NULL)
+        nntk_gemm(0, 1, nr, d, u, 1.0f, p->k.delta + r0 * u, u, p->f->weights, u, 0.0f,
+                  p->d_in + r0 * d, d);
+}
+
+/* Rows [i0, i1) of d_kernel (D, U) = xᵀ · delta: each element one chain over all the
+ * rows (the own kernel), whichever part holds it. */
+static void kernel_gradient_rows(void *context, int64_t i0, int64_t i1) {
+    const Rows *p = context;
+    nntk_matmul(1, i1 - i0, p->u, p->rows, p->k.x + i0, p->d, p->k.delta, p->u, NULL, 0,
+                p->d_kernel + i0 * p->u, p->u);
 }
 
 static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, const float *d_final_state,
@@ -105,18 +165,21 @@ static NNTKStatus backward(const char *fn, NNTKLayer *f, const float *d_out, con
     (void)fn, (void)d_final_state, (void)d_initial_state;
     const int64_t rows = f->batch * f->steps, d = nntk_layer_int(&f->config, INPUT_DIM),
                   u = nntk_layer_int(&f->config, UNITS);
-    const Kept k = kept(f, rows);
-    const float *kernel = f->weights;  /* (D, U) */
-    float *d_kernel = d_weights;       /* (D, U) */
+    Rows p = {.f = f, .k = kept(f, rows), .rows = rows, .d = d, .u = u, .d_out = d_out,
+              .d_in = d_in, .d_kernel = d_weights};
     float *d_bias = d_weights + d * u; /* (U,) */
 
-    /* y = act(pre): delta = d_out ⊙ act'(pre). */
-    nntk_activation_backward((NNTKActivationKind)nntk_layer_int(&f->config, ACTIVATION), rows, u, k.pre,
-                             k.y, d_out, k.delta);
-    /* pre = x · kernel + bias: d_kernel = xᵀ · delta, d_bias = Σ_rows delta, d_in = delta · kernelᵀ. */
-    nntk_gemm(1, 0, d, u, rows, 1.0f, k.x, d, k.delta, u, 0.0f, d_kernel, u);
-    if (nntk_layer_int(&f->config, USE_BIAS)) nntk_sum_rows(rows, u, k.delta, d_bias, 0);
-    if (d_in != NULL) nntk_gemm(0, 1, rows, d, u, 1.0f, k.delta, u, kernel, u, 0.0f, d_in, d);
+    /* y = act(pre): delta = d_out ⊙ act'(pre); pre = x · kernel + bias: d_in = delta ·
+     * kernelᵀ, d_kernel = xᵀ · delta, d_bias = Σ_rows delta. */
+    p.in_parts = nntk_gemm_own_kernel(rows, d, u);
+    nntk_split_rows((p.in_parts && d_in ? rows * d * u : 0) + 4 * rows * u, rows, delta_rows, &p);
+    if (!p.in_parts && d_in != NULL)
+        nntk_gemm(0, 1, rows, d, u, 1.0f, p.k.delta, u, f->weights, u, 0.0f, d_in, d);
+    if (d >= 2 && nntk_gemm_own_kernel(d, u, rows)) /* by rows of d_kernel; else as a whole */
+        nntk_split_rows(d * u * rows, d, kernel_gradient_rows, &p);
+    else
+        nntk_gemm(1, 0, d, u, rows, 1.0f, p.k.x, d, p.k.delta, u, 0.0f, d_weights, u);
+    if (nntk_layer_int(&f->config, USE_BIAS)) nntk_sum_rows(rows, u, p.k.delta, d_bias, 0);
     return NNTK_OK;
 }
 
