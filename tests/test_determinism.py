@@ -107,6 +107,21 @@ def _wide_layers():
     return cases
 
 
+def _child_json(code: str, env: dict[str, str], *args: str) -> dict:
+    """The JSON last printed by `code` run in a fresh Python process with `env` added,
+    given this tests/ directory, the directory nntk_core came from, and `args`."""
+    package_dir = str(Path(nn.__file__).resolve().parents[1])
+    out = subprocess.run(
+        # -P: not the current directory's nntk_core (a checkout has no library)
+        [sys.executable, "-P", "-c", code, str(Path(__file__).parent), package_dir, *args],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 _CHILD = """
 import hashlib, json, sys
 sys.path[:0] = sys.argv[1:3]  # the parent's tests/ and the directory its nntk_core came from
@@ -129,17 +144,7 @@ def test_results_do_not_depend_on_openblas_num_threads_env():
     on some CPUs (its Haswell kernels on AMD EPYC: a 40x192x3200 product differed)."""
     digests = []
     for threads in ("1", "2"):
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads}
-        package_dir = str(Path(nn.__file__).resolve().parents[1])
-        out = subprocess.run(
-            # -P: not the current directory's nntk_core (a checkout has no library)
-            [sys.executable, "-P", "-c", _CHILD, str(Path(__file__).parent), package_dir],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        digest = json.loads(out.strip().splitlines()[-1])
+        digest = _child_json(_CHILD, {"OPENBLAS_NUM_THREADS": threads})
         assert digest.pop("threads before") == int(threads)
         assert digest.pop("threads after") == 1
         digests.append(digest)
@@ -478,18 +483,8 @@ def test_thread_count_keeps_the_bits_on_openblas_haswell_kernels(
     product must not change the calls (core/ops.c: fixed calls per shape). Forced with
     OPENBLAS_CORETYPE in a child process, so that any AVX2 CPU checks it (on a CPU whose
     OpenBLAS kernels are split-invariant the tests above cannot fail on this)."""
-    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
-    package_dir = str(Path(nn.__file__).resolve().parents[1])
     shape = json.dumps([name, batch, steps, input_dim, units])
-    tests_dir = str(Path(__file__).parent)
-    out = subprocess.run(
-        [sys.executable, "-P", "-c", _HASWELL_CHILD, tests_dir, package_dir, shape],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    result = _child_json(_HASWELL_CHILD, {"OPENBLAS_CORETYPE": "Haswell"}, shape)
     assert result["core"] == "Haswell"
     assert result["differ"] == []
 
