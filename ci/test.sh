@@ -3,7 +3,7 @@
 #  1. lint (ruff) and the C build with -Werror (done by the install in env.sh);
 #  2. the golden fixtures replayed in a virtual environment WITHOUT TensorFlow
 #     (ci/replay-no-tf.sh: proves replay needs no TensorFlow), then under each
-#     kernel table in turn, forced with NNTK_ISA (ci/kernel-tables.sh, 6-20 s a
+#     kernel table this CPU executes in turn, forced with NNTK_ISA (ci/kernel-tables.sh, 6-20 s a
 #     table); then mutation testing of the C library on a small seeded sample,
 #     replay only, against its floor (ci/mutation.sh, ~3 min; the full run is the
 #     nightly job in docs/mutation.md);
@@ -43,7 +43,7 @@ ruff format --check .
 stage "replay without TensorFlow"
 bash ci/replay-no-tf.sh
 
-stage "replay under every kernel table (generic, avx2, avx512)"
+stage "replay under every kernel table this CPU executes (generic, avx2, avx512)"
 bash ci/kernel-tables.sh
 
 stage "mutation testing: seeded sample, replay (docs/mutation.md)"

@@ -92,7 +92,7 @@ def _openblas():
 
 
 needs_openblas = pytest.mark.skipif(
-    nn.BACKEND != "openblas", reason=f"the {nn.BACKEND} backend has no BLAS threads"
+    nn.BACKEND != "openblas", reason=f"the {nn.BACKEND} backend has no OpenBLAS"
 )
 
 
