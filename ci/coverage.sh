@@ -41,7 +41,8 @@ source "$(dirname "$0")/env.sh"
 # are then missing from the totals. Its floors are that set's own figures, measured the
 # same way (2026-12-07, AMD EPYC: branches 87.0 %, lines 95.1 %, layer/kernel/training
 # branches 95.0 %), minus the same margin.
-if [ "$(NNTK_ISA= python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())")" = avx512 ]; then
+isa_of() { NNTK_ISA=$1 python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())"; }
+if [ "$(isa_of "")" = avx512 ]; then
   TABLES=(generic avx2 avx512)
   FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-88.7}
   FLOOR_LINE=${NNTK_COVERAGE_FLOOR_LINE:-94.9}
@@ -66,7 +67,6 @@ REPORT=build/coverage-report/$mode
 OBJ=$BUILD/CMakeFiles/nntk.dir/nntk_core/csrc/src/core
 export NNTK_CORE_LIB="$PWD/$BUILD/libnntk.so"
 
-isa_of() { NNTK_ISA=$1 python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())"; }
 
 measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT/tables
   cmake -S . -B $BUILD -DNNTK_COVERAGE=ON -DNNTK_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -421,10 +421,9 @@ LARGE_RECURRENT = [
 ]
 
 
-@pytest.mark.parametrize(("name", "batch", "steps", "input_dim", "units"), LARGE_RECURRENT)
-def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
-    name, batch, steps, input_dim, units, one_thread_after
-):
+def _large_recurrent_case(name, batch, steps, input_dim, units):
+    """A LARGE_RECURRENT layer's class and options, its weights, input, initial states
+    and upstream gradients (seeded by units)."""
     cls = nn.LAYER_CLASSES[name]
     kwargs = {"units": units, "input_dim": input_dim, "return_sequences": True}
     kwargs["return_state"] = True
@@ -436,6 +435,14 @@ def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
     h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
     dys = [rng.standard_normal((batch, steps, units)).astype(np.float32)]
     dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
+    return cls, kwargs, weights, x, h0, dys
+
+
+@pytest.mark.parametrize(("name", "batch", "steps", "input_dim", "units"), LARGE_RECURRENT)
+def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
+    name, batch, steps, input_dim, units, one_thread_after
+):
+    cls, kwargs, weights, x, h0, dys = _large_recurrent_case(name, batch, steps, input_dim, units)
     serial = _recurrent_training(cls, kwargs, weights, x, h0, dys)
     for threads in (2, 3):
         nn.set_thread_count(threads)
@@ -447,22 +454,11 @@ def test_large_recurrent_training_is_bitwise_equal_for_any_thread_count(
 _HASWELL_CHILD = """
 import ctypes, json, sys
 sys.path[:0] = sys.argv[1:3]  # the parent's tests/ and the directory its nntk_core came from
-import numpy as np
 import test_determinism as t
-nn = t.nn
-name, batch, steps, input_dim, units = json.loads(sys.argv[3])
-cls = nn.LAYER_CLASSES[name]
-kwargs = {"units": units, "input_dim": input_dim, "return_sequences": True, "return_state": True}
-rng = np.random.default_rng(units)
-weights = [(rng.standard_normal(s) * 0.3).astype(np.float32) for s in cls(**kwargs).weight_shapes()]
-x = rng.standard_normal((batch, steps, input_dim)).astype(np.float32)
-states = 2 if name == "LSTM" else 1
-h0 = [rng.standard_normal((batch, units)).astype(np.float32) for _ in range(states)]
-dys = [rng.standard_normal((batch, steps, units)).astype(np.float32)]
-dys += [rng.standard_normal((batch, units)).astype(np.float32) for _ in h0]
+cls, kwargs, weights, x, h0, dys = t._large_recurrent_case(*json.loads(sys.argv[3]))
 runs = {}
 for threads in (1, 2, 3):
-    nn.set_thread_count(threads)
+    t.nn.set_thread_count(threads)
     runs[threads] = t._recurrent_training(cls, kwargs, weights, x, h0, dys)
 openblas = t._openblas()
 openblas.scipy_openblas_get_corename.restype = ctypes.c_char_p
