@@ -19,11 +19,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 || true)
 if [ -n "${NNTK_KERNEL_TABLES:-}" ]; then
   TABLES=$NNTK_KERNEL_TABLES
 else
-  case $(isa_of "") in
-    avx512) TABLES="generic avx2 avx512" ;;
-    avx2) TABLES="generic avx2" ;;
-    *) TABLES="generic" ;;
-  esac
+  TABLES=$(python -P -m parity.c_contract tables) # every table this CPU executes
   [ "$TABLES" = "generic avx2 avx512" ] ||
     echo "kernel-tables: this CPU ($cpu) cannot execute every table: replaying $TABLES only, not the tables above them"
 fi

@@ -42,6 +42,7 @@ import functools
 import math
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -852,3 +853,11 @@ def problems() -> tuple[int, list[str]]:
     finally:
         world.close()
     return checked, found
+
+
+if __name__ == "__main__":
+    # `python -P -m parity.c_contract tables`: the kernel tables this machine runs, lowest
+    # first, for the scripts that replay under each (ci/kernel-tables.sh, ci/coverage.sh).
+    if sys.argv[1:] != ["tables"]:
+        sys.exit("usage: python -m parity.c_contract tables")
+    print(" ".join(tables_this_machine_runs()))

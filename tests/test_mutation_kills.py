@@ -57,14 +57,7 @@ print(json.dumps({"isa": nn.lib.NNTKKernelISA().decode(), "worst": worst}))
 """
 
 
-def _tables() -> list[str]:
-    """The tables this machine runs (a higher one forced down with NNTK_ISA)."""
-    order = ["generic", "avx2", "avx512"]
-    best = nn.lib.NNTKKernelISA().decode()
-    return order[: order.index(best) + 1] if best in order else [best]
-
-
-@pytest.mark.parametrize("isa", _tables())
+@pytest.mark.parametrize("isa", c_contract.tables_this_machine_runs())
 def test_matrix_product_with_bias_at_every_tile_boundary(isa):
     """Kills (core/kernels_impl.inc, the AVX-512 tile and row kernels):
     - :99  `V_LOAD(bp + 2 * VL, nv == 3)` -> `nv > 3` (4-vector tile, masked tail),
@@ -229,4 +222,3 @@ def test_kernel_constants_describe_every_table_this_machine_runs():
     `.row_cols = MV_MAX * VL` deleted (row_cols 0 in the SIMD tables). The check is
     replay's too (parity/c_contract.py)."""
     assert c_contract.kernel_constants_problems() == []
-    assert set(c_contract.tables_this_machine_runs()) >= set(_tables())
