@@ -357,3 +357,31 @@ def test_batch_one_panel_path_is_bitwise_a_row_of_a_batch(kind, go_backwards):
                 one = layer(x[:1], training=training, initial_state=first)
                 for a, b in zip(one, pair, strict=True):
                     assert np.array_equal(a, b[:1]), (units, initial is None, training)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_batch_one_panels_around_the_k_block(kind):
+    """The one-row product's forms on the batch-1 panels (kernels_impl.inc, row_tile; the
+    avx2 table): a panel of a whole k_block rows prefetches the rows ahead, a shorter K
+    block or a partial last panel does not. units = k_block: whole k_block-row panels;
+    k_block + 5: a second K block of 5 rows and a partial last panel. Every form loads the
+    same values, so a sample alone (batch 1: the panels) must be the same bits as the same
+    sample in a batch of two (the tiles), under the running table."""
+    from parity.blocking import kernel_constants
+
+    constants = kernel_constants()
+    isa = nn.lib.NNTKKernelISA().decode()
+    k_block = constants[f"{isa}.k_block"]
+    steps = constants["recurrent_panel_min_steps"] + 1
+    cls = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
+    rng = np.random.default_rng(12)
+    for units in (k_block, k_block + 5):
+        layer = cls(units, input_dim=3, return_sequences=True, return_state=True)
+        layer.set_weights(
+            [rng.uniform(-0.2, 0.2, w.shape).astype(np.float32) for w in layer.get_weights()]
+        )
+        x = rng.uniform(-1, 1, (2, steps, 3)).astype(np.float32)
+        pair = layer(x)
+        one = layer(x[:1])
+        for a, b in zip(one, pair, strict=True):
+            assert np.array_equal(a, b[:1]), units
