@@ -16,6 +16,7 @@ typedef struct ChainLink {
     int64_t state_offset; /* floats per sequence of the batch before this layer's states */
     int64_t state_width;  /* floats per sequence of the batch of its states (0: none) */
     int64_t steps;        /* the steps it takes in the current Stream call */
+    int64_t out_steps;    /* the steps it gives in the current Stream call */
 } ChainLink;
 
 struct NNTKLayerChain {
@@ -186,7 +187,8 @@ NNTK_API NNTKStatus NNTKLayerChainDescribe(const NNTKLayerChain *chain, int64_t 
 }
 
 /* Checks a chunk (batch, steps) against the capacity and every layer's own
- * checks; links[i].steps = the steps layer i takes (links NULL: not wanted). */
+ * checks (its handle too); links[i].steps and .out_steps = the steps layer i
+ * takes and gives (links NULL: not wanted). */
 static NNTKStatus chunk_shape(const char *fn, const NNTKLayerChain *chain, int64_t batch,
                               int64_t steps, ChainLink *links, int64_t *out_steps,
                               int64_t *out_features) {
@@ -199,6 +201,7 @@ static NNTKStatus chunk_shape(const char *fn, const NNTKLayerChain *chain, int64
         if ((s = nntk_layer_output_shape(fn, NULL, chain->links[i].layer, batch, at, &at,
                                          &features)) != NNTK_OK)
             return s;
+        if (links != NULL) links[i].out_steps = at;
     }
     *out_steps = at;
     *out_features = features;
@@ -233,9 +236,10 @@ static NNTKStatus stream_in_call(const char *fn, NNTKLayerChain *chain, int64_t 
         float *y = i == chain->count - 1 ? out : chain->buffers[i % 2];
         const int64_t offset = batch * link->state_offset;
         const int has = link->state_width > 0;
-        s = nntk_layer_apply(fn, NULL, link->layer, NNTK_APPLY_INFERENCE, batch, link->steps, x,
-                             has && initial_states != NULL ? initial_states + offset : NULL, y,
-                             has && final_states != NULL ? final_states + offset : NULL);
+        /* checked by chunk_shape above: the handles and every layer's shape */
+        s = nntk_layer_apply_shaped(fn, link->layer, batch, link->steps, link->out_steps, x,
+                                    has && initial_states != NULL ? initial_states + offset : NULL,
+                                    y, has && final_states != NULL ? final_states + offset : NULL);
         if (s != NNTK_OK) return s;
         x = y;
     }

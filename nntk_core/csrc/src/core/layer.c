@@ -325,6 +325,17 @@ NNTKStatus nntk_layer_apply(const char *fn, const NNTKLayerType *type, NNTKLayer
     return s;
 }
 
+NNTKStatus nntk_layer_apply_shaped(const char *fn, NNTKLayer *filter, int64_t batch,
+                                   int64_t steps, int64_t out_steps, const float *in,
+                                   const float *initial_state, float *out, float *final_state) {
+    NNTKStatus s;
+    if ((s = nntk_call_enter(fn, "filter", &filter->in_call)) != NNTK_OK) return s;
+    s = filter->type->forward(fn, filter, NNTK_APPLY_INFERENCE, batch, steps, out_steps, in,
+                              initial_state, out, final_state);
+    nntk_call_leave(&filter->in_call);
+    return s;
+}
+
 /* --- gradients ------------------------------------------------------------------------------ */
 NNTKLayerGradient *nntk_layer_gradient_create(const char *fn, const NNTKLayerType *type,
                                               const NNTKLayer *filter) {

@@ -257,6 +257,13 @@ NNTKStatus nntk_layer_apply(const char *fn, const NNTKLayerType *type, NNTKLayer
                             NNTKApplyMode mode, int64_t batch, int64_t steps, const float *in,
                             const float *initial_state, float *out,
                             float *final_state);
+/* nntk_layer_apply in inference mode for a caller that has, in this same call,
+ * checked the handle and the shape (batch, steps) with nntk_layer_output_shape,
+ * which gave out_steps (a layer chain's Stream, core/chain.c: it checks every
+ * layer before running the first): only the call flag and the forward. */
+NNTKStatus nntk_layer_apply_shaped(const char *fn, NNTKLayer *filter, int64_t batch,
+                                   int64_t steps, int64_t out_steps, const float *in,
+                                   const float *initial_state, float *out, float *final_state);
 NNTKLayerGradient *nntk_layer_gradient_create(const char *fn, const NNTKLayerType *type,
                                               const NNTKLayer *filter);
 void nntk_layer_gradient_destroy(NNTKLayerGradient *gradient, const NNTKLayerType *type);
