@@ -70,7 +70,10 @@ def _keras_layer(spec_name: str, config_json: str, dtype: str, input_shape: tupl
     from parity.specs import get_spec
 
     spec = get_spec(spec_name)
-    return spec.build_keras(keras(), json.loads(config_json), dtype, input_shape)
+    # every weight is set from the case's data before each call (run_keras), and
+    # draw_case_data reads the twin's weights for their shapes only
+    config = json.loads(config_json)
+    return spec.build_keras(keras(), config, dtype, input_shape, initialized=False)
 
 
 def keras_layer(spec: LayerSpec, case: Case, dtype: str):

@@ -197,9 +197,23 @@ class LayerSpec(Sweep):
         return (rng.uniform(-limit, limit, size=shape) * scale).astype(np.float32)
 
     # -- the two implementations ---------------------------------------------------------
-    def build_keras(self, keras, config: dict, dtype: str, input_shape: tuple):
-        """The tf.keras twin in `dtype`, built for `input_shape` ((None, ..., features))."""
+    def build_keras(
+        self, keras, config: dict, dtype: str, input_shape: tuple, initialized: bool = True
+    ):
+        """The tf.keras twin in `dtype`, built for `input_shape` ((None, ..., features)).
+        `initialized=False`: its weights start as zeros instead of its initializers' draws,
+        for a caller that sets every weight before any call (the live gate's twins: the
+        draws, the orthogonal initializer's QR most, were ~17 % of building them all)."""
         layer = self.keras_layer(keras, config, dtype)
+        if not initialized:
+            zeros = keras.initializers.Zeros()
+            # the layer, its cells, a wrapper's inner layers: where Keras keeps them
+            for part in layer._flatten_layers():
+                for name, value in list(vars(part).items()):
+                    if name.endswith("_initializer") and isinstance(
+                        value, keras.initializers.Initializer
+                    ):
+                        setattr(part, name, zeros)
         layer.build(input_shape)
         return layer
 
