@@ -21,8 +21,12 @@ from parity import c_api, c_contract
 # vectors (64 columns); AVX2 8 lanes, blocks of 3 (24 columns); a row (M = 1) takes up to
 # 16 / 12 vectors; K is split in blocks of KC = 256, each later block accumulating
 # into C. The widths end one short of, on, and one past each vector count, so every
-# block has its masked last vector at every position.
-WIDTHS = (1, 7, 8, 9, 17, 20, 24, 25, 33, 37, 40, 45, 48, 49, 50, 60, 63, 64, 65, 100)
+# block has its masked last vector at every position; the whole widths (multiples of 8 up
+# to 96: every AVX2 row block of 1-12 whole vectors) also run the avx2 table's one-row
+# forms without masked loads, and at K = 256, where B's block is contiguous, its
+# prefetching form (core/kernels_impl.inc, row_tile).
+WIDTHS = (1, 7, 8, 9, 16, 17, 20, 24, 25, 32, 33, 37, 40, 45, 48, 49, 50, 56, 60, 63, 64, 65)
+WIDTHS += (72, 80, 88, 96, 100)
 DEPTHS = (3, 256, 257, 300)  # K: one block, exactly KC, one past (a second, accumulating)
 
 # A linear SimpleRNN of one step from zero state is a plain affine map,
