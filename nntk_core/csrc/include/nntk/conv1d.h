@@ -41,9 +41,9 @@ typedef enum NNTKPadding {
  * (batch, steps, C) gives out_steps = ⌈n/s⌉ (see above), out_features = F, and
  * fails with NNTK_ERROR_INVALID_ARGUMENT when padding is valid and steps is
  * shorter than the effective kernel (k−1)·d + 1; Apply*: in (batch, steps, C) ->
- * out (batch, out_steps, F); ApplyInference uses no workspace: an inference
- * handle may be shared by threads. CalculateGradient: d_out (batch, out_steps,
- * F) -> d_in (batch, steps, C). */
+ * out (batch, out_steps, F); ApplyInference uses no workspace. Like every
+ * handle, one call at a time (docs/DESIGN.md §3: an overlapping call is refused).
+ * CalculateGradient: d_out (batch, out_steps, F) -> d_in (batch, steps, C). */
 NNTK_DECLARE_LAYER(Conv1d)
 
 /* input_dim C >= 1, filters F >= 1, kernel_size k >= 1, strides s >= 1,
