@@ -43,7 +43,6 @@ source "$(dirname "$0")/env.sh"
 # same way (2026-12-07, AMD EPYC, with the tile-boundary products: branches 88.5 %, lines
 # 95.05 %, layer/kernel/training branches 95.4 %), minus the same margin (the line floor
 # kept at its earlier 94.6).
-isa_of() { NNTK_ISA=$1 python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())"; }
 read -ra TABLES <<<"$(python -P -m parity.c_contract tables)" # every table this CPU executes
 if [ "${TABLES[*]}" = "generic avx2 avx512" ]; then
   FLOOR_BRANCH=${NNTK_COVERAGE_FLOOR_BRANCH:-88.7}
@@ -78,7 +77,7 @@ measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT
   mkdir -p "$REPORT"
   if [ "$mode" = ci ]; then
     local used
-    used=$(isa_of "")
+    used=$(python -P -m parity.c_contract table)
     echo "== coverage: nntk-parity run --profile ci ($used table)"
     nntk-parity run --profile ci >"$REPORT/run.log" || { tail -n 60 "$REPORT/run.log"; exit 1; }
     tail -n 3 "$REPORT/run.log"
@@ -86,7 +85,7 @@ measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT
     return
   fi
   for table in "${TABLES[@]}"; do
-    used=$(isa_of "$table")
+    used=$(NNTK_ISA="$table" python -P -m parity.c_contract table)
     if [ "$used" != "$table" ]; then
       echo "coverage: this CPU cannot run the $table table (NNTK_ISA=$table gives $used)" >&2
       exit 1

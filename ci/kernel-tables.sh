@@ -14,7 +14,6 @@
 # Usage: bash ci/kernel-tables.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-isa_of() { NNTK_ISA=$1 python -P -c "import nntk_core; print(nntk_core.lib.NNTKKernelISA().decode())"; }
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 || true)
 if [ -n "${NNTK_KERNEL_TABLES:-}" ]; then
   TABLES=$NNTK_KERNEL_TABLES
@@ -24,7 +23,7 @@ else
     echo "kernel-tables: this CPU ($cpu) cannot execute every table: replaying $TABLES only, not the tables above them"
 fi
 for table in $TABLES; do
-  ran=$(isa_of "$table")
+  ran=$(NNTK_ISA="$table" python -P -m parity.c_contract table)
   if [ "$ran" != "$table" ]; then
     echo "kernel-tables: NNTK_ISA=$table runs the $ran table on this CPU ($cpu); name only the tables it has in NNTK_KERNEL_TABLES" >&2
     exit 1

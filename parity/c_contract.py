@@ -856,8 +856,13 @@ def problems() -> tuple[int, list[str]]:
 
 
 if __name__ == "__main__":
+    # For the scripts that replay under each table (ci/kernel-tables.sh, ci/coverage.sh):
     # `python -P -m parity.c_contract tables`: the kernel tables this machine runs, lowest
-    # first, for the scripts that replay under each (ci/kernel-tables.sh, ci/coverage.sh).
-    if sys.argv[1:] != ["tables"]:
-        sys.exit("usage: python -m parity.c_contract tables")
-    print(" ".join(tables_this_machine_runs()))
+    # first; `... table`: the one the library runs now (NNTK_ISA honoured), to check that
+    # NNTK_ISA=name really selects that table here.
+    if sys.argv[1:] == ["tables"]:
+        print(" ".join(tables_this_machine_runs()))
+    elif sys.argv[1:] == ["table"]:
+        print(raw("NNTKKernelISA")().decode())
+    else:
+        sys.exit("usage: python -m parity.c_contract tables|table")
