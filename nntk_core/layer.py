@@ -227,7 +227,8 @@ _init_rng = np.random.default_rng()
 
 
 def set_random_seed(seed: int) -> None:
-    """Seeds the generator of the layers' initial weights (like keras.utils.set_random_seed)."""
+    """Seeds the generator of the layers' initial weights (like keras.utils.set_random_seed).
+    A layer draws them at its first use, unless that use is set_weights()."""
     global _init_rng
     _init_rng = np.random.default_rng(seed)
 
@@ -602,7 +603,11 @@ class Layer:
                 "(set_handle_options(inference_only=True))"
             )
 
-    def _create(self) -> None:
+    def _create(self, weights: np.ndarray | None = None) -> None:
+        """Makes the native handle, starting from `weights` (the flat float32 block of a
+        set_weights() before first use) or else from the initializers' draw (none is
+        drawn for weights about to be overwritten: a recurrent kernel's orthogonal draw
+        is a numpy QR on numpy's multithreaded BLAS)."""
         config = self._new_config()
         try:
             if self._inference_only:
@@ -611,7 +616,10 @@ class Layer:
                 self._handle = lib.NNTKLayerCreateForTraining(config, ctypes.byref(self._capacity))
         finally:
             lib.NNTKLayerConfigDestroy(config)
-        self.set_weights(self.initial_weights())
+        if weights is None:
+            self.set_weights(self.initial_weights())
+        else:
+            self._weights_view()[:] = weights
 
     def initial_weights(self) -> list[np.ndarray]:
         """tf.keras's initial weights: each block drawn by its Keras initializer."""
@@ -696,9 +704,11 @@ class Layer:
                     f"got {arr.shape}"
                 )
             arrays.append(arr.ravel())
-        block = self._weights_view()
-        if arrays:
-            block[:] = np.concatenate(arrays)
+        flat = np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
+        if self._handle is None and not self._closed:
+            self._create(flat)
+        else:  # (a closed layer raises here)
+            self._weights_view()[:] = flat
         # The kept training batch was computed with the old weights, but the native
         # gradient reads the current ones: the mix is neither Keras's gradient (taken at
         # the call's weights) nor any other. backward() is refused until the next

@@ -25,13 +25,6 @@ class NativeBackend:
         import nntk_core
 
         layer = spec.build_native(nntk_core, case.config)
-        # The native handle is made on first use, from the initializers' draw
-        # (Layer.initial_weights), which drive() then overwrites with the case's weights:
-        # start the handle from those instead. A recurrent layer's draw is a numpy QR
-        # (the orthogonal initializer) on numpy's multithreaded BLAS: 6-11 ms CPU for a
-        # 160-unit GRU, then ~110 ms of a BLAS thread spinning beside the next work
-        # (docs/bench/README.md, "Less reference work per case").
-        layer.initial_weights = lambda: list(data.weights)
         try:
             return {k: np.asarray(v) for k, v in drive(spec, layer, data).items()}
         finally:

@@ -108,3 +108,32 @@ def _assert_initializer_property(name: str, w: np.ndarray, side: str) -> None:
         assert np.abs(w).max() <= limit * (1 + 1e-6), (
             f"{side} {name} draws up to {np.abs(w).max():.4g}, past glorot's {limit:.4g}"
         )
+
+
+NATIVE_CASES = [pytest.param(spec, spec.coverage_cases()[0], id=spec.name) for spec in all_specs()]
+
+
+@pytest.mark.parametrize(("spec", "case"), NATIVE_CASES)
+def test_set_weights_first_draws_nothing(spec, case, monkeypatch):
+    """A layer whose first use is set_weights() starts its handle from those weights:
+    no initializer draws what is about to be overwritten (a recurrent kernel's draw is a
+    numpy QR), and the layer holds exactly the weights given."""
+    import nntk_core
+    import nntk_core.layer
+
+    given_by = spec.build_native(nntk_core, case.config)
+    given = [w + 0.5 for w in given_by.get_weights()]  # any values but the draw's
+    given_by.close()
+
+    def refuse(shape):
+        raise AssertionError(f"an initializer drew weights of shape {shape}")
+
+    for initializer in list(nntk_core.layer.INITIALIZERS):
+        monkeypatch.setitem(nntk_core.layer.INITIALIZERS, initializer, refuse)
+    layer = spec.build_native(nntk_core, case.config)
+    try:
+        layer.set_weights(given)
+        for mine, expected in zip(layer.get_weights(), given, strict=True):
+            np.testing.assert_array_equal(mine, expected)
+    finally:
+        layer.close()
