@@ -44,12 +44,11 @@ def run_bench(
     log=print,
     nntk_threads: int = 1,
 ) -> dict:
-    try:
-        from threadpoolctl import threadpool_limits
+    # A hard import: without it numpy's OpenBLAS keeps its own threads, one of which can
+    # spin beside the timed calls (in the CPU-time column) after any numpy BLAS call.
+    from threadpoolctl import threadpool_limits
 
-        limiter = threadpool_limits(1)
-    except ImportError:
-        limiter = None
+    limiter = threadpool_limits(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     rounds = 3 if quick else 15
     target = 0.002 if quick else 0.005
@@ -125,8 +124,7 @@ def run_bench(
         report["memory"] = memory_report()
     except Exception as exc:  # never lose the timings for the memory figures
         report["memory"] = {"error": f"{type(exc).__name__}: {exc}"}
-    if limiter is not None:
-        limiter.restore_original_limits()
+    limiter.restore_original_limits()
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "bench.json").write_text(json.dumps(report, indent=2))

@@ -124,12 +124,9 @@ def _serve(framework: str, conn) -> None:
     from parity import settings
 
     settings.quiet_tensorflow()
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # hard: see run.run_bench
 
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    threadpool_limits(1)
     # A runtime's own lines on file descriptor 2 (LiteRT: "Created TensorFlow Lite XNNPACK
     # delegate"; XLA: "slow_operation_alarm ... Constant folding") are shown only with
     # --verbose; a failure reaches the parent as a skip note or an error.
