@@ -361,7 +361,9 @@ class Sequential:
         (padding at the chunk's edges, a pooling, Bidirectional) raises ValueError
         naming it. A call with a new chunk shape makes the native chain for it (its
         buffers reserved); later calls with that shape allocate only the output and
-        the new states, and pass what the previous call returned without a copy."""
+        the new states, and pass what the previous call returned without a copy. For
+        live input one frame per call, `streamer()` keeps the states itself and writes
+        into the caller's output array: the same native call, less Python per call."""
         # A float32 ndarray goes as it is (the chain copies one the library cannot read
         # in place), anything else is converted or refused naming the chunk.
         x = chunk
