@@ -351,7 +351,9 @@ def _frame_driver() -> ctypes.CDLL:
     return driver
 
 
-def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
+def _stream_runner(
+    raw: NNTKRaw, w: Weights, python_api: bool, check, python_call: str = "streamer"
+) -> Runner:
     """W6: W3's network fed one frame per call (frame i: the conv's window x1[:, i:i+K],
     one output step), the GRUs' states carried from call to call. Through the C API:
     one NNTKLayerChainStream per frame on a chain of the model's seven layers (what
@@ -360,11 +362,34 @@ def _stream_runner(raw: NNTKRaw, w: Weights, python_api: bool, check) -> Runner:
     even, so a new pass starts from the first again), and frame i's output goes
     straight into row i of an (O, CLASSES) array. The calls are made from C
     (nntk_bench/c/stream_frames.c), as an app would make them: one ctypes call per
-    frame; `ns_per_frame` times frames in C alone. Through Python: Sequential.stream,
-    one call per frame (the same native call)."""
+    frame; `ns_per_frame` times frames in C alone. Through Python (the nntk-py row):
+    the call a user who counts per-frame latency makes, `python_call`="streamer":
+    `Sequential.streamer`'s object, its states kept inside, each frame's output written
+    into one reused array (`s(window, y)`, out by position; nntk_core/streamer.py);
+    "streamer-kw": the same with `out=y` by keyword; "stream":
+    `Sequential.stream(window, states)`, a new output and new states per frame
+    (tools/call_overhead.py times both). The same native call per frame, the same bits."""
     model = nntk_model(w, 1)
     windows = w.windows()
+    if python_api and python_call in ("streamer", "streamer-kw"):
+        streamer = model.streamer(batch=1, steps=K)
+        frame_out = np.empty(streamer.output_shape, np.float32)
+
+        def step_streamer(i):
+            return streamer(windows[i], frame_out)
+
+        def step_streamer_kw(i):
+            return streamer(windows[i], out=frame_out)
+
+        step = step_streamer if python_call == "streamer" else step_streamer_kw
+        runner = frame_runner(step, streamer.reset_states)
+        runner.keep = (model, streamer, frame_out)
+        return runner
     if python_api:
+        if python_call != "stream":
+            raise ValueError(
+                f"python_call must be 'streamer', 'streamer-kw' or 'stream', got {python_call!r}"
+            )
         states = [None]  # the model's states, as the last stream() returned them
 
         def step_py(i):

@@ -15,6 +15,8 @@ tf.keras semantics, and its Python binding (ctypes).
     model = nn.load_keras("model.keras")       # a tf.keras model file, without TensorFlow
     model.save("model.nntk")                   # the nntk model file (docs/MODEL_FILE.md)
     model = nn.load("model.nntk")
+    with model.streamer(batch=1, steps=5) as s:    # live input, the states kept inside
+        y = s(window)                           # or s(window, y): into y, no new array
 """
 
 import ctypes
@@ -34,6 +36,7 @@ from nntk_core.layers import LAYER_CLASSES
 from nntk_core.model import Sequential
 from nntk_core.model_file import ModelFileError, load
 from nntk_core.recurrent import RecurrentLayer
+from nntk_core.streamer import Streamer
 
 __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
@@ -77,6 +80,7 @@ __all__ = [
     "RecurrentLayer",
     "Sequential",
     "set_random_seed",
+    "Streamer",
     "set_thread_count",
     "thread_count",
     "UnsupportedKerasModel",

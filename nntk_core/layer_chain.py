@@ -31,10 +31,19 @@ def layer_name(index: int, layer) -> str:
 class LayerChain:
     """The native chain of `layers` (their handles `handles`) for chunks of `shape`,
     giving outputs of `out_shape`. Raises ValueError naming the layer that cannot
-    stream (the library's reason)."""
+    stream (the library's reason). `caller`: the API named in the errors
+    (Sequential.stream, Sequential.streamer)."""
 
-    def __init__(self, layers, handles: tuple, shape: tuple[int, int, int], out_shape):
+    def __init__(
+        self,
+        layers,
+        handles: tuple,
+        shape: tuple[int, int, int],
+        out_shape,
+        caller: str = "Sequential.stream",
+    ):
         batch, steps = shape[0], shape[1]
+        self.caller = caller
         self.handles = handles
         self.made_for: tuple = ()  # the layers' input sizes (Sequential's check)
         self.out_shape = tuple(out_shape)
@@ -52,9 +61,7 @@ class LayerChain:
             if exc.status == "NNTK_ERROR_OUT_OF_MEMORY":  # not the layer's fault: as it came
                 raise
             reason = exc.message.split(": ", 1)[-1]
-            raise ValueError(
-                f"Sequential.stream: {layer_name(index, layers[index])} {reason}"
-            ) from None
+            raise ValueError(f"{caller}: {layer_name(index, layers[index])} {reason}") from None
         # (layer, n_states, width, start, end) per layer with states, in model order:
         # its slice of the flat state buffer.
         self.stateful = []
@@ -105,18 +112,20 @@ class LayerChain:
         lib.NNTKLayerChainDescribe(self._handle, *[ctypes.byref(v) for v in values])
         return values[0].value
 
-    def initial_buffer(self, states) -> np.ndarray | None:
+    def initial_buffer(self, states, caller: str | None = None) -> np.ndarray | None:
         """`states` (not None) as the native initial-state buffer, checked as
-        RecurrentLayer.stream checks a state, each error naming states[k]."""
+        RecurrentLayer.stream checks a state, each error naming states[k] (`caller`:
+        the API the errors name, by default the chain's)."""
+        caller = caller or self.caller
         count = len(self.stateful)
         if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
             raise TypeError(
-                f"Sequential.stream: states must be None or a list of {count} state lists "
+                f"{caller}: states must be None or a list of {count} state lists "
                 "(one per layer with states, in model order), as stream() returns"
             )
         if len(states) != count:
             raise ValueError(
-                f"Sequential.stream: states must hold {count} entries (one per layer with "
+                f"{caller}: states must hold {count} entries (one per layer with "
                 f"states, in model order), got {len(states)}"
             )
         if not self.state_floats:  # no layer with states: nothing to pass

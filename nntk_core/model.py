@@ -25,6 +25,7 @@ from nntk_core.layer_chain import layer_name as _name
 from nntk_core.layers import LAYER_CLASSES
 from nntk_core.losses import CategoricalCrossentropy
 from nntk_core.recurrent import RecurrentLayer
+from nntk_core.streamer import Streamer
 
 Activation, Dense = LAYER_CLASSES["Activation"], LAYER_CLASSES["Dense"]
 
@@ -360,7 +361,9 @@ class Sequential:
         (padding at the chunk's edges, a pooling, Bidirectional) raises ValueError
         naming it. A call with a new chunk shape makes the native chain for it (its
         buffers reserved); later calls with that shape allocate only the output and
-        the new states, and pass what the previous call returned without a copy."""
+        the new states, and pass what the previous call returned without a copy. For
+        live input one frame per call, `streamer()` keeps the states itself and writes
+        into the caller's output array: the same native call, less Python per call."""
         # A float32 ndarray goes as it is (the chain copies one the library cannot read
         # in place), anything else is converted or refused naming the chunk.
         x = chunk
@@ -371,12 +374,40 @@ class Sequential:
             chain = self._chain_for(x.shape)
         return chain.stream(x, states)
 
+    def streamer(self, batch: int = 1, steps: int = 1, *, features: int | None = None):
+        """A stateful streaming object for live input (nntk_core/streamer.py): the model
+        fed chunks of (batch, steps, features) (features: the model's input_dim unless
+        given), one call per chunk, its layers' states kept in the object between calls,
+        as tf.keras's `stateful=True`; `reset_states()` starts a new sequence.
+
+            s = model.streamer(batch=1, steps=5)  # a front Conv1d(kernel 5, "valid")
+            y = np.empty(s.output_shape, np.float32)
+            for i in range(x.shape[1] - 4):
+                s(x[:, i : i + 5], out=y)  # == model.stream(...)'s output, bitwise
+
+        The same chunks, layers and checks as stream() (a layer that cannot stream is
+        refused naming it), the same native call, the same bits; per call it makes no
+        state array or list, and with `out=` no output array: the per-frame call for a
+        caller who counts microseconds. `s.states`, `s.reset_states(states)` in
+        stream()'s states format; `close()` or `with` frees its native chain."""
+        return Streamer(self, batch, steps, features)
+
     def _chain_for(self, shape: tuple[int, ...]) -> LayerChain:
-        """A native chain for chunks of `shape` over the layers' current handles."""
+        """A native chain for chunks of `shape` over the layers' current handles, kept
+        for stream() (the chains of other shapes destroyed)."""
         if len(shape) != 3:
             raise ValueError(
                 f"Sequential.stream: chunk must be (batch, steps, features), got shape {shape}"
             )
+        chain = self._new_chain(shape, "Sequential.stream")
+        for old in self._chains.values():
+            old.close()
+        self._chains = {shape: chain}
+        return chain
+
+    def _new_chain(self, shape: tuple[int, int, int], caller: str) -> LayerChain:
+        """A native chain for chunks of `shape` over the layers' current handles, the
+        caller's to keep (stream()'s, or a Streamer's); errors name `caller`."""
         out_shape = self.compute_output_shape(shape)
         # An adaptive Activation's handle is for the size of its last input: give it
         # this chunk's (each layer's input, as a call would).
@@ -386,13 +417,9 @@ class Sequential:
                 layer._prepare_input(np.empty(size, np.float32))
             size = self._layer_output_shape(i, layer, size)
         handles = tuple(layer._live_handle() for layer in self.layers)
-        for old in self._chains.values():
-            old.close()
-        self._chains = {}
-        chain = LayerChain(self.layers, handles, shape, out_shape)
+        chain = LayerChain(self.layers, handles, shape, out_shape, caller)
         chain.made_for = tuple(layer.input_dim for layer in self.layers)
-        self._chains[shape] = chain
-        return self._chains[shape]
+        return chain
 
     def close(self) -> None:
         for chain in self._chains.values():

@@ -4,10 +4,12 @@
 
 Two kinds of case, each a C call and a Python call on the same native handle:
 - the bench's own runners (nntk_bench/nntk_runners.py) for W1, W2 and W6: the `nntk`
-  row (the C API through ctypes with its arguments prepared once; W6: the seven layer
-  calls of a frame made from C) against the `nntk-py` row (`layer(x)`;
-  `Sequential.stream(window, states)`): the figure issue 16's goal (≤ 5 µs above C) is
-  judged on;
+  row (the C API through ctypes with its arguments prepared once; W6: one
+  NNTKLayerChainStream per frame made from C) against the `nntk-py` row (`layer(x)`;
+  W6: the streamer with a reused output, `s(window, y)`), the figure issue 16's goal
+  (≤ 5 µs above C) is judged on; for W6 also the same with `out=y` by keyword and
+  `Sequential.stream(window, states)` (a new output and new states per frame) against
+  the same C row;
 - single calls: the layer's typed C function with prepared arguments against `layer(x)`
   and `layer.stream(...)`, also with `out=` (the output written into one array, not a
   new one each call).
@@ -85,8 +87,14 @@ def bench_cases(only: set[str]):
             )
             yield f"bench {name} ({RECURRENT[name].cell} B=1 T=100)", c.fn, py.fn, 1 / 200, (c, py)
     if "W6" in only:
-        c, py = (runners._stream_runner(raw, w, p, check) for p in (False, True))
-        yield "bench W6 (frame, stream)", c.fn, py.fn, 1, (c, py)
+        c = runners._stream_runner(raw, w, False, check)
+        for call, label in (
+            ("streamer", "streamer, out"),
+            ("streamer-kw", "streamer, out="),
+            ("stream", "stream"),
+        ):
+            py = runners._stream_runner(raw, w, True, check, python_call=call)
+            yield f"bench W6 (frame, {label})", c.fn, py.fn, 1, (c, py)
 
 
 def call_cases(rng: np.random.Generator, only: set[str]):
