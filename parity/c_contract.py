@@ -804,7 +804,15 @@ def description_problems() -> tuple[int, list[str]]:
 # the specs derive their kernel-boundary shape buckets from these (parity.spec.boundaries),
 # so a table missing or a zero constant would drop buckets silently.
 KERNEL_TABLES = ["generic", "avx2", "avx512"]  # lowest first: NNTK_ISA forces a lower one
-TABLE_CONSTANTS = ("k_block", "vector", "tile_rows", "tile_cols", "row_cols", "cell_block")
+TABLE_CONSTANTS = (
+    "k_block",
+    "vector",
+    "tile_rows",
+    "tile_cols",
+    "row_cols",
+    "row_k_block",
+    "cell_block",
+)
 
 
 def tables_this_machine_runs() -> list[str]:

@@ -385,3 +385,34 @@ def test_batch_one_panels_around_the_k_block(kind):
         one = layer(x[:1])
         for a, b in zip(one, pair, strict=True):
             assert np.array_equal(a, b[:1]), units
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_batch_one_wide_product_around_the_row_k_block(kind):
+    """A one-row product wider than one column block, read in place (a short chunk at
+    batch 1: no panels; kernels_impl.inc, matvec), runs its K rows in blocks of
+    row_k_block rows, each block through every column block. K = input_dim and units
+    one below, at and one above row_k_block and two blocks and a part; 3U or 4U columns
+    span two row_cols blocks and a part. A K block or a column strip skipped or run
+    twice changes the sample's output, so a sample alone (batch 1) must be the same
+    bits as the same sample in a batch of two (the tiles), under the running table."""
+    from parity.blocking import kernel_constants
+
+    constants = kernel_constants()
+    isa = nn.lib.NNTKKernelISA().decode()
+    row_k, row_cols = constants[f"{isa}.row_k_block"], constants[f"{isa}.row_cols"]
+    gates = {"gru": 3, "lstm": 4}[kind]
+    steps = constants["recurrent_panel_min_steps"] - 1  # in place: no panels
+    cls = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
+    rng = np.random.default_rng(16)
+    for depth in (row_k - 1, row_k, row_k + 1, 2 * row_k + 3):
+        units = max(depth, row_cols // gates + 1)  # 2 column blocks at least
+        layer = cls(units, input_dim=depth, return_sequences=True, return_state=True)
+        layer.set_weights(
+            [rng.uniform(-0.2, 0.2, w.shape).astype(np.float32) for w in layer.get_weights()]
+        )
+        x = rng.uniform(-1, 1, (2, steps, depth)).astype(np.float32)
+        pair = layer(x)
+        one = layer(x[:1])
+        for a, b in zip(one, pair, strict=True):
+            assert np.array_equal(a, b[:1]), (depth, units)

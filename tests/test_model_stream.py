@@ -7,6 +7,8 @@ cannot stream are refused naming the layer and why; bad states name the argument
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -189,3 +191,69 @@ def test_an_entry_none_is_that_layers_zero_state():
     out_zero, _ = model.stream(x[:, 2:], zero_gru)
     np.testing.assert_array_equal(out_none, out_zero)
     assert not np.array_equal(out_none, model.stream(x[:, 2:], states)[0])  # the state matters
+
+
+def _raw_chain(layers, max_batch: int, max_steps: int):
+    """A native chain of `layers` (nntk/layer.h), through the checked raw functions."""
+    from nntk_core._native import lib
+
+    chain = lib.NNTKLayerChainCreate(layers[0]._live_handle(), max_batch, max_steps)
+    for layer in layers[1:]:
+        lib.NNTKLayerChainAppend(chain, layer._live_handle())
+    return chain
+
+
+def _raw_stream(chain, x: np.ndarray, states: np.ndarray, out_features: int):
+    """(out, final states) of one NNTKLayerChainStream on x (batch, steps, features), the
+    output (batch, steps - 3, out_features) (a kernel of 4 in front; at least one step,
+    so that a chunk the chain refuses still gets its buffers)."""
+    from nntk_core._native import lib
+
+    batch, steps = x.shape[0], x.shape[1]
+    out = np.zeros((batch, max(steps - 3, 1), out_features), np.float32)
+    final = np.zeros_like(states)
+    ptr = ctypes.POINTER(ctypes.c_float)
+    lib.NNTKLayerChainStream(
+        chain, batch, steps, x.ctypes.data_as(ptr), states.ctypes.data_as(ptr),
+        out.ctypes.data_as(ptr), final.ctypes.data_as(ptr),
+    )  # fmt: skip
+    return out, final
+
+
+def test_a_chunk_is_checked_again_after_the_same_one_passed():
+    """A chain keeps the per-layer steps of the last chunk shape that passed its checks
+    (core/chain.c, same_chunk) and runs a repeat of that shape without them: a chunk of
+    another shape after it is still checked layer by layer (a too-short window for the
+    convolution, too many steps, a batch over the capacity, each refused naming the
+    argument) and computed with its own steps; the same chunk again after a refused one
+    gives the same bits; a layer appended after a Stream runs (a fresh chain's bits)."""
+    from nntk_core._native import NNTKError, lib
+
+    rng = np.random.default_rng(21)
+    conv, gru = nn.Conv1d(3, 4, input_dim=2), nn.GRU(3, input_dim=3, return_sequences=True)
+    act = nn.Activation("tanh", input_dim=3)
+    model = nn.Sequential([conv, gru, act])
+    randomize(model, rng)
+    chain = _raw_chain([conv, gru, act], 2, 6)
+    fresh = _raw_chain([conv, gru, act], 2, 6)
+    grown = _raw_chain([conv], 2, 6)
+    try:
+        x = rng.uniform(-1, 1, (2, 6, 2)).astype(np.float32)
+        states = rng.uniform(-1, 1, (2 * 3,)).astype(np.float32)
+        first = _raw_stream(chain, x[:1, :4], states[:3], 3)
+        for steps, batch, named in ((3, 1, "steps"), (7, 1, "steps"), (4, 3, "batch")):
+            with pytest.raises(NNTKError, match=named):
+                bad = np.zeros((batch, steps, 2), np.float32)
+                _raw_stream(chain, bad, np.zeros(3 * batch, np.float32), 3)
+        wide = _raw_stream(chain, x, states, 3)  # 3 output steps of 2 sequences
+        again = _raw_stream(chain, x[:1, :4], states[:3], 3)
+        for got, want in zip(wide + again, _raw_stream(fresh, x, states, 3) + first, strict=True):
+            np.testing.assert_array_equal(got, want)
+        _raw_stream(grown, x[:1, :4], states[:0], 3)  # the conv alone, shape worked out
+        lib.NNTKLayerChainAppend(grown, gru._live_handle())
+        lib.NNTKLayerChainAppend(grown, act._live_handle())
+        for got, want in zip(_raw_stream(grown, x[:1, :4], states[:3], 3), first, strict=True):
+            np.testing.assert_array_equal(got, want)
+    finally:
+        for c in (chain, fresh, grown):
+            lib.NNTKLayerChainDestroy(c)

@@ -37,6 +37,7 @@ typedef struct NNTKKernels {
     int32_t tile_rows;  /* rows of C per tile (1: one row at a time) */
     int32_t tile_cols;  /* columns of C per tile */
     int32_t row_cols;   /* columns per block of a one-row product (M = 1) */
+    int32_t row_k_block; /* K chunk of a one-row product wider than row_cols */
     int32_t cell_block; /* units per block of the fused GRU/LSTM cells */
     /* 1: at batch 1 the recurrent product reads the recurrent kernel from column
      * panels of NNTK_RECURRENT_PANEL (copied at the start of every call, core/recurrent.c);

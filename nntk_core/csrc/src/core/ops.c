@@ -307,6 +307,7 @@ static void describe_table(char *text, size_t size, size_t *length, const NNTKKe
     add_line(text, size, length, prefix, "tile_rows", k->tile_rows);
     add_line(text, size, length, prefix, "tile_cols", k->tile_cols);
     add_line(text, size, length, prefix, "row_cols", k->row_cols);
+    add_line(text, size, length, prefix, "row_k_block", k->row_k_block);
     add_line(text, size, length, prefix, "cell_block", k->cell_block);
 }
 
