@@ -33,6 +33,8 @@ class Activation(Layer, layer="Activation"):
 
     def _prepare_input(self, x, name: str = "x"):
         if not self._fixed_dim:
+            if self._closed:  # a closed layer stays closed, whatever size comes next
+                raise RuntimeError(f"{type(self).__name__} was closed")
             arr = as_float32(x, name)
             if (
                 arr.ndim in self.input_ranks

@@ -263,3 +263,22 @@ def test_a_model_stream_follows_a_layer_re_created_between_chunks():
     model.layers[2].close()
     with pytest.raises(RuntimeError, match="was closed"):
         model.stream(chunk)
+
+
+def test_a_closed_adaptive_activation_stays_closed_for_a_new_size():
+    """Closing an adaptive Activation is final: a call, stream() or a streamer at a new
+    feature size is refused, not answered by a re-created handle."""
+    act = nn.Activation("relu")
+    act(np.ones((2, 3), np.float32))
+    act.close()
+    for size in (3, 5):
+        with pytest.raises(RuntimeError, match="Activation was closed"):
+            act(np.ones((2, size), np.float32))
+    model = nn.Sequential([nn.Activation("tanh"), nn.Dense(2, input_dim=4)])
+    chunk = np.ones((1, 2, 4), np.float32)
+    model.stream(chunk)
+    model.layers[0].close()
+    with pytest.raises(RuntimeError, match="Activation was closed"):
+        model.stream(chunk)
+    with pytest.raises(RuntimeError, match="Activation was closed"):
+        model.streamer(steps=2, features=4)
