@@ -45,8 +45,9 @@ FIXTURES_ENV = "NNTK_FIXTURES"
 # The whole committed set: 6.8 MiB in Dec 2026, of which 0.6 MiB the kernel sweep (the
 # Conv1D products at every tile and one-row block of every table), 0.9 MiB the one
 # Dense case large enough for OpenBLAS (128³ multiply-adds: the smallest such product)
-# and 0.6 MiB the six layers of issue 13 §6.
-MAX_TOTAL_BYTES = 7 * 2**20
+# and 0.6 MiB the six layers of issue 13 §6; 7.1 MiB since the one-row K-block buckets
+# of the Dense spec (three cases of 31-33 x 97, 55 KiB each: their float64 gradients).
+MAX_TOTAL_BYTES = 7.5 * 2**20
 ORIGINS = ("sweep", "bucket", "random", "regression")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 

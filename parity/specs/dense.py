@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from parity.blocking import around, boundaries, kernel_constants, tile_heights
+from parity.blocking import around, boundaries, kernel_constants, kernel_tables, tile_heights
 from parity.case import Bucket, Case
 from parity.compare import Tolerance
 from parity.spec import LayerSpec
@@ -61,7 +61,29 @@ class DenseSpec(LayerSpec):
             ),
             *self.row_buckets(),
             *self.blas_buckets(),
+            *self.row_k_buckets(),
         ]
+
+    def row_k_buckets(self) -> list[Bucket]:
+        """A one-row product wider than one block of row_cols columns runs its K rows in
+        blocks of row_k_block rows, each through every column block (a table whose
+        row_k_block is below its k_block: a boundary of its own). Input features around
+        each such block, at batch 1, units one above that table's row_cols."""
+        buckets = []
+        for table in kernel_tables().values():
+            if table["row_k_block"] >= table["k_block"]:
+                continue
+            wide = table["row_cols"] + 1
+            buckets += Bucket.sizes(
+                "input_dim",
+                around([table["row_k_block"]]),
+                lambda c, wide=wide: self.lean(c, rows=1, units=wide),
+                (
+                    f"one row, units={wide}",
+                    lambda c, wide=wide: c.batch * c.steps == 1 and c.config["units"] == wide,
+                ),
+            )
+        return buckets
 
     def blas_buckets(self) -> list[Bucket]:
         """Where the library is built with OpenBLAS, one case whose training products
