@@ -812,7 +812,9 @@ TABLE_CONSTANTS = (
     "row_cols",
     "row_k_block",
     "cell_block",
+    "packed_stride",
 )
+MAY_BE_ZERO = ("packed_stride",)  # 0: the table never takes that path (never packs B)
 
 
 def tables_this_machine_runs() -> list[str]:
@@ -823,13 +825,15 @@ def tables_this_machine_runs() -> list[str]:
 
 def kernel_constants_problems() -> list[str]:
     """Every table this machine runs is described by NNTKKernelConstants, each constant a
-    size (>= 1), a tile's and a row's columns whole vectors (the masked last one included)."""
+    size (>= 1, or >= 0 for MAY_BE_ZERO), a tile's and a row's columns whole
+    vectors (the masked last one included)."""
     text = raw("NNTKKernelConstants")().decode()
     constants = {k: v for k, _, v in (line.partition("=") for line in text.split())}
     found = []
     for isa in tables_this_machine_runs():
         table = {name: constants.get(f"{isa}.{name}") for name in TABLE_CONSTANTS}
-        if not all(v is not None and v.isdigit() and int(v) >= 1 for v in table.values()):
+        least = {name: 0 if name in MAY_BE_ZERO else 1 for name in table}
+        if not all(v is not None and v.isdigit() and int(v) >= least[k] for k, v in table.items()):
             found.append(f"NNTKKernelConstants: the {isa} table is described as {table}")
             continue
         for name in ("tile_cols", "row_cols"):

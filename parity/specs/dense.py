@@ -62,6 +62,7 @@ class DenseSpec(LayerSpec):
             *self.row_buckets(),
             *self.blas_buckets(),
             *self.row_k_buckets(),
+            *self.packed_buckets(),
         ]
 
     def row_k_buckets(self) -> list[Bucket]:
@@ -82,6 +83,29 @@ class DenseSpec(LayerSpec):
                     f"one row, units={wide}",
                     lambda c, wide=wide: c.batch * c.steps == 1 and c.config["units"] == wide,
                 ),
+            )
+        return buckets
+
+    def packed_buckets(self) -> list[Bucket]:
+        """A table that packs B (packed_stride > 0) copies each block of the kernel into a
+        contiguous one when its rows are packed_stride floats apart (units) and two row
+        tiles or more read it: rows one above the table's tile height, two input
+        features (the copy's rows: a row's offset is seen from the second)."""
+        buckets = []
+        for table in kernel_tables().values():
+            stride, rows = table["packed_stride"], table["tile_rows"] + 1
+            if stride == 0 or table["tile_rows"] == 1:
+                continue
+            buckets.append(
+                Bucket(
+                    f"units={stride}, rows={rows} (packed B)",
+                    lambda c, stride=stride, rows=rows: (
+                        c.config["units"] == stride and c.batch * c.steps == rows
+                    ),
+                    lambda c, stride=stride, rows=rows: self.lean(
+                        c, rows=rows, units=stride, input_dim=2
+                    ),
+                )
             )
         return buckets
 

@@ -39,6 +39,9 @@ typedef struct NNTKKernels {
     int32_t row_cols;   /* columns per block of a one-row product (M = 1) */
     int32_t row_k_block; /* K chunk of a one-row product wider than row_cols */
     int32_t cell_block; /* units per block of the fused GRU/LSTM cells */
+    /* matmul copies each block of B into a contiguous one when B's rows are a
+     * multiple of this many floats apart and two row tiles or more read it; 0: never */
+    int32_t packed_stride;
     /* 1: at batch 1 the recurrent product reads the recurrent kernel from column
      * panels of NNTK_RECURRENT_PANEL (copied at the start of every call, core/recurrent.c);
      * 0: in place, row_cols columns at a time (avx512: its 16-vector rows read the

@@ -309,6 +309,7 @@ static void describe_table(char *text, size_t size, size_t *length, const NNTKKe
     add_line(text, size, length, prefix, "row_cols", k->row_cols);
     add_line(text, size, length, prefix, "row_k_block", k->row_k_block);
     add_line(text, size, length, prefix, "cell_block", k->cell_block);
+    add_line(text, size, length, prefix, "packed_stride", k->packed_stride);
 }
 
 NNTK_API const char *NNTKKernelConstants(void) {
