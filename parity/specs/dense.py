@@ -63,6 +63,7 @@ class DenseSpec(LayerSpec):
             *self.blas_buckets(),
             *self.row_k_buckets(),
             *self.packed_buckets(),
+            *self.transposed_depth_buckets(),
         ]
 
     def row_k_buckets(self) -> list[Bucket]:
@@ -142,6 +143,20 @@ class DenseSpec(LayerSpec):
                 lambda c, n=n: self.lean(c, rows=n, units=1, input_dim=1),
             )
             for n in rows
+        ]
+
+    def transposed_depth_buckets(self) -> list[Bucket]:
+        """The kernel gradient xᵀ·dy reads x transposed: its K blocks (K = rows) lie a
+        column stride apart, which one input feature (stride 1: row_buckets' depth
+        cases) cannot tell from a row stride. Rows around the K block with two
+        features, which also puts M = 2 on the tiles."""
+        return [
+            Bucket(
+                f"rows={n}, input_dim=2",
+                lambda c, n=n: c.batch * c.steps == n and c.config["input_dim"] >= 2,
+                lambda c, n=n: self.lean(c, rows=n, units=1, input_dim=2),
+            )
+            for n in around(boundaries("k_block"))
         ]
 
     def lean(self, case: Case, rows: int, **config) -> Case:

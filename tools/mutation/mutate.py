@@ -29,9 +29,11 @@ Each sampled mutant, grouped by file:
    too makes it *equivalent* by trivial compiler equivalence (TCE). Otherwise the
    build whose code changed is the one tested.
 2. `nntk-parity replay` (TF-free) runs against that build (NNTK_CORE_LIB). A failure,
-   a crash (signal) or a timeout (an endless loop) kills it. A mutant of the kernel
-   code that survives the CPU's own table is replayed again under NNTK_ISA=avx2 and
-   NNTK_ISA=generic (each table is a separate code path; CI tests all three).
+   a crash (signal) or a timeout (an endless loop) kills it. A mutant that survives
+   the CPU's own table is replayed again under NNTK_ISA=avx2 and NNTK_ISA=generic:
+   each table is a separate code path in the kernel files, and code outside them
+   takes paths by the table's constants (recurrent.c's panels, read by avx2 and
+   generic only); CI replays under all three (ci/kernel-tables.sh).
 3. A replay survivor (unless --replay-only or listed as equivalent) meets the rest of
    the suite, cheapest first (see `live`): replay on its ASan+UBSan build, the C smoke
    test (tests/c/smoke.c), the C thread test (tests/c/threads.c, one round, not under
@@ -102,7 +104,7 @@ FAULT_FLAGS = {name: ["-DNNTK_ALLOC_FAULTS=ON", *flags] for name, flags in SANIT
 FAULT_LOOP_ARGS = ["1", "100", *sorted(map(str, (ROOT / "fuzz/model_corpus").glob("*.nntk")))]
 # The code compiled into each kernel table (kernels_impl.inc includes vmath.h).
 KERNEL_FILES = {"src/core/kernels_impl.inc", "src/core/vmath.h"}
-ISA_FALLBACKS = ["avx2", "generic"]  # tables below the CPU's own, for kernel mutants
+ISA_FALLBACKS = ["avx2", "generic"]  # tables below the CPU's own, for a replay survivor
 
 # Tests run at the live stage, beside the live ci profile of the affected layers.
 # Every library mutant: the C-API and bad-input contracts, the public API and the cases
@@ -594,7 +596,7 @@ def mutate_one(m: Mutant, builds: Builds, args, replay_timeout: float, equivalen
         result.build = tested
         library = builds.library(tested)
         isas = [None]
-        if m.file in KERNEL_FILES and tested == "default":
+        if tested == "default":
             isas += ISA_FALLBACKS
         for isa in isas:
             label = f"replay (NNTK_ISA={isa})" if isa else "replay"
