@@ -753,6 +753,11 @@ def field_problem(kind, default, low, high, exclusive, enum_count) -> str | None
         return f"BOOL field with range {low}..{high} (exclusive {exclusive}): BOOL is 0 or 1"
     if name == "ENUM" and not (0 <= low <= high <= enum_count - 1 and not exclusive):
         return f"ENUM field with range {low}..{high}: an index into its {enum_count} names"
+    if name == "INT" and (exclusive or not (low >= 1 or (low == 0 and default == 0))):
+        return (
+            f"INT field with range {low}..{high} (exclusive {exclusive}, default {default}): "
+            "a size from 1, or from 0 where 0 is tf.keras's None and the default"
+        )
     if math.isnan(default):
         return None
     if name != "FLOAT" and default != int(default):

@@ -189,8 +189,8 @@ def test_replay_gives_back_every_byte():
 
 
 # -- the layer description ------------------------------------------------------------------
-def _fake_field(change):
-    """c_contract.raw, with NNTKLayerTypeField's outputs for Dense's use_bias changed by
+def _fake_field(change, field_name=b"use_bias"):
+    """c_contract.raw, with NNTKLayerTypeField's outputs for Dense's `field_name` changed by
     change(out) (out: the ctypes outputs by name) after the real call."""
     real_raw = c_contract.raw
     names = ("name", "kind", "default", "min", "max", "min_exclusive", "enum_count")
@@ -203,7 +203,7 @@ def _fake_field(change):
         def fake(type_, field, *outputs):
             status = real(type_, field, *outputs)
             out = {n: o._obj for n, o in zip(names, outputs, strict=True)}
-            if out["name"].value == b"use_bias" and type_ == _dense_index():
+            if out["name"].value == field_name and type_ == _dense_index():
                 change(out)
             return status
 
@@ -231,6 +231,20 @@ def test_the_description_check_catches_a_planted_fault(monkeypatch, change, expe
     assert checked >= len(nn._native.LAYERS)
     assert len(problems) == 1 and problems[0].startswith("NNTKLayerTypeField(Dense, ")
     assert expected in problems[0], problems
+
+
+@pytest.mark.parametrize("low", [-1.0, 0.0], ids=["min -1", "min 0 without a None default"])
+def test_a_size_field_below_one_is_a_description_fault(monkeypatch, low):
+    """A required size (Dense's units: no default) whose range starts below 1 would let
+    a config of 0 or -1 units through; only a field whose default is 0 (tf.keras's
+    None, resolved by the layer) may start at 0. A mutant of activation.c's input_dim
+    range (min 1 -> -1) survived replay before this rule (mutate.py --seed 9)."""
+    monkeypatch.setattr(
+        c_contract, "raw", _fake_field(lambda out: setattr(out["min"], "value", low), b"units")
+    )
+    _, problems = c_contract.description_problems()
+    assert len(problems) == 1 and problems[0].startswith("NNTKLayerTypeField(Dense, ")
+    assert "a size from 1" in problems[0], problems
 
 
 # -- the kernel constants -------------------------------------------------------------------
