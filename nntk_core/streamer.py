@@ -100,13 +100,16 @@ class Streamer:
         self.shape = (batch, steps, features)  # every chunk's
         self._make_chain(keep_states=False)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{CALLER}: the streamer was closed")
+
     # -- the chain and its buffers ------------------------------------------------------
     def _make_chain(self, keep_states: bool) -> LayerChain:
         """A chain over the model's current layers and handles, replacing the old one;
         the state buffers kept when the layers with states keep their sizes, else made
         anew (zeros), or with `keep_states` (states not zeros) a ValueError."""
-        if self._closed:
-            raise RuntimeError(f"{CALLER}: the streamer was closed")
+        self._check_open()
         chain = self._model._new_chain(self.shape, CALLER)
         old = self._chain
         same_layout = old is not None and _state_layout(old) == _state_layout(chain)
@@ -196,26 +199,24 @@ class Streamer:
                     out_arg = _byref(out_c)
             except TypeError:
                 return self._checked_call(chunk, out)
-            initial, final, after = self._step
-            status = _stream(
-                self._handle_arg,
-                self._batch_arg,
-                self._steps_arg,
-                _byref(x_c),
-                initial,
-                out_arg,
-                final,
-            )
-            if status:
-                raise_for_status(status)
-            self._step = after
+            self._run(_byref(x_c), out_arg)
             return out
         return self._checked_call(chunk, out)
 
+    def _run(self, x_arg, out_arg) -> None:
+        """The native call on arguments ready for it: from the current states, the next
+        kept (a failed call raises and keeps them)."""
+        initial, final, after = self._step
+        status = _stream(
+            self._handle_arg, self._batch_arg, self._steps_arg, x_arg, initial, out_arg, final
+        )
+        if status:
+            raise_for_status(status)
+        self._step = after
+
     def _checked_call(self, chunk, out) -> np.ndarray:
         """The call with every argument checked (and converted as stream() converts)."""
-        if self._closed:
-            raise RuntimeError(f"{CALLER}: the streamer was closed")
+        self._check_open()
         x = as_float32(chunk, "chunk")
         if x.shape != self.shape:
             raise ValueError(
@@ -227,19 +228,7 @@ class Streamer:
             out = np.empty(self.output_shape, np.float32)
         else:
             out = check_out(out, self.output_shape, x)
-        initial, final, after = self._step
-        status = _stream(
-            self._handle_arg,
-            self._batch_arg,
-            self._steps_arg,
-            float_ptr(x),
-            initial,
-            float_ptr(out),
-            final,
-        )
-        if status:
-            raise_for_status(status)
-        self._step = after
+        self._run(float_ptr(x), float_ptr(out))
         return out
 
     # -- states -------------------------------------------------------------------------
@@ -248,8 +237,7 @@ class Streamer:
         """Copies of the current states in stream()'s format: per layer with states, in
         model order, the list of its states ([h] or [h, c]), each (batch, units); [] for
         a model without states. Writing into them changes nothing here."""
-        if self._closed:
-            raise RuntimeError(f"{CALLER}: the streamer was closed")
+        self._check_open()
         chain = self._chain
         if not chain.state_floats:
             return []
@@ -268,8 +256,7 @@ class Streamer:
         states=None), or from `states`, in stream()'s format (a list with one entry per
         layer with states, in model order, each that layer's [h] or [h, c] or None =
         zeros), checked as stream() checks them, each error naming states[k]."""
-        if self._closed:
-            raise RuntimeError(f"{CALLER}: the streamer was closed")
+        self._check_open()
         chain = self._current_chain(keep_states=False)
         if states is None:
             self._step = self._from_zeros
