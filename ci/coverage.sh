@@ -102,9 +102,10 @@ measure() { # builds, runs the mode's suite; writes the tables it ran to $REPORT
   pytest -q -p no:cacheprovider tests/test_c_model.py >"$REPORT/c-model.log" ||
     { tail -n 40 "$REPORT/c-model.log"; exit 1; }
   tail -n 1 "$REPORT/c-model.log"
-  # The worker pool (core/threads.c) runs only with a thread count above 1, and replay
-  # runs one thread: the thread-count tests drive it (bitwise equal results for 1-5
-  # threads, every split layer, W4's network; no TensorFlow).
+  # The worker pool (core/threads.c) runs only with a thread count above 1: replay's
+  # "every split" variant splits at 2 threads; the thread-count tests drive the rest
+  # (bitwise equal results for 1-5 threads, every split layer, W4's network, the pool's
+  # resizing; no TensorFlow).
   echo "== coverage: the thread-count tests (tests/test_determinism.py)"
   pytest -q -p no:cacheprovider tests/test_determinism.py \
     -k "thread_count or split_layers or keyword_detector" >"$REPORT/threads.log" ||

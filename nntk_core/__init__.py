@@ -59,6 +59,25 @@ def thread_count() -> int:
     return threads.value
 
 
+def set_split_min_work(min_work: int) -> None:
+    """The least work, in multiply-adds, of a loop the thread pool splits (default
+    2**18; NNTKSetSplitMinWork in nntk/runtime.h). 1 splits every loop the pool can
+    split, 2**62 none; the results are bitwise the same for every value. TypeError /
+    ValueError for a non-integer or a value below 1, NNTKError for one the library
+    refuses (above 2**62)."""
+    min_work = check_positive_int(min_work, "min_work")
+    if min_work > 2**63 - 1:
+        raise ValueError(f"min_work must fit an int64, got {min_work}")
+    lib.NNTKSetSplitMinWork(min_work)
+
+
+def split_min_work() -> int:
+    """The value set_split_min_work set (the library's default when never called)."""
+    min_work = ctypes.c_int64()
+    lib.NNTKGetSplitMinWork(ctypes.byref(min_work))
+    return min_work.value
+
+
 # The layer classes (one per layer type of the library; the parity suite's coverage
 # test checks that each has a spec) are this package's names too: nntk_core.GRU ...
 globals().update(LAYER_CLASSES)
@@ -81,7 +100,9 @@ __all__ = [
     "Sequential",
     "set_random_seed",
     "Streamer",
+    "set_split_min_work",
     "set_thread_count",
+    "split_min_work",
     "thread_count",
     "UnsupportedKerasModel",
     *LAYER_CLASSES,

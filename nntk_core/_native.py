@@ -194,6 +194,8 @@ EXTRA_FUNCTIONS: dict[str, tuple] = {
     "NNTKMemoryResetPeak": (None, []),
     "NNTKSetThreadCount": (_STATUS, [c_int32]),
     "NNTKGetThreadCount": (_STATUS, [_INT64_PTR]),
+    "NNTKSetSplitMinWork": (_STATUS, [c_int64]),
+    "NNTKGetSplitMinWork": (_STATUS, [_INT64_PTR]),
     # Losses (nntk/loss.h): kind, from_logits, rows, classes, y_pred, y_true, loss, d_pred.
     "NNTKLossCompute": (
         _STATUS,

@@ -243,7 +243,8 @@ class SequenceVariants:
                 if op.kind != "set_weights":
                     side.layer.set_weights(self.plain.get_weights())
             try:
-                produced = {k: v for k, v in side.apply(op).items() if v is not None}
+                with variant.setting():
+                    produced = {k: v for k, v in side.apply(op).items() if v is not None}
             except Exception as exc:  # a native error fails the variant, reported as such
                 comparisons.append(
                     variants.failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")

@@ -31,12 +31,14 @@ computes the quantities its own way has no handles to vary and runs none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+import nntk_core as nn
 from parity import runner
 from parity.case import Case
 from parity.compare import Comparison, Tolerance, compare
@@ -106,6 +108,8 @@ class Variant:
     applies: Callable[[dict], bool] = lambda config: True
     in_sequences: bool = True
     inference: bool = False
+    # the library's process-wide setting the variant's calls run under
+    setting: Callable[[], AbstractContextManager] = nullcontext
 
 
 def _inference_layer(build, case):
@@ -122,6 +126,34 @@ def _with_capacity(size: Callable[[Case], tuple[int, int]]):
         return layer
 
     return make
+
+
+# The pool's threads in the "every split" variant: two parts per split loop.
+SPLIT_THREADS = 2
+
+
+@contextmanager
+def _every_split() -> Iterator[None]:
+    """SPLIT_THREADS threads, and every loop the pool can split split
+    (NNTKSetSplitMinWork 1, docs/threads.md): the fixtures' small calls take the
+    split paths a default split leaves to calls of 2^18 multiply-adds and more. The
+    process's settings are restored after."""
+    threads, min_work = nn.thread_count(), nn.split_min_work()
+    nn.set_thread_count(SPLIT_THREADS)
+    nn.set_split_min_work(1)
+    try:
+        # A library that accepted the settings but runs without them would pass the
+        # bitwise checks trivially.
+        now = (nn.thread_count(), nn.split_min_work())
+        if now != (SPLIT_THREADS, 1):
+            raise RuntimeError(
+                f"the library reports {now[0]} threads and split_min_work {now[1]} "
+                f"after being set to {SPLIT_THREADS} and 1"
+            )
+        yield
+    finally:
+        nn.set_split_min_work(min_work)
+        nn.set_thread_count(threads)
 
 
 VARIANTS: list[Variant] = [
@@ -146,6 +178,10 @@ VARIANTS: list[Variant] = [
         "no final state",
         lambda build, case: _WithKeywords(build(), call={"final_state": False}),
         lambda config: config.get("return_state") is False,
+    ),
+    # Every split loop in SPLIT_THREADS parts: the thread count never changes a bit.
+    Variant(
+        f"{SPLIT_THREADS} threads, every split", lambda build, case: build(), setting=_every_split
     ),
 ]
 
@@ -196,7 +232,8 @@ def check_variant(
         return layers[-1]
 
     try:
-        produced = _produced_by(variant, spec, case, data, build)
+        with variant.setting():
+            produced = _produced_by(variant, spec, case, data, build)
     except Exception as exc:  # a native error fails the variant, reported as such
         return [failed(variant, f"the native side raised: {type(exc).__name__}: {exc}")]
     finally:

@@ -273,6 +273,8 @@ DECLARED_GLOBALS = {
     # (a result never depends on them: every thread count gives the same bits).
     "pool_now": "worker pool, atomic pointer",
     "pool_busy": "worker pool in use, atomic flag",
+    # NNTKSetSplitMinWork's threshold (atomic; no result depends on it)
+    "split_min_work": "split threshold, atomic",
     # libgcc's CPU feature cache behind __builtin_cpu_supports (the dispatch reads it).
     "__cpu_model": "libgcc CPU features",
     "__cpu_features2": "libgcc CPU features",
@@ -400,6 +402,11 @@ def test_thread_count_above_the_limit_is_refused_by_the_library(threads, one_thr
     assert nn.thread_count() == 3  # unchanged
 
 
+def test_thread_count_at_the_limit_is_accepted(one_thread_after):
+    nn.set_thread_count(64)
+    assert nn.thread_count() == 64
+
+
 @pytest.mark.parametrize(
     ("threads", "error"), [(0, ValueError), (-1, ValueError), (2**31, ValueError), (2.0, TypeError)]
 )
@@ -407,6 +414,40 @@ def test_thread_count_of_a_bad_value_is_refused_by_the_binding(threads, error, o
     with pytest.raises(error, match="threads must"):
         nn.set_thread_count(threads)
     assert nn.thread_count() == 1
+
+
+@pytest.fixture
+def split_min_work_after():
+    """Restores the library's split threshold after the test."""
+    default = nn.split_min_work()
+    yield default
+    nn.set_split_min_work(default)
+
+
+def test_split_min_work_is_set_and_read_back(split_min_work_after):
+    for value in (1, 7, 2**62):
+        nn.set_split_min_work(value)
+        assert nn.split_min_work() == value
+
+
+@pytest.mark.parametrize("value", [2**62 + 1, 2**63 - 1])
+def test_split_min_work_above_the_limit_is_refused_by_the_library(value, split_min_work_after):
+    with pytest.raises(nn.NNTKError) as error:
+        nn.set_split_min_work(value)
+    assert error.value.status == "NNTK_ERROR_INVALID_ARGUMENT"
+    assert error.value.message.startswith("NNTKSetSplitMinWork: min_work must be <= ")
+    assert nn.split_min_work() == split_min_work_after  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (-1, ValueError), (2**63, ValueError), (1.0, TypeError)]
+)
+def test_split_min_work_of_a_bad_value_is_refused_by_the_binding(
+    value, error, split_min_work_after
+):
+    with pytest.raises(error, match="min_work must"):
+        nn.set_split_min_work(value)
+    assert nn.split_min_work() == split_min_work_after
 
 
 # Shapes whose products are large enough to be split by columns (ops.c SPLIT_MIN_MACS)

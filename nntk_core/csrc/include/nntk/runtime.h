@@ -45,6 +45,18 @@ NNTK_API NNTKStatus NNTKSetThreadCount(int32_t threads);
 /* *threads = the count NNTKSetThreadCount set (1 when never called). */
 NNTK_API NNTKStatus NNTKGetThreadCount(int64_t *threads);
 
+/* The least work, in multiply-adds, of a loop the pool splits (min_work in
+ * 1..2^62; default 262144 = 2^18: below it a dispatch costs more than it saves
+ * on the machines measured, docs/threads.md). A device whose threads wake
+ * faster or slower may move it; 1 splits every loop the pool can split, which
+ * is how the fixture replay checks every split against the plain result; 2^62
+ * splits none. Results are bitwise the same for every value. Process-wide.
+ * NNTK_ERROR_INVALID_ARGUMENT outside 1..2^62. */
+NNTK_API NNTKStatus NNTKSetSplitMinWork(int64_t min_work);
+
+/* *min_work = the value NNTKSetSplitMinWork set (262144 when never called). */
+NNTK_API NNTKStatus NNTKGetSplitMinWork(int64_t *min_work);
+
 #ifdef __cplusplus
 }
 #endif

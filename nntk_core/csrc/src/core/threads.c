@@ -22,6 +22,10 @@
 
 /* The most threads NNTKSetThreadCount accepts. */
 #define MAX_THREADS 64
+/* The largest least work NNTKSetSplitMinWork accepts: above any call's work (a
+ * product of three sizes of at most 2^24 each is below 2^72, but the largest tensor
+ * is 2^31 elements, so no loop here reaches 2^62), so it turns the splits off. */
+#define MAX_SPLIT_MIN_WORK ((int64_t)1 << 62)
 /* How long a waiting thread polls before it sleeps (nanoseconds). */
 #define SPIN_NS 50000
 
@@ -55,6 +59,8 @@ struct Pool {
 /* The pool (NULL: one thread) and whether a call is using it. */
 static _Atomic(Pool *) pool_now = NULL;
 static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
+/* The least work nntk_split_rows / nntk_split_columns split (NNTKSetSplitMinWork). */
+static _Atomic int64_t split_min_work = NNTK_SPLIT_MIN_WORK;
 
 static void run_part(NNTKRowsFn fn, void *context, int64_t rows, int parts, int i) {
     const int64_t first = rows * i / parts, end = rows * (i + 1) / parts;
@@ -201,14 +207,14 @@ void nntk_parallel_columns(int64_t n, int64_t width, NNTKRowsFn fn, void *contex
 }
 
 void nntk_split_rows(int64_t work, int64_t rows, NNTKRowsFn fn, void *context) {
-    if (work < NNTK_SPLIT_MIN_WORK)
+    if (work < atomic_load_explicit(&split_min_work, memory_order_relaxed))
         fn(context, 0, rows);
     else
         nntk_parallel_rows(rows, fn, context);
 }
 
 void nntk_split_columns(int64_t work, int64_t n, int64_t width, NNTKRowsFn fn, void *context) {
-    if (work < NNTK_SPLIT_MIN_WORK)
+    if (work < atomic_load_explicit(&split_min_work, memory_order_relaxed))
         fn(context, 0, n);
     else
         nntk_parallel_columns(n, width, fn, context);
@@ -281,5 +287,19 @@ NNTK_API NNTKStatus NNTKGetThreadCount(int64_t *threads) {
     if (s != NNTK_OK) return s;
     const Pool *p = atomic_load_explicit(&pool_now, memory_order_acquire);
     *threads = p ? p->threads : 1;
+    return NNTK_OK;
+}
+
+NNTK_API NNTKStatus NNTKSetSplitMinWork(int64_t min_work) {
+    NNTKStatus s = nntk_check_size("NNTKSetSplitMinWork", "min_work", min_work, MAX_SPLIT_MIN_WORK);
+    if (s != NNTK_OK) return s;
+    atomic_store_explicit(&split_min_work, min_work, memory_order_relaxed);
+    return NNTK_OK;
+}
+
+NNTK_API NNTKStatus NNTKGetSplitMinWork(int64_t *min_work) {
+    NNTKStatus s = nntk_check_pointer("NNTKGetSplitMinWork", "min_work", min_work);
+    if (s != NNTK_OK) return s;
+    *min_work = atomic_load_explicit(&split_min_work, memory_order_relaxed);
     return NNTK_OK;
 }

@@ -6,8 +6,9 @@
 
 #include <stdint.h>
 
-/* The least work a split is made for, in multiply-adds (or elements of a loop doing
- * about as much per element): below it a dispatch costs more than it saves. */
+/* The least work a split is made for by default, in multiply-adds (or elements of a
+ * loop doing about as much per element): below it a dispatch costs more than it saves.
+ * NNTKSetSplitMinWork (nntk/runtime.h) changes it. */
 #define NNTK_SPLIT_MIN_WORK ((int64_t)1 << 18)
 
 /* One part of a split: rows [first, end) of the caller's work. */
@@ -26,7 +27,8 @@ void nntk_parallel_rows(int64_t rows, NNTKRowsFn fn, void *context);
 void nntk_parallel_columns(int64_t n, int64_t width, NNTKRowsFn fn, void *context);
 
 /* nntk_parallel_rows / nntk_parallel_columns when `work` (multiply-adds, or loop
- * elements costing about as much) reaches NNTK_SPLIT_MIN_WORK; below it fn runs over
+ * elements costing about as much) reaches the split's least work (NNTK_SPLIT_MIN_WORK
+ * unless NNTKSetSplitMinWork set another); below it fn runs over
  * everything on the calling thread, as a dispatch would cost more than it saves. */
 void nntk_split_rows(int64_t work, int64_t rows, NNTKRowsFn fn, void *context);
 void nntk_split_columns(int64_t work, int64_t n, int64_t width, NNTKRowsFn fn, void *context);
