@@ -205,11 +205,14 @@ class Buffers:
         return [bytes(a) for a in self.arrays]
 
 
-def call(name: str, args: dict) -> tuple[int, int | None]:
+def call(name: str, args: dict, before=None) -> tuple[int, int | None]:
     """Calls `name` with named arguments; (status, returned handle or None).
-    A constructor's status is NNTKLastStatus() when it returns NULL."""
+    A constructor's status is NNTKLastStatus() when it returns NULL. The thread's last
+    error is cleared first, or set by `before()` (a failing call)."""
     f = API.functions[name]
     raw("NNTKClearError")()
+    if before is not None:
+        before()
     result = raw(name)(*[args[p.name] for p in f.params])
     if f.return_kind == "status":
         return result, None
@@ -687,10 +690,34 @@ def valid_call_problem(world: World, name: str) -> str | None:
     of `name` succeeds; else what went wrong."""
     f = API.functions[name]
     args = world.valid_args(f)
-    status, handle = call(name, args)
+    status, handle = call(name, args, before=earlier_failure)
+    left = success_problem(name) if status == NNTK_OK else None
     if handle:
         raw(API.destroyer_of(f.returned_type).name)(handle)
-    return None if status == NNTK_OK else f"{name}: the valid call fails: {last_error()}"
+    if status != NNTK_OK:
+        return f"{name}: the valid call fails: {last_error()}"
+    return left
+
+
+def earlier_failure() -> None:
+    """A failing call (the thread's last error before a valid call): NNTKSetThreadCount
+    refuses 0 threads."""
+    raw("NNTKSetThreadCount")(0)
+
+
+EARLIER_FAILURE = "NNTKSetThreadCount: threads=0"
+
+
+def success_problem(label: str) -> str | None:
+    """None when the thread's last error is still the earlier failing call's
+    (`earlier_failure`): NNTKLastError names the last *failing* call and stays until
+    the next one (nntk/status.h), so a call that succeeds neither sets nor clears it."""
+    if last_status() == INVALID_ARGUMENT and last_error().startswith(EARLIER_FAILURE):
+        return None
+    return (
+        f"{label} succeeded but changed the last error from the earlier failure's to: "
+        f"status {last_status()}, {last_error()!r}"
+    )
 
 
 def case_problem(world: World, case: Case) -> str | None:
@@ -703,14 +730,15 @@ def case_problem(world: World, case: Case) -> str | None:
     buffers = Buffers()
     args = case.mutate(world, world.valid_args(f, buffers), buffers)
     before = buffers.snapshot()
-    status, handle = call(f.name, args)
+    status, handle = call(f.name, args, before=earlier_failure if case.expect == "ok" else None)
     message = last_error()
+    left = success_problem(case.id) if status == NNTK_OK else None
     if handle:
         raw(API.destroyer_of(f.returned_type).name)(handle)
     if case.expect == "ok":
         if status != NNTK_OK:
             return f"{case.id}: documented optional, refused: {message}"
-        return None
+        return left
     if status == NNTK_OK:
         return f"{case.id} was accepted"
     if handle:

@@ -1,6 +1,8 @@
 """Damaged nntk model files, each with the problem nn.load must name: the cases of
-tests/test_model_file.py, and a replay check (no TensorFlow) that nn.load and the C
-loader (NNTKModelLoad) refuse every one of them.
+tests/test_model_file.py and tests/test_c_model.py, and a replay check (no TensorFlow)
+that nn.load and the C loader (NNTKModelLoad) refuse every one of them, each naming its
+problem. Also valid files (`valid_files`: the JSON text spelled otherwise than nn.save
+spells it, a wrapper layer's file), which both loaders must read with their weights.
 
 `repack` writes a file with another config, version or payload and a *valid*
 checksum, so the loaders' checks behind the checksum are reached."""
@@ -121,7 +123,90 @@ def damaged_files() -> dict[str, tuple[bytes, str]]:
             sequence_after_dropped_steps(),
             r"layers\[1\] \(GRU\) takes \(batch, steps, features\) inputs but layers\[0\]",
         ),
+        # deeper than the C parser's limit (NNTK_JSON_MAX_DEPTH, model/json.h: 64): it
+        # stops there; Python's json reads it and finds no layer object
+        "lists nested 200 deep": (
+            repack(whole, config=b'{"layers": ' + b"[" * 200 + b"]" * 200 + b"}"),
+            r"layers\[0\] is not a JSON object",
+        ),
+        # a name the loaders must decode to quote it: 2-, 4- and 2-byte UTF-8 written
+        # as is, and the same as JSON escapes (the 4-byte one a surrogate pair)
+        "an activation named outside ASCII": (
+            repack(whole, config=with_activation(config, UNKNOWN_NAME, ensure_ascii=False)),
+            f"activation='{UNKNOWN_NAME}' is not one of",
+        ),
+        "an activation named outside ASCII in escapes": (
+            repack(whole, config=with_activation(config, UNKNOWN_NAME, ensure_ascii=True)),
+            f"activation='{UNKNOWN_NAME}' is not one of",
+        ),
     }
+
+
+# A name no activation has, outside ASCII (U+0400 has the bit that tells a 2-byte UTF-8
+# lead's 5 payload bits from 4).
+UNKNOWN_NAME = "\u0400\U0001f642\u00df"
+
+# The C loader's words where they are not nn.load's (a C constructor's own message, or
+# the C parser's): a substring of its message; the other files' C message must match
+# nn.load's pattern.
+C_MESSAGES = {
+    "an argument missing": "the config has no argument 'input_dim'",
+    # small_file()'s Dense(2, input_dim=1), each shape written out
+    "the wrong weight shapes": "the file's weights are not the layer's [kernel (1, 2), bias (2)]",
+    "too few slot bytes": "float32 of slots; its slots for the model's variables hold",
+    "optimizer keys missing": "must have exactly the keys config, iterations, type and",
+    "config not JSON": "the config is not JSON",
+    "lists nested 200 deep": "the config is not JSON (nested too deeply",
+    "an activation named outside ASCII": f"activation is '{UNKNOWN_NAME}', not one of its names",
+    "an activation named outside ASCII in escapes": (
+        f"activation is '{UNKNOWN_NAME}', not one of its names"
+    ),
+}
+
+
+def c_message_problem(name: str, message: str, said: str) -> str | None:
+    """Why the C loader's message `said` for damaged file `name` does not name its
+    problem (None when it does): C_MESSAGES' words, or nn.load's pattern `message`."""
+    if name in C_MESSAGES:
+        return None if C_MESSAGES[name] in said else f"not {C_MESSAGES[name]!r}"
+    return None if re.search(message, said) else f"no match for {message!r}"
+
+
+def with_activation(config: dict, name: str, ensure_ascii: bool) -> bytes:
+    """`config` with its first layer's activation `name`, as JSON text."""
+    first = config["layers"][0]
+    first = {**first, "config": {**first["config"], "activation": name}}
+    return json.dumps({**config, "layers": [first]}, ensure_ascii=ensure_ascii).encode()
+
+
+def valid_files() -> dict[str, tuple[bytes, list[np.ndarray]]]:
+    """name -> (a valid file, the weights both loaders must read from it): files nn.save
+    does not write this way, and a wrapper's as it does (the loaders' other path)."""
+    whole = small_file()
+    config = config_of(whole)
+    # whitespace of every kind between the tokens; an enum value in escapes
+    spaced = json.dumps(config, indent="\t").replace("\n", "\r\n")
+    spaced = spaced.replace('"linear"', '"\\u006c\\u0069near"')
+    wrapper = nn.Sequential([nn.Bidirectional(nn.GRU(2, input_dim=3), merge_mode="concat")])
+    randomize(wrapper, seed=1)
+    return {
+        "tabs, CRLF line ends and escapes in the config": (
+            repack(whole, config=spaced.encode()),
+            weights_of(whole),
+        ),
+        "a Bidirectional GRU as nn.save writes it": (
+            model_file.encode(wrapper),
+            wrapper.get_weights(),
+        ),
+    }
+
+
+def weights_of(whole: bytes) -> list[np.ndarray]:
+    """The weights of a valid file, as nn.load reads them."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "model.nntk"
+        path.write_bytes(whole)
+        return nn.load(path).get_weights()
 
 
 def sequence_after_dropped_steps() -> bytes:
@@ -188,12 +273,15 @@ def damaged() -> dict[str, tuple[bytes, str]]:
 
 def problems() -> tuple[int, list[str]]:
     """(files checked, problems): each damaged file must make nn.load raise
-    ModelFileError naming its problem, and NNTKModelLoad refuse it. (Replay checks
-    around the call that nothing stays allocated.)"""
+    ModelFileError naming its problem, and NNTKModelLoad refuse it naming its problem;
+    each valid file must load in both with its weights, NNTKModelLoad leaving the
+    thread's last error clear (it names failing calls only). (Replay checks around the
+    call that nothing stays allocated.)"""
     from nntk_core._native import lib
 
     found = []
     cases = damaged()
+    valid = valid_files()
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "damaged.nntk"
         for name, (content, message) in cases.items():
@@ -206,9 +294,56 @@ def problems() -> tuple[int, list[str]]:
                     found.append(f"damaged model file '{name}': nn.load said {exc!s:.120}")
             try:
                 handle = lib.NNTKModelLoad(str(path).encode(), 1, 1)
-            except nn.NNTKError:
+            except nn.NNTKError as exc:
                 handle = None
+                why = c_message_problem(name, message, exc.message)
+                if why:
+                    said = f"NNTKModelLoad said {exc.message!r:.160}"
+                    found.append(f"damaged model file '{name}': {said}: {why}")
             if handle:
                 lib.NNTKModelDestroy(handle)
                 found.append(f"damaged model file '{name}': NNTKModelLoad accepted it")
-    return len(cases), found
+        for name, (content, weights) in valid.items():
+            path.write_bytes(content)
+            found += [f"model file '{name}': {p}" for p in valid_file_problems(path, weights)]
+    return len(cases) + len(valid), found
+
+
+def valid_file_problems(path: Path, weights: list[np.ndarray]) -> list[str]:
+    """What nn.load and NNTKModelLoad get wrong about the valid file at `path`, whose
+    weights are `weights`."""
+    import ctypes
+
+    from nntk_core._native import lib
+
+    found = []
+    flat = np.concatenate([w.ravel() for w in weights]).astype(np.float32)
+    try:
+        read = nn.load(path).get_weights()
+        if any(not np.array_equal(a, b) for a, b in zip(read, weights, strict=True)):
+            found.append("nn.load read other weights")
+    except (model_file.ModelFileError, ValueError) as exc:
+        found.append(f"nn.load refused it: {exc!s:.120}")
+    try:  # an earlier failing call: its error must outlive the load (nntk/status.h)
+        lib.NNTKSetThreadCount(0)
+    except nn.NNTKError as exc:
+        earlier = exc.message
+    try:
+        handle = lib.NNTKModelLoad(str(path).encode(), 1, 1)
+    except nn.NNTKError as exc:
+        return [*found, f"NNTKModelLoad refused it: {exc.message:.160}"]
+    try:
+        if lib.NNTKLastError().decode(errors="replace") != earlier:
+            found.append(
+                f"NNTKModelLoad succeeded but changed the thread's last error from the earlier "
+                f"failure's to {lib.NNTKLastError()!r}"
+            )
+        native = np.zeros(flat.size, np.float32)
+        lib.NNTKModelGetWeights(
+            handle, native.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), native.size
+        )
+        if not np.array_equal(native, flat):
+            found.append("NNTKModelLoad read other weights")
+    finally:
+        lib.NNTKModelDestroy(handle)
+    return found

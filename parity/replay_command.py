@@ -66,7 +66,7 @@ def main(args) -> int:
         f"replayed {run.ran} of {plural(run.expected, 'fixture case')} from {directory} "
         f"(references: {run.versions_line()})"
         + (f", {run.contract_calls} C API contract calls" if run.contract_calls else "")
-        + (f" and {run.damaged_files} damaged model files" if run.damaged_files else "")
+        + (f" and {run.model_files} damaged or unusual model files" if run.model_files else "")
         + f" in {elapsed:.2f} s: {verdict}",
         markup=False,
     )

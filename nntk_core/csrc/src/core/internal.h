@@ -21,6 +21,16 @@ NNTKStatus nntk_fail(NNTKStatus status, const char *fmt, ...);
  * `status`. */
 NNTKStatus nntk_relabel(const char *fn, NNTKStatus status);
 
+/* The thread's last error, kept while a call tries something that may fail without the
+ * call failing (NNTKModelLoad's stream chain): NNTKLastError names the last failing
+ * public call and stays until the next one (nntk/status.h), so such a call puts it back. */
+typedef struct {
+    NNTKStatus status;
+    char message[512]; /* status.c's buffer size */
+} NNTKSavedError;
+void nntk_error_save(NNTKSavedError *saved);
+void nntk_error_restore(const NNTKSavedError *saved);
+
 /* Every handle starts with a tag so a handle of the wrong kind (a Dense
  * gradient passed to a Conv1d call, a freed or foreign pointer that still
  * happens to be readable) is refused instead of misused. */

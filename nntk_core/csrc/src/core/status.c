@@ -13,7 +13,7 @@
 #define NNTK_VERSION_STRING "0.0.0"
 #endif
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[sizeof ((NNTKSavedError *)0)->message];
 static _Thread_local NNTKStatus last_status = NNTK_OK;
 
 NNTKStatus nntk_fail(NNTKStatus status, const char *fmt, ...) {
@@ -32,6 +32,16 @@ NNTKStatus nntk_relabel(const char *fn, NNTKStatus status) {
     char inner[sizeof last_error]; /* the message is formatted into last_error itself */
     memcpy(inner, last_error, sizeof inner);
     return nntk_fail(status, "%s: %s", fn, inner);
+}
+
+void nntk_error_save(NNTKSavedError *saved) {
+    saved->status = last_status;
+    memcpy(saved->message, last_error, sizeof saved->message);
+}
+
+void nntk_error_restore(const NNTKSavedError *saved) {
+    last_status = saved->status;
+    memcpy(last_error, saved->message, sizeof last_error);
 }
 
 NNTK_API const char *NNTKLastError(void) { return last_error; }

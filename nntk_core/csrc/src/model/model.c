@@ -78,6 +78,8 @@ static NNTKStatus make_head(const char *fn, NNTKModel *model) {
 /* The streaming chain of the layers (NNTKModelStream); a layer that cannot
  * stream leaves it NULL, its reason kept: not an error of the load. */
 static NNTKStatus make_stream_chain(const char *fn, NNTKModel *model) {
+    NNTKSavedError caller; /* a refused chain is not the load's failure */
+    nntk_error_save(&caller);
     NNTKLayerChain *chain = NNTKLayerChainCreate(model->layers[0].layer, model->max_batch, model->max_steps);
     int32_t i = 0;
     NNTKStatus s = chain != NULL ? NNTK_OK : NNTKLastStatus();
@@ -91,7 +93,7 @@ static NNTKStatus make_stream_chain(const char *fn, NNTKModel *model) {
     const char *reason = strstr(NNTKLastError(), ": layer ");
     snprintf(model->stream_refusal, sizeof model->stream_refusal, "layers[%d] %s", (int)i,
              reason != NULL ? reason + 8 : NNTKLastError());
-    NNTKClearError();
+    nntk_error_restore(&caller);
     return NNTK_OK;
 }
 
