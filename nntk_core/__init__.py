@@ -42,21 +42,32 @@ __version__ = lib.NNTKVersion().decode()
 BACKEND = lib.NNTKBackend().decode()
 
 
+def _set_positive(setter, value, name: str, bits: int) -> None:
+    """setter(value) for a C argument of `bits` bits that must be >= 1: TypeError /
+    ValueError naming `name` for a non-integer, a value below 1 or one it cannot hold."""
+    value = check_positive_int(value, name)
+    if value > 2 ** (bits - 1) - 1:
+        raise ValueError(f"{name} must fit an int{bits}, got {value}")
+    setter(value)
+
+
+def _read_int64(getter) -> int:
+    """What getter(int64_t *) writes."""
+    value = ctypes.c_int64()
+    getter(ctypes.byref(value))
+    return value.value
+
+
 def set_thread_count(threads: int) -> None:
     """Threads the library's training calls may use (default 1); the results are
     bitwise the same for every count (docs/threads.md). TypeError / ValueError for
     a non-integer or a count below 1, NNTKError for one the library refuses."""
-    threads = check_positive_int(threads, "threads")
-    if threads > 2**31 - 1:
-        raise ValueError(f"threads must fit an int32, got {threads}")
-    lib.NNTKSetThreadCount(threads)
+    _set_positive(lib.NNTKSetThreadCount, threads, "threads", 32)
 
 
 def thread_count() -> int:
     """The count set_thread_count set (1 when never called)."""
-    threads = ctypes.c_int64()
-    lib.NNTKGetThreadCount(ctypes.byref(threads))
-    return threads.value
+    return _read_int64(lib.NNTKGetThreadCount)
 
 
 def set_split_min_work(min_work: int) -> None:
@@ -65,17 +76,12 @@ def set_split_min_work(min_work: int) -> None:
     split, 2**62 none; the results are bitwise the same for every value. TypeError /
     ValueError for a non-integer or a value below 1, NNTKError for one the library
     refuses (above 2**62)."""
-    min_work = check_positive_int(min_work, "min_work")
-    if min_work > 2**63 - 1:
-        raise ValueError(f"min_work must fit an int64, got {min_work}")
-    lib.NNTKSetSplitMinWork(min_work)
+    _set_positive(lib.NNTKSetSplitMinWork, min_work, "min_work", 64)
 
 
 def split_min_work() -> int:
     """The value set_split_min_work set (the library's default when never called)."""
-    min_work = ctypes.c_int64()
-    lib.NNTKGetSplitMinWork(ctypes.byref(min_work))
-    return min_work.value
+    return _read_int64(lib.NNTKGetSplitMinWork)
 
 
 # The layer classes (one per layer type of the library; the parity suite's coverage
