@@ -87,6 +87,10 @@ class Streamer:
         self._chain: LayerChain | None = None
         self._closed = False
         self.output_shape: tuple[int, ...] | None = None  # the chain's (made below)
+        from nntk_core.model import Sequential  # (model.py imports this module)
+
+        if not isinstance(model, Sequential):
+            raise TypeError(f"{CALLER}: model must be an nntk_core.Sequential, got {model!r:.80}")
         batch = check_positive_int(batch, "batch")
         steps = check_positive_int(steps, "steps")
         if features is None:

@@ -211,7 +211,9 @@ def test_random_arguments_give_only_documented_exceptions(name, data):
     function = API[name]
     args, kwargs = draw_arguments(data, function)
     made = call(function, args, kwargs)
-    if made is not None and not isinstance(made, BaseException):
+    # Only the package's own objects: the methods of a returned int or array are
+    # Python's and numpy's (split_min_work's 262144.to_bytes() overflows one byte).
+    if type(made).__module__.split(".")[0] == "nntk_core":
         exercise(data, made)
 
 

@@ -139,6 +139,14 @@ def test_the_streamer_is_stream_frame_by_frame(name, batch):
             assert same_states(s.states, kept, model)
 
 
+@pytest.mark.parametrize("model", [None, [nn.Dense(2, input_dim=3)], nn.Dense(2, input_dim=3)])
+def test_a_streamer_of_something_else_than_a_sequential_is_refused_naming_model(model):
+    with pytest.raises(
+        TypeError, match="Sequential.streamer: model must be an nntk_core.Sequential"
+    ):
+        nn.Streamer(model)
+
+
 def test_a_new_output_is_not_overwritten_and_states_are_copies():
     """Without out each call returns a new array; the states property gives copies:
     writing into them changes neither the object's states nor the next output."""
