@@ -5,8 +5,8 @@ of `nntk_core.losses` and `nntk_core.optimizers`: the layers, `Sequential`, the
 losses, the optimizers, `set_random_seed`, ...) is called with arguments of random
 types and values: plausible ones (small sizes, known option names, arrays of
 fitting rank) mixed with wrong types, extreme integers, NaN, empty and ragged
-arrays, other layers. Every object that gets built then has a random sequence of
-its public methods called (`__call__`, `backward`, `stream`, `set_weights`,
+arrays, other layers. Every object of the package that gets built then has a random
+sequence of its public methods called (`__call__`, `backward`, `stream`, `set_weights`,
 `train_step`, `apply_gradients`, `close`, ...), the same way, and every property
 set. The only exceptions allowed out are the documented ones (DOCUMENTED below):
 `TypeError`, `ValueError`, `RuntimeError` and its subclass `nntk_core.NNTKError`.
