@@ -28,10 +28,19 @@ def randomize(model: nn.Sequential, seed: int = 0) -> None:
     )
 
 
+def encoded(model: nn.Sequential) -> bytes:
+    """The model's file, the model closed after (its native memory freed now, not when
+    the garbage collector finds it: replay measures what each check leaves)."""
+    try:
+        return model_file.encode(model)
+    finally:
+        model.close()
+
+
 def small_file() -> bytes:
     model = nn.Sequential([nn.Dense(2, input_dim=1)])
     randomize(model)
-    return model_file.encode(model)
+    return encoded(model)
 
 
 def split(whole: bytes) -> tuple[int, bytes, bytes, bytes]:
@@ -189,14 +198,15 @@ def valid_files() -> dict[str, tuple[bytes, list[np.ndarray]]]:
     spaced = spaced.replace('"linear"', '"\\u006c\\u0069near"')
     wrapper = nn.Sequential([nn.Bidirectional(nn.GRU(2, input_dim=3), merge_mode="concat")])
     randomize(wrapper, seed=1)
+    wrapper_weights = wrapper.get_weights()
     return {
         "tabs, CRLF line ends and escapes in the config": (
             repack(whole, config=spaced.encode()),
             weights_of(whole),
         ),
         "a Bidirectional GRU as nn.save writes it": (
-            model_file.encode(wrapper),
-            wrapper.get_weights(),
+            encoded(wrapper),
+            wrapper_weights,
         ),
     }
 
@@ -206,13 +216,13 @@ def weights_of(whole: bytes) -> list[np.ndarray]:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "model.nntk"
         path.write_bytes(whole)
-        return nn.load(path).get_weights()
+        return loaded_weights(path)
 
 
 def sequence_after_dropped_steps() -> bytes:
     """GRU(return_sequences=True) -> GRU, saved, then the first GRU's return_sequences
     set to False in the file: tf.keras refuses a GRU after a layer without a time axis."""
-    whole = model_file.encode(
+    whole = encoded(
         nn.Sequential([nn.GRU(2, input_dim=2, return_sequences=True), nn.GRU(2, input_dim=2)])
     )
     config = config_of(whole)
@@ -236,7 +246,11 @@ def trained_small_model(optimizer, steps: int = 3):
 def damaged_optimizer_files():
     optimizer = nn.optimizers.Adam(learning_rate=1e-2)
     model, _, _ = trained_small_model(optimizer)
-    whole = model_file.encode(model, optimizer)
+    try:
+        whole = model_file.encode(model, optimizer)
+    finally:  # native memory freed now (see `encoded`)
+        model.close()
+        optimizer.close()
     config = config_of(whole)
     entry = config["optimizer"]
     slots = split(whole)[3]
@@ -287,7 +301,7 @@ def problems() -> tuple[int, list[str]]:
         for name, (content, message) in cases.items():
             path.write_bytes(content)
             try:
-                nn.load(path)
+                nn.load(path).close()
                 found.append(f"damaged model file '{name}': nn.load accepted it")
             except model_file.ModelFileError as exc:
                 if not re.search(message, str(exc)):
@@ -309,6 +323,17 @@ def problems() -> tuple[int, list[str]]:
     return len(cases) + len(valid), found
 
 
+def loaded_weights(path: Path) -> list[np.ndarray]:
+    """nn.load's weights of the file at `path`, the model closed after (its native
+    memory freed now, not when the garbage collector finds it: replay measures each
+    case's)."""
+    model = nn.load(path)
+    try:
+        return model.get_weights()
+    finally:
+        model.close()
+
+
 def valid_file_problems(path: Path, weights: list[np.ndarray]) -> list[str]:
     """What nn.load and NNTKModelLoad get wrong about the valid file at `path`, whose
     weights are `weights`."""
@@ -319,7 +344,7 @@ def valid_file_problems(path: Path, weights: list[np.ndarray]) -> list[str]:
     found = []
     flat = np.concatenate([w.ravel() for w in weights]).astype(np.float32)
     try:
-        read = nn.load(path).get_weights()
+        read = loaded_weights(path)
         if any(not np.array_equal(a, b) for a, b in zip(read, weights, strict=True)):
             found.append("nn.load read other weights")
     except (model_file.ModelFileError, ValueError) as exc:

@@ -34,6 +34,7 @@ made unimportable; ci/replay-no-tf.sh in a virtual environment without it).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -227,6 +228,10 @@ def replay(
     run = ReplayRun(directory, main)
     real_library = backend is None and not backends and not layers and kinds is None
     backends = {"layers": backend, **(backends or {})}
+    # Each case's native bytes are measured before and after it: the caller's garbage
+    # (a closed-over model in a reference cycle) is freed now, not inside a case, where
+    # its free would read as the case freeing what it never allocated.
+    gc.collect()
     start = time.perf_counter()
     for kind in selected:
         kind_dir = directory / kind.subdir

@@ -307,6 +307,7 @@ def test_a_valid_file_is_read_with_its_weights(name, tmp_path):
     x = np.linspace(-1, 1, 2 * 3 * model.layers[0].input_dim, dtype=np.float32)
     x = x.reshape(2, 3, -1)
     expected = model(x)
+    model.close()
     with CModel(path, 2, 3) as native:  # (batch, out_steps, features): out_steps 1 kept
         np.testing.assert_array_equal(native(x).reshape(expected.shape), expected)
 
